@@ -11,6 +11,22 @@ from .types import TensorType
 from .verifier import VerifyError, verify
 
 __all__ = [
-    "OPS", "Attr", "DType", "Dim", "Graph", "GraphBuilder", "InterpreterError", "Node", "OpDef", "OpError",
-    "TensorType", "Value", "VerifyError", "get_op", "is_static", "print_graph", "run_graph", "verify",
+    "OPS",
+    "Attr",
+    "DType",
+    "Dim",
+    "Graph",
+    "GraphBuilder",
+    "InterpreterError",
+    "Node",
+    "OpDef",
+    "OpError",
+    "TensorType",
+    "Value",
+    "VerifyError",
+    "get_op",
+    "is_static",
+    "print_graph",
+    "run_graph",
+    "verify",
 ]

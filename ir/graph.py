@@ -21,7 +21,7 @@ class Value:
     """An SSA value. `sym` holds the known contents of small integer tensors
     (shapes being computed), possibly symbolic, for shape inference."""
 
-    __slots__ = ("name", "type", "producer", "const", "sym")
+    __slots__ = ("const", "name", "producer", "sym", "type")
 
     def __init__(
         self,
@@ -55,7 +55,7 @@ class Value:
 
 
 class Node:
-    __slots__ = ("op", "inputs", "outputs", "attrs", "name")
+    __slots__ = ("attrs", "inputs", "name", "op", "outputs")
 
     def __init__(
         self,

@@ -39,7 +39,9 @@ def run_graph(
     return [_lookup(values, v) for v in graph.outputs]
 
 
-def run_node(node: Node, inputs: list[np.ndarray | None], env: Mapping[int, np.ndarray] | None = None) -> list[np.ndarray]:
+def run_node(
+    node: Node, inputs: list[np.ndarray | None], env: Mapping[int, np.ndarray] | None = None
+) -> list[np.ndarray]:
     """Evaluate one node. Subgraph ops read `env` through the `__env__` attribute."""
     op = get_op(node.op)
     attrs = dict(node.attrs)
@@ -80,8 +82,6 @@ def _check_input(value: Value, array: np.ndarray) -> np.ndarray:
     expected = value.type
     if array.dtype != expected.dtype.numpy:
         raise InterpreterError(f"input '{value.name}': expected {expected.dtype.name}, got {array.dtype}")
-    if array.ndim != expected.rank or any(
-        isinstance(d, int) and d != n for d, n in zip(expected.shape, array.shape)
-    ):
+    if array.ndim != expected.rank or any(isinstance(d, int) and d != n for d, n in zip(expected.shape, array.shape)):
         raise InterpreterError(f"input '{value.name}': expected shape {list(expected.shape)}, got {list(array.shape)}")
     return array

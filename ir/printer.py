@@ -1,10 +1,10 @@
 """Stable text form of graphs.
 
-    graph main(%x: f32[batch,3]) {
-      %w = const f32[3,4]
-      %y = MatMul(%x, %w)  # f32[batch,4]
-      return %y
-    }
+graph main(%x: f32[batch,3]) {
+  %w = const f32[3,4]
+  %y = MatMul(%x, %w)  # f32[batch,4]
+  return %y
+}
 """
 
 from __future__ import annotations

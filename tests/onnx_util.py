@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
-
 from aic.frontend.onnx import load_model
 from aic.ir import DType, run_graph, verify
+from onnx import helper
 
 
 def node_model(
@@ -55,7 +54,9 @@ def run_interpreter(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> lis
     return run_graph(graph, feeds)
 
 
-def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6, what: str = "") -> None:
+def assert_close(
+    actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6, what: str = ""
+) -> None:
     """Same dtype and shape, values within tolerance (exact for ints and bools, NaNs equal)."""
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"

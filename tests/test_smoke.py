@@ -4,7 +4,9 @@ from tests.onnx_util import check_node
 
 
 def test_add_broadcast(rng):
-    check_node("Add", {"a": rng.standard_normal((2, 3)).astype(np.float32), "b": rng.standard_normal(3).astype(np.float32)})
+    check_node(
+        "Add", {"a": rng.standard_normal((2, 3)).astype(np.float32), "b": rng.standard_normal(3).astype(np.float32)}
+    )
 
 
 def test_relu(rng):

@@ -28,11 +28,21 @@ class ConvertContext:
     output_names: list[str]
     opset: int
 
-    def emit(self, op: str, inputs: list[Value | None], attrs: dict[str, Any] | None = None,
-             num_outputs: int = 1, final: bool = True) -> list[Value]:
+    def emit(
+        self,
+        op: str,
+        inputs: list[Value | None],
+        attrs: dict[str, Any] | None = None,
+        num_outputs: int = 1,
+        final: bool = True,
+    ) -> list[Value]:
         """Add an aic node. With `final`, its outputs take the ONNX output names."""
         return self.builder.node(
-            op, inputs, attrs, name=self.name, num_outputs=num_outputs,
+            op,
+            inputs,
+            attrs,
+            name=self.name,
+            num_outputs=num_outputs,
             output_names=self.output_names if final else None,
         )
 

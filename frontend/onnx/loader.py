@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
-from onnx import numpy_helper
-
 from aic.ir import DType, Graph, GraphBuilder, OpError, TensorType, Value
+from onnx import numpy_helper
 
 from .converters import ConvertContext, find_converter
 

@@ -21,8 +21,16 @@ def binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], dtypes
         return [np.asarray(fn(a, b)).astype(a.dtype, copy=False)]
 
     return register(
-        OpDef(name, infer, reference, inputs=(2, 2), dtypes=frozenset(dtypes), kind="elementwise",
-              flops=output_numel_flops, doc=doc)
+        OpDef(
+            name,
+            infer,
+            reference,
+            inputs=(2, 2),
+            dtypes=frozenset(dtypes),
+            kind="elementwise",
+            flops=output_numel_flops,
+            doc=doc,
+        )
     )
 
 
@@ -32,11 +40,21 @@ def unary(name: str, fn: Callable[[np.ndarray], np.ndarray], dtypes=NUMERIC_TYPE
         return [np.asarray(fn(x)).astype(x.dtype, copy=False)]
 
     return register(
-        OpDef(name, same_as_input, reference, dtypes=frozenset(dtypes), kind="elementwise",
-              flops=output_numel_flops, doc=doc)
+        OpDef(
+            name,
+            same_as_input,
+            reference,
+            dtypes=frozenset(dtypes),
+            kind="elementwise",
+            flops=output_numel_flops,
+            doc=doc,
+        )
     )
 
 
 Add = binary("Add", np.add)
-Relu = unary("Relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
-             dtypes={d for d in NUMERIC_TYPES if d.is_signed} - {DType.bfloat16})
+Relu = unary(
+    "Relu",
+    lambda x: np.maximum(x, np.zeros((), x.dtype)),
+    dtypes={d for d in NUMERIC_TYPES if d.is_signed} - {DType.bfloat16},
+)

@@ -181,9 +181,7 @@ def infer_node(
     op = get_op(op_name)
     lo, hi = op.inputs
     if len(inputs) < lo or (hi != -1 and len(inputs) > hi):
-        raise OpError(
-            f"{op_name} node '{node_name}': takes {lo}..{'' if hi == -1 else hi} inputs, got {len(inputs)}"
-        )
+        raise OpError(f"{op_name} node '{node_name}': takes {lo}..{'' if hi == -1 else hi} inputs, got {len(inputs)}")
     ctx = InferContext(
         op=op_name,
         node_name=node_name,
