@@ -1,0 +1,97 @@
+"""Compilation targets: what the code is generated for.
+
+A target string is ``"llvm"`` (the host CPU), ``"llvm -mtriple=aarch64-linux-gnu
+-mcpu=neoverse-n1 -mattr=+neon"``, or ``"cuda"`` / ``"cuda -arch=sm_80"``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # "llvm" | "cuda"
+    triple: str = ""
+    cpu: str = ""
+    features: tuple[str, ...] = ()  # LLVM feature flags, e.g. ("+avx2", "+fma")
+    options: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_host(self) -> bool:
+        return self.kind == "llvm" and self.triple == host_triple() and self.cpu == host_cpu()
+
+    @property
+    def vector_bits(self) -> int:
+        """Widest native float vector register, in bits."""
+        if self.kind == "cuda":
+            return 32
+        feats = set(self.features)
+        if "+avx512f" in feats:
+            return 512
+        if "+avx" in feats or "+avx2" in feats:
+            return 256
+        return 128
+
+    def lanes(self, itemsize: int) -> int:
+        """Vector lanes for elements of `itemsize` bytes (AVX2 float32: 8)."""
+        return max(1, self.vector_bits // (8 * itemsize))
+
+    @property
+    def feature_string(self) -> str:
+        return ",".join(self.features)
+
+    def __str__(self) -> str:
+        if self.kind == "cuda":
+            return "cuda" + (f" -arch={self.options['arch']}" if "arch" in self.options else "")
+        return f"llvm -mtriple={self.triple} -mcpu={self.cpu}"
+
+    @staticmethod
+    def parse(text: str | Target | None) -> Target:
+        if isinstance(text, Target):
+            return text
+        words = shlex.split(text or "llvm")
+        kind, opts = words[0], {}
+        for word in words[1:]:
+            key, _, value = word.lstrip("-").partition("=")
+            opts[key] = value
+        if kind == "cuda":
+            return Target("cuda", "nvptx64-nvidia-cuda", opts.get("arch", "sm_80"), (), opts)
+        if kind != "llvm":
+            raise ValueError(f"unknown target kind {kind!r}; expected 'llvm' or 'cuda'")
+        triple = opts.get("mtriple", host_triple())
+        same_machine = triple == host_triple()
+        cpu = opts.get("mcpu", host_cpu() if same_machine else "generic")
+        if "mattr" in opts:
+            features = tuple(f for f in opts["mattr"].split(",") if f)
+        elif same_machine and cpu == host_cpu():
+            features = host_features()
+        else:
+            features = ()
+        return Target("llvm", triple, cpu, features, opts)
+
+
+@cache
+def _llvm():
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    return llvm
+
+
+@cache
+def host_triple() -> str:
+    return _llvm().get_process_triple()
+
+
+@cache
+def host_cpu() -> str:
+    return _llvm().get_host_cpu_name()
+
+
+@cache
+def host_features() -> tuple[str, ...]:
+    return tuple(sorted(f for f in _llvm().get_host_cpu_features().flatten().split(",") if f.startswith("+")))
