@@ -1,6 +1,25 @@
 """The op table. Importing this package registers every op."""
 
-from . import elementwise  # noqa: F401  (registers ops)
+from . import (  # noqa: F401  (registers ops)
+    activation,
+    cast,
+    control,
+    conv,
+    einsum,
+    elementwise,
+    generate,
+    index,
+    linalg,
+    movement,
+    norm,
+    pool,
+    reduce,
+    resize,
+    shape,
+    slicing,
+    softmax,
+    unary,
+)
 from .registry import OPS, REQUIRED, Attr, InferContext, OpDef, OpError, get_op, infer_node, register
 
 __all__ = ["OPS", "REQUIRED", "Attr", "InferContext", "OpDef", "OpError", "get_op", "infer_node", "register"]

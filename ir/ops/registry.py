@@ -117,7 +117,7 @@ class OpDef:
             raise OpError(f"{where}: unknown attribute(s) {unknown}; {self.name} takes {sorted(self.attrs)}")
         out: dict[str, Any] = {}
         for name, spec in self.attrs.items():
-            if name in attrs:
+            if name in attrs and not (attrs[name] is None and spec.default is None):  # None: an absent optional
                 out[name] = _coerce(spec, attrs[name], f"{where} attribute '{name}'")
             elif spec.default is REQUIRED:
                 raise OpError(f"{where}: missing required attribute '{name}'")

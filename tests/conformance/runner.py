@@ -1,0 +1,56 @@
+"""Run one ONNX node case through aic and compare with its expected outputs,
+using the same checks as onnx's BackendTest (shape, dtype, assert_allclose with
+the case's rtol/atol; bfloat16 at two ULPs)."""
+
+from __future__ import annotations
+
+import tempfile
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .cases import NodeCase
+
+
+def compare(expected: list[np.ndarray], actual: list[np.ndarray], rtol: float, atol: float) -> None:
+    assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
+    for i, (out, ref) in enumerate(zip(actual, expected)):
+        np.testing.assert_array_equal(out.shape, ref.shape, err_msg=f"output {i} has incorrect shape")
+        np.testing.assert_equal(out.dtype, ref.dtype)
+        tol = rtol
+        if out.dtype.name == "bfloat16":
+            tol, out, ref = max(rtol, 2**-6), out.astype(np.float32), ref.astype(np.float32)
+        np.testing.assert_allclose(out, ref, rtol=tol, atol=atol)
+
+
+def run_interpreted(case: NodeCase, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from aic.frontend.onnx import load_model
+    from aic.ir import run_graph
+
+    graph = load_model(case.model)
+    return run_graph(graph, {v.name: x for v, x in zip(graph.inputs, inputs)})
+
+
+def run_compiled(case: NodeCase, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    import aic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        module = aic.compile(case.model, output=Path(tmp) / "model.so")
+        names = [i.name for i in module.inputs]
+        return module.run(None, dict(zip(names, inputs)))
+
+
+ENGINES = {"interp": run_interpreted, "aic": run_compiled}
+
+
+def run_case(case: NodeCase, engine: str = "aic") -> tuple[bool, str]:
+    """(passed, one-line reason when not)."""
+    try:
+        for inputs, expected in case.data_sets:
+            compare(expected, ENGINES[engine](case, inputs), case.rtol, case.atol)
+    except Exception as err:
+        last = traceback.extract_tb(err.__traceback__)[-1]
+        first_line = (str(err).strip().splitlines() or [""])[0][:300]
+        return False, f"{type(err).__name__}: {first_line} [{Path(last.filename).name}:{last.lineno}]"
+    return True, ""
