@@ -22,12 +22,23 @@ def _monomial(d: Dim) -> tuple[int, Counter[str]]:
     if isinstance(d, int):
         return d, Counter()
     coeff, factors = 1, Counter[str]()
+    if _has_top_level(d, "+-/"):
+        return 1, Counter({f"({d})": 1})
     for part in _split_top(d):
         if part.isdigit():
             coeff *= int(part)
         else:
             factors[part] += 1
     return coeff, factors
+
+
+def _has_top_level(d: str, chars: str) -> bool:
+    depth = 0
+    for ch in d:
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and ch in chars:
+            return True
+    return False
 
 
 def _split_top(d: str) -> list[str]:
@@ -48,6 +59,8 @@ def _from_monomial(coeff: int, factors: Counter[str]) -> Dim:
     names = sorted(n for n, k in factors.items() for _ in range(k) if k > 0)
     if not names:
         return coeff
+    if coeff == 1 and len(names) == 1 and names[0].startswith("("):
+        return names[0][1:-1]  # a lone sum: "(b+1)" -> "b+1"
     return "*".join(([str(coeff)] if coeff != 1 else []) + names)
 
 

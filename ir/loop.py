@@ -79,10 +79,11 @@ class Expr:
 
 @dataclass(frozen=True, eq=False)
 class Var(Expr):
-    """A loop index or a scalar bound by `Let`."""
+    """A loop index, or a scalar (lanes 1) or vector bound by `Let`."""
 
     name: str
     dtype: DType = INDEX
+    lanes: int = 1
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ Each case runs in a worker process, so a crash costs one case, not the run.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import json
 import re
 import sys
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,10 +25,25 @@ from tests.conformance.cases import node_cases  # noqa: E402
 from tests.conformance.runner import run_case  # noqa: E402
 
 
-def _work(args: tuple[str, str]) -> tuple[str, bool, str, float]:
-    name, engine = args
+FORK = multiprocessing.get_context("fork")  # children inherit the generated cases
+
+
+def _child(name: str, engine: str, conn) -> None:
+    conn.send(run_case(node_cases()[name], engine))
+
+
+def run_isolated(name: str, engine: str, timeout: float) -> tuple[str, bool, str, float]:
+    """Run one case in a child process, so a crash or a hang costs that case only."""
     start = time.perf_counter()
-    ok, why = run_case(node_cases()[name], engine)
+    receive, send = FORK.Pipe(duplex=False)
+    child = FORK.Process(target=_child, args=(name, engine, send))
+    child.start()
+    if receive.poll(timeout):
+        ok, why = receive.recv()
+    else:
+        ok, why = False, f"no result within {timeout:.0f} s" if child.is_alive() else f"crashed (exit {child.exitcode})"
+    child.kill()
+    child.join()
     return name, ok, why, time.perf_counter() - start
 
 
@@ -36,6 +52,7 @@ def main() -> int:
     parser.add_argument("--engine", default="aic", choices=["aic", "interp"])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--filter", default="")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case")
     parser.add_argument("--write", action="store_true", help="update docs/ops.md and README.md")
     parser.add_argument("--json", type=Path, help="write per-case results here")
     args = parser.parse_args()
@@ -43,8 +60,8 @@ def main() -> int:
     cases = node_cases()
     names = [n for n in cases if args.filter in n]
     results: dict[str, tuple[bool, str, float]] = {}
-    with ProcessPoolExecutor(args.jobs, max_tasks_per_child=50) as pool:
-        for name, ok, why, secs in pool.map(_work, [(n, args.engine) for n in names], chunksize=4):
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for name, ok, why, secs in pool.map(lambda n: run_isolated(n, args.engine, args.timeout), names):
             results[name] = (ok, why, secs)
 
     in_scope = [n for n in names if not cases[n].out_of_scope]

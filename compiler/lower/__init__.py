@@ -1,0 +1,10 @@
+"""Lowering graph ops to loop IR: one module per op family, one `Lowering` per op in `LOWERINGS`.
+
+Importing this package registers every lowering.
+"""
+
+from . import contraction, conv, elementwise, generate, index, misc, movement, norm, pool, reduce, resize  # noqa: F401  (register lowerings)
+from .core import LoweringError
+from .table import LOWERINGS, Lowering, lowering_of
+
+__all__ = ["LOWERINGS", "Lowering", "LoweringError", "lowering_of"]

@@ -1,5 +1,6 @@
 """ONNX frontend: ModelProto -> aic Graph."""
 
-from .loader import FrontendError, load_model
+from .errors import FrontendError
+from .loader import load_model
 
 __all__ = ["FrontendError", "load_model"]

@@ -144,7 +144,14 @@ def binary(
     )
 
 
-def variadic(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], dtypes, *, mean: bool = False, sym=None):
+def variadic(
+    name: str,
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    dtypes,
+    *,
+    mean: bool = False,
+    sym: ScalarFn | None = None,
+) -> OpDef:
     """A broadcasting op folding one or more inputs left to right in the working precision
     (`mean` then multiplies by 1/n, as onnxruntime does), rounded once."""
 
@@ -204,42 +211,42 @@ def _bitshift(x: np.ndarray, y: np.ndarray, direction: str) -> np.ndarray:
     return np.where(valid, np.right_shift(x, y), fill)
 
 
-Add = binary("Add", np.add, sym=sym_add)
-Sub = binary("Sub", np.subtract, sym=sym_sub)
-Mul = binary("Mul", np.multiply, sym=sym_mul)
-Div = binary("Div", _divide, sym=sym_div, doc="Integer division truncates toward zero.")
-Mod = binary(
+binary("Add", np.add, sym=sym_add)
+binary("Sub", np.subtract, sym=sym_sub)
+binary("Mul", np.multiply, sym=sym_mul)
+binary("Div", _divide, sym=sym_div, doc="Integer division truncates toward zero.")
+binary(
     "Mod",
     _mod,
     attrs={"fmod": Attr("int", 0, (0, 1))},
     doc="fmod=0: sign of the divisor (floor); fmod=1: sign of the dividend (C fmod).",
 )
-BitShift = binary(
+binary(
     "BitShift",
     _bitshift,
     INT_TYPES,
     attrs={"direction": Attr("string", choices=("LEFT", "RIGHT"))},
     doc="Signed right shifts are arithmetic; shifts outside [0, bits) give the sign fill (0 or -1).",
 )
-BitwiseAnd = binary("BitwiseAnd", np.bitwise_and, INT_TYPES)
-BitwiseOr = binary("BitwiseOr", np.bitwise_or, INT_TYPES)
-BitwiseXor = binary("BitwiseXor", np.bitwise_xor, INT_TYPES)
+binary("BitwiseAnd", np.bitwise_and, INT_TYPES)
+binary("BitwiseOr", np.bitwise_or, INT_TYPES)
+binary("BitwiseXor", np.bitwise_xor, INT_TYPES)
 
-Max = variadic("Max", np.maximum, NUMERIC_TYPES, sym=sym_max)
-Min = variadic("Min", np.minimum, NUMERIC_TYPES, sym=sym_min)
-Sum = variadic("Sum", np.add, FLOAT_TYPES)
-Mean = variadic("Mean", np.add, FLOAT_TYPES, mean=True)
+variadic("Max", np.maximum, NUMERIC_TYPES, sym=sym_max)
+variadic("Min", np.minimum, NUMERIC_TYPES, sym=sym_min)
+variadic("Sum", np.add, FLOAT_TYPES)
+variadic("Mean", np.add, FLOAT_TYPES, mean=True)
 
 # Comparisons and logic -------------------------------------------------------------
 
-Equal = binary("Equal", np.equal, NUMERIC_TYPES | BOOL, out=DType.bool, sym=sym_equal)
-Less = binary("Less", np.less, out=DType.bool, sym=sym_compare(lambda a, b: a < b))
-LessOrEqual = binary("LessOrEqual", np.less_equal, out=DType.bool, sym=sym_compare(lambda a, b: a <= b))
-Greater = binary("Greater", np.greater, out=DType.bool, sym=sym_compare(lambda a, b: a > b))
-GreaterOrEqual = binary("GreaterOrEqual", np.greater_equal, out=DType.bool, sym=sym_compare(lambda a, b: a >= b))
-And = binary("And", np.logical_and, BOOL, sym=ints(lambda a, b: int(bool(a and b))))
-Or = binary("Or", np.logical_or, BOOL, sym=ints(lambda a, b: int(bool(a or b))))
-Xor = binary("Xor", np.logical_xor, BOOL, sym=ints(lambda a, b: int(bool(a) != bool(b))))
+binary("Equal", np.equal, NUMERIC_TYPES | BOOL, out=DType.bool, sym=sym_equal)
+binary("Less", np.less, out=DType.bool, sym=sym_compare(lambda a, b: a < b))
+binary("LessOrEqual", np.less_equal, out=DType.bool, sym=sym_compare(lambda a, b: a <= b))
+binary("Greater", np.greater, out=DType.bool, sym=sym_compare(lambda a, b: a > b))
+binary("GreaterOrEqual", np.greater_equal, out=DType.bool, sym=sym_compare(lambda a, b: a >= b))
+binary("And", np.logical_and, BOOL, sym=ints(lambda a, b: int(bool(a and b))))
+binary("Or", np.logical_or, BOOL, sym=ints(lambda a, b: int(bool(a or b))))
+binary("Xor", np.logical_xor, BOOL, sym=ints(lambda a, b: int(bool(a) != bool(b))))
 
 
 # Pow -----------------------------------------------------------------------------------

@@ -67,7 +67,10 @@ class InferContext:
             return None
         c = self.const(i)
         if c is not None:
-            return [int(v) for v in np.asarray(c).reshape(-1)]
+            c = np.asarray(c)
+            if c.dtype.kind not in "biu" and not np.all(np.isfinite(c)):
+                return None  # not a size: a float constant such as -inf
+            return [int(v) for v in c.reshape(-1)]
         s = self.syms[i] if i < len(self.syms) else None
         return list(s) if s is not None else None
 

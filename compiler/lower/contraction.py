@@ -1,0 +1,319 @@
+"""Lowering of matrix products: MatMul, Gemm, MatMulInteger, Einsum.
+
+Float32 products use a register-tiled micro-kernel: each `rows` x `cols` output tile is
+accumulated in a stack array over the whole K loop (unrolled over rows, vectorized over
+columns, fused multiply-adds), then written through the epilogue. A constant right-hand
+side is packed at compile time into column panels [batch, N/cols, K, cols] (zero padded),
+so the inner loop streams it contiguously. Other types use a plain dot-product nest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import Allocate, Bin, Call, Cast, Expr, For, Load, Stmt, Store
+from aic.ir.ops.einsum import ELLIPSIS, parse_equation
+from aic.ir.schedule import CachePack, MicroKernel, Unroll, Vectorize
+
+from ..loop_util import binop, seq
+from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_error
+from .mathx import add, mul
+from .reduce import accumulate, stack
+from .table import Emit, anchor
+
+ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
+
+
+def micro_kernel(
+    ctx: LowerCtx,
+    ks: list[int],
+    rows: int,
+    width: int,
+    cols: int,
+    a: Callable[[Expr, list[Expr]], Expr],
+    b: Callable[[list[Expr], Expr], Expr],
+    out: Callable[[Expr, Expr, Expr], Stmt],
+) -> Stmt:
+    """acc[r, c] = sum over the k loops (extents `ks`) of a(r, k) * b(k, c), for r < rows, c < width;
+    then out(r, c, acc) for c < cols."""
+    acc = stack(ctx, DType.float32, rows * width)
+
+    def at(r: Expr, c: Expr) -> Expr:
+        return binop("add", binop("mul", r, idx(width)), c)
+
+    zero_value = const(0, DType.float32)
+    zero = ctx.loop(rows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), zero_value), "zc"), "zr")
+    r_var: list[Stmt] = []
+    c_var: list[Stmt] = []
+
+    def row(kk: list[Expr], r: Expr) -> Stmt:
+        av = ctx.let(a(r, kk), "a")
+
+        def col(c: Expr) -> Stmt:
+            return Store(acc, at(r, c), Call("fma", (av, b(kk, c), Load(acc, at(r, c)))))
+
+        loop = ctx.loop(width, col, "c")
+        c_var.append(loop)
+        return loop
+
+    def step(kk: list[Expr]) -> Stmt:
+        loop = ctx.loop(rows, lambda r: row(kk, r), "r")
+        r_var.append(loop)
+        return loop
+
+    main = ctx.loops(ks, step, "k")
+    store = ctx.loop(rows, lambda r: ctx.loop(cols, lambda c: out(r, c, Load(acc, at(r, c))), "sc"), "sr")
+    _hints(ctx, r_var, c_var, width)
+    return Allocate(acc, seq(zero, main, store))
+
+
+def _hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> None:
+    """Unroll the row loop; vectorize the column loop and unroll its whole vectors."""
+    for loop in rows:
+        if isinstance(loop, For):
+            ctx.hints.append(Unroll(loop.var.name))
+    for loop in cols:
+        if not isinstance(loop, For):
+            continue
+        name, lanes = loop.var.name, ctx.lanes
+        while lanes > width:
+            lanes //= 2
+        if lanes >= 4:
+            ctx.hints.append(Vectorize(name, lanes))
+            if width // lanes > 1:
+                ctx.hints.append(Unroll(f"{name}.v"))
+        else:
+            ctx.hints.append(Unroll(name))
+
+
+def tiled_product(
+    ctx: LowerCtx,
+    m: int,
+    n: int,
+    k: int,
+    a: Callable[[Expr, Expr], Expr],
+    b: Callable[[Expr, Expr, Expr], Expr],
+    out: Callable[[Expr, Expr, Expr], Stmt],
+    packed: bool,
+) -> Stmt:
+    """All tiles of an m x n product. `b(k, n0, c)` reads column n0 + c (a packed b reads panel n0 // width);
+    `out(i, j, value)` stores element (i, j)."""
+    width = 2 * ctx.lanes
+    full_m, full_n = m // ROWS * ROWS, n // width * width
+
+    def tile(m0: Expr, rows: int, n0: Expr, cols: int) -> Stmt:
+        w = width if packed else cols
+        return micro_kernel(
+            ctx, [k], rows, w, cols,
+            lambda r, kk: a(binop("add", m0, r), kk[0]),
+            lambda kk, c: b(kk[0], n0, c),
+            lambda r, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
+        )
+
+    def column(n0: Expr, cols: int) -> Stmt:
+        body = ctx.loop(m // ROWS, lambda mo: tile(binop("mul", mo, idx(ROWS)), ROWS, n0, cols), "mo")
+        rest = tile(idx(full_m), m - full_m, n0, cols) if m > full_m else None
+        return seq(body, rest)
+
+    whole = ctx.loop(n // width, lambda no: column(binop("mul", no, idx(width)), width), "no")
+    tail = column(idx(full_n), n - full_n) if n > full_n else None
+    return seq(whole, tail)
+
+
+def pack_columns(b: np.ndarray, width: int) -> np.ndarray:
+    """[..., K, N] -> [..., ceil(N/width), K, width], zero padded."""
+    *batch, kk, n = b.shape
+    panels = -(-n // width)
+    padded = np.zeros((*batch, kk, panels * width), np.float32)
+    padded[..., :n] = b
+    return np.ascontiguousarray(np.moveaxis(padded.reshape(*batch, kk, panels, width), -2, -3))
+
+
+def _dot_nest(ctx: LowerCtx, out_shape: tuple[int, ...], k: int, term: Callable[[list[Expr], Expr], Expr],
+              dtype: DType, emit_at: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """Plain nest: for every output element, a dot product over k."""
+
+    def element(index: list[Expr]) -> Stmt:
+        return accumulate(ctx, [*index, None], [*out_shape, k], lambda i: term(i[:-1], i[-1]),
+                          const(0, dtype), add, lambda s: emit_at(index, s))
+
+    return ctx.loops(out_shape, element)
+
+
+# ---------------------------------------------------------------- MatMul / Gemm
+
+
+def _operand_value(node: Node, i: int) -> np.ndarray | None:
+    v = node.inputs[i] if i < len(node.inputs) else None
+    return None if v is None or v.const is None else np.asarray(v.const)
+
+
+@anchor("MatMul")
+def _matmul(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, y = ins[0], ins[1]
+    assert x is not None and y is not None
+    out_shape = node.outputs[0].type.static_shape
+    a_shape = (1, *x.shape) if x.rank == 1 else x.shape
+    b_shape = (*y.shape, 1) if y.rank == 1 else y.shape
+    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+    batch = out_shape[: len(out_shape) - (x.rank > 1) - (y.rank > 1)]
+
+    def a_at(bi: list[Expr], i: Expr, kk: Expr) -> Expr:
+        return x.at([kk] if x.rank == 1 else [*broadcast_index(bi, x.shape[:-2]), i, kk])
+
+    def b_at(bi: list[Expr], kk: Expr, j: Expr) -> Expr:
+        return y.at([kk] if y.rank == 1 else [*broadcast_index(bi, y.shape[:-2]), kk, j])
+
+    def out_at(bi: list[Expr], i: Expr, j: Expr) -> list[Expr]:
+        return [*bi, *([i] if x.rank > 1 else []), *([j] if y.rank > 1 else [])]
+
+    return _product(ctx, node, batch, m, n, k, a_at, b_at, out_at, _operand_value(node, 1), y.rank,
+                    lambda bi, i, j, v: emit(0, out_at(bi, i, j), v))
+
+
+@anchor("Gemm")
+def _gemm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, y, c = ins[0], ins[1], ins[2] if len(ins) > 2 else None
+    assert x is not None and y is not None
+    ta, tb = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
+    alpha, beta = node.attrs.get("alpha", 1.0), node.attrs.get("beta", 1.0)
+    m, n = node.outputs[0].type.static_shape
+    k = x.shape[0] if ta else x.shape[1]
+    dtype = cdtype(x.dtype)
+    weight = _operand_value(node, 1)
+    if weight is not None and tb:
+        weight = weight.T
+
+    def a_at(bi: list[Expr], i: Expr, kk: Expr) -> Expr:
+        return x.at([kk, i] if ta else [i, kk])
+
+    def b_at(bi: list[Expr], kk: Expr, j: Expr) -> Expr:
+        return y.at([j, kk] if tb else [kk, j])
+
+    def finish(bi: list[Expr], i: Expr, j: Expr, v: Expr) -> Stmt:
+        if alpha != 1.0:
+            v = mul(v, const(alpha, dtype))
+        if c is not None:
+            bias = c.at(broadcast_index([i, j], c.shape))
+            v = add(v, bias if beta == 1.0 else mul(bias, const(beta, dtype)))
+        return emit(0, [i, j], v)
+
+    return _product(ctx, node, (), m, n, k, a_at, b_at, lambda bi, i, j: [i, j], weight, 2, finish)
+
+
+def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, k: int, a_at, b_at, out_at,
+             weight: np.ndarray | None, b_rank: int, finish) -> Stmt:
+    dtype = node.outputs[0].type.dtype
+    if dtype != DType.float32:
+        def term(index: list[Expr], kk: Expr) -> Expr:
+            bi, i, j = _split(index, batch)
+            return mul(a_at(bi, i, kk), b_at(bi, kk, j))
+
+        return _dot_nest(ctx, (*batch, m, n), k, term, cdtype(dtype),
+                         lambda index, s: finish(*_split(index, batch), s))
+    width = 2 * ctx.lanes
+    packed = None
+    if weight is not None and b_rank > 1:
+        packed = ctx.weight(pack_columns(weight.astype(np.float32), width), "w")
+        ctx.hints.extend([MicroKernel(ROWS, width), CachePack(1, width)])
+    else:
+        ctx.hints.append(MicroKernel(ROWS, width))
+    b_batch = () if weight is None or b_rank == 1 else weight.shape[:-2]
+
+    def per_batch(bi: list[Expr]) -> Stmt:
+        def b(kk: Expr, n0: Expr, c: Expr) -> Expr:
+            if packed is None:
+                return b_at(bi, kk, binop("add", n0, c))
+            return packed.at([*broadcast_index(bi, b_batch), binop("div", n0, idx(width)), kk, c])
+
+        return tiled_product(ctx, m, n, k, lambda i, kk: a_at(bi, i, kk), b,
+                             lambda i, j, v: finish(bi, i, j, v), packed is not None)
+
+    return ctx.loops(batch, per_batch, "b")
+
+
+def _split(index: list[Expr], batch: tuple[int, ...]) -> tuple[list[Expr], Expr, Expr]:
+    """(batch index, row, column) of an output index of the plain nest."""
+    nb = len(batch)
+    return index[:nb], index[nb], index[nb + 1]
+
+
+@anchor("MatMulInteger")
+def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, y = ins[0], ins[1]
+    assert x is not None and y is not None
+    za, zb = (ins[i] if len(ins) > i else None for i in (2, 3))
+    out_shape = node.outputs[0].type.static_shape
+    a_shape = (1, *x.shape) if x.rank == 1 else x.shape
+    b_shape = (*y.shape, 1) if y.rank == 1 else y.shape
+    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+    batch = out_shape[: len(out_shape) - (x.rank > 1) - (y.rank > 1)]
+    i32 = DType.int32
+
+    def widen(v: Expr) -> Expr:
+        return Cast(i32, v)
+
+    def term(index: list[Expr], kk: Expr) -> Expr:
+        bi, i, j = index[: len(batch)], index[len(batch)], index[len(batch) + 1]
+        av = widen(x.at([kk] if x.rank == 1 else [*broadcast_index(bi, x.shape[:-2]), i, kk]))
+        bv = widen(y.at([kk] if y.rank == 1 else [*broadcast_index(bi, y.shape[:-2]), kk, j]))
+        if za is not None:
+            av = Bin("sub", av, widen(za.at([i] if za.rank == 1 and za.shape[0] > 1 else [idx(0)] * za.rank)))
+        if zb is not None:
+            bv = Bin("sub", bv, widen(zb.at([j] if zb.rank == 1 and zb.shape[0] > 1 else [idx(0)] * zb.rank)))
+        return mul(av, bv)
+
+    def out(index: list[Expr], s: Expr) -> Stmt:
+        bi, i, j = index[: len(batch)], index[len(batch)], index[len(batch) + 1]
+        return emit(0, [*bi, *([i] if x.rank > 1 else []), *([j] if y.rank > 1 else [])], s)
+
+    return _dot_nest(ctx, (*batch, m, n), k, term, i32, out)
+
+
+# ---------------------------------------------------------------- Einsum
+
+
+@anchor("Einsum")
+def _einsum(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    tensors = [t for t in ins if t is not None]
+    eq = parse_equation(node.attrs["equation"], len(tensors))
+    out_shape = node.outputs[0].type.static_shape
+    sizes: dict[str, int] = {}
+    terms: list[list[str]] = []
+    ell_rank = max((t.rank - len(term) + 1 for t, term in zip(tensors, eq.inputs) if ELLIPSIS in term), default=0)
+    ell = [f"@{i}" for i in range(ell_rank)]
+    for t, term in zip(tensors, eq.inputs):
+        labels: list[str] = []
+        for lab in term:
+            labels.extend(ell[ell_rank - (t.rank - len(term) + 1):] if lab == ELLIPSIS else [lab])
+        for lab, d in zip(labels, t.shape):
+            if d != 1 or lab not in sizes:
+                sizes[lab] = d
+        terms.append(labels)
+    out_labels = [lab for x in eq.output for lab in (ell if x == ELLIPSIS else [x])]
+    summed = [lab for lab in sizes if lab not in out_labels]
+    dtype = cdtype(node.outputs[0].type.dtype)
+    if len(out_labels) != len(out_shape):
+        raise node_error(node, f"cannot match output labels {out_labels} to shape {list(out_shape)}")
+
+    def product(env: dict[str, Expr]) -> Expr:
+        value: Expr | None = None
+        for t, labels in zip(tensors, terms):
+            v = t.at([idx(0) if d == 1 else env[lab] for lab, d in zip(labels, t.shape)])
+            v = v if v.dtype == dtype else Cast(dtype, v)
+            value = v if value is None else mul(value, v)
+        return value if value is not None else const(1, dtype)
+
+    def element(index: list[Expr]) -> Stmt:
+        env = dict(zip(out_labels, index))
+
+        def term(full: list[Expr]) -> Expr:
+            return product({**env, **dict(zip(summed, full[len(index):]))})
+
+        return accumulate(ctx, [*index, *[None] * len(summed)], [*out_shape, *(sizes[s] for s in summed)], term,
+                          const(0, dtype), add, lambda s: emit(0, index, s))
+
+    return ctx.loops(out_shape, element)

@@ -1,0 +1,288 @@
+"""Lowering of convolutions: Conv, ConvTranspose, ConvInteger (any number of spatial dims).
+
+Float32 Conv with constant weights and enough output channels per group runs as a direct
+convolution on the matrix-product micro-kernel: a tile is `ROWS` output positions by
+`2 * lanes` output channels; weights are packed at compile time to
+[group, channel tiles, in channels, *kernel, tile width] so each tap is one contiguous
+vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
+no bounds checks. Depthwise and other narrow convolutions use a direct nest whose output
+row vectorizes (stride 1), and ConvTranspose gathers its contributions per output element.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
+from aic.ir.ops.window import Window, make_window
+from aic.ir.schedule import CachePack, MicroKernel
+
+from ..loop_util import binop, select, seq
+from .contraction import ROWS, micro_kernel
+from .core import (
+    BufferTensor,
+    LowerCtx,
+    Tensor,
+    cdtype,
+    clamp,
+    const,
+    delinear,
+    idx,
+    linear,
+    node_error,
+    store,
+)
+from .mathx import add, mul
+from .reduce import accumulate, stack
+from .table import Emit, anchor
+
+
+def window_of(node: Node, kernel: list[int]) -> Window:
+    return make_window(node.attrs, kernel, lambda msg: node_error(node, msg), bool(node.attrs.get("ceil_mode", 0)))
+
+
+def _kernel_shape(node: Node, w: Tensor) -> list[int]:
+    return list(node.attrs.get("kernel_shape") or w.shape[2:])
+
+
+def padded_input(ctx: LowerCtx, x: Tensor, begins: list[int], extents: list[int]) -> tuple[Tensor, Stmt | None]:
+    """x with its spatial axes zero padded (`begins` before, total sizes `extents`), in a scratch buffer."""
+    spatial = x.shape[2:]
+    if list(spatial) == extents:
+        return x, None
+    shape = (*x.shape[:2], *extents)
+    size = int(np.prod(shape))
+    buf = ctx.scratch(x.dtype, size)
+    zero = ctx.loops((size,), lambda i: store(buf, i[0], const(0, x.dtype)), "z")
+
+    def copy(index: list[Expr]) -> Stmt:
+        to = [*index[:2], *(binop("add", i, idx(b)) for i, b in zip(index[2:], begins))]
+        return store(buf, linear(to, shape), x.at(index))
+
+    return BufferTensor(shape, x.dtype, lambda: buf), seq(zero, ctx.loops(x.shape, copy, "p"))
+
+
+@anchor("Conv")
+def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, w = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    assert x is not None and w is not None
+    kernel = _kernel_shape(node, w)
+    window = window_of(node, kernel)
+    out_shape = node.outputs[0].type.static_shape
+    outs = list(out_shape[2:])
+    pads = [window.pad_amounts(i, d) for i, d in enumerate(x.shape[2:])]
+    extents = [max(b + d + e, (o - 1) * s + span)
+               for (b, e), d, o, s, span in zip(pads, x.shape[2:], outs, window.strides, window.spans)]
+    xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
+    group = node.attrs.get("group", 1)
+    weights = node.inputs[1].const if node.inputs[1] is not None else None
+    ocg = out_shape[1] // group
+    dtype = cdtype(x.dtype)
+
+    def finish(index: list[Expr], v: Expr) -> Stmt:
+        if bias is not None:
+            v = add(v, bias.at([index[1]]))
+        return emit(0, index, v)
+
+    if x.dtype == DType.float32 and weights is not None and ocg >= ctx.lanes:
+        body = _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish)
+    else:
+        body = _conv_direct(ctx, xp, w, window, out_shape, group, dtype, finish)
+    return seq(prep, body)
+
+
+def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
+    """Offset within one padded input plane of kernel tap `taps`."""
+    strides = [int(np.prod(padded[i + 1:])) for i in range(len(padded))]
+    off: Expr = idx(0)
+    for t, d, st in zip(taps, window.dilations, strides):
+        off = binop("add", off, binop("mul", t, idx(d * st)))
+    return off
+
+
+def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
+                group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    n_batch, channels = xp.shape[:2]
+    if not isinstance(xp, BufferTensor):
+        raise node_error(node, "the input must be materialized")
+    source = xp.buffer
+    padded = list(xp.shape[2:])
+    icg = channels // group
+    oc, kernel = weights.shape[0], list(weights.shape[2:])
+    ocg = oc // group
+    width = 2 * ctx.lanes
+    tiles = -(-ocg // width)
+    w = np.zeros((group, tiles * width, icg, *kernel), np.float32)
+    w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
+    w = w.reshape(group, tiles, width, icg, *kernel)
+    packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")
+    ctx.hints.extend([MicroKernel(ROWS, width), CachePack(1, width)])
+    plane = int(np.prod(padded))
+    positions = int(np.prod(outs))
+    full_p, full_c = positions // ROWS * ROWS, ocg // width * width
+    row_strides = [s * int(np.prod(padded[i + 1:])) for i, s in enumerate(window.strides)]
+
+    def per_image(n: Expr, g: Expr) -> Stmt:
+        chan0 = binop("mul", g, idx(icg))
+
+        def tile(p0: Expr, rows: int, c0: Expr, cols: int) -> Stmt:
+            base = stack(ctx, INDEX, rows, "base")
+
+            def setup(r: Expr) -> Stmt:
+                coords = delinear(binop("add", p0, r), outs)
+                off: Expr = idx(0)
+                for c, st in zip(coords, row_strides):
+                    off = binop("add", off, binop("mul", c, idx(st)))
+                return Store(base, r, off)
+
+            def a(r: Expr, ks: list[Expr]) -> Expr:
+                ic, taps = ks[0], ks[1:]
+                plane_start = binop("mul", binop("add", binop("add", binop("mul", n, idx(channels)), chan0), ic),
+                                    idx(plane))
+                return Load(source, binop("add", binop("add", plane_start, Load(base, r)),
+                                              _tap_offset(window, padded, taps)))
+
+            def b(ks: list[Expr], c: Expr) -> Expr:
+                return packed.at([g, binop("div", c0, idx(width)), *ks, c])
+
+            def out(r: Expr, c: Expr, v: Expr) -> Stmt:
+                coords = delinear(binop("add", p0, r), outs)
+                channel = binop("add", binop("mul", g, idx(ocg)), binop("add", c0, c))
+                return finish([n, channel, *coords], v)
+
+            kernel_body = micro_kernel(ctx, [icg, *kernel], rows, width, cols, a, b, out)
+            return Allocate(base, seq(ctx.loop(rows, setup, "pr"), kernel_body))
+
+        def strip(p0: Expr, rows: int) -> Stmt:
+            whole = ctx.loop(ocg // width, lambda t: tile(p0, rows, binop("mul", t, idx(width)), width), "ct")
+            rest = tile(p0, rows, idx(full_c), ocg - full_c) if ocg > full_c else None
+            return seq(whole, rest)
+
+        main = ctx.loop(positions // ROWS, lambda po: strip(binop("mul", po, idx(ROWS)), ROWS), "po")
+        tail = strip(idx(full_p), positions - full_p) if positions > full_p else None
+        return seq(main, tail)
+
+    return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")
+
+
+def _conv_direct(ctx: LowerCtx, xp: Tensor, w: Tensor, window: Window, out_shape: tuple[int, ...], group: int,
+                 dtype: DType, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    icg = w.shape[1]
+    ocg = out_shape[1] // group
+    kernel = list(w.shape[2:])
+    rank = len(kernel)
+
+    def element(index: list[Expr]) -> Stmt:
+        n, oc, o = index[0], index[1], index[2:]
+        chan0 = binop("mul", binop("div", oc, idx(ocg)), idx(icg))
+
+        def term(full: list[Expr]) -> Expr:
+            ic, taps = full[len(index)], full[len(index) + 1:]
+            coords = [binop("add", binop("mul", oi, idx(s)), binop("mul", t, idx(d)))
+                      for oi, t, s, d in zip(o, taps, window.strides, window.dilations)]
+            xv = xp.at([n, binop("add", chan0, ic), *coords])
+            wv = w.at([oc, ic, *taps])
+            return mul(_as(xv, dtype), _as(wv, dtype))
+
+        return accumulate(ctx, [*index, *[None] * (rank + 1)], [*out_shape, icg, *kernel], term, const(0, dtype),
+                          add, lambda s: finish(index, s))
+
+    return ctx.loops(out_shape, element)
+
+
+def _as(v: Expr, dtype: DType) -> Expr:
+    return v if v.dtype == dtype else Cast(dtype, v)
+
+
+@anchor("ConvTranspose")
+def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, w = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    assert x is not None and w is not None
+    kernel = _kernel_shape(node, w)
+    window = window_of(node, kernel)
+    out_shape = node.outputs[0].type.static_shape
+    group = node.attrs.get("group", 1)
+    icg, ocg = x.shape[1] // group, w.shape[1]
+    spatial = x.shape[2:]
+    padding = node.attrs.get("output_padding") or [0] * len(kernel)
+    dtype = cdtype(x.dtype)
+    if node.attrs.get("output_shape") or window.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begins = []
+        for i, (d, o) in enumerate(zip(spatial, out_shape[2:])):
+            total = max(0, window.strides[i] * (d - 1) + padding[i] + window.spans[i] - o)
+            begins.append(total // 2 if window.auto_pad == "SAME_UPPER" else total - total // 2)
+    else:
+        begins = list(window.pads[: len(kernel)])
+
+    def element(index: list[Expr]) -> Stmt:
+        n, oc, o = index[0], index[1], index[2:]
+        g = binop("div", oc, idx(ocg))
+
+        def term(full: list[Expr]) -> Expr:
+            ic, taps = full[len(index)], full[len(index) + 1:]
+            ok: Expr | None = None
+            src = []
+            for oi, t, s, d, b, size in zip(o, taps, window.strides, window.dilations, begins, spatial):
+                num = binop("sub", binop("add", oi, idx(b)), binop("mul", t, idx(d)))
+                q = binop("div", num, idx(s))
+                cond = Bin("and", Bin("ge", num, idx(0)), Bin("lt", q, idx(size)))
+                if s > 1:
+                    cond = Bin("and", cond, Bin("eq", binop("mod", num, idx(s)), idx(0)))
+                ok = cond if ok is None else Bin("and", ok, cond)
+                src.append(clamp(q, 0, size - 1))
+            channel = binop("add", binop("mul", g, idx(icg)), ic)
+            xv = _as(x.at([n, channel, *src]), dtype)
+            wv = _as(w.at([channel, binop("mod", oc, idx(ocg)), *taps]), dtype)
+            return select(ok, mul(xv, wv), const(0, dtype)) if ok is not None else mul(xv, wv)
+
+        def finish(s: Expr) -> Stmt:
+            return emit(0, index, add(s, _as(bias.at([oc]), dtype)) if bias is not None else s)
+
+        return accumulate(ctx, [*index, *[None] * (len(kernel) + 1)], [*out_shape, icg, *kernel], term,
+                          const(0, dtype), add, finish)
+
+    return ctx.loops(out_shape, element)
+
+
+@anchor("ConvInteger")
+def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, w = ins[0], ins[1]
+    assert x is not None and w is not None
+    xz, wz = (ins[i] if len(ins) > i else None for i in (2, 3))
+    i32 = DType.int32
+    kernel = _kernel_shape(node, w)
+    window = window_of(node, kernel)
+    out_shape = node.outputs[0].type.static_shape
+    group = node.attrs.get("group", 1)
+    icg, ocg = w.shape[1], out_shape[1] // group
+    pads = [window.pad_amounts(i, d) for i, d in enumerate(x.shape[2:])]
+    zero_x = _as(xz.at([idx(0)] * xz.rank), i32) if xz is not None else const(0, i32)
+
+    def element(index: list[Expr]) -> Stmt:
+        n, oc, o = index[0], index[1], index[2:]
+        chan0 = binop("mul", binop("div", oc, idx(ocg)), idx(icg))
+        zero_w = _as(wz.at([oc] if wz.rank == 1 and wz.shape[0] > 1 else [idx(0)] * wz.rank), i32) \
+            if wz is not None else const(0, i32)
+
+        def term(full: list[Expr]) -> Expr:
+            ic, taps = full[len(index)], full[len(index) + 1:]
+            ok: Expr | None = None
+            src = []
+            for oi, t, s, d, (b, _), size in zip(o, taps, window.strides, window.dilations, pads, x.shape[2:]):
+                coord = binop("sub", binop("add", binop("mul", oi, idx(s)), binop("mul", t, idx(d))), idx(b))
+                cond = Bin("and", Bin("ge", coord, idx(0)), Bin("lt", coord, idx(size)))
+                ok = cond if ok is None else Bin("and", ok, cond)
+                src.append(clamp(coord, 0, size - 1))
+            xv = Bin("sub", _as(x.at([n, binop("add", chan0, ic), *src]), i32), zero_x)
+            wv = Bin("sub", _as(w.at([oc, ic, *taps]), i32), zero_w)
+            return select(ok, mul(xv, wv), const(0, i32)) if ok is not None else mul(xv, wv)
+
+        return accumulate(ctx, [*index, *[None] * (len(kernel) + 1)], [*out_shape, icg, *kernel], term,
+                          const(0, i32), add, lambda s: emit(0, index, s))
+
+    return ctx.loops(out_shape, element)

@@ -1,0 +1,141 @@
+"""Lowering one fused group to a loop-IR `Kernel`.
+
+External inputs become buffer parameters (created on first read, so inputs used only at
+compile time, like Reshape's shape, cost nothing; one-element constants inline as
+literals). Nodes lower in order to tensors; an anchor writes through `emit`, which runs
+the fused epilogue and stores the group's outputs; a compute-only group stores its
+outputs with one loop nest per output shape.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from aic.ir.graph import Node, Value
+from aic.ir.loop import Buffer, Expr, Kernel, Stmt
+from aic.ir.loop_printer import expr_text
+
+from ..loop_util import seq
+from .core import (
+    BufferTensor,
+    ConstTensor,
+    LowerCtx,
+    MemoTensor,
+    Param,
+    SlotTensor,
+    Tensor,
+    convert,
+    linear,
+    store,
+)
+from .table import lowering_of
+
+
+@dataclass
+class LoweredKernel:
+    kernel: Kernel
+    params: list[Param]  # what each kernel parameter is bound to, in parameter order
+    hints: list[object]  # schedule records the lowering asks for
+
+
+def lower_group(nodes: list[Node], anchor: Node | None, needed: list[Value], name: str, lanes: int) -> LoweredKernel:
+    """Lower `nodes` (topological; the last is the root) storing the root outputs `needed`."""
+    ctx = LowerCtx(lanes)
+    root = nodes[-1]
+    inside = {id(o) for n in nodes for o in n.outputs}
+    reads = Counter(id(v) for n in nodes for v in n.inputs if v is not None)
+    tensors: dict[int, Tensor] = {}
+    out_bufs: dict[int, Buffer] = {}
+    for v in needed:
+        out_bufs[id(v)] = ctx.param("value", v.type.dtype, int(np.prod(v.type.static_shape)), v, "out")
+
+    def tensor_of(v: Value | None) -> Tensor | None:
+        if v is None:
+            return None
+        if id(v) not in tensors and id(v) not in inside:
+            tensors[id(v)] = _external(ctx, v)
+        return tensors[id(v)]
+
+    slots: dict[int, SlotTensor] = {}
+    for node in nodes:
+        ins = [tensor_of(v) for v in node.inputs]
+        if node is anchor:
+            for o in node.outputs:
+                slots[id(o)] = tensors[id(o)] = SlotTensor(o.type.static_shape, o.type.dtype)
+            continue
+        low = lowering_of(node)
+        if node is root and low.root is not None:
+            continue
+        outs = low.fn(ctx, node, ins)
+        for o, t in zip(node.outputs, outs):
+            tensors[id(o)] = MemoTensor(t, ctx) if reads[id(o)] > 1 else t
+
+    def emit_for(source: Node):
+        class _Emit:
+            def needed(self, i: int) -> bool:
+                out = source.outputs[i]
+                return id(out) in out_bufs or (source is not root and reads[id(out)] > 0)
+
+            def __call__(self, i: int, index: list[Expr], value: Expr) -> Stmt:
+                out = source.outputs[i]
+                with ctx.scope() as sc:
+                    value = ctx.let(convert(value, out.type.dtype), "v")
+                    if id(out) in slots:
+                        slots[id(out)].value = value
+                        slots[id(out)].index = [expr_text(e) for e in index]
+                    stores = []
+                    for v in needed:
+                        if v is out or (source is not root and i == 0):
+                            element = value if v is out else tensors[id(v)].at(index)
+                            stores.append(store(out_bufs[id(v)], linear(index, v.type.static_shape), element))
+                    return sc.wrap(seq(*stores))
+
+        return _Emit()
+
+    if anchor is not None:
+        body = lowering_of(anchor).fn(ctx, anchor, [tensor_of(v) for v in anchor.inputs], emit_for(anchor))
+    elif lowering_of(root).root is not None:
+        body = lowering_of(root).root(ctx, root, [tensor_of(v) for v in root.inputs], emit_for(root))
+    else:
+        body = _store_outputs(ctx, needed, tensors, out_bufs)
+    params = _ordered(ctx.params, out_bufs)
+    kernel = Kernel(name, [p.buffer for p in params], body)
+    return LoweredKernel(kernel, params, ctx.hints)
+
+
+def _external(ctx: LowerCtx, v: Value) -> Tensor:
+    shape = v.type.static_shape
+    if v.const is not None and v.const.size == 1:
+        return ConstTensor(shape, v.type.dtype, np.asarray(v.const).reshape(-1)[0].item())
+    buffer: list[Buffer] = []
+
+    def get() -> Buffer:
+        if not buffer:
+            buffer.append(ctx.param("value", v.type.dtype, int(np.prod(shape)), v, "in"))
+        return buffer[0]
+
+    return BufferTensor(shape, v.type.dtype, get)
+
+
+def _store_outputs(ctx: LowerCtx, needed: list[Value], tensors: dict[int, Tensor], bufs: dict[int, Buffer]) -> Stmt:
+    by_shape: dict[tuple[int, ...], list[Value]] = {}
+    for v in needed:
+        by_shape.setdefault(v.type.static_shape, []).append(v)
+    def body(index: list[Expr], values: list[Value]) -> Stmt:
+        return seq(*(store(bufs[id(v)], linear(index, v.type.static_shape), tensors[id(v)].at(index)) for v in values))
+
+    return seq(*(ctx.loops(shape, lambda i, vs=values: body(i, vs)) for shape, values in by_shape.items()))
+
+
+def _ordered(params: list[Param], outputs: dict[int, Buffer]) -> list[Param]:
+    """Inputs, then compile-time weights, then outputs, then scratch buffers."""
+    out_ids = {id(b) for b in outputs.values()}
+
+    def key(p: Param) -> int:
+        if id(p.buffer) in out_ids:
+            return 2
+        return {"value": 0, "weight": 1, "scratch": 3}[p.kind]
+
+    return sorted(params, key=key)

@@ -1,0 +1,299 @@
+"""Lowering of reductions: Reduce*, ArgMax/ArgMin, CumSum, TopK, and the `accumulate`
+helper the normalizations and pools share.
+
+`accumulate` folds `value(index)` over some axes into a stack accumulator. When the
+innermost axis is reduced and long enough it keeps one partial result per vector lane
+(the lane loop vectorizes) and folds the lanes at the end; otherwise it accumulates one
+scalar per output element, which the scheduler vectorizes across output elements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Cast, Expr, If, Load, Scope, Stmt, Store
+
+from ..loop_util import binop, select, seq
+from .core import LowerCtx, Tensor, cdtype, const, idx, static_ints
+from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub
+from .table import Emit, anchor
+
+Combine = Callable[[Expr, Expr], Expr]
+
+
+def stack(ctx: LowerCtx, dtype: DType, size: int, hint: str = "acc") -> Buffer:
+    return Buffer(ctx.fresh(hint), dtype, size, Scope.STACK)
+
+
+def accumulate(
+    ctx: LowerCtx,
+    index: list[Expr],
+    extents: Sequence[int],
+    value: Callable[[list[Expr]], Expr],
+    init: Expr,
+    combine: Combine,
+    then: Callable[[Expr], Stmt],
+) -> Stmt:
+    """Fold `value(index)` over the axes of `index` that are None (sizes in `extents`), then `then(result)`."""
+    free = [a for a, e in enumerate(index) if e is None]
+    acc_dtype = init.dtype
+    last = free[-1] if free else None
+    lanes = ctx.lanes
+    partial = last is not None and last == len(index) - 1 and extents[last] >= 2 * lanes
+
+    def at(sub: dict[int, Expr]) -> list[Expr]:
+        return [sub[a] if e is None else e for a, e in enumerate(index)]
+
+    if not partial:
+        acc = stack(ctx, acc_dtype, 1)
+
+        def body(vs: list[Expr]) -> Stmt:
+            return Store(acc, idx(0), combine(Load(acc, idx(0)), value(at(dict(zip(free, vs))))))
+
+        loops = ctx.loops([extents[a] for a in free], body, "r")
+        with ctx.scope() as sc:
+            done = sc.wrap(then(ctx.let(Load(acc, idx(0)), "s")))
+        return Allocate(acc, seq(Store(acc, idx(0), init), loops, done))
+
+    n = extents[last]
+    acc = stack(ctx, acc_dtype, lanes)
+    outer = free[:-1]
+
+    def row(vs: list[Expr]) -> Stmt:
+        base = dict(zip(outer, vs))
+
+        def lane(c: Expr) -> Stmt:
+            return ctx.loop(lanes, lambda lv: Store(acc, lv, combine(Load(acc, lv), value(
+                at({**base, last: binop("add", binop("mul", c, idx(lanes)), lv)})))), "l")
+
+        whole = ctx.loop(n // lanes, lane, "c")
+        start = n // lanes * lanes
+        tail = ctx.loop(n - start, lambda t: Store(acc, idx(0), combine(Load(acc, idx(0)), value(
+            at({**base, last: binop("add", idx(start), t)})))), "rt")
+        return seq(whole, tail)
+
+    init_lanes = ctx.loop(lanes, lambda lv: Store(acc, lv, init), "l")
+    loops = ctx.loops([extents[a] for a in outer], row, "r")
+    total = stack(ctx, acc_dtype, 1, "sum")
+    fold = seq(
+        Store(total, idx(0), Load(acc, idx(0))),
+        ctx.loop(lanes - 1, lambda lv: Store(total, idx(0), combine(Load(total, idx(0)),
+                                                                     Load(acc, binop("add", lv, idx(1))))), "f"),
+    )
+    with ctx.scope() as sc:
+        done = sc.wrap(then(ctx.let(Load(total, idx(0)), "s")))
+    return Allocate(acc, Allocate(total, seq(init_lanes, loops, fold, done)))
+
+
+def reduce_each(
+    ctx: LowerCtx,
+    shape: Sequence[int],
+    axes: Sequence[int],
+    body: Callable[[list[Expr | None]], Stmt],
+) -> Stmt:
+    """Loop over the kept axes of `shape`; `body` gets the index with reduced axes set to None."""
+    kept = [a for a in range(len(shape)) if a not in axes]
+
+    def inner(vs: list[Expr]) -> Stmt:
+        index: list[Expr | None] = [None] * len(shape)
+        for a, v in zip(kept, vs):
+            index[a] = v
+        return body(index)
+
+    return ctx.loops([shape[a] for a in kept], inner)
+
+
+def out_index(index: Sequence[Expr | None], keepdims: bool) -> list[Expr]:
+    """The output index of a reduction: reduced axes become 0 (keepdims) or disappear."""
+    if keepdims:
+        return [idx(0) if e is None else e for e in index]
+    return [e for e in index if e is not None]
+
+
+# ---------------------------------------------------------------- Reduce*
+
+
+def lowest(dtype: DType) -> float | int | bool:
+    if dtype == DType.bool:
+        return False
+    return -math.inf if dtype.is_float else int(np.iinfo(dtype.numpy).min)
+
+
+def highest(dtype: DType) -> float | int | bool:
+    if dtype == DType.bool:
+        return True
+    return math.inf if dtype.is_float else int(np.iinfo(dtype.numpy).max)
+
+
+def reduce_axes(node: Node, rank: int) -> list[int]:
+    axes = static_ints(node, 1, "axes")
+    if not axes:
+        return [] if node.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
+    return sorted(a % rank for a in axes)
+
+
+_REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+           "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
+
+
+@anchor(*_REDUCE, prologue=True)
+def _reduce(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x = ins[0]
+    assert x is not None
+    axes = reduce_axes(node, x.rank)
+    keep = bool(node.attrs.get("keepdims", 1))
+    dt = cdtype(x.dtype)
+    op = node.op
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+
+    def one(init: float | int | bool, combine: Combine, pre: Callable[[Expr], Expr], post: Callable[[Expr], Expr],
+            index: list[Expr | None], then: Callable[[Expr], Stmt]) -> Stmt:
+        start = const(init, dt)
+        return accumulate(ctx, index, x.shape, lambda i: pre(x.at(i)), start, combine, lambda s: then(post(s)))
+
+    def body(index: list[Expr | None]) -> Stmt:
+        out = out_index(index, keep)
+        if op == "ReduceLogSumExp":
+            def with_peak(m: Expr) -> Stmt:
+                peak = ctx.let(select(Bin("eq", sub(m, m), k(0, m)), m, k(0, m)), "peak")
+                return one(0, add, lambda v: exp(sub(v, peak)), lambda s: add(call("log", s), peak), index,
+                           lambda r: emit(0, out, r))
+
+            return one(lowest(dt), maximum, lambda v: v, lambda s: s, index, with_peak)
+        init, combine, pre, post = _spec(op, dt, count)
+        return one(init, combine, pre, post, index, lambda r: emit(0, out, r))
+
+    return reduce_each(ctx, x.shape, axes, body)
+
+
+def _sqrt(s: Expr) -> Expr:
+    return call("sqrt", s)
+
+
+def _spec(op: str, dt: DType, count: int) -> tuple[float | int | bool, Combine, Callable, Callable]:
+    ident = lambda v: v  # noqa: E731
+    square = lambda v: mul(v, v)  # noqa: E731
+    if op in ("ReduceMax", "ReduceMin"):
+        if dt == DType.bool:
+            return (op == "ReduceMin"), (lambda a, b: Bin("or" if op == "ReduceMax" else "and", a, b)), ident, ident
+        return (lowest(dt) if op == "ReduceMax" else highest(dt)), (maximum if op == "ReduceMax" else minimum), \
+            ident, ident
+    if op == "ReduceProd":
+        return 1, mul, ident, ident
+    pre = {"ReduceL1": absolute, "ReduceL2": square, "ReduceSumSquare": square}.get(op, ident)
+    post: Callable[[Expr], Expr] = ident
+    if op == "ReduceMean":
+        post = (lambda s: div(s, k(count, s))) if count else (lambda s: k(0, s))
+    elif op == "ReduceL2":
+        post = _sqrt if dt.is_float else (lambda s: Cast(dt, _sqrt(Cast(DType.float64, s))))
+    elif op == "ReduceLogSum":
+        post = lambda s: call("log", s)  # noqa: E731
+    return 0, add, pre, post
+
+
+# ---------------------------------------------------------------- ArgMax / ArgMin
+
+
+@anchor("ArgMax", "ArgMin", prologue=True)
+def _arg(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x = ins[0]
+    assert x is not None
+    axis = node.attrs.get("axis", 0) % x.rank
+    keep = bool(node.attrs.get("keepdims", 1))
+    last = bool(node.attrs.get("select_last_index", 0))
+    cmp = ("ge" if last else "gt") if node.op == "ArgMax" else ("le" if last else "lt")
+    dt = cdtype(x.dtype)
+
+    def body(index: list[Expr | None]) -> Stmt:
+        best, where = stack(ctx, dt, 1, "best"), stack(ctx, INDEX, 1, "at")
+
+        def step(r: Expr) -> Stmt:
+            v = ctx.let(x.at([r if e is None else e for e in index]), "x")
+            cur = Load(best, idx(0))
+            better = Bin(cmp, v, cur) if dt != DType.bool else Bin(cmp, Cast(DType.int32, v), Cast(DType.int32, cur))
+            if dt.is_float:  # a NaN wins over everything, first NaN kept
+                better = Bin("and", Bin("or", better, Bin("ne", v, v)), Bin("eq", cur, cur))
+            better = ctx.let(better, "b")
+            return seq(Store(best, idx(0), select(better, v, cur)),
+                       Store(where, idx(0), select(better, r, Load(where, idx(0)))))
+
+        first = [idx(0) if e is None else e for e in index]
+        init = seq(Store(best, idx(0), x.at(first)), Store(where, idx(0), idx(0)))
+        loop = ctx.loop(x.shape[axis] - 1, lambda r: step(binop("add", r, idx(1))), "r")
+        done = emit(0, out_index(index, keep), Load(where, idx(0)))
+        return Allocate(best, Allocate(where, seq(init, loop, done)))
+
+    return reduce_each(ctx, x.shape, [axis], body)
+
+
+# ---------------------------------------------------------------- CumSum
+
+
+@anchor("CumSum", prologue=True)
+def _cumsum(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x = ins[0]
+    assert x is not None
+    axis = (static_ints(node, 1, "axis") or [0])[0] % x.rank
+    n = x.shape[axis]
+    reverse, exclusive = node.attrs.get("reverse", 0), node.attrs.get("exclusive", 0)
+    dt = cdtype(x.dtype)
+
+    def body(index: list[Expr | None]) -> Stmt:
+        acc = stack(ctx, dt, 1)
+
+        def step(r: Expr) -> Stmt:
+            pos = binop("sub", idx(n - 1), r) if reverse else r
+            at = [pos if e is None else e for e in index]
+            before = ctx.let(Load(acc, idx(0)), "prev")
+            after = ctx.let(add(before, x.at(at)), "next")
+            return seq(Store(acc, idx(0), after), emit(0, at, before if exclusive else after))
+
+        return Allocate(acc, seq(Store(acc, idx(0), const(0, dt)), ctx.loop(n, step, "r")))
+
+    return reduce_each(ctx, x.shape, [axis], body)
+
+
+# ---------------------------------------------------------------- TopK
+
+
+@anchor("TopK", epilogue=False)
+def _topk(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x = ins[0]
+    assert x is not None
+    axis = node.attrs.get("axis", -1) % x.rank
+    kk = node.outputs[0].type.static_shape[axis]
+    n = x.shape[axis]
+    cmp = "gt" if node.attrs.get("largest", 1) else "lt"
+    dt = cdtype(x.dtype)
+    if kk == 0:
+        return seq()
+
+    def body(index: list[Expr | None]) -> Stmt:
+        vals, where = stack(ctx, dt, kk, "top"), stack(ctx, INDEX, kk, "at")
+
+        def insert(r: Expr) -> Stmt:
+            v = ctx.let(x.at([r if e is None else e for e in index]), "x")
+            filled = ctx.let(binop("min", r, idx(kk)), "filled")
+
+            def beats(j: Expr) -> Expr:
+                return Bin("or", Bin("ge", j, filled), Bin(cmp, v, Load(vals, j)))
+
+            def slot(jj: Expr) -> Stmt:
+                j = ctx.let(binop("sub", idx(kk - 1), jj), "j")
+                prev = ctx.let(binop("max", binop("sub", j, idx(1)), idx(0)), "p")
+                take_prev = ctx.let(Bin("and", Bin("gt", j, idx(0)), beats(prev)), "shift")
+                shift = seq(Store(vals, j, Load(vals, prev)), Store(where, j, Load(where, prev)))
+                place = If(beats(j), seq(Store(vals, j, v), Store(where, j, r)))
+                return If(take_prev, shift, place)
+
+            return ctx.loop(kk, slot, "q")
+
+        out = ctx.loop(kk, lambda j: seq(emit(0, [j if e is None else e for e in index], Load(vals, j)),
+                                         emit(1, [j if e is None else e for e in index], Load(where, j))), "o")
+        return Allocate(vals, Allocate(where, seq(ctx.loop(n, insert, "r"), out)))
+
+    return reduce_each(ctx, x.shape, [axis], body)

@@ -1,0 +1,113 @@
+"""The lowering table: one `Lowering` per op name.
+
+Three kinds of lowering:
+
+- ``compute``: the op's outputs are expressions of its inputs' elements (elementwise
+  ops, movement, gathers). They fuse freely: a consumer inlines them. `root` may give
+  a better loop structure for when the op is the last node of its kernel (Concat, Split).
+- ``anchor``: the op needs loops of its own (reductions, contractions, normalizations).
+  It writes each output element through an `Emit` callback, which applies the fused
+  elementwise epilogue and stores. A kernel holds at most one anchor.
+- ``alias``: the output is the input's bytes under another shape (Reshape, Squeeze, ...):
+  no kernel, no copy.
+
+Ops that cannot be lowered are registered as ``refused`` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aic.ir.graph import Node
+from aic.ir.loop import Expr, Stmt
+
+from .core import LowerCtx, LoweringError, Tensor, node_error
+
+
+class Emit(Protocol):
+    """Writes element `index` of the anchor's output `i` (after the fused epilogue)."""
+
+    def __call__(self, i: int, index: list[Expr], value: Expr) -> Stmt: ...
+
+    def needed(self, i: int) -> bool: ...
+
+
+ComputeFn = Callable[[LowerCtx, Node, list[Tensor | None]], list[Tensor]]
+AnchorFn = Callable[[LowerCtx, Node, list[Tensor | None], Emit], Stmt]
+
+
+@dataclass(frozen=True)
+class Lowering:
+    kind: str  # "compute" | "anchor" | "alias" | "refused"
+    fn: Callable | None = None
+    root: AnchorFn | None = None  # compute ops: loop structure used when the op ends its kernel
+    elementwise: bool = False  # compute: output element i reads inputs only at broadcast(i)
+    cheap: bool = False  # compute: index arithmetic only, fine to recompute under broadcast
+    prologue: bool = False  # anchor: inputs may be fused compute producers
+    epilogue: bool = True  # anchor: elementwise consumers of output 0 may fuse
+    reason: str = ""  # refused: why
+
+
+LOWERINGS: dict[str, Lowering] = {}
+
+
+def _add(name: str, lowering: Lowering) -> None:
+    if name in LOWERINGS:
+        raise ValueError(f"lowering for {name} registered twice")
+    LOWERINGS[name] = lowering
+
+
+def compute(*names: str, elementwise: bool = False, cheap: bool = False, root: AnchorFn | None = None):
+    def deco(fn: ComputeFn) -> ComputeFn:
+        for name in names:
+            _add(name, Lowering("compute", fn, root, elementwise=elementwise, cheap=cheap))
+        return fn
+
+    return deco
+
+
+def anchor(*names: str, prologue: bool = False, epilogue: bool = True):
+    def deco(fn: AnchorFn) -> AnchorFn:
+        for name in names:
+            _add(name, Lowering("anchor", fn, prologue=prologue, epilogue=epilogue))
+        return fn
+
+    return deco
+
+
+def alias(*names: str) -> None:
+    for name in names:
+        _add(name, Lowering("alias"))
+
+
+def refuse(reason: str, *names: str) -> None:
+    for name in names:
+        _add(name, Lowering("refused", reason=reason))
+
+
+def lowering_of(node: Node) -> Lowering:
+    """The node's lowering; raises a LoweringError for refused or unknown ops."""
+    low = LOWERINGS.get(node.op)
+    if low is None:
+        raise node_error(node, f"no loop-IR lowering for op {node.op}")
+    if low.kind == "refused":
+        raise node_error(node, low.reason)
+    return low
+
+
+def check_lowerable(nodes: list[Node]) -> None:
+    """Raise one error listing every op that cannot be lowered, with counts."""
+    problems: dict[str, list[Node]] = {}
+    for node in nodes:
+        low = LOWERINGS.get(node.op)
+        if low is None or low.kind == "refused":
+            problems.setdefault(node.op, []).append(node)
+    if problems:
+        lines = []
+        for op, bad in sorted(problems.items()):
+            low = LOWERINGS.get(op)
+            why = low.reason if low is not None else "no loop-IR lowering"
+            lines.append(f"  {op} x{len(bad)} (e.g. node '{bad[0].name}'): {why}")
+        raise LoweringError("cannot lower the graph to loop IR:\n" + "\n".join(lines))

@@ -1,0 +1,75 @@
+"""Memory planning: every intermediate buffer gets a byte offset in one arena.
+
+Each buffer lives from the kernel that writes it first to the last kernel that reads it
+(inclusive, so a kernel's inputs and outputs never share bytes). Buffers whose lifetimes
+do not overlap may reuse the same bytes. Placement is greedy by size, largest first,
+each at the lowest 64-byte-aligned offset that does not collide with a placed buffer
+alive at the same time. Views (Reshape, Squeeze, Unsqueeze, Flatten, Identity) are not
+buffers: they extend the lifetime of the buffer they view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALIGN = 64
+
+
+def align(n: int, to: int = ALIGN) -> int:
+    return -(-n // to) * to
+
+
+@dataclass
+class Lifetime:
+    """A buffer of `nbytes` written at step `first` and last read at step `last`."""
+
+    key: object
+    nbytes: int
+    first: int
+    last: int
+
+    def overlaps(self, other: Lifetime) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class ArenaPlan:
+    offsets: dict[object, int] = field(default_factory=dict)
+    peak_bytes: int = 0  # the arena size
+    total_bytes: int = 0  # what separate buffers would take (aligned)
+
+    def report(self) -> str:
+        saved = self.total_bytes - self.peak_bytes
+        n = len(self.offsets)
+        return f"arena {self.peak_bytes} bytes for {n} buffers ({self.total_bytes} unshared, {saved} saved)"
+
+
+def plan_arena(lifetimes: list[Lifetime]) -> ArenaPlan:
+    """Assign offsets so that buffers alive at the same step never share bytes."""
+    plan = ArenaPlan(total_bytes=sum(align(lt.nbytes) for lt in lifetimes))
+    placed: list[tuple[int, int, Lifetime]] = []  # (offset, end, lifetime)
+    order = sorted(lifetimes, key=lambda lt: (-align(lt.nbytes), lt.first, lt.last))
+    for lt in order:
+        size = align(max(lt.nbytes, 1))
+        busy = sorted((o, e) for o, e, other in placed if other.overlaps(lt))
+        offset = 0
+        for o, e in busy:
+            if offset + size <= o:
+                break
+            offset = max(offset, align(e))
+        placed.append((offset, offset + size, lt))
+        plan.offsets[lt.key] = offset
+        plan.peak_bytes = max(plan.peak_bytes, offset + size)
+    return plan
+
+
+def check_plan(lifetimes: list[Lifetime], plan: ArenaPlan) -> None:
+    """Raise AssertionError if two buffers alive at once overlap in memory or misalign."""
+    spans = [(plan.offsets[lt.key], plan.offsets[lt.key] + lt.nbytes, lt) for lt in lifetimes]
+    for o, e, lt in spans:
+        assert o % ALIGN == 0, f"{lt.key} at unaligned offset {o}"
+        assert e <= plan.peak_bytes, f"{lt.key} ends past the arena"
+    for i, (o1, e1, a) in enumerate(spans):
+        for o2, e2, b in spans[i + 1 :]:
+            if a.overlaps(b) and o1 < e2 and o2 < e1 and a.nbytes and b.nbytes:
+                raise AssertionError(f"{a.key} [{o1}, {e1}) and {b.key} [{o2}, {e2}) are alive together")

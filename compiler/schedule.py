@@ -1,0 +1,283 @@
+"""Applying schedule records to kernels, and the rule-based default schedule.
+
+`apply(kernel, record)` is pure: it returns a new kernel whose loop named by the record
+is transformed, and appends the record to ``kernel.attrs["schedule"]``. Directives
+(`MicroKernel`, `CachePack`) were consumed by the lowering and are only recorded.
+
+`default_schedule(kernel, target, hints)`: the lowering's own requests first (a
+contraction asks for its micro-kernel's unroll/vectorize/parallel records), otherwise per
+top-level loop nest: vectorize the innermost loop that allows it (walking outwards), then
+fuse outer loops until there is enough parallel work and make that loop parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from aic.codegen.target import Target
+from aic.ir.loop import INDEX, Allocate, Const, Expr, For, ForKind, If, Kernel, Let, Load, Seq, Stmt, Store, Var
+from aic.ir.schedule import (
+    DIRECTIVES,
+    Bind,
+    Fuse,
+    Parallel,
+    Record,
+    Reorder,
+    ScheduleError,
+    Split,
+    Tile,
+    Unroll,
+    Vectorize,
+)
+
+from .loop_util import binop, exprs_of, static_int, stmts_of, subst_stmt
+from .vectorize import vectorize_loop
+
+PARALLEL_MIN_WORK = 1 << 15  # loop-body executions (times body size) worth waking the thread pool for
+PARALLEL_MIN_EXTENT = 16  # fuse outer loops until the parallel loop has this many iterations
+MAX_UNROLL = 4
+
+
+def apply(kernel: Kernel, record: Record) -> Kernel:
+    body = kernel.body if isinstance(record, DIRECTIVES) else _apply(kernel.body, record)
+    attrs = {**kernel.attrs, "schedule": [*kernel.attrs.get("schedule", []), record]}
+    return Kernel(kernel.name, kernel.params, body, attrs)
+
+
+def apply_all(kernel: Kernel, records: list[Record]) -> Kernel:
+    for r in records:
+        kernel = apply(kernel, r)
+    return kernel
+
+
+def _apply(body: Stmt, r: Record) -> Stmt:
+    match r:
+        case Split(loop=name, factor=f):
+            return _on_loop(body, name, lambda loop: _split(loop, f))
+        case Fuse(outer=a, inner=b):
+            return _on_loop(body, a, lambda loop: _fuse(loop, b))
+        case Reorder(loops=names):
+            return _on_loop(body, names[0], lambda loop: _reorder(loop, names), any_of=names)
+        case Tile(x=x, y=y, fx=fx, fy=fy):
+            for step in (Split(x, fx), Split(y, fy), Reorder((f"{x}.o", f"{y}.o", f"{x}.i", f"{y}.i"))):
+                body = _apply(body, step)
+            return body
+        case Vectorize(loop=name, lanes=n):
+            return _on_loop(body, name, lambda loop: vectorize_loop(loop, n))
+        case Parallel(loop=name):
+            return _on_loop(body, name, lambda loop: replace(loop, kind=ForKind.PARALLEL))
+        case Unroll(loop=name):
+            return _on_loop(body, name, lambda loop: replace(loop, kind=ForKind.UNROLLED))
+        case Bind(loop=name, axis=axis):
+            return _on_loop(body, name, lambda loop: replace(loop, kind=ForKind(axis)))
+    raise ScheduleError(f"unknown schedule record {r!r}")
+
+
+def _on_loop(body: Stmt, name: str, fn: Callable[[For], Stmt], any_of: tuple[str, ...] = ()) -> Stmt:
+    """Rewrite the loop named `name` (the first of `any_of` met, for reorders) with `fn`."""
+    names = set(any_of) or {name}
+    found = []
+
+    def walk(s: Stmt) -> Stmt:
+        match s:
+            case For(var=v) if v.name in names and not found:
+                found.append(v.name)
+                return fn(s)
+            case For(body=b):
+                return replace(s, body=walk(b))
+            case Let(body=b):
+                return Let(s.var, s.value, walk(b))
+            case Allocate(body=b):
+                return Allocate(s.buffer, walk(b))
+            case If(cond=c, then=t, orelse=o):
+                return If(c, walk(t), walk(o) if o is not None else None)
+            case Seq(stmts=stmts):
+                return Seq([walk(x) for x in stmts])
+        return s
+
+    out = walk(body)
+    if not found:
+        raise ScheduleError(f"no loop named {name}")
+    return out
+
+
+def _extent(loop: For) -> int:
+    e = static_int(loop.extent)
+    if e is None:
+        raise ScheduleError(f"loop {loop.var.name} has a dynamic extent")
+    return e
+
+
+def _split(loop: For, f: int) -> Stmt:
+    n = _extent(loop)
+    if f <= 0:
+        raise ScheduleError(f"split factor {f} must be positive")
+    v = loop.var
+    outer, inner = Var(f"{v.name}.o"), Var(f"{v.name}.i")
+    value = binop("add", loop.start, binop("add", binop("mul", outer, Const(f, INDEX)), inner))
+    body = subst_stmt(loop.body, {v: value})
+    if n % f:
+        body = If(binop("lt", value, binop("add", loop.start, Const(n, INDEX))), body)
+    inner_loop = For(inner, Const(f, INDEX), body, loop.kind)
+    return For(outer, Const(-(-n // f), INDEX), inner_loop)
+
+
+def _fuse(loop: For, inner_name: str) -> Stmt:
+    inner = loop.body
+    if not (isinstance(inner, For) and inner.var.name == inner_name):
+        raise ScheduleError(f"loop {inner_name} is not directly inside {loop.var.name}")
+    n_in = _extent(inner)
+    fused = Var(f"{loop.var.name}.{inner_name}")
+    env = {
+        loop.var: binop("add", loop.start, binop("div", fused, Const(n_in, INDEX))),
+        inner.var: binop("add", inner.start, binop("mod", fused, Const(n_in, INDEX))),
+    }
+    return For(fused, Const(_extent(loop) * n_in, INDEX), subst_stmt(inner.body, env))
+
+
+def _reorder(loop: For, names: tuple[str, ...]) -> Stmt:
+    chain: list[For] = []
+    s: Stmt = loop
+    while isinstance(s, For) and len(chain) < len(names):
+        chain.append(s)
+        s = s.body
+    if sorted(lp.var.name for lp in chain) != sorted(names):
+        raise ScheduleError(f"loops {list(names)} are not a perfect nest")
+    by_name = {lp.var.name: lp for lp in chain}
+    body = s
+    for name in reversed(names):
+        lp = by_name[name]
+        body = For(lp.var, lp.extent, body, lp.kind, lp.start)
+    return body
+
+
+# ---------------------------------------------------------------- default rules
+
+
+def default_schedule(kernel: Kernel, target: Target, hints: list[Record] | None = None) -> Kernel:
+    """The kernel with rule-based records applied (listed in ``attrs["schedule"]``).
+
+    The lowering's hints go first; one that does not apply (say, a vectorization over a
+    strided operand) is skipped. The rules then cover the loops the hints left alone."""
+    for record in hints or []:
+        try:
+            kernel = apply(kernel, record)
+        except ScheduleError:
+            continue
+    for nest in _top_loops(kernel.body):
+        kernel = _vectorize_nest(kernel, nest, target)
+    for nest in _top_loops(kernel.body):
+        kernel = _parallelize_nest(kernel, nest)
+    return kernel
+
+
+def _top_loops(s: Stmt) -> Iterator[For]:
+    """Loops not nested in another loop."""
+    match s:
+        case For():
+            yield s
+        case Let(body=b) | Allocate(body=b):
+            yield from _top_loops(b)
+        case If(then=t, orelse=o):
+            yield from _top_loops(t)
+            if o is not None:
+                yield from _top_loops(o)
+        case Seq(stmts=stmts):
+            for x in stmts:
+                yield from _top_loops(x)
+
+
+def _lanes(loop: For, target: Target) -> int:
+    sizes = [x.buffer.dtype.itemsize for x in _accesses(loop)]
+    return target.lanes(max(sizes, default=4))
+
+
+def _accesses(s: Stmt) -> Iterator[Load | Store]:
+    for st in stmts_of(s):
+        if isinstance(st, Store):
+            yield st
+            exprs = [st.index, st.value]
+        elif isinstance(st, For):
+            exprs = [st.extent, st.start]
+        elif isinstance(st, (Let, If)):
+            exprs = [st.value if isinstance(st, Let) else st.cond]
+        else:
+            exprs = []
+        for e in exprs:
+            yield from (x for x in exprs_of(e) if isinstance(x, Load))
+
+
+def _innermost_paths(loop: For) -> list[list[For]]:
+    """Paths from `loop` down to each innermost loop (outermost first)."""
+    inner = [x for x in stmts_of(loop.body) if isinstance(x, For)]
+    if not inner:
+        return [[loop]]
+    direct = [x for x in inner if not any(x is not y and any(x is z for z in stmts_of(y.body)) for y in inner)]
+    return [[loop, *p] for d in direct for p in _innermost_paths(d)]
+
+
+def _vectorize_nest(kernel: Kernel, nest: For, target: Target) -> Kernel:
+    for path in _innermost_paths(nest):
+        for loop in reversed(path):
+            if loop.kind is not ForKind.SERIAL:
+                break
+            extent = static_int(loop.extent)
+            lanes = _lanes(loop, target)
+            while extent is not None and lanes > 4 and extent < lanes:
+                lanes //= 2
+            if extent is None or extent < lanes or lanes < 2:
+                continue
+            try:
+                kernel = apply(kernel, Vectorize(loop.var.name, lanes))
+                break
+            except ScheduleError:
+                continue
+    return kernel
+
+
+def _work(s: Stmt) -> int:
+    match s:
+        case For(body=b):
+            return (static_int(s.extent) or 1) * _work(b)
+        case Let(body=b) | Allocate(body=b):
+            return 1 + _work(b)
+        case If(then=t, orelse=o):
+            return 1 + _work(t) + (_work(o) if o is not None else 0)
+        case Seq(stmts=stmts):
+            return sum(_work(x) for x in stmts)
+    return 1
+
+
+def _scatters(nest: For) -> bool:
+    """Whether the nest stores at data-dependent positions (iterations may collide)."""
+    loaded: set[Var] = set()
+
+    def data(e: Expr) -> bool:
+        return any(isinstance(x, Load) or (isinstance(x, Var) and x in loaded) for x in exprs_of(e))
+
+    for s in stmts_of(nest):
+        if isinstance(s, Let) and data(s.value):
+            loaded.add(s.var)
+        if isinstance(s, Store) and data(s.index):
+            return True
+    return False
+
+
+def _parallelize_nest(kernel: Kernel, nest: For) -> Kernel:
+    busy = any(isinstance(s, For) and s.kind is ForKind.PARALLEL for s in stmts_of(nest))
+    if _work(nest) < PARALLEL_MIN_WORK or busy or _scatters(nest):
+        return kernel
+    loop, name = nest, nest.var.name
+    while (
+        (static_int(loop.extent) or 0) < PARALLEL_MIN_EXTENT
+        and isinstance(loop.body, For)
+        and loop.body.kind is ForKind.SERIAL
+        and static_int(loop.body.extent) is not None
+    ):
+        kernel = apply(kernel, Fuse(name, loop.body.var.name))
+        name = f"{name}.{loop.body.var.name}"
+        loop = next(x for x in _top_loops(kernel.body) if x.var.name == name)
+    if (static_int(loop.extent) or 0) < 2:
+        return kernel
+    return apply(kernel, Parallel(name))

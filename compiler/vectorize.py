@@ -1,0 +1,230 @@
+"""Explicit vectorization of one loop: its body rewritten over vector lanes.
+
+`vectorize_loop(for, lanes)` replaces `for v in n: body` by a loop over whole vectors,
+where every expression depending on v becomes a `lanes`-wide vector (v itself is a
+`Ramp`), and a scalar loop for the remainder. Accesses must be contiguous in v
+(stride 1: one vector load/store) or independent of v (one scalar load, broadcast).
+Stack buffers allocated inside the loop are expanded per lane (element e of lane l at
+e*lanes + l), so a per-element accumulator becomes a vector accumulator. Anything else
+(gathers, several lanes writing one element, conditions varying across lanes) raises
+`ScheduleError` with the reason, and the caller keeps the scalar loop.
+
+The lowering guarantees iterations of a loop it emits are independent, except through
+such per-iteration stack buffers; that is what makes this rewrite sound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aic.ir.loop import (
+    INDEX,
+    Allocate,
+    Barrier,
+    Bin,
+    Broadcast,
+    Buffer,
+    Call,
+    Cast,
+    Const,
+    Expr,
+    For,
+    ForKind,
+    If,
+    Let,
+    Load,
+    Ramp,
+    Scope,
+    Select,
+    Seq,
+    Stmt,
+    Store,
+    Unary,
+    Var,
+)
+from aic.ir.schedule import ScheduleError
+
+from .loop_util import binop, coefficient, exprs_of, map_expr, seq, static_int, subst, subst_stmt
+
+
+def vectorize_loop(loop: For, lanes: int) -> Stmt:
+    extent = static_int(loop.extent)
+    if extent is None:
+        raise ScheduleError(f"loop {loop.var.name} has a dynamic extent")
+    if extent < lanes:
+        raise ScheduleError(f"loop {loop.var.name} has {extent} iterations, fewer than {lanes} lanes")
+    if loop.kind is ForKind.PARALLEL or loop.kind.is_gpu:
+        raise ScheduleError(f"loop {loop.var.name} is {loop.kind.value}")
+    v = loop.var
+    whole, rest = divmod(extent, lanes)
+    outer = Var(f"{v.name}.v")
+    base = loop.start if whole == 1 else binop("add", loop.start, binop("mul", outer, Const(lanes, INDEX)))
+    body = _Vectorizer(v, base, lanes).stmt(loop.body)
+    main = body if whole == 1 else For(outer, Const(whole, INDEX), body)
+    if not rest:
+        return main
+    tail_var = Var(f"{v.name}.t")
+    tail_start = binop("add", loop.start, Const(whole * lanes, INDEX))
+    tail_body = subst_stmt(rename(loop.body, ".t"), {v: binop("add", tail_start, tail_var)})
+    return seq(main, For(tail_var, Const(rest, INDEX), tail_body))
+
+
+def rename(s: Stmt, suffix: str) -> Stmt:
+    """A copy of `s` whose loop/let variables and stack buffers get `suffix` (names stay unique)."""
+    vars_: dict[Var, Expr] = {}
+    bufs: dict[Buffer, Buffer] = {}
+
+    def walk(s: Stmt) -> Stmt:
+        match s:
+            case For(var=v):
+                nv = Var(v.name + suffix, v.dtype, v.lanes)
+                vars_[v] = nv
+                return replace(s, var=nv, extent=ex(s.extent), start=ex(s.start), body=walk(s.body))
+            case Let(var=v, value=val, body=body):
+                nv = Var(v.name + suffix, v.dtype, v.lanes)
+                value = ex(val)
+                vars_[v] = nv
+                return Let(nv, value, walk(body))
+            case Allocate(buffer=b, body=body):
+                bufs[b] = Buffer(b.name + suffix, b.dtype, b.size, b.scope)
+                return Allocate(bufs[b], walk(body))
+            case Store(buffer=b, index=i, value=val):
+                return Store(bufs.get(b, b), ex(i), ex(val))
+            case If(cond=c, then=t, orelse=o):
+                return If(ex(c), walk(t), walk(o) if o is not None else None)
+            case Seq(stmts=stmts):
+                return Seq([walk(x) for x in stmts])
+        return s
+
+    def ex(e: Expr) -> Expr:
+        def fn(x: Expr) -> Expr | None:
+            if isinstance(x, Var):
+                return vars_.get(x)
+            if isinstance(x, Load) and x.buffer in bufs:
+                return Load(bufs[x.buffer], ex(x.index), x.lanes)
+            return None
+
+        return map_expr(e, fn)
+
+    return walk(s)
+
+
+class _Vectorizer:
+    def __init__(self, var: Var, base: Expr, lanes: int) -> None:
+        self.var = var
+        self.n = lanes
+        self.coef: dict[Var, int | None] = {}  # Let-bound vector variables: affine coefficient in var
+        self.vectors: dict[Var, Var] = {}  # Let variable -> its vector form
+        self.lane0: dict[Var, Expr] = {var: base}  # affine variables -> their value in lane 0
+        self.expanded: dict[Buffer, Buffer] = {}
+
+    # -- analysis
+    def varies(self, e: Expr) -> bool:
+        return any(isinstance(x, Var) and (x is self.var or x in self.vectors) for x in exprs_of(e))
+
+    def stride(self, index: Expr) -> int | None:
+        return coefficient(index, self.var, self.coef)
+
+    def first(self, e: Expr) -> Expr:
+        """The scalar value of an affine expression in lane 0."""
+        return subst(e, self.lane0)
+
+    def widen(self, e: Expr) -> Expr:
+        return e if e.lanes == self.n else Broadcast(e, self.n)
+
+    # -- expressions
+    def expr(self, e: Expr) -> Expr:
+        match e:
+            case Var():
+                if e is self.var:
+                    return Ramp(self.lane0[e], 1, self.n)
+                return self.vectors.get(e, e)
+            case Const():
+                return e
+            case Load(buffer=buf, index=i, lanes=1):
+                return self.load(buf, i)
+            case Bin(op=op, a=a, b=b):
+                x, y = self.expr(a), self.expr(b)
+                if x.lanes != y.lanes:
+                    x, y = self.widen(x), self.widen(y)
+                return Bin(op, x, y)
+            case Unary(op=op, a=a):
+                return Unary(op, self.expr(a))
+            case Cast(dtype=dt, a=a):
+                return Cast(dt, self.expr(a))
+            case Select(cond=c, a=a, b=b):
+                parts = [self.expr(c), self.expr(a), self.expr(b)]
+                if any(p.lanes > 1 for p in parts):
+                    parts = [self.widen(p) for p in parts]
+                return Select(*parts)
+            case Call(fn=fn, args=args):
+                parts = [self.expr(a) for a in args]
+                if any(p.lanes > 1 for p in parts):
+                    parts = [self.widen(p) for p in parts]
+                return Call(fn, tuple(parts))
+        raise ScheduleError(f"cannot vectorize the expression {type(e).__name__} (already a vector?)")
+
+    def load(self, buf: Buffer, i: Expr) -> Expr:
+        if buf in self.expanded:
+            if self.varies(i):
+                raise ScheduleError(f"local buffer {buf.name} is indexed by the vectorized loop")
+            return Load(self.expanded[buf], binop("mul", i, Const(self.n, INDEX)), self.n)
+        if not self.varies(i):
+            return Load(buf, i)
+        s = self.stride(i)
+        if s == 1:
+            return Load(buf, self.first(i), self.n)
+        raise ScheduleError(f"load from {buf.name} has stride {s if s is not None else '(non-affine)'}")
+
+    # -- statements
+    def stmt(self, s: Stmt) -> Stmt:
+        match s:
+            case Store(buffer=buf, index=i, value=val):
+                return self.store(buf, i, val)
+            case Let(var=v, value=val, body=body):
+                value = self.expr(val)
+                if value.lanes == 1:
+                    return Let(v, value, self.stmt(body))
+                nv = Var(v.name, v.dtype, self.n)
+                self.vectors[v] = nv
+                c = self.stride(val) if val.dtype == INDEX else None
+                self.coef[v] = c
+                if c is not None:
+                    self.lane0[v] = self.first(val)
+                return Let(nv, value, self.stmt(body))
+            case For(var=u, extent=ext, body=body, kind=kind, start=start):
+                if self.varies(ext) or self.varies(start):
+                    raise ScheduleError(f"inner loop {u.name} has bounds varying across lanes")
+                if kind is ForKind.PARALLEL:
+                    raise ScheduleError(f"inner loop {u.name} is parallel")
+                return For(u, ext, self.stmt(body), kind, start)
+            case If(cond=c, then=t, orelse=o):
+                if self.varies(c):
+                    raise ScheduleError("a condition varies across lanes")
+                return If(c, self.stmt(t), self.stmt(o) if o is not None else None)
+            case Allocate(buffer=buf, body=body):
+                if buf.scope is not Scope.STACK:
+                    raise ScheduleError(f"cannot expand {buf.scope.value} buffer {buf.name} per lane")
+                wide = Buffer(buf.name, buf.dtype, int(buf.size) * self.n, Scope.STACK)
+                self.expanded[buf] = wide
+                return Allocate(wide, self.stmt(body))
+            case Seq(stmts=stmts):
+                return Seq([self.stmt(x) for x in stmts])
+            case Barrier():
+                return s
+        raise ScheduleError(f"cannot vectorize the statement {type(s).__name__}")
+
+    def store(self, buf: Buffer, i: Expr, val: Expr) -> Stmt:
+        value = self.expr(val)
+        if buf in self.expanded:
+            if self.varies(i):
+                raise ScheduleError(f"local buffer {buf.name} is indexed by the vectorized loop")
+            return Store(self.expanded[buf], binop("mul", i, Const(self.n, INDEX)), self.widen(value))
+        if not self.varies(i):
+            if value.lanes > 1:
+                raise ScheduleError(f"all lanes store to one element of {buf.name} (a reduction)")
+            return Store(buf, i, value)
+        s = self.stride(i)
+        if s != 1:
+            raise ScheduleError(f"store to {buf.name} has stride {s if s is not None else '(non-affine)'}")
+        return Store(buf, self.first(i), self.widen(value))

@@ -1,0 +1,78 @@
+/* aic.h: the C ABI of a model compiled by aic (one shared object per model).
+ *
+ * Every model .so exports the same functions. A typical use:
+ *
+ *     aic_model *m = aic_create(0);               // 0: AIC_NUM_THREADS, else all available CPUs
+ *     if (!m) { fprintf(stderr, "%s\n", aic_last_error()); return 1; }
+ *     const void *inputs[] = {x};                 // in aic_input_info(i) order, C-contiguous
+ *     void *outputs[] = {y};                      // in aic_output_info(i) order, caller-allocated
+ *     if (aic_run(m, inputs, outputs) != AIC_OK) fprintf(stderr, "%s\n", aic_last_error());
+ *     aic_destroy(m);
+ *
+ * A model handle owns its scratch memory and thread pool. aic_run calls on one handle
+ * are serialised; use one handle per thread to run concurrently.
+ */
+#ifndef AIC_H
+#define AIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AIC_ABI_VERSION 1
+
+typedef enum aic_status {
+    AIC_OK = 0,
+    AIC_ERROR_INVALID_ARGUMENT = 1, /* a NULL model, input or output pointer; a bad AIC_NUM_THREADS */
+    AIC_ERROR_OUT_OF_MEMORY = 2,    /* the scratch arena or the thread pool could not be allocated */
+    AIC_ERROR_THREADS = 3,          /* a worker thread could not be started */
+    AIC_ERROR_UNSUPPORTED_CPU = 4,  /* the model was compiled for CPU features this machine lacks */
+} aic_status;
+
+typedef struct aic_tensor_info {
+    const char *name;
+    const char *dtype; /* "float32", "float16", "bfloat16", "float64", "int8".."int64", "uint8".."uint64", "bool" */
+    int rank;
+    const int64_t *shape; /* rank entries */
+    size_t nbytes;        /* bytes of the whole tensor */
+} aic_tensor_info;
+
+typedef struct aic_model aic_model;
+
+/* The ABI version the .so implements (AIC_ABI_VERSION when it was built). */
+int aic_abi_version(void);
+
+/* The model's signature and build facts as JSON: name, aic_version, target
+ * (triple, cpu, features), inputs and outputs (name, dtype, shape), arena_bytes. */
+const char *aic_signature(void);
+
+int aic_num_inputs(void);
+int aic_num_outputs(void);
+/* Tensor descriptions, or NULL when i is out of range. */
+const aic_tensor_info *aic_input_info(int i);
+const aic_tensor_info *aic_output_info(int i);
+
+/* Create a runnable instance with `num_threads` threads (the caller included);
+ * num_threads <= 0 reads AIC_NUM_THREADS, else uses every CPU this process may run on.
+ * Returns NULL on failure; aic_last_error() says why. */
+aic_model *aic_create(int num_threads);
+
+int aic_num_threads(const aic_model *model);
+
+/* Run the model. inputs[i] / outputs[i] point to C-contiguous buffers of
+ * aic_input_info(i)->nbytes / aic_output_info(i)->nbytes. Returns an aic_status. */
+int aic_run(aic_model *model, const void *const *inputs, void *const *outputs);
+
+/* The message of the calling thread's last failure ("" if none). */
+const char *aic_last_error(void);
+
+void aic_destroy(aic_model *model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIC_H */

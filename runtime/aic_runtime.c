@@ -1,0 +1,341 @@
+/* aic_runtime.c: the small runtime linked into every model .so.
+ *
+ * - The public ABI of aic.h: create / run / signature / last error / destroy.
+ * - A thread pool for generated parallel loops. Workers spin briefly after each job
+ *   (back-to-back parallel loops of one run then start without a wake-up), then sleep
+ *   on a condition variable, so an idle model costs no CPU. aic_parallel_for splits
+ *   [0, n) into chunks that the caller and the workers claim atomically; the caller
+ *   never waits for a worker that has not started (on a busy machine it runs the chunks
+ *   itself); nested parallel loops run serially inside their chunk.
+ * - A load-time check that this CPU has the features the kernels were compiled for.
+ */
+#define _GNU_SOURCE
+#include "aic_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* runtime/model_asm.py writes aic_model_data and its tables with this layout. */
+_Static_assert(sizeof(void *) == 8, "aic models target 64-bit CPUs");
+_Static_assert(offsetof(aic_tensor_info, rank) == 16 && offsetof(aic_tensor_info, shape) == 24 &&
+                   offsetof(aic_tensor_info, nbytes) == 32 && sizeof(aic_tensor_info) == 40,
+               "aic_tensor_info layout changed: update runtime/model_asm.py");
+_Static_assert(offsetof(aic_model_info, num_inputs) == 24 && offsetof(aic_model_info, inputs) == 32 &&
+                   offsetof(aic_model_info, arena_bytes) == 48 && sizeof(aic_model_info) == 56,
+               "aic_model_info layout changed: update runtime/model_asm.py");
+
+#define SPIN_ITERATIONS 4000 /* about 0.1 ms of pause instructions */
+#define CHUNKS_PER_THREAD 4
+
+static _Thread_local char last_error[512];
+static _Thread_local struct aic_pool *current_pool; /* the pool of the model running on this thread */
+static _Thread_local int inside_job;                /* nested parallel loops run serially */
+
+static int fail(int status, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(last_error, sizeof last_error, format, args);
+    va_end(args);
+    return status;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ------------------------------------------------------------------ thread pool */
+
+/* A job's chunks are claimed through one 64-bit word: generation (24 bits) | chunk count
+ * (20 bits) | next chunk (20 bits). A worker that wakes late sees a finished or newer
+ * generation and claims nothing, so the caller never waits for a worker that did not
+ * start: it runs the chunks nobody claimed and waits only for chunks in flight. */
+#define CHUNK_BITS 20
+#define CHUNK_MASK ((1ull << CHUNK_BITS) - 1)
+
+typedef struct aic_pool {
+    int num_threads; /* the caller included */
+    pthread_t *workers;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_cond_t done;
+    atomic_uint generation;   /* bumped to post a job (or to stop) */
+    atomic_ullong tickets;    /* generation | chunks | next chunk */
+    atomic_llong unfinished;  /* chunks of the current job not yet done */
+    atomic_int stop;
+    aic_task_fn fn; /* the current job; stable while any of its chunks is unfinished */
+    void *closure;
+    int64_t n;
+} aic_pool;
+
+/* Claim and run chunks of the job posted as `tickets` value `posted`; returns when none are left. */
+static void run_chunks(aic_pool *pool, unsigned long long posted) {
+    unsigned long long job = posted >> CHUNK_BITS, chunks = job & CHUNK_MASK;
+    unsigned long long t = atomic_load_explicit(&pool->tickets, memory_order_acquire);
+    for (;;) {
+        if ((t >> CHUNK_BITS) != job || (t & CHUNK_MASK) >= chunks) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool->tickets, &t, t + 1, memory_order_acquire,
+                                                   memory_order_acquire))
+            continue;
+        int64_t c = (int64_t)(t & CHUNK_MASK), count = (int64_t)chunks;
+        int64_t per = pool->n / count, extra = pool->n % count;
+        int64_t begin = c * per + (c < extra ? c : extra);
+        pool->fn(pool->closure, begin, begin + per + (c < extra));
+        if (atomic_fetch_sub_explicit(&pool->unfinished, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool->lock);
+            pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->lock);
+        }
+        t = atomic_load_explicit(&pool->tickets, memory_order_acquire);
+    }
+}
+
+static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
+    for (int i = 0; i < SPIN_ITERATIONS; i++) {
+        unsigned g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        if (g != seen) return g;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool->lock);
+    unsigned g;
+    while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&pool->wake, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+    return g;
+}
+
+static void *worker_main(void *arg) {
+    aic_pool *pool = arg;
+    unsigned seen = 0;
+    inside_job = 1;
+    for (;;) {
+        seen = wait_for_job(pool, seen);
+        if (atomic_load_explicit(&pool->stop, memory_order_acquire)) return NULL;
+        run_chunks(pool, atomic_load_explicit(&pool->tickets, memory_order_acquire));
+    }
+}
+
+static void post(aic_pool *pool) {
+    pthread_mutex_lock(&pool->lock);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void aic_parallel_for(aic_task_fn fn, void *closure, int64_t n) {
+    aic_pool *pool = current_pool;
+    if (n <= 0) return;
+    if (pool == NULL || pool->num_threads == 1 || n == 1 || inside_job) {
+        fn(closure, 0, n);
+        return;
+    }
+    int64_t chunks = (int64_t)pool->num_threads * CHUNKS_PER_THREAD;
+    chunks = n < chunks ? n : chunks;
+    unsigned long long job = (atomic_load_explicit(&pool->tickets, memory_order_relaxed) >> (2 * CHUNK_BITS)) + 1;
+    unsigned long long posted = ((job & 0xFFFFFF) << (2 * CHUNK_BITS)) | ((unsigned long long)chunks << CHUNK_BITS);
+    pool->fn = fn;
+    pool->closure = closure;
+    pool->n = n;
+    atomic_store_explicit(&pool->unfinished, chunks, memory_order_relaxed);
+    atomic_store_explicit(&pool->tickets, posted, memory_order_release);
+    post(pool);
+    inside_job = 1;
+    run_chunks(pool, posted);
+    inside_job = 0;
+    for (int i = 0; i < SPIN_ITERATIONS && atomic_load_explicit(&pool->unfinished, memory_order_acquire) > 0; i++)
+        cpu_relax();
+    if (atomic_load_explicit(&pool->unfinished, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        while (atomic_load_explicit(&pool->unfinished, memory_order_acquire) > 0)
+            pthread_cond_wait(&pool->done, &pool->lock);
+        pthread_mutex_unlock(&pool->lock);
+    }
+}
+
+static void pool_stop(aic_pool *pool, int started) {
+    atomic_store_explicit(&pool->stop, 1, memory_order_release);
+    post(pool);
+    for (int i = 0; i < started; i++) pthread_join(pool->workers[i], NULL);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->wake);
+    pthread_cond_destroy(&pool->done);
+    free(pool->workers);
+}
+
+static int pool_start(aic_pool *pool, int num_threads) {
+    memset(pool, 0, sizeof *pool);
+    pool->num_threads = num_threads;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    pthread_cond_init(&pool->done, NULL);
+    pool->workers = calloc((size_t)num_threads, sizeof(pthread_t));
+    if (pool->workers == NULL) {
+        pool_stop(pool, 0);
+        return fail(AIC_ERROR_OUT_OF_MEMORY, "aic: cannot allocate a pool of %d threads", num_threads);
+    }
+    for (int i = 0; i < num_threads - 1; i++) {
+        int err = pthread_create(&pool->workers[i], NULL, worker_main, pool);
+        if (err != 0) {
+            pool_stop(pool, i);
+            return fail(AIC_ERROR_THREADS, "aic: cannot start worker thread %d of %d: %s", i + 1, num_threads - 1,
+                        strerror(err));
+        }
+    }
+    return AIC_OK;
+}
+
+/* ------------------------------------------------------------------ CPU features */
+
+/* The first feature in `features` ("+avx2,+fma,...") this CPU lacks, or NULL. */
+static const char *missing_feature(const char *features, char *buffer, size_t size) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+#define FEATURE(name) {name, __builtin_cpu_supports(name)}
+    const struct {
+        const char *name;
+        int present;
+    } known[] = {
+        FEATURE("sse3"),     FEATURE("ssse3"),    FEATURE("sse4.1"),   FEATURE("sse4.2"),     FEATURE("popcnt"),
+        FEATURE("avx"),      FEATURE("avx2"),     FEATURE("fma"),      FEATURE("bmi"),        FEATURE("bmi2"),
+        FEATURE("avx512f"),  FEATURE("avx512vl"), FEATURE("avx512bw"), FEATURE("avx512dq"),   FEATURE("avx512cd"),
+        FEATURE("avx512vnni"), FEATURE("avx512bf16"), FEATURE("avx512ifma"), FEATURE("avx512vbmi"),
+        FEATURE("avx512vbmi2"), FEATURE("avx512bitalg"), FEATURE("avx512vpopcntdq"), FEATURE("avx512fp16"),
+        FEATURE("avx512vp2intersect"), FEATURE("gfni"), FEATURE("vpclmulqdq"),
+    };
+#undef FEATURE
+    for (const char *p = features; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 1 && p[0] == '+') {
+            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+                if (!known[i].present && strlen(known[i].name) == len - 1 && strncmp(known[i].name, p + 1, len - 1) == 0) {
+                    snprintf(buffer, size, "%s", known[i].name);
+                    return buffer;
+                }
+            }
+        }
+        p += len + (end != NULL);
+    }
+#else
+    (void)features;
+    (void)buffer;
+    (void)size;
+#endif
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ public ABI */
+
+struct aic_model {
+    pthread_mutex_t run_lock;
+    void *arena;
+    aic_pool pool;
+};
+
+AIC_API int aic_abi_version(void) { return AIC_ABI_VERSION; }
+
+AIC_API const char *aic_signature(void) { return aic_model_data.json; }
+
+AIC_API int aic_num_inputs(void) { return aic_model_data.num_inputs; }
+
+AIC_API int aic_num_outputs(void) { return aic_model_data.num_outputs; }
+
+AIC_API const aic_tensor_info *aic_input_info(int i) {
+    return i >= 0 && i < aic_model_data.num_inputs ? &aic_model_data.inputs[i] : NULL;
+}
+
+AIC_API const aic_tensor_info *aic_output_info(int i) {
+    return i >= 0 && i < aic_model_data.num_outputs ? &aic_model_data.outputs[i] : NULL;
+}
+
+AIC_API const char *aic_last_error(void) { return last_error; }
+
+static int default_threads(int *out) {
+    const char *env = getenv("AIC_NUM_THREADS");
+    if (env != NULL && *env) {
+        char *end;
+        errno = 0;
+        long n = strtol(env, &end, 10);
+        if (errno || *end || n < 1 || n > 4096)
+            return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: AIC_NUM_THREADS='%s' is not a thread count (1..4096)", env);
+        *out = (int)n;
+        return AIC_OK;
+    }
+    cpu_set_t set;
+    *out = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    if (*out < 1) *out = 1;
+    return AIC_OK;
+}
+
+AIC_API aic_model *aic_create(int num_threads) {
+    char missing[32];
+    if (missing_feature(aic_model_data.features, missing, sizeof missing)) {
+        fail(AIC_ERROR_UNSUPPORTED_CPU,
+             "aic: this model was compiled for CPU '%s' with feature +%s, which this CPU lacks; "
+             "recompile it for this machine (target \"llvm\") or for a CPU it supports",
+             aic_model_data.cpu, missing);
+        return NULL;
+    }
+    if (num_threads <= 0 && default_threads(&num_threads) != AIC_OK) return NULL;
+    aic_model *model = calloc(1, sizeof *model);
+    if (model == NULL) {
+        fail(AIC_ERROR_OUT_OF_MEMORY, "aic: out of memory creating a model");
+        return NULL;
+    }
+    size_t arena = aic_model_data.arena_bytes;
+    if (arena > 0 && posix_memalign(&model->arena, 64, (arena + 63) / 64 * 64) != 0) {
+        fail(AIC_ERROR_OUT_OF_MEMORY, "aic: cannot allocate the %zu-byte scratch arena", arena);
+        free(model);
+        return NULL;
+    }
+    if (pool_start(&model->pool, num_threads) != AIC_OK) {
+        free(model->arena);
+        free(model);
+        return NULL;
+    }
+    pthread_mutex_init(&model->run_lock, NULL);
+    return model;
+}
+
+AIC_API int aic_num_threads(const aic_model *model) { return model ? model->pool.num_threads : 0; }
+
+static int check_pointers(const void *const *list, int count, const aic_tensor_info *info, const char *kind) {
+    for (int i = 0; i < count; i++) {
+        if (info[i].nbytes > 0 && (list == NULL || list[i] == NULL))
+            return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: %s %d ('%s') is NULL", kind, i, info[i].name);
+    }
+    return AIC_OK;
+}
+
+AIC_API int aic_run(aic_model *model, const void *const *inputs, void *const *outputs) {
+    if (model == NULL) return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: the model is NULL");
+    int status = check_pointers(inputs, aic_model_data.num_inputs, aic_model_data.inputs, "input");
+    if (status == AIC_OK)
+        status = check_pointers((const void *const *)outputs, aic_model_data.num_outputs, aic_model_data.outputs,
+                                "output");
+    if (status != AIC_OK) return status;
+    pthread_mutex_lock(&model->run_lock);
+    current_pool = &model->pool;
+    aic_entry(model->arena, inputs, outputs, aic_weights);
+    current_pool = NULL;
+    pthread_mutex_unlock(&model->run_lock);
+    return AIC_OK;
+}
+
+AIC_API void aic_destroy(aic_model *model) {
+    if (model == NULL) return;
+    pool_stop(&model->pool, model->pool.num_threads - 1);
+    pthread_mutex_destroy(&model->run_lock);
+    free(model->arena);
+    free(model);
+}

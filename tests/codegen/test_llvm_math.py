@@ -1,0 +1,117 @@
+"""Intrinsic calls against float64 numpy references: the float32 polynomials (exp, tanh,
+erf; scalar and 8-lane), libm-backed functions in float32/float64, half-precision
+inputs, and the integer forms (abs, pow)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from aic.ir.dtypes import DType
+from aic.ir.loop import Buffer, Call, Const, For, ForKind, Load, Store, Var
+
+from .util import Case, run_cases
+
+REF = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "erf": np.vectorize(math.erf),
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+    "abs": np.abs, "floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc,
+}  # fmt: skip
+DOMAIN = {
+    "log": (0.01, 50), "sqrt": (0, 50), "asin": (-1, 1), "acos": (-1, 1), "acosh": (1, 20), "atanh": (-0.99, 0.99),
+    "exp": (-10, 10), "sinh": (-10, 10), "cosh": (-10, 10),
+}  # fmt: skip
+
+
+def call_case(name: str, fn: str, args: dict[Buffer, np.ndarray], out: Buffer) -> Case:
+    i = Var("i")
+    body = For(i, Const(int(out.size)), Store(out, i, Call(fn, tuple(Load(b, i) for b in args))))
+    return Case(name, body, args, [out])
+
+
+def unary_case(name: str, fn: str, dt: DType, data: np.ndarray, lanes: int = 1) -> Case:
+    x, y, i = Buffer("x", dt, data.size), Buffer("y", dt, data.size), Var("i")
+    if lanes == 1:
+        body = For(i, Const(data.size), Store(y, i, Call(fn, (Load(x, i),))))
+    else:
+        v = Var("v")
+        inner = For(v, Const(lanes), Store(y, i * lanes + v, Call(fn, (Load(x, i * lanes + v),))), ForKind.VECTORIZED)
+        body = For(i, Const(data.size // lanes), inner)
+    return Case(name, body, {x: data}, [y])
+
+
+def ulp_error(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """|got - ref| in units of float32 spacing at ref (0 where both agree, NaN/inf included)."""
+    same = (got == ref) | (np.isnan(got) & np.isnan(ref))
+    ref = np.where(same, 1.0, ref)
+    spacing = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    return np.where(same, 0.0, np.abs(got.astype(np.float64) - ref) / spacing)
+
+
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_float32_polynomials(lanes, tmp_path):
+    edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.7229, -87.5, -103.9, -104.5, 1e-30, 0.4, 1.0, 4.0,
+                     3.99, 0.3999, 1e-8, -1e-8, 20.0, -9.5, 1000.0, -1000.0, 0.5, -0.5], dtype=np.float32)  # fmt: skip
+    wide = np.linspace(-110, 90, 8000, dtype=np.float32)
+    fine = np.linspace(-5, 5, 8000, dtype=np.float32)
+    data = np.concatenate([edge, wide, fine])
+    cases = [unary_case(fn, fn, DType.float32, data, lanes) for fn in ("exp", "tanh", "erf")]
+    results = run_cases(cases, tmp_path)
+    x = data.astype(np.float64)
+    with np.errstate(over="ignore"):
+        exp_ulp = ulp_error(results["exp"][0], np.exp(x).astype(np.float32).astype(np.float64))
+    normal = x > -87.3  # results above the smallest normal float32
+    assert exp_ulp[normal].max() <= 2, f"exp: {exp_ulp[normal].max()} ulp"
+    denormal = ~normal
+    np.testing.assert_allclose(results["exp"][0][denormal], np.exp(x[denormal]), rtol=0, atol=3e-45)
+    tanh_ulp = ulp_error(results["tanh"][0], np.tanh(x))
+    assert tanh_ulp.max() <= 4, f"tanh: {tanh_ulp.max()} ulp at x={data[tanh_ulp.argmax()]}"
+    erf = results["erf"][0].astype(np.float64)
+    ref = REF["erf"](x)
+    assert np.isnan(erf[4]) and np.isnan(results["tanh"][0][4]) and np.isnan(results["exp"][0][4])
+    finite = ~np.isnan(x)
+    assert np.abs(erf - ref)[finite].max() < 1.5e-7
+    small = finite & (np.abs(x) < 1) & (x != 0)
+    assert (np.abs(erf - ref)[small] / np.abs(ref[small])).max() < 3e-7
+
+
+@pytest.mark.parametrize("dt", [DType.float32, DType.float64, DType.float16], ids=lambda d: d.name)
+def test_intrinsics(dt, rng, tmp_path):
+    cases, inputs = [], {}
+    for fn in REF:
+        lo, hi = DOMAIN.get(fn, (-3, 3))
+        data = rng.uniform(lo, hi, 64).astype(dt.numpy)
+        data[:4] = np.array([lo, hi, 2.5, -2.5]).clip(lo, hi)
+        inputs[fn] = data
+        cases.append(unary_case(fn, fn, dt, data, lanes=8 if fn in ("sin", "floor", "erf") else 1))
+    pa, pb, pc, py = (Buffer(n, dt, 16) for n in "abcy")
+    base, expo, third = (rng.uniform(0.5, 3, 16).astype(dt.numpy) for _ in range(3))
+    cases.append(call_case("pow", "pow", {pa: base, pb: expo}, py))
+    cases.append(call_case("fma", "fma", {pa: base, pb: expo, pc: third}, py))
+    results = run_cases(cases, tmp_path)
+    rtol = {DType.float64: 1e-13, DType.float32: 2e-6, DType.float16: 1e-3}[dt]
+    for fn, data in inputs.items():
+        ref = REF[fn](data.astype(np.float64))
+        np.testing.assert_allclose(results[fn][0].astype(np.float64), ref, rtol=rtol, atol=rtol, err_msg=fn)
+    b64, e64, c64 = (v.astype(np.float64) for v in (base, expo, third))
+    np.testing.assert_allclose(results["pow"][0].astype(np.float64), b64**e64, rtol=rtol)
+    np.testing.assert_allclose(results["fma"][0].astype(np.float64), b64 * e64 + c64, rtol=rtol)
+
+
+def test_integer_intrinsics(tmp_path):
+    a, b, y = Buffer("a", DType.int32, 8), Buffer("b", DType.int32, 8), Buffer("y", DType.int32, 8)
+    ua, uy = Buffer("ua", DType.uint8, 8), Buffer("uy", DType.uint8, 8)
+    av = np.array([-5, 3, 0, -(2**31), 7, -1, 2, 10], dtype=np.int32)
+    base = np.array([-5, 3, 0, 7, 7, -1, 2, 10], dtype=np.int32)
+    expo = np.array([2, 3, 5, 0, 2, 3, 10, 1], dtype=np.int32)
+    cases = [
+        call_case("abs", "abs", {a: av}, y),
+        call_case("pow", "pow", {a: base, b: expo}, y),
+        call_case("uabs", "abs", {ua: np.arange(250, 258) % 256}, uy),
+    ]
+    results = run_cases(cases, tmp_path)
+    np.testing.assert_array_equal(results["abs"][0], np.abs(av))  # INT_MIN stays INT_MIN, as in numpy
+    np.testing.assert_array_equal(results["pow"][0], base.astype(np.int64) ** expo)
+    np.testing.assert_array_equal(results["uabs"][0], np.arange(250, 258) % 256)
