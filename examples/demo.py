@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 import aic
 from aic.frontend.onnx import load_model
-from aic.summary import summarize
+from aic.compiler.summary import summarize
 
 MODEL = Path(__file__).parent / "models" / "small_cnn.onnx"
 
@@ -23,7 +23,7 @@ MODEL = Path(__file__).parent / "models" / "small_cnn.onnx"
 def main(model_path: Path) -> int:
     print(f"aic {aic.__version__}: {model_path}")
     summary = summarize(load_model(model_path))
-    print(f"  {summary['nodes']} nodes, ops {summary['ops']}, {summary['params']} parameters, {summary['flops']} FLOPs")
+    print(f"  {summary.nodes} nodes {summary.ops}, {summary.params} parameters, {summary.flops / 1e6:.1f} MFLOP")
 
     rng = np.random.default_rng(0)
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])

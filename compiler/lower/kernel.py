@@ -75,6 +75,8 @@ def lower_group(nodes: list[Node], anchor: Node | None, needed: list[Value], nam
     def emit_for(source: Node):
         class _Emit:
             def needed(self, i: int) -> bool:
+                if i >= len(source.outputs):
+                    return False
                 out = source.outputs[i]
                 return id(out) in out_bufs or (source is not root and reads[id(out)] > 0)
 
