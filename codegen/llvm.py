@@ -8,13 +8,15 @@ entry the runtime calls:
 which computes each model buffer's address (an input or output pointer, a weight at
 its offset in the embedded blob, an arena slice at its planned offset) and calls the
 kernels in program order. Weights never enter the LLVM module: they are linked in
-by runtime/package.py. Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`.
+by runtime/package.py. Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`;
+AIC_DEBUG>=3 prints the optimised LLVM IR to stderr.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -156,6 +158,8 @@ def compile_program(program: Program, target: Target | str = "llvm", opt_level: 
 
 
 def _dump(name: str, text: str, optimized: str) -> None:
+    if int(os.environ.get("AIC_DEBUG", "0") or 0) >= 3:
+        print(f"[aic.codegen] LLVM IR of {name}:\n{optimized}", file=sys.stderr)
     folder = os.environ.get("AIC_DUMP_IR")
     if not folder:
         return

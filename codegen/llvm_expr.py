@@ -30,6 +30,7 @@ from aic.ir.loop import (
 )
 from llvmlite import ir
 
+from .llvm_math import emit_call
 from .llvm_types import (
     I1,
     I32,
@@ -38,6 +39,7 @@ from .llvm_types import (
     gep,
     int_bits,
     lanes_of,
+    mangle,
     round_to,
     splat,
     storage_type,
@@ -51,17 +53,6 @@ from .vectorize import affine_stride, depends_on, substitute
 _FLOAT_BIN = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv", "mod": "frem"}
 _INT_BIN = {"add": "add", "sub": "sub", "mul": "mul", "and": "and_", "or": "or_", "xor": "xor"}
 _CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-
-
-def mangle(t: ir.Type) -> str:
-    """Type suffix of an overloaded intrinsic name (f32, v8f32, v8p0, i64)."""
-    if isinstance(t, ir.VectorType):
-        return f"v{t.count}{mangle(t.element)}"
-    if isinstance(t, ir.PointerType):
-        return "p0"
-    if isinstance(t, ir.IntType):
-        return f"i{t.width}"
-    return {"half": "f16", "float": "f32", "double": "f64"}[str(t)]
 
 
 class ModuleContext:
@@ -140,8 +131,6 @@ class ExprEmitter:
             case Load():
                 return self.load(e)
             case Call():
-                from .llvm_math import emit_call
-
                 return emit_call(self, e)
             case Ramp(base=base, stride=s, lanes=n):
                 steps = ir.Constant(value_type(e.dtype, n), [constant(e.dtype, i * s).constant for i in range(n)])
@@ -159,6 +148,10 @@ class ExprEmitter:
 
     def binary(self, e: Bin) -> ir.Value:
         dt, op, b = e.a.dtype, e.op, self.builder
+        if dt.is_float and op in ("add", "sub"):
+            fused = self.contract(e)
+            if fused is not None:
+                return fused
         x, y = self.same_lanes(self.emit(e.a), self.emit(e.b))
         if op in CMP_OPS:
             if dt.is_float:
@@ -181,6 +174,26 @@ class ExprEmitter:
             cmp = b.icmp_signed if dt.is_signed else b.icmp_unsigned
             return b.select(cmp("<" if op == "min" else ">", x, y), x, y)
         return self.shift(op, dt, x, y)
+
+    def contract(self, e: Bin) -> ir.Value | None:
+        """a*b + c, c + a*b, a*b - c and c - a*b as llvm.fmuladd (fused where the CPU has FMA),
+        as C compilers contract within an expression."""
+        product, other, negate_product = None, None, False
+        if isinstance(e.a, Bin) and e.a.op == "mul":
+            product, other = e.a, e.b
+        elif isinstance(e.b, Bin) and e.b.op == "mul":
+            product, other, negate_product = e.b, e.a, e.op == "sub"
+        if product is None:
+            return None
+        b = self.builder
+        p, q, c = self.emit(product.a), self.emit(product.b), self.emit(other)
+        n = max(lanes_of(p), lanes_of(q), lanes_of(c))
+        p, q, c = (splat(b, v, n) for v in (p, q, c))
+        if negate_product:
+            p = b.fneg(p)
+        elif e.op == "sub":
+            c = b.fneg(c)
+        return self.intrinsic(f"llvm.fmuladd.{mangle(p.type)}", p.type, [p, q, c])
 
     def int_divide(self, op: str, dt: DType, x: ir.Value, y: ir.Value) -> ir.Value:
         """Truncating division and remainder, defined for y == 0 (-> 0) and INT_MIN / -1 (wraps)."""

@@ -15,13 +15,16 @@ Choices:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aic.ir.dtypes import DType
 from aic.ir.loop import Call
 from llvmlite import ir
 
-from .llvm_expr import ExprEmitter, mangle
-from .llvm_types import F32, I1, I32, constant, elem_type, lanes_of, splat, vec
+from .llvm_types import F32, I1, I32, constant, elem_type, lanes_of, mangle, splat, vec
+
+if TYPE_CHECKING:
+    from .llvm_expr import ExprEmitter
 
 _NATIVE = {"sqrt": "sqrt", "abs": "fabs", "floor": "floor", "ceil": "ceil", "trunc": "trunc", "round": "roundeven"}
 _LLVM_LIBM = {"exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "pow"}

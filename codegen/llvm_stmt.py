@@ -5,7 +5,7 @@ Loop kinds on the llvm target:
 - UNROLLED: the body repeated once per iteration when the extent is a constant
   (at most MAX_UNROLL), else a counted loop.
 - VECTORIZED: the body rendered once over vector lanes (see vectorize.py), else a
-  counted loop, with the reason logged.
+  counted loop, with the reason logged (logger "aic.codegen"; printed with AIC_DEBUG>=2).
 - PARALLEL: the body is outlined into `<kernel>.par(closure, begin, end)` and run
   through the runtime's `aic_parallel_for(fn, closure, n)`; the closure is a struct
   of every variable and buffer pointer in scope.
@@ -15,6 +15,8 @@ Loop kinds on the llvm target:
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable
 
 from aic.ir.dtypes import DType
@@ -154,7 +156,10 @@ class StmtEmitter(ExprEmitter):
         lanes = s.extent.value if isinstance(s.extent, Const) else None
         reason = "its extent is not a constant" if lanes is None else vector_reject_reason(s.body, s.var, {})
         if reason is not None:
-            log.debug("kernel %s: vectorized loop %s rendered as a scalar loop: %s", self.where, s.var.name, reason)
+            message = f"kernel {self.where}: vectorized loop {s.var.name} rendered as a scalar loop: {reason}"
+            log.debug(message)
+            if int(os.environ.get("AIC_DEBUG", "0") or 0) >= 2:
+                print(f"[aic.codegen] {message}", file=sys.stderr)
             self.serial(s)
             return
         b = self.builder

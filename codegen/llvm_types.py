@@ -50,6 +50,17 @@ def elem_type(t: ir.Type) -> ir.Type:
     return t.element if isinstance(t, ir.VectorType) else t
 
 
+def mangle(t: ir.Type) -> str:
+    """Type suffix of an overloaded intrinsic name (f32, v8f32, v8p0, i64)."""
+    if isinstance(t, ir.VectorType):
+        return f"v{t.count}{mangle(t.element)}"
+    if isinstance(t, ir.PointerType):
+        return "p0"
+    if isinstance(t, ir.IntType):
+        return f"i{t.width}"
+    return {"half": "f16", "float": "f32", "double": "f64"}[str(t)]
+
+
 def storage_type(dt: DType, lanes: int = 1) -> ir.Type:
     """The type of an element in memory."""
     if dt is DType.bool:

@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from aic.ir.dtypes import DType
 from aic.ir.loop import (
     INDEX,
     Allocate,
@@ -53,6 +52,10 @@ def _check(buf: np.ndarray, i, n: int, name: str) -> int:
 
 
 def _ld(buf: np.ndarray, i, n: int, name: str):
+    if np.ndim(i):  # a gather: one index per lane
+        if np.any(i < 0) or np.any(i >= buf.size):
+            raise LoopEvalError(f"gather from {name} at {i} out of bounds (size {buf.size})")
+        return buf[i]
     i = _check(buf, i, n, name)
     return buf[i] if n == 1 else buf[i : i + n].copy()
 
@@ -280,16 +283,14 @@ def run_program(program: Program, feeds: Mapping[str, np.ndarray]) -> list[np.nd
     compiled = {id(k): compile_kernel(k) for k in program.kernels}
     for call in program.calls:
         args = []
-        for b in call.args:
+        for b, param in zip(call.args, call.kernel.params, strict=True):
             if b.kind == "arena":
                 nbytes = int(np.prod(b.shape, dtype=np.int64)) * b.dtype.itemsize
-                args.append(arena[b.offset : b.offset + nbytes].view(b.dtype.numpy))
+                array = arena[b.offset : b.offset + nbytes]
             else:
-                args.append(views[id(b)])
+                array = views[id(b)]
+            args.append(array.view(param.dtype.numpy))  # buffers are bytes: a parameter may reinterpret them
         with np.errstate(all="ignore"):
             compiled[id(call.kernel)](*args)
     return [views[id(b)].reshape(b.shape) for b in program.outputs]
 
-
-def dtype_of(array: np.ndarray) -> DType:
-    return DType.from_numpy(array.dtype)

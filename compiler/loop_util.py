@@ -101,6 +101,11 @@ def binop(op: str, a: Expr, b: Expr) -> Expr:
                 return a
         if op == "div" and _is(b, 1):
             return a
+        if op == "div" and isinstance(b, Const) and b.value > 0 and isinstance(a, Bin) and a.op == "mul":
+            if isinstance(a.b, Const) and a.b.value == b.value:
+                return a.a  # (x * c) / c
+            if isinstance(a.a, Const) and a.a.value == b.value:
+                return a.b
         if op == "mod" and _is(b, 1):
             return Const(0, INDEX)
     if a.dtype == DType.bool and a.lanes == 1 and op in ("and", "or"):

@@ -34,9 +34,9 @@ from aic.ir.schedule import (
 from .loop_util import binop, exprs_of, static_int, stmts_of, subst_stmt
 from .vectorize import vectorize_loop
 
-PARALLEL_MIN_WORK = 1 << 15  # loop-body executions (times body size) worth waking the thread pool for
+PARALLEL_MIN_WORK = 1 << 15  # statement executions (a vector store counts its lanes) worth waking the threads for
 PARALLEL_MIN_EXTENT = 16  # fuse outer loops until the parallel loop has this many iterations
-MAX_UNROLL = 4
+MAX_UNROLL = 8  # a serial innermost loop this short is unrolled
 
 
 def apply(kernel: Kernel, record: Record) -> Kernel:
@@ -118,9 +118,16 @@ def _split(loop: For, f: int) -> Stmt:
     value = binop("add", loop.start, binop("add", binop("mul", outer, Const(f, INDEX)), inner))
     body = subst_stmt(loop.body, {v: value})
     if n % f:
-        body = If(binop("lt", value, binop("add", loop.start, Const(n, INDEX))), body)
+        body = _guard(body, binop("lt", value, binop("add", loop.start, Const(n, INDEX))))
     inner_loop = For(inner, Const(f, INDEX), body, loop.kind)
     return For(outer, Const(-(-n // f), INDEX), inner_loop)
+
+
+def _guard(body: Stmt, cond: Expr) -> Stmt:
+    """`if cond: body`, sunk to the innermost body of a perfect nest so the nest stays perfect."""
+    if isinstance(body, For):
+        return replace(body, body=_guard(body.body, cond))
+    return If(cond, body)
 
 
 def _fuse(loop: For, inner_name: str) -> Stmt:
@@ -169,7 +176,7 @@ def default_schedule(kernel: Kernel, target: Target, hints: list[Record] | None 
         kernel = _vectorize_nest(kernel, nest, target)
     for nest in _top_loops(kernel.body):
         kernel = _parallelize_nest(kernel, nest)
-    return kernel
+    return _unroll_small(kernel)
 
 
 def _top_loops(s: Stmt) -> Iterator[For]:
@@ -236,6 +243,16 @@ def _vectorize_nest(kernel: Kernel, nest: For, target: Target) -> Kernel:
     return kernel
 
 
+def _unroll_small(kernel: Kernel) -> Kernel:
+    """Unroll serial loops of at most MAX_UNROLL iterations whose body has no loop (window taps, tails)."""
+    for loop in [s for s in stmts_of(kernel.body) if isinstance(s, For)]:
+        extent = static_int(loop.extent)
+        inner = any(isinstance(x, For) for x in stmts_of(loop.body))
+        if loop.kind is ForKind.SERIAL and extent is not None and extent <= MAX_UNROLL and not inner:
+            kernel = apply(kernel, Unroll(loop.var.name))
+    return kernel
+
+
 def _work(s: Stmt) -> int:
     match s:
         case For(body=b):
@@ -246,6 +263,8 @@ def _work(s: Stmt) -> int:
             return 1 + _work(t) + (_work(o) if o is not None else 0)
         case Seq(stmts=stmts):
             return sum(_work(x) for x in stmts)
+        case Store(value=v):
+            return v.lanes
     return 1
 
 

@@ -3,7 +3,7 @@
 Importing this package registers every lowering.
 """
 
-from . import contraction, conv, elementwise, generate, index, misc, movement, norm, pool, reduce, resize  # noqa: F401  (register lowerings)
+from . import contraction, conv, elementwise, generate, index, misc, movement, norm, pool, reduce, resize, vision  # noqa: F401  (register lowerings)
 from .core import LoweringError
 from .table import LOWERINGS, Lowering, lowering_of
 

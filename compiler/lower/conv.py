@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
+from aic.ir.loop import Bin, Cast, Expr, Load, Stmt
 from aic.ir.ops.window import Window, make_window
 from aic.ir.schedule import CachePack, MicroKernel
 
@@ -36,8 +36,9 @@ from .core import (
     store,
 )
 from .mathx import add, mul
-from .reduce import accumulate, stack
+from .reduce import accumulate
 from .table import Emit, anchor
+from .window import clamped, inside_input, interior, tap_coords, window_loops
 
 
 def window_of(node: Node, kernel: list[int]) -> Window:
@@ -77,7 +78,6 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     pads = [window.pad_amounts(i, d) for i, d in enumerate(x.shape[2:])]
     extents = [max(b + d + e, (o - 1) * s + span)
                for (b, e), d, o, s, span in zip(pads, x.shape[2:], outs, window.strides, window.spans)]
-    xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
     group = node.attrs.get("group", 1)
     weights = node.inputs[1].const if node.inputs[1] is not None else None
     ocg = out_shape[1] // group
@@ -89,10 +89,9 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         return emit(0, index, v)
 
     if x.dtype == DType.float32 and weights is not None and ocg >= ctx.lanes:
-        body = _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish)
-    else:
-        body = _conv_direct(ctx, xp, w, window, out_shape, group, dtype, finish)
-    return seq(prep, body)
+        xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
+        return seq(prep, _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
+    return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
 
 
 def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
@@ -130,21 +129,15 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
         chan0 = binop("mul", g, idx(icg))
 
         def tile(p0: Expr, rows: int, c0: Expr, cols: int) -> Stmt:
-            base = stack(ctx, INDEX, rows, "base")
-
-            def setup(r: Expr) -> Stmt:
-                coords = delinear(binop("add", p0, r), outs)
-                off: Expr = idx(0)
-                for c, st in zip(coords, row_strides):
-                    off = binop("add", off, binop("mul", c, idx(st)))
-                return Store(base, r, off)
-
             def a(r: Expr, ks: list[Expr]) -> Expr:
+                # Loop-invariant parts (the row's offset, once rows are unrolled) are hoisted by the back end.
                 ic, taps = ks[0], ks[1:]
                 plane_start = binop("mul", binop("add", binop("add", binop("mul", n, idx(channels)), chan0), ic),
                                     idx(plane))
-                return Load(source, binop("add", binop("add", plane_start, Load(base, r)),
-                                              _tap_offset(window, padded, taps)))
+                row: Expr = idx(0)
+                for c, st in zip(delinear(binop("add", p0, r), outs), row_strides):
+                    row = binop("add", row, binop("mul", c, idx(st)))
+                return Load(source, binop("add", binop("add", plane_start, row), _tap_offset(window, padded, taps)))
 
             def b(ks: list[Expr], c: Expr) -> Expr:
                 return packed.at([g, binop("div", c0, idx(width)), *ks, c])
@@ -154,8 +147,7 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", c0, c))
                 return finish([n, channel, *coords], v)
 
-            kernel_body = micro_kernel(ctx, [icg, *kernel], rows, width, cols, a, b, out)
-            return Allocate(base, seq(ctx.loop(rows, setup, "pr"), kernel_body))
+            return micro_kernel(ctx, [icg, *kernel], rows, width, cols, a, b, out)
 
         def strip(p0: Expr, rows: int) -> Stmt:
             whole = ctx.loop(ocg // width, lambda t: tile(p0, rows, binop("mul", t, idx(width)), width), "ct")
@@ -169,29 +161,33 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
     return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")
 
 
-def _conv_direct(ctx: LowerCtx, xp: Tensor, w: Tensor, window: Window, out_shape: tuple[int, ...], group: int,
+def _conv_direct(ctx: LowerCtx, x: Tensor, w: Tensor, window: Window, out_shape: tuple[int, ...], group: int,
                  dtype: DType, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """One dot product per output element; interior windows without bounds checks."""
     icg = w.shape[1]
     ocg = out_shape[1] // group
     kernel = list(w.shape[2:])
     rank = len(kernel)
+    spatial = list(x.shape[2:])
 
-    def element(index: list[Expr]) -> Stmt:
+    def element(index: list[Expr], inside: bool) -> Stmt:
         n, oc, o = index[0], index[1], index[2:]
         chan0 = binop("mul", binop("div", oc, idx(ocg)), idx(icg))
 
         def term(full: list[Expr]) -> Expr:
             ic, taps = full[len(index)], full[len(index) + 1:]
-            coords = [binop("add", binop("mul", oi, idx(s)), binop("mul", t, idx(d)))
-                      for oi, t, s, d in zip(o, taps, window.strides, window.dilations)]
-            xv = xp.at([n, binop("add", chan0, ic), *coords])
-            wv = w.at([oc, ic, *taps])
-            return mul(_as(xv, dtype), _as(wv, dtype))
+            coords = tap_coords(window, spatial, o, taps)
+            channel = binop("add", chan0, ic)
+            wv = _as(w.at([oc, ic, *taps]), dtype)
+            if inside:
+                return mul(_as(x.at([n, channel, *coords]), dtype), wv)
+            xv = _as(x.at([n, channel, *clamped(coords, spatial)]), dtype)
+            return select(inside_input(coords, spatial), mul(xv, wv), const(0, dtype))
 
         return accumulate(ctx, [*index, *[None] * (rank + 1)], [*out_shape, icg, *kernel], term, const(0, dtype),
                           add, lambda s: finish(index, s))
 
-    return ctx.loops(out_shape, element)
+    return window_loops(ctx, out_shape[:2], out_shape[2:], interior(window, spatial, out_shape[2:]), element)
 
 
 def _as(v: Expr, dtype: DType) -> Expr:

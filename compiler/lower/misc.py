@@ -3,12 +3,13 @@ the ops refused with a reason (data-dependent output sizes, control flow)."""
 
 from __future__ import annotations
 
+import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, If, Load, Stmt, Store
 
 from ..loop_util import binop, select, seq
-from .core import LowerCtx, Tensor, const, idx
+from .core import LowerCtx, Tensor, const, idx, linear
 from .mathx import absolute, call, mul, sub
 from .reduce import lowest, stack
 from .table import Emit, anchor, refuse
@@ -16,6 +17,24 @@ from .table import Emit, anchor, refuse
 refuse("its output size depends on the data; only constant inputs (folded at compile time) are supported",
        "NonZero", "Unique")
 refuse("control flow (If/Loop/Scan) is not lowered to loop IR yet", "If", "Loop", "Scan")
+
+
+@anchor("BitCast")
+def _bitcast(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    """Reads the input's bytes through a parameter of the output's element type."""
+    source = node.inputs[0]
+    assert source is not None
+    out = node.outputs[0].type
+    shape = out.static_shape
+    if source.const is not None:
+        data = ctx.weight(np.ascontiguousarray(source.const).view(out.dtype.numpy).reshape(shape), "bits")
+        return ctx.loops(shape, lambda i: emit(0, i, data.at(i)))
+    buf = ctx.param("value", out.dtype, int(np.prod(shape)), source, "in")
+    return ctx.loops(shape, lambda i: emit(0, i, _widen(Load(buf, linear(i, shape)))))
+
+
+def _widen(v: Expr) -> Expr:
+    return Cast(DType.float32, v) if v.dtype in (DType.float16, DType.bfloat16) else v
 
 
 @anchor("Det")

@@ -18,7 +18,7 @@ from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
 
 from ..loop_util import binop, select, seq
 from .core import ComputeTensor, LowerCtx, Tensor, cdtype, const, idx
-from .mathx import absolute, add, call, exp, maximum, mul, sub
+from .mathx import absolute, add, call, exp, fast_max, mul, sub
 from .reduce import accumulate, lowest, reduce_each, stack
 from .table import Emit, anchor, compute
 
@@ -222,6 +222,9 @@ def _lrn(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stm
 # ---------------------------------------------------------------- softmax family
 
 
+ROW_BUFFER = 4096  # softmax rows up to this long keep their exponentials on the stack
+
+
 @anchor("Softmax", "LogSoftmax", prologue=True)
 def _softmax(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x = ins[0]
@@ -229,6 +232,8 @@ def _softmax(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) ->
     axis = node.attrs.get("axis", -1) % x.rank
     dt = cdtype(x.dtype)
     log = node.op == "LogSoftmax"
+    n = x.shape[axis]
+    keep = stack(ctx, dt, n, "row") if not log and axis == x.rank - 1 and 0 < n <= ROW_BUFFER else None
 
     def row(index: list[Expr | None]) -> Stmt:
         def with_max(m: Expr) -> Stmt:
@@ -242,16 +247,20 @@ def _softmax(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) ->
 
                 def out(j: Expr) -> Stmt:
                     at = _fill(index, [axis], [j])
+                    if keep is not None:
+                        return emit(0, at, mul(Load(keep, j), scale))
                     s = sub(x.at(at), peak)
                     return emit(0, at, sub(s, scale) if log else mul(exp(s), scale))
 
-                return ctx.loop(x.shape[axis], out, "j")
+                return ctx.loop(n, out, "j")
 
-            return accumulate(ctx, index, x.shape, shifted, const(0, dt), add, finish)
+            return accumulate(ctx, index, x.shape, shifted, const(0, dt), add, finish, keep)
 
-        return accumulate(ctx, index, x.shape, x.at, const(lowest(dt), dt), maximum, with_max)
+        return accumulate(ctx, index, x.shape, x.at, const(lowest(dt), dt), fast_max, with_max)
 
-    return reduce_each(ctx, x.shape, [axis], row)
+    body = reduce_each(ctx, x.shape, [axis], lambda index: Allocate(keep, row(index)) if keep is not None
+                       else row(index))
+    return body
 
 
 @anchor("Hardmax", prologue=True)

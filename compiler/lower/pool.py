@@ -1,8 +1,9 @@
 """Lowering of pooling: MaxPool (with Indices), AveragePool, LpPool and the global pools.
 
-Windowed pools fold each window with explicit bounds checks (positions in the padding,
-or past it under ceil_mode, are skipped); global pools are reductions over the spatial
-axes, which are contiguous, so they accumulate per vector lane.
+Windowed pools fold each window; interior windows read the input directly (see
+window.py), border windows skip positions in the padding (or past it under ceil_mode).
+Global pools are reductions over the spatial axes, which are contiguous, so they
+accumulate per vector lane.
 """
 
 from __future__ import annotations
@@ -14,106 +15,125 @@ from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
 
 from ..loop_util import binop, select, seq
 from .conv import window_of
-from .core import LowerCtx, Tensor, cdtype, clamp, const, idx
-from .mathx import absolute, add, call, k, maximum, mul
+from .core import LowerCtx, Tensor, cdtype, const, idx
+from .mathx import absolute, add, call, fast_max, k, maximum, mul
 from .reduce import accumulate, lowest, stack
 from .table import Emit, anchor
+from .window import clamped, inside_input, interior, tap_coords, window_loops
 
 
-def _window_coords(node: Node, x: Tensor, out: list[Expr], taps: list[Expr]) -> tuple[list[Expr], Expr | None, list]:
-    """Input coordinates of kernel tap `taps` for output position `out`, and whether they are inside the input."""
+def _geometry(node: Node, x: Tensor):
     window = window_of(node, list(node.attrs["kernel_shape"]))
-    coords, inside = [], None
-    for i, (o, t, size) in enumerate(zip(out, taps, x.shape[2:])):
-        begin = window.pad_amounts(i, size)[0]
-        at = binop("add", binop("mul", o, idx(window.strides[i])), binop("mul", t, idx(window.dilations[i])))
-        c = binop("sub", at, idx(begin))
-        ok = Bin("and", Bin("ge", c, idx(0)), Bin("lt", c, idx(size)))
-        inside = ok if inside is None else Bin("and", inside, ok)
-        coords.append(c)
-    return coords, inside, [window.pad_amounts(i, size) for i, size in enumerate(x.shape[2:])]
+    out_shape = node.outputs[0].type.static_shape
+    spatial = list(x.shape[2:])
+    return window, out_shape, spatial, interior(window, spatial, out_shape[2:])
 
 
 @anchor("MaxPool")
 def _max_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x = ins[0]
     assert x is not None
-    kernel = list(node.attrs["kernel_shape"])
-    out_shape = node.outputs[0].type.static_shape
+    window, out_shape, spatial, ranges = _geometry(node, x)
+    kernel = list(window.kernel)
     dt = cdtype(x.dtype)
-    spatial = x.shape[2:]
-    plane = int(np.prod(spatial))
-    column_major = bool(node.attrs.get("storage_order", 0))
+    if emit.needed(1):
+        return ctx.loops(out_shape, lambda index: _max_with_index(ctx, node, x, index, emit))
 
-    def element(index: list[Expr]) -> Stmt:
-        best, where = stack(ctx, dt, 1, "best"), stack(ctx, INDEX, 1, "at")
+    def element(index: list[Expr], inside: bool) -> Stmt:
+        best = stack(ctx, dt, 1, "best")
 
         def tap(taps: list[Expr]) -> Stmt:
-            coords, inside, _ = _window_coords(node, x, index[2:], taps)
-            v = ctx.let(x.at([*index[:2], *(clamp(c, 0, s - 1) for c, s in zip(coords, spatial))]), "x")
-            cur = Load(best, idx(0))
-            gt = Bin("gt", v, cur) if dt != DType.bool else Bin("gt", Cast(DType.int32, v), Cast(DType.int32, cur))
-            if dt.is_float:
-                gt = Bin("or", gt, Bin("and", Bin("ne", v, v), Bin("eq", cur, cur)))
-            better = ctx.let(Bin("and", inside, gt) if inside is not None else gt, "b")
-            flat: Expr = idx(0)
-            order = list(zip(coords, spatial))
-            for c, size in (reversed(order) if column_major else order):
-                flat = binop("add", binop("mul", flat, idx(size)), c)
-            return seq(Store(best, idx(0), select(better, v, cur)),
-                       Store(where, idx(0), select(better, flat, Load(where, idx(0)))))
+            coords = tap_coords(window, spatial, index[2:], taps)
+            if inside:
+                return Store(best, idx(0), fast_max(x.at([*index[:2], *coords]), Load(best, idx(0))))
+            v = x.at([*index[:2], *clamped(coords, spatial)])
+            ok = inside_input(coords, spatial)
+            return Store(best, idx(0), select(ok, fast_max(v, Load(best, idx(0))), Load(best, idx(0))))
 
-        base = binop("mul", binop("add", binop("mul", index[0], idx(x.shape[1])), index[1]), idx(plane))
-        init = seq(Store(best, idx(0), const(lowest(dt), dt)), Store(where, idx(0), idx(0)))
-        done = seq(emit(0, index, Load(best, idx(0))),
-                   emit(1, index, binop("add", base, Load(where, idx(0)))) if emit.needed(1) else None)
-        return Allocate(best, Allocate(where, seq(init, ctx.loops(kernel, tap, "t"), done)))
+        init = Store(best, idx(0), const(lowest(dt), dt))
+        return Allocate(best, seq(init, ctx.loops(kernel, tap, "t"), emit(0, index, Load(best, idx(0)))))
 
-    return ctx.loops(out_shape, element)
+    return window_loops(ctx, out_shape[:2], out_shape[2:], ranges, element)
+
+
+def _max_with_index(ctx: LowerCtx, node: Node, x: Tensor, index: list[Expr], emit: Emit) -> Stmt:
+    """MaxPool with its Indices output: the flat input position of each window's first maximum."""
+    window = window_of(node, list(node.attrs["kernel_shape"]))
+    spatial = list(x.shape[2:])
+    dt = cdtype(x.dtype)
+    plane = int(np.prod(spatial))
+    column_major = bool(node.attrs.get("storage_order", 0))
+    best, where = stack(ctx, dt, 1, "best"), stack(ctx, INDEX, 1, "at")
+
+    def tap(taps: list[Expr]) -> Stmt:
+        coords = tap_coords(window, spatial, index[2:], taps)
+        v = ctx.let(x.at([*index[:2], *clamped(coords, spatial)]), "x")
+        cur = Load(best, idx(0))
+        gt = Bin("gt", v, cur) if dt != DType.bool else Bin("gt", Cast(DType.int32, v), Cast(DType.int32, cur))
+        if dt.is_float:
+            gt = Bin("or", gt, Bin("and", Bin("ne", v, v), Bin("eq", cur, cur)))
+        inside = inside_input(coords, spatial)
+        better = ctx.let(Bin("and", inside, gt) if inside is not None else gt, "b")
+        flat: Expr = idx(0)
+        order = list(zip(coords, spatial))
+        for c, size in reversed(order) if column_major else order:
+            flat = binop("add", binop("mul", flat, idx(size)), c)
+        return seq(Store(best, idx(0), select(better, v, cur)),
+                   Store(where, idx(0), select(better, flat, Load(where, idx(0)))))
+
+    base = binop("mul", binop("add", binop("mul", index[0], idx(x.shape[1])), index[1]), idx(plane))
+    init = seq(Store(best, idx(0), const(lowest(dt), dt)), Store(where, idx(0), idx(0)))
+    done = seq(emit(0, index, Load(best, idx(0))), emit(1, index, binop("add", base, Load(where, idx(0)))))
+    return Allocate(best, Allocate(where, seq(init, ctx.loops(list(window.kernel), tap, "t"), done)))
 
 
 @anchor("AveragePool", "LpPool")
 def _avg_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x = ins[0]
     assert x is not None
-    kernel = list(node.attrs["kernel_shape"])
-    out_shape = node.outputs[0].type.static_shape
+    window, out_shape, spatial, ranges = _geometry(node, x)
+    kernel = list(window.kernel)
     dt = cdtype(x.dtype)
-    spatial = x.shape[2:]
     lp = node.op == "LpPool"
     p = node.attrs.get("p", 2)
     include = bool(node.attrs.get("count_include_pad", 0))
+    taps = int(np.prod(kernel))
 
-    def element(index: list[Expr]) -> Stmt:
+    def element(index: list[Expr], inside: bool) -> Stmt:
         count = stack(ctx, dt, 1, "count")
 
         def term(full: list[Expr]) -> Expr:
-            coords, inside, _ = _window_coords(node, x, index[2:], full[len(index):])
-            v = x.at([*index[:2], *(clamp(c, 0, s - 1) for c, s in zip(coords, spatial))])
-            if lp:
-                v = _power(absolute(v), p)
-            return select(inside, v, const(0, dt)) if inside is not None else v
+            coords = tap_coords(window, spatial, index[2:], full[len(index):])
+            if inside:
+                v = x.at([*index[:2], *coords])
+                return _power(absolute(v), p) if lp else v
+            v = x.at([*index[:2], *clamped(coords, spatial)])
+            v = _power(absolute(v), p) if lp else v
+            return select(inside_input(coords, spatial), v, const(0, dt))
 
         def counted(full: list[Expr]) -> Stmt:
-            coords, inside, pads = _window_coords(node, x, index[2:], full)
+            coords = tap_coords(window, spatial, index[2:], full)
+            ok = inside_input(coords, spatial)
             if include:
-                inside = None
-                for c, (b, e), s in zip(coords, pads, spatial):
-                    ok = Bin("and", Bin("ge", c, idx(-b)), Bin("lt", c, idx(s + e)))
-                    inside = ok if inside is None else Bin("and", inside, ok)
-            one = select(inside, const(1, dt), const(0, dt)) if inside is not None else const(1, dt)
+                ok = None
+                for i, (c, s) in enumerate(zip(coords, spatial)):
+                    b, e = window.pad_amounts(i, s)
+                    cond = Bin("and", Bin("ge", c, idx(-b)), Bin("lt", c, idx(s + e)))
+                    ok = cond if ok is None else Bin("and", ok, cond)
+            one = select(ok, const(1, dt), const(0, dt)) if ok is not None else const(1, dt)
             return Store(count, idx(0), add(Load(count, idx(0)), one))
 
         def finish(total: Expr) -> Stmt:
             if lp:
                 return emit(0, index, _root(total, p))
-            return emit(0, index, Bin("div", total, Load(count, idx(0))))
+            divisor = const(taps, dt) if inside else Load(count, idx(0))
+            return emit(0, index, Bin("div", total, divisor))
 
-        counting = None if lp else seq(Store(count, idx(0), const(0, dt)), ctx.loops(kernel, counted, "u"))
+        counting = None if lp or inside else seq(Store(count, idx(0), const(0, dt)), ctx.loops(kernel, counted, "u"))
         fold = accumulate(ctx, [*index, *[None] * len(kernel)], [*out_shape, *kernel], term, const(0, dt), add, finish)
         return Allocate(count, seq(counting, fold))
 
-    return ctx.loops(out_shape, element)
+    return window_loops(ctx, out_shape[:2], out_shape[2:], ranges, element)
 
 
 def _power(v: Expr, p: int) -> Expr:

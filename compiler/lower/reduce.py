@@ -31,15 +31,19 @@ def stack(ctx: LowerCtx, dtype: DType, size: int, hint: str = "acc") -> Buffer:
 
 def accumulate(
     ctx: LowerCtx,
-    index: list[Expr],
+    index: list[Expr | None],
     extents: Sequence[int],
     value: Callable[[list[Expr]], Expr],
     init: Expr,
     combine: Combine,
     then: Callable[[Expr], Stmt],
+    keep: Buffer | None = None,
 ) -> Stmt:
-    """Fold `value(index)` over the axes of `index` that are None (sizes in `extents`), then `then(result)`."""
+    """Fold `value(index)` over the axes of `index` that are None (sizes in `extents`), then `then(result)`.
+
+    With `keep` (a buffer as long as the one reduced axis), each value is also stored there."""
     free = [a for a, e in enumerate(index) if e is None]
+    assert keep is None or len(free) == 1
     acc_dtype = init.dtype
     last = free[-1] if free else None
     lanes = ctx.lanes
@@ -48,11 +52,18 @@ def accumulate(
     def at(sub: dict[int, Expr]) -> list[Expr]:
         return [sub[a] if e is None else e for a, e in enumerate(index)]
 
+    def fold(cell: Buffer, slot: Expr, position: Expr, sub: dict[int, Expr]) -> Stmt:
+        v = value(at(sub))
+        if keep is None:
+            return Store(cell, slot, combine(Load(cell, slot), v))
+        v = ctx.let(v, "e")
+        return seq(Store(keep, position, v), Store(cell, slot, combine(Load(cell, slot), v)))
+
     if not partial:
         acc = stack(ctx, acc_dtype, 1)
 
         def body(vs: list[Expr]) -> Stmt:
-            return Store(acc, idx(0), combine(Load(acc, idx(0)), value(at(dict(zip(free, vs))))))
+            return fold(acc, idx(0), vs[-1] if vs else idx(0), dict(zip(free, vs)))
 
         loops = ctx.loops([extents[a] for a in free], body, "r")
         with ctx.scope() as sc:
@@ -67,26 +78,37 @@ def accumulate(
         base = dict(zip(outer, vs))
 
         def lane(c: Expr) -> Stmt:
-            return ctx.loop(lanes, lambda lv: Store(acc, lv, combine(Load(acc, lv), value(
-                at({**base, last: binop("add", binop("mul", c, idx(lanes)), lv)})))), "l")
+            def one(lv: Expr) -> Stmt:
+                pos = binop("add", binop("mul", c, idx(lanes)), lv)
+                return fold(acc, lv, pos, {**base, last: pos})
+
+            return ctx.loop(lanes, one, "l")
 
         whole = ctx.loop(n // lanes, lane, "c")
         start = n // lanes * lanes
-        tail = ctx.loop(n - start, lambda t: Store(acc, idx(0), combine(Load(acc, idx(0)), value(
-            at({**base, last: binop("add", idx(start), t)})))), "rt")
-        return seq(whole, tail)
+
+        def rest(t: Expr) -> Stmt:
+            pos = binop("add", idx(start), t)
+            return fold(acc, idx(0), pos, {**base, last: pos})
+
+        return seq(whole, ctx.loop(n - start, rest, "rt"))
 
     init_lanes = ctx.loop(lanes, lambda lv: Store(acc, lv, init), "l")
     loops = ctx.loops([extents[a] for a in outer], row, "r")
-    total = stack(ctx, acc_dtype, 1, "sum")
-    fold = seq(
-        Store(total, idx(0), Load(acc, idx(0))),
-        ctx.loop(lanes - 1, lambda lv: Store(total, idx(0), combine(Load(total, idx(0)),
-                                                                     Load(acc, binop("add", lv, idx(1))))), "f"),
-    )
     with ctx.scope() as sc:
-        done = sc.wrap(then(ctx.let(Load(total, idx(0)), "s")))
-    return Allocate(acc, Allocate(total, seq(init_lanes, loops, fold, done)))
+        done = sc.wrap(then(ctx.let(Load(acc, idx(0)), "s")))
+    return Allocate(acc, seq(init_lanes, loops, fold_lanes(acc, lanes, combine), done))
+
+
+def fold_lanes(acc: Buffer, lanes: int, combine: Combine) -> Stmt:
+    """Reduce acc[0:lanes] into acc[0] by halving: acc[0:h] = combine(acc[0:h], acc[h:2h])."""
+    steps = []
+    width = lanes
+    while width > 1:
+        half = width // 2
+        steps.append(Store(acc, idx(0), combine(Load(acc, idx(0), half), Load(acc, idx(half), half))))
+        width = half
+    return seq(*steps)
 
 
 def reduce_each(
@@ -233,14 +255,15 @@ def _arg(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stm
 # ---------------------------------------------------------------- CumSum
 
 
-@anchor("CumSum", prologue=True)
-def _cumsum(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+@anchor("CumSum", "CumProd", prologue=True)
+def _cumulate(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x = ins[0]
     assert x is not None
     axis = (static_ints(node, 1, "axis") or [0])[0] % x.rank
     n = x.shape[axis]
     reverse, exclusive = node.attrs.get("reverse", 0), node.attrs.get("exclusive", 0)
     dt = cdtype(x.dtype)
+    product = node.op == "CumProd"
 
     def body(index: list[Expr | None]) -> Stmt:
         acc = stack(ctx, dt, 1)
@@ -249,10 +272,10 @@ def _cumsum(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> 
             pos = binop("sub", idx(n - 1), r) if reverse else r
             at = [pos if e is None else e for e in index]
             before = ctx.let(Load(acc, idx(0)), "prev")
-            after = ctx.let(add(before, x.at(at)), "next")
+            after = ctx.let(mul(before, x.at(at)) if product else add(before, x.at(at)), "next")
             return seq(Store(acc, idx(0), after), emit(0, at, before if exclusive else after))
 
-        return Allocate(acc, seq(Store(acc, idx(0), const(0, dt)), ctx.loop(n, step, "r")))
+        return Allocate(acc, seq(Store(acc, idx(0), const(1 if product else 0, dt)), ctx.loop(n, step, "r")))
 
     return reduce_each(ctx, x.shape, [axis], body)
 

@@ -5,6 +5,7 @@ from . import (  # noqa: F401  (registers ops)
     cast,
     control,
     conv,
+    detection,
     einsum,
     elementwise,
     generate,
@@ -15,10 +16,12 @@ from . import (  # noqa: F401  (registers ops)
     pool,
     reduce,
     resize,
+    scan_ops,
     shape,
     slicing,
     softmax,
     unary,
+    vision,
 )
 from .registry import OPS, REQUIRED, Attr, InferContext, OpDef, OpError, get_op, infer_node, register
 

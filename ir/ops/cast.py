@@ -125,3 +125,31 @@ register(
         doc="Cast to the element type of the second input.",
     )
 )
+
+
+def _bitcast_infer(ctx: InferContext) -> list[TensorType]:
+    source, target = ctx.input(0).dtype, _target(ctx)
+    if source.itemsize != target.itemsize:
+        raise ctx.error(f"cannot reinterpret {source.name} as {target.name}: their bit widths differ")
+    return [ctx.input(0).with_dtype(target)]
+
+
+def _bitcast_reference(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x, target = np.asarray(inputs[0]), DType.from_onnx(attrs["to"])  # same width: a view of any layout
+    if target is DType.bool:  # any nonzero byte reads as true
+        return [x.view(np.uint8) != 0]
+    return [x.view(target.numpy)]
+
+
+register(
+    OpDef(
+        "BitCast",
+        _bitcast_infer,
+        _bitcast_reference,
+        attrs={"to": Attr("int")},
+        dtypes=ALL_TYPES,
+        kind="elementwise",
+        flops=lambda ins, outs, attrs: 0,
+        doc="Reinterpret the bits of each element as the ONNX type `to` of the same width.",
+    )
+)

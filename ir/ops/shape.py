@@ -159,7 +159,7 @@ def _squeeze_infer(ctx: InferContext) -> list[TensorType]:
         return [t.with_shape([d for d in t.shape if d != 1])]
     axes = int_values(ctx, 1)
     if axes is None:
-        n = vector_length(ctx, 1, "axes")
+        n = 1 if ctx.input(1).rank == 0 else vector_length(ctx, 1, "axes")  # a scalar: one axis
         return [t.with_shape([ctx.fresh() for _ in range(t.rank - n)])]
     axes = norm_axes(ctx, axes, t.rank)
     for a in axes:
@@ -172,7 +172,7 @@ def _squeeze_ref(inputs, attrs):
     x = inputs[0]
     if optional(inputs, 1) is None:
         return [x.reshape([d for d in x.shape if d != 1])]
-    return [np.squeeze(x, axis=tuple(int(a) for a in inputs[1]))]
+    return [np.squeeze(x, axis=tuple(int(a) for a in np.reshape(inputs[1], -1)))]
 
 
 movement(
@@ -189,7 +189,8 @@ def _unsqueeze_infer(ctx: InferContext) -> list[TensorType]:
     t = ctx.input(0)
     axes = int_values(ctx, 1)
     if axes is None:  # where the new dims go is unknown
-        return [t.with_shape([ctx.fresh() for _ in range(t.rank + vector_length(ctx, 1, "axes"))])]
+        count = 1 if ctx.input(1).rank == 0 else vector_length(ctx, 1, "axes")  # a scalar: one axis
+        return [t.with_shape([ctx.fresh() for _ in range(t.rank + count)])]
     axes = norm_axes(ctx, axes, t.rank + len(axes))
     dims = iter(t.shape)
     return [t.with_shape([1 if i in axes else next(dims) for i in range(t.rank + len(axes))])]
@@ -198,7 +199,7 @@ def _unsqueeze_infer(ctx: InferContext) -> list[TensorType]:
 def _unsqueeze_ref(inputs, attrs):
     x, axes = inputs
     rank = x.ndim + axes.size
-    return [np.expand_dims(x, tuple(sorted(int(a) % rank for a in axes)))]
+    return [np.expand_dims(x, tuple(sorted(int(a) % rank for a in np.reshape(axes, -1))))]
 
 
 movement(

@@ -196,3 +196,18 @@ def test_half_precision_rounds_at_store_and_cast(tmp_path):
         np.testing.assert_array_equal(gh, data.astype(np.float16))
     np.testing.assert_array_equal(gbf.astype(np.float32), data.astype(ml_dtypes.bfloat16).astype(np.float32))
     np.testing.assert_array_equal(gt, data.astype(ml_dtypes.bfloat16).astype(np.float32) * 2)
+
+
+def test_multiply_add_contraction(rng, tmp_path):
+    """a*b+c, c+a*b, a*b-c and c-a*b fuse into one rounding (llvm.fmuladd), like C's fp-contract."""
+    a, b, c = (Buffer(n, DType.float32, N) for n in "abc")
+    outs = [Buffer(f"y{k}", DType.float32, N) for k in range(4)]
+    i = Var("i")
+    la, lb, lc = Load(a, i), Load(b, i), Load(c, i)
+    forms = [la * lb + lc, lc + la * lb, la * lb - lc, lc - la * lb]
+    body = For(i, Const(N), Seq([Store(o, i, f) for o, f in zip(outs, forms)]))
+    data = {buf: rng.normal(size=N).astype(np.float32) for buf in (a, b, c)}
+    got = run_cases([Case("fma", body, data, outs)], tmp_path)["fma"]
+    x, y, z = (data[buf].astype(np.float64) for buf in (a, b, c))
+    for result, want in zip(got, [x * y + z, z + x * y, x * y - z, z - x * y]):
+        np.testing.assert_allclose(result, want, rtol=1e-6, atol=1e-7)

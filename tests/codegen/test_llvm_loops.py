@@ -163,6 +163,15 @@ def test_generated_ir(rng):
     assert code.object[:4] == b"\x7fELF"
 
 
+def test_contiguous_lanes_are_plain_vector_accesses(rng):
+    cases, _ = loop_cases(rng)
+    (vec,) = [c for c in cases if c.name == "vec"]
+    ir = compile_program(build_program([vec]), Target.parse("llvm"), 0).llvm_ir
+    assert "load <8 x float>" in ir and "store <8 x float>" in ir
+    assert "@llvm.fmuladd.v8f32" in ir  # x * 2 + c contracts, as in C
+    assert "gather" not in ir and "scatter" not in ir and "masked" not in ir
+
+
 def test_weights_stay_out_of_llvm_ir():
     w, y, i = Buffer("w", F32, 16384), Buffer("y", F32, 16384), Var("i")
     weights = np.full(16384, 1234.5678, dtype=np.float32)

@@ -1,0 +1,76 @@
+"""Sliding windows without bounds checks in the interior.
+
+Along each spatial axis, output positions split into a head whose windows start in the
+padding, an interior whose windows lie inside the input, and a tail. The loop nest
+visits each part separately, so the interior (almost all the work) reads the input with
+plain affine indices, which vectorize, and only the thin borders check bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from aic.ir.loop import Bin, Expr, Stmt
+from aic.ir.ops.window import Window
+
+from ..loop_util import binop, seq
+from .core import LowerCtx, clamp, idx
+
+
+def interior(window: Window, sizes: Sequence[int], outs: Sequence[int]) -> list[tuple[int, int]]:
+    """Per spatial axis, the output range [lo, hi) whose windows lie inside the input."""
+    ranges = []
+    for i, (size, out) in enumerate(zip(sizes, outs)):
+        begin = window.pad_amounts(i, size)[0]
+        s, span = window.strides[i], window.spans[i]
+        lo = min(-(-begin // s), out)
+        hi = (size - span + begin) // s + 1
+        ranges.append((lo, max(lo, min(hi, out))))
+    return ranges
+
+
+def window_loops(
+    ctx: LowerCtx,
+    lead: Sequence[int],
+    outs: Sequence[int],
+    ranges: Sequence[tuple[int, int]],
+    body: Callable[[list[Expr], bool], Stmt],
+) -> Stmt:
+    """Loops over the leading axes, then the spatial output axes in parts; `body(index, inside)`."""
+
+    def level(d: int, index: list[Expr], inside: bool) -> Stmt:
+        if d == len(outs):
+            return body(index, inside)
+        lo, hi = ranges[d] if inside else (0, 0)
+        parts = [(0, lo, False), (lo, hi, True), (hi, outs[d], False)] if inside else [(0, outs[d], False)]
+        nests = []
+        for start, stop, keep in parts:
+            if stop > start:
+                nests.append(ctx.loop(stop - start, lambda v, s=start, k=keep: level(
+                    d + 1, [*index, binop("add", v, idx(s))], k), "o"))
+        return seq(*nests)
+
+    return ctx.loops(lead, lambda index: level(0, index, True), "i")
+
+
+def tap_coords(window: Window, sizes: Sequence[int], out: Sequence[Expr], taps: Sequence[Expr]) -> list[Expr]:
+    """Input coordinates (possibly outside the input) of kernel tap `taps` for output position `out`."""
+    coords = []
+    for i, (o, t, size) in enumerate(zip(out, taps, sizes)):
+        begin = window.pad_amounts(i, size)[0]
+        at = binop("add", binop("mul", o, idx(window.strides[i])), binop("mul", t, idx(window.dilations[i])))
+        coords.append(binop("sub", at, idx(begin)))
+    return coords
+
+
+def inside_input(coords: Sequence[Expr], sizes: Sequence[int]) -> Expr | None:
+    """Whether every coordinate lies in its axis (None: nothing to check)."""
+    ok: Expr | None = None
+    for c, size in zip(coords, sizes):
+        cond = Bin("and", Bin("ge", c, idx(0)), Bin("lt", c, idx(size)))
+        ok = cond if ok is None else Bin("and", ok, cond)
+    return ok
+
+
+def clamped(coords: Sequence[Expr], sizes: Sequence[int]) -> list[Expr]:
+    return [clamp(c, 0, size - 1) for c, size in zip(coords, sizes)]

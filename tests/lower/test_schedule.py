@@ -1,0 +1,145 @@
+"""Schedule records: they print, compare, apply by loop name, keep results, and replay deterministically."""
+
+import numpy as np
+import pytest
+from aic.codegen.target import Target
+from aic.compiler.loop_eval import run_kernel
+from aic.compiler.loop_util import seq
+from aic.compiler.lower.core import LowerCtx, linear, store
+from aic.compiler.schedule import apply, apply_all, default_schedule
+from aic.ir import GraphBuilder, TensorType
+from aic.ir.dtypes import DType
+from aic.ir.loop import Allocate, Buffer, Const, For, ForKind, Kernel, Load, Scope, Store
+from aic.ir.loop_printer import kernel_text
+from aic.ir.schedule import (
+    Bind,
+    CachePack,
+    Fuse,
+    MicroKernel,
+    Parallel,
+    Reorder,
+    ScheduleError,
+    Split,
+    Tile,
+    Unroll,
+    Vectorize,
+    schedule_text,
+)
+
+from tests.lower.lower_util import lower
+
+AVX2 = Target.parse("llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=haswell -mattr=+avx2,+fma")
+rng = np.random.default_rng(6)
+
+
+def add_kernel(rows: int = 5, cols: int = 12) -> Kernel:
+    """out[i, j] = a[i, j] + b[j] * 2 over loops named i0 (rows) and i1 (columns)."""
+    ctx = LowerCtx(8)
+    a = ctx.param("value", DType.float32, rows * cols, None, "in")
+    b = ctx.param("value", DType.float32, cols, None, "in")
+    out = ctx.param("value", DType.float32, rows * cols, None, "out")
+
+    def body(index):
+        value = Load(a, linear(index, (rows, cols))) + Load(b, index[1]) * Const(2.0, DType.float32)
+        return store(out, linear(index, (rows, cols)), value)
+
+    return Kernel("add", [a, b, out], ctx.loops((rows, cols), body))
+
+
+def run(kernel: Kernel, rows: int = 5, cols: int = 12) -> np.ndarray:
+    a = rng.standard_normal(rows * cols).astype(np.float32)
+    b = rng.standard_normal(cols).astype(np.float32)
+    out = np.zeros(rows * cols, np.float32)
+    run_kernel(kernel, [a, b, out])
+    np.testing.assert_allclose(out, (a.reshape(rows, cols) + b * 2).reshape(-1), rtol=1e-6)
+    return out
+
+
+def test_records_print_and_compare():
+    records = [Split("i0", 4), Reorder(("i1", "i0")), Fuse("i0", "i1"), Tile("i0", "i1", 2, 4), Vectorize("i1", 8),
+               Parallel("i0"), Unroll("i1"), Bind("i0", "blockIdx.x"), CachePack(1, 16), MicroKernel(6, 16)]
+    assert schedule_text(records) == ("split(i0, 4); reorder(i1, i0); fuse(i0, i1); tile(i0, i1, 2, 4); "
+                                      "vectorize(i1, 8); parallel(i0); unroll(i1); bind(i0, blockIdx.x); "
+                                      "cache_pack(input 1, 16); micro_kernel(6, 16)")
+    assert Split("i0", 4) == Split("i0", 4) != Split("i0", 8)
+    assert len({Split("i0", 4), Split("i0", 4), Parallel("i0")}) == 2
+
+
+@pytest.mark.parametrize("records", [
+    [Split("i1", 5)],  # 12 is not a multiple of 5: a guarded tail
+    [Reorder(("i1", "i0"))],
+    [Fuse("i0", "i1"), Split("i0.i1", 8), Parallel("i0.i1.o")],
+    [Tile("i0", "i1", 2, 4), Unroll("i1.i")],
+    [Vectorize("i1", 8)],  # one whole vector and a remainder of 4
+    [Reorder(("i1", "i0")), Vectorize("i1", 4)],  # an outer loop: the inner loop runs on vectors of columns
+    [MicroKernel(6, 16), Parallel("i0")],  # directives change nothing after lowering
+])
+def test_records_keep_results(records):
+    kernel = apply_all(add_kernel(), records)
+    run(kernel)
+    assert kernel.attrs["schedule"] == records
+
+
+def test_application_is_deterministic_and_pure():
+    original = add_kernel()
+    before = kernel_text(original)
+    records = [Tile("i0", "i1", 2, 4), Vectorize("i1.i", 4), Parallel("i0.o")]
+    first, second = apply_all(original, records), apply_all(original, records)
+    assert kernel_text(first) == kernel_text(second)
+    assert kernel_text(original) == before
+    assert "for parallel i0.o" in kernel_text(first) and "x4" in kernel_text(first)
+
+
+def test_parallel_and_unroll_set_loop_kinds():
+    kernel = apply_all(add_kernel(), [Parallel("i0"), Unroll("i1")])
+    assert isinstance(kernel.body, For) and kernel.body.kind is ForKind.PARALLEL
+    assert kernel.body.body.kind is ForKind.UNROLLED
+
+
+def test_bad_records_raise():
+    with pytest.raises(ScheduleError, match="no loop named"):
+        apply(add_kernel(), Split("k9", 2))
+    with pytest.raises(ScheduleError, match="not directly inside"):
+        apply(add_kernel(), Fuse("i1", "i0"))
+    with pytest.raises(ScheduleError, match="stride 12"):  # a column of a row-major array
+        apply(apply(add_kernel(), Reorder(("i1", "i0"))), Vectorize("i0", 4))
+
+
+def test_vectorize_expands_local_accumulators_per_lane():
+    """A per-element accumulator inside the vectorized loop becomes one accumulator per lane."""
+    rows, cols = 3, 8
+    x = Buffer("x", DType.float32, rows * cols)
+    out = Buffer("out", DType.float32, cols)
+    acc = Buffer("acc", DType.float32, 1, Scope.STACK)
+    ctx = LowerCtx(8)
+
+    def column(j):
+        step = ctx.loop(rows, lambda r: Store(acc, Const(0), Load(acc, Const(0)) + Load(x, r * cols + j)), "r")
+        zero = Store(acc, Const(0), Const(0.0, DType.float32))
+        return Allocate(acc, seq(zero, step, Store(out, j, Load(acc, Const(0)))))
+
+    kernel = apply(Kernel("colsum", [x, out], ctx.loop(cols, column, "j")), Vectorize("j0", 8))
+    assert "acc: f32[8]" in kernel_text(kernel)
+    xs = rng.standard_normal(rows * cols).astype(np.float32)
+    got = np.zeros(cols, np.float32)
+    run_kernel(kernel, [xs, got])
+    np.testing.assert_allclose(got, xs.reshape(rows, cols).sum(0), rtol=1e-6)
+
+
+def test_default_schedules_matmul_as_micro_kernel():
+    b = GraphBuilder()
+    x = b.input("x", TensorType(DType.float32, (128, 64)))
+    y = b.op("MatMul", x, b.const(rng.standard_normal((64, 128)).astype(np.float32)))
+    program = lower(b.build([y]))
+    records = [str(r) for r in program.kernels[0].attrs["schedule"]]
+    assert records[:2] == ["micro_kernel(6, 16)", "cache_pack(input 1, 16)"]
+    assert "unroll(r0)" in records and "vectorize(c0, 8)" in records and any(r.startswith("parallel") for r in records)
+    again = lower(b.build([y]))
+    assert kernel_text(again.kernels[0]) == kernel_text(program.kernels[0])
+
+
+def test_default_schedule_vectorizes_and_parallelizes_large_elementwise():
+    kernel = default_schedule(add_kernel(64, 1024), AVX2)
+    text = kernel_text(kernel)
+    assert "for parallel i0" in text and "x8" in text
+    run(kernel, 64, 1024)
