@@ -231,10 +231,12 @@ def _vectorize_nest(kernel: Kernel, nest: For, target: Target) -> Kernel:
                 break
             extent = static_int(loop.extent)
             lanes = _lanes(loop, target)
-            while extent is not None and lanes > 4 and extent < lanes:
-                lanes //= 2
-            if extent is None or extent < lanes or lanes < 2:
+            if extent is None or extent < 4:
                 continue
+            if extent < lanes:
+                lanes = extent  # one vector of the whole (short) loop
+            while extent < lanes:
+                lanes //= 2
             try:
                 kernel = apply(kernel, Vectorize(loop.var.name, lanes))
                 break

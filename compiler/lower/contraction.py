@@ -78,9 +78,7 @@ def _hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> Non
     for loop in cols:
         if not isinstance(loop, For):
             continue
-        name, lanes = loop.var.name, ctx.lanes
-        while lanes > width:
-            lanes //= 2
+        name, lanes = loop.var.name, min(ctx.lanes, width)  # a short row is one (odd-width) vector
         if lanes >= 4:
             ctx.hints.append(Vectorize(name, lanes))
             if width // lanes > 1:

@@ -49,13 +49,16 @@ def _kernel_shape(node: Node, w: Tensor) -> list[int]:
     return list(node.attrs.get("kernel_shape") or w.shape[2:])
 
 
-def padded_input(ctx: LowerCtx, x: Tensor, begins: list[int], extents: list[int]) -> tuple[Tensor, Stmt | None]:
-    """x with its spatial axes zero padded (`begins` before, total sizes `extents`), in a scratch buffer."""
+def padded_input(
+    ctx: LowerCtx, x: Tensor, begins: list[int], extents: list[int], slack: int = 0
+) -> tuple[Tensor, Stmt | None]:
+    """x with its spatial axes zero padded (`begins` before, total sizes `extents`), in a scratch buffer
+    with `slack` zeros after the end (so vector reads may run past the last row)."""
     spatial = x.shape[2:]
-    if list(spatial) == extents:
+    if list(spatial) == extents and not slack:
         return x, None
     shape = (*x.shape[:2], *extents)
-    size = int(np.prod(shape))
+    size = int(np.prod(shape)) + slack
     buf = ctx.scratch(x.dtype, size)
     zero = ctx.loops((size,), lambda i: store(buf, i[0], const(0, x.dtype)), "z")
 
@@ -88,7 +91,12 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
             v = add(v, bias.at([index[1]]))
         return emit(0, index, v)
 
-    if x.dtype == DType.float32 and weights is not None and ocg >= ctx.lanes:
+    fast = x.dtype == DType.float32 and weights is not None and ocg > 1
+    if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes:
+        slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors
+        xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents, slack)
+        return seq(prep, _conv_rows(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
+    if fast and ocg >= ctx.lanes:
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
         return seq(prep, _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
     return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
@@ -159,6 +167,59 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
         return seq(main, tail)
 
     return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")
+
+
+def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
+               group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """Stride-1 convolution, tiles of output channels (rows) by positions along the output's last axis
+    (vector columns): the input row is contiguous, so are the stores."""
+    n_batch, channels = xp.shape[:2]
+    icg = channels // group
+    oc, kernel = weights.shape[0], list(weights.shape[2:])
+    ocg = oc // group
+    lanes = ctx.lanes
+    width = min(2 * lanes, outs[-1])
+    rows = ROWS if width > lanes else 2 * ROWS
+    tiles = -(-ocg // rows)
+    w = np.zeros((group, tiles * rows, icg, *kernel), np.float32)
+    w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
+    w = w.reshape(group, tiles, rows, icg, *kernel)
+    packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")  # [g, tile, ic, *kernel, row]
+    ctx.hints.extend([MicroKernel(rows, width), CachePack(1, rows)])
+    last = outs[-1]
+    full_c, full_r = last // width * width, ocg // rows * rows
+
+    def per_row(n: Expr, g: Expr, lead: list[Expr]) -> Stmt:
+        def tile(o0: Expr, nrows: int, w0: Expr, cols: int) -> Stmt:
+            def a(r: Expr, ks: list[Expr]) -> Expr:
+                return packed.at([g, binop("div", o0, idx(rows)), *ks, r])
+
+            def b(ks: list[Expr], c: Expr) -> Expr:
+                ic, taps = ks[0], ks[1:]
+                coords = [binop("add", o, binop("mul", t, idx(d))) for o, t, d in zip(lead, taps, window.dilations)]
+                col = binop("add", binop("add", w0, c), binop("mul", taps[-1], idx(window.dilations[-1])))
+                return xp.at([n, binop("add", binop("mul", g, idx(icg)), ic), *coords, col])
+
+            def out(r: Expr, c: Expr, v: Expr) -> Stmt:
+                channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
+                return finish([n, channel, *lead, binop("add", w0, c)], v)
+
+            compute = min(-(-cols // lanes) * lanes, max(width, lanes))  # whole vectors; extra lanes are dropped
+            return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out)
+
+        def channel_tiles(w0: Expr, cols: int) -> Stmt:
+            whole = ctx.loop(ocg // rows, lambda t: tile(binop("mul", t, idx(rows)), rows, w0, cols), "ot")
+            rest = tile(idx(full_r), ocg - full_r, w0, cols) if ocg > full_r else None
+            return seq(whole, rest)
+
+        whole = ctx.loop(last // width, lambda t: channel_tiles(binop("mul", t, idx(width)), width), "wt")
+        rest = channel_tiles(idx(full_c), last - full_c) if last > full_c else None
+        return seq(whole, rest)
+
+    def image(n: Expr) -> Stmt:
+        return ctx.loop(group, lambda g: ctx.loops(outs[:-1], lambda lead: per_row(n, g, lead), "oh"), "g")
+
+    return ctx.loop(n_batch, image, "n")
 
 
 def _conv_direct(ctx: LowerCtx, x: Tensor, w: Tensor, window: Window, out_shape: tuple[int, ...], group: int,

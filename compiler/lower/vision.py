@@ -16,6 +16,7 @@ from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, Load, Stmt, Store
 
 from ..loop_util import binop, select, seq
+from .conv import window_of
 from .core import LowerCtx, Tensor, cdtype, clamp, const, idx, linear, node_error, static_ints, store
 from .mathx import add, call, k, mul, sub
 from .reduce import lowest, stack
@@ -139,8 +140,6 @@ def _deform_conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit
     x, w, offset = ins[0], ins[1], ins[2]
     bias, mask = (ins[i] if len(ins) > i else None for i in (3, 4))
     assert x is not None and w is not None and offset is not None
-    from .conv import window_of
-
     kernel = list(node.attrs.get("kernel_shape") or w.shape[2:])
     window = window_of(node, kernel)
     out_shape = node.outputs[0].type.static_shape

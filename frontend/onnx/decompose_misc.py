@@ -139,13 +139,14 @@ def dequantize_linear(ctx: ConvertContext) -> list[Value]:
 @converter("DynamicQuantizeLinear", 11)
 def dynamic_quantize_linear(ctx: ConvertContext) -> list[Value]:
     """uint8 quantization with the range of x widened to include 0: scale =
-    (max - min) / 255 (1 / 255 when max == min), zero point = round(clip(-min / scale))."""
+    (max - min) / 255 (1 when max == min, as onnxruntime defines it), zero
+    point = round(clip(-min / scale, 0, 255))."""
     x = ctx.inputs[0]
     zero, one = _scalar(ctx, 0, F32, "zero"), _scalar(ctx, 1, F32, "one")
     hi = ctx.op("Max", ctx.op("ReduceMax", x, keepdims=0), zero)
     lo = ctx.op("Min", ctx.op("ReduceMin", x, keepdims=0), zero)
-    span = ctx.op("Where", ctx.op("Equal", hi, lo), one, ctx.op("Sub", hi, lo))
-    scale = ctx.emit("Div", [span, _scalar(ctx, 255, F32, "qspan")], first=1)[0]
+    step = ctx.op("Div", ctx.op("Sub", hi, lo), _scalar(ctx, 255, F32, "qspan"))
+    scale = ctx.emit("Where", [ctx.op("Equal", hi, lo), one, step], first=1)[0]
     top = _scalar(ctx, 255, F32, "qmax")
     zp = ctx.op("Round", ctx.op("Clip", ctx.op("Div", ctx.op("Neg", lo), scale), zero, top))
     zero_point = ctx.emit("Cast", [zp], {"to": DType.uint8.onnx}, first=2)[0]
@@ -210,9 +211,11 @@ def affine_grid(ctx: ConvertContext) -> list[Value]:
     align_corners, at their outer edges without), as a broadcast sum of
     theta's columns times one coordinate vector per spatial axis."""
     theta, size = ctx.inputs[:2]
-    dims = theta.type.shape[1]
-    if theta.type.rank != 3 or dims not in (2, 3) or theta.type.shape[2] != dims + 1:
+    dims = theta.type.shape[1] if theta.type.rank == 3 else None
+    if dims not in (2, 3) or theta.type.shape[2] != dims + 1:
         raise ctx.error(f"theta must have shape [N, 2, 3] or [N, 3, 4], got {theta.type}")
+    if size.type.shape != (dims + 2,):
+        raise ctx.error(f"size must hold {dims + 2} values (N, C and the {dims} spatial sizes), got {size.type}")
     dtype = theta.type.dtype
     rank = dims + 2  # of the grid: N, spatial..., coordinate
     total: Value | None = None
@@ -236,9 +239,9 @@ def _base_coords(ctx: ConvertContext, size: Value, spatial: int, rank: int, dtyp
     length = ctx.op("Reshape", length, ctx.ints([], "scalar"))
     zero, one, two = (_scalar(ctx, v, dtype, h) for v, h in ((0, "zero"), (1, "one"), (2, "two")))
     k = ctx.op("Range", zero, length, one)
-    if ctx.attrs.get("align_corners", 0):
-        steps = ctx.op("Max", ctx.op("Sub", length, one), one)  # one pixel: just -1
-        coords = ctx.op("Sub", ctx.op("Div", ctx.op("Mul", k, two), steps), one)
+    if ctx.attrs.get("align_corners", 0):  # 1 - 2 (L - 1 - k) / (L - 1); one pixel sits at 1, as in onnxruntime
+        last = ctx.op("Sub", length, one)
+        coords = ctx.op("Sub", one, ctx.op("Div", ctx.op("Mul", ctx.op("Sub", last, k), two), ctx.op("Max", last, one)))
     else:
         coords = ctx.op("Sub", ctx.op("Div", ctx.op("Add", ctx.op("Mul", k, two), one), length), one)
     shape = [1] * rank

@@ -43,19 +43,14 @@ def _reflect(c: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def axis_taps(c: np.ndarray, length: int, mode: str, padding: str, align_corners: bool) -> Taps:
-    """Taps along one axis of `length` pixels for the pixel coordinates `c`.
-    Coordinates beyond the border region ([0, length-1] with align_corners,
-    [-0.5, length-0.5] without) are clamped or reflected first; then each tap
-    outside the axis reads zero, the nearest edge pixel or its reflection."""
+    """Taps along one axis of `length` pixels for the pixel coordinates `c`
+    (nearest rounds halves to even). A tap outside the axis reads zero (zeros),
+    the nearest edge pixel (border) or its reflection at the border region:
+    [0, length-1] with align_corners, [-0.5, length-0.5] without. Padding
+    applies to the taps only, never to `c` itself, as in onnxruntime."""
     lo, hi = (0.0, length - 1.0) if align_corners else (-0.5, length - 0.5)
     if mode == "nearest":
-        c = np.rint(c)
-    if padding == "border":
-        c = np.where((c < lo) | (c > hi), np.clip(c, 0, length - 1), c)
-    elif padding == "reflection":
-        c = _reflect(c, lo, hi)
-    if mode == "nearest":
-        positions, weights = [c], [np.ones(c.shape)]
+        positions, weights = [np.rint(c)], [np.ones(c.shape)]
     else:
         base = np.floor(c)
         frac = (c - base).astype(np.float64)
