@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from aic import __version__
 from aic.cli_compile import add_compile, add_run
+from aic.compiler.passes import optimize
 from aic.compiler.summary import summarize
 from aic.frontend.onnx import FrontendError, load_model
-from aic.ir import Graph, print_graph
+from aic.ir import print_graph
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,13 +65,31 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
         metavar="SYMBOL=N",
         help="value of a symbolic dim for the FLOP count (repeatable; unbound symbols count as 1)",
     )
+    p.add_argument(
+        "-O",
+        dest="opt_level",
+        type=int,
+        choices=range(4),
+        default=None,
+        help="show the graph optimised at this level (default: as read)",
+    )
+    p.add_argument("--passes", action="store_true", help="with -O: print what each pass did, and its time")
+    p.add_argument(
+        "--disable-pass", action="append", default=[], metavar="NAME", help="with -O: skip this pass (repeatable)"
+    )
     p.set_defaults(run=run_inspect)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
     try:
         bindings = parse_bindings(args.dim)
-        graph = load_inspected(args)
+        graph = load_model(args.model)
+        if args.opt_level is not None:
+            graph, report = optimize(graph, args.opt_level, disable=args.disable_pass)
+            if args.passes:
+                print(report.format(verbose=True), file=sys.stderr if args.json else sys.stdout)
+        elif args.passes or args.disable_pass:
+            raise ValueError("--passes and --disable-pass need an optimisation level (-O1, -O2 or -O3)")
     except (FrontendError, ValueError) as err:
         return fail(str(err))
     if args.ir:
@@ -79,11 +98,6 @@ def run_inspect(args: argparse.Namespace) -> int:
     summary = summarize(graph, bindings)
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.text())
     return 0
-
-
-def load_inspected(args: argparse.Namespace) -> Graph:
-    """The graph `aic inspect` shows."""
-    return load_model(args.model)
 
 
 def parse_bindings(items: Sequence[str]) -> dict[str, int]:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -148,3 +149,26 @@ def test_evaluate_dim_binds_symbols():
     assert evaluate_dim("((h-3)//2+1)", {"h": 9}, set()) == 4
     assert evaluate_dim("(ceil(n/2))", {"n": 5}, set()) == 3
     assert evaluate_dim("x.y", {}, set()) is None
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "models" / "small_cnn.onnx"
+
+
+def test_inspect_optimised_json_and_passes(capsys):
+    cnn_path = EXAMPLE
+    assert main(["inspect", str(cnn_path), "-O2", "--json"]) == 0
+    optimised = json.loads(capsys.readouterr().out)
+    assert main(["inspect", str(cnn_path), "--json"]) == 0
+    original = json.loads(capsys.readouterr().out)
+    assert "BatchNormalization" in original["ops"] and "BatchNormalization" not in optimised["ops"]
+    assert optimised["nodes"] < original["nodes"]
+    assert main(["inspect", str(cnn_path), "-O2", "--passes"]) == 0
+    out = capsys.readouterr().out
+    assert "fold-batchnorm" in out and "ms" in out
+    assert main(["inspect", str(cnn_path), "-O2", "--disable-pass", "fold-batchnorm", "--json"]) == 0
+    assert "BatchNormalization" in json.loads(capsys.readouterr().out)["ops"]
+
+
+def test_inspect_passes_needs_a_level(capsys, cnn_path):
+    assert main(["inspect", str(cnn_path), "--passes"]) == 1
+    assert "-O" in capsys.readouterr().err

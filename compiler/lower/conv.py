@@ -24,6 +24,7 @@ from ..loop_util import binop, select, seq
 from .contraction import ROWS, micro_kernel
 from .core import (
     BufferTensor,
+    ComputeTensor,
     LowerCtx,
     Tensor,
     cdtype,
@@ -55,7 +56,7 @@ def padded_input(
     """x with its spatial axes zero padded (`begins` before, total sizes `extents`), in a scratch buffer
     with `slack` zeros after the end (so vector reads may run past the last row)."""
     spatial = x.shape[2:]
-    if list(spatial) == extents and not slack:
+    if list(spatial) == extents and not slack and isinstance(x, BufferTensor):
         return x, None
     shape = (*x.shape[:2], *extents)
     size = int(np.prod(shape)) + slack
@@ -92,6 +93,14 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         return emit(0, index, v)
 
     fast = x.dtype == DType.float32 and weights is not None and ocg > 1
+    pointwise = all(k == 1 for k in kernel) and not any(window.pads)
+    if fast and pointwise and any(s > 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes:
+        # A strided 1x1 convolution is a 1x1 convolution of the subsampled input: copy that, then go on.
+        strides = window.strides
+        x = ComputeTensor((*x.shape[:2], *outs), x.dtype, lambda i, x=x: x.at(
+            [*i[:2], *(binop("mul", o, idx(st)) for o, st in zip(i[2:], strides))]))
+        window = window_of_strides(window)
+        extents = list(outs)
     if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes:
         slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents, slack)
@@ -100,6 +109,11 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
         return seq(prep, _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
     return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
+
+
+def window_of_strides(window: Window) -> Window:
+    """The same window with unit strides."""
+    return Window(window.kernel, (1,) * window.rank, window.dilations, window.pads, window.auto_pad, window.ceil_mode)
 
 
 def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:

@@ -18,7 +18,7 @@ import onnx
 import onnx.inliner
 from aic.ir import Graph, GraphBuilder, OpError, TensorType, Value
 
-from . import control, decompose_misc, versions, versions_nn, versions_resize  # noqa: F401  (register converters)
+from . import control, decompose_misc, decompose_rnn, decompose_seq, versions, versions_nn, versions_resize  # noqa: F401  (register converters)
 from .converters import ConvertContext, Names, find_converter
 from .errors import DEFAULT_DOMAINS, FrontendError, check_supported, opset_of
 from .functions import expandable, function_for, function_opset, instantiate

@@ -41,6 +41,7 @@ CASES = [
      ["x", "w", "b"]),  # depthwise
     ("Conv", {"x": f(1, 4, 7, 6)}, {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, {"w": f(8, 4, 3, 3)}, ["x", "w"]),
     ("Conv", {"x": f(1, 3, 9), "w": f(5, 3, 2)}, {"strides": [2]}, None, None),  # 1-D, weights as an input
+    ("Conv", {"x": f(1, 4, 34, 9)}, {"strides": [2, 1]}, {"w": f(6, 4, 1, 1)}, ["x", "w"]),  # strided 1x1
     ("Conv", {"x": f(1, 2, 3, 4, 4)}, {"pads": [0, 1, 1, 0, 1, 1]}, {"w": f(16, 2, 2, 3, 3)}, ["x", "w"]),  # 3-D
     ("ConvTranspose", {"x": f(1, 4, 5, 4)}, {"strides": [2, 2], "pads": [1, 0, 1, 1], "output_padding": [1, 0]},
      {"w": f(4, 3, 3, 3), "b": f(3)}, ["x", "w", "b"]),

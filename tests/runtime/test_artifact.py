@@ -169,6 +169,20 @@ def test_threads_argument_environment_and_concurrent_callers(model_path, rng):
     assert not errors
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_model_loaded_before_fork_runs_in_the_child(model_path, rng):
+    """A forked child has no worker threads: the caller runs every chunk itself, without waiting."""
+    m = load(model_path, num_threads=2)
+    f = feeds(rng)
+    want = m.run(["m.y"], f)[0]
+    pid = os.fork()
+    if pid == 0:  # the child
+        ok = np.array_equal(m.run(["m.y"], f)[0], want)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

@@ -71,11 +71,11 @@ def test_compile_elementwise_model_with_symbolic_batch(rng, tmp_path):
 
 def test_unbound_symbol_names_the_input_and_the_symbol():
     with pytest.raises(ValueError, match=r"input 'x' has symbolic dim 'batch'.*shapes=\{'batch': N\}"):
-        aic.compile(gelu_model())
+        compile_model(gelu_model())
     with pytest.raises(ValueError, match=r"shapes names \['seq'\], which are neither inputs"):
-        aic.compile(gelu_model(), shapes={"batch": 1, "seq": 4})
+        compile_model(gelu_model(), shapes={"batch": 1, "seq": 4})
     with pytest.raises(ValueError, match=r"dim 'batch' is bound to both 2 and 3"):
-        aic.compile(gelu_model(), shapes={"batch": 2, "x": (3, 40)})
+        compile_model(gelu_model(), shapes={"batch": 2, "x": (3, 40)})
     with pytest.raises(ValueError, match="is not this machine's"):
         aic.compile(gelu_model(), "llvm -mtriple=aarch64-linux-gnu", shapes={"batch": 1})
 
