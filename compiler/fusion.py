@@ -81,7 +81,8 @@ def fuse(graph: Graph) -> list[Group]:
 
 
 def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner: dict[int, Group]) -> None:
-    members = {id(group.root)}
+    root = group.root
+    members = {id(root)}
     heap: list[tuple[int, int, Node]] = []
     pushed: set[int] = set()
 
@@ -92,12 +93,12 @@ def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner
                 pushed.add(id(p))
                 heapq.heappush(heap, (-order[id(p)], id(p), p))
 
-    push_producers(group.root)
+    push_producers(root)
     while heap:
         _, _, cand = heapq.heappop(heap)
         reason = _refusal(cand, group, members, readers, outputs)
         if reason is not None:
-            into = f"{group.root.op} '{group.root.name}'"
+            into = f"{root.op} '{root.name}'"
             group.refusals.append(f"{cand.op} '{cand.name}' not fused into {into}: {reason}")
             continue
         members.add(id(cand))

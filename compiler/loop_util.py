@@ -209,10 +209,6 @@ def exprs_of(e: Expr) -> Iterator[Expr]:
             yield from exprs_of(v)
 
 
-def uses(e: Expr, vars: set[Var] | frozenset[Var]) -> bool:
-    return any(isinstance(x, Var) and x in vars for x in exprs_of(e))
-
-
 def stmts_of(s: Stmt) -> Iterator[Stmt]:
     """`s` and all nested statements, pre-order."""
     yield s

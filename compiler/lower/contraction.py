@@ -34,29 +34,37 @@ def micro_kernel(
     width: int,
     cols: int,
     a: Callable[[Expr, list[Expr]], Expr],
-    b: Callable[[list[Expr], Expr], Expr],
-    out: Callable[[Expr, Expr, Expr], Stmt],
+    b: Callable[[list[Expr], Expr, Expr], Expr],
+    out: Callable[[Expr, Expr, Expr, Expr], Stmt],
+    groups: int = 1,
 ) -> Stmt:
-    """acc[r, c] = sum over the k loops (extents `ks`) of a(r, k) * b(k, c), for r < rows, c < width;
-    then out(r, c, acc) for c < cols."""
-    acc = stack(ctx, DType.float32, rows * width)
+    """acc[r, g, c] = sum over the k loops (extents `ks`) of a(r, k) * b(k, g, c), for r < rows, g < groups,
+    c < width; then out(r, g, c, acc) for c < cols. Each a(r, k) feeds `groups` column vectors."""
+    acc = stack(ctx, DType.float32, rows * groups * width)
 
-    def at(r: Expr, c: Expr) -> Expr:
-        return binop("add", binop("mul", r, idx(width)), c)
+    def at(r: Expr, g: Expr, c: Expr) -> Expr:
+        return binop("add", binop("mul", binop("add", binop("mul", r, idx(groups)), g), idx(width)), c)
 
     zero_value = const(0, DType.float32)
-    zero = ctx.loop(rows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), zero_value), "zc"), "zr")
+    zero = ctx.loops((rows, groups), lambda rg: ctx.loop(width, lambda c: Store(acc, at(*rg, c), zero_value), "zc"),
+                     "zr")
     r_var: list[Stmt] = []
+    g_var: list[Stmt] = []
     c_var: list[Stmt] = []
 
     def row(kk: list[Expr], r: Expr) -> Stmt:
         av = ctx.let(a(r, kk), "a")
 
-        def col(c: Expr) -> Stmt:
-            return Store(acc, at(r, c), Call("fma", (av, b(kk, c), Load(acc, at(r, c)))))
+        def group(g: Expr) -> Stmt:
+            def col(c: Expr) -> Stmt:
+                return Store(acc, at(r, g, c), Call("fma", (av, b(kk, g, c), Load(acc, at(r, g, c)))))
 
-        loop = ctx.loop(width, col, "c")
-        c_var.append(loop)
+            loop = ctx.loop(width, col, "c")
+            c_var.append(loop)
+            return loop
+
+        loop = ctx.loop(groups, group, "g")
+        g_var.append(loop)
         return loop
 
     def step(kk: list[Expr]) -> Stmt:
@@ -65,8 +73,9 @@ def micro_kernel(
         return loop
 
     main = ctx.loops(ks, step, "k")
-    store = ctx.loop(rows, lambda r: ctx.loop(cols, lambda c: out(r, c, Load(acc, at(r, c))), "sc"), "sr")
-    _hints(ctx, r_var, c_var, width)
+    store = ctx.loops((rows, groups), lambda rg: ctx.loop(cols, lambda c: out(*rg, c, Load(acc, at(*rg, c))), "sc"),
+                      "sr")
+    _hints(ctx, r_var + g_var, c_var, width)
     return Allocate(acc, seq(zero, main, store))
 
 
@@ -107,8 +116,8 @@ def tiled_product(
         return micro_kernel(
             ctx, [k], rows, w, cols,
             lambda r, kk: a(binop("add", m0, r), kk[0]),
-            lambda kk, c: b(kk[0], n0, c),
-            lambda r, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
+            lambda kk, g, c: b(kk[0], n0, c),
+            lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
         )
 
     def column(n0: Expr, cols: int) -> Stmt:

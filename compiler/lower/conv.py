@@ -161,10 +161,10 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
                     row = binop("add", row, binop("mul", c, idx(st)))
                 return Load(source, binop("add", binop("add", plane_start, row), _tap_offset(window, padded, taps)))
 
-            def b(ks: list[Expr], c: Expr) -> Expr:
+            def b(ks: list[Expr], _: Expr, c: Expr) -> Expr:
                 return packed.at([g, binop("div", c0, idx(width)), *ks, c])
 
-            def out(r: Expr, c: Expr, v: Expr) -> Stmt:
+            def out(r: Expr, _: Expr, c: Expr, v: Expr) -> Stmt:
                 coords = delinear(binop("add", p0, r), outs)
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", c0, c))
                 return finish([n, channel, *coords], v)
@@ -186,40 +186,48 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
 def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
                group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
     """Stride-1 convolution, tiles of output channels (rows) by positions along the output's last axis
-    (vector columns): the input row is contiguous, so are the stores."""
+    (vector columns): the input row is contiguous, so are the stores. Short rows (at most one vector)
+    are taken two at a time, so each weight feeds two vectors."""
     n_batch, channels = xp.shape[:2]
     icg = channels // group
     oc, kernel = weights.shape[0], list(weights.shape[2:])
     ocg = oc // group
     lanes = ctx.lanes
-    width = min(2 * lanes, outs[-1])
-    rows = ROWS if width > lanes else 2 * ROWS
+    last = outs[-1]
+    width = min(2 * lanes, last)
+    stacked = 2 if len(outs) > 1 and last <= lanes and outs[-2] > 1 else 1
+    rows = ROWS if width > lanes or stacked > 1 else 2 * ROWS
     tiles = -(-ocg // rows)
     w = np.zeros((group, tiles * rows, icg, *kernel), np.float32)
     w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
     w = w.reshape(group, tiles, rows, icg, *kernel)
     packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")  # [g, tile, ic, *kernel, row]
-    ctx.hints.extend([MicroKernel(rows, width), CachePack(1, rows)])
-    last = outs[-1]
+    ctx.hints.extend([MicroKernel(rows, stacked * width), CachePack(1, rows)])
     full_c, full_r = last // width * width, ocg // rows * rows
 
-    def per_row(n: Expr, g: Expr, lead: list[Expr]) -> Stmt:
+    def block(n: Expr, g: Expr, lead: list[Expr], sp_rows: int) -> Stmt:
+        """Output positions lead[:-1], lead[-1] + j (j < sp_rows), all of the last axis."""
+
+        def row_index(j: Expr) -> list[Expr]:
+            return [*lead[:-1], binop("add", lead[-1], j)] if lead else []
+
         def tile(o0: Expr, nrows: int, w0: Expr, cols: int) -> Stmt:
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 return packed.at([g, binop("div", o0, idx(rows)), *ks, r])
 
-            def b(ks: list[Expr], c: Expr) -> Expr:
+            def b(ks: list[Expr], j: Expr, c: Expr) -> Expr:
                 ic, taps = ks[0], ks[1:]
-                coords = [binop("add", o, binop("mul", t, idx(d))) for o, t, d in zip(lead, taps, window.dilations)]
+                coords = [binop("add", o, binop("mul", t, idx(d)))
+                          for o, t, d in zip(row_index(j), taps, window.dilations)]
                 col = binop("add", binop("add", w0, c), binop("mul", taps[-1], idx(window.dilations[-1])))
                 return xp.at([n, binop("add", binop("mul", g, idx(icg)), ic), *coords, col])
 
-            def out(r: Expr, c: Expr, v: Expr) -> Stmt:
+            def out(r: Expr, j: Expr, c: Expr, v: Expr) -> Stmt:
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
-                return finish([n, channel, *lead, binop("add", w0, c)], v)
+                return finish([n, channel, *row_index(j), binop("add", w0, c)], v)
 
             compute = min(-(-cols // lanes) * lanes, max(width, lanes))  # whole vectors; extra lanes are dropped
-            return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out)
+            return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows)
 
         def channel_tiles(w0: Expr, cols: int) -> Stmt:
             whole = ctx.loop(ocg // rows, lambda t: tile(binop("mul", t, idx(rows)), rows, w0, cols), "ot")
@@ -230,10 +238,21 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
         rest = channel_tiles(idx(full_c), last - full_c) if last > full_c else None
         return seq(whole, rest)
 
-    def image(n: Expr) -> Stmt:
-        return ctx.loop(group, lambda g: ctx.loops(outs[:-1], lambda lead: per_row(n, g, lead), "oh"), "g")
+    def image(n: Expr, g: Expr) -> Stmt:
+        if len(outs) == 1:
+            return block(n, g, [], 1)
+        height = outs[-2]
 
-    return ctx.loop(n_batch, image, "n")
+        def rows_of(prefix: list[Expr]) -> Stmt:
+            whole = ctx.loop(height // stacked, lambda h: block(n, g, [*prefix, binop("mul", h, idx(stacked))],
+                                                                   stacked), "oh")
+            rest = block(n, g, [*prefix, idx(height // stacked * stacked)], height % stacked) \
+                if height % stacked else None
+            return seq(whole, rest)
+
+        return ctx.loops(outs[:-2], rows_of, "od")
+
+    return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: image(n, g), "g"), "n")
 
 
 def _conv_direct(ctx: LowerCtx, x: Tensor, w: Tensor, window: Window, out_shape: tuple[int, ...], group: int,

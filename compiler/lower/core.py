@@ -297,10 +297,6 @@ def store(buf: Buffer, flat: Expr, value: Expr) -> Store:
     return Store(buf, flat, value)
 
 
-def store_nest(ctx: LowerCtx, out: Buffer, shape: Sequence[int], t: Tensor, hint: str = "i") -> Stmt:
-    return ctx.loops(shape, lambda i: store(out, linear(i, shape), t.at(i)), hint)
-
-
 def static_ints(node: Node, i: int, what: str) -> list[int] | None:
     """The contents of the node's small integer input `i`, known at compile time (None: input absent)."""
     if i >= len(node.inputs) or node.inputs[i] is None:

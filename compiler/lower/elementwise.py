@@ -34,11 +34,13 @@ from .table import alias, compute
 ScalarFn = Callable[[LowerCtx, Node, list[Expr]], Expr]
 
 
-def elementwise(*names: str, cheap: bool = False):
-    """Register `fn(ctx, node, args)`: output element i from the inputs' elements at broadcast(i)."""
+def elementwise(*names: str, cheap: bool = False, operands: int | None = None):
+    """Register `fn(ctx, node, args)`: output element i from the inputs' elements at broadcast(i).
+    Only the first `operands` inputs are read (CastLike's second input only gives a type)."""
 
     def deco(fn: ScalarFn) -> ScalarFn:
         def lower(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
+            ins = ins[:operands] if operands is not None else ins
             out = node.outputs[0].type
             shape = out.static_shape
 
@@ -208,7 +210,7 @@ def cast_value(x: Expr, to: DType) -> Expr:
     return convert(x, to)
 
 
-@elementwise("Cast", "CastLike", cheap=True)
+@elementwise("Cast", "CastLike", cheap=True, operands=1)
 def _cast(ctx: LowerCtx, node: Node, args: list[Expr]) -> Expr:
     return cast_value(args[0], node.outputs[0].type.dtype)
 

@@ -96,12 +96,14 @@ def lower_group(nodes: list[Node], anchor: Node | None, needed: list[Value], nam
 
         return _Emit()
 
-    if anchor is not None:
-        body = lowering_of(anchor).fn(ctx, anchor, [tensor_of(v) for v in anchor.inputs], emit_for(anchor))
-    elif lowering_of(root).root is not None:
-        body = lowering_of(root).root(ctx, root, [tensor_of(v) for v in root.inputs], emit_for(root))
-    else:
-        body = _store_outputs(ctx, needed, tensors, out_bufs)
+    with ctx.scope() as top:  # values the lowering binds outside any loop
+        if anchor is not None:
+            body = lowering_of(anchor).fn(ctx, anchor, [tensor_of(v) for v in anchor.inputs], emit_for(anchor))
+        elif lowering_of(root).root is not None:
+            body = lowering_of(root).root(ctx, root, [tensor_of(v) for v in root.inputs], emit_for(root))
+        else:
+            body = _store_outputs(ctx, needed, tensors, out_bufs)
+        body = top.wrap(body)
     params = _ordered(ctx.params, out_bufs)
     kernel = Kernel(name, [p.buffer for p in params], body)
     return LoweredKernel(kernel, params, ctx.hints)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from aic.ir.dtypes import DType
-from aic.ir.loop import Bin, Call, Cast, Const, Expr, Unary
+from aic.ir.loop import Bin, Call, Const, Expr, Unary
 
 from ..loop_util import binop, select
 from .core import LowerCtx
@@ -105,7 +105,3 @@ def softplus(ctx: LowerCtx, x: Expr) -> Expr:
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
     x = ctx.let(x)
     return add(maximum(x, k(0, x)), log1p(ctx, exp(neg(absolute(x)))))
-
-
-def to_float(a: Expr, dtype: DType = DType.float32) -> Expr:
-    return a if a.dtype == dtype else Cast(dtype, a)

@@ -235,9 +235,14 @@ def _space_to_depth(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list
 
     def src(index: list[Expr]) -> list[Expr]:
         n, c, h, w = index
-        b1 = binop("div", c, idx(bs * c_in))
-        b2 = binop("mod", binop("div", c, idx(c_in)), idx(bs))
-        ch = binop("mod", c, idx(c_in))
+        if node.attrs.get("mode", "DCR") == "DCR":  # channel = (b1 * bs + b2) * c_in + ch
+            b1 = binop("div", c, idx(bs * c_in))
+            b2 = binop("mod", binop("div", c, idx(c_in)), idx(bs))
+            ch = binop("mod", c, idx(c_in))
+        else:  # CRD: channel = ch * bs * bs + b1 * bs + b2
+            b1 = binop("mod", binop("div", c, idx(bs)), idx(bs))
+            b2 = binop("mod", c, idx(bs))
+            ch = binop("div", c, idx(bs * bs))
         return [n, ch, binop("add", binop("mul", h, idx(bs)), b1), binop("add", binop("mul", w, idx(bs)), b2)]
 
     return [_view(node, x, src)]

@@ -18,7 +18,7 @@ from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Cast, Expr, If, Load, Scope, Stmt, Store
 
 from ..loop_util import binop, select, seq
-from .core import LowerCtx, Tensor, cdtype, const, idx, static_ints
+from .core import LowerCtx, Tensor, cdtype, const, idx, node_error, static_ints
 from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub
 from .table import Emit, anchor
 
@@ -152,6 +152,14 @@ def highest(dtype: DType) -> float | int | bool:
 
 
 def reduce_axes(node: Node, rank: int) -> list[int]:
+    """The reduced axes: from the axes input, or, when that is only known at run time and dims are
+    kept, from the shapes (an axis of size 1 reduces the same whether or not it is listed)."""
+    axes_input = node.inputs[1] if len(node.inputs) > 1 else None
+    if axes_input is not None and axes_input.const is None and axes_input.sym is None:
+        if not node.attrs.get("keepdims", 1):
+            raise node_error(node, "axes (input 1) must be known at compile time when keepdims=0")
+        shape_in, shape_out = node.inputs[0].type.static_shape, node.outputs[0].type.static_shape  # type: ignore
+        return [a for a in range(rank) if shape_out[a] == 1 and shape_in[a] != 1]
     axes = static_ints(node, 1, "axes")
     if not axes:
         return [] if node.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
@@ -257,9 +265,22 @@ def _arg(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stm
 
 @anchor("CumSum", "CumProd", prologue=True)
 def _cumulate(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
-    x = ins[0]
-    assert x is not None
-    axis = (static_ints(node, 1, "axis") or [0])[0] % x.rank
+    x, axis_input = ins[0], ins[1]
+    assert x is not None and axis_input is not None
+    v = node.inputs[1]
+    if v is not None and (v.const is not None or v.sym is not None):
+        return _cumulate_along(ctx, node, x, (static_ints(node, 1, "axis") or [0])[0] % x.rank, emit)
+    # The axis is only known at run time: one loop nest per possible axis, chosen by the axis value.
+    chosen = ctx.let(Cast(INDEX, axis_input.at([idx(0)] * axis_input.rank)), "axis")
+    choices = None
+    for axis in reversed(range(x.rank)):
+        hit = Bin("or", Bin("eq", chosen, idx(axis)), Bin("eq", chosen, idx(axis - x.rank)))
+        choices = If(hit, _cumulate_along(ctx, node, x, axis, emit), choices)
+    assert choices is not None
+    return choices
+
+
+def _cumulate_along(ctx: LowerCtx, node: Node, x: Tensor, axis: int, emit: Emit) -> Stmt:
     n = x.shape[axis]
     reverse, exclusive = node.attrs.get("reverse", 0), node.attrs.get("exclusive", 0)
     dt = cdtype(x.dtype)

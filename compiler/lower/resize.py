@@ -55,13 +55,14 @@ def _resize(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]
     x = ins[0]
     assert x is not None
     out = node.outputs[0].type
-    roi, scales, sizes = (_const_input(node, i) for i in (1, 2, 3))
+    crop = node.attrs.get("coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize"
+    roi = _const_input(node, 1) if crop else None  # only tf_crop_and_resize reads the roi
+    scales, sizes = (_const_input(node, i) for i in (2, 3))
     axes = [a % x.rank for a in node.attrs.get("axes") or []] or list(range(x.rank))
     geometry = plan(x.shape, axes, None if scales is None else scales.tolist(),
                     None if sizes is None else sizes.tolist(), node.attrs.get("keep_aspect_ratio_policy", "stretch"))
     mode = node.attrs.get("mode", "nearest")
     coordinate_mode = node.attrs.get("coordinate_transformation_mode", "half_pixel")
-    crop = coordinate_mode == "tf_crop_and_resize"
     a, exclude = node.attrs.get("cubic_coeff_a", -0.75), node.attrs.get("exclude_outside", 0)
     tables: dict[int, tuple[Tensor, Tensor | None, Tensor | None]] = {}
     for i, axis in enumerate(axes):

@@ -38,7 +38,6 @@ _ACTIVATIONS = {
 }
 _SIMPLE = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softsign": "Softsign", "softplus": "Softplus"}
 _DEFAULTS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
-_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 
 Activation = Callable[..., Value]  # (x, clipped=True)
 
@@ -57,7 +56,10 @@ class _Direction:
 
 
 def _activations(ctx: ConvertContext, e: Emit, count: int, clip: float | None) -> list[Activation]:
-    names = ctx.attrs.get("activations") or _DEFAULTS[ctx.op_type] * (count // len(_DEFAULTS[ctx.op_type]))
+    per_dir = len(_DEFAULTS[ctx.op_type])
+    names = ctx.attrs.get("activations") or _DEFAULTS[ctx.op_type] * (count // per_dir)
+    if len(names) == 2 * count == 2 * per_dir:
+        names = names[:count]  # a one-direction op given both directions' list (RNN's schema default)
     if len(names) != count:
         raise ctx.error(f"expects {count} activations, got {names}")
     alphas, betas = list(ctx.attrs.get("activation_alpha", [])), list(ctx.attrs.get("activation_beta", []))
@@ -96,6 +98,11 @@ def _activation(e: Emit, key: str, alpha: float, beta: float, clip: float | None
     return apply
 
 
+def _pick(e: Emit, v: Value, d: int) -> Value:
+    """Direction d's slice of a per-direction input."""
+    return e.op("Gather", v, e.scalar(d, np.int64), axis=0)
+
+
 def _add(e: Emit, a: Value | None, b: Value | None) -> Value | None:
     """a + b where None stands for zero."""
     if a is None or b is None:
@@ -109,7 +116,6 @@ class _Recurrence:
     def __init__(self, ctx: ConvertContext) -> None:
         self.ctx, self.e = ctx, Emit(ctx)
         e, kind = self.e, ctx.op_type
-        self.gates = _GATES[kind]
         x, w, r = ctx.inputs[:3]
         self.batch_major = bool(ctx.attrs.get("layout", 0))
         direction = ctx.attrs.get("direction", "forward")
@@ -128,22 +134,22 @@ class _Recurrence:
         acts = _activations(ctx, e, per_dir * self.num_dirs, clip)
         self.dirs = []
         for d in range(self.num_dirs):
-            pick = lambda v: None if v is None else e.op("Gather", v, e.scalar(d, np.int64), axis=0)  # noqa: E731
             wb = rb = None
             if ctx.input(3) is not None:
-                wb, rb = e.split(pick(ctx.input(3)), 2)
+                wb, rb = e.split(_pick(e, ctx.input(3), d), 2)
             self.dirs.append(
                 _Direction(
-                    e.op("Transpose", pick(w), perm=[1, 0]),
-                    e.op("Transpose", pick(r), perm=[1, 0]),
+                    e.op("Transpose", _pick(e, w, d), perm=[1, 0]),
+                    e.op("Transpose", _pick(e, r, d), perm=[1, 0]),
                     wb,
                     rb,
-                    pick(ctx.input(7)) if kind == "LSTM" else None,
+                    _pick(e, ctx.input(7), d) if kind == "LSTM" and ctx.input(7) is not None else None,
                     acts[d * per_dir : (d + 1) * per_dir],
                     direction == "reverse" or d == 1,
                 )
             )
         self.valid = self._valid_steps(ctx.input(4))
+        self._valid_at: dict[int, Value] = {}
 
     def initial(self, index: int, d: int) -> Value | None:
         """Direction d's initial state from input `index` (None: zeros)."""
@@ -152,7 +158,7 @@ class _Recurrence:
             return None
         if self.batch_major:
             v = self.e.op("Transpose", v, perm=[1, 0, 2])
-        return self.e.op("Gather", v, self.e.scalar(d, np.int64), axis=0)
+        return _pick(self.e, v, d)
 
     def _valid_steps(self, lens: Value | None) -> Value | None:
         """[S, B, 1] bool: whether step t is within batch entry b's length (None: all are)."""
@@ -181,8 +187,9 @@ class _Recurrence:
         if self.valid is None:
             return new
         e = self.e
-        valid = e.op("Gather", self.valid, e.scalar(t, np.int64), axis=0)
-        return e.op("Where", valid, new, old if old is not None else e.scalar(0, new))
+        if t not in self._valid_at:
+            self._valid_at[t] = e.op("Gather", self.valid, e.scalar(t, np.int64), axis=0)
+        return e.op("Where", self._valid_at[t], new, old if old is not None else e.scalar(0, new))
 
     def outputs(self, hs: list[list[Value]], finals: list[list[Value]]) -> list[Value | None]:
         """Y from each direction's per-step outputs (in time order), then the final states."""
@@ -244,9 +251,8 @@ def gru(ctx: ConvertContext) -> list[Value | None]:
         rbh = None
         bias = d.wb
         if d.rb is not None:
-            rb_zr, rbh = e.op("Slice", d.rb, e.ints([0]), e.ints([2 * hidden])), e.op(
-                "Slice", d.rb, e.ints([2 * hidden]), e.ints([3 * hidden])
-            )
+            rb_zr = e.op("Slice", d.rb, e.ints([0]), e.ints([2 * hidden]))
+            rbh = e.op("Slice", d.rb, e.ints([2 * hidden]), e.ints([3 * hidden]))
             if before_reset:
                 zeros = e.op("Mul", rbh, e.scalar(0, rbh))
                 bias = _add(e, bias, e.op("Concat", rb_zr, zeros, axis=0))

@@ -20,10 +20,12 @@ from .converters import ConvertContext, converter
 
 
 class Emit:
-    """Emits the aic ops of one ONNX node's decomposition, folding constant ones."""
+    """Emits the aic ops of one ONNX node's decomposition, folding constant ones
+    (those whose results have at most `fold_limit` elements, when given)."""
 
-    def __init__(self, ctx: ConvertContext) -> None:
+    def __init__(self, ctx: ConvertContext, fold_limit: int | None = None) -> None:
         self.ctx = ctx
+        self.fold_limit = fold_limit
 
     def op(self, op: str, *inputs: Value | None, **attrs: Any) -> Value:
         """An intermediate single-output op (a constant when its inputs are)."""
@@ -93,6 +95,8 @@ class Emit:
         while arrays and arrays[-1] is None:
             arrays.pop()
         results = opdef.reference(arrays, checked)
+        if self.fold_limit is not None and any(r.size > self.fold_limit for r in results):
+            return None
         return results[0] if count == 1 else results
 
 

@@ -18,7 +18,17 @@ import onnx
 import onnx.inliner
 from aic.ir import Graph, GraphBuilder, OpError, TensorType, Value
 
-from . import control, decompose_misc, decompose_rnn, decompose_seq, versions, versions_nn, versions_resize  # noqa: F401  (register converters)
+from . import (  # noqa: F401  (register converters)
+    control,
+    decompose_attention,
+    decompose_misc,
+    decompose_rnn,
+    decompose_seq,
+    decompose_spectral,
+    versions,
+    versions_nn,
+    versions_resize,
+)
 from .converters import ConvertContext, Names, find_converter
 from .errors import DEFAULT_DOMAINS, FrontendError, check_supported, opset_of
 from .functions import expandable, function_for, function_opset, instantiate

@@ -35,6 +35,7 @@ CASES = [
     ("DepthToSpace", {"x": f(1, 8, 2, 3)}, {"blocksize": 2, "mode": "DCR"}, None, None, 1),
     ("DepthToSpace", {"x": f(1, 8, 2, 3)}, {"blocksize": 2, "mode": "CRD"}, None, None, 1),
     ("SpaceToDepth", {"x": f(1, 2, 4, 6)}, {"blocksize": 2}, None, None, 1),
+    ("CumSum", {"x": f(3, 4), "a": np.array(-1, np.int32)}, {}, None, None, 1),  # axis known at run time only
     ("Trilu", {"x": f(2, 4, 5)}, {"upper": 0}, {"k": i64(1)}, ["x", "k"], 1),
     ("ReverseSequence", {"x": f(4, 3, 2), "l": i64(1, 4, 2)}, {"batch_axis": 1, "time_axis": 0}, None, None, 1),
     ("Reshape", {"x": f(2, 3, 4)}, {}, {"s": i64(4, -1)}, ["x", "s"], 1),
