@@ -29,12 +29,12 @@ def is_static(graph: Graph) -> bool:
 
 
 def freezable_inputs(graph: Graph) -> list[Value]:
-    """Inputs whose values may determine shapes: small integer tensors of rank 0 or 1."""
+    """Inputs whose values may determine shapes: small tensors of rank 0 or 1 (sizes,
+    axes, Resize scales, Range bounds, OneHot depth, a Loop's trip count)."""
     return [
         v
         for v in graph.inputs
-        if v.type.dtype.is_int
-        and v.type.rank <= 1
+        if v.type.rank <= 1
         and all(isinstance(d, str) or d <= MAX_FROZEN_ELEMENTS for d in v.type.shape)
     ]
 
