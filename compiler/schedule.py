@@ -16,7 +16,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from aic.codegen.target import Target
-from aic.ir.loop import INDEX, Allocate, Const, Expr, For, ForKind, If, Kernel, Let, Load, Seq, Stmt, Store, Var
+from aic.ir.loop import (
+    INDEX,
+    Allocate,
+    Buffer,
+    Const,
+    Expr,
+    For,
+    ForKind,
+    If,
+    Kernel,
+    Let,
+    Load,
+    Scope,
+    Seq,
+    Stmt,
+    Store,
+    Var,
+)
 from aic.ir.schedule import (
     DIRECTIVES,
     Bind,
@@ -285,9 +302,29 @@ def _scatters(nest: For) -> bool:
     return False
 
 
+def _independent(loop: For) -> bool:
+    """Whether the iterations of `loop` touch disjoint memory, so they may run at once.
+
+    Every store must go to a buffer allocated inside the loop, or to a global buffer at
+    an index that depends on the loop variable (directly or through a `Let`); a buffer
+    stored in the loop may only be read back at an index it is stored at. A reduction
+    over the loop (an accumulator allocated outside it) fails the test."""
+    local = {s.buffer for s in stmts_of(loop.body) if isinstance(s, Allocate)}
+    varying: set[Var] = {loop.var}
+    stored: dict[Buffer, list[Expr]] = {}
+    for s in stmts_of(loop.body):
+        if isinstance(s, Let) and any(x in varying for x in exprs_of(s.value)):
+            varying.add(s.var)
+        if isinstance(s, Store) and s.buffer not in local:
+            if s.buffer.scope is not Scope.GLOBAL or not any(x in varying for x in exprs_of(s.index)):
+                return False
+            stored.setdefault(s.buffer, []).append(s.index)
+    return all(ld.index in stored[ld.buffer] for ld in _accesses(loop) if isinstance(ld, Load) and ld.buffer in stored)
+
+
 def _parallelize_nest(kernel: Kernel, nest: For) -> Kernel:
     busy = any(isinstance(s, For) and s.kind is ForKind.PARALLEL for s in stmts_of(nest))
-    if _work(nest) < PARALLEL_MIN_WORK or busy or _scatters(nest):
+    if _work(nest) < PARALLEL_MIN_WORK or busy or _scatters(nest) or not _independent(nest):
         return kernel
     loop, name = nest, nest.var.name
     while (
@@ -295,6 +332,7 @@ def _parallelize_nest(kernel: Kernel, nest: For) -> Kernel:
         and isinstance(loop.body, For)
         and loop.body.kind is ForKind.SERIAL
         and static_int(loop.body.extent) is not None
+        and _independent(loop.body)
     ):
         kernel = apply(kernel, Fuse(name, loop.body.var.name))
         name = f"{name}.{loop.body.var.name}"
