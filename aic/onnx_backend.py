@@ -1,8 +1,8 @@
 """aic as an `onnx.backend.base.Backend`: `prepare` compiles, `run` executes.
 
-    from aic.onnx_backend import AicBackend
-    rep = AicBackend.prepare(model)          # compiled to native code
-    outputs = rep.run([x, y])                # a list in graph-input order, or a dict
+from aic.onnx_backend import AicBackend
+rep = AicBackend.prepare(model)          # compiled to native code
+outputs = rep.run([x, y])                # a list in graph-input order, or a dict
 """
 
 from __future__ import annotations

@@ -54,9 +54,7 @@ class SpecializingModule:
 
         feeds = self._check(input_feed)
         frozen_names = {v.name for v in freezable_inputs(self.graph)}
-        key = tuple(
-            (name, a.shape, a.tobytes() if name in frozen_names else None) for name, a in sorted(feeds.items())
-        )
+        key = tuple((name, a.shape, a.tobytes() if name in frozen_names else None) for name, a in sorted(feeds.items()))
         if key not in self._cache:
             graph, frozen = specialize(self.graph, feeds)
             path = self._compile_static(graph)

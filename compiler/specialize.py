@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 from aic.ir import Graph, Value
 
+from .lower.dynamic import compilable_bounds
 from .passes.rewrite import clone_graph, refresh_types
 from .shapes import bind_shapes
 
@@ -22,9 +23,12 @@ MAX_FROZEN_ELEMENTS = 64  # an input larger than this is data, not a shape
 
 
 def is_static(graph: Graph) -> bool:
-    """Every value's type in the graph (subgraphs included) is static."""
+    """Every value's type in the graph (subgraphs included) is static, but for data-dependent
+    sizes that only graph outputs have (NonZero, Unique, ...): their buffers get upper bounds
+    when lowered (compiler/lower/dynamic.py), so they need no specialisation."""
+    bounded = compilable_bounds(graph)
     return all(v.type.is_static for v in graph.inputs) and all(
-        o.type.is_static for node in graph.walk() for o in node.outputs
+        isinstance(d, int) or d in bounded for node in graph.walk() for o in node.outputs for d in o.type.shape
     )
 
 
@@ -34,8 +38,7 @@ def freezable_inputs(graph: Graph) -> list[Value]:
     return [
         v
         for v in graph.inputs
-        if v.type.rank <= 1
-        and all(isinstance(d, str) or d <= MAX_FROZEN_ELEMENTS for d in v.type.shape)
+        if v.type.rank <= 1 and all(isinstance(d, str) or d <= MAX_FROZEN_ELEMENTS for d in v.type.shape)
     ]
 
 

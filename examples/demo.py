@@ -1,6 +1,6 @@
 """The main job: compile the bundled example model with aic, run it, compare with onnxruntime.
 
-    ./scripts/demo.sh [MODEL.onnx]
+./scripts/demo.sh [MODEL.onnx]
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from aic.compiler.summary import summarize
+from aic.frontend.onnx import load_model
 
 import aic
-from aic.frontend.onnx import load_model
-from aic.compiler.summary import summarize
 
 MODEL = Path(__file__).parent / "models" / "small_cnn.onnx"
 

@@ -9,8 +9,8 @@ Each case runs in a worker process, so a crash costs one case, not the run.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import json
+import multiprocessing
 import re
 import sys
 import time
@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conformance.cases import node_cases  # noqa: E402
 from tests.conformance.runner import run_case  # noqa: E402
-
 
 FORK = multiprocessing.get_context("fork")  # children inherit the generated cases
 
@@ -74,8 +73,9 @@ def main() -> int:
     for why, count in reasons.most_common(25):
         print(f"  {count:4d}  {why}")
     if args.json:
-        args.json.write_text(json.dumps({n: {"ok": r[0], "why": r[1], "s": round(r[2], 3)} for n, r in results.items()},
-                                        indent=1))
+        args.json.write_text(
+            json.dumps({n: {"ok": r[0], "why": r[1], "s": round(r[2], 3)} for n, r in results.items()}, indent=1)
+        )
     if args.write:
         write_docs(cases, results, passed_scope, len(in_scope), passed_all, len(names))
     return 0
@@ -99,18 +99,30 @@ def write_docs(cases, results, passed_scope: int, n_scope: int, passed_all: int,
     ]
     for op in sorted(per_op):
         names = per_op[op]
-        opsets = sorted({imp.version for n in names for imp in cases[n].model.opset_import if imp.domain in ("", "ai.onnx")})
-        dtypes = sorted({_dtype_name(v.type.tensor_type.elem_type) for n in names for v in cases[n].model.graph.input
-                         if v.type.HasField("tensor_type")})
+        opsets = sorted(
+            {imp.version for n in names for imp in cases[n].model.opset_import if imp.domain in ("", "ai.onnx")}
+        )
+        dtypes = sorted(
+            {
+                _dtype_name(v.type.tensor_type.elem_type)
+                for n in names
+                for v in cases[n].model.graph.input
+                if v.type.HasField("tensor_type")
+            }
+        )
         scope = [n for n in names if not cases[n].out_of_scope]
         ok = sum(results[n][0] for n in scope)
-        lines.append(f"| {op} | {','.join(map(str, opsets))} | {', '.join(dtypes)} | {ok} | {len(scope) - ok} | "
-                     f"{len(names) - len(scope)} |")
+        lines.append(
+            f"| {op} | {','.join(map(str, opsets))} | {', '.join(dtypes)} | {ok} | {len(scope) - ok} | "
+            f"{len(names) - len(scope)} |"
+        )
     (ROOT / "docs" / "ops.md").write_text("\n".join(lines) + "\n")
     readme = ROOT / "README.md"
     text = readme.read_text()
-    line = (f"ONNX backend node suite, compiled: **{passed_scope}/{n_scope} in-scope cases "
-            f"({100 * passed_scope / n_scope:.1f}%)**, {passed_all}/{n_all} of all cases; per op: `docs/ops.md`.")
+    line = (
+        f"ONNX backend node suite, compiled: **{passed_scope}/{n_scope} in-scope cases "
+        f"({100 * passed_scope / n_scope:.1f}%)**, {passed_all}/{n_all} of all cases; per op: `docs/ops.md`."
+    )
     text = re.sub(r"^ONNX backend node suite, compiled:.*$", line, text, flags=re.M)
     readme.write_text(text)
 
