@@ -73,18 +73,19 @@ MAX_SWEEPS = 16
 
 def apply_rules(graph: Graph, rules: dict[str, Sequence[Rule]]) -> bool:
     """Try `rules[node.op]` on every live node (the first that applies wins),
-    sweeping the graph until a sweep changes nothing. Returns whether types
+    sweeping the graph (dead nodes removed between sweeps) until a sweep changes nothing. Returns whether types
     must be re-inferred."""
-    rw = Rewriter(graph)
+    retype = False
     for _ in range(MAX_SWEEPS):
-        before = rw.changes
+        rw = Rewriter(graph)
         for node in list(graph.nodes):
             for rule in rules.get(node.op, ()):
                 if rw.alive(node) and rule(rw, node):
                     break
-        if rw.changes == before:
+        retype |= rw.finish()  # drops the nodes that died, which may enable more rules
+        if not rw.changes:
             break
-    return rw.finish()
+    return retype
 
 
 def reads(node: Node) -> Iterator[Value]:

@@ -62,7 +62,7 @@ def graphs(draw) -> Graph:
     return b.build(list({id(o): o for o in outputs}.values()))
 
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
