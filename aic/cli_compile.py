@@ -47,6 +47,9 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME=N",
         help="bind a symbolic dim (batch=1) or give an input's whole shape (x=1,3,224,224); repeatable",
     )
+    p.add_argument(
+        "--disable-pass", action="append", default=[], metavar="NAME", help="skip this graph pass (repeatable)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run_compile)
 
@@ -77,7 +80,13 @@ def run_compile(args: argparse.Namespace) -> int:
     try:
         shapes = parse_shapes(args.shape)
         path = compile_model(
-            args.model, args.target, args.opt_level, args.output, shapes, None if args.quiet else _progress
+            args.model,
+            args.target,
+            args.opt_level,
+            args.output,
+            shapes,
+            None if args.quiet else _progress,
+            disable_passes=args.disable_pass,
         )
     except (ValueError, RuntimeError, OSError) as err:
         if not args.quiet:

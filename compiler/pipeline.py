@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -39,11 +39,13 @@ def compile_model(
     output: str | os.PathLike | None = None,
     shapes: ShapeSpec | None = None,
     progress: Progress | None = None,
+    disable_passes: Sequence[str] = (),
 ) -> Path:
     """Compile `model` (an ONNX file or proto, or a Graph) for `target` at `opt_level`
     (0-3) into a shared object at `output` (default: a new temporary folder) and return
     its path. `shapes` binds symbolic input dims ({"batch": 1} or {"x": (1, 3, 224, 224)}).
-    `progress` is called as each step starts and as it ends."""
+    `progress` is called as each step starts and as it ends; `disable_passes` names graph
+    passes to skip."""
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
     target = Target.parse(target)
@@ -54,7 +56,7 @@ def compile_model(
     with step("bind input shapes"):  # symbolic dims -> static sizes
         graph = bind_shapes(graph, shapes)
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
-        graph, _ = optimize(graph, opt_level)
+        graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         program = build_program(graph, target)
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code

@@ -1,6 +1,6 @@
 """Run the ONNX backend node suite through aic and report the pass rate.
 
-    .venv/bin/python scripts/conformance.py [--engine aic|interp] [--jobs 2] [--filter SUBSTR] [--write]
+    .venv/bin/python scripts/conformance.py [--engine aic|interp|ort] [--jobs 2] [--filter SUBSTR] [--write]
 
 With --write, updates docs/ops.md (per-op table) and the pass-rate line of README.md.
 Each case runs in a worker process, so a crash costs one case, not the run.
@@ -48,7 +48,7 @@ def run_isolated(name: str, engine: str, timeout: float) -> tuple[str, bool, str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", default="aic", choices=["aic", "interp"])
+    parser.add_argument("--engine", default="aic", choices=["aic", "interp", "ort"])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--filter", default="")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case")

@@ -39,7 +39,16 @@ def run_compiled(case: NodeCase, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return module.run(None, dict(zip(names, inputs)))
 
 
-ENGINES = {"interp": run_interpreted, "aic": run_compiled}
+def run_onnxruntime(case: NodeCase, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The same case through onnxruntime, for comparing pass rates on the same machine."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(case.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, dict(zip(names, inputs)))
+
+
+ENGINES = {"interp": run_interpreted, "aic": run_compiled, "ort": run_onnxruntime}
 
 
 def run_case(case: NodeCase, engine: str = "aic") -> tuple[bool, str]:
