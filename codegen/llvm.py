@@ -7,9 +7,10 @@ entry the runtime calls:
 
 which computes each model buffer's address (an input or output pointer, a weight at
 its offset in the embedded blob, an arena slice at its planned offset) and calls the
-kernels in program order. Weights never enter the LLVM module: they are linked in
-by runtime/package.py. Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`;
-AIC_DEBUG>=3 prints the optimised LLVM IR to stderr.
+kernels in program order, branching and looping around them for If/Loop/Scan steps.
+Weights never enter the LLVM module: they are linked in by runtime/package.py.
+Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`; AIC_DEBUG>=3
+prints the optimised LLVM IR to stderr.
 """
 
 from __future__ import annotations
@@ -22,12 +23,24 @@ from functools import cache
 from pathlib import Path
 
 import llvmlite.binding as llvm
-from aic.ir.loop import Kernel, Program, ProgramBuffer
+import numpy as np
+from aic.ir.loop import (
+    IfStep,
+    Kernel,
+    KernelCall,
+    LoopStep,
+    Program,
+    ProgramBuffer,
+    RowView,
+    Step,
+    kernel_calls,
+    step_buffers,
+)
 from llvmlite import ir
 
 from .llvm_expr import ModuleContext
 from .llvm_stmt import emit_function
-from .llvm_types import I8, PTR, VOID, CodegenError, gep
+from .llvm_types import I8, I64, PTR, VOID, CodegenError, gep
 from .target import Target, host_triple
 
 
@@ -78,7 +91,7 @@ def build_module(program: Program, target: Target) -> ir.Module:
     module.data_layout = str(tm.target_data)
     ctx = ModuleContext(module)
     kernels = list(program.kernels)
-    kernels += [c.kernel for c in program.calls if all(c.kernel is not k for k in kernels)]
+    kernels += [c.kernel for c in kernel_calls(program.calls) if all(c.kernel is not k for k in kernels)]
     functions = {id(k): _emit_kernel(ctx, k) for k in kernels}
     _emit_entry(ctx, program, functions)
     return module
@@ -99,36 +112,96 @@ def _emit_kernel(ctx: ModuleContext, kernel: Kernel) -> ir.Function:
 def _emit_entry(ctx: ModuleContext, program: Program, functions: dict[int, ir.Function]) -> None:
     fn = ir.Function(ctx.module, ir.FunctionType(VOID, [PTR] * 4), "aic_entry")
     fn.attributes.add("nounwind")
-    arena, inputs, outputs, weights = fn.args
     for arg, name in zip(fn.args, ("arena", "inputs", "outputs", "weights")):
         arg.name = name
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    addresses: dict[int, ir.Value] = {}
-
-    def address(buf: ProgramBuffer) -> ir.Value:
-        if id(buf) not in addresses:
-            if buf.kind in ("input", "output"):
-                table, order = (inputs, program.inputs) if buf.kind == "input" else (outputs, program.outputs)
-                position = next((i for i, p in enumerate(order) if p is buf), None)
-                if position is None:
-                    raise CodegenError(f"program {program.name}: {buf.kind} {buf.name} is not in the {buf.kind} list")
-                slot = gep(b, table, [ir.Constant(ir.IntType(64), position)], PTR)
-                addresses[id(buf)] = b.load(slot, typ=PTR, name=symbol(buf.name))
-            elif buf.kind in ("weight", "arena"):
-                base = weights if buf.kind == "weight" else arena
-                offset = ir.Constant(ir.IntType(64), buf.offset)
-                addresses[id(buf)] = gep(b, base, [offset], I8, name=symbol(buf.name))
-            else:
-                raise CodegenError(f"program {program.name}: buffer {buf.name} has unknown kind {buf.kind!r}")
-        return addresses[id(buf)]
-
-    for call in program.calls:
-        kernel_fn = functions[id(call.kernel)]
-        if len(call.args) != len(call.kernel.params):
-            params = len(call.kernel.params)
-            raise CodegenError(f"call of kernel {call.kernel.name} passes {len(call.args)} buffers for {params} params")
-        b.call(kernel_fn, [address(a) for a in call.args])
+    addresses = _addresses(b, program, fn.args)  # all in the entry block, so they dominate every step
+    _emit_steps(b, program.calls, addresses, functions)
     b.ret_void()
+
+
+def _addresses(b: ir.IRBuilder, program: Program, args: list[ir.Argument]) -> dict[int, ir.Value]:
+    """The address of every buffer the steps use: an input or output pointer, or an offset
+    into the weight blob or the arena."""
+    arena, inputs, outputs, weights = args
+    addresses: dict[int, ir.Value] = {}
+    for buf in step_buffers(program.calls):
+        if id(buf) in addresses:
+            continue
+        if buf.kind in ("input", "output"):
+            table, order = (inputs, program.inputs) if buf.kind == "input" else (outputs, program.outputs)
+            position = next((i for i, p in enumerate(order) if p is buf), None)
+            if position is None:
+                raise CodegenError(f"program {program.name}: {buf.kind} {buf.name} is not in the {buf.kind} list")
+            slot = gep(b, table, [ir.Constant(I64, position)], PTR)
+            addresses[id(buf)] = b.load(slot, typ=PTR, name=symbol(buf.name))
+        elif buf.kind in ("weight", "arena"):
+            base = weights if buf.kind == "weight" else arena
+            addresses[id(buf)] = gep(b, base, [ir.Constant(I64, buf.offset)], I8, name=symbol(buf.name))
+        else:
+            raise CodegenError(f"program {program.name}: buffer {buf.name} has unknown kind {buf.kind!r}")
+    return addresses
+
+
+def _emit_steps(
+    b: ir.IRBuilder, steps: list[Step], addresses: dict[int, ir.Value], functions: dict[int, ir.Function]
+) -> None:
+    """Kernel calls in order; an IfStep branches on its flag, a LoopStep counts in its counter buffer."""
+    for step in steps:
+        if isinstance(step, KernelCall):
+            if len(step.args) != len(step.kernel.params):
+                n, params = len(step.args), len(step.kernel.params)
+                raise CodegenError(f"call of kernel {step.kernel.name} passes {n} buffers for {params} params")
+            b.call(functions[id(step.kernel)], [_address(b, a, addresses) for a in step.args])
+        elif isinstance(step, IfStep):
+            with b.if_else(_flag(b, addresses[id(step.cond)])) as (then, otherwise):
+                with then:
+                    _emit_steps(b, step.then, addresses, functions)
+                with otherwise:
+                    _emit_steps(b, step.orelse, addresses, functions)
+        else:
+            _emit_loop(b, step, addresses, functions)
+
+
+def _address(b: ir.IRBuilder, buf: ProgramBuffer, addresses: dict[int, ir.Value]) -> ir.Value:
+    """A buffer's address; a row view's is computed where it is used, from its counter's value."""
+    if not isinstance(buf, RowView):
+        return addresses[id(buf)]
+    i = b.load(addresses[id(buf.counter)], typ=I64, name="row")
+    if buf.reverse:
+        i = b.sub(ir.Constant(I64, buf.length - 1), i)
+    row_bytes = ir.Constant(I64, int(np.prod(buf.shape, dtype=np.int64)) * buf.dtype.itemsize)
+    return gep(b, _address(b, buf.base, addresses), [b.mul(i, row_bytes)], I8, name=symbol(buf.name))  # type: ignore[arg-type]
+
+
+def _emit_loop(b: ir.IRBuilder, step: LoopStep, addresses: dict[int, ir.Value], functions: dict[int, ir.Function]):
+    counter = addresses[id(step.counter)]
+    b.store(ir.Constant(I64, 0), counter)
+    head = b.append_basic_block("loop.head")
+    body = b.append_basic_block("loop.body")
+    done = b.append_basic_block("loop.done")
+    b.branch(head)
+    b.position_at_end(head)
+    go: ir.Value = ir.Constant(ir.IntType(1), 1)
+    if step.trips is not None:
+        if isinstance(step.trips, int):
+            trips: ir.Value = ir.Constant(I64, step.trips)
+        else:
+            trips = b.load(addresses[id(step.trips)], typ=I64, name="trips")
+        go = b.icmp_signed("<", b.load(counter, typ=I64, name="i"), trips)
+    if step.cond is not None:
+        go = b.and_(go, _flag(b, addresses[id(step.cond)]))
+    b.cbranch(go, body, done)
+    b.position_at_end(body)
+    _emit_steps(b, step.body, addresses, functions)
+    b.store(b.add(b.load(counter, typ=I64), ir.Constant(I64, 1)), counter)
+    b.branch(head)
+    b.position_at_end(done)
+
+
+def _flag(b: ir.IRBuilder, address: ir.Value) -> ir.Value:
+    """A bool buffer's first element as an i1."""
+    return b.icmp_unsigned("!=", b.load(address, typ=I8), ir.Constant(I8, 0))
 
 
 def optimize(module: llvm.ModuleRef, target: Target, opt_level: int) -> None:

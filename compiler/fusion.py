@@ -12,6 +12,8 @@ Groups grow backwards from a root (the last node of a kernel) by pulling in prod
 A producer joins only if every reader of its outputs is in the group and none is a graph
 output, so each kernel writes just its root's outputs and groups stay acyclic. Alias ops
 (Reshape, Squeeze, ...) are never fused: they become views of their input's bytes.
+Control-flow nodes (If, Loop, Scan) are groups of their own: their bodies are fused
+separately when the node is lowered (compiler/control.py).
 
 Refused fusions are logged with the reason (logger "aic.fusion"; printed with AIC_DEBUG>=2).
 """
@@ -38,6 +40,7 @@ class Group:
     nodes: list[Node]
     anchor: Node | None = None
     alias: bool = False
+    control: bool = False
     refusals: list[str] = field(default_factory=list)
 
     @property
@@ -60,7 +63,7 @@ class Group:
 
 def fuse(graph: Graph) -> list[Group]:
     """Partition the graph's nodes into groups, in an order that respects dependencies."""
-    check_lowerable(graph.nodes)
+    check_lowerable(list(graph.walk()))  # bodies too, so every unsupported op is listed at once
     order = {id(n): i for i, n in enumerate(graph.nodes)}
     readers = graph.consumers()
     outputs = {id(v) for v in graph.outputs}
@@ -69,10 +72,10 @@ def fuse(graph: Graph) -> list[Group]:
     for node in reversed(graph.nodes):
         if id(node) in owner:
             continue
-        low = lowering_of(node)
-        group = Group([node], anchor=node if low.kind == "anchor" else None, alias=low.kind == "alias")
+        kind = lowering_of(node).kind
+        group = Group([node], node if kind == "anchor" else None, alias=kind == "alias", control=kind == "control")
         owner[id(node)] = group
-        if not group.alias:
+        if kind in ("compute", "anchor"):
             _grow(group, order, readers, outputs, owner)
         groups.append(group)
     groups.reverse()
@@ -115,6 +118,8 @@ def _refusal(cand: Node, group: Group, members: set[int], readers, outputs: set[
     low = lowering_of(cand)
     if low.kind == "alias":
         return "alias ops are views, never fused"
+    if low.kind == "control":
+        return "control flow runs as a step of its own"
     for out in cand.outputs:
         if id(out) in outputs:
             return f"its output {out.name} is a graph output"
@@ -186,5 +191,5 @@ def _report(groups: list[Group]) -> None:
             log.debug(why)
             if verbose:
                 print(f"[aic.fusion] {why}", file=sys.stderr)
-        if verbose and not g.alias:
+        if verbose and not g.alias and not g.control:
             print(f"[aic.fusion] kernel {g.describe()}", file=sys.stderr)

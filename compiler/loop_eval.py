@@ -30,6 +30,7 @@ from aic.ir.loop import (
     Let,
     Load,
     Program,
+    ProgramBuffer,
     Ramp,
     Select,
     Seq,
@@ -292,5 +293,13 @@ def run_program(program: Program, feeds: Mapping[str, np.ndarray]) -> list[np.nd
             args.append(array.view(param.dtype.numpy))  # buffers are bytes: a parameter may reinterpret them
         with np.errstate(all="ignore"):
             compiled[id(call.kernel)](*args)
-    return [views[id(b)].reshape(b.shape) for b in program.outputs]
+    return [_trimmed(views[id(b)], b, arena) for b in program.outputs]
+
+
+def _trimmed(flat: np.ndarray, b: ProgramBuffer, arena: np.ndarray) -> np.ndarray:
+    """An output in its actual shape: data-dependent dims read from their arena slots."""
+    shape = list(b.shape)
+    for dim, (_, offset) in b.dynamic.items():
+        shape[dim] = int(arena[offset : offset + 8].view(np.int64)[0])
+    return flat[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
 

@@ -7,12 +7,14 @@ conditionals and sequences. Both the LLVM and the CUDA targets render from
 this one IR.
 
 Buffers are flat arrays indexed by element. A `Kernel` takes buffers as
-parameters; a `Program` calls kernels in order over the model's buffers.
+parameters; a `Program` runs steps in order over the model's buffers: kernel
+calls, and the control flow of If/Loop/Scan (`IfStep`, `LoopStep`) around them.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -327,6 +329,20 @@ class ProgramBuffer:
     kind: str  # "input" | "output" | "weight" | "arena"
     offset: int = 0  # byte offset within the arena (kind "arena") or the weight blob (kind "weight")
     data: Any = None  # the numpy array of a weight
+    # An output's data-dependent dims (shape holds their upper bounds): dim -> (symbol, arena byte
+    # offset of the int64 holding its size after a run); see compiler/lower/dynamic.py.
+    dynamic: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class RowView(ProgramBuffer):
+    """Kind "row": row i of `base`, a stack of `length` rows of this shape, where i is the value of
+    the int64 `counter` (length-1-i when `reverse`): a loop's scan slice, addressed in place."""
+
+    base: ProgramBuffer | None = None
+    counter: ProgramBuffer | None = None
+    length: int = 0
+    reverse: bool = False
 
 
 @dataclass(eq=False)
@@ -336,12 +352,67 @@ class KernelCall:
 
 
 @dataclass(eq=False)
+class IfStep:
+    """Run the `then` steps when the bool in `cond` is true, else the `orelse` steps."""
+
+    cond: ProgramBuffer
+    then: list[Step]
+    orelse: list[Step]
+
+
+@dataclass(eq=False)
+class LoopStep:
+    """Set the int64 `counter` to 0, then run `body` while counter < `trips` (a constant or an int64
+    buffer; None: no limit) and the bool in `cond` is true (None: always), adding 1 to counter after each run."""
+
+    counter: ProgramBuffer
+    body: list[Step]
+    trips: ProgramBuffer | int | None = None
+    cond: ProgramBuffer | None = None
+
+
+Step = KernelCall | IfStep | LoopStep
+
+
+def step_buffers(steps: list[Step]) -> Iterator[ProgramBuffer]:
+    """Every buffer `steps` use (kernel arguments, flags, counters, trip counts; the stack and
+    counter of a row view), with repeats."""
+    for step in steps:
+        if isinstance(step, KernelCall):
+            for arg in step.args:
+                while isinstance(arg, RowView):  # a row of a row: a scan slice of a scan slice
+                    yield arg.counter  # type: ignore[misc]
+                    arg = arg.base  # type: ignore[assignment]
+                yield arg
+        elif isinstance(step, IfStep):
+            yield step.cond
+            yield from step_buffers(step.then)
+            yield from step_buffers(step.orelse)
+        else:
+            yield step.counter
+            yield from (x for x in (step.trips, step.cond) if isinstance(x, ProgramBuffer))
+            yield from step_buffers(step.body)
+
+
+def kernel_calls(steps: list[Step]) -> Iterator[KernelCall]:
+    """Every kernel call in `steps`, control-flow bodies included, in program order."""
+    for step in steps:
+        if isinstance(step, KernelCall):
+            yield step
+        elif isinstance(step, IfStep):
+            yield from kernel_calls(step.then)
+            yield from kernel_calls(step.orelse)
+        else:
+            yield from kernel_calls(step.body)
+
+
+@dataclass(eq=False)
 class Program:
-    """Everything the codegen renders: kernels, and the calls the entry function makes."""
+    """Everything the codegen renders: kernels, and the steps the entry function runs."""
 
     name: str
     kernels: list[Kernel]
-    calls: list[KernelCall]
+    calls: list[Step]
     inputs: list[ProgramBuffer]
     outputs: list[ProgramBuffer]
     weights: list[ProgramBuffer]

@@ -14,13 +14,17 @@ from .loop import (
     For,
     ForKind,
     If,
+    IfStep,
     Kernel,
+    KernelCall,
     Let,
     Load,
+    LoopStep,
     Program,
     Ramp,
     Select,
     Seq,
+    Step,
     Stmt,
     Store,
     Unary,
@@ -109,6 +113,21 @@ def program_text(p: Program) -> str:
     lines = [f"program {p.name}  # arena {p.arena_bytes} bytes"]
     for b in p.inputs + p.outputs + p.weights:
         lines.append(f"  {b.kind} {b.name}: {b.dtype.short}{list(b.shape)} @{b.offset}")
-    for call in p.calls:
-        lines.append(f"  call {call.kernel.name}({', '.join(b.name for b in call.args)})")
+    lines += steps_text(p.calls, "  ")
     return "\n".join(lines)
+
+
+def steps_text(steps: list[Step], indent: str = "") -> list[str]:
+    lines = []
+    for step in steps:
+        match step:
+            case KernelCall(kernel=k, args=args):
+                lines.append(f"{indent}call {k.name}({', '.join(b.name for b in args)})")
+            case IfStep(cond=c, then=t, orelse=o):
+                lines += [f"{indent}if {c.name}:", *steps_text(t, indent + "  ")]
+                lines += [f"{indent}else:", *steps_text(o, indent + "  ")]
+            case LoopStep(counter=i, body=body, trips=n, cond=c):
+                limit = "" if n is None else f" < {n if isinstance(n, int) else n.name}"
+                guard = "" if c is None else f" while {c.name}"
+                lines += [f"{indent}loop {i.name}{limit}{guard}:", *steps_text(body, indent + "  ")]
+    return lines

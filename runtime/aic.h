@@ -46,7 +46,9 @@ typedef struct aic_model aic_model;
 int aic_abi_version(void);
 
 /* The model's signature and build facts as JSON: name, aic_version, target
- * (triple, cpu, features), inputs and outputs (name, dtype, shape), arena_bytes. */
+ * (triple, cpu, features), inputs and outputs (name, dtype, shape; an output whose size
+ * depends on the data adds "dynamic_dims": [[dim, symbol], ...], see aic_output_shape),
+ * arena_bytes. */
 const char *aic_signature(void);
 
 int aic_num_inputs(void);
@@ -65,6 +67,15 @@ int aic_num_threads(const aic_model *model);
 /* Run the model. inputs[i] / outputs[i] point to C-contiguous buffers of
  * aic_input_info(i)->nbytes / aic_output_info(i)->nbytes. Returns an aic_status. */
 int aic_run(aic_model *model, const void *const *inputs, void *const *outputs);
+
+/* The actual shape of output i after the last aic_run on `model`: aic_output_info(i)->rank
+ * entries written to `dims`. Outputs whose size depends on the data (NonZero, Unique,
+ * NonMaxSuppression, Compress with a run-time condition) have dims known only after a run:
+ * aic_output_info(i)->shape holds their upper bounds (the buffer the caller allocates), and
+ * the run writes the actual tensor C-contiguous at the start of that buffer. For other
+ * outputs this copies aic_output_info(i)->shape. Returns AIC_ERROR_INVALID_ARGUMENT for a
+ * NULL model or dims, an index out of range, or a data-dependent output before any run. */
+int aic_output_shape(aic_model *model, int i, int64_t *dims);
 
 /* The message of the calling thread's last failure ("" if none). */
 const char *aic_last_error(void);

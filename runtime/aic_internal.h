@@ -17,6 +17,9 @@ typedef struct aic_model_info {
     const aic_tensor_info *inputs;
     const aic_tensor_info *outputs;
     size_t arena_bytes;
+    /* Per output: NULL when its shape is static, else `rank` entries: -1 for a static dim, or
+     * the arena byte offset of the int64 that holds the dim's size after a run. */
+    const int64_t *const *output_sizes;
 } aic_model_info;
 
 extern const aic_model_info aic_model_data;

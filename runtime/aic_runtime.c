@@ -1,6 +1,6 @@
 /* aic_runtime.c: the small runtime linked into every model .so.
  *
- * - The public ABI of aic.h: create / run / signature / last error / destroy.
+ * - The public ABI of aic.h: create / run / output shapes / signature / last error / destroy.
  * - A thread pool for generated parallel loops. Workers spin briefly after each job
  *   (back-to-back parallel loops of one run then start without a wake-up), then sleep
  *   on a condition variable, so an idle model costs no CPU. aic_parallel_for splits
@@ -28,7 +28,8 @@ _Static_assert(offsetof(aic_tensor_info, rank) == 16 && offsetof(aic_tensor_info
                    offsetof(aic_tensor_info, nbytes) == 32 && sizeof(aic_tensor_info) == 40,
                "aic_tensor_info layout changed: update runtime/model_asm.py");
 _Static_assert(offsetof(aic_model_info, num_inputs) == 24 && offsetof(aic_model_info, inputs) == 32 &&
-                   offsetof(aic_model_info, arena_bytes) == 48 && sizeof(aic_model_info) == 56,
+                   offsetof(aic_model_info, arena_bytes) == 48 && offsetof(aic_model_info, output_sizes) == 56 &&
+                   sizeof(aic_model_info) == 64,
                "aic_model_info layout changed: update runtime/model_asm.py");
 
 #define SPIN_ITERATIONS 4000 /* about 0.1 ms of pause instructions */
@@ -240,6 +241,7 @@ struct aic_model {
     pthread_mutex_t run_lock;
     void *arena;
     aic_pool pool;
+    int has_run; /* the sizes of data-dependent output dims are in the arena */
 };
 
 AIC_API int aic_abi_version(void) { return AIC_ABI_VERSION; }
@@ -328,7 +330,29 @@ AIC_API int aic_run(aic_model *model, const void *const *inputs, void *const *ou
     current_pool = &model->pool;
     aic_entry(model->arena, inputs, outputs, aic_weights);
     current_pool = NULL;
+    model->has_run = 1;
     pthread_mutex_unlock(&model->run_lock);
+    return AIC_OK;
+}
+
+AIC_API int aic_output_shape(aic_model *model, int i, int64_t *dims) {
+    const aic_tensor_info *info = aic_output_info(i);
+    if (model == NULL || dims == NULL)
+        return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_output_shape: the model or dims is NULL");
+    if (info == NULL)
+        return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_output_shape: no output %d (the model has %d)", i,
+                    aic_model_data.num_outputs);
+    const int64_t *sizes = aic_model_data.output_sizes ? aic_model_data.output_sizes[i] : NULL;
+    pthread_mutex_lock(&model->run_lock);
+    int known = sizes == NULL || model->has_run;
+    for (int d = 0; known && d < info->rank; d++)
+        dims[d] = sizes != NULL && sizes[d] >= 0 ? *(const int64_t *)((const char *)model->arena + sizes[d])
+                                                 : info->shape[d];
+    pthread_mutex_unlock(&model->run_lock);
+    if (!known)
+        return fail(AIC_ERROR_INVALID_ARGUMENT,
+                    "aic_output_shape: output %d ('%s') has a data-dependent shape, known only after aic_run", i,
+                    info->name);
     return AIC_OK;
 }
 

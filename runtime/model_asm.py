@@ -27,14 +27,23 @@ _ITEMSIZE = {
 class TensorSpec:
     name: str
     dtype: str  # numpy-style name: "float32", "bool", "bfloat16"
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # upper bounds for data-dependent dims
+    dynamic: tuple[tuple[int, str, int], ...] = ()  # data-dependent dims: (dim, symbol, arena offset of its size)
 
     @property
     def nbytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * _ITEMSIZE[self.dtype]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.dynamic:
+            out["dynamic_dims"] = [[dim, symbol] for dim, symbol, _ in self.dynamic]
+        return out
+
+    def size_slots(self) -> list[int]:
+        """Per dim: -1 when static, else the arena byte offset of its size (aic_model_info.output_sizes)."""
+        where = {dim: offset for dim, _, offset in self.dynamic}
+        return [where.get(d, -1) for d in range(len(self.shape))]
 
 
 def quoted(text: str) -> str:
@@ -75,13 +84,22 @@ def model_assembly(
         return f".L{kind}s"
 
     input_table, output_table = table("input", inputs), table("output", outputs)
+    sizes_table = "0"
+    if any(spec.dynamic for spec in outputs):  # per output: 0, or its dims' size slots
+        for i, spec in enumerate(outputs):
+            if spec.dynamic:
+                data.append(f".Loutput_sizes{i}:")
+                data.append(f"\t.quad {', '.join(str(s) for s in spec.size_slots())}")
+        data.append(".Loutput_sizes:")
+        data.append(f"\t.quad {', '.join(f'.Loutput_sizes{i}' if s.dynamic else '0' for i, s in enumerate(outputs))}")
+        sizes_table = ".Loutput_sizes"
     target = metadata["target"]
-    info = [  # aic_model_info: json, features, cpu, num_inputs, num_outputs, inputs, outputs, arena_bytes
+    info = [  # aic_model_info: json, features, cpu, num_inputs, num_outputs, inputs, outputs, arena_bytes, output_sizes
         "aic_model_data:",
         f"\t.quad {string(json.dumps(metadata, sort_keys=True))}, {string(','.join(target['features']))}, "
         f"{string(target['cpu'])}",
         f"\t.long {len(inputs)}, {len(outputs)}",
-        f"\t.quad {input_table}, {output_table}, {int(metadata['arena_bytes'])}",
+        f"\t.quad {input_table}, {output_table}, {int(metadata['arena_bytes'])}, {sizes_table}",
     ]
     path = str(blob).replace("\\", "\\\\").replace('"', '\\"')
     return "\n".join([

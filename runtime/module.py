@@ -4,6 +4,10 @@
 onnxruntime's `InferenceSession.run`, and `get_inputs()` / `get_outputs()` describe
 the tensors the way ORT's do (name, shape, type), so code can swap one for the
 other. Inputs are checked (names, dtypes, shapes) before any native code runs.
+
+An output whose size depends on the data (NonZero, Unique, ...) is described with a
+symbol for each such dim; `run` allocates its upper bound, asks the model for the actual
+shape after the run (`aic_output_shape`) and returns the trimmed array.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.aic_last_error.restype = ctypes.c_char_p
     lib.aic_destroy.restype = None
     lib.aic_destroy.argtypes = [ctypes.c_void_p]
+    lib.aic_output_shape.restype = ctypes.c_int
+    lib.aic_output_shape.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
 
 
 class Module:
@@ -111,7 +117,8 @@ class Module:
         self._outputs = [self._info(t) for t in self.metadata["outputs"]]
         self._input_names = {t.name for t in self._inputs}
         self._output_position = {t.name: i for i, t in enumerate(self._outputs)}
-        self._output_layout = [(tuple(t.shape), t.dtype) for t in self._outputs]
+        self._output_layout = [(tuple(t["shape"]), _numpy_dtype(t["dtype"])) for t in self.metadata["outputs"]]
+        self._dynamic = [bool(t.get("dynamic_dims")) for t in self.metadata["outputs"]]
         self._input_table = ctypes.c_void_p * max(1, len(self._inputs))
         self._output_table = ctypes.c_void_p * max(1, len(self._outputs))
         self._handle = self._lib.aic_create(num_threads or 0)
@@ -120,7 +127,10 @@ class Module:
 
     @staticmethod
     def _info(entry: dict[str, Any]) -> TensorInfo:
-        return TensorInfo(entry["name"], list(entry["shape"]), _numpy_dtype(entry["dtype"]))
+        shape: list[Any] = list(entry["shape"])
+        for dim, symbol in entry.get("dynamic_dims", []):  # data-dependent: named, like ORT's symbolic dims
+            shape[dim] = symbol
+        return TensorInfo(entry["name"], shape, _numpy_dtype(entry["dtype"]))
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -153,7 +163,20 @@ class Module:
         status = self._lib.aic_run(self._handle, ins, outs)
         if status != 0:
             raise RuntimeError(f"{self.path}: {self._lib.aic_last_error().decode()}")
-        return [results[i] for i in wanted]
+        return [self._trimmed(i, results[i]) if self._dynamic[i] else results[i] for i in wanted]
+
+    def output_shape(self, index: int) -> tuple[int, ...]:
+        """The actual shape of output `index` after the last run (its data-dependent dims included)."""
+        rank = len(self._output_layout[index][0])
+        dims = (ctypes.c_int64 * max(rank, 1))()
+        if self._lib.aic_output_shape(self._handle, index, dims) != 0:
+            raise RuntimeError(f"{self.path}: {self._lib.aic_last_error().decode()}")
+        return tuple(dims[:rank])
+
+    def _trimmed(self, index: int, result: np.ndarray) -> np.ndarray:
+        """The run wrote the actual tensor C-contiguous at the start of the upper-bound buffer."""
+        shape = self.output_shape(index)
+        return result.reshape(-1)[: int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
 
     def _select_outputs(self, output_names: Sequence[str] | None) -> list[int]:
         if output_names is None:

@@ -138,7 +138,8 @@ def program_metadata(program: Program, target: Target, opt_level: int) -> dict[s
 
 
 def tensor_spec(buf: ProgramBuffer) -> TensorSpec:
-    return TensorSpec(buf.name, buf.dtype.name, tuple(int(d) for d in buf.shape))
+    dynamic = tuple((dim, symbol, offset) for dim, (symbol, offset) in sorted(buf.dynamic.items()))
+    return TensorSpec(buf.name, buf.dtype.name, tuple(int(d) for d in buf.shape), dynamic)
 
 
 def program_weights(program: Program) -> list[tuple[int, np.ndarray]]:

@@ -3,7 +3,21 @@
 Importing this package registers every lowering.
 """
 
-from . import contraction, conv, elementwise, generate, index, misc, movement, norm, pool, reduce, resize, vision  # noqa: F401  (register lowerings)
+from . import (  # noqa: F401  (register lowerings)
+    contraction,
+    conv,
+    dynamic_ops,
+    elementwise,
+    generate,
+    index,
+    misc,
+    movement,
+    norm,
+    pool,
+    reduce,
+    resize,
+    vision,
+)
 from .core import LoweringError
 from .table import LOWERINGS, Lowering, lowering_of
 

@@ -1,5 +1,5 @@
 """Lowering of the remaining ops: Det (Gaussian elimination per matrix), MaxRoiPool, and
-the ops refused with a reason (data-dependent output sizes, control flow)."""
+the control-flow ops' entries (their bodies become program steps: compiler/control.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from ..loop_util import binop, select, seq
 from .core import LowerCtx, Tensor, const, idx, linear
 from .mathx import absolute, call, mul, sub
 from .reduce import lowest, stack
-from .table import Emit, anchor, refuse
+from .table import Emit, anchor, control
 
-refuse("its output size depends on the data; only constant inputs (folded at compile time) are supported",
-       "NonZero", "Unique")
-refuse("control flow (If/Loop/Scan) is not lowered to loop IR yet", "If", "Loop", "Scan")
+control("If", "Loop", "Scan")  # lowered as program steps by compiler/control.py
 
 
 @anchor("BitCast")

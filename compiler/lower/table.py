@@ -10,6 +10,14 @@ Three kinds of lowering:
   elementwise epilogue and stores. A kernel holds at most one anchor.
 - ``alias``: the output is the input's bytes under another shape (Reshape, Squeeze, ...):
   no kernel, no copy.
+- ``control``: If, Loop, Scan: their bodies are lowered on their own and run as program
+  steps around the body kernels (compiler/control.py).
+
+Ops whose output sizes depend on the data (NonZero, Unique, ...) register a `Dynamic`
+lowering (compiler/lower/dynamic.py): a kernel of its own that writes each output into a
+buffer of a static upper-bound shape and stores the actual sizes at run time. It is used
+for a node whose outputs have data-dependent (symbolic) dims, or for an op with no other
+lowering; to fusion it is an anchor that takes neither prologue nor epilogue.
 
 Ops that cannot be lowered are registered as ``refused`` with the reason.
 """
@@ -39,8 +47,16 @@ AnchorFn = Callable[[LowerCtx, Node, list[Tensor | None], Emit], Stmt]
 
 
 @dataclass(frozen=True)
+class Dynamic:
+    """A whole-kernel lowering of a node whose outputs have data-dependent sizes."""
+
+    bounds: Callable[[Node], list[tuple[int, ...]]]  # a static upper-bound shape per output
+    lower: Callable[..., Stmt]  # (ctx, node, inputs, output buffers, sizes) -> the kernel body; see dynamic.py
+
+
+@dataclass(frozen=True)
 class Lowering:
-    kind: str  # "compute" | "anchor" | "alias" | "refused"
+    kind: str  # "compute" | "anchor" | "alias" | "control" | "refused"
     fn: Callable | None = None
     root: AnchorFn | None = None  # compute ops: loop structure used when the op ends its kernel
     elementwise: bool = False  # compute: output element i reads inputs only at broadcast(i)
@@ -48,9 +64,11 @@ class Lowering:
     prologue: bool = False  # anchor: inputs may be fused compute producers
     epilogue: bool = True  # anchor: elementwise consumers of output 0 may fuse
     reason: str = ""  # refused: why
+    dynamic: Dynamic | None = None  # an anchor with data-dependent output sizes
 
 
 LOWERINGS: dict[str, Lowering] = {}
+DYNAMIC: dict[str, Lowering] = {}  # op -> its lowering for data-dependent output sizes
 
 
 def _add(name: str, lowering: Lowering) -> None:
@@ -82,14 +100,38 @@ def alias(*names: str) -> None:
         _add(name, Lowering("alias"))
 
 
+def control(*names: str) -> None:
+    for name in names:
+        _add(name, Lowering("control"))
+
+
 def refuse(reason: str, *names: str) -> None:
     for name in names:
         _add(name, Lowering("refused", reason=reason))
 
 
+def dynamic(*names: str, bounds: Callable[[Node], list[tuple[int, ...]]]):
+    def deco(fn: Callable[..., Stmt]) -> Callable[..., Stmt]:
+        for name in names:
+            if name in DYNAMIC:
+                raise ValueError(f"dynamic lowering for {name} registered twice")
+            DYNAMIC[name] = Lowering("anchor", prologue=False, epilogue=False, dynamic=Dynamic(bounds, fn))
+        return fn
+
+    return deco
+
+
+def lookup(node: Node) -> Lowering | None:
+    """The node's lowering, None if there is none (no error)."""
+    dyn = DYNAMIC.get(node.op)
+    if dyn is not None and (node.op not in LOWERINGS or any(not o.type.is_static for o in node.outputs)):
+        return dyn
+    return LOWERINGS.get(node.op)
+
+
 def lowering_of(node: Node) -> Lowering:
     """The node's lowering; raises a LoweringError for refused or unknown ops."""
-    low = LOWERINGS.get(node.op)
+    low = lookup(node)
     if low is None:
         raise node_error(node, f"no loop-IR lowering for op {node.op}")
     if low.kind == "refused":
@@ -101,7 +143,7 @@ def check_lowerable(nodes: list[Node]) -> None:
     """Raise one error listing every op that cannot be lowered, with counts."""
     problems: dict[str, list[Node]] = {}
     for node in nodes:
-        low = LOWERINGS.get(node.op)
+        low = lookup(node)
         if low is None or low.kind == "refused":
             problems.setdefault(node.op, []).append(node)
     if problems:

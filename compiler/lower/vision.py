@@ -1,5 +1,5 @@
 """Lowering of image sampling and scattering ops: GridSample, DeformConv, RoiAlign, Col2Im,
-MaxUnpool. NonMaxSuppression is refused (its output size depends on the data).
+MaxUnpool. (NonMaxSuppression, whose output size depends on the data, is in dynamic.py.)
 
 Sampling follows the op table's references (ir/ops/vision.py, ir/ops/detection.py): per
 spatial axis, the taps a fractional coordinate reads (nearest, linear or cubic, with the
@@ -20,9 +20,7 @@ from .conv import window_of
 from .core import LowerCtx, Tensor, cdtype, clamp, const, idx, linear, node_error, static_ints, store
 from .mathx import add, call, k, mul, sub
 from .reduce import lowest, stack
-from .table import Emit, anchor, refuse
-
-refuse("its output size depends on the data (the number of boxes kept)", "NonMaxSuppression")
+from .table import Emit, anchor
 
 Taps = list[tuple[Expr, Expr]]  # (input index, weight) per tap
 

@@ -106,6 +106,7 @@ def _grouped(e: Emit, x: Value, heads: int) -> Value:
 
 @converter("Attention", 23)
 def attention(ctx: ConvertContext) -> list[Value | None]:
+    """Y, then present_key/present_value and qk_matmul_output where the model reads them."""
     e = Emit(ctx, fold_limit=_MASK_FOLD_LIMIT)
     q, k, v = ctx.inputs[:3]
     past_k, past_v, nonpad = ctx.input(4), ctx.input(5), ctx.input(6)

@@ -7,9 +7,10 @@ with it, and one [parts*N, 2*K] matrix gives real and imaginary outputs
 each bin weighted by how often it appears in the Hermitian full spectrum).
 The matrix is built from Range/Cos/Sin in float64 with the phase k*n reduced
 modulo L; with a static length it folds to a constant at conversion. A DFT
-axis given at run time selects among the possible axes with If. Windows and
-the mel filter bank are likewise written once in primitives (float64, cast to
-the requested type) and fold to constants when their inputs are constants.
+axis given at run time selects among the possible axes (Where when they all
+give one output shape, else If). Windows and the mel filter bank are likewise
+written once in primitives (float64, cast to the requested type) and fold to
+constants when their inputs are constants.
 """
 
 from __future__ import annotations
@@ -102,8 +103,11 @@ def _subgraph(ctx: ConvertContext, build: Callable[[Emit], Value], hint: str) ->
     return sub.build([value])
 
 
-def _runtime_axis(e: Emit, axis: Value, rank: int, build: Callable[[Emit, int, Last], Value]) -> Value:
-    """`build` for the axis given at run time: If over each possible signal axis."""
+def _runtime_axis(
+    e: Emit, axis: Value, rank: int, same_shape: bool, build: Callable[[Emit, int, Last], Value]
+) -> Value:
+    """`build` for the axis given at run time. When every axis gives the same
+    output shape, all are computed and Where picks one; else If chooses."""
     ctx = e.ctx
     axis = e.op("Reshape", axis, e.ints([]))
     candidates = list(range(rank - 1))
@@ -111,6 +115,12 @@ def _runtime_axis(e: Emit, axis: Value, rank: int, build: Callable[[Emit, int, L
         e.op("Or", e.op("Equal", axis, e.scalar(a, np.int64)), e.op("Equal", axis, e.scalar(a - rank, np.int64)))
         for a in candidates
     ]
+    if same_shape:
+        results = [build(e, a, e.op) for a in candidates]
+        chosen = results[-1]
+        for i in range(len(candidates) - 2, -1, -1):
+            chosen = (e.op if i else partial(e.out, 0))("Where", conds[i], results[i], chosen)
+        return chosen
 
     def pick(i: int, be: Emit, last: Last) -> Value:
         if i == len(candidates) - 1:
@@ -141,7 +151,8 @@ def dft_op(ctx: ConvertContext) -> list[Value]:
     elif ctx.input(2).const is not None:
         axis = int(ctx.input(2).const.reshape(-1)[0])
     else:
-        return [_runtime_axis(e, ctx.input(2), rank, build)]
+        same_shape = length is None and not onesided  # the output is the input's shape with 2 parts
+        return [_runtime_axis(e, ctx.input(2), rank, same_shape, build)]
     if not -rank <= axis < rank - 1 or axis == -1:
         raise ctx.error(f"axis {axis} is out of range for {x.type} (the last dim holds the complex parts)")
     return [build(e, axis % rank, partial(e.out, 0))]

@@ -110,6 +110,8 @@ def _loop_length(ctx: InferContext, body: Graph) -> Dim:
     stays true (absent or constant, and passed through by the body)."""
     trips = ctx.values(0)
     cond_out = body.outputs[0]
+    while cond_out.producer is not None and cond_out.producer.op == "Identity" and cond_out.producer.inputs[0]:
+        cond_out = cond_out.producer.inputs[0]  # the usual spelling: cond_out = Identity(cond_in)
     cond_kept = cond_out is body.inputs[1] or (cond_out.const is not None and bool(cond_out.const.reshape(-1)[0]))
     cond_in = ctx.values(1) if ctx.has(1) else [1]
     if trips is not None and cond_kept and cond_in == [1]:

@@ -227,12 +227,14 @@ def test_dft_matches_onnxruntime(rng, shape, attrs, axis, length, opset):
     assert "MatMul" in ops_of(m) and "Cos" not in ops_of(m)  # the DFT matrix is a constant
 
 
-def test_dft_axis_given_at_run_time(rng):
-    """DFT-20 with the axis a graph input: If over the possible axes."""
-    x = rng.standard_normal((2, 6, 4, 1)).astype(F32)
-    m = model("DFT", {"x": x, "axis": np.array(1, I64)}, ["x", "", "axis"], ["y"], {"onesided": 1}, opset=20)
-    assert "If" in ops_of(m)
-    for axis in (1, 2, -2, -3):
+@pytest.mark.parametrize(("attrs", "chooser"), [({}, "Where"), ({"inverse": 1}, "Where"), ({"onesided": 1}, "If")])
+def test_dft_axis_given_at_run_time(rng, attrs, chooser):
+    """DFT-20 with the axis a graph input: every axis computed and one picked (Where),
+    or If where the axes give different output shapes."""
+    x = rng.standard_normal((2, 6, 4, 2 - attrs.get("onesided", 0))).astype(F32)
+    m = model("DFT", {"x": x, "axis": np.array(1, I64)}, ["x", "", "axis"], ["y"], attrs, opset=20)
+    assert chooser in ops_of(m)
+    for axis in (0, 1, 2, -2, -3):
         compare(m, {"x": x, "axis": np.array(axis, I64)}, rtol=1e-4, atol=1e-5)
 
 
