@@ -34,7 +34,8 @@ from aic.ir.graph import Graph, Value
 from aic.ir.loop import Kernel, KernelCall, Load, Program, ProgramBuffer, Step, step_buffers
 from aic.ir.loop_printer import kernel_text
 
-from .control import check_control, lower_control, resolve_static_control
+from .control import check_control, lower_control
+from .control_static import resolve_static_control
 from .fusion import Group, fuse
 from .lower import LOWERINGS
 from .lower.core import LowerCtx, Param, linear, node_error, store
