@@ -58,8 +58,9 @@ def check_control(node: Node) -> None:
         for i, (a, b) in enumerate(zip(then.outputs, other.outputs)):
             if a.type != b.type:
                 raise node_error(
-                    node, f"output {i} is {a.type} from then_branch but {b.type} from else_branch; a compiled If "
-                    "needs one static shape from both branches"
+                    node,
+                    f"output {i} is {a.type} from then_branch but {b.type} from else_branch; a compiled If "
+                    "needs one static shape from both branches",
                 )
     elif node.op == "Loop":
         body = node.attrs["body"]
@@ -69,9 +70,10 @@ def check_control(node: Node) -> None:
         for k, out in enumerate(node.outputs[carried:]):
             if not out.type.is_static:
                 raise node_error(
-                    node, f"scan output {k} ({out.name}) is {out.type}: the number of iterations is only known at "
+                    node,
+                    f"scan output {k} ({out.name}) is {out.type}: the number of iterations is only known at "
                     "run time; compiled loops stack scan outputs only for a constant trip count and a condition "
-                    "that stays true"
+                    "that stays true",
                 )
     else:
         body = node.attrs["body"]
@@ -95,8 +97,9 @@ def _check_body(node: Node, body: Graph) -> None:
         for v in inner.outputs:
             if not v.type.is_static:
                 raise node_error(
-                    node, f"value {v.name} in its body {body.name} has shape {v.type}, not static: its size "
-                    "changes between iterations or depends on the data"
+                    node,
+                    f"value {v.name} in its body {body.name} has shape {v.type}, not static: its size "
+                    "changes between iterations or depends on the data",
                 )
 
 
@@ -106,8 +109,9 @@ def _check_carried(node: Node, j: int, values: list[Value | None]) -> None:
         shown = ", ".join(str(t) for t in types)
         name = values[1].name  # type: ignore[union-attr]
         raise node_error(
-            node, f"loop-carried value {j} ({name}) changes type across iterations ({shown}); compiled loops need "
-            "one static shape"
+            node,
+            f"loop-carried value {j} ({name}) changes type across iterations ({shown}); compiled loops need "
+            "one static shape",
         )
 
 
@@ -237,8 +241,9 @@ def _row(stack: _Storage, counter: _Storage, shape: tuple[int, ...], axis: int, 
     assert base is not None and counter.buffer is not None
     piece = tuple(d for i, d in enumerate(shape) if i != axis)
     name = f"{base.name}_row"
-    return _Storage(RowView(name, base.dtype, piece, "row", base=base, counter=counter.buffer, length=shape[axis],
-                            reverse=reverse))
+    return _Storage(
+        RowView(name, base.dtype, piece, "row", base=base, counter=counter.buffer, length=shape[axis], reverse=reverse)
+    )
 
 
 def passes_through(out: Value, inp: Value) -> bool:
@@ -275,7 +280,13 @@ def _finish_loop(b: _Builder, inner: _Builder, head: int, tail: int, read: list)
 
 
 def _slice_call(
-    b: _Builder, src: _Storage, counter: _Storage, dst: _Storage, shape: tuple[int, ...], axis: int, reverse: bool,
+    b: _Builder,
+    src: _Storage,
+    counter: _Storage,
+    dst: _Storage,
+    shape: tuple[int, ...],
+    axis: int,
+    reverse: bool,
     into_stack: bool,
 ) -> None:
     """Copy slice i (the counter's value; length-1-i when `reverse`) along `axis` of a stacked
@@ -304,4 +315,3 @@ def _slice_call(
         body = top.wrap(ctx.loops((outer, inner), move))  # type: ignore[arg-type]
     kernel = Kernel(f"k{b.clock[0]}_{'stack' if into_stack else 'slice'}", [params[n] for n in names], body)
     b.call(default_schedule(kernel, b.target), [src, counter, dst], f"{'stack' if into_stack else 'slice'} {axis}")
-
