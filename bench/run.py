@@ -75,14 +75,21 @@ def ort_runner(path: Path, threads: int) -> Runner:
     return lambda feeds: session.run(None, feeds)
 
 
+SETTLE_S = 0.05  # pause before each timed run
+
+
 def time_interleaved(
     runners: dict[str, Runner], feeds: dict[str, np.ndarray], warmup: int, runs: int
 ) -> dict[str, float]:
-    """Median milliseconds per runner; one run of each per round, the order alternating by round."""
+    """Median milliseconds per runner; one run of each per round, the order alternating by round.
+
+    Each timed run starts after a short pause, so the thread pool of the runtime that ran last (onnxruntime's
+    workers spin after a run) has gone idle and does not take a core from the next one."""
     samples: dict[str, list[float]] = {name: [] for name in runners}
     order = list(runners)
     for i in range(warmup + runs):
         for name in order if i % 2 == 0 else order[::-1]:
+            time.sleep(SETTLE_S)
             start = time.perf_counter_ns()
             runners[name](feeds)
             elapsed = (time.perf_counter_ns() - start) / 1e6
