@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from aic.ir import Graph
-from aic.runtime.module import Module, TensorInfo
+from aic.runtime.module import Module, Signature, TensorInfo
 
 
-class SpecializingModule:
+class SpecializingModule(Signature):
     """Compiles `graph` per input signature on first use; runs like `Module`."""
 
     def __init__(self, graph: Graph, compile_static: Any, num_threads: int | None = None) -> None:
@@ -29,20 +29,6 @@ class SpecializingModule:
         self._cache: dict[tuple, tuple[Module, list[str]]] = {}
         self._inputs = [TensorInfo(v.name, list(v.type.shape), v.type.dtype.numpy) for v in graph.inputs]
         self._outputs = [TensorInfo(v.name, list(v.type.shape), v.type.dtype.numpy) for v in graph.outputs]
-
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return list(self._outputs)
-
-    def get_inputs(self) -> list[TensorInfo]:
-        return self.inputs
-
-    def get_outputs(self) -> list[TensorInfo]:
-        return self.outputs
 
     @property
     def specializations(self) -> int:

@@ -93,7 +93,28 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.aic_output_shape.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
 
 
-class Module:
+class Signature:
+    """The inputs and outputs of a model, described like onnxruntime's NodeArgs."""
+
+    _inputs: list[TensorInfo]
+    _outputs: list[TensorInfo]
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return list(self._outputs)
+
+    def get_inputs(self) -> list[TensorInfo]:
+        return self.inputs
+
+    def get_outputs(self) -> list[TensorInfo]:
+        return self.outputs
+
+
+class Module(Signature):
     """A loaded model. `num_threads` None means AIC_NUM_THREADS, else every available CPU."""
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
@@ -131,20 +152,6 @@ class Module:
         for dim, symbol in entry.get("dynamic_dims", []):  # data-dependent: named, like ORT's symbolic dims
             shape[dim] = symbol
         return TensorInfo(entry["name"], shape, _numpy_dtype(entry["dtype"]))
-
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return list(self._outputs)
-
-    def get_inputs(self) -> list[TensorInfo]:
-        return self.inputs
-
-    def get_outputs(self) -> list[TensorInfo]:
-        return self.outputs
 
     @property
     def num_threads(self) -> int:
