@@ -31,26 +31,8 @@ from aic.ir.loop import (
     Store,
     Unary,
     Var,
+    children,
 )
-
-
-def children(e: Expr) -> tuple[Expr, ...]:
-    match e:
-        case Bin(a=a, b=b):
-            return (a, b)
-        case Unary(a=a) | Cast(a=a):
-            return (a,)
-        case Select(cond=c, a=a, b=b):
-            return (c, a, b)
-        case Load(index=i):
-            return (i,)
-        case Call(args=args):
-            return args
-        case Ramp(base=base):
-            return (base,)
-        case Broadcast(value=v):
-            return (v,)
-    return ()
 
 
 def depends_on(e: Expr, var: Var) -> bool:

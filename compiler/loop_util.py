@@ -31,6 +31,7 @@ from aic.ir.loop import (
     Store,
     Unary,
     Var,
+    children,
 )
 
 # ---------------------------------------------------------------- expression building with folding
@@ -188,25 +189,8 @@ def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr]) -> Stmt:
 def exprs_of(e: Expr) -> Iterator[Expr]:
     """`e` and all its subexpressions, pre-order."""
     yield e
-    match e:
-        case Bin(a=a, b=b):
-            yield from exprs_of(a)
-            yield from exprs_of(b)
-        case Unary(a=a) | Cast(a=a):
-            yield from exprs_of(a)
-        case Select(cond=c, a=a, b=b):
-            yield from exprs_of(c)
-            yield from exprs_of(a)
-            yield from exprs_of(b)
-        case Load(index=i):
-            yield from exprs_of(i)
-        case Call(args=args):
-            for a in args:
-                yield from exprs_of(a)
-        case Ramp(base=b):
-            yield from exprs_of(b)
-        case Broadcast(value=v):
-            yield from exprs_of(v)
+    for c in children(e):
+        yield from exprs_of(c)
 
 
 def stmts_of(s: Stmt) -> Iterator[Stmt]:

@@ -222,6 +222,26 @@ class Broadcast(Expr):
         return self.value.dtype
 
 
+def children(e: Expr) -> tuple[Expr, ...]:
+    """The direct subexpressions of `e`, in order."""
+    match e:
+        case Bin(a=a, b=b):
+            return (a, b)
+        case Unary(a=a) | Cast(a=a):
+            return (a,)
+        case Select(cond=c, a=a, b=b):
+            return (c, a, b)
+        case Load(index=i):
+            return (i,)
+        case Call(args=args):
+            return args
+        case Ramp(base=base):
+            return (base,)
+        case Broadcast(value=v):
+            return (v,)
+    return ()
+
+
 def wrap(value: Any, dtype: DType = INDEX) -> Expr:
     return value if isinstance(value, Expr) else Const(value, dtype)
 
