@@ -34,6 +34,7 @@ from aic.ir.loop import (
     Store,
     Var,
 )
+from aic.ir.loop_tools import binop, exprs_of, static_int, stmts_of, subst_stmt
 from aic.ir.schedule import (
     DIRECTIVES,
     Bind,
@@ -48,7 +49,6 @@ from aic.ir.schedule import (
     Vectorize,
 )
 
-from .loop_util import binop, exprs_of, static_int, stmts_of, subst_stmt
 from .vectorize import vectorize_loop
 
 PARALLEL_MIN_WORK = 1 << 15  # statement executions (a vector store counts its lanes) worth waking the threads for

@@ -43,9 +43,8 @@ from aic.ir.loop import (
     Unary,
     Var,
 )
+from aic.ir.loop_tools import binop, coefficient, exprs_of, map_expr, seq, static_int, subst, subst_stmt
 from aic.ir.schedule import ScheduleError
-
-from .loop_util import binop, coefficient, exprs_of, map_expr, seq, static_int, subst, subst_stmt
 
 
 def vectorize_loop(loop: For, lanes: int) -> Stmt:
