@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+from aic.compiler.pipeline import compile_model
+from onnx import TensorProto
+from onnx import helper as h
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"aic": "aic", "ir": "aic.ir", "frontend": "aic.frontend", "compiler": "aic.compiler",
@@ -95,3 +103,37 @@ def test_ir_imports_nothing_else_of_aic():
     for name, deps in _graph().items():
         if name.startswith("aic.ir"):
             assert all(d.startswith("aic.ir") for d in deps), f"{name} imports {sorted(deps)}"
+
+
+def _imported_after(code: str) -> set[str]:
+    """The modules `code` imports, run in a fresh interpreter (`python -X importtime`)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
+    return {line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    x = h.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = h.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    model = h.make_model(h.make_graph([h.make_node("Relu", ["x"], ["y"])], "tiny", [x], [y]))
+    path = tmp_path_factory.mktemp("tiny") / "tiny.so"
+    compile_model(model, output=path)
+    return path
+
+
+HEAVY = ("aic.ir", "aic.ir.ops", "aic.compiler", "aic.frontend", "onnx", "llvmlite")
+
+
+def test_loading_a_model_imports_no_compiler(tiny_model):
+    feeds = "{'x': numpy.ones((2, 3), 'float32')}"
+    modules = _imported_after(f"import numpy, aic; aic.load({str(tiny_model)!r}).run(None, {feeds})")
+    assert "aic.runtime.module" in modules
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_aic_run_imports_no_frontend(tiny_model, tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
+    code = f"from aic.cli import main; main(['run', {str(tiny_model)!r}, '--input', 'x={tmp_path / 'x.npy'}'])"
+    modules = _imported_after(code)
+    assert "aic.cli_compile" in modules
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
