@@ -26,12 +26,13 @@ and arena, with one step clock, so that liveness is measured in one program orde
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from aic.codegen.target import Target
 from aic.ir.graph import Graph
 from aic.ir.loop import Kernel, Program, ProgramBuffer, step_buffers
-from aic.ir.schedule import Record
+from aic.ir.schedule import DIRECTIVES, Record, ScheduleError
 
 from .control import check_control, lower_control
 from .control_static import resolve_static_control
@@ -42,7 +43,7 @@ from .lower.dynamic import bounded_shape, check_bounded, dynamic_bounds, lower_d
 from .lower.kernel import lower_group
 from .lower.table import lowering_of
 from .memory import ALIGN, ArenaPlan, Lifetime, align, plan_arena
-from .schedule import default_schedule
+from .schedule import apply_all, default_schedule
 from .storage import KernelTable, ScopeBuilder, Storage, ident, nbytes
 
 
@@ -56,19 +57,28 @@ class LoweredGroup:
     params: list[Param] = field(default_factory=list)
     hints: list[Record] = field(default_factory=list)  # schedule records the lowering asks for
     dynamic: bool = False  # data-dependent sizes: serial, left unscheduled
+    loop_records: list[Record] | None = None  # the loop records of a given schedule, replacing hints and rules
 
 
-def build_program(graph: Graph, target: Target | str | None = None) -> Program:
-    """Lower a static-shaped graph to a loop-IR program for `target`."""
+Schedules = Mapping[str, Sequence[Record]]
+"""Schedules given from outside, by kernel name (as `aic inspect --kernels` lists them). A kernel's
+directives (`MicroKernel`, `CachePack`) replace its lowering's tiling; its loop records, if any,
+are applied exactly instead of the lowering's requests and the default rules."""
+
+
+def build_program(graph: Graph, target: Target | str | None = None, schedules: Schedules | None = None) -> Program:
+    """Lower a static-shaped graph to a loop-IR program for `target`; `schedules` replaces the
+    schedules of the kernels it names."""
     target = Target.parse(target)
     graph, bounds = prepare_graph(graph)  # static control resolved; every shape static or bounded
-    table = KernelTable()  # the program's kernels, each kept once
+    table = KernelTable(schedules or {})  # the program's kernels, each kept once; given schedules
     groups = fuse_groups(graph)  # nodes -> fused groups
-    lowered = lower_groups(graph, groups, target, table)  # each group -> a loop-IR kernel
+    lowered = lower_groups(graph, groups, target, table)  # each group -> a loop-IR kernel (tiled by its schedule)
     lowered = schedule_kernels(lowered, target)  # vectorize, parallelize, unroll (records kept per kernel)
     lowered = dedupe_kernels(lowered, table)  # identical kernels kept once
     scope = assign_storage(graph, lowered, target, table, bounds)  # values -> buffers; numbered steps
     plan = plan_memory(scope)  # arena offsets by liveness
+    check_schedules_used(table)
     return assemble_program(scope, plan)  # kernels, steps, buffers, weights blob
 
 
@@ -109,23 +119,50 @@ def lower_groups(graph: Graph, groups: list[Group], target: Target, table: Kerne
         if not needed:
             continue
         name = table.name(group.describe())
+        given = table.schedules.get(name)
         if group.anchor is not None and lowering_of(group.anchor).dynamic is not None:
+            if given is not None:
+                raise _refused(name, group, "it has data-dependent sizes and takes no schedule")
             low = lower_dynamic(group.anchor, needed, name)
             lowered.append(LoweredGroup(group, low.kernel, low.params, dynamic=True))
-        else:
-            low = lower_group(group.nodes, group.anchor, needed, name, target.lanes(4))
-            lowered.append(LoweredGroup(group, low.kernel, low.params, list(low.hints)))  # type: ignore[arg-type]
+            continue
+        directives = [r for r in given or () if isinstance(r, DIRECTIVES)]
+        try:
+            low = lower_group(group.nodes, group.anchor, needed, name, target.lanes(4), directives)
+        except ScheduleError as err:
+            raise _refused(name, group, f"schedule record {err}") from None
+        for record in directives:
+            if record not in low.hints:
+                raise _refused(name, group, f"its lowering takes no directive {record}")
+        loops = [r for r in given or () if not isinstance(r, DIRECTIVES)] or None
+        lowered.append(LoweredGroup(group, low.kernel, low.params, list(low.hints), loop_records=loops))  # type: ignore[arg-type]
     return lowered
 
 
 def schedule_kernels(lowered: list[LoweredGroup], target: Target) -> list[LoweredGroup]:
-    """Each kernel with its schedule applied: the lowering's requests, then the default rules."""
-    return [
-        replace(low, kernel=default_schedule(low.kernel, target, low.hints))
-        if low.kernel is not None and not low.dynamic
-        else low
-        for low in lowered
-    ]
+    """Each kernel with its schedule applied: the loop records given for it, else the lowering's
+    requests followed by the default rules."""
+    return [replace(low, kernel=schedule_kernel(low, target)) if low.kernel is not None else low for low in lowered]
+
+
+def schedule_kernel(low: LoweredGroup, target: Target) -> Kernel:
+    """The scheduled kernel of `low`; a given loop record that does not apply is refused."""
+    assert low.kernel is not None
+    if low.dynamic:
+        return low.kernel
+    if low.loop_records is None:
+        return default_schedule(low.kernel, target, low.hints)
+    kernel = apply_all(low.kernel, [r for r in low.hints if isinstance(r, DIRECTIVES)])
+    for record in low.loop_records:
+        try:
+            kernel = apply_all(kernel, [record])
+        except ScheduleError as err:
+            raise _refused(kernel.name, low.group, f"schedule record {record}: {err}") from None
+    return kernel
+
+
+def _refused(name: str, group: Group, why: str) -> ScheduleError:
+    return ScheduleError(f"kernel {name} ({group.describe()}): {why}")
 
 
 def dedupe_kernels(lowered: list[LoweredGroup], table: KernelTable) -> list[LoweredGroup]:
@@ -166,6 +203,13 @@ def lower_body(scope: ScopeBuilder) -> None:
     lowered = lower_groups(scope.graph, groups, scope.target, scope.table)
     lowered = schedule_kernels(lowered, scope.target)
     add_steps(scope, dedupe_kernels(lowered, scope.table))
+
+
+def check_schedules_used(table: KernelTable) -> None:
+    """Refuse schedules given for kernels the program does not have."""
+    unknown = sorted(set(table.schedules) - table.names)
+    if unknown:
+        raise ScheduleError(f"schedules given for unknown kernels {unknown}; `aic inspect MODEL --kernels` lists them")
 
 
 def plan_memory(scope: ScopeBuilder) -> ArenaPlan:

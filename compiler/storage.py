@@ -14,6 +14,7 @@ clock with their parent, so that liveness is measured in one program order.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,7 @@ from aic.ir.dtypes import DType
 from aic.ir.graph import Graph, Value
 from aic.ir.loop import Kernel, KernelCall, Load, ProgramBuffer, Step
 from aic.ir.loop_tools import structural_key
+from aic.ir.schedule import Record
 
 from .lower.core import LowerCtx, Param, linear, store
 from .lower.table import LOWERINGS
@@ -47,14 +49,18 @@ class KernelTable:
     """The program's kernels, each kept once: a kernel structurally equal to one already
     added (same parameters, same loop IR up to the names of its variables) is replaced by it."""
 
+    schedules: Mapping[str, Sequence[Record]] = field(default_factory=dict)  # given from outside, by kernel name
     by_key: dict[tuple, Kernel] = field(default_factory=dict)
     kept: set[int] = field(default_factory=set)  # ids of the kernels in the table
     count: int = 0  # kernels named so far (names are k<count>_<what>)
+    names: set[str] = field(default_factory=set)
 
     def name(self, what: str) -> str:
         """A fresh kernel name describing `what`."""
         self.count += 1
-        return f"k{self.count - 1}_{ident(what.lower().replace('+', '_'))}"[:56]
+        name = f"k{self.count - 1}_{ident(what.lower().replace('+', '_'))}"[:56]
+        self.names.add(name)
+        return name
 
     def add(self, kernel: Kernel) -> Kernel:
         """`kernel`, or the structurally equal kernel added before it."""
