@@ -13,6 +13,7 @@ the graph passes. Its stages, each a public function below:
    of) a graph output writes straight into the output buffer), and the steps are numbered;
    copy kernels are added for graph outputs that are graph inputs, constants, or repeated;
 6. `plan_memory`: arena offsets by liveness (compiler/memory.py);
+   every kernel is then checked by the loop-IR verifier (`verify_kernels`, ir/loop_verify.py);
 7. `assemble_program`: the `Program`, with weights laid out in one blob (64-byte aligned).
 
 Data-dependent output sizes (NonZero, Unique, ...: compiler/lower/dynamic.py) get buffers
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from aic.codegen.target import Target
 from aic.ir.graph import Graph
 from aic.ir.loop import Kernel, Program, ProgramBuffer, step_buffers
+from aic.ir.loop_verify import verify_kernel
 from aic.ir.schedule import DIRECTIVES, Record, ScheduleError
 
 from .control import check_control, lower_control
@@ -79,6 +81,7 @@ def build_program(graph: Graph, target: Target | str | None = None, schedules: S
     scope = assign_storage(graph, lowered, target, table, bounds)  # values -> buffers; numbered steps
     plan = plan_memory(scope)  # arena offsets by liveness
     check_schedules_used(table)
+    verify_kernels(table.kernels, target)  # types, bounds, parallel writes, barriers
     return assemble_program(scope, plan)  # kernels, steps, buffers, weights blob
 
 
@@ -210,6 +213,12 @@ def check_schedules_used(table: KernelTable) -> None:
     unknown = sorted(set(table.schedules) - table.names)
     if unknown:
         raise ScheduleError(f"schedules given for unknown kernels {unknown}; `aic inspect MODEL --kernels` lists them")
+
+
+def verify_kernels(kernels: list[Kernel], target: Target) -> None:
+    """Run the loop-IR verifier (ir/loop_verify.py) on every kernel; a failure is a compiler bug."""
+    for kernel in kernels:
+        verify_kernel(kernel, gpu=target.kind == "cuda")
 
 
 def plan_memory(scope: ScopeBuilder) -> ArenaPlan:
