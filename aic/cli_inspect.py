@@ -1,4 +1,5 @@
-"""`aic inspect`: a model's summary, its graph IR, and what each optimisation pass did.
+"""`aic inspect`: a model's summary, its graph IR, what each optimisation pass did, and its
+kernels (fused groups, schedules, FLOPs, bytes moved, arena offsets; one kernel's loop IR or LLVM IR).
 
 The compiler and the ONNX frontend are imported when the command runs, so that other
 subcommands (`aic run`) do not load them.
@@ -46,6 +47,16 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--disable-pass", action="append", default=[], metavar="NAME", help="with -O: skip this pass (repeatable)"
     )
+    p.add_argument(
+        "--kernels",
+        action="store_true",
+        help="lower the model (at -O, default 2; symbolic dims bound by --dim) and list its kernel calls: fused "
+        "groups and their nodes, schedule records, FLOPs, bytes moved, buffers with arena offsets, refused "
+        "fusions (with --json: in the JSON, under \"kernels\")",
+    )
+    p.add_argument("--loop-ir", metavar="KERNEL", help="print the loop IR of one kernel (as --kernels names it)")
+    p.add_argument("--llvm", metavar="KERNEL", help="print the optimised LLVM IR of one kernel")
+    p.add_argument("--target", default="llvm", help="the target to lower for (default: this CPU)")
     p.set_defaults(run=run_inspect)
 
 
@@ -55,6 +66,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     from aic.frontend.onnx import FrontendError, load_model
     from aic.ir import print_graph
 
+    lowering = args.kernels or args.loop_ir or args.llvm
+    if lowering and args.opt_level is None:
+        args.opt_level = 2
     try:
         bindings = parse_bindings(args.dim)
         graph = load_model(args.model)
@@ -64,14 +78,46 @@ def run_inspect(args: argparse.Namespace) -> int:
                 print(report.format(verbose=True), file=sys.stderr if args.json else sys.stdout)
         elif args.passes or args.disable_pass:
             raise ValueError("--passes and --disable-pass need an optimisation level (-O1, -O2 or -O3)")
+        kernels = _lower(graph, bindings, args) if lowering else None
     except (FrontendError, ValueError) as err:
         return fail(str(err))
     if args.ir:
         print(print_graph(graph))
         return 0
-    summary = summarize(graph, bindings)
-    print(json.dumps(summary.to_json(), indent=2) if args.json else summary.text())
+    if kernels is not None and not args.kernels:
+        print(kernels)
+        return 0
+    summary = summarize(graph, bindings).to_json() if args.json else summarize(graph, bindings).text()
+    if args.json:
+        print(json.dumps({**summary, **({"kernels": kernels} if kernels is not None else {})}, indent=2))
+    else:
+        print(summary + ("\n\n" + kernels if kernels is not None else ""))  # type: ignore[operator]
     return 0
+
+
+def _lower(graph, bindings: dict[str, int], args: argparse.Namespace):
+    """The kernel report (JSON data with --json, else text), or one kernel's loop IR or LLVM IR."""
+    from aic.codegen.target import Target
+    from aic.compiler.kernel_report import kernels_report, kernels_text
+    from aic.compiler.program import build_program
+    from aic.compiler.shapes import bind_shapes
+    from aic.ir.loop_printer import kernel_text
+
+    symbols = {d for v in graph.inputs for d in v.type.shape if isinstance(d, str)}
+    target = Target.parse(args.target)
+    program = build_program(bind_shapes(graph, {k: v for k, v in bindings.items() if k in symbols}), target)
+    if args.kernels:
+        report = kernels_report(program)
+        return report if args.json else kernels_text(report)
+    name = args.loop_ir or args.llvm
+    kernel = next((k for k in program.kernels if k.name == name), None)
+    if kernel is None:
+        raise ValueError(f"no kernel named {name!r}; the kernels are {', '.join(k.name for k in program.kernels)}")
+    if args.loop_ir:
+        return kernel_text(kernel)
+    from aic.codegen.llvm import kernel_llvm
+
+    return kernel_llvm(kernel, target, 2)
 
 
 def parse_bindings(items: Sequence[str]) -> dict[str, int]:

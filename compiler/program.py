@@ -47,6 +47,7 @@ from .lower.table import lowering_of
 from .memory import ALIGN, ArenaPlan, Lifetime, align, plan_arena
 from .schedule import apply_all, default_schedule
 from .storage import KernelTable, ScopeBuilder, Storage, ident, nbytes
+from .summary import group_flops
 
 
 @dataclass(eq=False)
@@ -196,7 +197,10 @@ def add_steps(scope: ScopeBuilder, lowered: list[LoweredGroup]) -> None:
         if low.kernel is None:
             lower_control(scope, low.group.root, lower_body)
         else:
-            scope.call(low.kernel, scope.bind_params(low.params), low.group.describe())
+            group = low.group
+            nodes = [f"{n.op} {n.name}" for n in group.nodes]
+            info = {"nodes": nodes, "flops": group_flops(group.nodes), "refusals": group.refusals}
+            scope.call(low.kernel, scope.bind_params(low.params), group.describe(), **info)
     scope.copy_outputs()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from aic.codegen.target import Target
@@ -211,12 +212,14 @@ class ScopeBuilder:
             storages.append(st)
         return storages
 
-    def call(self, kernel: Kernel, storages: list[Storage], describe: str) -> None:
-        """Add a call of `kernel` (kept once in the kernel table) over the buffers of `storages`."""
+    def call(self, kernel: Kernel, storages: list[Storage], describe: str, **attrs: Any) -> None:
+        """Add a call of `kernel` (kept once in the kernel table) over the buffers of `storages`;
+        `describe` says what it computes, `attrs` more of that for inspection."""
         step = self.tick()
         for st in storages:
             st.touch(step)
-        self.calls.append(KernelCall(self.table.add(kernel), [st.buffer for st in storages]))  # type: ignore[misc]
+        args = [st.buffer for st in storages]
+        self.calls.append(KernelCall(self.table.add(kernel), args, {"group": describe, **attrs}))  # type: ignore[arg-type]
         self.groups.append(describe)
 
     def copy(self, src: Storage, dst: Storage) -> None:
