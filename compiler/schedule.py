@@ -35,6 +35,7 @@ from aic.ir.loop import (
     Var,
 )
 from aic.ir.loop_tools import binop, exprs_of, static_int, stmts_of, subst_stmt
+from aic.ir.loop_vectorize import vectorize_loop
 from aic.ir.schedule import (
     DIRECTIVES,
     Bind,
@@ -48,8 +49,6 @@ from aic.ir.schedule import (
     Unroll,
     Vectorize,
 )
-
-from .vectorize import vectorize_loop
 
 PARALLEL_MIN_WORK = 1 << 15  # statement executions (a vector store counts its lanes) worth waking the threads for
 PARALLEL_MIN_EXTENT = 16  # fuse outer loops until the parallel loop has this many iterations

@@ -258,7 +258,46 @@ def coefficient(e: Expr, v: Var, env: dict[Var, int | None] | None = None) -> in
             if cb == 0 and isinstance(b, Const):
                 return int(b.value) * ca
             return None
+        case Bin(op="shl", a=a, b=Const(value=int(shift))):
+            ca = coefficient(a, v, env)
+            return None if ca is None else ca << shift
+        case Unary(op="neg", a=a):
+            ca = coefficient(a, v, env)
+            return None if ca is None else -ca
+        case Cast(dtype=dt, a=a) if dt.is_int and a.dtype.is_int and dt.itemsize >= a.dtype.itemsize:
+            return coefficient(a, v, env)
     return 0 if all(_free_of(x, v, env) for x in exprs_of(e)) else None
+
+
+def depends_on(e: Expr, v: Var) -> bool:
+    """Whether `v` occurs in `e`."""
+    return any(x is v for x in exprs_of(e))
+
+
+def inline_lets(e: Expr, lets: dict[Var, Expr]) -> Expr:
+    """`e` with Let-bound variables replaced by their values, recursively (nothing folded)."""
+    match e:
+        case Var():
+            return inline_lets(lets[e], lets) if e in lets else e
+        case Const():
+            return e
+        case Bin(op=op, a=a, b=b):
+            return Bin(op, inline_lets(a, lets), inline_lets(b, lets))
+        case Unary(op=op, a=a):
+            return Unary(op, inline_lets(a, lets))
+        case Cast(dtype=dt, a=a):
+            return Cast(dt, inline_lets(a, lets))
+        case Select(cond=c, a=a, b=b):
+            return Select(inline_lets(c, lets), inline_lets(a, lets), inline_lets(b, lets))
+        case Load(buffer=buf, index=i, lanes=n):
+            return Load(buf, inline_lets(i, lets), n)
+        case Call(fn=fn, args=args):
+            return Call(fn, tuple(inline_lets(a, lets) for a in args))
+        case Ramp(base=base, stride=st, lanes=n):
+            return Ramp(inline_lets(base, lets), st, n)
+        case Broadcast(value=x, lanes=n):
+            return Broadcast(inline_lets(x, lets), n)
+    raise TypeError(f"unknown expression {e!r}")
 
 
 def _free_of(x: Expr, v: Var, env: dict[Var, int | None]) -> bool:
