@@ -1,8 +1,16 @@
-"""Tools over loop IR: traversal, substitution, folding of index arithmetic, affine analysis,
-structural equality of kernels.
+"""Tools over loop IR, the base every pass over it builds on:
 
-Expressions are immutable, so every rewrite builds new trees. Folding only touches
-index arithmetic (int64) and booleans, whose results do not depend on the target.
+- visiting: `children` (ir/loop.py), `exprs_of`, `stmts_of`;
+- rewriting: `map_expr` (expressions, bottom-up), `map_stmt` (statements, top-down),
+  `map_stmt_exprs` (every expression a statement holds); substitution `subst`, `subst_stmt`,
+  `inline_lets`;
+- simplification: `binop` and `select` build expressions with index arithmetic and boolean
+  logic folded (only int64 and bool, whose results do not depend on the target);
+- analysis: `coefficient` (affine strides), `depends_on`, `static_int`;
+- `structural_key`: equality of kernels up to names.
+
+Expressions are immutable, so every rewrite builds new trees. The evaluator is
+ir/loop_eval.py, the verifier ir/loop_verify.py, the vectoriser ir/loop_vectorize.py.
 """
 
 from __future__ import annotations
@@ -163,6 +171,25 @@ def map_expr(e: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
 
 def subst_stmt(s: Stmt, env: dict[Var, Expr]) -> Stmt:
     return map_stmt_exprs(s, lambda e: subst(e, env))
+
+
+def map_stmt(s: Stmt, fn: Callable[[Stmt], Stmt | None]) -> Stmt:
+    """Rebuild `s` top-down: `fn` may replace a statement (returning None keeps it, over rewritten children)."""
+    hit = fn(s)
+    if hit is not None:
+        return hit
+    match s:
+        case For(body=b):
+            return replace(s, body=map_stmt(b, fn))
+        case Let(var=v, value=val, body=b):
+            return Let(v, val, map_stmt(b, fn))
+        case Allocate(buffer=buf, body=b):
+            return Allocate(buf, map_stmt(b, fn))
+        case If(cond=c, then=t, orelse=o):
+            return If(c, map_stmt(t, fn), map_stmt(o, fn) if o is not None else None)
+        case Seq(stmts=stmts):
+            return Seq([map_stmt(x, fn) for x in stmts])
+    return s
 
 
 def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr]) -> Stmt:

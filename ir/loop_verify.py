@@ -48,7 +48,7 @@ from .loop import (
     Var,
 )
 from .loop_printer import expr_text
-from .loop_tools import coefficient, exprs_of
+from .loop_tools import coefficient, exprs_of, stmts_of
 
 INF = math.inf
 Interval = tuple[float, float]
@@ -208,9 +208,9 @@ class _Verifier:
 
     def parallel(self, loop: For, sc: _Scope) -> None:
         """Stores in `loop` to buffers outliving one iteration must move with the loop variable."""
-        local = {id(s.buffer) for s in _stmts(loop.body) if isinstance(s, Allocate)}
+        local = {id(s.buffer) for s in stmts_of(loop.body) if isinstance(s, Allocate)}
         env: dict[Var, int | None] = {}
-        for s in _stmts(loop.body):
+        for s in stmts_of(loop.body):
             if isinstance(s, Let):
                 env[s.var] = coefficient(s.value, loop.var, env)
             if not isinstance(s, Store) or id(s.buffer) in local:
@@ -220,20 +220,6 @@ class _Verifier:
             if c == 0 or not depends:
                 raise self.fail(f"iterations of parallel loop {loop.var.name} all store to {s.buffer.name}"
                                 f"[{expr_text(s.index)}]")  # fmt: skip
-
-
-def _stmts(s: Stmt):
-    yield s
-    match s:
-        case For(body=b) | Let(body=b) | Allocate(body=b):
-            yield from _stmts(b)
-        case If(then=t, orelse=o):
-            yield from _stmts(t)
-            if o is not None:
-                yield from _stmts(o)
-        case Seq(stmts=stmts):
-            for x in stmts:
-                yield from _stmts(x)
 
 
 def _meet(a: Interval, b: Interval) -> Interval:
