@@ -6,9 +6,10 @@ columns, fused multiply-adds), then written through the epilogue. A constant rig
 side is packed at compile time into column panels [batch, N/cols, K, cols] (zero padded),
 so the inner loop streams it contiguously. Other types use a plain dot-product nest.
 
-The tile and the packing are the schedule records `MicroKernel(rows, cols)` and
-`CachePack(1, cols)`: the defaults below, or the directives of a schedule given for the
-kernel (`register_tile`, `weight_packing`), and either way listed in its schedule.
+The tile, the packing and the order of the tile loops are the schedule records
+`MicroKernel(rows, cols)`, `CachePack(1, cols)` and `TileOrder("cols")` (column panels
+outermost): the defaults below, or the directives of a schedule given for the kernel
+(`register_tile`, `weight_packing`, `tile_order`), listed in its schedule.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Allocate, Bin, Call, Cast, Expr, For, Load, Stmt, Store
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
-from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, Unroll, Vectorize
+from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Unroll, Vectorize
 
 from ..loop_util import binop, seq
 from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_error
@@ -41,14 +42,26 @@ def register_tile(ctx: LowerCtx, default: MicroKernel) -> MicroKernel:
     return tile
 
 
+def tile_order(ctx: LowerCtx, default: str) -> str:
+    """Which tile loop is outermost, "rows" or "cols": the `TileOrder` directive of the kernel's
+    schedule, else `default` (recorded in the schedule only when given)."""
+    given = next((r for r in ctx.directives if isinstance(r, TileOrder)), None)
+    if given is None:
+        return default
+    if given.outer not in ("rows", "cols"):
+        raise ScheduleError(f"{given}: the outer tile loop is rows or cols")
+    ctx.hints.append(given)
+    return given.outer
+
+
 def weight_packing(ctx: LowerCtx, panel: int, packable: bool, required: bool = False) -> CachePack | None:
     """How the constant operand 1 is packed: the `CachePack` directive of the kernel's schedule (its
     panel must be `panel`, the tile side it feeds), else `CachePack(1, panel)` when the operand is
-    `packable` and the schedule gives no directive (a schedule giving a tile but no `CachePack` leaves
-    it unpacked, unless packing is `required` by the kernel)."""
+    `packable` (a schedule giving a tile but no `CachePack` leaves it unpacked, unless packing is
+    `required` by the kernel)."""
     given = next((r for r in ctx.directives if isinstance(r, CachePack)), None)
     if given is None:
-        if not packable or (ctx.directives and not required):
+        if not packable or (any(isinstance(r, MicroKernel) for r in ctx.directives) and not required):
             return None
         given = CachePack(1, panel)
     if given.operand != 1 or not packable:
@@ -158,6 +171,14 @@ def tiled_product(
         rest = part(idx(full_m), m - full_m, n0, cols) if m > full_m else None
         return seq(body, rest)
 
+    def row(m0: Expr, nrows: int) -> Stmt:
+        body = ctx.loop(n // width, lambda no: part(m0, nrows, binop("mul", no, idx(width)), width), "no")
+        rest = part(m0, nrows, idx(full_n), n - full_n) if n > full_n else None
+        return seq(body, rest)
+
+    if tile_order(ctx, "cols") == "rows":  # a row strip of `a` stays in cache while b streams
+        whole = ctx.loop(m // rows, lambda mo: row(binop("mul", mo, idx(rows)), rows), "mo")
+        return seq(whole, row(idx(full_m), m - full_m) if m > full_m else None)
     whole = ctx.loop(n // width, lambda no: column(binop("mul", no, idx(width)), width), "no")
     tail = column(idx(full_n), n - full_n) if n > full_n else None
     return seq(whole, tail)

@@ -7,6 +7,8 @@ convolution on the matrix-product micro-kernel: a tile is `ROWS` output position
 vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
 no bounds checks. Depthwise and other narrow convolutions use a direct nest whose output
 row vectorizes (stride 1), and ConvTranspose gathers its contributions per output element.
+The tile, the weight packing and (for position x channel tiles) the order of the tile loops
+are schedule records, as for matrix products (compiler/lower/contraction.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aic.ir.ops.window import Window, make_window
 from aic.ir.schedule import MicroKernel, ScheduleError
 
 from ..loop_util import binop, select, seq
-from .contraction import ROWS, micro_kernel, register_tile, weight_packing
+from .contraction import ROWS, micro_kernel, register_tile, tile_order, weight_packing
 from .core import (
     BufferTensor,
     ComputeTensor,
@@ -138,6 +140,7 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
     tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))  # output positions x output channels
     rows, width = tile.rows, tile.cols
     weight_packing(ctx, width, True, required=True)
+    order = tile_order(ctx, "rows")
     tiles = -(-ocg // width)
     w = np.zeros((group, tiles * width, icg, *kernel), np.float32)
     w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
@@ -177,6 +180,14 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
             rest = part(p0, nrows, idx(full_c), ocg - full_c) if ocg > full_c else None
             return seq(whole, rest)
 
+        def panel(c0: Expr, cols: int) -> Stmt:
+            whole = ctx.loop(positions // rows, lambda po: part(binop("mul", po, idx(rows)), rows, c0, cols), "po")
+            rest = part(idx(full_p), positions - full_p, c0, cols) if positions > full_p else None
+            return seq(whole, rest)
+
+        if order == "cols":  # a panel of weights stays in cache while the input streams
+            main = ctx.loop(ocg // width, lambda t: panel(binop("mul", t, idx(width)), width), "ct")
+            return seq(main, panel(idx(full_c), ocg - full_c) if ocg > full_c else None)
         main = ctx.loop(positions // rows, lambda po: strip(binop("mul", po, idx(rows)), rows), "po")
         tail = strip(idx(full_p), positions - full_p) if positions > full_p else None
         return seq(main, tail)

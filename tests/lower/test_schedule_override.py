@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from aic.compiler.pipeline import lower_model
 from aic.ir.loop import For
-from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, Split, Unroll, Vectorize
+from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, Split, TileOrder, Unroll, Vectorize
 from onnx import TensorProto as T
 from onnx import helper as h
 from onnx import numpy_helper as nh
@@ -72,6 +72,8 @@ def test_matmul_tilings():
             [MicroKernel(4, 16)],  # no CachePack: the weights stay unpacked
             [MicroKernel(8, 48), CachePack(1, 48)],
             [MicroKernel(1, 8), CachePack(1, 8)],
+            [MicroKernel(4, 16), CachePack(1, 16), TileOrder("rows")],
+            [TileOrder("rows")],  # the default tile and packing, rows outermost
             [r for r in narrow if not isinstance(r, Unroll)] if lanes > 4 else narrow,  # loop records, exactly
         ]
 
@@ -79,11 +81,12 @@ def test_matmul_tilings():
 
 
 def test_batched_matmul_tilings():
-    check(BATCHED, lambda default: [[MicroKernel(5, 16)], [MicroKernel(2, 40)], [MicroKernel(20, 8)]])
+    rows_first = [MicroKernel(20, 8), TileOrder("rows")]
+    check(BATCHED, lambda default: [[MicroKernel(5, 16)], [MicroKernel(2, 40)], rows_first])
 
 
 def test_conv_tilings():
-    check(CONV_TILED, lambda default: [[MicroKernel(4, 16)], [MicroKernel(7, 48), CachePack(1, 48)]])
+    check(CONV_TILED, lambda default: [[MicroKernel(4, 16)], [MicroKernel(7, 48), CachePack(1, 48), TileOrder("cols")]])
     check(CONV_ROWS, lambda default: [[MicroKernel(4, 16)], [MicroKernel(12, 20), CachePack(1, 12)]])
 
 
@@ -109,6 +112,7 @@ def _loops(body):
         ([MicroKernel(0, 16)], "micro_kernel(0, 16): rows and cols must be"),
         ([MicroKernel(6, 32), CachePack(1, 16)], "cache_pack(input 1, 16): the panel must match"),
         ([Vectorize("nope", 8)], "schedule record vectorize(nope, 8): no loop named nope"),
+        ([TileOrder("k")], "tile_order(k): the outer tile loop is rows or cols"),
     ],
 )
 def test_invalid_schedules_are_refused_by_kernel_and_record(records, message):
