@@ -34,11 +34,14 @@ def compile(
     shapes: Mapping[str, int | Sequence[int]] | None = None,
     *,
     num_threads: int | None = None,
+    schedules: Mapping[str, Sequence[Any]] | None = None,
 ) -> Module | SpecializingModule:
     """Compile `model` (an ONNX path or ModelProto, or an aic Graph) and load it.
 
     The .so is written to `output`; without one it goes to a temporary file that is
-    removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}).
+    removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}). `schedules`
+    replaces the schedules of the kernels it names ({"k3_matmul": [MicroKernel(4, 32), ...]},
+    records of `aic.ir.schedule`; `aic inspect MODEL --kernels` lists the kernels).
     """
     from aic.codegen.target import Target, host_triple
     from aic.compiler.pipeline import compile_model
@@ -63,8 +66,9 @@ def compile(
                 "the model's shapes depend on its inputs, so no single .so can be written; bind its symbolic "
                 "dims with shapes={...}, or compile without output= to specialise on each input signature"
             )
-        return SpecializingModule(graph, lambda g: compile_model(g, target, opt_level), num_threads)
-    path = compile_model(graph, target, opt_level, output, shapes)
+        compile_static = lambda g: compile_model(g, target, opt_level, schedules=schedules)  # noqa: E731
+        return SpecializingModule(graph, compile_static, num_threads)
+    path = compile_model(graph, target, opt_level, output, shapes, schedules=schedules)
     module = load(path, num_threads)
     if output is None:  # the loaded code stays mapped after the file is gone
         path.unlink()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aic.ir import Graph
 from aic.runtime.module import Module, Signature, TensorInfo
+
+if TYPE_CHECKING:  # loading a compiled model does not import the graph IR
+    from aic.ir import Graph
 
 
 class SpecializingModule(Signature):

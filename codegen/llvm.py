@@ -9,7 +9,8 @@ which computes each model buffer's address (an input or output pointer, a weight
 its offset in the embedded blob, an arena slice at its planned offset) and calls the
 kernels in program order, branching and looping around them for If/Loop/Scan steps.
 Weights never enter the LLVM module: they are linked in by runtime/package.py.
-Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`; AIC_DEBUG>=3
+Set AIC_DUMP_IR=dir to keep `<program>.ll`, `<program>.opt.ll` and each kernel's loop IR and LLVM IR
+(`kernels/<kernel>.loop`, `.ll`); AIC_DEBUG>=3
 prints the optimised LLVM IR to stderr.
 """
 
@@ -36,6 +37,7 @@ from aic.ir.loop import (
     kernel_calls,
     step_buffers,
 )
+from aic.ir.loop_printer import kernel_text
 from llvmlite import ir
 
 from .llvm_expr import ModuleContext
@@ -95,6 +97,20 @@ def build_module(program: Program, target: Target) -> ir.Module:
     functions = {id(k): _emit_kernel(ctx, k) for k in kernels}
     _emit_entry(ctx, program, functions)
     return module
+
+
+def kernel_llvm(kernel: Kernel, target: Target | str = "llvm", opt_level: int = 2) -> str:
+    """The LLVM IR of one kernel alone, optimised at `opt_level` (0: as generated), for inspection."""
+    target = Target.parse(target)
+    tm = target_machine(target, opt_level)
+    module = ir.Module(name=symbol(kernel.name))
+    module.triple, module.data_layout = tm.triple, str(tm.target_data)
+    fn = _emit_kernel(ModuleContext(module), kernel)
+    fn.linkage = ""  # kept when optimised alone
+    parsed = llvm.parse_assembly(str(module))
+    if opt_level:
+        optimize(parsed, target, opt_level)
+    return str(parsed)
 
 
 def _emit_kernel(ctx: ModuleContext, kernel: Kernel) -> ir.Function:
@@ -226,17 +242,25 @@ def compile_program(program: Program, target: Target | str = "llvm", opt_level: 
         raise CodegenError(f"program {program.name}: generated LLVM IR is invalid: {err}") from None
     optimize(module, target, opt_level)
     optimized = str(module)
-    _dump(program.name, text, optimized)
+    _dump(program, text, optimized, module)
     return ObjectCode(target_machine(target, opt_level).emit_object(module), optimized, target)
 
 
-def _dump(name: str, text: str, optimized: str) -> None:
+def _dump(program: Program, text: str, optimized: str, module: llvm.ModuleRef) -> None:
+    """AIC_DEBUG>=3: print the optimised IR; AIC_DUMP_IR=dir: write the program's LLVM IR before and
+    after optimisation, and under kernels/ each kernel's loop IR (.loop) and optimised LLVM IR (.ll)."""
     if int(os.environ.get("AIC_DEBUG", "0") or 0) >= 3:
-        print(f"[aic.codegen] LLVM IR of {name}:\n{optimized}", file=sys.stderr)
+        print(f"[aic.codegen] LLVM IR of {program.name}:\n{optimized}", file=sys.stderr)
     folder = os.environ.get("AIC_DUMP_IR")
     if not folder:
         return
     path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / f"{symbol(name)}.ll").write_text(text)
-    (path / f"{symbol(name)}.opt.ll").write_text(optimized)
+    (path / "kernels").mkdir(parents=True, exist_ok=True)
+    (path / f"{symbol(program.name)}.ll").write_text(text)
+    (path / f"{symbol(program.name)}.opt.ll").write_text(optimized)
+    functions = {fn.name: str(fn) for fn in module.functions}
+    for kernel in program.kernels:
+        (path / "kernels" / f"{symbol(kernel.name)}.loop").write_text(kernel_text(kernel) + "\n")
+        code = functions.get(f"aic_k_{symbol(kernel.name)}")
+        if code is not None:
+            (path / "kernels" / f"{symbol(kernel.name)}.ll").write_text(code)

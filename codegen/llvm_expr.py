@@ -2,7 +2,7 @@
 
 An `ExprEmitter` renders expressions inside one LLVM function. Scalars and vectors
 mix freely: a binary op between a scalar and a vector broadcasts the scalar, which
-is how the body of a vectorized loop becomes vector code (see vectorize.py).
+is how the body of a vectorized loop becomes vector code (see ir/loop_vectorize.py).
 Integer division and shifts are defined for every input (x/0 = 0, x%0 = 0,
 INT_MIN/-1 wraps, over-wide shifts give 0 or the sign), so no input crashes the
 process; float->int casts saturate (NaN -> 0).
@@ -28,6 +28,7 @@ from aic.ir.loop import (
     Unary,
     Var,
 )
+from aic.ir.loop_tools import coefficient, depends_on, inline_lets
 from llvmlite import ir
 
 from .llvm_math import emit_call
@@ -48,7 +49,6 @@ from .llvm_types import (
     value_type,
     vec,
 )
-from .vectorize import affine_stride, depends_on, substitute
 
 _FLOAT_BIN = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv", "mod": "frem"}
 _INT_BIN = {"add": "add", "sub": "sub", "mul": "mul", "and": "and_", "or": "or_", "xor": "xor"}
@@ -301,9 +301,9 @@ class ExprEmitter:
         """Classify an access: ("contiguous", scalar index, lanes), ("gather", vector index, lanes)
         or ("scalar", index, 1)."""
         if self.vec is not None and lanes == 1:
-            full = substitute(index, self.lets)
+            full = inline_lets(index, self.lets)
             if depends_on(full, self.vec.var):
-                if affine_stride(full, self.vec.var) == 1:
+                if coefficient(full, self.vec.var) == 1:
                     return "contiguous", self.emit_at_base(full), self.vec.lanes
                 return "gather", self.emit(index), self.vec.lanes
         if isinstance(index, Ramp) and index.stride == 1:

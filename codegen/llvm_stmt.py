@@ -4,7 +4,7 @@ Loop kinds on the llvm target:
 - SERIAL: a counted loop.
 - UNROLLED: the body repeated once per iteration when the extent is a constant
   (at most MAX_UNROLL), else a counted loop.
-- VECTORIZED: the body rendered once over vector lanes (see vectorize.py), else a
+- VECTORIZED: the body rendered once over vector lanes (see ir/loop_vectorize.py), else a
   counted loop, with the reason logged (logger "aic.codegen"; printed with AIC_DEBUG>=2).
 - PARALLEL: the body is outlined into `<kernel>.par(closure, begin, end)` and run
   through the runtime's `aic_parallel_for(fn, closure, n)`; the closure is a struct
@@ -21,11 +21,11 @@ from collections.abc import Callable
 
 from aic.ir.dtypes import DType
 from aic.ir.loop import INDEX, Allocate, Barrier, Buffer, Const, Expr, For, ForKind, If, Let, Scope, Seq, Stmt, Store
+from aic.ir.loop_vectorize import vector_reject_reason
 from llvmlite import ir
 
 from .llvm_expr import ExprEmitter, ModuleContext, VectorLanes
 from .llvm_types import I32, I64, PTR, VOID, gep, lanes_of, splat, storage_type, value_type
-from .vectorize import vector_reject_reason
 
 log = logging.getLogger("aic.codegen")
 

@@ -1,9 +1,9 @@
 """Control flow (If, Loop, Scan) lowered to program steps around compiled bodies.
 
-Each body is fused and lowered like a graph by a child builder (compiler/program.py)
-that shares the program's storages, weights, kernels and arena; its kernels run where
-the entry function branches or loops (`IfStep`, `LoopStep`). Bodies read enclosing
-values in place.
+Each body is fused and lowered like a graph (the stages of compiler/program.py, passed
+in as `lower_body`) in a child scope (compiler/storage.py) that shares the program's
+storages, weights, kernels and arena; its kernels run where the entry function branches
+or loops (`IfStep`, `LoopStep`). Bodies read enclosing values in place.
 
 - If: an IfStep on the condition's flag. Each branch writes its results straight into
   the If's output buffers (or copies them there), so both branches must give the same
@@ -30,7 +30,7 @@ its taken branch, and unrolls a short constant-count Loop whose shapes change pe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 from aic.ir.dtypes import DType
@@ -39,9 +39,9 @@ from aic.ir.loop import INDEX, Buffer, IfStep, Kernel, Load, LoopStep, RowView
 
 from .lower.core import LowerCtx, idx, node_error, store
 from .schedule import default_schedule
+from .storage import ScopeBuilder, Storage, passes_through
 
-if TYPE_CHECKING:
-    from .program import _Builder, _Storage
+BodyLowering = Callable[[ScopeBuilder], None]  # adds the steps of a body scope whose inputs and outputs are bound
 
 CONTROL_OPS = frozenset({"If", "Loop", "Scan"})
 _TRUE = np.ones(1, dtype=bool)  # the flag of a condition that is always true
@@ -118,39 +118,39 @@ def _check_carried(node: Node, j: int, values: list[Value | None]) -> None:
 # ---------------------------------------------------------------- lowering
 
 
-def lower_control(b: _Builder, node: Node) -> None:
-    """Add the steps of a control-flow node to `b`."""
-    {"If": _lower_if, "Loop": _lower_loop, "Scan": _lower_scan}[node.op](b, node)
+def lower_control(b: ScopeBuilder, node: Node, lower_body: BodyLowering) -> None:
+    """Add the steps of a control-flow node to `b`; `lower_body` lowers each body in its scope."""
+    {"If": _lower_if, "Loop": _lower_loop, "Scan": _lower_scan}[node.op](b, node, lower_body)
 
 
-def _lower_if(b: _Builder, node: Node) -> None:
+def _lower_if(b: ScopeBuilder, node: Node, lower_body: BodyLowering) -> None:
     outs = [b.storage_of(o) for o in node.outputs]
     flag = b.storage_of(node.inputs[0])  # type: ignore[arg-type]
     flag.touch(b.tick())
-    then = _branch(b, node.attrs["then_branch"], outs)
-    other = _branch(b, node.attrs["else_branch"], outs)
+    then = _branch(b, node.attrs["then_branch"], outs, lower_body)
+    other = _branch(b, node.attrs["else_branch"], outs, lower_body)
     b.calls.append(IfStep(flag.buffer, then, other))  # type: ignore[arg-type]
 
 
-def _branch(b: _Builder, graph: Graph, outs: list[_Storage]) -> list:
+def _branch(b: ScopeBuilder, graph: Graph, outs: list[Storage], lower_body: BodyLowering) -> list:
     inner = b.child(graph)
     inner.bind_outputs(graph.outputs, outs)
-    inner.lower_nodes()
+    lower_body(inner)
     return inner.calls
 
 
-def _lower_loop(b: _Builder, node: Node) -> None:
+def _lower_loop(b: ScopeBuilder, node: Node, lower_body: BodyLowering) -> None:
     body: Graph = node.attrs["body"]
     carried = len(body.inputs) - 2
     trips_in, cond_in = (node.inputs[i] if i < len(node.inputs) else None for i in (0, 1))
     states = _states(b, node, [node.inputs[2 + j] for j in range(carried)], body.inputs[2:])
     counter = b.new_storage(f"{node.name}_i", DType.int64, (1,))
-    flag: _Storage | None = None
+    flag: Storage | None = None
     starts_true = cond_in is None or (cond_in.const is not None and bool(cond_in.const.reshape(-1)[0]))
     if not (starts_true and passes_through(body.outputs[0], body.inputs[1])):
         flag = b.new_storage(f"{node.name}_cond", DType.bool, (1,))
         b.copy(b.constant("true", _TRUE) if cond_in is None else b.storage_of(cond_in), flag)
-    trips: _Storage | int | None = None
+    trips: Storage | int | None = None
     if trips_in is not None:
         trips = int(trips_in.const.reshape(-1)[0]) if trips_in.const is not None else b.storage_of(trips_in)
 
@@ -160,7 +160,7 @@ def _lower_loop(b: _Builder, node: Node) -> None:
     rows = [_row(st, counter, out.type.static_shape, 0, False) for st, out in zip(stacks, node.outputs[carried:])]
     inner.bind_outputs(body.outputs[1 + carried :], rows)
     head = b.tick()
-    inner.lower_nodes()
+    lower_body(inner)
     results = [(inner.storage_of(v), st) for v, st in zip(body.outputs[1:], states)]
     if flag is not None:
         results.append((inner.storage_of(body.outputs[0]), flag))
@@ -171,7 +171,7 @@ def _lower_loop(b: _Builder, node: Node) -> None:
     b.calls.append(LoopStep(counter.buffer, inner.calls, buf, flag.buffer if flag else None))  # type: ignore[arg-type]
 
 
-def _lower_scan(b: _Builder, node: Node) -> None:
+def _lower_scan(b: ScopeBuilder, node: Node, lower_body: BodyLowering) -> None:
     body: Graph = node.attrs["body"]
     m = node.attrs["num_scan_inputs"]
     n = len(node.inputs) - m
@@ -207,7 +207,7 @@ def _lower_scan(b: _Builder, node: Node) -> None:
     head = b.tick()
     for st, piece, shape, axis, rev in gathers:
         _slice_call(inner, st, counter, piece, shape, axis, rev, into_stack=False)
-    inner.lower_nodes()
+    lower_body(inner)
     for v, st, shape, axis, rev in scatters:
         _slice_call(inner, inner.storage_of(v), counter, st, shape, axis, rev, into_stack=True)
     _assign(inner, [(inner.storage_of(v), st) for v, st in zip(body.outputs[:n], states)])
@@ -216,7 +216,7 @@ def _lower_scan(b: _Builder, node: Node) -> None:
     b.calls.append(LoopStep(counter.buffer, inner.calls, length))  # type: ignore[arg-type]
 
 
-def _states(b: _Builder, node: Node, initial: list[Value | None], body_inputs: list[Value]) -> list[_Storage]:
+def _states(b: ScopeBuilder, node: Node, initial: list[Value | None], body_inputs: list[Value]) -> list[Storage]:
     """The loop-carried state: the node's final-value output buffers, holding the initial values."""
     states = []
     for j, (init, v) in enumerate(zip(initial, body_inputs)):
@@ -230,30 +230,21 @@ def _states(b: _Builder, node: Node, initial: list[Value | None], body_inputs: l
     return states
 
 
-def _row(stack: _Storage, counter: _Storage, shape: tuple[int, ...], axis: int, reverse: bool) -> _Storage | None:
+def _row(stack: Storage, counter: Storage, shape: tuple[int, ...], axis: int, reverse: bool) -> Storage | None:
     """Slice `counter` along `axis` of a stack of `shape` addressed in place, when it is contiguous
     (no dims before the axis but ones); else None."""
-    from .program import _Storage
-
     if any(d != 1 for d in shape[:axis]):
         return None
     base = stack.buffer
     assert base is not None and counter.buffer is not None
     piece = tuple(d for i, d in enumerate(shape) if i != axis)
     name = f"{base.name}_row"
-    return _Storage(
+    return Storage(
         RowView(name, base.dtype, piece, "row", base=base, counter=counter.buffer, length=shape[axis], reverse=reverse)
     )
 
 
-def passes_through(out: Value, inp: Value) -> bool:
-    """Whether the body's result `out` is its input `inp` (directly or through views)."""
-    from .program import view_base
-
-    return view_base(out) is inp
-
-
-def _assign(b: _Builder, pairs: list[tuple[_Storage, _Storage]]) -> None:
+def _assign(b: ScopeBuilder, pairs: list[tuple[Storage, Storage]]) -> None:
     """Copy each source to its destination as if all at once: a destination is overwritten only
     after the copies reading it; in a cycle (values swapping places), one is saved to a temporary."""
     pending = [(src, dst) for src, dst in pairs if src is not dst]
@@ -269,7 +260,7 @@ def _assign(b: _Builder, pairs: list[tuple[_Storage, _Storage]]) -> None:
         pending = [p for p in pending if p is not ready]
 
 
-def _finish_loop(b: _Builder, inner: _Builder, head: int, tail: int, read: list) -> None:
+def _finish_loop(b: ScopeBuilder, inner: ScopeBuilder, head: int, tail: int, read: list) -> None:
     """Liveness of a loop over steps head..tail: the buffers its header reads, and everything the
     body touches that it does not own, stay alive for the whole loop."""
     for st in read:
@@ -280,10 +271,10 @@ def _finish_loop(b: _Builder, inner: _Builder, head: int, tail: int, read: list)
 
 
 def _slice_call(
-    b: _Builder,
-    src: _Storage,
-    counter: _Storage,
-    dst: _Storage,
+    b: ScopeBuilder,
+    src: Storage,
+    counter: Storage,
+    dst: Storage,
     shape: tuple[int, ...],
     axis: int,
     reverse: bool,
@@ -313,5 +304,5 @@ def _slice_call(
             return store(params["piece"], at_piece, Load(params["stack"], at_stack))
 
         body = top.wrap(ctx.loops((outer, inner), move))  # type: ignore[arg-type]
-    kernel = Kernel(f"k{b.clock[0]}_{'stack' if into_stack else 'slice'}", [params[n] for n in names], body)
+    kernel = Kernel(b.table.name("stack" if into_stack else "slice"), [params[n] for n in names], body)
     b.call(default_schedule(kernel, b.target), [src, counter, dst], f"{'stack' if into_stack else 'slice'} {axis}")

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from aic.ir.graph import Graph, Node, Value
+from aic.ir.graph_edit import clone_graph, refresh_types
 
-from .control import check_control, passes_through
+from .control import check_control
 from .lower.core import LoweringError
-from .passes.rewrite import clone_graph, refresh_types
+from .storage import passes_through
 
 UNROLL_LIMIT = 64
 

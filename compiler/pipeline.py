@@ -22,10 +22,11 @@ from aic.codegen.llvm import compile_program
 from aic.codegen.target import Target, host_triple
 from aic.frontend.onnx import load_model
 from aic.ir import Graph
+from aic.ir.loop import Program
 from aic.runtime.package import export_link_inputs, package_program
 
 from .passes import optimize
-from .program import build_program
+from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes
 
 Progress = Callable[[int, int, str, float | None], None]  # (step, steps, what, seconds: None when starting)
@@ -40,12 +41,14 @@ def compile_model(
     shapes: ShapeSpec | None = None,
     progress: Progress | None = None,
     disable_passes: Sequence[str] = (),
+    schedules: Schedules | None = None,
 ) -> Path:
     """Compile `model` (an ONNX file or proto, or a Graph) for `target` at `opt_level`
     (0-3) into a shared object at `output` (default: a new temporary folder) and return
     its path. `shapes` binds symbolic input dims ({"batch": 1} or {"x": (1, 3, 224, 224)}).
     `progress` is called as each step starts and as it ends; `disable_passes` names graph
-    passes to skip."""
+    passes to skip; `schedules` replaces the schedules of the kernels it names
+    (compiler/program.py, `Schedules`)."""
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
     target = Target.parse(target)
@@ -58,7 +61,7 @@ def compile_model(
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
         graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
-        program = build_program(graph, target)
+        program = build_program(graph, target, schedules)
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
     with step("link the model" if not cross else "write the link inputs"):  # + runtime, weights, metadata
@@ -66,6 +69,19 @@ def compile_model(
         if cross:
             return export_link_inputs(program, code.object, target, path, opt_level)
         return package_program(program, code.object, target, path, opt_level)
+
+
+def lower_model(
+    model: ModelSource,
+    target: str | Target = "llvm",
+    opt_level: int = 2,
+    shapes: ShapeSpec | None = None,
+    schedules: Schedules | None = None,
+) -> Program:
+    """The loop-IR program `compile_model` would generate code for (for inspection and tuning)."""
+    graph = model if isinstance(model, Graph) else load_model(model)
+    graph, _ = optimize(bind_shapes(graph, shapes), opt_level)
+    return build_program(graph, target, schedules)
 
 
 def _default_output(name: str, cross: bool) -> Path:

@@ -1,77 +1,97 @@
-"""Building the loop-IR `Program` of a graph: fuse, lower, schedule, plan memory.
+"""Building the loop-IR `Program` of a graph, in named stages.
 
 `build_program(graph, target)` expects static shapes and a graph already optimised by
-the graph passes. Steps:
+the graph passes. Its stages, each a public function below:
 
-1. fuse nodes into groups (compiler/fusion.py);
-2. give every value a storage: graph inputs, weights, graph outputs, arena slots; a view
-   (Reshape, Squeeze, ...) shares the storage of the value it views, and a kernel whose
-   result is (a view of) a graph output writes straight into the output buffer;
-3. lower each group to a kernel and apply its default schedule; identical kernels are
-   kept once and called with different buffers;
-4. add copy kernels for graph outputs that are graph inputs, constants, or repeated;
-5. plan the arena by liveness, and lay weights out in one blob (64-byte aligned).
+1. `fuse_groups`: nodes -> fused groups (compiler/fusion.py);
+2. `lower_groups`: each group -> a loop-IR kernel and what its parameters are bound to;
+3. `schedule_kernels`: each kernel's schedule applied (its lowering's requests, then the
+   rule-based defaults of compiler/schedule.py);
+4. `dedupe_kernels`: structurally identical kernels kept once, called with different buffers;
+5. `assign_storage`: every value gets a storage (graph inputs, weights, graph outputs, arena
+   slots; a view shares the storage of the value it views; a kernel whose result is (a view
+   of) a graph output writes straight into the output buffer), and the steps are numbered;
+   copy kernels are added for graph outputs that are graph inputs, constants, or repeated;
+6. `plan_memory`: arena offsets by liveness (compiler/memory.py);
+   every kernel is then checked by the loop-IR verifier (`verify_kernels`, ir/loop_verify.py);
+7. `assemble_program`: the `Program`, with weights laid out in one blob (64-byte aligned).
 
 Data-dependent output sizes (NonZero, Unique, ...: compiler/lower/dynamic.py) get buffers
 of a static upper bound; their kernels store the actual sizes in arena slots that live
 until the run ends, and each output records where its sizes are (`ProgramBuffer.dynamic`).
 
-If, Loop and Scan nodes become program steps (compiler/control.py): their bodies are
-built by child builders that share this one's storages, weights, kernels and arena, with
-one step clock, so that liveness is measured in one program order. A body's own
-intermediates live as usual; anything else a loop body touches is held for the whole loop.
+If, Loop and Scan nodes become program steps (compiler/control.py): their bodies go through
+stages 1-5 in child scopes (`lower_body`) that share this one's storages, weights, kernels
+and arena, with one step clock, so that liveness is measured in one program order.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 from aic.codegen.target import Target
-from aic.ir.dtypes import DType
-from aic.ir.graph import Graph, Value
-from aic.ir.loop import Kernel, KernelCall, Load, Program, ProgramBuffer, Step, step_buffers
-from aic.ir.loop_printer import kernel_text
+from aic.ir.graph import Graph
+from aic.ir.loop import Kernel, Program, ProgramBuffer, step_buffers
+from aic.ir.loop_verify import verify_kernel
+from aic.ir.schedule import DIRECTIVES, Record, ScheduleError
 
 from .control import check_control, lower_control
 from .control_static import resolve_static_control
 from .fusion import Group, fuse
 from .lower import LOWERINGS
-from .lower.core import LowerCtx, Param, linear, node_error, store
+from .lower.core import Param, node_error
 from .lower.dynamic import bounded_shape, check_bounded, dynamic_bounds, lower_dynamic
 from .lower.kernel import lower_group
 from .lower.table import lowering_of
-from .memory import ALIGN, Lifetime, align, plan_arena
-from .schedule import default_schedule
+from .memory import ALIGN, ArenaPlan, Lifetime, align, plan_arena
+from .schedule import apply_all, default_schedule
+from .storage import KernelTable, ScopeBuilder, Storage, ident, nbytes
+from .summary import group_flops
 
 
 @dataclass(eq=False)
-class _Storage:
-    """The bytes a value lives in; views share their base's storage."""
+class LoweredGroup:
+    """A fused group as loop IR, before its parameters are bound to storages. `kernel` is None
+    for a control-flow group (its steps are made when storage is assigned)."""
 
-    buffer: ProgramBuffer | None = None  # arena slots get theirs when first used
-    first: int = -1  # first and last step touching it
-    last: int = -1
-    owner: _Builder | None = None  # the scope whose arena slot it is
-
-    def touch(self, step: int) -> None:
-        self.first = step if self.first < 0 else min(self.first, step)
-        self.last = max(self.last, step)
+    group: Group
+    kernel: Kernel | None = None
+    params: list[Param] = field(default_factory=list)
+    hints: list[Record] = field(default_factory=list)  # schedule records the lowering asks for
+    dynamic: bool = False  # data-dependent sizes: serial, left unscheduled
+    loop_records: list[Record] | None = None  # the loop records of a given schedule, replacing hints and rules
 
 
-def build_program(graph: Graph, target: Target | str | None = None) -> Program:
-    """Lower a static-shaped graph to a loop-IR program for `target`."""
+Schedules = Mapping[str, Sequence[Record]]
+"""Schedules given from outside, by kernel name (as `aic inspect --kernels` lists them). A kernel's
+directives (`MicroKernel`, `CachePack`) replace its lowering's tiling; its loop records, if any,
+are applied exactly instead of the lowering's requests and the default rules."""
+
+
+def build_program(graph: Graph, target: Target | str | None = None, schedules: Schedules | None = None) -> Program:
+    """Lower a static-shaped graph to a loop-IR program for `target`; `schedules` replaces the
+    schedules of the kernels it names."""
+    target = Target.parse(target)
+    graph, bounds = prepare_graph(graph)  # static control resolved; every shape static or bounded
+    table = KernelTable(schedules or {})  # the program's kernels, each kept once; given schedules
+    groups = fuse_groups(graph)  # nodes -> fused groups
+    lowered = lower_groups(graph, groups, target, table)  # each group -> a loop-IR kernel (tiled by its schedule)
+    lowered = schedule_kernels(lowered, target)  # vectorize, parallelize, unroll (records kept per kernel)
+    lowered = dedupe_kernels(lowered, table)  # identical kernels kept once
+    scope = assign_storage(graph, lowered, target, table, bounds)  # values -> buffers; numbered steps
+    plan = plan_memory(scope)  # arena offsets by liveness
+    check_schedules_used(table)
+    verify_kernels(table.kernels, target)  # types, bounds, parallel writes, barriers
+    return assemble_program(scope, plan)  # kernels, steps, buffers, weights blob
+
+
+def prepare_graph(graph: Graph) -> tuple[Graph, dict[str, int]]:
+    """`graph` with control flow on constants resolved, and the upper bounds of its data-dependent
+    dims; raises a LoweringError naming the node when a shape is neither static nor bounded."""
     graph = resolve_static_control(graph)  # Ifs on constants, short loops of changing shapes
     bounds = dynamic_bounds(graph)  # data-dependent dims -> the upper bounds their buffers get
     check_bounded(graph, bounds)
-    _check_static(graph, bounds)
-    builder = _Builder(graph, Target.parse(target), bounds=bounds)
-    builder.lower_nodes()
-    return builder.finish()
-
-
-def _check_static(graph: Graph, bounds: dict[str, int]) -> None:
     for node in graph.nodes:
         if LOWERINGS.get(node.op) is not None and LOWERINGS[node.op].kind == "control":
             check_control(node)
@@ -81,223 +101,162 @@ def _check_static(graph: Graph, bounds: dict[str, int]) -> None:
     for v in [*graph.inputs, *graph.outputs]:
         if not all(isinstance(d, int) or d in bounds for d in v.type.shape):
             raise ValueError(f"graph {v.name} has symbolic shape {v.type}; bind the dims to sizes first")
+    return graph, bounds
 
 
-def is_view(v: Value) -> bool:
-    p = v.producer
-    return p is not None and LOWERINGS.get(p.op) is not None and LOWERINGS[p.op].kind == "alias"
+def fuse_groups(graph: Graph) -> list[Group]:
+    """The groups of `graph` that become steps, in dependency order (views become none)."""
+    return [g for g in fuse(graph) if not g.alias]
 
 
-def view_base(v: Value) -> Value:
-    """The value whose bytes `v` is a view of (itself unless produced by a view op)."""
-    while is_view(v) and v.producer.inputs[0] is not None:  # type: ignore[union-attr]
-        v = v.producer.inputs[0]  # type: ignore[union-attr]
-    return v
-
-
-class _Builder:
-    """Builds the steps of one graph scope: the model's graph, or (with a `parent`) a body."""
-
-    def __init__(
-        self, graph: Graph, target: Target, parent: _Builder | None = None, bounds: dict[str, int] | None = None
-    ) -> None:
-        self.graph = graph
-        self.target = target
-        self.parent = parent
-        self.lanes = target.lanes(4)
-        self.calls: list[Step] = []
-        self.readers = {k: len(v) for k, v in graph.consumers().items()}
-        self.local = {id(o) for n in graph.nodes for o in n.outputs}  # values this scope computes
-        self.copies: list[tuple[Value, _Storage]] = []
-        self.sizes: list[tuple[_Storage, tuple[str, ...]]] = parent.sizes if parent else []  # data-dependent dims
-        if parent is not None:  # one program: storages, weights, kernels, arena and clock are shared
-            self.storage, self.weights, self.kernels = parent.storage, parent.weights, parent.kernels
-            self.groups, self.arena, self.clock = parent.groups, parent.arena, parent.clock
-            return
-        self.storage: dict[int, _Storage] = {}
-        self.weights: dict[int, ProgramBuffer] = {}
-        self.kernels: dict[str, Kernel] = {}
-        self.groups: list[str] = []
-        self.arena: list[_Storage] = []
-        self.clock = [0]  # the next step's number, in program order across all scopes
-        self.inputs = [ProgramBuffer(v.name, v.type.dtype, v.type.static_shape, "input") for v in graph.inputs]
-        self.bind(graph.inputs, [_Storage(b) for b in self.inputs])
-        self.outputs: list[ProgramBuffer] = []
-        for v in graph.outputs:
-            name = _unique(v.name, self.outputs)
-            self.outputs.append(ProgramBuffer(name, v.type.dtype, bounded_shape(v, bounds or {}), "output"))
-        self.bind_outputs(graph.outputs, [_Storage(b) for b in self.outputs])
-
-    # -- storages
-    def bind(self, values: list[Value], storages: list[_Storage]) -> None:
-        """Place values (graph or body inputs) in given storages."""
-        for v, st in zip(values, storages):
-            self.storage[id(v)] = st
-
-    def bind_outputs(self, values: list[Value], storages: list[_Storage]) -> None:
-        """Make this scope's results land in `storages`: the kernel computing a value writes there
-        directly; a value computed elsewhere (an input, a constant, an enclosing scope's value) or
-        whose bytes another output took is copied there at the end (`copy_outputs`)."""
-        for v, st in zip(values, storages):
-            base = view_base(v)
-            if id(base) not in self.local or id(base) in self.storage:
-                self.copies.append((v, st))
-            else:
-                self.storage[id(base)] = st
-
-    def storage_of(self, v: Value) -> _Storage:
-        base = view_base(v)
-        st = self.storage.get(id(base))
-        if st is None:
-            if base.const is not None:
-                st = _Storage(self._weight(base.name, base.const, id(base)))
-            else:
-                owner = self  # the scope computing the value owns its slot
-                while owner.parent is not None and id(base) not in owner.local:
-                    owner = owner.parent
-                st = owner.new_storage(base.name, base.type.dtype, base.type.static_shape)
-            self.storage[id(base)] = st
-        return st
-
-    def constant(self, name: str, array: np.ndarray) -> _Storage:
-        """A weight holding `array` (kept once per array object)."""
-        return _Storage(self._weight(name, array, id(array)))
-
-    def new_storage(self, name: str, dtype: DType, shape: tuple[int, ...]) -> _Storage:
-        """A fresh arena slot owned by this scope."""
-        st = _Storage(ProgramBuffer(_ident(name), dtype, shape, "arena"), owner=self)
-        self.arena.append(st)
-        return st
-
-    def child(self, body: Graph) -> _Builder:
-        return _Builder(body, self.target, self)
-
-    def owns(self, st: _Storage) -> bool:
-        """Whether `st` is an arena slot of this scope or of a scope nested in it."""
-        owner = st.owner
-        while owner is not None and owner is not self:
-            owner = owner.parent
-        return owner is self
-
-    def hold(self, body: _Builder, start: int, end: int) -> None:
-        """Keep every slot that steps `start`..`end` (a loop) touch and that `body` does not own
-        alive over the whole loop: later iterations read or write it again."""
-        for st in self.arena:
-            if 0 <= st.first <= end and st.last >= start and not body.owns(st):
-                st.touch(start)
-                st.touch(end)
-
-    def tick(self) -> int:
-        """The number of the next step."""
-        self.clock[0] += 1
-        return self.clock[0] - 1
-
-    def _weight(self, name: str, array: np.ndarray, key: int) -> ProgramBuffer:
-        if key not in self.weights:
-            array = np.ascontiguousarray(array)
-            name = f"w{len(self.weights)}_{_ident(name)}"[:64]
-            self.weights[key] = ProgramBuffer(name, DType.from_numpy(array.dtype), array.shape, "weight", data=array)
-        return self.weights[key]
-
-    # -- kernels
-    def lower_nodes(self) -> None:
-        """Fuse this scope's graph and add its steps, then the copies to its outputs."""
-        for group in fuse(self.graph):
-            self.add_group(group)
-        self.copy_outputs()
-
-    def add_group(self, group: Group) -> None:
-        if group.alias:
-            return
+def lower_groups(graph: Graph, groups: list[Group], target: Target, table: KernelTable) -> list[LoweredGroup]:
+    """Each group's kernel, storing the outputs that something reads; groups whose outputs
+    nothing reads are dropped, control-flow groups pass through without a kernel."""
+    readers = {k: len(v) for k, v in graph.consumers().items()}
+    outs = {id(v) for v in graph.outputs}
+    lowered = []
+    for group in groups:
         if group.control:
-            lower_control(self, group.root)
-            return
-        outs = {id(v) for v in self.graph.outputs}
-        needed = [o for o in group.root.outputs if self.readers.get(id(o), 0) or id(o) in outs]
+            lowered.append(LoweredGroup(group))
+            continue
+        needed = [o for o in group.root.outputs if readers.get(id(o), 0) or id(o) in outs]
         if not needed:
-            return
-        step = self.clock[0]
-        name = f"k{step}_{_ident(group.describe().lower().replace('+', '_'))}"[:56]
-        if group.anchor is not None and lowering_of(group.anchor).dynamic is not None:  # serial, unscheduled
-            lowered = lower_dynamic(group.anchor, needed, name)
-            self.call(lowered.kernel, [self._bind(p, step) for p in lowered.params], group.describe())
-            return
-        lowered = lower_group(group.nodes, group.anchor, needed, name, self.lanes)
-        storages = [self._bind(p, step) for p in lowered.params]
-        kernel = default_schedule(lowered.kernel, self.target, lowered.hints)  # type: ignore[arg-type]
-        self.call(kernel, storages, group.describe())
-
-    def _bind(self, p: Param, step: int) -> _Storage:
-        if p.kind == "weight":
-            return _Storage(self._weight(p.buffer.name, p.value, id(p.value)))  # type: ignore[arg-type]
-        if p.kind == "scratch":
-            return self.new_storage(f"tmp{step}_{p.buffer.name}", p.buffer.dtype, (int(p.buffer.size),))
-        if p.kind == "sizes":  # where a kernel stores data-dependent sizes, read after the run
-            self.sizes.append((self.new_storage(f"sizes{step}", p.buffer.dtype, (int(p.buffer.size),)), p.value))
-            return self.sizes[-1][0]
-        return self.storage_of(p.value)  # type: ignore[arg-type]
-
-    def call(self, kernel: Kernel, storages: list[_Storage], describe: str) -> None:
-        """Add a call of `kernel` (scheduled) over the buffers of `storages`."""
-        step = self.tick()
-        for st in storages:
-            st.touch(step)
-        head, _, body = kernel_text(kernel).partition("\n")
-        key = re.sub(r"^kernel \S+?\(", "kernel (", head) + "\n" + body
-        kernel = self.kernels.setdefault(key, kernel)
-        self.calls.append(KernelCall(kernel, [st.buffer for st in storages]))  # type: ignore[misc]
-        self.groups.append(describe)
-
-    def copy_outputs(self) -> None:
-        for v, out in self.copies:
-            self.copy(self.storage_of(v), out)
-
-    def copy(self, src: _Storage, dst: _Storage) -> None:
-        """Add a kernel copying the bytes of `src` to `dst` (same element type and count)."""
-        assert src.buffer is not None and dst.buffer is not None
-        dtype, n = dst.buffer.dtype, int(np.prod(dst.buffer.shape, dtype=np.int64))
-        ctx = LowerCtx(self.lanes)
-        a = ctx.param("value", dtype, n, None, "in")
-        b = ctx.param("value", dtype, n, None, "out")
-        body = ctx.loops((n,), lambda i: store(b, linear(i, (n,)), Load(a, i[0])))
-        kernel = default_schedule(Kernel(f"k{self.clock[0]}_copy", [a, b], body), self.target)
-        self.call(kernel, [src, dst], f"copy to {dst.buffer.name}")
-
-    def finish(self) -> Program:
-        for st, _ in self.sizes:
-            st.touch(self.clock[0] - 1)  # alive until the run ends
-        lifetimes = [Lifetime(id(st), _nbytes(st.buffer), st.first, st.last) for st in self.arena]
-        plan = plan_arena(lifetimes)
-        for st in self.arena:
-            st.buffer.offset = plan.offsets[id(st)]  # type: ignore[union-attr]
-        where = {s: st.buffer.offset + 8 * i for st, symbols in self.sizes for i, s in enumerate(symbols)}  # type: ignore[union-attr]
-        for v, out in zip(self.graph.outputs, self.outputs):
-            out.dynamic = {d: (s, where[s]) for d, s in enumerate(v.type.shape) if isinstance(s, str)}
-        used = {id(b) for b in step_buffers(self.calls)}
-        weights = [w for w in self.weights.values() if id(w) in used]
-        offset = 0
-        for w in weights:
-            w.offset = offset
-            offset = align(offset + _nbytes(w), ALIGN)
-        attrs = {
-            "arena_peak_bytes": plan.peak_bytes,
-            "arena_unshared_bytes": plan.total_bytes,
-            "memory_report": plan.report(),
-            "weight_bytes": offset,
-            "groups": self.groups,
-        }
-        kernels = list(self.kernels.values())
-        name = _ident(self.graph.name or "model")
-        return Program(name, kernels, self.calls, self.inputs, self.outputs, weights, plan.peak_bytes, attrs)
+            continue
+        name = table.name(group.describe())
+        given = table.schedules.get(name)
+        if group.anchor is not None and lowering_of(group.anchor).dynamic is not None:
+            if given is not None:
+                raise _refused(name, group, "it has data-dependent sizes and takes no schedule")
+            low = lower_dynamic(group.anchor, needed, name)
+            lowered.append(LoweredGroup(group, low.kernel, low.params, dynamic=True))
+            continue
+        directives = [r for r in given or () if isinstance(r, DIRECTIVES)]
+        try:
+            low = lower_group(group.nodes, group.anchor, needed, name, target.lanes(4), directives)
+        except ScheduleError as err:
+            raise _refused(name, group, f"schedule record {err}") from None
+        for record in directives:
+            if record not in low.hints:
+                raise _refused(name, group, f"its lowering takes no directive {record}")
+        loops = [r for r in given or () if not isinstance(r, DIRECTIVES)] or None
+        lowered.append(LoweredGroup(group, low.kernel, low.params, list(low.hints), loop_records=loops))  # type: ignore[arg-type]
+    return lowered
 
 
-def _nbytes(b: ProgramBuffer | None) -> int:
-    assert b is not None
-    return int(np.prod(b.shape, dtype=np.int64)) * b.dtype.itemsize
+def schedule_kernels(lowered: list[LoweredGroup], target: Target) -> list[LoweredGroup]:
+    """Each kernel with its schedule applied: the loop records given for it, else the lowering's
+    requests followed by the default rules."""
+    return [replace(low, kernel=schedule_kernel(low, target)) if low.kernel is not None else low for low in lowered]
 
 
-def _ident(name: str) -> str:
-    return re.sub(r"\W", "_", name) or "v"
+def schedule_kernel(low: LoweredGroup, target: Target) -> Kernel:
+    """The scheduled kernel of `low`; a given loop record that does not apply is refused."""
+    assert low.kernel is not None
+    if low.dynamic:
+        return low.kernel
+    if low.loop_records is None:
+        return default_schedule(low.kernel, target, low.hints)
+    kernel = apply_all(low.kernel, [r for r in low.hints if isinstance(r, DIRECTIVES)])
+    for record in low.loop_records:
+        try:
+            kernel = apply_all(kernel, [record])
+        except ScheduleError as err:
+            raise _refused(kernel.name, low.group, f"schedule record {record}: {err}") from None
+    return kernel
+
+
+def _refused(name: str, group: Group, why: str) -> ScheduleError:
+    return ScheduleError(f"kernel {name} ({group.describe()}): {why}")
+
+
+def dedupe_kernels(lowered: list[LoweredGroup], table: KernelTable) -> list[LoweredGroup]:
+    """Each kernel replaced by the structurally equal one already in `table` (if any)."""
+    return [replace(low, kernel=table.add(low.kernel)) if low.kernel is not None else low for low in lowered]
+
+
+def assign_storage(
+    graph: Graph, lowered: list[LoweredGroup], target: Target, table: KernelTable, bounds: dict[str, int]
+) -> ScopeBuilder:
+    """The model's scope: its inputs and outputs placed, then one step per lowered group
+    (control flow expanded, its bodies lowered on the way) and the copies to the outputs."""
+    scope = ScopeBuilder(graph, target, table)
+    scope.inputs = [ProgramBuffer(v.name, v.type.dtype, v.type.static_shape, "input") for v in graph.inputs]
+    scope.bind(graph.inputs, [Storage(b) for b in scope.inputs])
+    for v in graph.outputs:
+        name = _unique(v.name, scope.outputs)
+        scope.outputs.append(ProgramBuffer(name, v.type.dtype, bounded_shape(v, bounds), "output"))
+    scope.bind_outputs(graph.outputs, [Storage(b) for b in scope.outputs])
+    add_steps(scope, lowered)
+    return scope
+
+
+def add_steps(scope: ScopeBuilder, lowered: list[LoweredGroup]) -> None:
+    """Bind each lowered group's parameters to storages in `scope` and add its call (or, for
+    control flow, its steps), then the copies to the scope's outputs."""
+    for low in lowered:
+        if low.kernel is None:
+            lower_control(scope, low.group.root, lower_body)
+        else:
+            group = low.group
+            nodes = [f"{n.op} {n.name}" for n in group.nodes]
+            info = {"nodes": nodes, "flops": group_flops(group.nodes), "refusals": group.refusals}
+            scope.call(low.kernel, scope.bind_params(low.params), group.describe(), **info)
+    scope.copy_outputs()
+
+
+def lower_body(scope: ScopeBuilder) -> None:
+    """Stages 1-5 for a control-flow body in its own scope (its inputs and outputs already bound)."""
+    groups = fuse_groups(scope.graph)
+    lowered = lower_groups(scope.graph, groups, scope.target, scope.table)
+    lowered = schedule_kernels(lowered, scope.target)
+    add_steps(scope, dedupe_kernels(lowered, scope.table))
+
+
+def check_schedules_used(table: KernelTable) -> None:
+    """Refuse schedules given for kernels the program does not have."""
+    unknown = sorted(set(table.schedules) - table.names)
+    if unknown:
+        raise ScheduleError(f"schedules given for unknown kernels {unknown}; `aic inspect MODEL --kernels` lists them")
+
+
+def verify_kernels(kernels: list[Kernel], target: Target) -> None:
+    """Run the loop-IR verifier (ir/loop_verify.py) on every kernel; a failure is a compiler bug."""
+    for kernel in kernels:
+        verify_kernel(kernel, gpu=target.kind == "cuda")
+
+
+def plan_memory(scope: ScopeBuilder) -> ArenaPlan:
+    """Arena offsets for every slot of the program by the steps that touch it (slots holding
+    data-dependent sizes live until the run ends); the offsets are written into the buffers."""
+    for st, _ in scope.sizes:
+        st.touch(scope.clock[0] - 1)
+    plan = plan_arena([Lifetime(id(st), nbytes(st.buffer), st.first, st.last) for st in scope.arena])
+    for st in scope.arena:
+        st.buffer.offset = plan.offsets[id(st)]  # type: ignore[union-attr]
+    return plan
+
+
+def assemble_program(scope: ScopeBuilder, plan: ArenaPlan) -> Program:
+    """The program of the model's `scope`: the kernels its steps call, the weights they use laid
+    out in one blob, where each output's data-dependent sizes are, and the memory report."""
+    where = {s: st.buffer.offset + 8 * i for st, symbols in scope.sizes for i, s in enumerate(symbols)}  # type: ignore[union-attr]
+    for v, out in zip(scope.graph.outputs, scope.outputs):
+        out.dynamic = {d: (s, where[s]) for d, s in enumerate(v.type.shape) if isinstance(s, str)}
+    used = {id(b) for b in step_buffers(scope.calls)}
+    weights = [w for w in scope.weights.values() if id(w) in used]
+    offset = 0
+    for w in weights:
+        w.offset = offset
+        offset = align(offset + nbytes(w), ALIGN)
+    attrs = {
+        "arena_peak_bytes": plan.peak_bytes,
+        "arena_unshared_bytes": plan.total_bytes,
+        "memory_report": plan.report(),
+        "weight_bytes": offset,
+        "groups": scope.groups,
+    }
+    name = ident(scope.graph.name or "model")
+    return Program(name, scope.table.kernels, scope.calls, scope.inputs, scope.outputs, weights, plan.peak_bytes, attrs)
 
 
 def _unique(name: str, taken: list[ProgramBuffer]) -> str:

@@ -34,6 +34,8 @@ from aic.ir.loop import (
     Store,
     Var,
 )
+from aic.ir.loop_tools import binop, exprs_of, map_stmt, static_int, stmts_of, subst_stmt
+from aic.ir.loop_vectorize import vectorize_loop
 from aic.ir.schedule import (
     DIRECTIVES,
     Bind,
@@ -47,9 +49,6 @@ from aic.ir.schedule import (
     Unroll,
     Vectorize,
 )
-
-from .loop_util import binop, exprs_of, static_int, stmts_of, subst_stmt
-from .vectorize import vectorize_loop
 
 PARALLEL_MIN_WORK = 1 << 15  # statement executions (a vector store counts its lanes) worth waking the threads for
 PARALLEL_MIN_EXTENT = 16  # fuse outer loops until the parallel loop has this many iterations
@@ -96,24 +95,13 @@ def _on_loop(body: Stmt, name: str, fn: Callable[[For], Stmt], any_of: tuple[str
     names = set(any_of) or {name}
     found = []
 
-    def walk(s: Stmt) -> Stmt:
-        match s:
-            case For(var=v) if v.name in names and not found:
-                found.append(v.name)
-                return fn(s)
-            case For(body=b):
-                return replace(s, body=walk(b))
-            case Let(body=b):
-                return Let(s.var, s.value, walk(b))
-            case Allocate(body=b):
-                return Allocate(s.buffer, walk(b))
-            case If(cond=c, then=t, orelse=o):
-                return If(c, walk(t), walk(o) if o is not None else None)
-            case Seq(stmts=stmts):
-                return Seq([walk(x) for x in stmts])
-        return s
+    def at(s: Stmt) -> Stmt | None:
+        if isinstance(s, For) and s.var.name in names and not found:
+            found.append(s.var.name)
+            return fn(s)
+        return None
 
-    out = walk(body)
+    out = map_stmt(body, at)
     if not found:
         raise ScheduleError(f"no loop named {name}")
     return out

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aic.ir import Graph, TensorType
-
-from .passes.rewrite import clone_graph, refresh_types
+from aic.ir.graph_edit import clone_graph, refresh_types
 
 ShapeSpec = Mapping[str, int | Sequence[int]]
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 import numpy as np
 from aic.ir import Graph, Value
+from aic.ir.graph_edit import clone_graph, refresh_types
 
 from .lower.dynamic import compilable_bounds
-from .passes.rewrite import clone_graph, refresh_types
 from .shapes import bind_shapes
 
 MAX_FROZEN_ELEMENTS = 64  # an input larger than this is data, not a shape

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aic.ir import Dim, Graph, TensorType, Value, get_op
+from aic.ir import Dim, Graph, Node, TensorType, Value, get_op
 
 
 @dataclass
@@ -99,6 +99,18 @@ def summarize(graph: Graph, bindings: Mapping[str, int] | None = None) -> Summar
         bound_symbols=sorted(bound),
         unknown_flops=unknown,
     )
+
+
+def group_flops(nodes: list[Node]) -> int | None:
+    """The FLOPs of static-shaped `nodes` (None when an op does not count them)."""
+    total = 0
+    for node in nodes:
+        op = get_op(node.op)
+        count = op.flops(node.input_types(), [v.type for v in node.outputs], node.attrs) if op.flops else None
+        if not isinstance(count, int):
+            return None
+        total += count
+    return total
 
 
 def _graphs(graph: Graph) -> Iterator[Graph]:

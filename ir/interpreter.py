@@ -13,7 +13,7 @@ import numpy as np
 
 from .dims import is_static
 from .graph import Graph, Node, Value
-from .ops import get_op
+from .ops.registry import get_op
 
 
 class InterpreterError(RuntimeError):

@@ -369,6 +369,8 @@ class RowView(ProgramBuffer):
 class KernelCall:
     kernel: Kernel
     args: list[ProgramBuffer]
+    # What the call computes, for inspection: "group" (its ops), "nodes", "flops", "refusals" (fusion)
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

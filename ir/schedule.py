@@ -5,9 +5,9 @@ frozen dataclasses: they compare, hash, print, and replay (``compiler/schedule.p
 applies them to a kernel). Loops made by a record get derived names: ``Split("i", 8)``
 turns loop ``i`` into ``i.o`` (outer) and ``i.i`` (inner); ``Fuse("a", "b")`` makes
 ``a.b``; ``Vectorize("j", 8)`` leaves ``j.v`` over whole vectors and ``j.t`` for the
-remainder. `MicroKernel` and `CachePack` are directives read by the lowering of
-contractions: they choose the register tile and a packed weight layout before any loop
-exists, and are kept in the kernel's schedule so it prints whole.
+remainder. `MicroKernel`, `CachePack` and `TileOrder` are directives read by the lowering
+of contractions: they choose the register tile, a packed weight layout and the order of the
+tile loops before any loop exists, and are kept in the kernel's schedule so it prints whole.
 """
 
 from __future__ import annotations
@@ -116,9 +116,19 @@ class MicroKernel:
         return f"micro_kernel({self.rows}, {self.cols})"
 
 
-DIRECTIVES = (CachePack, MicroKernel)
+@dataclass(frozen=True)
+class TileOrder:
+    """Which tile loop of a register-tiled product is outermost: "rows" or "cols" (a lowering directive)."""
 
-Record = MicroKernel | Split | Reorder | Fuse | Tile | Vectorize | Parallel | Unroll | Bind | CachePack
+    outer: str
+
+    def __str__(self) -> str:
+        return f"tile_order({self.outer})"
+
+
+DIRECTIVES = (CachePack, MicroKernel, TileOrder)
+
+Record = MicroKernel | Split | Reorder | Fuse | Tile | Vectorize | Parallel | Unroll | Bind | CachePack | TileOrder
 
 
 def schedule_text(records: tuple[Record, ...] | list[Record]) -> str:

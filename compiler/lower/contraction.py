@@ -5,6 +5,11 @@ accumulated in a stack array over the whole K loop (unrolled over rows, vectoriz
 columns, fused multiply-adds), then written through the epilogue. A constant right-hand
 side is packed at compile time into column panels [batch, N/cols, K, cols] (zero padded),
 so the inner loop streams it contiguously. Other types use a plain dot-product nest.
+
+The tile, the packing and the order of the tile loops are the schedule records
+`MicroKernel(rows, cols)`, `CachePack(1, cols)` and `TileOrder("cols")` (column panels
+outermost): the defaults below, or the directives of a schedule given for the kernel
+(`register_tile`, `weight_packing`, `tile_order`), listed in its schedule.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Allocate, Bin, Call, Cast, Expr, For, Load, Stmt, Store
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
-from aic.ir.schedule import CachePack, MicroKernel, Unroll, Vectorize
+from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Unroll, Vectorize
 
 from ..loop_util import binop, seq
 from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_error
@@ -25,6 +30,46 @@ from .reduce import accumulate, stack
 from .table import Emit, anchor
 
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
+MAX_TILE = 64  # the largest tile side a schedule may ask for (its accumulators live on the stack)
+
+
+def register_tile(ctx: LowerCtx, default: MicroKernel) -> MicroKernel:
+    """The kernel's register tile: the `MicroKernel` directive of its schedule, else `default`."""
+    tile = next((r for r in ctx.directives if isinstance(r, MicroKernel)), default)
+    if not (1 <= tile.rows <= MAX_TILE and 1 <= tile.cols <= MAX_TILE):
+        raise ScheduleError(f"{tile}: rows and cols must be 1..{MAX_TILE}")
+    ctx.hints.append(tile)
+    return tile
+
+
+def tile_order(ctx: LowerCtx, default: str) -> str:
+    """Which tile loop is outermost, "rows" or "cols": the `TileOrder` directive of the kernel's
+    schedule, else `default` (recorded in the schedule only when given)."""
+    given = next((r for r in ctx.directives if isinstance(r, TileOrder)), None)
+    if given is None:
+        return default
+    if given.outer not in ("rows", "cols"):
+        raise ScheduleError(f"{given}: the outer tile loop is rows or cols")
+    ctx.hints.append(given)
+    return given.outer
+
+
+def weight_packing(ctx: LowerCtx, panel: int, packable: bool, required: bool = False) -> CachePack | None:
+    """How the constant operand 1 is packed: the `CachePack` directive of the kernel's schedule (its
+    panel must be `panel`, the tile side it feeds), else `CachePack(1, panel)` when the operand is
+    `packable` (a schedule giving a tile but no `CachePack` leaves it unpacked, unless packing is
+    `required` by the kernel)."""
+    given = next((r for r in ctx.directives if isinstance(r, CachePack)), None)
+    if given is None:
+        if not packable or (any(isinstance(r, MicroKernel) for r in ctx.directives) and not required):
+            return None
+        given = CachePack(1, panel)
+    if given.operand != 1 or not packable:
+        raise ScheduleError(f"{given}: only input 1 of this kernel can be packed, and only when it is a constant")
+    if given.panel != panel:
+        raise ScheduleError(f"{given}: the panel must match the register tile ({panel})")
+    ctx.hints.append(given)
+    return given
 
 
 def micro_kernel(
@@ -105,26 +150,35 @@ def tiled_product(
     b: Callable[[Expr, Expr, Expr], Expr],
     out: Callable[[Expr, Expr, Expr], Stmt],
     packed: bool,
+    tile: MicroKernel,
 ) -> Stmt:
-    """All tiles of an m x n product. `b(k, n0, c)` reads column n0 + c (a packed b reads panel n0 // width);
-    `out(i, j, value)` stores element (i, j)."""
-    width = 2 * ctx.lanes
-    full_m, full_n = m // ROWS * ROWS, n // width * width
+    """All `tile.rows` x `tile.cols` tiles of an m x n product. `b(k, n0, c)` reads column n0 + c (a packed b
+    reads panel n0 // width); `out(i, j, value)` stores element (i, j)."""
+    rows, width = tile.rows, tile.cols
+    full_m, full_n = m // rows * rows, n // width * width
 
-    def tile(m0: Expr, rows: int, n0: Expr, cols: int) -> Stmt:
+    def part(m0: Expr, nrows: int, n0: Expr, cols: int) -> Stmt:
         w = width if packed else cols
         return micro_kernel(
-            ctx, [k], rows, w, cols,
+            ctx, [k], nrows, w, cols,
             lambda r, kk: a(binop("add", m0, r), kk[0]),
             lambda kk, g, c: b(kk[0], n0, c),
             lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
         )
 
     def column(n0: Expr, cols: int) -> Stmt:
-        body = ctx.loop(m // ROWS, lambda mo: tile(binop("mul", mo, idx(ROWS)), ROWS, n0, cols), "mo")
-        rest = tile(idx(full_m), m - full_m, n0, cols) if m > full_m else None
+        body = ctx.loop(m // rows, lambda mo: part(binop("mul", mo, idx(rows)), rows, n0, cols), "mo")
+        rest = part(idx(full_m), m - full_m, n0, cols) if m > full_m else None
         return seq(body, rest)
 
+    def row(m0: Expr, nrows: int) -> Stmt:
+        body = ctx.loop(n // width, lambda no: part(m0, nrows, binop("mul", no, idx(width)), width), "no")
+        rest = part(m0, nrows, idx(full_n), n - full_n) if n > full_n else None
+        return seq(body, rest)
+
+    if tile_order(ctx, "cols") == "rows":  # a row strip of `a` stays in cache while b streams
+        whole = ctx.loop(m // rows, lambda mo: row(binop("mul", mo, idx(rows)), rows), "mo")
+        return seq(whole, row(idx(full_m), m - full_m) if m > full_m else None)
     whole = ctx.loop(n // width, lambda no: column(binop("mul", no, idx(width)), width), "no")
     tail = column(idx(full_n), n - full_n) if n > full_n else None
     return seq(whole, tail)
@@ -221,13 +275,11 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
 
         return _dot_nest(ctx, (*batch, m, n), k, term, cdtype(dtype),
                          lambda index, s: finish(*_split(index, batch), s))
-    width = 2 * ctx.lanes
+    tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))
+    width = tile.cols
     packed = None
-    if weight is not None and b_rank > 1:
-        packed = ctx.weight(pack_columns(weight.astype(np.float32), width), "w")
-        ctx.hints.extend([MicroKernel(ROWS, width), CachePack(1, width)])
-    else:
-        ctx.hints.append(MicroKernel(ROWS, width))
+    if weight_packing(ctx, width, weight is not None and b_rank > 1) is not None:
+        packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width), "w")
     b_batch = () if weight is None or b_rank == 1 else weight.shape[:-2]
 
     def per_batch(bi: list[Expr]) -> Stmt:
@@ -237,7 +289,7 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
             return packed.at([*broadcast_index(bi, b_batch), binop("div", n0, idx(width)), kk, c])
 
         return tiled_product(ctx, m, n, k, lambda i, kk: a_at(bi, i, kk), b,
-                             lambda i, j, v: finish(bi, i, j, v), packed is not None)
+                             lambda i, j, v: finish(bi, i, j, v), packed is not None, tile)
 
     return ctx.loops(batch, per_batch, "b")
 

@@ -7,6 +7,8 @@ convolution on the matrix-product micro-kernel: a tile is `ROWS` output position
 vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
 no bounds checks. Depthwise and other narrow convolutions use a direct nest whose output
 row vectorizes (stride 1), and ConvTranspose gathers its contributions per output element.
+The tile, the weight packing and (for position x channel tiles) the order of the tile loops
+are schedule records, as for matrix products (compiler/lower/contraction.py).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Bin, Cast, Expr, Load, Stmt
 from aic.ir.ops.window import Window, make_window
-from aic.ir.schedule import CachePack, MicroKernel
+from aic.ir.schedule import MicroKernel, ScheduleError
 
 from ..loop_util import binop, select, seq
-from .contraction import ROWS, micro_kernel
+from .contraction import ROWS, micro_kernel, register_tile, tile_order, weight_packing
 from .core import (
     BufferTensor,
     ComputeTensor,
@@ -135,22 +137,24 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
     icg = channels // group
     oc, kernel = weights.shape[0], list(weights.shape[2:])
     ocg = oc // group
-    width = 2 * ctx.lanes
+    tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))  # output positions x output channels
+    rows, width = tile.rows, tile.cols
+    weight_packing(ctx, width, True, required=True)
+    order = tile_order(ctx, "rows")
     tiles = -(-ocg // width)
     w = np.zeros((group, tiles * width, icg, *kernel), np.float32)
     w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
     w = w.reshape(group, tiles, width, icg, *kernel)
     packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")
-    ctx.hints.extend([MicroKernel(ROWS, width), CachePack(1, width)])
     plane = int(np.prod(padded))
     positions = int(np.prod(outs))
-    full_p, full_c = positions // ROWS * ROWS, ocg // width * width
+    full_p, full_c = positions // rows * rows, ocg // width * width
     row_strides = [s * int(np.prod(padded[i + 1:])) for i, s in enumerate(window.strides)]
 
     def per_image(n: Expr, g: Expr) -> Stmt:
         chan0 = binop("mul", g, idx(icg))
 
-        def tile(p0: Expr, rows: int, c0: Expr, cols: int) -> Stmt:
+        def part(p0: Expr, nrows: int, c0: Expr, cols: int) -> Stmt:
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 # Loop-invariant parts (the row's offset, once rows are unrolled) are hoisted by the back end.
                 ic, taps = ks[0], ks[1:]
@@ -169,14 +173,22 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", c0, c))
                 return finish([n, channel, *coords], v)
 
-            return micro_kernel(ctx, [icg, *kernel], rows, width, cols, a, b, out)
+            return micro_kernel(ctx, [icg, *kernel], nrows, width, cols, a, b, out)
 
-        def strip(p0: Expr, rows: int) -> Stmt:
-            whole = ctx.loop(ocg // width, lambda t: tile(p0, rows, binop("mul", t, idx(width)), width), "ct")
-            rest = tile(p0, rows, idx(full_c), ocg - full_c) if ocg > full_c else None
+        def strip(p0: Expr, nrows: int) -> Stmt:
+            whole = ctx.loop(ocg // width, lambda t: part(p0, nrows, binop("mul", t, idx(width)), width), "ct")
+            rest = part(p0, nrows, idx(full_c), ocg - full_c) if ocg > full_c else None
             return seq(whole, rest)
 
-        main = ctx.loop(positions // ROWS, lambda po: strip(binop("mul", po, idx(ROWS)), ROWS), "po")
+        def panel(c0: Expr, cols: int) -> Stmt:
+            whole = ctx.loop(positions // rows, lambda po: part(binop("mul", po, idx(rows)), rows, c0, cols), "po")
+            rest = part(idx(full_p), positions - full_p, c0, cols) if positions > full_p else None
+            return seq(whole, rest)
+
+        if order == "cols":  # a panel of weights stays in cache while the input streams
+            main = ctx.loop(ocg // width, lambda t: panel(binop("mul", t, idx(width)), width), "ct")
+            return seq(main, panel(idx(full_c), ocg - full_c) if ocg > full_c else None)
+        main = ctx.loop(positions // rows, lambda po: strip(binop("mul", po, idx(rows)), rows), "po")
         tail = strip(idx(full_p), positions - full_p) if positions > full_p else None
         return seq(main, tail)
 
@@ -197,12 +209,18 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
     width = min(2 * lanes, last)
     stacked = 2 if len(outs) > 1 and last <= lanes and outs[-2] > 1 else 1
     rows = ROWS if width > lanes or stacked > 1 else 2 * ROWS
+    tile = register_tile(ctx, MicroKernel(rows, stacked * width))  # output channels x positions (of `stacked` rows)
+    if tile.cols % stacked or tile.cols // stacked > last:
+        raise ScheduleError(f"{tile}: cols must be {stacked} times a row width of at most {last}")
+    rows, width = tile.rows, tile.cols // stacked
+    if last % lanes == 0 and width % lanes:  # no slack after the rows to round a tile up to whole vectors
+        raise ScheduleError(f"{tile}: a row width of {width} would read past the input; use a multiple of {lanes}")
+    weight_packing(ctx, rows, True, required=True)
     tiles = -(-ocg // rows)
     w = np.zeros((group, tiles * rows, icg, *kernel), np.float32)
     w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
     w = w.reshape(group, tiles, rows, icg, *kernel)
     packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")  # [g, tile, ic, *kernel, row]
-    ctx.hints.extend([MicroKernel(rows, stacked * width), CachePack(1, rows)])
     full_c, full_r = last // width * width, ocg // rows * rows
 
     def block(n: Expr, g: Expr, lead: list[Expr], sp_rows: int) -> Stmt:

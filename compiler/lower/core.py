@@ -208,12 +208,13 @@ class Param:
 class LowerCtx:
     """State of lowering one kernel: fresh names, Let scopes, parameters and lane width."""
 
-    def __init__(self, lanes: int = 8) -> None:
+    def __init__(self, lanes: int = 8, directives: Sequence[object] = ()) -> None:
         self.lanes = lanes  # float32 vector lanes of the target
         self.params: list[Param] = []
         self._counts: dict[str, int] = {}
         self._scopes: list[_Scope] = [_Scope()]
         self.hints: list[object] = []  # schedule records the lowering asks for
+        self.directives = list(directives)  # lowering directives given by the kernel's schedule (tiling)
 
     def fresh(self, hint: str) -> str:
         n = self._counts.get(hint, 0)

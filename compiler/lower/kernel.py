@@ -10,6 +10,7 @@ outputs with one loop nest per output shape.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,9 +41,12 @@ class LoweredKernel:
     hints: list[object]  # schedule records the lowering asks for
 
 
-def lower_group(nodes: list[Node], anchor: Node | None, needed: list[Value], name: str, lanes: int) -> LoweredKernel:
-    """Lower `nodes` (topological; the last is the root) storing the root outputs `needed`."""
-    ctx = LowerCtx(lanes)
+def lower_group(
+    nodes: list[Node], anchor: Node | None, needed: list[Value], name: str, lanes: int, directives: Sequence = ()
+) -> LoweredKernel:
+    """Lower `nodes` (topological; the last is the root) storing the root outputs `needed`;
+    `directives` (schedule records such as `MicroKernel`) replace the lowering's default tiling."""
+    ctx = LowerCtx(lanes, directives)
     root = nodes[-1]
     inside = {id(o) for n in nodes for o in n.outputs}
     reads = Counter(id(v) for n in nodes for v in n.inputs if v is not None)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aic.ir import Graph, print_graph, verify
+from aic.ir.graph_edit import clone_graph
 
 from .cse import eliminate_common_subexpressions
 from .dead_code import eliminate_dead_code
@@ -44,7 +45,7 @@ from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
 from .fuse_softmax import fuse_softmax
 from .noops import remove_noops
-from .rewrite import clone_graph, recording
+from .rewrite import recording
 from .simplify_arith import simplify_arithmetic
 from .simplify_chains import simplify_chains
 from .sink_layout import sink_layout

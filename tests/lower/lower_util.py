@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from aic.compiler.loop_eval import run_program
 from aic.compiler.program import build_program
 from aic.frontend.onnx import load_model
 from aic.ir import Graph, verify
 from aic.ir.loop import Program
+from aic.ir.loop_eval import run_program
 
 from tests.onnx_util import assert_close, node_model, run_ort
 

@@ -11,12 +11,12 @@ import json
 import numpy as np
 import onnx
 import pytest
-from aic.compiler.loop_eval import run_program
 from aic.compiler.lower import LoweringError
 from aic.compiler.program import build_program
 from aic.compiler.specialize import is_static
 from aic.frontend.onnx import load_model
 from aic.ir import DType
+from aic.ir.loop_eval import run_program
 from onnx import helper
 
 import aic

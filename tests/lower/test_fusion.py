@@ -5,9 +5,9 @@ import logging
 import numpy as np
 import pytest
 from aic.compiler.fusion import fuse
-from aic.compiler.loop_eval import run_program
 from aic.compiler.lower import LOWERINGS, Lowering, LoweringError
 from aic.ir import DType, GraphBuilder, TensorType, run_graph
+from aic.ir.loop_eval import run_program
 from aic.ir.loop_printer import kernel_text
 
 from tests.lower.lower_util import lower

@@ -1,10 +1,10 @@
 """Memory planning: arena reuse by liveness, no overlap of live buffers, views, outputs written in place."""
 
 import numpy as np
-from aic.compiler.loop_eval import run_program
 from aic.compiler.memory import ALIGN, ArenaPlan, Lifetime, check_plan, plan_arena
 from aic.ir import DType, GraphBuilder, TensorType, run_graph
 from aic.ir.loop import Program
+from aic.ir.loop_eval import run_program
 
 from tests.lower.lower_util import lower
 from tests.onnx_util import assert_close

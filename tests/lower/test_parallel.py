@@ -37,10 +37,10 @@ def test_gemm_with_ragged_tiles_is_the_same_on_two_threads():
 
 def test_reduction_loops_are_not_parallel():
     from aic.codegen.target import Target
-    from aic.compiler.loop_util import stmts_of
     from aic.compiler.program import build_program
     from aic.frontend.onnx import load_model
     from aic.ir.loop import Allocate, For, Store
+    from aic.ir.loop_tools import stmts_of
 
     program = build_program(load_model(gemm_model(32, 1024, 40)[0]), Target.parse("llvm"))
     for kernel in program.kernels:

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 from aic.codegen.target import Target
-from aic.compiler.loop_eval import run_kernel
-from aic.compiler.loop_util import seq
 from aic.compiler.lower.core import LowerCtx, linear, store
 from aic.compiler.schedule import apply, apply_all, default_schedule
 from aic.ir import GraphBuilder, TensorType
 from aic.ir.dtypes import DType
 from aic.ir.loop import Allocate, Buffer, Const, For, ForKind, Kernel, Load, Scope, Store
+from aic.ir.loop_eval import run_kernel
 from aic.ir.loop_printer import kernel_text
+from aic.ir.loop_tools import seq
 from aic.ir.schedule import (
     Bind,
     CachePack,

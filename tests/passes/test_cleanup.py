@@ -6,8 +6,8 @@ import numpy as np
 from aic.compiler.passes.cse import eliminate_common_subexpressions
 from aic.compiler.passes.dead_code import eliminate_dead_code
 from aic.compiler.passes.noops import remove_noops
-from aic.compiler.passes.rewrite import clone_graph
 from aic.ir import DType, GraphBuilder, TensorType, run_graph, verify
+from aic.ir.graph_edit import clone_graph
 
 from .util import assert_idempotent, check_pass, ops
 

@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable
 
 import numpy as np
-from aic.compiler.passes.rewrite import clone_graph, recording
+from aic.compiler.passes.rewrite import recording
 from aic.ir import Graph, print_graph, run_graph, verify
+from aic.ir.graph_edit import clone_graph
 
 SYMBOL_SIZE = 3
 

@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from aic.ir.loop import (
+
+from .loop import (
     INDEX,
     Allocate,
     Barrier,

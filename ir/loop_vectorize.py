@@ -1,4 +1,10 @@
-"""Explicit vectorization of one loop: its body rewritten over vector lanes.
+"""Vectorization of loops, the one vectoriser of the loop IR.
+
+- Explicit (a schedule's `Vectorize` record): `vectorize_loop` rewrites a loop's body over
+  vector lanes, below.
+- Implicit (a `For` of kind VECTORIZED, rendered by a target as one vector body with the loop
+  variable as the lanes): `vector_reject_reason` says why a body cannot be rendered so, and the
+  target renders such a loop as a scalar loop instead.
 
 `vectorize_loop(for, lanes)` replaces `for v in n: body` by a loop over whole vectors,
 where every expression depending on v becomes a `lanes`-wide vector (v itself is a
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from aic.ir.loop import (
+from .loop import (
     INDEX,
     Allocate,
     Barrier,
@@ -42,10 +48,21 @@ from aic.ir.loop import (
     Store,
     Unary,
     Var,
+    children,
 )
-from aic.ir.schedule import ScheduleError
-
-from .loop_util import binop, coefficient, exprs_of, map_expr, seq, static_int, subst, subst_stmt
+from .loop_tools import (
+    binop,
+    coefficient,
+    depends_on,
+    exprs_of,
+    inline_lets,
+    map_expr,
+    seq,
+    static_int,
+    subst,
+    subst_stmt,
+)
+from .schedule import ScheduleError
 
 
 def vectorize_loop(loop: For, lanes: int) -> Stmt:
@@ -229,3 +246,49 @@ class _Vectorizer:
         if s != 1:
             raise ScheduleError(f"store to {buf.name} has stride {s if s is not None else '(non-affine)'}")
         return Store(buf, self.first(i), self.widen(value))
+
+
+# ---------------------------------------------------------------- implicit vectorization (rendering)
+
+
+def _expr_reason(e: Expr) -> str | None:
+    if isinstance(e, (Ramp, Broadcast)) or e.lanes != 1:
+        return "the body already uses vector expressions"
+    for c in children(e):
+        reason = _expr_reason(c)
+        if reason:
+            return reason
+    return None
+
+
+def vector_reject_reason(s: Stmt, var: Var, lets: dict[Var, Expr]) -> str | None:
+    """Why `s` cannot be rendered with `var` as vector lanes, or None if it can."""
+    match s:
+        case Store(index=i, value=v):
+            reason = _expr_reason(i) or _expr_reason(v)
+            if reason:
+                return reason
+            if coefficient(inline_lets(i, lets), var) == 0:
+                return f"a store to {s.buffer.name} writes the same element from every lane"
+            return None
+        case Let(var=x, value=v, body=body):
+            return _expr_reason(v) or vector_reject_reason(body, var, {**lets, x: v})
+        case If(cond=c, then=t, orelse=o):
+            return (
+                _expr_reason(c)
+                or vector_reject_reason(t, var, lets)
+                or (vector_reject_reason(o, var, lets) if o is not None else None)
+            )
+        case Seq(stmts=stmts):
+            return next((r for st in stmts if (r := vector_reject_reason(st, var, lets))), None)
+        case For(kind=kind, start=start, extent=ext, body=body):
+            if kind not in (ForKind.SERIAL, ForKind.UNROLLED):
+                return f"it contains a {kind.value} loop"
+            if depends_on(inline_lets(start, lets), var) or depends_on(inline_lets(ext, lets), var):
+                return "an inner loop's bounds depend on the lane"
+            return vector_reject_reason(body, var, lets)
+        case Allocate():
+            return "it allocates a local buffer"
+        case Barrier():
+            return None
+    raise TypeError(f"unknown statement {s!r}")
