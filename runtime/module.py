@@ -70,11 +70,28 @@ def _open_library(path: Path) -> ctypes.CDLL:
         return ctypes.CDLL(real)
     with tempfile.TemporaryDirectory(prefix="aic-load-") as folder:
         alias = Path(folder) / path.name
-        try:
-            os.link(real, alias)
-        except OSError:
-            shutil.copyfile(real, alias)
-        return ctypes.CDLL(str(alias))  # the mapping outlives the file
+        for source, target in [(real, alias), (weights_path(real), weights_path(alias))]:
+            if target == alias or os.path.isfile(source):  # a side weights file travels with its .so
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
+        return ctypes.CDLL(str(alias))  # the mappings outlive the files
+
+
+def weights_path(artifact: str | os.PathLike) -> Path:
+    """The side weights file of a model .so (runtime/package.py writes it): model.so -> model.weights."""
+    path = Path(artifact)
+    return path.with_name(path.name.removesuffix(".so") + ".weights")
+
+
+def _is_onnx(path: Path) -> bool:
+    """An ONNX file (by name, or a protobuf rather than an ELF header)."""
+    if path.suffix.lower() == ".onnx":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head != b"\x7fELF" and head[:1] == b"\x08"  # ModelProto starts with field 1 (ir_version), varint
 
 
 def _bind(lib: ctypes.CDLL) -> None:
@@ -123,6 +140,11 @@ class Module(Signature):
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
+        if _is_onnx(self.path):
+            raise ModelLoadError(
+                f"{self.path}: this is an ONNX model, not a compiled one; compile it with aic.compile({str(path)!r}) "
+                "(or `aic compile`), or run it through aic.InferenceSession"
+            )
         try:
             self._lib = _open_library(self.path)
         except OSError as err:
