@@ -47,7 +47,7 @@ def compile(
     file removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}). Weights
     above 64 MiB go to a side file next to the .so unless `embed_weights=True`.
     """
-    from aic.cache import CompileCache, compile_key, describe_source, model_digest, options_record, place_artifact
+    from aic.cache import CompileCache, compile_key, describe_source, options_record, place_artifact
     from aic.codegen.target import Target, host_triple
     from aic.compiler.pipeline import compile_model
     from aic.compiler.shapes import bind_shapes
@@ -66,7 +66,7 @@ def compile(
     store = CompileCache() if cache and not isinstance(model, Graph) else None
     key = None
     if store is not None and store.enabled:
-        key = compile_key(model_digest(model), resolved, options_record(opt_level, shapes, embed_weights))
+        key = compile_key(store.model_digest(model), resolved, options_record(opt_level, shapes, embed_weights))
         hit = store.lookup(key)
         if hit is not None:
             return load(place_artifact(hit, output) if output is not None else hit, num_threads)

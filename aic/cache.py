@@ -71,23 +71,9 @@ def compiler_digest() -> str:
     return digest.hexdigest()
 
 
-def model_digest(model: str | os.PathLike | bytes | onnx.ModelProto) -> str:
-    """sha256 of the model: its bytes, plus any external data files it names."""
-    digest = hashlib.sha256()
-    if isinstance(model, onnx.ModelProto):
-        digest.update(model.SerializeToString())
-        return digest.hexdigest()
-    if isinstance(model, bytes):
-        digest.update(model)
-        return digest.hexdigest()
-    path = Path(model)
+def _sha256_file(path: Path) -> str:
     with open(path, "rb") as f:
-        hashlib.file_digest(f, lambda: digest)
-    for location in sorted(_external_files(path)):
-        digest.update(location.encode())
-        with open(path.parent / location, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _external_files(path: Path) -> set[str]:
@@ -135,10 +121,41 @@ class CompileCache:
         self.root = Path(root) if root is not None else cache_dir()
         self.models = self.root / "models"
         self.max_bytes = size_limit() if max_bytes is None else max_bytes
+        self._external: dict[Path, list[str]] = {}
 
     @property
     def enabled(self) -> bool:
         return self.max_bytes > 0
+
+    def model_digest(self, model: str | os.PathLike | bytes | onnx.ModelProto) -> str:
+        """sha256 of the model: its bytes, plus any external data files it names. A file's
+        digest is remembered by its path, size, inode and times, so a big unchanged model is
+        not read again."""
+        if isinstance(model, onnx.ModelProto):
+            return hashlib.sha256(model.SerializeToString()).hexdigest()
+        if isinstance(model, bytes):
+            return hashlib.sha256(model).hexdigest()
+        path = Path(model).resolve()
+        digest = hashlib.sha256(self._file_digest(path, with_external=True).encode())
+        for location in sorted(self._external.get(path, ())):
+            digest.update(location.encode())
+            digest.update(self._file_digest(path.parent / location, with_external=False).encode())
+        return digest.hexdigest()
+
+    def _file_digest(self, path: Path, with_external: bool) -> str:
+        st = path.stat()
+        stamp = f"{path}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+        memo = self.root / "digests" / hashlib.sha256(stamp.encode()).hexdigest()[:32]
+        try:
+            record = json.loads(memo.read_text())
+        except (OSError, ValueError):
+            record = {"sha256": _sha256_file(path), "external": sorted(_external_files(path)) if with_external else []}
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            partial = memo.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(record))
+            os.replace(partial, memo)
+        self._external[path] = record.get("external", [])
+        return str(record["sha256"])
 
     def lookup(self, key: str) -> Path | None:
         """The cached artifact for `key` (marked as just used), or None."""
@@ -202,6 +219,7 @@ class CompileCache:
         """Remove every cached model and runtime object; return the bytes freed."""
         freed = sum(e.nbytes for e in self.entries())
         shutil.rmtree(self.models, ignore_errors=True)
+        shutil.rmtree(self.root / "digests", ignore_errors=True)
         for obj in self.root.glob("aic_*-*.o"):
             freed += obj.stat().st_size
             obj.unlink(missing_ok=True)

@@ -114,3 +114,14 @@ def test_cli_cache_info_and_clear(cache_dir, capsys):
     assert main(["cache", "clear"]) == 0
     assert "removed" in capsys.readouterr().out
     assert CompileCache().entries() == [] and not list(cache_dir.glob("*.o"))
+
+
+def test_external_data_is_part_of_the_key(cache_dir, tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(mlp(0), path, save_as_external_data=True, location="mlp.data", size_threshold=0)
+    first = aic.compile(path).path
+    assert aic.compile(path).path == first
+    data = bytearray((tmp_path / "mlp.data").read_bytes())
+    data[0] ^= 0x40  # one weight changed, the .onnx file untouched
+    (tmp_path / "mlp.data").write_bytes(bytes(data))
+    assert aic.compile(path).path != first
