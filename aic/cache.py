@@ -136,8 +136,11 @@ class CompileCache:
         if isinstance(model, bytes):
             return hashlib.sha256(model).hexdigest()
         path = Path(model).resolve()
-        digest = hashlib.sha256(self._file_digest(path, with_external=True).encode())
-        for location in sorted(self._external.get(path, ())):
+        own = self._file_digest(path, with_external=True)
+        if not self._external.get(path):
+            return own  # as for the same bytes given in memory
+        digest = hashlib.sha256(own.encode())
+        for location in sorted(self._external[path]):
             digest.update(location.encode())
             digest.update(self._file_digest(path.parent / location, with_external=False).encode())
         return digest.hexdigest()
