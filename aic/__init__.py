@@ -19,6 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from aic.runtime.module import ModelLoadError, Module, TensorInfo, load
 
+from .session import (
+    GraphOptimizationLevel,
+    InferenceSession,
+    IOBinding,
+    ModelMetadata,
+    SessionOptions,
+    get_available_providers,
+    get_device,
+)
 from .specializing import SpecializingModule
 
 if TYPE_CHECKING:
@@ -26,7 +35,22 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelLoadError", "Module", "SpecializingModule", "TensorInfo", "__version__", "compile", "load"]
+__all__ = [
+    "GraphOptimizationLevel",
+    "IOBinding",
+    "InferenceSession",
+    "ModelLoadError",
+    "ModelMetadata",
+    "Module",
+    "SessionOptions",
+    "SpecializingModule",
+    "TensorInfo",
+    "__version__",
+    "compile",
+    "get_available_providers",
+    "get_device",
+    "load",
+]
 
 
 def compile(
