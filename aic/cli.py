@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from aic import __version__
+from aic.artifact_info import is_artifact, run_inspect_artifact
 from aic.cache import add_cache_command
 from aic.cli_compile import add_compile, add_run
 from aic.compiler.passes import optimize
@@ -26,7 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # the reader went away (`aic inspect m.onnx --ir | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +63,7 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
         description="Read a model and summarise it: inputs and outputs with types, op histogram, node count, "
         "parameter count and bytes, and a FLOP estimate.",
     )
-    p.add_argument("model", help="an .onnx file")
+    p.add_argument("model", help="an .onnx file, or a .so built by aic")
     p.add_argument("--ir", action="store_true", help="print the graph IR text instead of the summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
@@ -83,6 +89,8 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    if is_artifact(args.model):  # a compiled .so: its signature, target and metadata
+        return run_inspect_artifact(args)
     try:
         bindings = parse_bindings(args.dim)
         graph = load_model(args.model)

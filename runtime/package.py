@@ -144,6 +144,7 @@ def write_link_inputs(
         blob = side_file or folder / "weights.bin"
         size, digest = write_weights(blob, weights, trailer=side_file is not None)
     weights_info = {"external": side_file is not None, "bytes": size, "sha256": digest}
+    metadata = {**metadata, "weights_file": side_file is not None}  # aic inspect says where the weights are
     (folder / "model.s").write_text(model_assembly(metadata, inputs, outputs, blob.name, weights_info))
     return [folder / "model.s", folder / "kernels.o"]
 
