@@ -173,7 +173,7 @@ def link_shared_object(
         with step("link the model"):
             partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")
             cmd = [*compiler(), "-shared", *map(str, sources), *map(str, runtime_objects()), "-o", str(partial),
-                   f"-Wl,-soname,{output.name}", "-Wl,-Bsymbolic", *prefix_aliases(symbol_prefix),
+                   "-Wl,-Bsymbolic", *prefix_aliases(symbol_prefix),
                    "-lm", "-lpthread", "-ldl", "-Wl,-z,noexecstack", "-Wl,--as-needed"]  # fmt: skip
             _run(cmd, "linking the model", cwd=tmp)
             if partial_side is not None:
@@ -273,7 +273,7 @@ def _write_build_script(path: Path, target: Target, sources: list[Path]) -> None
         f"# Link the model for {target.triple} with a cross C compiler.",
         "set -e",
         'cd "$(dirname "$0")"',
-        f"{cc} {flags} -shared -I. {files} -o model.so -Wl,-soname,model.so -Wl,-Bsymbolic -lm -lpthread -ldl",
+        f"{cc} {flags} -shared -I. {files} -o model.so -Wl,-Bsymbolic -lm -lpthread -ldl",
     ]
     (path / "build.sh").write_text("\n".join(script) + "\n")
     (path / "build.sh").chmod(0o755)
