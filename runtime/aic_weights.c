@@ -25,7 +25,7 @@
 static const void *base;
 static void *mapping;
 static size_t mapped_bytes;
-static char error[768];
+static char error[1024]; /* paths are cut at 400 characters in messages */
 
 static void open_side_file(void) {
     Dl_info info;
@@ -43,7 +43,7 @@ static void open_side_file(void) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(error, sizeof error,
-                 "aic: cannot open the weights file %s: %s (this model keeps its weights in a side file next to "
+                 "aic: cannot open the weights file %.400s: %s (this model keeps its weights in a side file next to "
                  "the .so; copy both, or rebuild with --embed-weights for one file)",
                  path, strerror(errno));
         return;
@@ -52,7 +52,7 @@ static void open_side_file(void) {
     size_t expected = (size_t)aic_weights_data.nbytes + TRAILER_BYTES;
     if (fstat(fd, &st) != 0 || (size_t)st.st_size != expected) {
         snprintf(error, sizeof error,
-                 "aic: the weights file %s holds %lld bytes; this model expects %zu: it belongs to another build "
+                 "aic: the weights file %.400s holds %lld bytes; this model expects %zu: it belongs to another build "
                  "(copy the .weights file built with this .so)",
                  path, (long long)st.st_size, expected);
         close(fd);
@@ -61,13 +61,13 @@ static void open_side_file(void) {
     void *p = mmap(NULL, expected, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) {
-        snprintf(error, sizeof error, "aic: cannot map the weights file %s: %s", path, strerror(errno));
+        snprintf(error, sizeof error, "aic: cannot map the weights file %.400s: %s", path, strerror(errno));
         return;
     }
     const unsigned char *trailer = (const unsigned char *)p + aic_weights_data.nbytes;
     if (memcmp(trailer, MAGIC, 8) != 0 || memcmp(trailer + 16, aic_weights_data.sha256, 32) != 0) {
         snprintf(error, sizeof error,
-                 "aic: the weights file %s does not match this model (its sha256 differs): it belongs to another "
+                 "aic: the weights file %.400s does not match this model (its sha256 differs): it belongs to another "
                  "build (copy the .weights file built with this .so)",
                  path);
         munmap(p, expected);
