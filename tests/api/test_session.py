@@ -57,8 +57,10 @@ def test_session_options_from_aic_and_onnxruntime(model_path, monkeypatch):
     levels = []
     real_compile = aic.compile
     monkeypatch.setattr(aic, "compile", lambda *a, **k: levels.append(k["opt_level"]) or real_compile(*a, **k))
-    for options_type, enum in [(aic.SessionOptions, aic.GraphOptimizationLevel), (ort.SessionOptions,
-                                                                                  ort.GraphOptimizationLevel)]:
+    for options_type, enum in [
+        (aic.SessionOptions, aic.GraphOptimizationLevel),
+        (ort.SessionOptions, ort.GraphOptimizationLevel),
+    ]:
         options = options_type()
         options.intra_op_num_threads = 1
         for level in ["ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL"]:
