@@ -6,7 +6,8 @@ change the code (opt level, shapes, weight placement) and the compiler itself (i
 version and a digest of its sources, so an edited compiler never serves stale code).
 Entries live in `AIC_CACHE_DIR/models/<key>/` (default `$XDG_CACHE_HOME/aic`, else
 `~/.cache/aic`); the cache holds at most `AIC_CACHE_SIZE` bytes (default 2G; `0` turns
-model caching off), evicting the least recently used entries. `aic cache info` and
+model caching off), evicting the least recently used entries (processes storing at the
+same time may overshoot it until their next store). `aic cache info` and
 `aic cache clear` show and empty it.
 """
 
@@ -101,6 +102,9 @@ def compile_key(model_sha256: str, target: Any, options: Mapping[str, Any]) -> s
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=list).encode()).hexdigest()
 
 
+_TOTALS: dict[Path, int] = {}  # per cache: its size as this process last knew it
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     key: str
@@ -187,7 +191,14 @@ class CompileCache:
                     raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self.evict(keep=key)
+        # The bound is checked by listing the cache once per process, then counting what this
+        # process adds; another listing happens only when the count passes the bound.
+        total = _TOTALS.get(self.models)
+        total = sum(e.nbytes for e in self.entries()) if total is None else total + nbytes
+        if total > self.max_bytes:
+            self.evict(keep=key)
+            total = sum(e.nbytes for e in self.entries())
+        _TOTALS[self.models] = total
         return self.models / key / "model.so"
 
     def entries(self) -> list[CacheEntry]:
@@ -221,6 +232,7 @@ class CompileCache:
     def clear(self) -> int:
         """Remove every cached model and runtime object; return the bytes freed."""
         freed = sum(e.nbytes for e in self.entries())
+        _TOTALS.pop(self.models, None)
         shutil.rmtree(self.models, ignore_errors=True)
         shutil.rmtree(self.root / "digests", ignore_errors=True)
         for obj in self.root.glob("aic_*-*.o"):
