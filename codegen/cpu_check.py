@@ -4,16 +4,14 @@ LLVM only warns about an unknown CPU or feature name (and ignores it), and abort
 process on a feature without its + or - sign; aic refuses both with a clear error.
 A CPU named without -mattr gets that CPU's features recorded, so the artifact's
 load-time check refuses a machine that lacks them (rather than dying on an illegal
-instruction). LLVM does not list a CPU's features through its C API, so for x86 they are
-read from the C compiler aic links with (`cc -march=CPU -dM -E`: the __AVX2__-style
-macros), keeping only names LLVM knows.
+instruction). LLVM's C API does not list a CPU's features, so they are asked of LLVM's
+inliner, which refuses to inline code that needs a feature into a CPU without it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -64,19 +62,24 @@ def check_cpu_target(triple: str, cpu: str, features: tuple[str, ...]) -> None:
 
 
 @cache
-def cpu_features(cpu: str, known: frozenset[str]) -> tuple[str, ...]:
-    """The features of x86 CPU `cpu` ('+avx2', ...) among the `known` LLVM feature names."""
-    cc = os.environ.get("CC", "cc").split()
-    proc = subprocess.run([*cc, f"-march={cpu}", "-dM", "-E", "-x", "c", os.devnull], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ValueError(
-            f"-mcpu={cpu}: cannot tell which features this CPU has (the C compiler {cc[0]} does not know "
-            f"-march={cpu}); give them with -mattr, e.g. -mattr=+avx2,+fma"
-        )
-    found = set()
-    for name in re.findall(r"#define __([A-Z0-9_]+)__ 1\b", proc.stdout):
-        lower = name.lower()
-        for spelling in (lower.replace("_", "."), lower.replace("_", "-"), lower):
-            if spelling in known:
-                found.add(spelling)
-    return tuple(sorted(f"+{f}" for f in found))
+def cpu_features(triple: str, cpu: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The features of `cpu` ('+avx2', ...) among the `known` LLVM feature names, as LLVM itself
+    decides: a function compiled for `cpu` may inline one that needs feature f only if the CPU
+    has f, so one tiny callee per feature is offered to the inliner and the inlined ones count."""
+    import llvmlite.binding as llvm
+
+    lines = []
+    for i, feature in enumerate(known):
+        lines += [
+            f'define internal i32 @needs{i}(i32 %x) #{2 * i} {{\n  %y = add i32 %x, {i + 1}\n  ret i32 %y\n}}',
+            f"define i32 @calls{i}(i32 %x) #{2 * i + 1} {{\n  %r = call i32 @needs{i}(i32 %x)\n  ret i32 %r\n}}",
+            f'attributes #{2 * i} = {{ "target-features"="+{feature}" }}',
+            f'attributes #{2 * i + 1} = {{ "target-cpu"="{cpu}" }}',
+        ]
+    module = llvm.parse_assembly("\n".join(lines))
+    machine = llvm.Target.from_triple(triple).create_target_machine(cpu=cpu, opt=2)
+    module.triple = machine.triple
+    builder = llvm.create_pass_builder(machine, llvm.create_pipeline_tuning_options(speed_level=2))
+    builder.getModulePassManager().run(module, builder)
+    callers = {f.name: str(f) for f in module.functions if f.name.startswith("calls")}
+    return tuple(f"+{f}" for i, f in enumerate(known) if f"@needs{i}(" not in callers[f"calls{i}"])

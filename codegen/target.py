@@ -77,8 +77,8 @@ def _features(triple: str, cpu: str, opts: dict[str, str]) -> tuple[str, ...]:
     named x86 CPU's), then -mattr's additions and removals."""
     if cpu == host_cpu() and triple == host_triple():
         base = list(host_features())
-    elif "mcpu" in opts and triple.startswith("x86_64") and host_triple().startswith("x86_64"):
-        base = list(cpu_features(cpu, frozenset(_llvm().get_host_cpu_features())))
+    elif "mcpu" in opts and triple.split("-")[0] == host_triple().split("-")[0]:  # names LLVM knows for this arch
+        base = list(cpu_features(triple, cpu, tuple(sorted(_llvm().get_host_cpu_features()))))
     else:
         base = []
     for flag in (f for f in opts.get("mattr", "").split(",") if f):

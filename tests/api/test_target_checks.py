@@ -40,6 +40,8 @@ def test_a_named_cpu_records_its_features():
     sapphire = Target.parse("llvm -mcpu=sapphirerapids")
     assert {"+avx512f", "+avx512bf16", "+avx512fp16", "+avx2", "+fma"} <= set(sapphire.features)
     assert sapphire.vector_bits == 512
+    znver4 = set(Target.parse("llvm -mcpu=znver4").features)
+    assert {"+avx512f", "+avx512bf16", "+avx512vnni"} <= znver4 and "+avx512fp16" not in znver4
     haswell = Target.parse("llvm -mcpu=haswell -mattr=-fma")
     assert "+avx2" in haswell.features and "-fma" in haswell.features and "+fma" not in haswell.features
 
