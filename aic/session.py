@@ -11,7 +11,8 @@ cheap. Session options map onto aic's: `intra_op_num_threads` is the thread coun
 -O3). `aic.SessionOptions` has the same fields; an onnxruntime `SessionOptions` is read
 too. aic-only keywords: `concurrent_runs=N` gives the session N native instances (each
 with its own arena and threads), so N threads calling `run` at once run in parallel
-instead of one after another; `shapes=` binds symbolic dims as in `aic.compile`.
+instead of one after another (a model compiled per input signature keeps one);
+`shapes=` binds symbolic dims as in `aic.compile`. Profiling is refused for now.
 """
 
 from __future__ import annotations
