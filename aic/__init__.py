@@ -4,6 +4,7 @@
     module = aic.compile("model.onnx", output="model.so")   # ONNX -> one native .so, loaded
     outputs = module.run(None, {"x": x})                     # like onnxruntime's InferenceSession.run
     module = aic.load("model.so")                            # later, without the compiler
+    session = aic.InferenceSession("model.onnx")             # onnxruntime's API, compiled by aic
 
 Importing aic and loading a model does not import the compiler or LLVM.
 """
@@ -11,11 +12,22 @@ Importing aic and loading a model does not import the compiler or LLVM.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aic.runtime.module import ModelLoadError, Module, TensorInfo, load
 
+from .session import (
+    GraphOptimizationLevel,
+    InferenceSession,
+    IOBinding,
+    ModelMetadata,
+    SessionOptions,
+    get_available_providers,
+    get_device,
+)
 from .specializing import SpecializingModule
 
 if TYPE_CHECKING:
@@ -23,7 +35,22 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelLoadError", "Module", "SpecializingModule", "TensorInfo", "__version__", "compile", "load"]
+__all__ = [
+    "GraphOptimizationLevel",
+    "IOBinding",
+    "InferenceSession",
+    "ModelLoadError",
+    "ModelMetadata",
+    "Module",
+    "SessionOptions",
+    "SpecializingModule",
+    "TensorInfo",
+    "__version__",
+    "compile",
+    "get_available_providers",
+    "get_device",
+    "load",
+]
 
 
 def compile(
@@ -35,14 +62,20 @@ def compile(
     *,
     num_threads: int | None = None,
     schedules: Mapping[str, Sequence[Any]] | None = None,
+    embed_weights: bool | None = None,
+    cache: bool = True,
 ) -> Module | SpecializingModule:
-    """Compile `model` (an ONNX path or ModelProto, or an aic Graph) and load it.
+    """Compile `model` (an ONNX path, ModelProto or serialised bytes, or an aic Graph) and load it.
 
-    The .so is written to `output`; without one it goes to a temporary file that is
-    removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}). `schedules`
+    The .so is written to `output`; without one it stays in the compile cache (aic/cache.py:
+    an unchanged model, target and options is a lookup), or with `cache=False` in a temporary
+    file removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}). Weights
+    above 64 MiB go to a side file next to the .so unless `embed_weights=True`. `schedules`
     replaces the schedules of the kernels it names ({"k3_matmul": [MicroKernel(4, 32), ...]},
-    records of `aic.ir.schedule`; `aic inspect MODEL --kernels` lists the kernels).
+    records of `aic.ir.schedule`; `aic inspect MODEL --kernels` lists the kernels); a compile
+    with schedules is not cached.
     """
+    from aic.cache import CompileCache, compile_key, describe_source, options_record, place_artifact
     from aic.codegen.target import Target, host_triple
     from aic.compiler.pipeline import compile_model
     from aic.compiler.shapes import bind_shapes
@@ -50,27 +83,49 @@ def compile(
     from aic.frontend.onnx import load_model
     from aic.ir import Graph
 
-    if Target.parse(target).triple != host_triple():
+    resolved = Target.parse(target)
+    if resolved.triple != host_triple():
         raise ValueError(
             f"target {target} is not this machine's, so its model cannot be loaded here; cross-compile with "
             "aic.compiler.pipeline.compile_model or `aic compile`"
         )
-    graph = model if isinstance(model, Graph) else load_model(model)
-    try:
-        static = is_static(bind_shapes(graph, shapes))
-    except ValueError:  # a symbolic input dim left unbound
-        static = False
-    if not static:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        model = bytes(model)
+    store = CompileCache() if cache and not schedules and not isinstance(model, Graph) else None
+    key = None
+    if store is not None and store.enabled:
+        key = compile_key(store.model_digest(model), resolved, options_record(opt_level, shapes, embed_weights))
+        hit = store.lookup(key)
+        if hit is not None:
+            return load(place_artifact(hit, output) if output is not None else hit, num_threads)
+    graph = model if isinstance(model, Graph) else load_model(_proto(model))
+    bound = bind_shapes(graph, shapes, allow_unbound=True)  # mistakes in `shapes` raise here
+    if not is_static(bound):
         if output is not None:
             raise ValueError(
                 "the model's shapes depend on its inputs, so no single .so can be written; bind its symbolic "
                 "dims with shapes={...}, or compile without output= to specialise on each input signature"
             )
-        compile_static = lambda g: compile_model(g, target, opt_level, schedules=schedules)  # noqa: E731
-        return SpecializingModule(graph, compile_static, num_threads)
-    path = compile_model(graph, target, opt_level, output, shapes, schedules=schedules)
+        compile_static = lambda g: compile_model(g, resolved, opt_level, schedules=schedules)  # noqa: E731
+        return SpecializingModule(bound, compile_static, num_threads)
+
+    def build(path: str | os.PathLike | None) -> Path:
+        return compile_model(bound, resolved, opt_level, path, embed_weights=embed_weights, schedules=schedules)
+
+    if key is not None:
+        artifact = store.store(key, build, describe_source(model))
+        return load(place_artifact(artifact, output) if output is not None else artifact, num_threads)
+    path = build(output)
     module = load(path, num_threads)
-    if output is None:  # the loaded code stays mapped after the file is gone
-        path.unlink()
-        path.parent.rmdir()
+    if output is None:  # the loaded code and weights stay mapped after the files are gone
+        shutil.rmtree(path.parent)
     return module
+
+
+def _proto(model: Any) -> Any:
+    """An ONNX path or ModelProto as is; serialised bytes parsed."""
+    if isinstance(model, bytes):
+        import onnx
+
+        return onnx.load_model_from_string(model)
+    return model

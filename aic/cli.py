@@ -7,10 +7,12 @@ and a `run_<name>(args) -> exit status` that does the work.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from aic import __version__
+from aic.cli_cache import add_cache_command
 from aic.cli_compile import add_compile, add_run
 from aic.cli_inspect import add_inspect
 
@@ -21,7 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # the reader went away (`aic inspect m.onnx --ir | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect(subparsers)
     add_compile(subparsers)
     add_run(subparsers)
+    add_cache_command(subparsers)
     return parser
 
 

@@ -50,6 +50,20 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--disable-pass", action="append", default=[], metavar="NAME", help="skip this graph pass (repeatable)"
     )
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--embed-weights", dest="embed_weights", action="store_const", const=True, default=None,
+        help="keep the weights inside the .so (default: embedded up to 64 MiB, else a side file OUT.weights)",
+    )  # fmt: skip
+    weights.add_argument(
+        "--weights-file", dest="embed_weights", action="store_const", const=False,
+        help="write the weights to a side file OUT.weights (mapped when the .so loads), whatever their size",
+    )  # fmt: skip
+    p.add_argument(
+        "--symbol-prefix",
+        metavar="NAME",
+        help="also export the C ABI as NAME_aic_* (to link several models into one program)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run_compile)
 
@@ -75,6 +89,7 @@ def _progress(step: int, steps: int, what: str, seconds: float | None) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     from aic.compiler.pipeline import compile_model
+    from aic.runtime.module import weights_path
 
     start = time.perf_counter()
     try:
@@ -87,13 +102,16 @@ def run_compile(args: argparse.Namespace) -> int:
             shapes,
             None if args.quiet else _progress,
             disable_passes=args.disable_pass,
+            embed_weights=args.embed_weights,
+            symbol_prefix=args.symbol_prefix,
         )
     except (ValueError, RuntimeError, OSError) as err:
         if not args.quiet:
             print(file=sys.stderr)
         return _fail(str(err))
     if not args.quiet:
-        size = sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir() else path.stat().st_size
+        files = list(path.rglob("*")) if path.is_dir() else [p for p in (path, weights_path(path)) if p.is_file()]
+        size = sum(f.stat().st_size for f in files)
         print(f"wrote {path} ({size / 1024:.0f} KiB) in {time.perf_counter() - start:.2f}s", file=sys.stderr)
     return 0
 

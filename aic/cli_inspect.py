@@ -61,6 +61,10 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from aic.artifact_info import is_artifact, run_inspect_artifact
+
+    if is_artifact(args.model):  # a compiled .so: its signature, target and metadata
+        return run_inspect_artifact(args)
     from aic.compiler.passes import optimize
     from aic.compiler.summary import summarize
     from aic.frontend.onnx import FrontendError, load_model

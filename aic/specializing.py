@@ -10,6 +10,7 @@ inputs) is compiled once, ahead of its first run, into an ordinary static
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +48,7 @@ class SpecializingModule(Signature):
             graph, frozen = specialize(self.graph, feeds)
             path = self._compile_static(graph)
             module = Module(path, self._num_threads)
-            os.unlink(path)  # the loaded code stays mapped after the file is gone
-            os.rmdir(os.path.dirname(path))
+            shutil.rmtree(os.path.dirname(path))  # the loaded code and weights stay mapped after the files are gone
             self._cache[key] = (module, frozen)
         module, frozen = self._cache[key]
         return module.run(output_names, {n: a for n, a in feeds.items() if n not in frozen})

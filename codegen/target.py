@@ -10,6 +10,8 @@ import shlex
 from dataclasses import dataclass, field
 from functools import cache
 
+from .cpu_check import check_cpu_target, cpu_features
+
 
 @dataclass(frozen=True)
 class Target:
@@ -64,13 +66,26 @@ class Target:
         triple = opts.get("mtriple", host_triple())
         same_machine = triple == host_triple()
         cpu = opts.get("mcpu", host_cpu() if same_machine else "generic")
-        if "mattr" in opts:
-            features = tuple(f for f in opts["mattr"].split(",") if f)
-        elif same_machine and cpu == host_cpu():
-            features = host_features()
-        else:
-            features = ()
+        check_cpu_target(triple, cpu, ())  # an unknown -mcpu or -mattr name: ValueError
+        features = _features(triple, cpu, opts)
+        check_cpu_target(triple, cpu, features)
         return Target("llvm", triple, cpu, features, opts)
+
+
+def _features(triple: str, cpu: str, opts: dict[str, str]) -> tuple[str, ...]:
+    """The features recorded for the load-time check: the CPU's own (this machine's, or a
+    named x86 CPU's), then -mattr's additions and removals."""
+    if cpu == host_cpu() and triple == host_triple():
+        base = list(host_features())
+    elif "mcpu" in opts and triple.split("-")[0] == host_triple().split("-")[0]:  # names LLVM knows for this arch
+        base = list(cpu_features(triple, cpu, tuple(sorted(_llvm().get_host_cpu_features()))))
+    else:
+        base = []
+    for flag in (f for f in opts.get("mattr", "").split(",") if f):
+        name = flag.lstrip("+-")
+        base = [f for f in base if f[1:] != name]
+        base.append(flag)  # "-f" stays: LLVM must not enable it for the CPU; the load check reads "+f" only
+    return tuple(base)
 
 
 @cache

@@ -42,18 +42,22 @@ def compile_model(
     progress: Progress | None = None,
     disable_passes: Sequence[str] = (),
     schedules: Schedules | None = None,
+    embed_weights: bool | None = None,
+    symbol_prefix: str | None = None,
 ) -> Path:
     """Compile `model` (an ONNX file or proto, or a Graph) for `target` at `opt_level`
     (0-3) into a shared object at `output` (default: a new temporary folder) and return
     its path. `shapes` binds symbolic input dims ({"batch": 1} or {"x": (1, 3, 224, 224)}).
     `progress` is called as each step starts and as it ends; `disable_passes` names graph
     passes to skip; `schedules` replaces the schedules of the kernels it names
-    (compiler/program.py, `Schedules`)."""
+    (compiler/program.py, `Schedules`). Weights go into the .so, or to a side file when large
+    (`embed_weights` None), as asked otherwise; `symbol_prefix` also exports the ABI as
+    <prefix>_aic_*."""
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
     target = Target.parse(target)
     cross = target.triple != host_triple()
-    step = _stepper(progress, total=6)
+    step = _stepper(progress, total=7)
     with step("read the model"):  # ONNX -> graph IR with inferred types
         graph = model if isinstance(model, Graph) else load_model(model)
     with step("bind input shapes"):  # symbolic dims -> static sizes
@@ -64,11 +68,11 @@ def compile_model(
         program = build_program(graph, target, schedules)
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
-    with step("link the model" if not cross else "write the link inputs"):  # + runtime, weights, metadata
-        path = Path(output) if output is not None else _default_output(program.name, cross)
-        if cross:
-            return export_link_inputs(program, code.object, target, path, opt_level)
-        return package_program(program, code.object, target, path, opt_level)
+    # write the weights, then link them (or the side file's digest) with the runtime and metadata
+    path = Path(output) if output is not None else _default_output(program.name, cross)
+    if cross:
+        return export_link_inputs(program, code.object, target, path, opt_level, embed_weights, step)
+    return package_program(program, code.object, target, path, opt_level, embed_weights, step, symbol_prefix)
 
 
 def lower_model(

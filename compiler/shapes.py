@@ -15,9 +15,10 @@ from aic.ir.graph_edit import clone_graph, refresh_types
 ShapeSpec = Mapping[str, int | Sequence[int]]
 
 
-def bind_shapes(graph: Graph, shapes: ShapeSpec | None) -> Graph:
+def bind_shapes(graph: Graph, shapes: ShapeSpec | None, allow_unbound: bool = False) -> Graph:
     """A copy of `graph` with static input shapes; ValueError naming the input and
-    symbol when a dim is left unbound, or when `shapes` names nothing in the graph."""
+    symbol when a dim is left unbound (unless `allow_unbound`: it stays symbolic), or when
+    `shapes` names nothing in the graph or gives a bad size."""
     shapes = dict(shapes or {})
     symbols = {d for v in graph.inputs for d in v.type.shape if isinstance(d, str)}
     inputs = {v.name: v for v in graph.inputs}
@@ -27,7 +28,7 @@ def bind_shapes(graph: Graph, shapes: ShapeSpec | None) -> Graph:
             f"shapes names {unknown}, which are neither inputs ({sorted(inputs)}) nor input dim symbols "
             f"({sorted(symbols)})"
         )
-    if all(v.type.is_static for v in graph.inputs) and not shapes:
+    if not shapes and (allow_unbound or all(v.type.is_static for v in graph.inputs)):
         return graph
     sizes = {k: _size(k, v) for k, v in shapes.items() if k in symbols and k not in inputs}
     whole = {name: _whole_shape(name, inputs[name].type, value) for name, value in shapes.items() if name in inputs}
@@ -42,7 +43,7 @@ def bind_shapes(graph: Graph, shapes: ShapeSpec | None) -> Graph:
             continue
         dims = tuple(sizes.get(d, d) if isinstance(d, str) else d for d in v.type.shape)
         for d in dims:
-            if isinstance(d, str):
+            if isinstance(d, str) and not allow_unbound:
                 raise ValueError(
                     f"input '{v.name}' has symbolic dim '{d}' (shape {list(v.type.shape)}); bind it to a size with "
                     f"shapes={{'{d}': N}} (aic compile --shape {d}=N)"

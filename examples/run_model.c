@@ -6,8 +6,9 @@
  * Each INPUT.raw holds the raw bytes of one input, in the model's input order
  * (e.g. numpy's `x.astype(np.float32).tofile("x.raw")`); inputs without a file are
  * zeros. Prints the model's signature, the run time and statistics of each output.
- * The model is opened with dlopen, so one binary runs any model; a program for one
- * model can instead link the .so directly (cc main.c model.so) and call aic.h.
+ * The model is opened with dlopen, so one binary runs any model. A program for given
+ * models can instead link them directly and call aic.h; two_models.c shows how, with
+ * models compiled with --symbol-prefix so that their functions do not clash.
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -106,7 +107,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) repeat = atoi(argv[++i]);
         else if (nfiles < 64) files[nfiles++] = argv[i];
     }
-    void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    /* dlopen searches the library path for a bare name: "model.so" means the file here. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s", strchr(argv[1], '/') ? "" : "./", argv[1]);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (lib == NULL) {
         fprintf(stderr, "run_model: %s\n", dlerror());
         return 1;

@@ -82,6 +82,25 @@ const char *aic_last_error(void);
 
 void aic_destroy(aic_model *model);
 
+/* A model compiled with `aic compile --symbol-prefix P` also exports every function above
+ * as P_aic_* (aliases of the same code), so that several models link into one program:
+ *     AIC_DECLARE_PREFIXED(resnet)      // declares resnet_aic_create, resnet_aic_run, ...
+ *     aic_model *m = resnet_aic_create(0);
+ * Link with the models' .so files and an rpath: cc main.c resnet.so bert.so -Wl,-rpath,'$ORIGIN' */
+#define AIC_DECLARE_PREFIXED(P)                                                                       \
+    int P##_aic_abi_version(void);                                                                    \
+    const char *P##_aic_signature(void);                                                              \
+    int P##_aic_num_inputs(void);                                                                     \
+    int P##_aic_num_outputs(void);                                                                    \
+    const aic_tensor_info *P##_aic_input_info(int i);                                                 \
+    const aic_tensor_info *P##_aic_output_info(int i);                                                \
+    aic_model *P##_aic_create(int num_threads);                                                       \
+    int P##_aic_num_threads(const aic_model *model);                                                  \
+    int P##_aic_run(aic_model *model, const void *const *inputs, void *const *outputs);               \
+    int P##_aic_output_shape(aic_model *model, int i, int64_t *dims);                                 \
+    const char *P##_aic_last_error(void);                                                             \
+    void P##_aic_destroy(aic_model *model);
+
 #ifdef __cplusplus
 }
 #endif

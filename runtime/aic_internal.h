@@ -24,8 +24,23 @@ typedef struct aic_model_info {
 
 extern const aic_model_info aic_model_data;
 
-/* The weight blob (an .incbin in model.s). */
+/* The weight blob (an .incbin in model.s; one zero byte when the weights are in a side file). */
 extern const unsigned char aic_weights[];
+
+/* Written by runtime/model_asm.py: where the weights are. A side file (external != 0) is
+ * <model .so name without .so>.weights next to the .so: the blob, then a 64-byte trailer
+ * ("AICWGT01", nbytes, sha256), mapped by aic_weights.c when the .so is loaded. */
+typedef struct aic_weights_info {
+    int64_t external;
+    int64_t nbytes;
+    unsigned char sha256[32];
+} aic_weights_info;
+
+extern const aic_weights_info aic_weights_data;
+
+/* The weights the kernels read, or NULL with *why set when the side file is missing or
+ * does not belong to this .so (why may be NULL). */
+const void *aic_weights_base(const char **why);
 
 /* The generated entry: runs every kernel in order. */
 void aic_entry(void *arena, const void *const *inputs, void *const *outputs, const void *weights);

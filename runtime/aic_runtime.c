@@ -281,6 +281,11 @@ static int default_threads(int *out) {
 
 AIC_API aic_model *aic_create(int num_threads) {
     char missing[32];
+    const char *why;
+    if (aic_weights_base(&why) == NULL) {
+        fail(AIC_ERROR_INVALID_ARGUMENT, "%s", why);
+        return NULL;
+    }
     if (missing_feature(aic_model_data.features, missing, sizeof missing)) {
         fail(AIC_ERROR_UNSUPPORTED_CPU,
              "aic: this model was compiled for CPU '%s' with feature +%s, which this CPU lacks; "
@@ -328,7 +333,7 @@ AIC_API int aic_run(aic_model *model, const void *const *inputs, void *const *ou
     if (status != AIC_OK) return status;
     pthread_mutex_lock(&model->run_lock);
     current_pool = &model->pool;
-    aic_entry(model->arena, inputs, outputs, aic_weights);
+    aic_entry(model->arena, inputs, outputs, aic_weights_base(NULL));
     current_pool = NULL;
     model->has_run = 1;
     pthread_mutex_unlock(&model->run_lock);

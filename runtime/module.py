@@ -70,11 +70,28 @@ def _open_library(path: Path) -> ctypes.CDLL:
         return ctypes.CDLL(real)
     with tempfile.TemporaryDirectory(prefix="aic-load-") as folder:
         alias = Path(folder) / path.name
-        try:
-            os.link(real, alias)
-        except OSError:
-            shutil.copyfile(real, alias)
-        return ctypes.CDLL(str(alias))  # the mapping outlives the file
+        for source, target in [(real, alias), (weights_path(real), weights_path(alias))]:
+            if target == alias or os.path.isfile(source):  # a side weights file travels with its .so
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
+        return ctypes.CDLL(str(alias))  # the mappings outlive the files
+
+
+def weights_path(artifact: str | os.PathLike) -> Path:
+    """The side weights file of a model .so (runtime/package.py writes it): model.so -> model.weights."""
+    path = Path(artifact)
+    return path.with_name(path.name.removesuffix(".so") + ".weights")
+
+
+def _is_onnx(path: Path) -> bool:
+    """An ONNX file (by name, or a protobuf rather than an ELF header)."""
+    if path.suffix.lower() == ".onnx":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head != b"\x7fELF" and head[:1] == b"\x08"  # ModelProto starts with field 1 (ir_version), varint
 
 
 def _bind(lib: ctypes.CDLL) -> None:
@@ -123,6 +140,11 @@ class Module(Signature):
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
+        if _is_onnx(self.path):
+            raise ModelLoadError(
+                f"{self.path}: this is an ONNX model, not a compiled one; compile it with aic.compile({str(path)!r}) "
+                "(or `aic compile`), or run it through aic.InferenceSession"
+            )
         try:
             self._lib = _open_library(self.path)
         except OSError as err:
@@ -157,14 +179,23 @@ class Module(Signature):
     def num_threads(self) -> int:
         return self._lib.aic_num_threads(self._handle)
 
-    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]) -> list[np.ndarray]:
+    def run(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        *,
+        outputs: Mapping[str, np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
         """Run the model on `input_feed` (name -> array); return the outputs named in
-        `output_names` (None: all), in that order."""
+        `output_names` (None: all), in that order. `outputs` (name -> array) are written in
+        place instead of newly allocated (C-contiguous, writable, of the output's shape and dtype)."""
         if not self._handle:
             raise ValueError(f"{self.path}: the module is closed")
         wanted = self._select_outputs(output_names)
         arrays = self._check_inputs(input_feed)
-        results = [np.empty(shape, dtype=dtype) for shape, dtype in self._output_layout]
+        given = self._check_outputs(outputs or {})
+        results = [given.get(i) for i in range(len(self._outputs))]
+        results = [np.empty(s, dtype=d) if r is None else r for r, (s, d) in zip(results, self._output_layout)]
         ins = self._input_table(*[a.__array_interface__["data"][0] for a in arrays])
         outs = self._output_table(*[r.__array_interface__["data"][0] for r in results])
         status = self._lib.aic_run(self._handle, ins, outs)
@@ -194,6 +225,22 @@ class Module(Signature):
         if unknown:
             raise ValueError(f"unknown output(s) {unknown}; the model's outputs are {self._listing(self._outputs)}")
         return [self._output_position[n] for n in output_names]
+
+    def _check_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+        """Caller-allocated outputs by index, checked."""
+        checked = {}
+        for name, array in outputs.items():
+            index = self._select_outputs([name])[0]
+            shape, dtype = self._output_layout[index]
+            if self._dynamic[index]:
+                raise ValueError(f"output '{name}' has a data-dependent shape; it cannot be written in place")
+            if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+                got = f"{array.dtype.name}{list(array.shape)}" if isinstance(array, np.ndarray) else type(array)
+                raise ValueError(f"output '{name}' is {dtype.name}{list(shape)}; the buffer given is {got}")
+            if not (array.flags.c_contiguous and array.flags.writeable):
+                raise ValueError(f"the buffer for output '{name}' must be C-contiguous and writable")
+            checked[index] = array
+        return checked
 
     def _check_inputs(self, feed: Mapping[str, Any]) -> list[np.ndarray]:
         if not isinstance(feed, Mapping):

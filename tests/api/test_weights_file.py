@@ -1,0 +1,85 @@
+"""Weights in a side file: model.so + model.weights, mapped at load and checked against
+the digest recorded in the .so; embedded below the threshold or with --embed-weights."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from aic.compiler.pipeline import compile_model
+from aic.runtime import package
+
+import aic
+from aic.cli import main
+
+from .test_cache import expected, mlp
+
+
+def run(path, x: np.ndarray) -> np.ndarray:
+    return aic.load(path).run(None, {"x": x})[0]
+
+
+def test_side_file_runs_and_matches(tmp_path, rng):
+    so = compile_model(mlp(), output=tmp_path / "m.so", embed_weights=False)
+    blob = (tmp_path / "m.weights").read_bytes()
+    assert len(blob) >= aic.load(so).metadata["weights_bytes"] + 64 and blob[-64:].startswith(b"AICWGT01")
+    x = rng.standard_normal((4, 32)).astype(np.float32)
+    np.testing.assert_allclose(run(so, x), expected(mlp(), x), rtol=1e-4, atol=1e-4)
+
+
+def test_threshold_decides_where_weights_go(tmp_path, monkeypatch):
+    monkeypatch.setattr(package, "EMBED_LIMIT", 1024)  # the MLP's 10 KiB of weights are "large"
+    compile_model(mlp(), output=tmp_path / "big.so")
+    assert (tmp_path / "big.weights").is_file()
+    compile_model(mlp(), output=tmp_path / "one.so", embed_weights=True)
+    assert not (tmp_path / "one.weights").exists()
+    monkeypatch.setattr(package, "EMBED_LIMIT", 64 << 20)
+    compile_model(mlp(), output=tmp_path / "small.so")
+    assert not (tmp_path / "small.weights").exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "other build", "truncated"])
+def test_a_wrong_weights_file_is_a_clear_load_error(tmp_path, damage):
+    so = compile_model(mlp(0), output=tmp_path / "m.so", embed_weights=False)
+    other = compile_model(mlp(1), output=tmp_path / "other" / "m.so", embed_weights=False)
+    side = tmp_path / "m.weights"
+    if damage == "missing":
+        side.unlink()
+        message = r"cannot open the weights file .*m\.weights: No such file"
+    elif damage == "other build":
+        shutil.copyfile(package.weights_path(other), side)
+        message = r"m\.weights does not match this model \(its sha256 differs\)"
+    else:
+        side.write_bytes(side.read_bytes()[:-10])
+        message = r"m\.weights holds \d+ bytes; this model expects \d+"
+    with pytest.raises(aic.ModelLoadError, match=message):
+        aic.load(so)
+
+
+def test_renamed_pair_and_deleted_files_after_load(tmp_path, rng):
+    so = compile_model(mlp(), output=tmp_path / "m.so", embed_weights=False)
+    (tmp_path / "renamed").mkdir()
+    moved = tmp_path / "renamed" / "net.so"
+    so.rename(moved)
+    (tmp_path / "m.weights").rename(tmp_path / "renamed" / "net.weights")
+    module = aic.load(moved)
+    shutil.rmtree(tmp_path / "renamed")  # mapped at load: the module keeps working
+    x = rng.standard_normal((4, 32)).astype(np.float32)
+    np.testing.assert_allclose(module.run(None, {"x": x})[0], expected(mlp(), x), rtol=1e-4, atol=1e-4)
+
+
+def test_cli_flags_choose_the_weights_placement(tmp_path, capsys):
+    onnx.save(mlp(), tmp_path / "m.onnx")
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "a.so"), "--weights-file"]) == 0
+    assert "write the weights (0.0 MiB, side file)" in capsys.readouterr().err
+    assert (tmp_path / "a.weights").is_file()
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "b.so"), "--embed-weights", "-q"]) == 0
+    assert not (tmp_path / "b.weights").exists()
+    code = "import aic, numpy as np; m = aic.load(%r); print(m.run(None, {'x': np.ones((4, 32), np.float32)})[0].sum())"
+    sums = [subprocess.run([sys.executable, "-c", code % str(tmp_path / f"{n}.so")], capture_output=True,
+                           text=True, check=True).stdout for n in "ab"]  # fmt: skip
+    assert sums[0] == sums[1] and sums[0].strip()
