@@ -8,6 +8,9 @@ entry the runtime calls:
 which computes each model buffer's address (an input or output pointer, a weight at
 its offset in the embedded blob, an arena slice at its planned offset) and calls the
 kernels in program order, branching and looping around them for If/Loop/Scan steps.
+Each kernel call is bracketed by `if (aic_profiling) aic_profile_mark(n, 0|1)` with n the
+call's position in `kernel_calls` order: per-kernel timing by the runtime, one flag test
+per call when off.
 Weights never enter the LLVM module: they are linked in by runtime/package.py.
 Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`; AIC_DEBUG>=3
 prints the optimised LLVM IR to stderr.
@@ -40,7 +43,7 @@ from llvmlite import ir
 
 from .llvm_expr import ModuleContext
 from .llvm_stmt import emit_function
-from .llvm_types import I8, I64, PTR, VOID, CodegenError, gep
+from .llvm_types import I8, I32, I64, PTR, VOID, CodegenError, gep
 from .target import Target, host_triple
 
 
@@ -116,8 +119,23 @@ def _emit_entry(ctx: ModuleContext, program: Program, functions: dict[int, ir.Fu
         arg.name = name
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     addresses = _addresses(b, program, fn.args)  # all in the entry block, so they dominate every step
-    _emit_steps(b, program.calls, addresses, functions)
+    _emit_steps(b, program.calls, addresses, functions, _ProfileHooks(ctx.module, program))
     b.ret_void()
+
+
+class _ProfileHooks:
+    """`if (aic_profiling) aic_profile_mark(call, end)` around each kernel call (aic_runtime.c)."""
+
+    def __init__(self, module: ir.Module, program: Program) -> None:
+        self.flag = ir.GlobalVariable(module, I32, "aic_profiling")
+        mark = ir.FunctionType(VOID, [I32, I32])
+        self.mark = ir.Function(module, mark, "aic_profile_mark")
+        self.index = {id(call): i for i, call in enumerate(kernel_calls(program.calls))}
+
+    def emit(self, b: ir.IRBuilder, call: KernelCall, end: int) -> None:
+        on = b.icmp_signed("!=", b.load(self.flag, typ=I32), ir.Constant(I32, 0))
+        with b.if_then(on, likely=False):
+            b.call(self.mark, [ir.Constant(I32, self.index[id(call)]), ir.Constant(I32, end)])
 
 
 def _addresses(b: ir.IRBuilder, program: Program, args: list[ir.Argument]) -> dict[int, ir.Value]:
@@ -144,7 +162,11 @@ def _addresses(b: ir.IRBuilder, program: Program, args: list[ir.Argument]) -> di
 
 
 def _emit_steps(
-    b: ir.IRBuilder, steps: list[Step], addresses: dict[int, ir.Value], functions: dict[int, ir.Function]
+    b: ir.IRBuilder,
+    steps: list[Step],
+    addresses: dict[int, ir.Value],
+    functions: dict[int, ir.Function],
+    hooks: _ProfileHooks,
 ) -> None:
     """Kernel calls in order; an IfStep branches on its flag, a LoopStep counts in its counter buffer."""
     for step in steps:
@@ -152,15 +174,18 @@ def _emit_steps(
             if len(step.args) != len(step.kernel.params):
                 n, params = len(step.args), len(step.kernel.params)
                 raise CodegenError(f"call of kernel {step.kernel.name} passes {n} buffers for {params} params")
-            b.call(functions[id(step.kernel)], [_address(b, a, addresses) for a in step.args])
+            args = [_address(b, a, addresses) for a in step.args]
+            hooks.emit(b, step, 0)
+            b.call(functions[id(step.kernel)], args)
+            hooks.emit(b, step, 1)
         elif isinstance(step, IfStep):
             with b.if_else(_flag(b, addresses[id(step.cond)])) as (then, otherwise):
                 with then:
-                    _emit_steps(b, step.then, addresses, functions)
+                    _emit_steps(b, step.then, addresses, functions, hooks)
                 with otherwise:
-                    _emit_steps(b, step.orelse, addresses, functions)
+                    _emit_steps(b, step.orelse, addresses, functions, hooks)
         else:
-            _emit_loop(b, step, addresses, functions)
+            _emit_loop(b, step, addresses, functions, hooks)
 
 
 def _address(b: ir.IRBuilder, buf: ProgramBuffer, addresses: dict[int, ir.Value]) -> ir.Value:
@@ -174,7 +199,13 @@ def _address(b: ir.IRBuilder, buf: ProgramBuffer, addresses: dict[int, ir.Value]
     return gep(b, _address(b, buf.base, addresses), [b.mul(i, row_bytes)], I8, name=symbol(buf.name))  # type: ignore[arg-type]
 
 
-def _emit_loop(b: ir.IRBuilder, step: LoopStep, addresses: dict[int, ir.Value], functions: dict[int, ir.Function]):
+def _emit_loop(
+    b: ir.IRBuilder,
+    step: LoopStep,
+    addresses: dict[int, ir.Value],
+    functions: dict[int, ir.Function],
+    hooks: _ProfileHooks,
+) -> None:
     counter = addresses[id(step.counter)]
     b.store(ir.Constant(I64, 0), counter)
     head = b.append_basic_block("loop.head")
@@ -193,7 +224,7 @@ def _emit_loop(b: ir.IRBuilder, step: LoopStep, addresses: dict[int, ir.Value], 
         go = b.and_(go, _flag(b, addresses[id(step.cond)]))
     b.cbranch(go, body, done)
     b.position_at_end(body)
-    _emit_steps(b, step.body, addresses, functions)
+    _emit_steps(b, step.body, addresses, functions, hooks)
     b.store(b.add(b.load(counter, typ=I64), ir.Constant(I64, 1)), counter)
     b.branch(head)
     b.position_at_end(done)

@@ -24,6 +24,7 @@ from aic.frontend.onnx import load_model
 from aic.ir import Graph
 from aic.runtime.package import export_link_inputs, package_program
 
+from .kernel_table import kernel_table
 from .passes import optimize
 from .program import build_program
 from .shapes import ShapeSpec, bind_shapes
@@ -59,6 +60,7 @@ def compile_model(
         graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         program = build_program(graph, target)
+        program.attrs["kernel_calls"] = [r.to_json() for r in kernel_table(program)]  # named in profiles
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
     with step("link the model" if not cross else "write the link inputs"):  # + runtime, weights, metadata
