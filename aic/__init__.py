@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelLoadError", "Module", "SpecializingModule", "TensorInfo", "__version__", "compile", "load"]
+__all__ = [
+    "ModelLoadError", "Module", "SpecializingModule", "TensorInfo", "__version__", "check", "compile", "load"
+]  # fmt: skip
 
 
 def compile(
@@ -70,3 +72,10 @@ def compile(
         path.unlink()
         path.parent.rmdir()
     return module
+
+
+def check(model: Any, *args: Any, **kwargs: Any) -> Any:
+    """Compare aic's outputs with onnxruntime's and the float64 reference's; see aic.checker.check."""
+    from .checker import check as run_check
+
+    return run_check(model, *args, **kwargs)

@@ -9,12 +9,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 def mlp(seed: int = 0, perturb_second: float = 0.0) -> onnx.ModelProto:
     """y = relu(relu(x @ W1 + b) @ W2) @ W3 on x: float32[4, 32]. The second layer's weight
-    is a copy of the first's; `perturb_second` adds that much to one of its elements, which
+    is a copy of the first's; `perturb_second` adds that much to one of its columns, which
     onnxruntime sees in the model and aic does not when the test swaps it in only for one engine."""
     rng = np.random.default_rng(seed)
     w1 = rng.standard_normal((32, 32)).astype(np.float32) / 6
     w2 = w1.copy()
-    w2[3, 5] += perturb_second
+    w2[:, 5] += perturb_second
     w3 = rng.standard_normal((32, 8)).astype(np.float32) / 6
     b = rng.standard_normal(32).astype(np.float32)
     nodes = [

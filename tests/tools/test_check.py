@@ -1,0 +1,65 @@
+"""`aic check`: aic against onnxruntime and the float64 reference, and --bisect."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from aic.frontend.onnx import load_model
+
+import aic
+from aic.checker import check, compare, random_inputs, to_float64
+from aic.cli import main
+
+from .models import embedding, mlp
+
+
+def test_check_passes_on_a_good_model():
+    result = check(mlp())
+    assert result.ok and result.divergence is None
+    (out,) = result.outputs
+    assert out.name == "y" and out.shape == [4, 8]
+    assert out.vs_onnxruntime.ok and out.vs_reference.ok
+    assert 0 < out.vs_reference.max_abs < 1e-4  # float32 against float64: small, not zero
+
+
+def test_int_inputs_stay_below_the_table_size():
+    ids = random_inputs(load_model(embedding(vocab=5)), seed=3)["ids"]
+    assert ids.dtype == np.int64 and ids.max() < 5 and ids.min() >= 0
+    assert check(embedding(vocab=5)).ok  # onnxruntime rejects out-of-range ids
+
+
+def test_bisect_names_the_node_reading_the_perturbed_weight():
+    result = aic.check(mlp(perturb_second=0.5), reference_model=mlp(), bisect=True)
+    assert not result.ok
+    d = result.divergence
+    assert d is not None and (d.value, d.node, d.op) == ("h2", "fc2", "MatMul")
+    assert d.input_shapes == ["f32[4,32]", "f32[32,32]"] and "model" in d.produced_by
+    assert json.loads(json.dumps(result.to_json()))["divergence"]["node"] == "fc2"
+
+
+def test_cli_exit_status_and_json(tmp_path, capsys):
+    good, bad = tmp_path / "good.onnx", tmp_path / "bad.onnx"
+    onnx.save(mlp(), good)
+    onnx.save(mlp(perturb_second=0.5), bad)
+    assert main(["check", str(good)]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    report = tmp_path / "check.json"
+    assert main(["check", str(bad), "--reference", str(good), "--bisect", "--json", str(report)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL y" in out and "node 'fc2' (MatMul)" in out
+    assert json.loads(report.read_text())["ok"] is False
+
+
+def test_compare_tolerances():
+    a = np.array([1.0, 2.0, np.nan], np.float32)
+    assert compare(a, a.copy(), {"float32": (1e-4, 1e-4)}).ok  # NaN where both are NaN
+    assert not compare(a, a + np.float32(1e-2), {"float32": (1e-4, 1e-4)}).ok
+    assert not compare(np.array([1, 2]), np.array([1, 3]), {}).ok  # ints exact
+
+
+def test_float64_model_widens_weights_and_casts():
+    wide = to_float64(mlp())
+    assert {t.data_type for t in wide.graph.initializer} == {onnx.TensorProto.DOUBLE}
+    assert wide.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
