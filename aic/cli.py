@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from aic import __version__
+from aic.bench import add_bench
 from aic.checker import add_check
 from aic.cli_compile import add_compile, add_run
 from aic.compiler.passes import optimize
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compile(subparsers)
     add_run(subparsers)
     add_check(subparsers)
+    add_bench(subparsers)
     return parser
 
 
