@@ -19,6 +19,7 @@ from aic.compiler.passes import optimize
 from aic.compiler.summary import summarize
 from aic.frontend.onnx import FrontendError, load_model
 from aic.ir import print_graph
+from aic.profile import add_profile
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(subparsers)
     add_check(subparsers)
     add_bench(subparsers)
+    add_profile(subparsers)
     return parser
 
 
