@@ -20,6 +20,7 @@ from aic.compiler.summary import summarize
 from aic.frontend.onnx import FrontendError, load_model
 from aic.ir import print_graph
 from aic.profile import add_profile
+from aic.tensorboard import add_tensorboard_argument, run_tensorboard
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,10 +84,13 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--disable-pass", action="append", default=[], metavar="NAME", help="with -O: skip this pass (repeatable)"
     )
+    add_tensorboard_argument(p)
     p.set_defaults(run=run_inspect)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    if args.tensorboard:
+        return run_tensorboard(args)
     try:
         bindings = parse_bindings(args.dim)
         graph = load_model(args.model)
