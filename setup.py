@@ -29,7 +29,7 @@ setup(
     python_requires=">=3.11",
     packages=NAMES,
     package_dir=DIRS,
-    package_data={"aic.runtime": ["*.c", "*.h"]},
+    package_data={"aic.runtime": ["*.c", "*.h"], "aic": ["*.html"]},
     install_requires=["numpy>=1.26", "onnx>=1.17", "llvmlite>=0.44", "ml_dtypes>=0.4", "rich>=13"],
     extras_require={
         "test": [

@@ -20,6 +20,7 @@ from aic.compiler.summary import summarize
 from aic.frontend.onnx import FrontendError, load_model
 from aic.ir import print_graph
 from aic.profile import add_profile
+from aic.report import add_report
 from aic.tensorboard import add_tensorboard_argument, run_tensorboard
 
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check(subparsers)
     add_bench(subparsers)
     add_profile(subparsers)
+    add_report(subparsers)
     return parser
 
 
