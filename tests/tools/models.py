@@ -57,3 +57,37 @@ def embedding(vocab: int = 50) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     return model
+
+
+def layernorm_mlp(gamma_shift: float = 0.0) -> onnx.ModelProto:
+    """MatMul, then LayerNorm spelled out in primitives (which -O2 fuses into one node), then MatMul.
+    `gamma_shift` is added to the LayerNorm scale."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((16, 16)).astype(np.float32) / 4
+    gamma = (np.ones(16) + gamma_shift).astype(np.float32)
+    beta = np.zeros(16, np.float32)
+    const = {"w": w, "gamma": gamma, "beta": beta, "eps": np.array(1e-5, np.float32),
+             "two": np.array(2.0, np.float32), "axes": np.array([-1], np.int64)}  # fmt: skip
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="fc1"),
+        helper.make_node("ReduceMean", ["h", "axes"], ["mu"], name="mean"),
+        helper.make_node("Sub", ["h", "mu"], ["d"], name="center"),
+        helper.make_node("Pow", ["d", "two"], ["d2"], name="square"),
+        helper.make_node("ReduceMean", ["d2", "axes"], ["var"], name="variance"),
+        helper.make_node("Add", ["var", "eps"], ["ve"], name="add_eps"),
+        helper.make_node("Sqrt", ["ve"], ["sd"], name="std"),
+        helper.make_node("Div", ["d", "sd"], ["n"], name="normalize"),
+        helper.make_node("Mul", ["n", "gamma"], ["s"], name="scale"),
+        helper.make_node("Add", ["s", "beta"], ["ln"], name="shift"),
+        helper.make_node("MatMul", ["ln", "w"], ["y"], name="fc2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "layernorm_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [numpy_helper.from_array(a, n) for n, a in const.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model

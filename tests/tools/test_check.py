@@ -12,7 +12,7 @@ import aic
 from aic.checker import check, compare, random_inputs, to_float64
 from aic.cli import main
 
-from .models import embedding, mlp
+from .models import embedding, layernorm_mlp, mlp
 
 
 def test_check_passes_on_a_good_model():
@@ -63,3 +63,12 @@ def test_float64_model_widens_weights_and_casts():
     wide = to_float64(mlp())
     assert {t.data_type for t in wide.graph.initializer} == {onnx.TensorProto.DOUBLE}
     assert wide.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+
+
+def test_bisect_names_the_pass_that_created_the_node():
+    result = check(layernorm_mlp(gamma_shift=0.3), reference_model=layernorm_mlp(), bisect=True)
+    d = result.divergence
+    assert d is not None and d.value == "ln" and d.op == "LayerNormalization"
+    assert d.produced_by == "pass fuse-layernorm"
+    assert d.input_shapes == ["f32[4,16]", "f32[16]", "f32[16]"]
+    assert check(layernorm_mlp()).ok

@@ -49,3 +49,33 @@ def test_kernel_table_counts_matmul_flops():
     assert records[0].flops == 2 * 4 * 32 * 32 + 4 * 32  # the product and the bias add
     assert 2 * 4 * 32 * 8 <= records[2].flops <= 2 * 4 * 32 * 16  # executed work: columns may be padded to a tile
     assert records[0].bytes == (4 * 32 + 32 * 32 + 32 + 4 * 32) * 4  # x, W1, b, the result
+
+
+def test_calls_inside_a_loop_are_timed_per_iteration():
+    from onnx import TensorProto, helper
+
+    f, i64, b = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["y_in", "y_in"], ["sq"]), helper.make_node("Sin", ["sq"], ["y_out"]),
+         helper.make_node("Identity", ["c_in"], ["c_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", i64, []), helper.make_tensor_value_info("c_in", b, []),
+         helper.make_tensor_value_info("y_in", f, [8])],
+        [helper.make_tensor_value_info("c_out", b, []), helper.make_tensor_value_info("y_out", f, [8])],
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "", "y"], ["y_end"], body=body)],
+        "loop",
+        [helper.make_tensor_value_info("n", i64, []), helper.make_tensor_value_info("y", f, [8])],
+        [helper.make_tensor_value_info("y_end", f, [8])],
+    )
+    module = aic.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    module.enable_profiling()
+    y = np.linspace(0, 1, 8, dtype=np.float32)
+    module.run(None, {"n": np.array(5), "y": y})
+    calls = [e.call for e in module.last_profile]
+    body_calls = [i for i, c in enumerate(module.metadata["kernel_calls"]) if "Sin" in c["group"]]
+    assert len(body_calls) == 1 and calls.count(body_calls[0]) == 5
+    module.run(None, {"n": np.array(2), "y": y})
+    assert [e.call for e in module.last_profile].count(body_calls[0]) == 2  # the last run's events only
+    Path(module.end_profiling()).unlink()
