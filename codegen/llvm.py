@@ -8,9 +8,9 @@ entry the runtime calls:
 which computes each model buffer's address (an input or output pointer, a weight at
 its offset in the embedded blob, an arena slice at its planned offset) and calls the
 kernels in program order, branching and looping around them for If/Loop/Scan steps.
-Each kernel call is bracketed by `if (aic_profiling) aic_profile_mark(n, 0|1)` with n the
-call's position in `kernel_calls` order: per-kernel timing by the runtime, one flag test
-per call when off.
+Each kernel call is bracketed by `if (profiling) aic_profile_mark(n, 0|1)` with n the call's
+position in `kernel_calls` order and `profiling` the runtime's `aic_profiling` flag, read
+once per run: per-kernel timing by the runtime, one predictable branch per call when off.
 Weights never enter the LLVM module: they are linked in by runtime/package.py.
 Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`; AIC_DEBUG>=3
 prints the optimised LLVM IR to stderr.
@@ -119,22 +119,22 @@ def _emit_entry(ctx: ModuleContext, program: Program, functions: dict[int, ir.Fu
         arg.name = name
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     addresses = _addresses(b, program, fn.args)  # all in the entry block, so they dominate every step
-    _emit_steps(b, program.calls, addresses, functions, _ProfileHooks(ctx.module, program))
+    _emit_steps(b, program.calls, addresses, functions, _ProfileHooks(ctx.module, program, b))
     b.ret_void()
 
 
 class _ProfileHooks:
-    """`if (aic_profiling) aic_profile_mark(call, end)` around each kernel call (aic_runtime.c)."""
+    """`if (aic_profiling) aic_profile_mark(call, end)` around each kernel call (aic_runtime.c).
+    The flag is read once, in the entry block: it cannot change during a run."""
 
-    def __init__(self, module: ir.Module, program: Program) -> None:
-        self.flag = ir.GlobalVariable(module, I32, "aic_profiling")
-        mark = ir.FunctionType(VOID, [I32, I32])
-        self.mark = ir.Function(module, mark, "aic_profile_mark")
+    def __init__(self, module: ir.Module, program: Program, entry: ir.IRBuilder) -> None:
+        flag = ir.GlobalVariable(module, I32, "aic_profiling")
+        self.on = entry.icmp_signed("!=", entry.load(flag, typ=I32), ir.Constant(I32, 0), name="profiling")
+        self.mark = ir.Function(module, ir.FunctionType(VOID, [I32, I32]), "aic_profile_mark")
         self.index = {id(call): i for i, call in enumerate(kernel_calls(program.calls))}
 
     def emit(self, b: ir.IRBuilder, call: KernelCall, end: int) -> None:
-        on = b.icmp_signed("!=", b.load(self.flag, typ=I32), ir.Constant(I32, 0))
-        with b.if_then(on, likely=False):
+        with b.if_then(self.on, likely=False):
             b.call(self.mark, [ir.Constant(I32, self.index[id(call)]), ir.Constant(I32, end)])
 
 
