@@ -150,7 +150,7 @@ def bench(
     return result
 
 
-def _compile(graph: Any, opt_level: int, threads: int, bar: _Progress) -> Any:
+def _compile(graph: Any, opt_level: int, threads: int | None, bar: _Progress) -> Any:
     """Compile with the pipeline's steps on the progress bar; load, and drop the file."""
     from aic.compiler.pipeline import compile_model
     from aic.runtime.module import load

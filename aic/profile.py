@@ -134,7 +134,7 @@ def profile(
     """Compile `model` (an .onnx file; a .so is loaded) and profile it on random or given inputs."""
     import aic
 
-    from .bench import _random
+    from .bench import _compile, _Progress, _random
     from .checker import random_inputs
 
     if Path(model).suffix == ".so":
@@ -145,7 +145,7 @@ def profile(
         from aic.frontend.onnx import load_model
 
         graph = bind_shapes(load_model(model), shapes)
-        module = aic.compile(graph, opt_level=opt_level, num_threads=threads)
+        module = _compile(graph, opt_level, threads, _Progress(False))
         feeds = random_inputs(graph)
     result = profile_module(module, {**feeds, **(inputs or {})}, runs, trace)
     result.model = str(model)

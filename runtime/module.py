@@ -171,7 +171,7 @@ class Module(Signature):
         results = [np.empty(shape, dtype=dtype) for shape, dtype in self._output_layout]
         ins = self._input_table(*[a.__array_interface__["data"][0] for a in arrays])
         outs = self._output_table(*[r.__array_interface__["data"][0] for r in results])
-        start = time.monotonic_ns()
+        start = time.monotonic_ns() if self._profiler is not None else 0
         status = self._lib.aic_run(self._handle, ins, outs)
         if status != 0:
             raise RuntimeError(f"{self.path}: {self._lib.aic_last_error().decode()}")
