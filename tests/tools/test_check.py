@@ -72,3 +72,15 @@ def test_bisect_names_the_pass_that_created_the_node():
     assert d.produced_by == "pass fuse-layernorm"
     assert d.input_shapes == ["f32[4,16]", "f32[16]", "f32[16]"]
     assert check(layernorm_mlp()).ok
+
+
+def test_a_model_onnxruntime_cannot_run_is_checked_against_the_reference(monkeypatch):
+    import aic.checker
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("not implemented in this onnxruntime")
+
+    monkeypatch.setattr(aic.checker, "run_onnxruntime", refuse)
+    result = check(mlp())
+    assert result.ok and result.outputs[0].vs_onnxruntime is None and result.outputs[0].vs_reference.ok
+    assert "onnxruntime could not run the model" in result.notes[0]
