@@ -245,7 +245,7 @@ typedef struct aic_profile {
     int open; /* events[count] holds a started call */
 } aic_profile;
 
-int aic_profiling; /* handles with profiling on; read by the generated entry before each kernel call */
+int aic_profiling; /* handles with profiling on; read by the generated entry at the start of each run */
 static _Thread_local aic_profile *current_profile; /* the running model's, when its profiling is on */
 
 static void profile_start(aic_profile *profile) {
