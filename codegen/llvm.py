@@ -43,7 +43,7 @@ from llvmlite import ir
 
 from .llvm_expr import ModuleContext
 from .llvm_stmt import emit_function
-from .llvm_types import I8, I32, I64, PTR, VOID, CodegenError, gep
+from .llvm_types import I8, I64, PTR, VOID, CodegenError, gep
 from .target import Target, host_triple
 
 
@@ -128,14 +128,15 @@ class _ProfileHooks:
     The flag is read once, in the entry block: it cannot change during a run."""
 
     def __init__(self, module: ir.Module, program: Program, entry: ir.IRBuilder) -> None:
-        flag = ir.GlobalVariable(module, I32, "aic_profiling")
-        self.on = entry.icmp_signed("!=", entry.load(flag, typ=I32), ir.Constant(I32, 0), name="profiling")
-        self.mark = ir.Function(module, ir.FunctionType(VOID, [I32, I32]), "aic_profile_mark")
+        i32 = ir.IntType(32)
+        flag = ir.GlobalVariable(module, i32, "aic_profiling")
+        self.on = entry.icmp_signed("!=", entry.load(flag, typ=i32), ir.Constant(i32, 0), name="profiling")
+        self.mark = ir.Function(module, ir.FunctionType(VOID, [i32, i32]), "aic_profile_mark")
         self.index = {id(call): i for i, call in enumerate(kernel_calls(program.calls))}
 
     def emit(self, b: ir.IRBuilder, call: KernelCall, end: int) -> None:
         with b.if_then(self.on, likely=False):
-            b.call(self.mark, [ir.Constant(I32, self.index[id(call)]), ir.Constant(I32, end)])
+            b.call(self.mark, [ir.Constant(ir.IntType(32), self.index[id(call)]), ir.Constant(ir.IntType(32), end)])
 
 
 def _addresses(b: ir.IRBuilder, program: Program, args: list[ir.Argument]) -> dict[int, ir.Value]:
