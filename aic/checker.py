@@ -6,8 +6,10 @@ interpreter) on the same inputs, and compare every output against dtype-aware to
     aic.check("model.onnx", bisect=True).divergence   # the first node whose value differs
 
 An output passes when aic agrees with onnxruntime or with the float64 reference within the
-tolerance of its dtype (`TOLERANCES`): |aic - other| <= atol * max(1, max|other|) + rtol * |other|.
-Integer and bool outputs must match exactly. `reference_model` runs onnxruntime and the
+tolerance of its dtype (`TOLERANCES`): |aic - other| <= atol * max|other| + rtol * |other| (atol
+alone when `other` is all zeros). Integer and bool outputs must match exactly. With `bisect`,
+the intermediate values are compared too, and a diverging one fails the check even when the
+outputs agree (a wrong value can fade before it reaches them). `reference_model` runs onnxruntime and the
 reference on another model than the one aic compiles (the original of an edited model).
 """
 
@@ -89,7 +91,7 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outputs)
+        return all(o.ok for o in self.outputs) and self.divergence is None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -110,7 +112,12 @@ class CheckResult:
         lines += [f"  note: {n}" for n in self.notes]
         if self.divergence is not None:
             lines.append("  " + self.divergence.text())
-        lines.append("PASSED" if self.ok else "FAILED: aic disagrees with onnxruntime and the float64 reference")
+        if self.ok:
+            lines.append("PASSED")
+        elif all(o.ok for o in self.outputs):
+            lines.append("FAILED: the outputs agree, but an intermediate value differs from onnxruntime's")
+        else:
+            lines.append("FAILED: aic disagrees with onnxruntime and the float64 reference")
         return "\n".join(lines)
 
 
@@ -165,11 +172,11 @@ def check(
         compile_seconds,
         notes,
     )
-    if bisect and not result.ok and ort is not None:
+    if bisect and ort is not None:
         from .checker_bisect import first_divergence
 
         result.divergence = first_divergence(proto, reference, feeds, opt_level, target, shapes, tol)
-        if result.divergence is None:
+        if result.divergence is None and not result.ok:
             notes.append("no intermediate value differs: the difference appears only in the fused final kernels")
     return result
 
@@ -190,7 +197,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tolerances: Mapping[str, t
     max_abs = float(diff.max())
     max_rel = float((diff / np.maximum(scale, np.finfo(np.float64).tiny)).max())
     rtol, atol = tolerances.get(str(np.dtype(actual.dtype).name), (0.0, 0.0))
-    bound = atol * max(1.0, float(scale.max())) + rtol * scale
+    largest = float(scale.max())
+    bound = atol * (largest if largest > 0 else 1.0) + rtol * scale
     return ErrorStats(max_abs, max_rel, bool(np.all(diff <= bound)))
 
 
@@ -305,11 +313,11 @@ def add_check(subparsers: Any) -> None:
     p.add_argument("-O", dest="opt_level", type=int, choices=range(4), default=2, help="optimisation level")
     p.add_argument("--target", default="llvm", help='the target (default "llvm": this CPU)')
     p.add_argument("--shape", action="append", default=[], metavar="NAME=N", help="bind a symbolic dim; repeatable")
-    p.add_argument("--bisect", action="store_true", help="on a mismatch, find the first node whose value diverges")
+    p.add_argument("--bisect", action="store_true", help="also compare intermediates: name the first diverging node")
     p.add_argument("--reference", metavar="MODEL", help="run onnxruntime and the reference on this model instead")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--rtol", type=float, help="relative tolerance for every float dtype")
-    p.add_argument("--atol", type=float, help="absolute tolerance (times max(1, max|expected|)) for every float dtype")
+    p.add_argument("--atol", type=float, help="absolute tolerance (times max|expected|) for every float dtype")
     p.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     p.set_defaults(run=run_check)
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import onnx
 from aic.frontend.onnx import load_model
+from onnx import numpy_helper
 
 import aic
 from aic.checker import check, compare, random_inputs, to_float64
@@ -84,3 +85,23 @@ def test_a_model_onnxruntime_cannot_run_is_checked_against_the_reference(monkeyp
     result = check(mlp())
     assert result.ok and result.outputs[0].vs_onnxruntime is None and result.outputs[0].vs_reference.ok
     assert "onnxruntime could not run the model" in result.notes[0]
+
+
+def test_bisect_fails_a_wrong_value_that_fades_before_the_outputs():
+    good = mlp()
+    feeds = random_inputs(load_model(good))
+    w = {t.name: numpy_helper.to_array(t) for t in good.graph.initializer}
+    h2 = np.maximum(feeds["x"] @ w["W1"] + w["b"], 0) @ w["W2"]
+    j = int(np.argmax((h2 < 0).all(axis=0)))  # a column that relu2 zeroes in every row
+    assert (h2[:, j] < 0).all()
+    bad = onnx.ModelProto()
+    bad.CopyFrom(good)
+    w2 = w["W2"].copy()
+    w2[:, j] -= 1.0  # h2[:, j] only gets more negative: y does not change
+    next(t for t in bad.graph.initializer if t.name == "W2").CopyFrom(numpy_helper.from_array(w2, "W2"))
+    assert check(bad, reference_model=good).ok
+    result = check(bad, reference_model=good, bisect=True)
+    assert not result.ok and result.outputs[0].ok
+    assert result.divergence is not None and result.divergence.node == "fc2"
+    assert "intermediate value differs" in result.text()
+    assert check(good, bisect=True).ok  # no divergence on the good model
