@@ -29,11 +29,14 @@ setup(
     python_requires=">=3.11",
     packages=NAMES,
     package_dir=DIRS,
-    package_data={"aic.runtime": ["*.c", "*.h"]},
-    install_requires=["numpy>=1.26", "onnx>=1.17", "llvmlite>=0.44", "ml_dtypes>=0.4"],
+    package_data={"aic.runtime": ["*.c", "*.h"], "aic": ["*.html"]},
+    install_requires=["numpy>=1.26", "onnx>=1.17", "llvmlite>=0.44", "ml_dtypes>=0.4", "rich>=13"],
     extras_require={
-        "test": ["onnxruntime>=1.20", "pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6"],
-        "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript"],
+        "test": [
+            "onnxruntime>=1.20", "pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6", "tensorboard>=2.14"
+        ],
+        "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript", "openvino>=2024.0"],
+        "tensorboard": ["tensorboard>=2.14"],
     },
     entry_points={"console_scripts": ["aic=aic.cli:main"]},
 )

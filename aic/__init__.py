@@ -46,6 +46,7 @@ __all__ = [
     "SpecializingModule",
     "TensorInfo",
     "__version__",
+    "check",
     "compile",
     "get_available_providers",
     "get_device",
@@ -129,3 +130,10 @@ def _proto(model: Any) -> Any:
 
         return onnx.load_model_from_string(model)
     return model
+
+
+def check(model: Any, *args: Any, **kwargs: Any) -> Any:
+    """Compare aic's outputs with onnxruntime's and the float64 reference's; see aic.checker.check."""
+    from .checker import check as run_check
+
+    return run_check(model, *args, **kwargs)

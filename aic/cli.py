@@ -12,9 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from aic import __version__
+from aic.bench import add_bench
 from aic.cli_cache import add_cache_command
+from aic.cli_check import add_check
 from aic.cli_compile import add_compile, add_run
 from aic.cli_inspect import add_inspect
+from aic.profile import add_profile
+from aic.report import add_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_compile(subparsers)
     add_run(subparsers)
     add_cache_command(subparsers)
+    add_check(subparsers)
+    add_bench(subparsers)
+    add_profile(subparsers)
+    add_report(subparsers)
     return parser
 
 

@@ -12,6 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from aic.tensorboard import add_tensorboard_argument
+
 
 def fail(message: str) -> int:
     print(f"aic: error: {message}", file=sys.stderr)
@@ -57,6 +59,7 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loop-ir", metavar="KERNEL", help="print the loop IR of one kernel (as --kernels names it)")
     p.add_argument("--llvm", metavar="KERNEL", help="print the optimised LLVM IR of one kernel")
     p.add_argument("--target", default="llvm", help="the target to lower for (default: this CPU)")
+    add_tensorboard_argument(p)
     p.set_defaults(run=run_inspect)
 
 
@@ -65,6 +68,10 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     if is_artifact(args.model):  # a compiled .so: its signature, target and metadata
         return run_inspect_artifact(args)
+    if args.tensorboard:
+        from aic.tensorboard import run_tensorboard
+
+        return run_tensorboard(args)
     from aic.compiler.passes import optimize
     from aic.compiler.summary import summarize
     from aic.frontend.onnx import FrontendError, load_model

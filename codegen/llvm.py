@@ -8,6 +8,9 @@ entry the runtime calls:
 which computes each model buffer's address (an input or output pointer, a weight at
 its offset in the embedded blob, an arena slice at its planned offset) and calls the
 kernels in program order, branching and looping around them for If/Loop/Scan steps.
+Each kernel call is bracketed by `if (profiling) aic_profile_mark(n, 0|1)` with n the call's
+position in `kernel_calls` order and `profiling` the runtime's `aic_profiling` flag, read
+once per run: per-kernel timing by the runtime, one predictable branch per call when off.
 Weights never enter the LLVM module: they are linked in by runtime/package.py.
 Set AIC_DUMP_IR=dir to keep `<program>.ll`, `<program>.opt.ll` and each kernel's loop IR and LLVM IR
 (`kernels/<kernel>.loop`, `.ll`); AIC_DEBUG>=3
@@ -132,8 +135,24 @@ def _emit_entry(ctx: ModuleContext, program: Program, functions: dict[int, ir.Fu
         arg.name = name
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     addresses = _addresses(b, program, fn.args)  # all in the entry block, so they dominate every step
-    _emit_steps(b, program.calls, addresses, functions)
+    _emit_steps(b, program.calls, addresses, functions, _ProfileHooks(ctx.module, program, b))
     b.ret_void()
+
+
+class _ProfileHooks:
+    """`if (aic_profiling) aic_profile_mark(call, end)` around each kernel call (aic_runtime.c).
+    The flag is read once, in the entry block: it cannot change during a run."""
+
+    def __init__(self, module: ir.Module, program: Program, entry: ir.IRBuilder) -> None:
+        i32 = ir.IntType(32)
+        flag = ir.GlobalVariable(module, i32, "aic_profiling")
+        self.on = entry.icmp_signed("!=", entry.load(flag, typ=i32), ir.Constant(i32, 0), name="profiling")
+        self.mark = ir.Function(module, ir.FunctionType(VOID, [i32, i32]), "aic_profile_mark")
+        self.index = {id(call): i for i, call in enumerate(kernel_calls(program.calls))}
+
+    def emit(self, b: ir.IRBuilder, call: KernelCall, end: int) -> None:
+        with b.if_then(self.on, likely=False):
+            b.call(self.mark, [ir.Constant(ir.IntType(32), self.index[id(call)]), ir.Constant(ir.IntType(32), end)])
 
 
 def _addresses(b: ir.IRBuilder, program: Program, args: list[ir.Argument]) -> dict[int, ir.Value]:
@@ -160,7 +179,11 @@ def _addresses(b: ir.IRBuilder, program: Program, args: list[ir.Argument]) -> di
 
 
 def _emit_steps(
-    b: ir.IRBuilder, steps: list[Step], addresses: dict[int, ir.Value], functions: dict[int, ir.Function]
+    b: ir.IRBuilder,
+    steps: list[Step],
+    addresses: dict[int, ir.Value],
+    functions: dict[int, ir.Function],
+    hooks: _ProfileHooks,
 ) -> None:
     """Kernel calls in order; an IfStep branches on its flag, a LoopStep counts in its counter buffer."""
     for step in steps:
@@ -168,15 +191,18 @@ def _emit_steps(
             if len(step.args) != len(step.kernel.params):
                 n, params = len(step.args), len(step.kernel.params)
                 raise CodegenError(f"call of kernel {step.kernel.name} passes {n} buffers for {params} params")
-            b.call(functions[id(step.kernel)], [_address(b, a, addresses) for a in step.args])
+            args = [_address(b, a, addresses) for a in step.args]
+            hooks.emit(b, step, 0)
+            b.call(functions[id(step.kernel)], args)
+            hooks.emit(b, step, 1)
         elif isinstance(step, IfStep):
             with b.if_else(_flag(b, addresses[id(step.cond)])) as (then, otherwise):
                 with then:
-                    _emit_steps(b, step.then, addresses, functions)
+                    _emit_steps(b, step.then, addresses, functions, hooks)
                 with otherwise:
-                    _emit_steps(b, step.orelse, addresses, functions)
+                    _emit_steps(b, step.orelse, addresses, functions, hooks)
         else:
-            _emit_loop(b, step, addresses, functions)
+            _emit_loop(b, step, addresses, functions, hooks)
 
 
 def _address(b: ir.IRBuilder, buf: ProgramBuffer, addresses: dict[int, ir.Value]) -> ir.Value:
@@ -190,7 +216,13 @@ def _address(b: ir.IRBuilder, buf: ProgramBuffer, addresses: dict[int, ir.Value]
     return gep(b, _address(b, buf.base, addresses), [b.mul(i, row_bytes)], I8, name=symbol(buf.name))  # type: ignore[arg-type]
 
 
-def _emit_loop(b: ir.IRBuilder, step: LoopStep, addresses: dict[int, ir.Value], functions: dict[int, ir.Function]):
+def _emit_loop(
+    b: ir.IRBuilder,
+    step: LoopStep,
+    addresses: dict[int, ir.Value],
+    functions: dict[int, ir.Function],
+    hooks: _ProfileHooks,
+) -> None:
     counter = addresses[id(step.counter)]
     b.store(ir.Constant(I64, 0), counter)
     head = b.append_basic_block("loop.head")
@@ -209,7 +241,7 @@ def _emit_loop(b: ir.IRBuilder, step: LoopStep, addresses: dict[int, ir.Value], 
         go = b.and_(go, _flag(b, addresses[id(step.cond)]))
     b.cbranch(go, body, done)
     b.position_at_end(body)
-    _emit_steps(b, step.body, addresses, functions)
+    _emit_steps(b, step.body, addresses, functions, hooks)
     b.store(b.add(b.load(counter, typ=I64), ir.Constant(I64, 1)), counter)
     b.branch(head)
     b.position_at_end(done)

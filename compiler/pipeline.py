@@ -25,6 +25,7 @@ from aic.ir import Graph
 from aic.ir.loop import Program
 from aic.runtime.package import export_link_inputs, package_program
 
+from .kernel_table import kernel_table
 from .passes import optimize
 from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes
@@ -66,6 +67,7 @@ def compile_model(
         graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         program = build_program(graph, target, schedules)
+        program.attrs["kernel_calls"] = [r.to_json() for r in kernel_table(program)]  # named in profiles
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
     # write the weights, then link them (or the side file's digest) with the runtime and metadata

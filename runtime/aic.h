@@ -77,6 +77,22 @@ int aic_run(aic_model *model, const void *const *inputs, void *const *outputs);
  * NULL model or dims, an index out of range, or a data-dependent output before any run. */
 int aic_output_shape(aic_model *model, int i, int64_t *dims);
 
+/* Per-kernel timing, off by default (then it costs one flag test per kernel call).
+ * aic_profile_enable(model, 1) makes each later aic_run on `model` record one event per kernel
+ * call, in program order (a call inside a loop once per iteration); `call` indexes the
+ * "kernel_calls" list of aic_signature(), times are CLOCK_MONOTONIC nanoseconds.
+ * aic_profile_events points *events at the events of the last run and returns their count
+ * (valid until the next run or aic_destroy). */
+typedef struct aic_profile_event {
+    int32_t call;
+    int32_t reserved;
+    int64_t start_ns;
+    int64_t end_ns;
+} aic_profile_event;
+
+int aic_profile_enable(aic_model *model, int on);
+int64_t aic_profile_events(aic_model *model, const aic_profile_event **events);
+
 /* The message of the calling thread's last failure ("" if none). */
 const char *aic_last_error(void);
 

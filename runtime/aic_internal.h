@@ -49,4 +49,10 @@ void aic_entry(void *arena, const void *const *inputs, void *const *outputs, con
 typedef void (*aic_task_fn)(void *closure, int64_t begin, int64_t end);
 void aic_parallel_for(aic_task_fn fn, void *closure, int64_t n);
 
+/* Per-kernel timing: when aic_profiling is nonzero at the start of a run (some handle has
+ * profiling on), the entry calls aic_profile_mark(call, 0) before and aic_profile_mark(call, 1)
+ * after kernel call number `call` (program order, the index into the metadata's "kernel_calls"). */
+extern int aic_profiling;
+void aic_profile_mark(int32_t call, int32_t end);
+
 #endif /* AIC_INTERNAL_H */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* runtime/model_asm.py writes aic_model_data and its tables with this layout. */
 _Static_assert(sizeof(void *) == 8, "aic models target 64-bit CPUs");
@@ -235,6 +236,46 @@ static const char *missing_feature(const char *features, char *buffer, size_t si
     return NULL;
 }
 
+/* ------------------------------------------------------------------ per-kernel timing */
+
+typedef struct aic_profile {
+    int on;
+    aic_profile_event *events; /* the last run's, `count` of them */
+    int64_t count, capacity;
+    int open; /* events[count] holds a started call */
+} aic_profile;
+
+int aic_profiling; /* handles with profiling on; read by the generated entry at the start of each run */
+static _Thread_local aic_profile *current_profile; /* the running model's, when its profiling is on */
+
+static void profile_start(aic_profile *profile) {
+    current_profile = profile->on ? profile : NULL;
+    profile->count = 0;
+    profile->open = 0;
+}
+
+void aic_profile_mark(int32_t call, int32_t end) {
+    aic_profile *p = current_profile;
+    if (p == NULL) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (end) {
+        if (p->open && p->events[p->count].call == call) p->events[p->count++].end_ns = now;
+        p->open = 0;
+        return;
+    }
+    if (p->count == p->capacity) { /* a loop body's calls repeat: grow (events are dropped if that fails) */
+        int64_t capacity = p->capacity ? 2 * p->capacity : 256;
+        aic_profile_event *grown = realloc(p->events, (size_t)capacity * sizeof *grown);
+        if (grown == NULL) return;
+        p->events = grown;
+        p->capacity = capacity;
+    }
+    p->events[p->count] = (aic_profile_event){call, 0, now, now};
+    p->open = 1;
+}
+
 /* ------------------------------------------------------------------ public ABI */
 
 struct aic_model {
@@ -242,6 +283,7 @@ struct aic_model {
     void *arena;
     aic_pool pool;
     int has_run; /* the sizes of data-dependent output dims are in the arena */
+    aic_profile profile;
 };
 
 AIC_API int aic_abi_version(void) { return AIC_ABI_VERSION; }
@@ -333,7 +375,9 @@ AIC_API int aic_run(aic_model *model, const void *const *inputs, void *const *ou
     if (status != AIC_OK) return status;
     pthread_mutex_lock(&model->run_lock);
     current_pool = &model->pool;
+    profile_start(&model->profile);
     aic_entry(model->arena, inputs, outputs, aic_weights_base(NULL));
+    current_profile = NULL;
     current_pool = NULL;
     model->has_run = 1;
     pthread_mutex_unlock(&model->run_lock);
@@ -364,7 +408,30 @@ AIC_API int aic_output_shape(aic_model *model, int i, int64_t *dims) {
 AIC_API void aic_destroy(aic_model *model) {
     if (model == NULL) return;
     pool_stop(&model->pool, model->pool.num_threads - 1);
+    aic_profile_enable(model, 0);
+    free(model->profile.events);
     pthread_mutex_destroy(&model->run_lock);
     free(model->arena);
     free(model);
+}
+
+/* Per-kernel timing (see aic.h). */
+
+AIC_API int aic_profile_enable(aic_model *model, int on) {
+    if (model == NULL) return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_profile_enable: the model is NULL");
+    pthread_mutex_lock(&model->run_lock);
+    on = on != 0;
+    if (on != model->profile.on) __atomic_add_fetch(&aic_profiling, on ? 1 : -1, __ATOMIC_RELAXED);
+    model->profile.on = on;
+    pthread_mutex_unlock(&model->run_lock);
+    return AIC_OK;
+}
+
+AIC_API int64_t aic_profile_events(aic_model *model, const aic_profile_event **events) {
+    if (model == NULL || events == NULL) {
+        fail(AIC_ERROR_INVALID_ARGUMENT, "aic_profile_events: the model or events is NULL");
+        return -1;
+    }
+    *events = model->profile.events;
+    return model->profile.count;
 }

@@ -17,12 +17,15 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .profiling import KernelEvent, Profiler, bind_profiling
 
 ABI_VERSION = 1
 
@@ -167,6 +170,7 @@ class Module(Signature):
         self._handle = self._lib.aic_create(num_threads or 0)
         if not self._handle:
             raise ModelLoadError(f"{self.path}: {self._lib.aic_last_error().decode()}")
+        self._profiler: Profiler | None = None
 
     @staticmethod
     def _info(entry: dict[str, Any]) -> TensorInfo:
@@ -198,10 +202,31 @@ class Module(Signature):
         results = [np.empty(s, dtype=d) if r is None else r for r, (s, d) in zip(results, self._output_layout)]
         ins = self._input_table(*[a.__array_interface__["data"][0] for a in arrays])
         outs = self._output_table(*[r.__array_interface__["data"][0] for r in results])
+        start = time.monotonic_ns() if self._profiler is not None else 0
         status = self._lib.aic_run(self._handle, ins, outs)
         if status != 0:
             raise RuntimeError(f"{self.path}: {self._lib.aic_last_error().decode()}")
+        if self._profiler is not None:
+            self._profiler.record(start, time.monotonic_ns())
         return [self._trimmed(i, results[i]) if self._dynamic[i] else results[i] for i in wanted]
+
+    def enable_profiling(self, prefix: str = "aic_profile") -> None:
+        """Time every kernel call of the following runs (like onnxruntime's enable_profiling);
+        `end_profiling` writes them to `<prefix>_<date>.json` as a Chrome trace."""
+        if not bind_profiling(self._lib):
+            raise RuntimeError(f"{self.path}: this model was built without per-kernel profiling; recompile it")
+        if self._profiler is None:
+            self._profiler = Profiler(self._lib, self._handle, self.metadata, prefix)
+
+    def end_profiling(self) -> str:
+        """Stop profiling and write the trace; return its path ("" when profiling was off)."""
+        profiler, self._profiler = self._profiler, None
+        return profiler.end() if profiler is not None else ""
+
+    @property
+    def last_profile(self) -> list[KernelEvent]:
+        """The kernel events of the last run while profiling (see `enable_profiling`)."""
+        return self._profiler.runs[-1][2] if self._profiler is not None and self._profiler.runs else []
 
     def output_shape(self, index: int) -> tuple[int, ...]:
         """The actual shape of output `index` after the last run (its data-dependent dims included)."""

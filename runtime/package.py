@@ -210,6 +210,7 @@ def program_metadata(program: Program, target: Target, opt_level: int) -> dict[s
         "outputs": [tensor_spec(b).to_json() for b in program.outputs],
         "arena_bytes": int(program.arena_bytes),
         "weights_bytes": sum(int(np.asarray(w.data).nbytes) for w in program.weights),
+        "kernel_calls": program.attrs.get("kernel_calls", []),  # what the profile's call numbers name
     }
 
 
