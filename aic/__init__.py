@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aic.runtime.module import ModelLoadError, Module, TensorInfo, load
+from aic.runtime.module import ModelLoadError, Module, RunError, TensorInfo, load
 
 from .specializing import SpecializingModule
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelLoadError", "Module", "SpecializingModule", "TensorInfo", "__version__", "compile", "load"]
+__all__ = ["ModelLoadError", "Module", "RunError", "SpecializingModule", "TensorInfo", "__version__", "compile", "load"]
 
 
 def compile(

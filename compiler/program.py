@@ -15,6 +15,8 @@ the graph passes. Steps:
 Data-dependent output sizes (NonZero, Unique, ...: compiler/lower/dynamic.py) get buffers
 of a static upper bound; their kernels store the actual sizes in arena slots that live
 until the run ends, and each output records where its sizes are (`ProgramBuffer.dynamic`).
+Run-time index checks share one error slot, alive for the whole run
+(`attrs["error_slot"]`, its byte offset; `attrs["error_sites"]`, the text of each check).
 
 If, Loop and Scan nodes become program steps (compiler/control.py): their bodies are
 built by child builders that share this one's storages, weights, kernels and arena, with
@@ -25,7 +27,7 @@ intermediates live as usual; anything else a loop body touches is held for the w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from aic.codegen.target import Target
@@ -95,6 +97,14 @@ def view_base(v: Value) -> Value:
     return v
 
 
+@dataclass
+class _ErrorSlot:
+    """Where kernels record a bad index (compiler/lower/checks.py), and the text of each check."""
+
+    storage: _Storage | None = None
+    sites: list[str] = field(default_factory=list)
+
+
 class _Builder:
     """Builds the steps of one graph scope: the model's graph, or (with a `parent`) a body."""
 
@@ -110,6 +120,7 @@ class _Builder:
         self.local = {id(o) for n in graph.nodes for o in n.outputs}  # values this scope computes
         self.copies: list[tuple[Value, _Storage]] = []
         self.sizes: list[tuple[_Storage, tuple[str, ...]]] = parent.sizes if parent else []  # data-dependent dims
+        self.errors: _ErrorSlot = parent.errors if parent else _ErrorSlot()  # kernels' run-time checks
         if parent is not None:  # one program: storages, weights, kernels, arena and clock are shared
             self.storage, self.weights, self.kernels = parent.storage, parent.weights, parent.kernels
             self.groups, self.arena, self.clock = parent.groups, parent.arena, parent.clock
@@ -222,7 +233,8 @@ class _Builder:
             lowered = lower_dynamic(group.anchor, needed, name)
             self.call(lowered.kernel, [self._bind(p, step) for p in lowered.params], group.describe())
             return
-        lowered = lower_group(group.nodes, group.anchor, needed, name, self.lanes)
+        lowered = lower_group(group.nodes, group.anchor, needed, name, self.lanes, len(self.errors.sites))
+        self.errors.sites.extend(lowered.sites)
         storages = [self._bind(p, step) for p in lowered.params]
         kernel = default_schedule(lowered.kernel, self.target, lowered.hints)  # type: ignore[arg-type]
         self.call(kernel, storages, group.describe())
@@ -232,6 +244,10 @@ class _Builder:
             return _Storage(self._weight(p.buffer.name, p.value, id(p.value)))  # type: ignore[arg-type]
         if p.kind == "scratch":
             return self.new_storage(f"tmp{step}_{p.buffer.name}", p.buffer.dtype, (int(p.buffer.size),))
+        if p.kind == "errors":  # one slot for the whole program, read after the run
+            if self.errors.storage is None:
+                self.errors.storage = self.new_storage("errors", p.buffer.dtype, (int(p.buffer.size),))
+            return self.errors.storage
         if p.kind == "sizes":  # where a kernel stores data-dependent sizes, read after the run
             self.sizes.append((self.new_storage(f"sizes{step}", p.buffer.dtype, (int(p.buffer.size),)), p.value))
             return self.sizes[-1][0]
@@ -266,6 +282,9 @@ class _Builder:
     def finish(self) -> Program:
         for st, _ in self.sizes:
             st.touch(self.clock[0] - 1)  # alive until the run ends
+        if self.errors.storage is not None:  # cleared before the run, read after it
+            self.errors.storage.touch(0)
+            self.errors.storage.touch(self.clock[0] - 1)
         lifetimes = [Lifetime(id(st), _nbytes(st.buffer), st.first, st.last) for st in self.arena]
         plan = plan_arena(lifetimes)
         for st in self.arena:
@@ -285,6 +304,8 @@ class _Builder:
             "memory_report": plan.report(),
             "weight_bytes": offset,
             "groups": self.groups,
+            "error_slot": self.errors.storage.buffer.offset if self.errors.storage else -1,  # type: ignore[union-attr]
+            "error_sites": self.errors.sites,
         }
         kernels = list(self.kernels.values())
         name = _ident(self.graph.name or "model")

@@ -8,7 +8,8 @@ The link inputs, all in a scratch folder:
 - the runtime object, compiled once from aic_runtime.c and cached (AIC_CACHE_DIR, else
   ~/.cache/aic).
 One `cc -shared` assembles and links them; the .so depends only on libc, libm and
-libpthread. Set AIC_DEBUG=4 to print the compiler commands.
+libpthread. The linked file is sealed with its size and SHA-256 (artifact.py). Set
+AIC_DEBUG=4 to print the compiler commands.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aic.ir.loop import Program, ProgramBuffer
 
+from .artifact import seal
 from .model_asm import TensorSpec, model_assembly
 
 if TYPE_CHECKING:
@@ -116,6 +118,7 @@ def link_shared_object(
         cmd = [*compiler(), "-shared", *map(str, sources), str(runtime_object()), "-o", str(partial),
                "-lm", "-lpthread", "-Wl,-z,noexecstack", "-Wl,--as-needed"]  # fmt: skip
         _run(cmd, "linking the model", cwd=tmp)
+        seal(partial)  # size and checksum, checked by aic.load before dlopen (artifact.py)
         os.replace(partial, output)  # a loaded .so being replaced keeps its old inode
     return output
 
@@ -134,6 +137,8 @@ def program_metadata(program: Program, target: Target, opt_level: int) -> dict[s
         "outputs": [tensor_spec(b).to_json() for b in program.outputs],
         "arena_bytes": int(program.arena_bytes),
         "weights_bytes": sum(int(np.asarray(w.data).nbytes) for w in program.weights),
+        "error_slot": int(program.attrs.get("error_slot", -1)),  # where kernels report bad indices
+        "error_sites": list(program.attrs.get("error_sites", [])),  # what each run-time check tests
     }
 
 

@@ -10,7 +10,7 @@ outputs with one loop nest per output shape.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from aic.ir.graph import Node, Value
@@ -38,11 +38,15 @@ class LoweredKernel:
     kernel: Kernel
     params: list[Param]  # what each kernel parameter is bound to, in parameter order
     hints: list[object]  # schedule records the lowering asks for
+    sites: list[str] = field(default_factory=list)  # the texts of its run-time checks (checks.py)
 
 
-def lower_group(nodes: list[Node], anchor: Node | None, needed: list[Value], name: str, lanes: int) -> LoweredKernel:
-    """Lower `nodes` (topological; the last is the root) storing the root outputs `needed`."""
-    ctx = LowerCtx(lanes)
+def lower_group(
+    nodes: list[Node], anchor: Node | None, needed: list[Value], name: str, lanes: int, site_base: int = 0
+) -> LoweredKernel:
+    """Lower `nodes` (topological; the last is the root) storing the root outputs `needed`;
+    its run-time checks are numbered from `site_base`."""
+    ctx = LowerCtx(lanes, site_base)
     root = nodes[-1]
     inside = {id(o) for n in nodes for o in n.outputs}
     reads = Counter(id(v) for n in nodes for v in n.inputs if v is not None)
@@ -103,10 +107,10 @@ def lower_group(nodes: list[Node], anchor: Node | None, needed: list[Value], nam
             body = lowering_of(root).root(ctx, root, [tensor_of(v) for v in root.inputs], emit_for(root))
         else:
             body = _store_outputs(ctx, needed, tensors, out_bufs)
-        body = top.wrap(body)
+        body = top.wrap(seq(*ctx.checks, body))
     params = _ordered(ctx.params, out_bufs)
     kernel = Kernel(name, [p.buffer for p in params], body)
-    return LoweredKernel(kernel, params, ctx.hints)
+    return LoweredKernel(kernel, params, ctx.hints, ctx.sites)
 
 
 def _external(ctx: LowerCtx, v: Value) -> Tensor:
@@ -134,12 +138,12 @@ def _store_outputs(ctx: LowerCtx, needed: list[Value], tensors: dict[int, Tensor
 
 
 def _ordered(params: list[Param], outputs: dict[int, Buffer]) -> list[Param]:
-    """Inputs, then compile-time weights, then outputs, then scratch buffers."""
+    """Inputs, then compile-time weights, then outputs, then scratch buffers, then the error slot."""
     out_ids = {id(b) for b in outputs.values()}
 
     def key(p: Param) -> int:
         if id(p.buffer) in out_ids:
             return 2
-        return {"value": 0, "weight": 1, "scratch": 3}[p.kind]
+        return {"value": 0, "weight": 1, "scratch": 3, "errors": 4}[p.kind]
 
     return sorted(params, key=key)
