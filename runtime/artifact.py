@@ -7,7 +7,7 @@ machine) and the seal aic appends when it links a model: a 48-byte record after 
 data, "AICSEAL1", the byte size of what precedes it (little-endian uint64) and its SHA-256.
 The loader ignores bytes after the ELF data, so the sealed file is still an ordinary .so.
 A file without a seal (linked by a cross toolchain from exported link inputs) gets the ELF
-checks only.
+checks only, and must end where its ELF data ends.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ def verify(path: str | os.PathLike) -> None:
         raise ArtifactError(f"{path}: {size} bytes, too small to be a shared object (truncated?)")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         end = _check_seal(path, data, size)
-        _check_elf(path, data, end)
+        elf_end = _check_elf(path, data, end)
+        if end == size and elf_end < size:  # no seal, yet bytes after the ELF data: a damaged seal
+            raise ArtifactError(f"{path}: damaged: {size - elf_end} unexpected bytes after the ELF data "
+                                "(a truncated or altered seal)")  # fmt: skip
 
 
 def _check_seal(path: Path, data: mmap.mmap, size: int) -> int:
@@ -64,7 +67,8 @@ def _check_seal(path: Path, data: mmap.mmap, size: int) -> int:
     return recorded
 
 
-def _check_elf(path: Path, data: mmap.mmap, size: int) -> None:
+def _check_elf(path: Path, data: mmap.mmap, size: int) -> int:
+    """Check the ELF structure within the first `size` bytes; return where its last part ends."""
     if data[:4] != b"\x7fELF":
         raise ArtifactError(f"{path}: not an ELF shared object (bad magic {bytes(data[:4])!r})")
     if data[4] != 2 or data[5] != 1:
@@ -77,19 +81,25 @@ def _check_elf(path: Path, data: mmap.mmap, size: int) -> None:
     machine = _MACHINES.get(e_machine, f"ELF machine {e_machine}")
     if machine != _HOST:
         raise ArtifactError(f"{path}: built for {machine}, this machine is {_HOST}")
+    ends = [64]
     for what, offset, count, entry in (("program", phoff, phnum, phentsize), ("section", shoff, shnum, shentsize)):
         if entry < (56 if what == "program" else 64) and count:
             raise ArtifactError(f"{path}: damaged ELF {what} headers (entry size {entry})")
         if offset + count * entry > size:
             raise ArtifactError(f"{path}: truncated or damaged: its {what} headers end at byte "
                                 f"{offset + count * entry}, the file has {size}")  # fmt: skip
+        ends.append(offset + count * entry)
     for i in range(phnum):
         p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
         if p_filesz and p_offset + p_filesz > size:
             raise ArtifactError(f"{path}: truncated or damaged: segment {i} (type {p_type:#x}) ends at byte "
                                 f"{p_offset + p_filesz}, the file has {size}")  # fmt: skip
+        ends.append(p_offset + p_filesz)
     for i in range(shnum):
         _, sh_type, _, _, sh_offset, sh_size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
         if sh_type != 8 and sh_size and sh_offset + sh_size > size:  # 8: SHT_NOBITS (.bss) has no file bytes
             raise ArtifactError(f"{path}: truncated or damaged: section {i} ends at byte {sh_offset + sh_size}, "
                                 f"the file has {size}")  # fmt: skip
+        if sh_type != 8:
+            ends.append(sh_offset + sh_size)
+    return max(ends)

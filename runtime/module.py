@@ -126,8 +126,11 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.aic_create.argtypes = [ctypes.c_int]
     lib.aic_num_threads.restype = ctypes.c_int
     lib.aic_num_threads.argtypes = [ctypes.c_void_p]
-    lib.aic_run_shaped.restype = ctypes.c_int
-    lib.aic_run_shaped.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib.aic_run.restype = ctypes.c_int
+    lib.aic_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    if hasattr(lib, "aic_run_shaped"):  # a runtime without it (another target's) returns shapes separately
+        lib.aic_run_shaped.restype = ctypes.c_int
+        lib.aic_run_shaped.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.aic_last_error.restype = ctypes.c_char_p
     lib.aic_destroy.restype = None
     lib.aic_destroy.argtypes = [ctypes.c_void_p]
@@ -284,9 +287,14 @@ class Module(Signature):
         outs = self._output_table(*[r.__array_interface__["data"][0] for r in results])
         dims = self._dims_table()
         with self._using():
-            status = self._lib.aic_run_shaped(self._handle, ins, outs, dims)
+            if hasattr(self._lib, "aic_run_shaped"):
+                status = self._lib.aic_run_shaped(self._handle, ins, outs, dims)
+            else:
+                status = self._lib.aic_run(self._handle, ins, outs)
             if status != 0:
                 raise RunError(f"{self.path}: {self._lib.aic_last_error().decode(errors='replace')}")
+            if not hasattr(self._lib, "aic_run_shaped"):
+                dims = self._dims_table(*[d for i in range(len(self._outputs)) for d in self.output_shape(i)])
         if any(self._dynamic):
             start = [sum(self._ranks[:i]) for i in range(len(self._ranks))]
             for i in wanted:
