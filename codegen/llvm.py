@@ -9,8 +9,9 @@ which computes each model buffer's address (an input or output pointer, a weight
 its offset in the embedded blob, an arena slice at its planned offset) and calls the
 kernels in program order, branching and looping around them for If/Loop/Scan steps.
 Weights never enter the LLVM module: they are linked in by runtime/package.py.
-Set AIC_DUMP_IR=dir to keep `<program>.ll` and `<program>.opt.ll`; AIC_DEBUG>=3
-prints the optimised LLVM IR to stderr.
+Optimisation and assembly run in a helper process (llvm_worker.py). Set AIC_DUMP_IR=dir
+to keep `<program>.ll` and `<program>.opt.ll`; AIC_DEBUG>=3 prints the optimised LLVM IR
+to stderr.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from llvmlite import ir
 from .llvm_expr import ModuleContext
 from .llvm_stmt import emit_function
 from .llvm_types import I8, I64, PTR, VOID, CodegenError, gep
+from .llvm_worker import assemble
 from .target import Target, host_triple
 
 
@@ -219,15 +221,23 @@ def compile_program(program: Program, target: Target | str = "llvm", opt_level: 
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
     text = str(build_module(program, target))
     try:
+        obj, optimized = assemble(text, target, opt_level)  # in a helper process (llvm_worker.py)
+    except CodegenError as err:
+        raise CodegenError(f"program {program.name}: {err}") from None
+    _dump(program.name, text, optimized)
+    return ObjectCode(obj, optimized, target)
+
+
+def assemble_in_process(text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
+    """Parse, verify, optimise and assemble LLVM IR `text`: the object code and the optimised IR."""
+    try:
         module = llvm.parse_assembly(text)
         module.verify()
         module.get_function("aic_entry").visibility = "hidden"  # called by the runtime, not exported
     except RuntimeError as err:
-        raise CodegenError(f"program {program.name}: generated LLVM IR is invalid: {err}") from None
+        raise CodegenError(f"generated LLVM IR is invalid: {err}") from None
     optimize(module, target, opt_level)
-    optimized = str(module)
-    _dump(program.name, text, optimized)
-    return ObjectCode(target_machine(target, opt_level).emit_object(module), optimized, target)
+    return target_machine(target, opt_level).emit_object(module), str(module)
 
 
 def _dump(name: str, text: str, optimized: str) -> None:
