@@ -23,7 +23,23 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelLoadError", "Module", "RunError", "SpecializingModule", "TensorInfo", "__version__", "compile", "load"]
+__all__ = [
+    "FrontendError", "LoweringError", "ModelLoadError", "Module", "RunError", "SpecializingModule", "TensorInfo",
+    "__version__", "compile", "load",
+]  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """The frontend's and compiler's error types, imported on first use (loading a model needs neither)."""
+    if name == "FrontendError":
+        from aic.frontend.onnx.errors import FrontendError
+
+        return FrontendError
+    if name == "LoweringError":
+        from aic.compiler.lower.core import LoweringError
+
+        return LoweringError
+    raise AttributeError(f"module 'aic' has no attribute {name!r}")
 
 
 def compile(
