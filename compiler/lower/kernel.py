@@ -107,7 +107,7 @@ def lower_group(
             body = lowering_of(root).root(ctx, root, [tensor_of(v) for v in root.inputs], emit_for(root))
         else:
             body = _store_outputs(ctx, needed, tensors, out_bufs)
-        body = top.wrap(seq(*ctx.checks, body))
+        body = seq(*ctx.checks, top.wrap(body))  # checks bind their values inside their own loops
     params = _ordered(ctx.params, out_bufs)
     kernel = Kernel(name, [p.buffer for p in params], body)
     return LoweredKernel(kernel, params, ctx.hints, ctx.sites)
