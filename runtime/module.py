@@ -243,7 +243,7 @@ class Module(Signature):
         try:
             same = entry["name"] == name and entry["dtype"] == dtype_name and tuple(entry["shape"]) == shape
             dynamic = [(int(d), str(sym)) for d, sym in entry.get("dynamic_dims", [])]
-        except (KeyError, TypeError, ValueError) as err:
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise ModelLoadError(f"{where}: damaged metadata: {err!r}") from None
         if not same:
             raise ModelLoadError(f"{where}: the metadata says {entry.get('name')!r} {entry.get('dtype')}"
