@@ -10,6 +10,8 @@ sources and a build.sh into a folder instead, for a cross toolchain to link.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import os
 import tempfile
 import time
@@ -27,6 +29,9 @@ from aic.runtime.package import export_link_inputs, package_program
 from .passes import optimize
 from .program import build_program
 from .shapes import ShapeSpec, bind_shapes
+
+COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
+_compiles = itertools.count(1)
 
 Progress = Callable[[int, int, str, float | None], None]  # (step, steps, what, seconds: None when starting)
 ModelSource = str | os.PathLike | onnx.ModelProto | Graph
@@ -64,8 +69,12 @@ def compile_model(
     with step("link the model" if not cross else "write the link inputs"):  # + runtime, weights, metadata
         path = Path(output) if output is not None else _default_output(program.name, cross)
         if cross:
-            return export_link_inputs(program, code.object, target, path, opt_level)
-        return package_program(program, code.object, target, path, opt_level)
+            path = export_link_inputs(program, code.object, target, path, opt_level)
+        else:
+            path = package_program(program, code.object, target, path, opt_level)
+    if next(_compiles) % COLLECT_EVERY == 0:  # else Python's rare full collections let a long-running process grow
+        gc.collect()
+    return path
 
 
 def _default_output(name: str, cross: bool) -> Path:
