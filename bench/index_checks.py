@@ -2,7 +2,7 @@
 
 Each model is compiled twice in this process, with the checks and with them switched off
 (by patching the lowering, for this measurement only), and the two modules are timed
-interleaved run by run; medians of `--runs` runs after warm-ups, one thread.
+interleaved run by run (alternating which goes first); medians of `--runs` runs after warm-ups, one thread.
 
     python -m bench.index_checks [--runs 200]
 
@@ -107,7 +107,8 @@ def checks_off():
 def median_ms(modules: list, feeds: dict, runs: int) -> list[float]:
     times: list[list[float]] = [[] for _ in modules]
     for k in range(runs + 5):
-        for m, t in zip(modules, times):
+        order = list(zip(modules, times))
+        for m, t in order if k % 2 else order[::-1]:  # alternate which runs first
             start = time.perf_counter()
             m.run(None, feeds)
             if k >= 5:
