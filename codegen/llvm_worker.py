@@ -13,6 +13,7 @@ the work is done in this process.
 from __future__ import annotations
 
 import atexit
+import os
 import pickle
 import struct
 import subprocess
@@ -47,11 +48,14 @@ def _receive(stream: IO[bytes]) -> Any:
 class _Helper:
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
+        self.owner = 0  # the process that started the helper (a forked child starts its own)
         self.used = 0
         self.lock = threading.Lock()
 
     def assemble(self, text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
         with self.lock:
+            if self.owner != os.getpid():
+                self.proc = None  # inherited through fork: the parent's helper, not ours to use
             if self.proc is None or self.proc.poll() is not None or self.used >= RECYCLE_AFTER:
                 self.stop()
                 try:
@@ -59,7 +63,7 @@ class _Helper:
                     self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
                 except OSError:
                     return _assemble_here(text, target, opt_level)
-                self.used = 0
+                self.used, self.owner = 0, os.getpid()
             self.used += 1
             assert self.proc.stdin is not None and self.proc.stdout is not None
             try:
@@ -74,7 +78,7 @@ class _Helper:
         return reply[1], reply[2]
 
     def stop(self) -> None:
-        if self.proc is not None:
+        if self.proc is not None and self.owner == os.getpid():
             if self.proc.stdin is not None:
                 self.proc.stdin.close()  # the helper exits at end of input
             try:
