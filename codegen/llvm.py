@@ -42,7 +42,7 @@ from llvmlite import ir
 from .llvm_expr import ModuleContext
 from .llvm_stmt import emit_function
 from .llvm_types import I8, I64, PTR, VOID, CodegenError, gep
-from .llvm_worker import assemble
+from .llvm_worker import assemble, prepare
 from .target import Target, host_triple
 
 
@@ -219,6 +219,7 @@ def compile_program(program: Program, target: Target | str = "llvm", opt_level: 
     target = Target.parse(target)
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
+    prepare()  # the helper process starts while the IR is rendered
     text = str(build_module(program, target))
     try:
         obj, optimized = assemble(text, target, opt_level)  # in a helper process (llvm_worker.py)

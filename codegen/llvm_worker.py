@@ -50,20 +50,30 @@ class _Helper:
         self.proc: subprocess.Popen[bytes] | None = None
         self.owner = 0  # the process that started the helper (a forked child starts its own)
         self.used = 0
+        self.unavailable = False  # the helper cannot run here (an embedded interpreter): work in-process
         self.lock = threading.Lock()
+
+    def start(self) -> bool:
+        """Make sure a usable helper is running (it starts in the background); False if none can be."""
+        if self.unavailable:
+            return False
+        if self.owner != os.getpid():
+            self.proc = None  # inherited through fork: the parent's helper, not ours to use
+        if self.proc is None or self.proc.poll() is not None or self.used >= RECYCLE_AFTER:
+            self.stop()
+            try:
+                cmd = [sys.executable, "-m", "aic.codegen.llvm_worker"]
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            except OSError:
+                self.unavailable = True
+                return False
+            self.used, self.owner = 0, os.getpid()
+        return True
 
     def assemble(self, text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
         with self.lock:
-            if self.owner != os.getpid():
-                self.proc = None  # inherited through fork: the parent's helper, not ours to use
-            if self.proc is None or self.proc.poll() is not None or self.used >= RECYCLE_AFTER:
-                self.stop()
-                try:
-                    cmd = [sys.executable, "-m", "aic.codegen.llvm_worker"]
-                    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-                except OSError:
-                    return _assemble_here(text, target, opt_level)
-                self.used, self.owner = 0, os.getpid()
+            if not self.start():
+                return _assemble_here(text, target, opt_level)
             self.used += 1
             assert self.proc.stdin is not None and self.proc.stdout is not None
             try:
@@ -72,6 +82,9 @@ class _Helper:
             except (OSError, EOFError):
                 code = self.proc.wait()
                 self.proc = None
+                if code > 0 and self.used == 1:  # it exited before serving anything: it cannot start here
+                    self.unavailable = True
+                    return _assemble_here(text, target, opt_level)
                 raise CodegenError(f"LLVM failed: its helper process ended with status {code} (see stderr)") from None
         if reply[0] == "error":
             raise CodegenError(reply[1])
@@ -90,6 +103,12 @@ class _Helper:
 
 _HELPER = _Helper()
 atexit.register(_HELPER.stop)
+
+
+def prepare() -> None:
+    """Start the helper now, so that it loads while the caller renders the IR."""
+    with _HELPER.lock:
+        _HELPER.start()
 
 
 def assemble(text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
