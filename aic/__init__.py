@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aic.runtime.module import ModelLoadError, Module, TensorInfo, load
+from aic.runtime.module import ModelLoadError, Module, RunError, TensorInfo, load
 
 from .session import (
     GraphOptimizationLevel,
@@ -36,12 +36,15 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "FrontendError",
     "GraphOptimizationLevel",
     "IOBinding",
     "InferenceSession",
+    "LoweringError",
     "ModelLoadError",
     "ModelMetadata",
     "Module",
+    "RunError",
     "SessionOptions",
     "SpecializingModule",
     "TensorInfo",
@@ -52,6 +55,19 @@ __all__ = [
     "get_device",
     "load",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The frontend's and compiler's error types, imported on first use (loading a model needs neither)."""
+    if name == "FrontendError":
+        from aic.frontend.onnx.errors import FrontendError
+
+        return FrontendError
+    if name == "LoweringError":
+        from aic.compiler.lower.core import LoweringError
+
+        return LoweringError
+    raise AttributeError(f"module 'aic' has no attribute {name!r}")
 
 
 def compile(

@@ -12,9 +12,9 @@ Each kernel call is bracketed by `if (profiling) aic_profile_mark(n, 0|1)` with 
 position in `kernel_calls` order and `profiling` the runtime's `aic_profiling` flag, read
 once per run: per-kernel timing by the runtime, one predictable branch per call when off.
 Weights never enter the LLVM module: they are linked in by runtime/package.py.
-Set AIC_DUMP_IR=dir to keep `<program>.ll`, `<program>.opt.ll` and each kernel's loop IR and LLVM IR
-(`kernels/<kernel>.loop`, `.ll`); AIC_DEBUG>=3
-prints the optimised LLVM IR to stderr.
+Optimisation and assembly run in a helper process (llvm_worker.py). Set AIC_DUMP_IR=dir to keep
+`<program>.ll`, `<program>.opt.ll` and each kernel's loop IR and LLVM IR (`kernels/<kernel>.loop`,
+`.ll`); AIC_DEBUG>=3 prints the optimised LLVM IR to stderr.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from llvmlite import ir
 from .llvm_expr import ModuleContext
 from .llvm_stmt import emit_function
 from .llvm_types import I8, I64, PTR, VOID, CodegenError, gep
+from .llvm_worker import assemble, prepare
 from .target import Target, host_triple
 
 
@@ -265,20 +266,29 @@ def compile_program(program: Program, target: Target | str = "llvm", opt_level: 
     target = Target.parse(target)
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
+    prepare()  # the helper process starts while the IR is rendered
     text = str(build_module(program, target))
+    try:
+        obj, optimized = assemble(text, target, opt_level)  # in a helper process (llvm_worker.py)
+    except CodegenError as err:
+        raise CodegenError(f"program {program.name}: {err}") from None
+    _dump(program, text, optimized)
+    return ObjectCode(obj, optimized, target)
+
+
+def assemble_in_process(text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
+    """Parse, verify, optimise and assemble LLVM IR `text`: the object code and the optimised IR."""
     try:
         module = llvm.parse_assembly(text)
         module.verify()
         module.get_function("aic_entry").visibility = "hidden"  # called by the runtime, not exported
     except RuntimeError as err:
-        raise CodegenError(f"program {program.name}: generated LLVM IR is invalid: {err}") from None
+        raise CodegenError(f"generated LLVM IR is invalid: {err}") from None
     optimize(module, target, opt_level)
-    optimized = str(module)
-    _dump(program, text, optimized, module)
-    return ObjectCode(target_machine(target, opt_level).emit_object(module), optimized, target)
+    return target_machine(target, opt_level).emit_object(module), str(module)
 
 
-def _dump(program: Program, text: str, optimized: str, module: llvm.ModuleRef) -> None:
+def _dump(program: Program, text: str, optimized: str) -> None:
     """AIC_DEBUG>=3: print the optimised IR; AIC_DUMP_IR=dir: write the program's LLVM IR before and
     after optimisation, and under kernels/ each kernel's loop IR (.loop) and optimised LLVM IR (.ll)."""
     if int(os.environ.get("AIC_DEBUG", "0") or 0) >= 3:
@@ -290,7 +300,7 @@ def _dump(program: Program, text: str, optimized: str, module: llvm.ModuleRef) -
     (path / "kernels").mkdir(parents=True, exist_ok=True)
     (path / f"{symbol(program.name)}.ll").write_text(text)
     (path / f"{symbol(program.name)}.opt.ll").write_text(optimized)
-    functions = {fn.name: str(fn) for fn in module.functions}
+    functions = {fn.name: str(fn) for fn in llvm.parse_assembly(optimized).functions}
     for kernel in program.kernels:
         (path / "kernels" / f"{symbol(kernel.name)}.loop").write_text(kernel_text(kernel) + "\n")
         code = functions.get(f"aic_k_{symbol(kernel.name)}")

@@ -10,6 +10,8 @@ sources and a build.sh into a folder instead, for a cross toolchain to link.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import os
 import tempfile
 import time
@@ -29,6 +31,9 @@ from .kernel_table import kernel_table
 from .passes import optimize
 from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes
+
+COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
+_compiles = itertools.count(1)
 
 Progress = Callable[[int, int, str, float | None], None]  # (step, steps, what, seconds: None when starting)
 ModelSource = str | os.PathLike | onnx.ModelProto | Graph
@@ -73,8 +78,12 @@ def compile_model(
     # write the weights, then link them (or the side file's digest) with the runtime and metadata
     path = Path(output) if output is not None else _default_output(program.name, cross)
     if cross:
-        return export_link_inputs(program, code.object, target, path, opt_level, embed_weights, step)
-    return package_program(program, code.object, target, path, opt_level, embed_weights, step, symbol_prefix)
+        path = export_link_inputs(program, code.object, target, path, opt_level, embed_weights, step)
+    else:
+        path = package_program(program, code.object, target, path, opt_level, embed_weights, step, symbol_prefix)
+    if next(_compiles) % COLLECT_EVERY == 0:  # else Python's rare full collections let a long-running process grow
+        gc.collect()
+    return path
 
 
 def lower_model(

@@ -19,6 +19,10 @@ the graph passes. Its stages, each a public function below:
 Data-dependent output sizes (NonZero, Unique, ...: compiler/lower/dynamic.py) get buffers
 of a static upper bound; their kernels store the actual sizes in arena slots that live
 until the run ends, and each output records where its sizes are (`ProgramBuffer.dynamic`).
+Run-time index checks share one error slot, alive for the whole run
+(`attrs["error_slot"]`, its byte offset; `attrs["error_sites"]`, the text of each check).
+Run-time index checks share one error slot, alive for the whole run
+(`attrs["error_slot"]`, its byte offset; `attrs["error_sites"]`, the text of each check).
 
 If, Loop and Scan nodes become program steps (compiler/control.py): their bodies go through
 stages 1-5 in child scopes (`lower_body`) that share this one's storages, weights, kernels
@@ -132,9 +136,12 @@ def lower_groups(graph: Graph, groups: list[Group], target: Target, table: Kerne
             continue
         directives = [r for r in given or () if isinstance(r, DIRECTIVES)]
         try:
-            low = lower_group(group.nodes, group.anchor, needed, name, target.lanes(4), directives)
+            low = lower_group(
+                group.nodes, group.anchor, needed, name, target.lanes(4), directives, len(table.error_sites)
+            )
         except ScheduleError as err:
             raise _refused(name, group, f"schedule record {err}") from None
+        table.error_sites.extend(low.sites)
         for record in directives:
             if record not in low.hints:
                 raise _refused(name, group, f"its lowering takes no directive {record}")
@@ -230,6 +237,9 @@ def plan_memory(scope: ScopeBuilder) -> ArenaPlan:
     data-dependent sizes live until the run ends); the offsets are written into the buffers."""
     for st, _ in scope.sizes:
         st.touch(scope.clock[0] - 1)
+    for st in scope.error_slot:  # cleared before the run, read after it
+        st.touch(0)
+        st.touch(scope.clock[0] - 1)
     plan = plan_arena([Lifetime(id(st), nbytes(st.buffer), st.first, st.last) for st in scope.arena])
     for st in scope.arena:
         st.buffer.offset = plan.offsets[id(st)]  # type: ignore[union-attr]
@@ -254,6 +264,8 @@ def assemble_program(scope: ScopeBuilder, plan: ArenaPlan) -> Program:
         "memory_report": plan.report(),
         "weight_bytes": offset,
         "groups": scope.groups,
+        "error_slot": scope.error_slot[0].buffer.offset if scope.error_slot else -1,  # type: ignore[union-attr]
+        "error_sites": scope.table.error_sites,
     }
     name = ident(scope.graph.name or "model")
     return Program(name, scope.table.kernels, scope.calls, scope.inputs, scope.outputs, weights, plan.peak_bytes, attrs)

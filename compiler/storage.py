@@ -55,6 +55,7 @@ class KernelTable:
     kept: set[int] = field(default_factory=set)  # ids of the kernels in the table
     count: int = 0  # kernels named so far (names are k<count>_<what>)
     names: set[str] = field(default_factory=set)
+    error_sites: list[str] = field(default_factory=list)  # the text of every run-time check, numbered program-wide
 
     def name(self, what: str) -> str:
         """A fresh kernel name describing `what`."""
@@ -111,6 +112,7 @@ class ScopeBuilder:
         if parent is not None:  # one program: storages, weights, arena, sizes and clock are shared
             self.storage, self.weights, self.groups = parent.storage, parent.weights, parent.groups
             self.arena, self.sizes, self.clock = parent.arena, parent.sizes, parent.clock
+            self.error_slot = parent.error_slot
             return
         self.storage: dict[int, Storage] = {}
         self.weights: dict[int, ProgramBuffer] = {}
@@ -118,6 +120,7 @@ class ScopeBuilder:
         self.arena: list[Storage] = []
         self.sizes: list[tuple[Storage, tuple[str, ...]]] = []  # where kernels store data-dependent dims
         self.clock = [0]  # the next step's number, in program order across all scopes
+        self.error_slot: list[Storage] = []  # the one slot where kernels report a bad index (lower/checks.py)
 
     def child(self, body: Graph) -> ScopeBuilder:
         """The scope of a control-flow body inside this one."""
@@ -196,7 +199,7 @@ class ScopeBuilder:
     # -- steps
     def bind_params(self, params: list[Param]) -> list[Storage]:
         """The storages a kernel's parameters are bound to by the next call: graph values,
-        weights made by lowering, fresh scratch slots, slots for data-dependent sizes."""
+        weights made by lowering, fresh scratch slots, slots for data-dependent sizes, the error slot."""
         step = self.clock[0]
         storages = []
         for p in params:
@@ -204,6 +207,10 @@ class ScopeBuilder:
                 st = Storage(self._weight(p.buffer.name, p.value, id(p.value)))  # type: ignore[arg-type]
             elif p.kind == "scratch":
                 st = self.new_storage(f"tmp{step}_{p.buffer.name}", p.buffer.dtype, (int(p.buffer.size),))
+            elif p.kind == "errors":  # one slot for the whole program, read after the run
+                if not self.error_slot:
+                    self.error_slot.append(self.new_storage("errors", p.buffer.dtype, (int(p.buffer.size),)))
+                st = self.error_slot[0]
             elif p.kind == "sizes":  # read after the run
                 st = self.new_storage(f"sizes{step}", p.buffer.dtype, (int(p.buffer.size),))
                 self.sizes.append((st, p.value))  # type: ignore[arg-type]

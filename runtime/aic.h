@@ -10,7 +10,8 @@
  *     aic_destroy(m);
  *
  * A model handle owns its scratch memory and thread pool. aic_run calls on one handle
- * are serialised; use one handle per thread to run concurrently.
+ * are serialised; use one handle per thread to run concurrently. aic_destroy waits for a
+ * run in progress; the caller must make sure no other aic_run on the handle starts after it.
  */
 #ifndef AIC_H
 #define AIC_H
@@ -22,7 +23,7 @@
 extern "C" {
 #endif
 
-#define AIC_ABI_VERSION 1
+#define AIC_ABI_VERSION 2
 
 typedef enum aic_status {
     AIC_OK = 0,
@@ -30,6 +31,8 @@ typedef enum aic_status {
     AIC_ERROR_OUT_OF_MEMORY = 2,    /* the scratch arena or the thread pool could not be allocated */
     AIC_ERROR_THREADS = 3,          /* a worker thread could not be started */
     AIC_ERROR_UNSUPPORTED_CPU = 4,  /* the model was compiled for CPU features this machine lacks */
+    AIC_ERROR_KERNEL = 5,           /* a kernel met bad input data (an index out of range, ...); the outputs
+                                     * are not valid; aic_last_error() names the node, op, value and position */
 } aic_status;
 
 typedef struct aic_tensor_info {
@@ -65,10 +68,20 @@ aic_model *aic_create(int num_threads);
 int aic_num_threads(const aic_model *model);
 
 /* Run the model. inputs[i] / outputs[i] point to C-contiguous buffers of
- * aic_input_info(i)->nbytes / aic_output_info(i)->nbytes. Returns an aic_status. */
+ * aic_input_info(i)->nbytes / aic_output_info(i)->nbytes. Returns an aic_status:
+ * AIC_ERROR_KERNEL when a kernel found an index out of range (ONNX calls that an error,
+ * e.g. a Gather index outside its axis); the message names the node, the valid range, the
+ * value and its position in the index tensor. */
 int aic_run(aic_model *model, const void *const *inputs, void *const *outputs);
 
-/* The actual shape of output i after the last aic_run on `model`: aic_output_info(i)->rank
+/* aic_run, then write every output's actual shape to `dims` (aic_output_info(0)->rank
+ * entries, then output 1's, ...) before another run on the handle can start: the shapes of
+ * data-dependent outputs belong to this run even when threads share the handle.
+ * dims may be NULL. */
+int aic_run_shaped(aic_model *model, const void *const *inputs, void *const *outputs, int64_t *dims);
+
+/* The actual shape of output i after the last aic_run on `model` (by any thread: threads
+ * sharing a handle should use aic_run_shaped): aic_output_info(i)->rank
  * entries written to `dims`. Outputs whose size depends on the data (NonZero, Unique,
  * NonMaxSuppression, Compress with a run-time condition) have dims known only after a run:
  * aic_output_info(i)->shape holds their upper bounds (the buffer the caller allocates), and

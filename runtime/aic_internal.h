@@ -20,6 +20,12 @@ typedef struct aic_model_info {
     /* Per output: NULL when its shape is static, else `rank` entries: -1 for a static dim, or
      * the arena byte offset of the int64 that holds the dim's size after a run. */
     const int64_t *const *output_sizes;
+    /* The kernels' error slot (compiler/lower/checks.py): the arena byte offset of four int64
+     * (code, site, value, position), -1 when the model has no run-time checks; and the text of
+     * each check site ("node 'g' (Gather): indices 'i' (axis 0 of size 5) must be in [-5, 4]"). */
+    int64_t error_offset;
+    const char *const *error_sites;
+    int num_error_sites;
 } aic_model_info;
 
 extern const aic_model_info aic_model_data;

@@ -1,6 +1,8 @@
 /* aic_runtime.c: the small runtime linked into every model .so.
  *
  * - The public ABI of aic.h: create / run / output shapes / signature / last error / destroy.
+ *   A run holds the handle's run lock from the start of the kernels until the output shapes
+ *   and the kernels' error slot are read; aic_destroy takes the same lock.
  * - A thread pool for generated parallel loops. Workers spin briefly after each job
  *   (back-to-back parallel loops of one run then start without a wake-up), then sleep
  *   on a condition variable, so an idle model costs no CPU. aic_parallel_for splits
@@ -30,7 +32,8 @@ _Static_assert(offsetof(aic_tensor_info, rank) == 16 && offsetof(aic_tensor_info
                "aic_tensor_info layout changed: update runtime/model_asm.py");
 _Static_assert(offsetof(aic_model_info, num_inputs) == 24 && offsetof(aic_model_info, inputs) == 32 &&
                    offsetof(aic_model_info, arena_bytes) == 48 && offsetof(aic_model_info, output_sizes) == 56 &&
-                   sizeof(aic_model_info) == 64,
+                   offsetof(aic_model_info, error_offset) == 64 && offsetof(aic_model_info, error_sites) == 72 &&
+                   offsetof(aic_model_info, num_error_sites) == 80 && sizeof(aic_model_info) == 88,
                "aic_model_info layout changed: update runtime/model_asm.py");
 
 #define SPIN_ITERATIONS 4000 /* about 0.1 ms of pause instructions */
@@ -366,7 +369,29 @@ static int check_pointers(const void *const *list, int count, const aic_tensor_i
     return AIC_OK;
 }
 
-AIC_API int aic_run(aic_model *model, const void *const *inputs, void *const *outputs) {
+/* The actual shape of output i after the run that left `arena` (the run lock held). */
+static void output_dims(const aic_model *model, int i, int64_t *dims) {
+    const aic_tensor_info *info = &aic_model_data.outputs[i];
+    const int64_t *sizes = aic_model_data.output_sizes ? aic_model_data.output_sizes[i] : NULL;
+    for (int d = 0; d < info->rank; d++)
+        dims[d] = sizes != NULL && sizes[d] >= 0 ? *(const int64_t *)((const char *)model->arena + sizes[d])
+                                                 : info->shape[d];
+}
+
+/* The error a kernel recorded in the error slot during the run (the run lock held). */
+static int kernel_error(const aic_model *model) {
+    const int64_t *slot = (const int64_t *)((const char *)model->arena + aic_model_data.error_offset);
+    if (slot[0] == 0) return AIC_OK;
+    int64_t site = slot[1];
+    const char *where = site >= 0 && site < aic_model_data.num_error_sites ? aic_model_data.error_sites[site]
+                                                                           : "a kernel's run-time check";
+    if (slot[3] >= 0)
+        return fail(AIC_ERROR_KERNEL, "aic_run: %s; got %lld at flat position %lld", where, (long long)slot[2],
+                    (long long)slot[3]);
+    return fail(AIC_ERROR_KERNEL, "aic_run: %s; got %lld", where, (long long)slot[2]);
+}
+
+AIC_API int aic_run_shaped(aic_model *model, const void *const *inputs, void *const *outputs, int64_t *dims) {
     if (model == NULL) return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: the model is NULL");
     int status = check_pointers(inputs, aic_model_data.num_inputs, aic_model_data.inputs, "input");
     if (status == AIC_OK)
@@ -374,14 +399,25 @@ AIC_API int aic_run(aic_model *model, const void *const *inputs, void *const *ou
                                 "output");
     if (status != AIC_OK) return status;
     pthread_mutex_lock(&model->run_lock);
+    int checked = aic_model_data.error_offset >= 0;
+    if (checked) memset((char *)model->arena + aic_model_data.error_offset, 0, 4 * sizeof(int64_t));
     current_pool = &model->pool;
     profile_start(&model->profile);
     aic_entry(model->arena, inputs, outputs, aic_weights_base(NULL));
     current_profile = NULL;
     current_pool = NULL;
     model->has_run = 1;
+    status = checked ? kernel_error(model) : AIC_OK;
+    for (int i = 0; dims != NULL && i < aic_model_data.num_outputs; i++) {
+        output_dims(model, i, dims);
+        dims += aic_model_data.outputs[i].rank;
+    }
     pthread_mutex_unlock(&model->run_lock);
-    return AIC_OK;
+    return status;
+}
+
+AIC_API int aic_run(aic_model *model, const void *const *inputs, void *const *outputs) {
+    return aic_run_shaped(model, inputs, outputs, NULL);
 }
 
 AIC_API int aic_output_shape(aic_model *model, int i, int64_t *dims) {
@@ -394,9 +430,7 @@ AIC_API int aic_output_shape(aic_model *model, int i, int64_t *dims) {
     const int64_t *sizes = aic_model_data.output_sizes ? aic_model_data.output_sizes[i] : NULL;
     pthread_mutex_lock(&model->run_lock);
     int known = sizes == NULL || model->has_run;
-    for (int d = 0; known && d < info->rank; d++)
-        dims[d] = sizes != NULL && sizes[d] >= 0 ? *(const int64_t *)((const char *)model->arena + sizes[d])
-                                                 : info->shape[d];
+    if (known) output_dims(model, i, dims);
     pthread_mutex_unlock(&model->run_lock);
     if (!known)
         return fail(AIC_ERROR_INVALID_ARGUMENT,
@@ -407,7 +441,9 @@ AIC_API int aic_output_shape(aic_model *model, int i, int64_t *dims) {
 
 AIC_API void aic_destroy(aic_model *model) {
     if (model == NULL) return;
+    pthread_mutex_lock(&model->run_lock); /* waits for a run in progress */
     pool_stop(&model->pool, model->pool.num_threads - 1);
+    pthread_mutex_unlock(&model->run_lock);
     aic_profile_enable(model, 0);
     free(model->profile.events);
     pthread_mutex_destroy(&model->run_lock);

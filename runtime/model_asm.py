@@ -63,7 +63,9 @@ def model_assembly(
     blob: Path | str,
     weights: dict[str, Any] | None = None,
 ) -> str:
-    """The assembly source of the weights and of `aic_model_data`."""
+    """The assembly source of the weights and of `aic_model_data` (with the kernels' error slot:
+    metadata "error_slot", its arena byte offset or -1, and "error_sites", the text of each check)."""
+    error_slot, error_sites = int(metadata.get("error_slot", -1)), list(metadata.get("error_sites", []))
     strings: list[str] = []
 
     def string(text: str) -> str:
@@ -98,13 +100,21 @@ def model_assembly(
         data.append(".Loutput_sizes:")
         data.append(f"\t.quad {', '.join(f'.Loutput_sizes{i}' if s.dynamic else '0' for i, s in enumerate(outputs))}")
         sizes_table = ".Loutput_sizes"
+    sites_table = "0"
+    if error_sites:
+        data.append(".Lerror_sites:")
+        data.extend(f"\t.quad {string(text)}" for text in error_sites)
+        sites_table = ".Lerror_sites"
     target = metadata["target"]
-    info = [  # aic_model_info: json, features, cpu, num_inputs, num_outputs, inputs, outputs, arena_bytes, output_sizes
+    info = [  # aic_model_info: json, features, cpu, num_inputs, num_outputs, inputs, outputs, arena_bytes,
+        # output_sizes, error_offset, error_sites, num_error_sites
         "aic_model_data:",
         f"\t.quad {string(json.dumps(metadata, sort_keys=True))}, {string(','.join(target['features']))}, "
         f"{string(target['cpu'])}",
         f"\t.long {len(inputs)}, {len(outputs)}",
         f"\t.quad {input_table}, {output_table}, {int(metadata['arena_bytes'])}, {sizes_table}",
+        f"\t.quad {int(error_slot)}, {sites_table}",
+        f"\t.long {len(error_sites)}, 0",
     ]
     path = str(blob).replace("\\", "\\\\").replace('"', '\\"')
     weights = weights or {"external": False, "bytes": 0, "sha256": bytes(32)}

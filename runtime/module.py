@@ -6,34 +6,47 @@ the tensors the way ORT's do (name, shape, type), so code can swap one for the
 other. Inputs are checked (names, dtypes, shapes) before any native code runs.
 
 An output whose size depends on the data (NonZero, Unique, ...) is described with a
-symbol for each such dim; `run` allocates its upper bound, asks the model for the actual
-shape after the run (`aic_output_shape`) and returns the trimmed array.
+symbol for each such dim; `run` allocates its upper bound, gets the actual shapes from the
+same locked run (`aic_run_shaped`, so threads sharing a module get their own) and returns
+the trimmed array.
+
+Loading checks the file before mapping it (runtime/artifact.py), takes tensor sizes from
+the model's C tables and cross-checks them with its JSON metadata. `close()` waits for runs
+in progress, then frees the native instance and unmaps the library.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import json
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .artifact import ArtifactError, verify
 from .profiling import KernelEvent, Profiler, bind_profiling
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _ORT_TYPES = {"float32": "float", "float64": "double"}
 
 
 class ModelLoadError(RuntimeError):
-    """The file is not a loadable aic model for this machine."""
+    """The file is not a loadable aic model for this machine (missing, damaged, or built for another)."""
+
+
+class RunError(RuntimeError):
+    """A run failed: a kernel met bad input data (an index out of range), or the runtime failed."""
 
 
 def _numpy_dtype(name: str) -> np.dtype:
@@ -61,16 +74,30 @@ class TensorInfo:
         return f"{self.name} ({self.dtype.name}{list(self.shape)})"
 
 
-_OPENED: dict[str, tuple[int, int]] = {}  # path -> (device, inode) of the file first dlopen'ed under that path
+class _TensorInfo(ctypes.Structure):  # aic_tensor_info of aic.h
+    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_char_p), ("rank", ctypes.c_int),
+                ("shape", ctypes.POINTER(ctypes.c_int64)), ("nbytes", ctypes.c_size_t)]  # fmt: skip
+
+
+_OPENED: dict[str, list[Any]] = {}  # path -> [(device, inode) of the file dlopen'ed under that path, open count]
+_OPENED_LOCK = threading.Lock()
 
 
 def _open_library(path: Path) -> ctypes.CDLL:
     """dlopen `path`. dlopen returns the library already loaded under a name, so a model
-    rebuilt at the same path is opened through a fresh name (a hard link, else a copy)."""
+    rebuilt at the same path while the old one is open is opened through a fresh name (a
+    hard link, else a copy)."""
     real = str(path.resolve())
     st = os.stat(real)
-    if _OPENED.setdefault(real, (st.st_dev, st.st_ino)) == (st.st_dev, st.st_ino):
-        return ctypes.CDLL(real)
+    with _OPENED_LOCK:
+        entry = _OPENED.get(real)
+        if entry is None or entry[1] == 0:
+            entry = _OPENED[real] = [(st.st_dev, st.st_ino), 0]
+        if entry[0] == (st.st_dev, st.st_ino):
+            lib = ctypes.CDLL(real)
+            entry[1] += 1
+            lib._aic_opened = real  # type: ignore[attr-defined]
+            return lib
     with tempfile.TemporaryDirectory(prefix="aic-load-") as folder:
         alias = Path(folder) / path.name
         for source, target in [(real, alias), (weights_path(real), weights_path(alias))]:
@@ -97,15 +124,32 @@ def _is_onnx(path: Path) -> bool:
     return head != b"\x7fELF" and head[:1] == b"\x08"  # ModelProto starts with field 1 (ir_version), varint
 
 
+def _close_library(lib: ctypes.CDLL) -> None:
+    """dlclose: unmap the model's code and data once no Module uses them."""
+    real = getattr(lib, "_aic_opened", None)
+    if real is not None:
+        with _OPENED_LOCK:
+            _OPENED[real][1] -= 1
+    _ctypes.dlclose(lib._handle)
+
+
 def _bind(lib: ctypes.CDLL) -> None:
     lib.aic_signature.restype = ctypes.c_char_p
     lib.aic_abi_version.restype = ctypes.c_int
+    lib.aic_num_inputs.restype = ctypes.c_int
+    lib.aic_num_outputs.restype = ctypes.c_int
+    for table in (lib.aic_input_info, lib.aic_output_info):
+        table.restype = ctypes.POINTER(_TensorInfo)
+        table.argtypes = [ctypes.c_int]
     lib.aic_create.restype = ctypes.c_void_p
     lib.aic_create.argtypes = [ctypes.c_int]
     lib.aic_num_threads.restype = ctypes.c_int
     lib.aic_num_threads.argtypes = [ctypes.c_void_p]
     lib.aic_run.restype = ctypes.c_int
     lib.aic_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    if hasattr(lib, "aic_run_shaped"):  # a runtime without it (another target's) returns shapes separately
+        lib.aic_run_shaped.restype = ctypes.c_int
+        lib.aic_run_shaped.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.aic_last_error.restype = ctypes.c_char_p
     lib.aic_destroy.restype = None
     lib.aic_destroy.argtypes = [ctypes.c_void_p]
@@ -139,6 +183,10 @@ class Module(Signature):
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
         self.path = Path(path)
+        self._handle: int | None = None
+        self._state = threading.Condition()  # guards _handle and _active: close() waits for runs
+        self._active = 0
+        self._profiler: Profiler | None = None
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         if not self.path.is_file():
@@ -149,39 +197,109 @@ class Module(Signature):
                 "(or `aic compile`), or run it through aic.InferenceSession"
             )
         try:
+            verify(self.path)
+        except (ArtifactError, OSError, ValueError) as err:
+            raise ModelLoadError(str(err) if isinstance(err, ArtifactError) else f"{self.path}: {err}") from None
+        try:
             self._lib = _open_library(self.path)
         except OSError as err:
             raise ModelLoadError(f"{self.path}: cannot be loaded on this machine: {err}") from None
+        try:
+            self._read_signature()
+            self._handle = self._lib.aic_create(num_threads or 0)
+            if not self._handle:
+                raise ModelLoadError(f"{self.path}: {self._lib.aic_last_error().decode()}")
+        except BaseException:
+            _close_library(self._lib)
+            raise
+
+    def _read_signature(self) -> None:
+        """The inputs and outputs from the model's C tables, cross-checked with its JSON metadata."""
         if not hasattr(self._lib, "aic_signature"):
             raise ModelLoadError(f"{self.path}: not an aic model (no aic_signature symbol)")
-        _bind(self._lib)
+        self._lib.aic_abi_version.restype = ctypes.c_int
         abi = self._lib.aic_abi_version()
         if abi != ABI_VERSION:
-            raise ModelLoadError(f"{self.path}: model ABI version {abi}, this aic runtime reads version {ABI_VERSION}")
-        self.metadata: dict[str, Any] = json.loads(self._lib.aic_signature().decode())
-        self._inputs = [self._info(t) for t in self.metadata["inputs"]]
-        self._outputs = [self._info(t) for t in self.metadata["outputs"]]
+            raise ModelLoadError(f"{self.path}: model ABI version {abi}, this aic runtime reads version {ABI_VERSION}; "
+                                 "rebuild the model with this aic")  # fmt: skip
+        _bind(self._lib)
+        try:
+            self.metadata: dict[str, Any] = json.loads(self._lib.aic_signature().decode())
+            entries = {"inputs": list(self.metadata["inputs"]), "outputs": list(self.metadata["outputs"])}
+        except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ModelLoadError(f"{self.path}: damaged metadata (aic_signature): {err}") from None
+        tables = {"inputs": (self._lib.aic_num_inputs(), self._lib.aic_input_info),
+                  "outputs": (self._lib.aic_num_outputs(), self._lib.aic_output_info)}  # fmt: skip
+        infos: dict[str, list[tuple[TensorInfo, tuple[int, ...]]]] = {}
+        for kind, (count, info_of) in tables.items():
+            if len(entries[kind]) != count:
+                raise ModelLoadError(f"{self.path}: damaged metadata: it lists {len(entries[kind])} {kind}, the "
+                                     f"model's tables {count}")  # fmt: skip
+            infos[kind] = [self._checked_info(kind, i, info_of(i), entries[kind][i]) for i in range(count)]
+        self._inputs = [info for info, _ in infos["inputs"]]
+        self._outputs = [info for info, _ in infos["outputs"]]
         self._input_names = {t.name for t in self._inputs}
         self._output_position = {t.name: i for i, t in enumerate(self._outputs)}
-        self._output_layout = [(tuple(t["shape"]), _numpy_dtype(t["dtype"])) for t in self.metadata["outputs"]]
-        self._dynamic = [bool(t.get("dynamic_dims")) for t in self.metadata["outputs"]]
+        self._output_layout = [(shape, info.dtype) for info, shape in infos["outputs"]]
+        self._dynamic = [any(isinstance(d, str) for d in t.shape) for t in self._outputs]
+        self._ranks = [len(t.shape) for t in self._outputs]
         self._input_table = ctypes.c_void_p * max(1, len(self._inputs))
         self._output_table = ctypes.c_void_p * max(1, len(self._outputs))
-        self._handle = self._lib.aic_create(num_threads or 0)
-        if not self._handle:
-            raise ModelLoadError(f"{self.path}: {self._lib.aic_last_error().decode()}")
-        self._profiler: Profiler | None = None
+        self._dims_table = ctypes.c_int64 * max(1, sum(self._ranks))
 
-    @staticmethod
-    def _info(entry: dict[str, Any]) -> TensorInfo:
-        shape: list[Any] = list(entry["shape"])
-        for dim, symbol in entry.get("dynamic_dims", []):  # data-dependent: named, like ORT's symbolic dims
-            shape[dim] = symbol
-        return TensorInfo(entry["name"], shape, _numpy_dtype(entry["dtype"]))
+    def _checked_info(self, kind: str, i: int, ptr: Any, entry: Any) -> tuple[TensorInfo, tuple[int, ...]]:
+        """Tensor `i` as the C table describes it, and its buffer shape; a mismatch with the JSON
+        entry is an error."""
+        where = f"{self.path}: {kind[:-1]} {i}"
+        if not ptr:
+            raise ModelLoadError(f"{where}: missing from the model's tables")
+        c = ptr.contents
+        if not 0 <= c.rank <= 64 or (c.rank and not c.shape):
+            raise ModelLoadError(f"{where}: damaged tables (rank {c.rank})")
+        name, dtype_name = (c.name or b"").decode(errors="replace"), (c.dtype or b"").decode(errors="replace")
+        shape = tuple(int(c.shape[d]) for d in range(c.rank))
+        try:
+            dtype = _numpy_dtype(dtype_name)
+        except TypeError:
+            raise ModelLoadError(f"{where} ('{name}'): unknown element type '{dtype_name}'") from None
+        if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != c.nbytes:
+            raise ModelLoadError(f"{where} ('{name}'): damaged tables: shape {list(shape)} of {dtype_name} "
+                                 f"is not {c.nbytes} bytes")  # fmt: skip
+        try:
+            same = entry["name"] == name and entry["dtype"] == dtype_name and tuple(entry["shape"]) == shape
+            dynamic = [(int(d), str(sym)) for d, sym in entry.get("dynamic_dims", [])]
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise ModelLoadError(f"{where}: damaged metadata: {err!r}") from None
+        if not same:
+            raise ModelLoadError(f"{where}: the metadata says {entry.get('name')!r} {entry.get('dtype')}"
+                                 f"{entry.get('shape')}, the model's tables '{name}' {dtype_name}{list(shape)}; "
+                                 "the file was modified")  # fmt: skip
+        if any(not 0 <= d < len(shape) for d, _ in dynamic):
+            raise ModelLoadError(f"{where} ('{name}'): damaged metadata: dynamic dims {dynamic}")
+        described: list[Any] = list(shape)
+        for d, symbol in dynamic:  # data-dependent: named, like ORT's symbolic dims
+            described[d] = symbol
+        return TensorInfo(name, described, dtype), shape
 
     @property
     def num_threads(self) -> int:
-        return self._lib.aic_num_threads(self._handle)
+        with self._using():
+            return self._lib.aic_num_threads(self._handle)
+
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Hold the native instance open for a call (close() waits for it)."""
+        with self._state:
+            if not self._handle:
+                raise ValueError(f"{self.path}: the module is closed")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._active -= 1
+                if self._active == 0:
+                    self._state.notify_all()
 
     def run(
         self,
@@ -192,9 +310,8 @@ class Module(Signature):
     ) -> list[np.ndarray]:
         """Run the model on `input_feed` (name -> array); return the outputs named in
         `output_names` (None: all), in that order. `outputs` (name -> array) are written in
-        place instead of newly allocated (C-contiguous, writable, of the output's shape and dtype)."""
-        if not self._handle:
-            raise ValueError(f"{self.path}: the module is closed")
+        place instead of newly allocated (C-contiguous, writable, of the output's shape and dtype).
+        Raises RunError when a kernel meets bad data (an index out of range)."""
         wanted = self._select_outputs(output_names)
         arrays = self._check_inputs(input_feed)
         given = self._check_outputs(outputs or {})
@@ -202,13 +319,25 @@ class Module(Signature):
         results = [np.empty(s, dtype=d) if r is None else r for r, (s, d) in zip(results, self._output_layout)]
         ins = self._input_table(*[a.__array_interface__["data"][0] for a in arrays])
         outs = self._output_table(*[r.__array_interface__["data"][0] for r in results])
+        dims = self._dims_table()
         start = time.monotonic_ns() if self._profiler is not None else 0
-        status = self._lib.aic_run(self._handle, ins, outs)
-        if status != 0:
-            raise RuntimeError(f"{self.path}: {self._lib.aic_last_error().decode()}")
+        with self._using():
+            if hasattr(self._lib, "aic_run_shaped"):
+                status = self._lib.aic_run_shaped(self._handle, ins, outs, dims)
+            else:
+                status = self._lib.aic_run(self._handle, ins, outs)
+            if status != 0:
+                raise RunError(f"{self.path}: {self._lib.aic_last_error().decode(errors='replace')}")
+            if not hasattr(self._lib, "aic_run_shaped"):
+                dims = self._dims_table(*[d for i in range(len(self._outputs)) for d in self.output_shape(i)])
         if self._profiler is not None:
             self._profiler.record(start, time.monotonic_ns())
-        return [self._trimmed(i, results[i]) if self._dynamic[i] else results[i] for i in wanted]
+        if any(self._dynamic):
+            start = [sum(self._ranks[:i]) for i in range(len(self._ranks))]
+            for i in wanted:
+                if self._dynamic[i]:
+                    results[i] = _trimmed(results[i], tuple(dims[start[i] : start[i] + self._ranks[i]]))
+        return [results[i] for i in wanted]
 
     def enable_profiling(self, prefix: str = "aic_profile") -> None:
         """Time every kernel call of the following runs (like onnxruntime's enable_profiling);
@@ -229,17 +358,14 @@ class Module(Signature):
         return self._profiler.runs[-1][2] if self._profiler is not None and self._profiler.runs else []
 
     def output_shape(self, index: int) -> tuple[int, ...]:
-        """The actual shape of output `index` after the last run (its data-dependent dims included)."""
+        """The actual shape of output `index` after the last run on this module, by any thread
+        (its data-dependent dims included; `run` returns each run's own)."""
         rank = len(self._output_layout[index][0])
         dims = (ctypes.c_int64 * max(rank, 1))()
-        if self._lib.aic_output_shape(self._handle, index, dims) != 0:
-            raise RuntimeError(f"{self.path}: {self._lib.aic_last_error().decode()}")
+        with self._using():
+            if self._lib.aic_output_shape(self._handle, index, dims) != 0:
+                raise RunError(f"{self.path}: {self._lib.aic_last_error().decode(errors='replace')}")
         return tuple(dims[:rank])
-
-    def _trimmed(self, index: int, result: np.ndarray) -> np.ndarray:
-        """The run wrote the actual tensor C-contiguous at the start of the upper-bound buffer."""
-        shape = self.output_shape(index)
-        return result.reshape(-1)[: int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
 
     def _select_outputs(self, output_names: Sequence[str] | None) -> list[int]:
         if output_names is None:
@@ -294,10 +420,18 @@ class Module(Signature):
         return ", ".join(t.describe() for t in infos) or "(none)"
 
     def close(self) -> None:
-        """Release the native instance (its arena and threads)."""
-        if getattr(self, "_handle", None):
-            self._lib.aic_destroy(self._handle)
-            self._handle = None
+        """Release the native instance (its arena and threads) once the runs in progress end,
+        and unmap the library. Later calls raise ValueError."""
+        state = getattr(self, "_state", None)
+        if state is None:
+            return
+        with state:
+            handle, self._handle = self._handle, None  # no new run starts
+            while self._active:
+                state.wait()
+        if handle:
+            self._lib.aic_destroy(handle)
+            _close_library(self._lib)
 
     def __enter__(self) -> Module:
         return self
@@ -309,8 +443,15 @@ class Module(Signature):
         self.close()
 
     def __repr__(self) -> str:
-        ins, outs = self._listing(self._inputs), self._listing(self._outputs)
+        ins, outs = self._listing(getattr(self, "_inputs", [])), self._listing(getattr(self, "_outputs", []))
         return f"<aic.Module {self.path.name}: ({ins}) -> ({outs})>"
+
+
+
+
+def _trimmed(result: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The run wrote the actual tensor C-contiguous at the start of the upper-bound buffer."""
+    return result.reshape(-1)[: int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
 
 
 def load(path: str | os.PathLike, num_threads: int | None = None) -> Module:

@@ -8,7 +8,8 @@ The link inputs, all in a scratch folder:
 - the runtime objects, compiled once from aic_runtime.c and aic_weights.c and cached
   (AIC_CACHE_DIR, else ~/.cache/aic).
 One `cc -shared` assembles and links them; the .so depends only on libc, libm and
-libpthread. Set AIC_DEBUG=4 to print the compiler commands.
+libpthread. The linked file is sealed with its size and SHA-256 (artifact.py). Set
+AIC_DEBUG=4 to print the compiler commands.
 
 Weights larger than EMBED_LIMIT go instead to a side file next to the .so
 (`model.so` -> `model.weights`: the blob, then a trailer with its size and sha256),
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aic.ir.loop import Program, ProgramBuffer
 
+from .artifact import seal
 from .model_asm import TensorSpec, model_assembly
 from .module import weights_path
 
@@ -176,6 +178,7 @@ def link_shared_object(
                    "-Wl,-Bsymbolic", *prefix_aliases(symbol_prefix),
                    "-lm", "-lpthread", "-ldl", "-Wl,-z,noexecstack", "-Wl,--as-needed"]  # fmt: skip
             _run(cmd, "linking the model", cwd=tmp)
+            seal(partial)  # size and checksum, checked by aic.load before dlopen (artifact.py)
             if partial_side is not None:
                 os.replace(partial_side, side)
             os.replace(partial, output)  # a loaded .so being replaced keeps its old inode
@@ -211,6 +214,8 @@ def program_metadata(program: Program, target: Target, opt_level: int) -> dict[s
         "arena_bytes": int(program.arena_bytes),
         "weights_bytes": sum(int(np.asarray(w.data).nbytes) for w in program.weights),
         "kernel_calls": program.attrs.get("kernel_calls", []),  # what the profile's call numbers name
+        "error_slot": int(program.attrs.get("error_slot", -1)),  # where kernels report bad indices
+        "error_sites": list(program.attrs.get("error_sites", [])),  # what each run-time check tests
     }
 
 

@@ -201,16 +201,20 @@ class Param:
     """What a kernel parameter is bound to when the kernel is called."""
 
     buffer: Buffer
-    kind: str  # "value" (a graph value), "weight" (an array made by lowering), "scratch"
+    kind: str  # "value" (a graph value), "weight" (an array made by lowering), "scratch", "errors", "sizes"
     value: object = None  # the graph Value, or the numpy array of a weight
 
 
 class LowerCtx:
     """State of lowering one kernel: fresh names, Let scopes, parameters and lane width."""
 
-    def __init__(self, lanes: int = 8, directives: Sequence[object] = ()) -> None:
+    def __init__(self, lanes: int = 8, directives: Sequence[object] = (), site_base: int = 0) -> None:
         self.lanes = lanes  # float32 vector lanes of the target
         self.params: list[Param] = []
+        self.site_base = site_base  # the program-wide number of this kernel's first check site
+        self.sites: list[str] = []  # what each run-time check of this kernel tests (checks.py)
+        self.checks: list[Stmt] = []  # run-time checks, run before the kernel's loops
+        self._errors: Buffer | None = None
         self._counts: dict[str, int] = {}
         self._scopes: list[_Scope] = [_Scope()]
         self.hints: list[object] = []  # schedule records the lowering asks for
@@ -235,6 +239,12 @@ class LowerCtx:
         array = np.ascontiguousarray(array)
         buf = self.param("weight", DType.from_numpy(array.dtype), array.size, array, hint)
         return BufferTensor(array.shape, DType.from_numpy(array.dtype), lambda: buf)
+
+    def error_slot(self) -> Buffer:
+        """The model's error slot (int64 code, site, value, position), shared by every kernel."""
+        if self._errors is None:
+            self._errors = self.param("errors", INDEX, 4, None, "err")
+        return self._errors
 
     def scratch(self, dtype: DType, size: int) -> Buffer:
         """A global temporary buffer living for this kernel only (planned in the arena)."""

@@ -2,9 +2,11 @@
 (constant condition), ScatterElements, ScatterND.
 
 Gathers are compute lowerings (an index load, then a data load). Negative indices count
-from the end; an index out of range is clamped (ONNX leaves it undefined) so a kernel
-never reads outside its buffer. Scatters copy the data, apply the updates in order
-(duplicates reduce as ONNX says, the loop stays serial), then write the result out.
+from the end. An index out of range is an error (as ONNX says): a check before the
+kernel's loops reports it through the error channel (checks.py) and the run fails naming
+the node and the index; the loops clamp it, so a kernel never touches memory outside a
+buffer. Scatters copy the data, apply the updates in order (duplicates reduce as ONNX
+says, the loop stays serial), then write the result out.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Bin, Buffer, Cast, Expr, Load, Stmt
 
 from ..loop_util import binop, select, seq
+from .checks import check_indices
 from .core import ComputeTensor, LowerCtx, Tensor, clamp, delinear, idx, linear, node_error, store
 from .mathx import add, maximum, minimum, mul
 from .table import Emit, anchor, compute
@@ -27,6 +30,13 @@ def index_value(ctx: LowerCtx, t: Tensor, at: list[Expr], size: int) -> Expr:
     raw = t.at(at)
     v = ctx.let(raw if raw.dtype == INDEX else Cast(INDEX, raw), "ix")
     return clamp(select(Bin("lt", v, idx(0)), binop("add", v, idx(size)), v), 0, max(size - 1, 0))
+
+
+def _checked(ctx: LowerCtx, node: Node, indices: Tensor, sizes: list[int], axis: str) -> None:
+    """Add the run-time range check of input 1 (the indices)."""
+    v = node.inputs[1]
+    name = v.name if v is not None else "indices"
+    check_indices(ctx, node, indices, sizes, f"indices '{name}' ({axis})", constant=v.const if v is not None else None)
 
 
 def _inputs(node: Node, ins: list[Tensor | None], n: int) -> list[Tensor]:
@@ -45,6 +55,7 @@ def _gather(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]
     axis = node.attrs.get("axis", 0) % data.rank
     out = node.outputs[0].type
     q = indices.rank
+    _checked(ctx, node, indices, [data.shape[axis]], f"axis {axis} of size {data.shape[axis]}")
 
     def at(index: list[Expr]) -> Expr:
         j = index_value(ctx, indices, index[axis:axis + q], data.shape[axis])
@@ -58,6 +69,7 @@ def _gather_elements(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> lis
     data, indices = _inputs(node, ins, 2)
     axis = node.attrs.get("axis", 0) % data.rank
     out = node.outputs[0].type
+    _checked(ctx, node, indices, [data.shape[axis]], f"axis {axis} of size {data.shape[axis]}")
 
     def at(index: list[Expr]) -> Expr:
         j = index_value(ctx, indices, index, data.shape[axis])
@@ -73,6 +85,7 @@ def _gather_nd(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tens
     depth = indices.shape[-1]
     out = node.outputs[0].type
     lead = indices.rank - 1  # output axes taken from the indices
+    _checked(ctx, node, indices, list(data.shape[b:b + depth]), f"axes {b}..{b + depth - 1} of {list(data.shape)}")
 
     def at(index: list[Expr]) -> Expr:
         picked = [index_value(ctx, indices, [*index[:lead], idx(d)], data.shape[b + d]) for d in range(depth)]
@@ -164,6 +177,7 @@ def _scatter_elements(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit:
     data, indices, updates = _inputs(node, ins, 3)
     axis = node.attrs.get("axis", 0) % data.rank
     kind = node.attrs.get("reduction", "none")
+    _checked(ctx, node, indices, [data.shape[axis]], f"axis {axis} of size {data.shape[axis]}")
 
     def target(index: list[Expr]) -> tuple[Expr, str]:
         j = index_value(ctx, indices, index, data.shape[axis])
@@ -178,6 +192,7 @@ def _scatter_nd(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit)
     depth = indices.shape[-1]
     lead = indices.rank - 1
     kind = node.attrs.get("reduction", "none")
+    _checked(ctx, node, indices, list(data.shape[:depth]), f"axes 0..{depth - 1} of {list(data.shape)}")
 
     def target(index: list[Expr]) -> tuple[Expr, str]:
         picked = [index_value(ctx, indices, [*index[:lead], idx(d)], data.shape[d]) for d in range(depth)]

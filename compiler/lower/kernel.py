@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from aic.ir.graph import Node, Value
@@ -39,14 +39,22 @@ class LoweredKernel:
     kernel: Kernel
     params: list[Param]  # what each kernel parameter is bound to, in parameter order
     hints: list[object]  # schedule records the lowering asks for
+    sites: list[str] = field(default_factory=list)  # the texts of its run-time checks (checks.py)
 
 
 def lower_group(
-    nodes: list[Node], anchor: Node | None, needed: list[Value], name: str, lanes: int, directives: Sequence = ()
+    nodes: list[Node],
+    anchor: Node | None,
+    needed: list[Value],
+    name: str,
+    lanes: int,
+    directives: Sequence = (),
+    site_base: int = 0,
 ) -> LoweredKernel:
     """Lower `nodes` (topological; the last is the root) storing the root outputs `needed`;
-    `directives` (schedule records such as `MicroKernel`) replace the lowering's default tiling."""
-    ctx = LowerCtx(lanes, directives)
+    `directives` (schedule records such as `MicroKernel`) replace the lowering's default tiling;
+    its run-time checks are numbered from `site_base`."""
+    ctx = LowerCtx(lanes, directives, site_base)
     root = nodes[-1]
     inside = {id(o) for n in nodes for o in n.outputs}
     reads = Counter(id(v) for n in nodes for v in n.inputs if v is not None)
@@ -107,10 +115,10 @@ def lower_group(
             body = lowering_of(root).root(ctx, root, [tensor_of(v) for v in root.inputs], emit_for(root))
         else:
             body = _store_outputs(ctx, needed, tensors, out_bufs)
-        body = top.wrap(body)
+        body = seq(*ctx.checks, top.wrap(body))  # checks bind their values inside their own loops
     params = _ordered(ctx.params, out_bufs)
     kernel = Kernel(name, [p.buffer for p in params], body)
-    return LoweredKernel(kernel, params, ctx.hints)
+    return LoweredKernel(kernel, params, ctx.hints, ctx.sites)
 
 
 def _external(ctx: LowerCtx, v: Value) -> Tensor:
@@ -138,12 +146,12 @@ def _store_outputs(ctx: LowerCtx, needed: list[Value], tensors: dict[int, Tensor
 
 
 def _ordered(params: list[Param], outputs: dict[int, Buffer]) -> list[Param]:
-    """Inputs, then compile-time weights, then outputs, then scratch buffers."""
+    """Inputs, then compile-time weights, then outputs, then scratch buffers, then the error slot."""
     out_ids = {id(b) for b in outputs.values()}
 
     def key(p: Param) -> int:
         if id(p.buffer) in out_ids:
             return 2
-        return {"value": 0, "weight": 1, "scratch": 3}[p.kind]
+        return {"value": 0, "weight": 1, "scratch": 3, "errors": 4}[p.kind]
 
     return sorted(params, key=key)

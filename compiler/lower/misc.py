@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, If, Load, Stmt, Store
+from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, If, Load, Stmt, Store, Unary
 
 from ..loop_util import binop, select, seq
+from .checks import report, site_text
 from .core import LowerCtx, Tensor, const, idx, linear
 from .mathx import absolute, call, mul, sub
 from .reduce import lowest, stack
@@ -100,6 +101,7 @@ def _max_roi_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     height, width = x.shape[2:]
     out_shape = node.outputs[0].type.static_shape
     f64 = DType.float64
+    _check_batch_column(ctx, node, rois, x.shape[0])
 
     def coord(r: Expr, k: int) -> Expr:
         v = mul(Cast(f64, rois.at([r, idx(k)])), const(scale, f64))
@@ -117,7 +119,7 @@ def _max_roi_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
 
     def element(index: list[Expr]) -> Stmt:
         r, c, ph, pw = index
-        batch = ctx.let(Cast(INDEX, rois.at([r, idx(0)])), "batch")
+        batch = ctx.let(_batch_index(rois.at([r, idx(0)]), x.shape[0]), "batch")  # checked above
         x0, y0, x1, y1 = (coord(r, k) for k in range(1, 5))
         top, bottom = bounds(y0, y1, pooled_h, ph, height)
         left, right = bounds(x0, x1, pooled_w, pw, width)
@@ -133,6 +135,34 @@ def _max_roi_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
         return Allocate(best, seq(Store(best, idx(0), const(lowest(dt), dt)), scan, emit(0, index, value)))
 
     return ctx.loops(out_shape, element)
+
+
+def _batch_index(v: Expr, batch: int) -> Expr:
+    """The batch index a rois entry names (truncated, as onnxruntime does), clamped into the batch."""
+    f64 = DType.float64
+    v = v if v.dtype == f64 else Cast(f64, v)
+    inside = select(Bin("gt", v, const(0, f64)), v, const(0, f64))  # NaN -> 0
+    return Cast(INDEX, select(Bin("gt", inside, const(batch - 1, f64)), const(batch - 1, f64), inside))
+
+
+def _check_batch_column(ctx: LowerCtx, node: Node, rois: Tensor, batch: int) -> None:
+    """Check at run time that every rois[r, 0] names an image of the batch (truncated: in (-1, batch))."""
+    source = node.inputs[1]
+    name = source.name if source is not None else "rois"
+    record = report(ctx, site_text(node, f"the batch index rois '{name}'[:, 0] must be in [0, {batch - 1}] "
+                                         f"(a batch of {batch})"))  # fmt: skip
+    f64 = DType.float64
+
+    def body(r: Expr) -> Stmt:
+        raw = rois.at([r, idx(0)])
+        v = ctx.let(raw if raw.dtype == f64 else Cast(f64, raw), "ck")
+        ok = Bin("and", Bin("gt", v, const(-1, f64)), Bin("lt", v, const(batch, f64)))  # NaN fails both
+        shown = select(Bin("lt", v, const(-2.0**62, f64)), const(-2.0**62, f64),
+                       select(Bin("gt", v, const(2.0**62, f64)), const(2.0**62, f64), v))  # fmt: skip
+        shown = select(Bin("eq", v, v), shown, const(-2.0**62, f64))
+        return record(Unary("not", ok), Cast(INDEX, shown), linear([r, idx(0)], rois.shape))
+
+    ctx.checks.append(ctx.loop(rois.shape[0], body, "ck"))
 
 
 def _max(a: Expr, b: Expr) -> Expr:

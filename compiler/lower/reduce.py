@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Cast, Expr, If, Load, Scope, Stmt, Store
+from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Cast, Const, Expr, If, Load, Scope, Stmt, Store
 
 from ..loop_util import binop, select, seq
+from .checks import report, site_text
 from .core import LowerCtx, Tensor, cdtype, const, idx, node_error, static_ints
 from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub
 from .table import Emit, anchor
@@ -272,11 +273,12 @@ def _cumulate(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -
         return _cumulate_along(ctx, node, x, (static_ints(node, 1, "axis") or [0])[0] % x.rank, emit)
     # The axis is only known at run time: one loop nest per possible axis, chosen by the axis value.
     chosen = ctx.let(Cast(INDEX, axis_input.at([idx(0)] * axis_input.rank)), "axis")
-    choices = None
+    name = v.name if v is not None else "axis"
+    record = report(ctx, site_text(node, f"axis '{name}' must be in [{-x.rank}, {x.rank - 1}]"))
+    choices: Stmt | None = record(Const(True, DType.bool), chosen, idx(-1))  # no axis matched: an error
     for axis in reversed(range(x.rank)):
         hit = Bin("or", Bin("eq", chosen, idx(axis)), Bin("eq", chosen, idx(axis - x.rank)))
         choices = If(hit, _cumulate_along(ctx, node, x, axis, emit), choices)
-    assert choices is not None
     return choices
 
 

@@ -16,6 +16,7 @@ from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, Load, Stmt, Store
 
 from ..loop_util import binop, select, seq
+from .checks import check_indices
 from .conv import window_of
 from .core import LowerCtx, Tensor, cdtype, clamp, const, idx, linear, node_error, static_ints, store
 from .mathx import add, call, k, mul, sub
@@ -190,6 +191,10 @@ def _roi_align(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) 
     ratio = node.attrs.get("sampling_ratio", 0)
     scale = node.attrs.get("spatial_scale", 1.0)
     use_max = node.attrs.get("mode", "avg") == "max"
+    source = node.inputs[2]
+    name = source.name if source is not None else "batch_indices"
+    check_indices(ctx, node, batch, [x.shape[0]], f"batch_indices '{name}' (a batch of {x.shape[0]})",
+                  negative=False, constant=source.const if source is not None else None)  # fmt: skip
 
     def element(index: list[Expr]) -> Stmt:
         r, ch, py, px = index
@@ -207,7 +212,7 @@ def _roi_align(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) 
             return ctx.let(Cast(INDEX, call("ceil", Bin("div", size, const(bins, ct)))), "grid")
 
         gh, gw = grid_count(rh, oh), grid_count(rw, ow)
-        b = ctx.let(Cast(INDEX, batch.at([r])), "b")
+        b = ctx.let(clamp(Cast(INDEX, batch.at([r])), 0, x.shape[0] - 1), "b")  # checked above
         acc = stack(ctx, ct, 1, "acc")
 
         def position(start: Expr, size: Expr, bins: int, p: Expr, g: Expr, count: Expr) -> Expr:
