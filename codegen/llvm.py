@@ -23,7 +23,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -44,10 +43,11 @@ from aic.ir.loop_printer import kernel_text
 from llvmlite import ir
 
 from .llvm_expr import ModuleContext
+from .llvm_machine import optimize, target_machine
 from .llvm_stmt import emit_function
 from .llvm_types import I8, I64, PTR, VOID, CodegenError, gep
 from .llvm_worker import assemble, prepare
-from .target import Target, host_triple
+from .target import Target
 
 
 @dataclass(frozen=True)
@@ -62,31 +62,6 @@ class ObjectCode:
 def symbol(name: str) -> str:
     """A C-identifier-safe form of a kernel or program name."""
     return re.sub(r"\W", "_", name) or "_"
-
-
-@cache
-def _initialized(all_targets: bool) -> bool:
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    if all_targets:
-        llvm.initialize_all_targets()
-        llvm.initialize_all_asmprinters()
-    return True
-
-
-@cache
-def target_machine(target: Target, opt_level: int) -> llvm.TargetMachine:
-    """The (cached) LLVM target machine for `target`: PIC, small code model."""
-    if target.kind != "llvm":
-        raise CodegenError(f"target {target} is not an LLVM CPU target")
-    _initialized(target.triple != host_triple())
-    try:
-        llvm_target = llvm.Target.from_triple(target.triple)
-    except RuntimeError as err:
-        raise CodegenError(f"this LLVM cannot generate code for {target.triple}: {err}") from None
-    return llvm_target.create_target_machine(
-        cpu=target.cpu, features=target.feature_string, opt=opt_level, reloc="pic", codemodel="small"
-    )
 
 
 def build_module(program: Program, target: Target) -> ir.Module:
@@ -253,14 +228,6 @@ def _flag(b: ir.IRBuilder, address: ir.Value) -> ir.Value:
     return b.icmp_unsigned("!=", b.load(address, typ=I8), ir.Constant(I8, 0))
 
 
-def optimize(module: llvm.ModuleRef, target: Target, opt_level: int) -> None:
-    """Run LLVM's default -O<opt_level> pipeline (new pass manager) tuned for `target`."""
-    tm = target_machine(target, opt_level)
-    pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(module, pb)
-
-
 def compile_program(program: Program, target: Target | str = "llvm", opt_level: int = 2) -> ObjectCode:
     """Render, verify, optimise and assemble `program` into an object file for `target`."""
     target = Target.parse(target)
@@ -274,18 +241,6 @@ def compile_program(program: Program, target: Target | str = "llvm", opt_level: 
         raise CodegenError(f"program {program.name}: {err}") from None
     _dump(program, text, optimized)
     return ObjectCode(obj, optimized, target)
-
-
-def assemble_in_process(text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
-    """Parse, verify, optimise and assemble LLVM IR `text`: the object code and the optimised IR."""
-    try:
-        module = llvm.parse_assembly(text)
-        module.verify()
-        module.get_function("aic_entry").visibility = "hidden"  # called by the runtime, not exported
-    except RuntimeError as err:
-        raise CodegenError(f"generated LLVM IR is invalid: {err}") from None
-    optimize(module, target, opt_level)
-    return target_machine(target, opt_level).emit_object(module), str(module)
 
 
 def _dump(program: Program, text: str, optimized: str) -> None:

@@ -117,7 +117,7 @@ def assemble(text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
 
 
 def _assemble_here(text: str, target: Target, opt_level: int) -> tuple[bytes, str]:
-    from .llvm import assemble_in_process
+    from .llvm_machine import assemble_in_process
 
     return assemble_in_process(text, target, opt_level)
 
