@@ -24,6 +24,7 @@ from aic.frontend.onnx import load_model
 from aic.ir import Graph
 from aic.runtime.package import export_link_inputs, package_program
 
+from .limits import check_sizes
 from .passes import optimize
 from .program import build_program
 from .shapes import ShapeSpec, bind_shapes
@@ -58,6 +59,7 @@ def compile_model(
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
         graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
+        check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
         program = build_program(graph, target)
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
