@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from aic.ir import Graph
-from aic.runtime.module import Module, Signature, TensorInfo
+from aic.runtime.module import Module, Signature, TensorInfo, feed_array
 
 
 class SpecializingModule(Signature):
@@ -61,7 +61,7 @@ class SpecializingModule(Signature):
             raise ValueError(f"missing input(s): {', '.join(missing)}")
         feeds = {}
         for t in self._inputs:
-            array = np.asarray(feed[t.name])
+            array = feed_array(t.name, feed[t.name], t.dtype)
             if array.dtype != t.dtype:
                 raise ValueError(f"input '{t.name}' has dtype {array.dtype.name}; the model expects {t.dtype.name}")
             if array.ndim != len(t.shape) or any(isinstance(d, int) and d != n for d, n in zip(t.shape, array.shape)):
