@@ -101,6 +101,8 @@ def value_type(info: onnx.ValueInfoProto, where: str) -> TensorType:
     dims: list[int | str] = []
     for i, d in enumerate(tensor.shape.dim):
         if d.HasField("dim_value"):
+            if d.dim_value < 0:
+                raise FrontendError(f"{where} '{info.name}' has dim {i} = {d.dim_value}; a dim is >= 0 or named")
             dims.append(d.dim_value)
         elif d.dim_param:
             dims.append(symbol(d.dim_param))

@@ -60,6 +60,9 @@ def _check_graph(graph: onnx.GraphProto, opsets: dict[str, int], context: str) -
     defined = inputs | initializers
     for v in list(graph.output) + list(graph.value_info):
         _text(v.name, f"{where}: an output or value_info name")
+    for kind, items in (("input", graph.input), ("output", graph.output), ("initializer", graph.initializer)):
+        if any(not v.name for v in items):
+            raise FrontendError(f"{where}: a graph {kind} has an empty name")
     for index, node in enumerate(graph.node):
         name = _text(node.name, f"{where}: the name of node {index}") or f"{node.op_type}_{index}"
         op = _text(node.op_type, f"{where}: the op type of node '{name}'")
@@ -97,6 +100,11 @@ def _check_node(node: onnx.NodeProto, name: str, op: str, domain: str, opsets: d
     here = f"{where}: node '{name}' ({op}, opset {opset})"
     _count(len(node.input), schema.min_input, schema.max_input, "inputs", here)
     _count(len(node.output), schema.min_output, schema.max_output, "outputs", here)
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, input_name in enumerate(node.input):
+        formal = schema.inputs[min(i, len(schema.inputs) - 1)]
+        if not input_name and formal.option == single:
+            raise FrontendError(f"{here}: input {i} ('{formal.name}') is required, but its name is empty")
     _check_body_arity(node, op, schema.since_version, here)
 
 
