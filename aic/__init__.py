@@ -23,7 +23,28 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelLoadError", "Module", "SpecializingModule", "TensorInfo", "__version__", "compile", "load"]
+__all__ = [
+    "FrontendError",
+    "ModelLoadError",
+    "Module",
+    "SizeError",
+    "SpecializingModule",
+    "TensorInfo",
+    "__version__",
+    "compile",
+    "load",
+]
+
+_LAZY = {"FrontendError": "aic.frontend.onnx.errors", "SizeError": "aic.compiler.limits"}
+
+
+def __getattr__(name: str) -> Any:
+    """Compile-time error types, imported on first use (importing aic imports no compiler)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'aic' has no attribute {name!r}")
 
 
 def compile(

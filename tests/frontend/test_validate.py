@@ -131,3 +131,11 @@ def test_unknown_tensor_element_type():
     c.data_type = 33
     m = model([h.make_node("Identity", ["c"], ["y"])], [], [vi("y")], [c])
     assert "tensor 'c' has an unknown element type (33)" in load_error(m)
+
+
+def test_error_types_exported_by_aic():
+    from aic.compiler.limits import SizeError
+
+    import aic
+
+    assert aic.FrontendError is FrontendError and aic.SizeError is SizeError
