@@ -64,6 +64,8 @@ def tensor_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
     if code not in onnx.TensorProto.DataType.values() or code == onnx.TensorProto.UNDEFINED:
         raise FrontendError(f"{where}: tensor '{tensor.name}' has an unknown element type ({code})")
     kind = onnx.TensorProto.DataType.Name(code)
+    if any(d < 0 for d in tensor.dims):
+        raise FrontendError(f"{where}: tensor '{tensor.name}' ({kind}) has negative dims {list(tensor.dims)}")
     try:
         array = numpy_helper.to_array(tensor)
     except Exception as err:  # numpy's reshape or frombuffer on data that does not fit the dims

@@ -31,7 +31,10 @@ def validate_model(proto: onnx.ModelProto, where: str) -> None:
     opsets = {}
     for entry in proto.opset_import:
         domain = _text(entry.domain, f"{where}: an opset import's domain")
-        opsets["" if domain in DEFAULT_DOMAINS else domain] = entry.version
+        key = "" if domain in DEFAULT_DOMAINS else domain
+        if key in opsets:
+            raise FrontendError(f"{where}: imports domain '{domain}' twice (opsets {opsets[key]} and {entry.version})")
+        opsets[key] = entry.version
     newest = onnx.defs.onnx_opset_version()
     if not 1 <= opsets.get("", 1) <= newest:
         raise FrontendError(

@@ -69,6 +69,12 @@ def test_versions_beyond_onnx():
     assert "imports ONNX opset 999" in load_error(model([relu()], [vi("x")], [vi("y")], opset=999))
 
 
+def test_default_domain_imported_twice():
+    m = model([relu()], [vi("x")], [vi("y")])
+    m.opset_import.append(h.make_opsetid("ai.onnx", 11))
+    assert load_error(m) == "model: imports domain 'ai.onnx' twice (opsets 17 and 11)"
+
+
 def test_graph_without_outputs():
     assert load_error(model([relu()], [vi("x")], [])) == "model: graph 'g' has no outputs"
 
@@ -124,6 +130,13 @@ def test_tensor_data_not_matching_its_dims():
     assert "tensor 'c' (FLOAT, dims [3]) cannot be read: its data does not match its element type and dims" in (
         load_error(m)
     )
+
+
+def test_negative_tensor_dims():
+    c = onnx.numpy_helper.from_array(np.ones(2, F32), "c")
+    c.dims[:] = [-2]
+    m = model([h.make_node("Identity", ["c"], ["y"])], [], [vi("y")], [c])
+    assert "tensor 'c' (FLOAT) has negative dims [-2]" in load_error(m)
 
 
 def test_unknown_tensor_element_type():
