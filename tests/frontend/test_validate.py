@@ -132,6 +132,11 @@ def test_tensor_data_not_matching_its_dims():
     )
 
 
+def test_declared_output_type_must_be_the_computed_one():
+    m = model([relu()], [vi("x")], [vi("y", [2], T.INT8)])
+    assert load_error(m) == "graph 'g': output 'y' is declared INT8, but computed as float32 (f32[2])"
+
+
 def test_negative_tensor_dims():
     c = onnx.numpy_helper.from_array(np.ones(2, F32), "c")
     c.dims[:] = [-2]

@@ -60,7 +60,7 @@ def feeds_for(inputs, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
         if int(np.prod(shape, dtype=object)) * t.dtype.itemsize > MAX_RUN_BYTES:
             return None
         if t.dtype == np.bool_:
-            feeds[t.name] = rng.random(shape) < 0.5
+            feeds[t.name] = np.asarray(rng.random(shape) < 0.5)
         elif t.dtype.kind in "iu":
             feeds[t.name] = rng.integers(0, 3, shape).astype(t.dtype)
         else:
