@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FAILURES = ("crash", "hang", "wrong", "unclear")
+STARTUP = 60.0  # seconds a worker may take to import aic, onnx and onnxruntime
 
 
 def run_batch(seed: int, first: int, count: int, timeout: float) -> list[dict]:
@@ -28,45 +31,53 @@ def run_batch(seed: int, first: int, count: int, timeout: float) -> list[dict]:
     index = first
     while index < first + count:
         command = [sys.executable, "-m", "tests.fuzz.worker", str(seed), str(index), str(first + count - index)]
-        worker = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        current, started = None, time.monotonic()
+        worker = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert worker.stdout is not None
-        done = False
-        while not done:
-            line = _read_line(worker, started, timeout)
-            if line is None:  # the model ran past its time
+        lines = _Lines(worker.stdout.fileno())
+        current, deadline = None, time.monotonic() + timeout + STARTUP
+        while True:
+            line = lines.next(deadline)
+            if line is None:  # the current model ran past its time
                 worker.kill()
+                current = index if current is None else current
                 results.append({"index": current, "outcome": "hang", "error": f"no result within {timeout:.0f} s"})
                 index = current + 1
                 break
-            if not line:  # the worker exited
+            if line == "":  # the worker exited
                 code = worker.wait()
                 if current is not None and (not results or results[-1]["index"] != current):
                     results.append({"index": current, "outcome": "crash", "error": f"worker exited with {code}"})
                     index = current + 1
                 else:
                     index = first + count
-                done = True
-                continue
+                break
             record = json.loads(line)
             if "start" in record:
-                current, started = record["start"], time.monotonic()
+                current, deadline = record["start"], time.monotonic() + timeout
             else:
                 results.append(record)
         worker.wait()
     return results
 
 
-def _read_line(worker: subprocess.Popen, started: float, timeout: float) -> str | None:
-    """The worker's next line, "" at its end, None once the current model ran past `timeout`."""
-    import selectors
+class _Lines:
+    """Lines of a pipe, read without buffering behind select's back."""
 
-    with selectors.DefaultSelector() as sel:
-        sel.register(worker.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-        left = timeout - (time.monotonic() - started)
-        if left <= 0 or not sel.select(left):
-            return None
-    return worker.stdout.readline()  # type: ignore[union-attr]
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer = fd, b""
+
+    def next(self, deadline: float) -> str | None:
+        """The next line; "" at the end of the stream; None when `deadline` passes first."""
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return ""
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode()
 
 
 def fuzz(models: int, seed: int = 0, jobs: int = 2, batch: int = 25, timeout: float = 60.0) -> list[dict]:
