@@ -46,6 +46,7 @@ __all__ = [
     "Module",
     "RunError",
     "SessionOptions",
+    "SizeError",
     "SpecializingModule",
     "TensorInfo",
     "__version__",
@@ -56,17 +57,19 @@ __all__ = [
     "load",
 ]
 
+_LAZY = {
+    "FrontendError": "aic.frontend.onnx.errors",
+    "LoweringError": "aic.compiler.lower.core",
+    "SizeError": "aic.compiler.limits",
+}
+
 
 def __getattr__(name: str) -> Any:
-    """The frontend's and compiler's error types, imported on first use (loading a model needs neither)."""
-    if name == "FrontendError":
-        from aic.frontend.onnx.errors import FrontendError
+    """Compile-time error types, imported on first use (importing aic imports no compiler)."""
+    if name in _LAZY:
+        import importlib
 
-        return FrontendError
-    if name == "LoweringError":
-        from aic.compiler.lower.core import LoweringError
-
-        return LoweringError
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'aic' has no attribute {name!r}")
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aic.runtime.module import Module, Signature, TensorInfo
+from aic.runtime.module import Module, Signature, TensorInfo, feed_array
 
 if TYPE_CHECKING:  # loading a compiled model does not import the graph IR
     from aic.ir import Graph
@@ -63,7 +63,7 @@ class SpecializingModule(Signature):
             raise ValueError(f"missing input(s): {', '.join(missing)}")
         feeds = {}
         for t in self._inputs:
-            array = np.asarray(feed[t.name])
+            array = feed_array(t.name, feed[t.name], t.dtype)
             if array.dtype != t.dtype:
                 raise ValueError(f"input '{t.name}' has dtype {array.dtype.name}; the model expects {t.dtype.name}")
             if array.ndim != len(t.shape) or any(isinstance(d, int) and d != n for d, n in zip(t.shape, array.shape)):

@@ -19,6 +19,7 @@ Optimisation and assembly run in a helper process (llvm_worker.py). Set AIC_DUMP
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -60,8 +61,16 @@ class ObjectCode:
 
 
 def symbol(name: str) -> str:
-    """A C-identifier-safe form of a kernel or program name."""
-    return re.sub(r"\W", "_", name) or "_"
+    """A C-identifier-safe form of a kernel or program name. Long names are cut to a
+    prefix and a hash of the whole: LLVM truncates long value names, which would make
+    distinct names collide."""
+    safe = re.sub(r"\W", "_", name) or "_"
+    if len(safe) <= _MAX_SYMBOL:
+        return safe
+    return f"{safe[: _MAX_SYMBOL - 17]}_{hashlib.sha1(name.encode()).hexdigest()[:16]}"
+
+
+_MAX_SYMBOL = 96
 
 
 def build_module(program: Program, target: Target) -> ir.Module:

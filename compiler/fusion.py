@@ -15,6 +15,10 @@ output, so each kernel writes just its root's outputs and groups stay acyclic. A
 Control-flow nodes (If, Loop, Scan) are groups of their own: their bodies are fused
 separately when the node is lowered (compiler/control.py).
 
+A kernel's expression tree is at most MAX_DEPTH producers deep: a longer chain is cut
+into several kernels, so lowering (which builds the tree recursively) stays within
+Python's recursion limit on graphs of any depth.
+
 Refused fusions are logged with the reason (logger "aic.fusion"; printed with AIC_DEBUG>=2).
 """
 
@@ -31,6 +35,8 @@ from aic.ir.graph import Graph, Node, Value
 from .lower.table import Lowering, check_lowerable, lowering_of
 
 log = logging.getLogger("aic.fusion")
+
+MAX_DEPTH = 64  # producers on the longest path from a kernel's root to its inputs
 
 
 @dataclass(eq=False)
@@ -86,6 +92,7 @@ def fuse(graph: Graph) -> list[Group]:
 def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner: dict[int, Group]) -> None:
     root = group.root
     members = {id(root)}
+    depth = {id(root): 0}  # longest path to the root inside the group
     heap: list[tuple[int, int, Node]] = []
     pushed: set[int] = set()
 
@@ -100,11 +107,17 @@ def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner
     while heap:
         _, _, cand = heapq.heappop(heap)
         reason = _refusal(cand, group, members, readers, outputs)
+        if reason is None:
+            # every reader of cand is a member already (else refused), so its depth is final
+            level = 1 + max(depth[id(r)] for o in cand.outputs for r in readers.get(id(o), []))
+            if level > MAX_DEPTH:
+                reason = f"the kernel's expression is already {MAX_DEPTH} producers deep"
         if reason is not None:
             into = f"{root.op} '{root.name}'"
             group.refusals.append(f"{cand.op} '{cand.name}' not fused into {into}: {reason}")
             continue
         members.add(id(cand))
+        depth[id(cand)] = level
         owner[id(cand)] = group
         group.nodes.append(cand)
         if lowering_of(cand).kind == "anchor":

@@ -28,6 +28,7 @@ from aic.ir.loop import Program
 from aic.runtime.package import export_link_inputs, package_program
 
 from .kernel_table import kernel_table
+from .limits import check_sizes
 from .passes import optimize
 from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes
@@ -71,6 +72,7 @@ def compile_model(
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
         graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
+        check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
         program = build_program(graph, target, schedules)
         program.attrs["kernel_calls"] = [r.to_json() for r in kernel_table(program)]  # named in profiles
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code

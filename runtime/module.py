@@ -405,7 +405,7 @@ class Module(Signature):
         arrays = []
         for t in self._inputs:
             value = feed[t.name]
-            array = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=t.dtype)
+            array = feed_array(t.name, value, t.dtype)
             if array.dtype != t.dtype:
                 raise ValueError(f"input '{t.name}' has dtype {array.dtype.name}; the model expects {t.dtype.name}")
             if array.shape != tuple(t.shape):
@@ -447,11 +447,22 @@ class Module(Signature):
         return f"<aic.Module {self.path.name}: ({ins}) -> ({outs})>"
 
 
-
-
 def _trimmed(result: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The run wrote the actual tensor C-contiguous at the start of the upper-bound buffer."""
     return result.reshape(-1)[: int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
+
+
+def feed_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
+    """An input feed as an array: lists and scalars become `dtype` (a ValueError naming
+    the input when a value does not fit it), arrays in the other byte order are swapped."""
+    if not isinstance(value, np.ndarray):
+        try:
+            return np.asarray(value, dtype=dtype)
+        except (OverflowError, ValueError, TypeError) as err:
+            raise ValueError(f"input '{name}' cannot be read as {dtype.name}: {err}") from None
+    if value.dtype.byteorder not in "=|" and value.dtype.newbyteorder("=") == dtype:
+        return value.astype(dtype)  # big-endian data on a little-endian machine, or the reverse
+    return value
 
 
 def load(path: str | os.PathLike, num_threads: int | None = None) -> Module:

@@ -111,6 +111,7 @@ class _ModelConverter:
         for info in proto.output:
             if info.name not in scope:
                 raise FrontendError(f"graph '{proto.name}': output '{info.name}' is never computed")
+            _check_declared_type(info, scope[info.name], proto.name)
             outputs.append(scope[info.name])
         return outputs
 
@@ -193,6 +194,17 @@ class _ModelConverter:
         for sub in instantiate(node, function, opset, rename):
             names = [outer_names.get(o, o) for o in sub.output]
             self.node(builder, scope, sub, sub.name, names, inner)
+
+
+def _check_declared_type(info: onnx.ValueInfoProto, value: Value, graph: str) -> None:
+    """A graph output's declared element type must be the computed one (as onnxruntime requires)."""
+    declared = info.type.tensor_type.elem_type if info.type.WhichOneof("value") == "tensor_type" else 0
+    if declared and declared != value.type.dtype.onnx:
+        name = onnx.TensorProto.DataType.Name(declared) if declared in onnx.TensorProto.DataType.values() else declared
+        raise FrontendError(
+            f"graph '{graph}': output '{info.name}' is declared {name}, but computed as {value.type.dtype.name} "
+            f"({value.type})"
+        )
 
 
 def _describe(name: str, node: onnx.NodeProto, opset: int, inputs: list[Value | None]) -> str:

@@ -13,6 +13,7 @@ from aic.ir import DType, TensorType
 from onnx import external_data_helper, numpy_helper
 
 from .errors import FrontendError
+from .validate import validate_model
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -45,11 +46,12 @@ def read_proto(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
 
 
 def check_structure(proto: onnx.ModelProto, where: str) -> None:
-    """Reject protos that parse but are not (complete) models."""
+    """Reject protos that parse but are not (complete) models, or that break ONNX's structural rules."""
     if not proto.HasField("graph") or proto.ir_version <= 0:
         raise FrontendError(f"{where}: not an ONNX model (no graph or no IR version)")
     if not proto.opset_import:
         raise FrontendError(f"{where}: incomplete ONNX model (no opset imports; is the file truncated?)")
+    validate_model(proto, where)
 
 
 def tensor_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
@@ -58,14 +60,23 @@ def tensor_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
         raise FrontendError(
             f"{where}: tensor '{tensor.name}' keeps its data in an external file; load the model from its path"
         )
+    code = tensor.data_type
+    if code not in onnx.TensorProto.DataType.values() or code == onnx.TensorProto.UNDEFINED:
+        raise FrontendError(f"{where}: tensor '{tensor.name}' has an unknown element type ({code})")
+    kind = onnx.TensorProto.DataType.Name(code)
+    if any(d < 0 for d in tensor.dims):
+        raise FrontendError(f"{where}: tensor '{tensor.name}' ({kind}) has negative dims {list(tensor.dims)}")
     try:
         array = numpy_helper.to_array(tensor)
-        DType.from_numpy(array.dtype)
-    except (TypeError, ValueError) as err:
-        kind = onnx.TensorProto.DataType.Name(tensor.data_type)
+    except Exception as err:  # numpy's reshape or frombuffer on data that does not fit the dims
         raise FrontendError(
-            f"{where}: tensor '{tensor.name}' of element type {kind} is not supported ({err})"
+            f"{where}: tensor '{tensor.name}' ({kind}, dims {list(tensor.dims)}) cannot be read: its data does "
+            f"not match its element type and dims ({err})"
         ) from None
+    try:
+        DType.from_numpy(array.dtype)
+    except (TypeError, ValueError):
+        raise FrontendError(f"{where}: tensor '{tensor.name}' of element type {kind} is not supported") from None
     return array
 
 
@@ -92,6 +103,8 @@ def value_type(info: onnx.ValueInfoProto, where: str) -> TensorType:
     dims: list[int | str] = []
     for i, d in enumerate(tensor.shape.dim):
         if d.HasField("dim_value"):
+            if d.dim_value < 0:
+                raise FrontendError(f"{where} '{info.name}' has dim {i} = {d.dim_value}; a dim is >= 0 or named")
             dims.append(d.dim_value)
         elif d.dim_param:
             dims.append(symbol(d.dim_param))

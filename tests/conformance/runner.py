@@ -1,6 +1,6 @@
-"""Run one ONNX node case through aic and compare with its expected outputs,
-using the same checks as onnx's BackendTest (shape, dtype, assert_allclose with
-the case's rtol/atol; bfloat16 at two ULPs)."""
+"""Run one ONNX node case through an engine and compare with its expected outputs
+by onnx's own BackendTest assertion (shape, dtype, assert_allclose with the case's
+rtol/atol, bfloat16 at two ULPs; sequences element by element, strings exactly)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,13 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from onnx.backend.test.runner import Runner
 
 from .cases import NodeCase
 
 
-def compare(expected: list[np.ndarray], actual: list[np.ndarray], rtol: float, atol: float) -> None:
-    assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
-    for i, (out, ref) in enumerate(zip(actual, expected)):
-        np.testing.assert_array_equal(out.shape, ref.shape, err_msg=f"output {i} has incorrect shape")
-        np.testing.assert_equal(out.dtype, ref.dtype)
-        tol = rtol
-        if out.dtype.name == "bfloat16":
-            tol, out, ref = max(rtol, 2**-6), out.astype(np.float32), ref.astype(np.float32)
-        np.testing.assert_allclose(out, ref, rtol=tol, atol=atol)
+def compare(expected: list, actual: list, rtol: float, atol: float) -> None:
+    Runner.assert_similar_outputs(expected, actual, rtol, atol)
 
 
 def run_interpreted(case: NodeCase, inputs: list[np.ndarray]) -> list[np.ndarray]:

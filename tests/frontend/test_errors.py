@@ -49,7 +49,8 @@ def test_all_unsupported_ops_listed_at_once():
 def test_old_form_without_converter_is_unsupported():
     """Scan-8 (with a batch axis) has no converter: unsupported at opset 8, fine from 9."""
     body = h.make_graph([h.make_node("Identity", ["s"], ["s2"])], "b", [info("s", [3])], [info("s2", [3])])
-    model = node_model("Scan", {"x": np.zeros((2, 3), F32)}, attrs={"body": body, "num_scan_inputs": 1}, opset=8)
+    attrs = {"body": body, "num_scan_inputs": 1}
+    model = node_model("Scan", {"x": np.zeros((2, 3), F32)}, attrs=attrs, opset=8, input_names=["", "x"])
     assert "Scan x1 (domain '', first node 'Scan_0')" in load_error(model)
 
 

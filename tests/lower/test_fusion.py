@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 import pytest
-from aic.compiler.fusion import fuse
+from aic.compiler.fusion import MAX_DEPTH, fuse
 from aic.compiler.lower import LOWERINGS, Lowering, LoweringError
 from aic.ir import DType, GraphBuilder, TensorType, run_graph
 from aic.ir.loop_eval import run_program
@@ -47,6 +47,17 @@ def test_elementwise_chain_of_five_is_one_kernel():
         y = b.op(op, y)
     groups, program = compiled(b, [y], {"x": f(3, 20)})
     assert len(groups) == 1 and len(program.calls) == 1
+
+
+def test_long_chain_is_cut_at_the_depth_bound():
+    """A chain longer than MAX_DEPTH becomes several kernels, so lowering never recurses too deep."""
+    b = GraphBuilder()
+    x = b.input("x", TensorType(F32, (8,)))
+    y = x
+    for i in range(2 * MAX_DEPTH + 10):
+        y = b.op(("Neg", "Abs")[i % 2], y)
+    groups = [g for g in fuse(b.build([y])) if not g.alias]
+    assert [len(g.nodes) for g in groups] == [8, MAX_DEPTH + 1, MAX_DEPTH + 1]
 
 
 def test_conv_residual_relu_is_one_kernel():
