@@ -76,8 +76,12 @@ def _sha256_file(path: Path) -> str:
 
 
 def _external_files(path: Path) -> set[str]:
-    """The external data files an ONNX file names (read without loading them)."""
-    proto = onnx.load(str(path), load_external_data=False)
+    """The external data files an ONNX file names (read without loading them); none for a file
+    that does not parse (the frontend then refuses it with a clear error)."""
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # protobuf's DecodeError and friends: not a model, nothing external to hash
+        return set()
     tensors = list(proto.graph.initializer)
     tensors += [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
     return {
