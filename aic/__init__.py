@@ -35,7 +35,8 @@ def compile(
     *,
     num_threads: int | None = None,
 ) -> Module | SpecializingModule:
-    """Compile `model` (an ONNX path or ModelProto, or an aic Graph) and load it.
+    """Compile `model` (an ONNX path or ModelProto; a TensorFlow SavedModel folder, frozen
+    .pb or .keras path, or tf.Module / tf.function / Keras object; or an aic Graph) and load it.
 
     The .so is written to `output`; without one it goes to a temporary file that is
     removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}).
@@ -44,15 +45,14 @@ def compile(
     from aic.compiler.pipeline import compile_model
     from aic.compiler.shapes import bind_shapes
     from aic.compiler.specialize import is_static
-    from aic.frontend.onnx import load_model
-    from aic.ir import Graph
+    from aic.frontend.load import read_model
 
     if Target.parse(target).triple != host_triple():
         raise ValueError(
             f"target {target} is not this machine's, so its model cannot be loaded here; cross-compile with "
             "aic.compiler.pipeline.compile_model or `aic compile`"
         )
-    graph = model if isinstance(model, Graph) else load_model(model)
+    graph = read_model(model)
     try:
         static = is_static(bind_shapes(graph, shapes))
     except ValueError:  # a symbolic input dim left unbound

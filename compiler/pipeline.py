@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import onnx
 from aic.codegen.llvm import compile_program
 from aic.codegen.target import Target, host_triple
-from aic.frontend.onnx import load_model
+from aic.frontend.load import read_model
 from aic.ir import Graph
 from aic.runtime.package import export_link_inputs, package_program
 
@@ -29,7 +30,7 @@ from .program import build_program
 from .shapes import ShapeSpec, bind_shapes
 
 Progress = Callable[[int, int, str, float | None], None]  # (step, steps, what, seconds: None when starting)
-ModelSource = str | os.PathLike | onnx.ModelProto | Graph
+ModelSource = str | os.PathLike | onnx.ModelProto | Graph | Any  # Any: a TensorFlow model object
 
 
 def compile_model(
@@ -41,7 +42,7 @@ def compile_model(
     progress: Progress | None = None,
     disable_passes: Sequence[str] = (),
 ) -> Path:
-    """Compile `model` (an ONNX file or proto, or a Graph) for `target` at `opt_level`
+    """Compile `model` (an ONNX file or proto, a TensorFlow model, or a Graph) for `target` at `opt_level`
     (0-3) into a shared object at `output` (default: a new temporary folder) and return
     its path. `shapes` binds symbolic input dims ({"batch": 1} or {"x": (1, 3, 224, 224)}).
     `progress` is called as each step starts and as it ends; `disable_passes` names graph
@@ -52,7 +53,7 @@ def compile_model(
     cross = target.triple != host_triple()
     step = _stepper(progress, total=6)
     with step("read the model"):  # ONNX -> graph IR with inferred types
-        graph = model if isinstance(model, Graph) else load_model(model)
+        graph = read_model(model)
     with step("bind input shapes"):  # symbolic dims -> static sizes
         graph = bind_shapes(graph, shapes)
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
