@@ -76,7 +76,10 @@ def read_source(model: Any, signature: str = "serving_default", outputs: list[st
         if path.is_dir():
             if not is_tensorflow_path(path):
                 raise TFFrontendError(f"{path}: a folder, but not a SavedModel (it has no saved_model.pb)")
-            return _from_function(_saved_model_function(path, signature), path.name)
+            loaded, function = _saved_model_function(path, signature)
+            source = _from_function(function, path.name)
+            del loaded  # kept alive until frozen: the function reads its variables
+            return source
         if path.suffix == ".pb":
             return read_graph_def(path, outputs)
         if path.suffix in (".keras", ".h5"):
@@ -111,7 +114,7 @@ def _tensorflow() -> Any:
     return tf
 
 
-def _saved_model_function(path: Path, signature: str) -> Any:
+def _saved_model_function(path: Path, signature: str) -> tuple[Any, Any]:
     tf = _tensorflow()
     try:
         loaded = tf.saved_model.load(str(path))
@@ -119,7 +122,7 @@ def _saved_model_function(path: Path, signature: str) -> Any:
         raise TFFrontendError(f"{path}: cannot load the SavedModel: {type(err).__name__}: {err}") from None
     if signature not in loaded.signatures:
         raise TFFrontendError(f"{path}: no signature '{signature}'; it has {sorted(loaded.signatures)}")
-    return loaded.signatures[signature]
+    return loaded, loaded.signatures[signature]
 
 
 def _from_object(obj: Any) -> Source:
