@@ -9,7 +9,7 @@ order, again and again until a whole round changes nothing (at most MAX_ROUNDS):
 - ``-O2`` (default): O1, then recognition of composite patterns (GELU,
   LayerNorm, Softmax, SiLU, HardSwish), batch-norm and affine-constant folding
   into Conv/Gemm/MatMul, algebraic simplification and transpose/reshape
-  sinking (transposes folded into reduction axes), then folding again (the
+  sinking (through reductions and Pad too), then folding again (the
   per-channel constants sinking brought next to a Conv), each stage followed
   by cleanup.
 - ``-O3``: the O2 stages, repeated as a whole until nothing changes, so that
@@ -50,7 +50,7 @@ from .rewrite import clone_graph, recording
 from .simplify_arith import simplify_arithmetic
 from .simplify_chains import simplify_chains
 from .sink_layout import sink_layout
-from .sink_reduce import sink_reduce
+from .sink_transpose import sink_transpose
 
 
 class PassError(RuntimeError):
@@ -85,7 +85,7 @@ PASSES: dict[str, Pass] = {
         Pass("simplify-arith", simplify_arithmetic),
         Pass("simplify-chains", simplify_chains),
         Pass("sink-layout", sink_layout),
-        Pass("sink-reduce", sink_reduce),
+        Pass("sink-transpose", sink_transpose),
     )
 }
 
@@ -103,7 +103,7 @@ O2_STAGES = (
     # patterns first: simplification would rewrite their spelling (Pow(d, 2) -> d*d is still matched)
     Stage(FUSE, fixpoint=False),
     Stage(("fold-batchnorm", "fold-affine", *CLEANUP)),
-    Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-reduce", *CLEANUP)),
+    Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", *CLEANUP)),
     # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
     Stage(("fold-batchnorm", "fold-affine", *CLEANUP)),
 )
