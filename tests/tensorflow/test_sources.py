@@ -137,3 +137,35 @@ def test_unreadable_files(tmp_path: Path) -> None:
         _node(graph, "y", "Relu", "x")
         (tmp_path / "ok.pb").write_bytes(graph.SerializeToString())
         load_tensorflow(TensorFlowModel(tmp_path / "ok.pb", outputs=("nope",)))
+
+
+def test_tf_function_object(image: np.ndarray) -> None:
+    fn = tf.function(lambda x: tf.nn.relu(x) * 2.0, input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.float32)])
+    module = aic.compile(fn)
+    (actual,) = module.run(None, {module.inputs[0].name: image})
+    close(actual, fn(image).numpy(), "tf.function")
+    with pytest.raises(TFFrontendError, match="no input_signature"):
+        aic.compile(tf.function(lambda x: x))
+
+
+_WITHOUT_TF = """
+import sys
+sys.modules["tensorflow"] = None  # importing it now fails
+from aic.frontend.tensorflow import TFFrontendError, load_tensorflow
+graph = load_tensorflow(sys.argv[1])
+print("graph-def-ok", len(graph.nodes))
+try:
+    load_tensorflow(sys.argv[2])
+except TFFrontendError as err:
+    print(err)
+"""
+
+
+def test_graph_def_reads_without_tensorflow(exported: dict[str, Path]) -> None:
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-c", _WITHOUT_TF, str(exported["graph_def"]), str(exported["saved_model"])]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "graph-def-ok" in out
+    assert "pip install aic[tf]" in out
