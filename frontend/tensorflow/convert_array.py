@@ -7,6 +7,7 @@ import numpy as np
 from aic.ir import Value
 
 from .context import TFContext, converter
+from .errors import TFFrontendError
 from .tensors import aic_dtype
 
 BIG = np.iinfo(np.int64).max
@@ -94,9 +95,12 @@ def convert_slice(ctx: TFContext) -> list[Value]:
 @converter("StridedSlice")
 def convert_strided_slice(ctx: TFContext) -> list[Value]:
     """All masks: the spec expands to one (start, end, step) per input dim, then
-    shrunk dims are squeezed and new axes inserted."""
+    shrunk dims are squeezed and new axes inserted. Begin and end may be
+    computed at run time (an index in a loop): shrunk dims are then gathered."""
     x = ctx.inputs[0]
-    begin, end, strides = ctx.ints(1), ctx.ints(2), ctx.ints(3)
+    strides = ctx.ints(3)
+    begin, end = _entries(ctx, 1, len(strides)), _entries(ctx, 2, len(strides))
+    dynamic = any(isinstance(b, Value) for b in begin + end)
     masks = {m: ctx.attr(f"{m}_mask", 0) for m in ("begin", "end", "ellipsis", "new_axis", "shrink_axis")}
     rank = x.type.rank
     special = masks["new_axis"] | masks["ellipsis"]
@@ -118,11 +122,14 @@ def convert_strided_slice(ctx: TFContext) -> list[Value]:
             raise ctx.error("a stride of 0")
         if masks["shrink_axis"] & bit:
             b = begin[i]
-            starts.append(b)
-            ends.append(b + 1 if b != -1 else BIG)
-            steps.append(1)
-            axes.append(dim)
-            shrink.append(dim)
+            if dynamic:
+                shrink.append((dim, b))
+            else:
+                starts.append(b)
+                ends.append(b + 1 if b != -1 else BIG)
+                steps.append(1)
+                axes.append(dim)
+                shrink.append(dim)
         else:
             starts.append((0 if step > 0 else BIG) if masks["begin"] & bit else begin[i])
             ends.append((BIG if step > 0 else -BIG) if masks["end"] & bit else end[i])
@@ -133,14 +140,36 @@ def convert_strided_slice(ctx: TFContext) -> list[Value]:
     out.extend(range(dim, rank))  # dims the spec does not reach are kept whole
     y = x
     if axes:
-        y = ctx.op("Slice", x, ctx.int64(starts, "starts"), ctx.int64(ends, "ends"), ctx.int64(axes, "axes"),
+        y = ctx.op("Slice", x, _vector(ctx, starts), _vector(ctx, ends), ctx.int64(axes, "axes"),
                    ctx.int64(steps, "steps"))  # fmt: skip
-    if shrink:
+    if shrink and dynamic:
+        for axis, index in reversed(shrink):  # the last first, so earlier axes keep their numbers
+            scalar = index if not isinstance(index, Value) else ctx.op("Reshape", index, ctx.int64([], "scalar"))
+            y = ctx.op("Gather", y, scalar if isinstance(scalar, Value) else ctx.const(np.int64(index)), axis=axis)
+    elif shrink:
         y = ctx.op("Squeeze", y, ctx.int64(shrink, "shrink"))
     new = [i for i, d in enumerate(out) if d == "new"]
     if new:
         y = ctx.op("Unsqueeze", y, ctx.int64(new, "new_axes"))
     return [y]
+
+
+def _entries(ctx: TFContext, i: int, count: int) -> list[int | Value]:
+    """A begin/end vector: ints where known at compile time, else one-element int64 slices of it."""
+    v = ctx.inputs[i]
+    try:
+        return list(ctx.ints(i))
+    except TFFrontendError:
+        pass
+    v64 = ctx.as_int64(v)
+    return [ctx.op("Slice", v64, ctx.int64([k]), ctx.int64([k + 1])) for k in range(count)]
+
+
+def _vector(ctx: TFContext, items: list[int | Value]) -> Value:
+    if all(not isinstance(item, Value) for item in items):
+        return ctx.int64(items)
+    pieces = [item if isinstance(item, Value) else ctx.int64([item]) for item in items]
+    return ctx.op("Concat", *pieces, axis=0)
 
 
 def _pads(ctx: TFContext, i: int) -> Value:

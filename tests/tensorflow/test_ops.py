@@ -65,6 +65,10 @@ CASES = {
                    x[0], x[tf.newaxis, ..., 1:2], x[:, -2:]],
         [spec(3, 4, 5)],
     ),
+    "dynamic_slices": (
+        lambda x, k: [x[k % 3], x[:, k % 4 : k % 4 + 2], x[-1 - k % 2, 1:]],
+        [spec(3, 4, 5), spec(dtype=tf.int32)],
+    ),
     "index": (
         lambda x, j: (i := j % 3) is None or [tf.gather(x, i, axis=1), tf.gather_nd(x, tf.stack([i, i], -1)),
                       tf.one_hot(i, 5, on_value=2.0, off_value=-1.0), tf.math.top_k(x[0], 2)[0],
@@ -134,7 +138,7 @@ def test_cond_and_while() -> None:
         y = tf.cond(tf.reduce_sum(x) > 0, lambda: x * 2.0, lambda: x - 1.0)
 
         def body(i, acc):
-            return i + 1, acc * 0.5 + tf.cast(i, F)
+            return i + 1, acc * 0.5 + tf.cast(i, F) + x[i % 2]
 
         _, z = tf.while_loop(lambda i, acc: i < n, body, [tf.constant(0), y])
         return [y, z]
