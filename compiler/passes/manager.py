@@ -10,8 +10,8 @@ order, again and again until a whole round changes nothing (at most MAX_ROUNDS):
   LayerNorm, Softmax, SiLU, HardSwish), batch-norm and affine-constant folding
   into Conv/Gemm/MatMul, algebraic simplification and transpose/reshape
   sinking (through reductions and Pad too), then folding again (the
-  per-channel constants sinking brought next to a Conv), each stage followed
-  by cleanup.
+  per-channel constants sinking brought next to a Conv, zero Pads into the
+  Conv reading them), each stage followed by cleanup.
 - ``-O3``: the O2 stages, repeated as a whole until nothing changes, so that
   rewrites one stage enables in an earlier one are found. There is no
   target-specific or compile-time-costly pass yet.
@@ -41,6 +41,7 @@ from .dead_code import eliminate_dead_code
 from .fold_affine import fold_affine_constants
 from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
+from .fold_pad import fold_pad
 from .fuse_activations import fuse_activations
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
@@ -82,6 +83,7 @@ PASSES: dict[str, Pass] = {
         Pass("fuse-activations", fuse_activations),
         Pass("fold-batchnorm", fold_batchnorm),
         Pass("fold-affine", fold_affine_constants),
+        Pass("fold-pad", fold_pad),
         Pass("simplify-arith", simplify_arithmetic),
         Pass("simplify-chains", simplify_chains),
         Pass("sink-layout", sink_layout),
@@ -105,7 +107,7 @@ O2_STAGES = (
     Stage(("fold-batchnorm", "fold-affine", *CLEANUP)),
     Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", *CLEANUP)),
     # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
-    Stage(("fold-batchnorm", "fold-affine", *CLEANUP)),
+    Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
 )
 LEVELS: dict[int, tuple[Stage, ...]] = {0: (), 1: (Stage(CLEANUP),), 2: O2_STAGES, 3: O2_STAGES}
 REPEAT_WHOLE = frozenset({3})

@@ -179,7 +179,12 @@ class _Converter:
         for node in nodes:
             if node.op in ("Placeholder", "PlaceholderWithDefault") and (node.name, 0) in scope:
                 continue
-            inputs = [ref(i) for i in node.input if not i.startswith("^")]
+            try:
+                inputs = [ref(i) for i in node.input if not i.startswith("^")]
+            except KeyError as err:
+                raise TFFrontendError(
+                    f"node '{node.name}' ({node.op}) reads {err}, an output its producer's conversion does not give"
+                ) from None
             for index, value in enumerate(self.node(builder, node, inputs)):
                 scope[(node.name, index)] = value
 

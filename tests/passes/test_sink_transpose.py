@@ -1,4 +1,4 @@
-"""Transposes through reductions (into their axes) and through Pad."""
+"""Transposes through reductions (into their axes), Pad and Concat."""
 
 from __future__ import annotations
 
@@ -90,3 +90,4 @@ def test_shared_transpose_is_copied_when_every_reader_moves_it(rng):
     graph = b.build([b.op("Transpose", scaled, perm=to_nchw), b.op("Transpose", cat, perm=to_nchw)])
     after = check_pass(graph, lambda g: simplify_chains(sink_layout(sink_transpose(g))), rng)
     assert sorted(ops(after)) == ["Concat", "Mul"]
+
