@@ -48,11 +48,19 @@ def build(name: str, size: int) -> keras.Model:
 
 
 def to_onnx(model: keras.Model, size: int) -> object:
+    """tf2onnx's conversion of the frozen function (captured constants frozen too)."""
     import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    spec = [tf.TensorSpec((1, size, size, 3), tf.float32, name="image")]
-    fn = tf.function(lambda x: model(x, training=False))
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=17)
+    spec = tf.TensorSpec((1, size, size, 3), tf.float32, name="image")
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    frozen = convert_variables_to_constants_v2(concrete)
+    proto, _ = tf2onnx.convert.from_graph_def(
+        frozen.graph.as_graph_def(),
+        input_names=[t.name for t in frozen.inputs],
+        output_names=[t.name for t in frozen.outputs],
+        opset=17,
+    )
     return proto
 
 

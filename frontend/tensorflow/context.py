@@ -34,6 +34,7 @@ class TFContext:
     inputs: list[Value]
     attrs: dict[str, Any]
     function_body: Callable[[GraphBuilder, str, list[Value]], list[Value]]  # a library function, converted
+    taken: set[str]  # names used in the model, subgraphs included
 
     def call(self, function: str, args: list[Value], builder: GraphBuilder | None = None) -> list[Value]:
         """Convert library function `function` on `args` into `builder` (default: this graph's)."""
@@ -41,7 +42,7 @@ class TFContext:
 
     def sub_builder(self, hint: str) -> GraphBuilder:
         """A builder for a subgraph (an If branch, a Loop body) whose names avoid this graph's."""
-        return GraphBuilder(self.builder.unique(f"{self.name}/{hint}"), self.builder.opset, taken=self.builder._names)
+        return GraphBuilder(self.builder.unique(f"{self.name}/{hint}"), self.builder.opset, taken=self.taken)
 
     def __post_init__(self) -> None:
         types = ", ".join(str(v.type) for v in self.inputs)

@@ -11,6 +11,7 @@ the condition on its results.
 
 from __future__ import annotations
 
+import numpy as np
 from aic.ir import DType, Graph, GraphBuilder, TensorType, Value
 
 from .context import TFContext, converter
@@ -22,14 +23,8 @@ def _flag(ctx: TFContext, v: Value, builder: GraphBuilder | None = None) -> Valu
     if v.type.dtype != DType.bool:
         v = target.op("Cast", v, name=ctx.name, to=DType.bool.onnx)
     if v.type.rank:
-        v = target.op("Reshape", v, target.const(_empty_shape(), f"{ctx.name}/scalar"), name=ctx.name)
+        v = target.op("Reshape", v, target.const(np.zeros(0, np.int64), f"{ctx.name}/scalar"), name=ctx.name)
     return v
-
-
-def _empty_shape():
-    import numpy as np
-
-    return np.zeros(0, np.int64)
 
 
 def _graph_of(ctx: TFContext, builder: GraphBuilder, results: list[Value], inner: set[int]) -> Graph:

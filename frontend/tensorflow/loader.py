@@ -54,11 +54,10 @@ def convert_source(source: Source) -> Graph:
     needed = _needed(nodes, [_split(t)[0] for _, t in outputs])
     inputs = source.inputs or [(n.name, f"{n.name}:0") for n in needed if n.op == "Placeholder"]
     _check_supported(needed, functions)
-    converter = _Converter(functions)
-    builder = GraphBuilder(source.name, OPSET)
-    builder._names.update(name for name, _ in inputs + outputs)  # reserved: graph inputs and outputs keep them
+    taken = {name for name, _ in outputs}  # reserved: graph outputs are renamed to them at the end
+    converter = _Converter(functions, taken)
+    builder = GraphBuilder(source.name, OPSET, taken=taken)
     scope: dict[tuple[str, int], Value] = {}
-    builder._names.difference_update(name for name, _ in inputs)
     for name, tensor in inputs:
         node = nodes.get(_split(tensor)[0])
         if node is None or node.op not in ("Placeholder", "PlaceholderWithDefault"):
@@ -70,7 +69,7 @@ def convert_source(source: Source) -> Graph:
         return scope[(node, index)]
 
     converter.nodes(builder, needed, scope, ref)
-    return builder.build(_name_outputs(builder, [(name, ref(t)) for name, t in outputs], inputs))
+    return builder.build(_name_outputs(builder, taken, [(name, ref(t)) for name, t in outputs], inputs))
 
 
 def _split(tensor: str) -> tuple[str, int]:
@@ -152,7 +151,7 @@ def _placeholder_type(node: Any) -> TensorType:
 
 
 def _name_outputs(
-    builder: GraphBuilder, outputs: list[tuple[str, Value]], inputs: list[tuple[str, str]]
+    builder: GraphBuilder, taken: set[str], outputs: list[tuple[str, Value]], inputs: list[tuple[str, str]]
 ) -> list[Value]:
     """Graph outputs named after the signature: the value renamed, or an Identity where it is shared."""
     result: list[Value] = []
@@ -161,19 +160,20 @@ def _name_outputs(
     claimed: set[int] = set()
     for name, value in outputs:
         if id(value) in produced and id(value) not in claimed and name not in input_names:
-            builder._names.discard(value.name)
+            taken.discard(value.name)
             value.name = name
             claimed.add(id(value))
             result.append(value)
         else:
-            builder._names.discard(name)
-            result.append(builder.node("Identity", [value], name=name, output_names=[name])[0])
+            taken.discard(name)
+            result.append(builder.node("Identity", [value], name=f"{name}/identity", output_names=[name])[0])
     return result
 
 
 class _Converter:
-    def __init__(self, functions: dict[str, Any]) -> None:
+    def __init__(self, functions: dict[str, Any], taken: set[str]) -> None:
         self.functions = functions
+        self.taken = taken
 
     def nodes(self, builder: GraphBuilder, nodes: list[Any], scope: dict[tuple[str, int], Value], ref: Ref) -> None:
         for node in nodes:
@@ -199,7 +199,7 @@ class _Converter:
         if node.op in SKIPPED:
             return []
         attrs = {k: attr_value(v, where) for k, v in node.attr.items()}
-        ctx = TFContext(builder, node.name, node.op, inputs, attrs, self.body)
+        ctx = TFContext(builder, node.name, node.op, inputs, attrs, self.body, self.taken)
         try:
             return CONVERTERS[node.op](ctx)
         except TFFrontendError:

@@ -169,3 +169,14 @@ def test_graph_def_reads_without_tensorflow(exported: dict[str, Path]) -> None:
     out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
     assert "graph-def-ok" in out
     assert "pip install aic[tf]" in out
+
+
+def test_outputs_named_after_keys_even_when_shared_or_inputs() -> None:
+    def fn(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        y = x * 2.0
+        return {"same": x, "twice": y, "also": y}
+
+    concrete = tf.function(fn, input_signature=[tf.TensorSpec([2], tf.float32, name="x")]).get_concrete_function()
+    graph = load_tensorflow(concrete)
+    assert [v.name for v in graph.inputs] == ["x"]
+    assert [v.name for v in graph.outputs] == ["also", "same", "twice"]
