@@ -6,7 +6,13 @@ Each top-level folder is one layer of the compiler and installs as `aic.<layer>`
 from setuptools import setup
 
 LAYERS = ["ir", "frontend", "compiler", "codegen", "runtime"]
-SUBPACKAGES = {"ir": ["ops"], "frontend": ["onnx"], "compiler": ["passes", "lower"], "codegen": [], "runtime": []}
+SUBPACKAGES = {
+    "ir": ["ops"],
+    "frontend": ["onnx", "tensorflow"],
+    "compiler": ["passes", "lower"],
+    "codegen": [],
+    "runtime": [],
+}
 
 
 def packages() -> tuple[list[str], dict[str, str]]:
@@ -25,7 +31,7 @@ NAMES, DIRS = packages()
 setup(
     name="aic",
     version="0.1.0",
-    description="Ahead-of-time deep-learning compiler: ONNX to one native shared object",
+    description="Ahead-of-time deep-learning compiler: ONNX and TensorFlow to one native shared object",
     python_requires=">=3.11",
     packages=NAMES,
     package_dir=DIRS,
@@ -33,8 +39,15 @@ setup(
     install_requires=["numpy>=1.26", "onnx>=1.17", "llvmlite>=0.44", "ml_dtypes>=0.4", "rich>=13"],
     extras_require={
         "test": [
-            "onnxruntime>=1.20", "pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6", "tensorboard>=2.14"
+            "onnxruntime>=1.20",
+            "pytest>=8",
+            "pytest-xdist>=3",
+            "hypothesis>=6",
+            "ruff>=0.6",
+            "tensorboard>=2.14",
+            "tensorflow-cpu>=2.16",
         ],
+        "tf": ["tensorflow-cpu>=2.16"],
         "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript", "openvino>=2024.0"],
         "tensorboard": ["tensorboard>=2.14"],
     },

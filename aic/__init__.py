@@ -85,7 +85,8 @@ def compile(
     embed_weights: bool | None = None,
     cache: bool = True,
 ) -> Module | SpecializingModule:
-    """Compile `model` (an ONNX path, ModelProto or serialised bytes, or an aic Graph) and load it.
+    """Compile `model` (an ONNX path, ModelProto or serialised bytes; a TensorFlow SavedModel folder,
+    frozen .pb or .keras path, or tf.Module / tf.function / Keras object; or an aic Graph) and load it.
 
     The .so is written to `output`; without one it stays in the compile cache (aic/cache.py:
     an unchanged model, target and options is a lookup), or with `cache=False` in a temporary
@@ -100,7 +101,7 @@ def compile(
     from aic.compiler.pipeline import compile_model
     from aic.compiler.shapes import bind_shapes
     from aic.compiler.specialize import is_static
-    from aic.frontend.onnx import load_model
+    from aic.frontend.load import read_model
     from aic.ir import Graph
 
     resolved = Target.parse(target)
@@ -111,14 +112,15 @@ def compile(
         )
     if isinstance(model, (bytes, bytearray, memoryview)):
         model = bytes(model)
-    store = CompileCache() if cache and not schedules and not isinstance(model, Graph) else None
+    cacheable = isinstance(model, bytes) or type(model).__name__ == "ModelProto" or _is_file(model)
+    store = CompileCache() if cache and cacheable and not schedules else None
     key = None
     if store is not None and store.enabled:
         key = compile_key(store.model_digest(model), resolved, options_record(opt_level, shapes, embed_weights))
         hit = store.lookup(key)
         if hit is not None:
             return load(place_artifact(hit, output) if output is not None else hit, num_threads)
-    graph = model if isinstance(model, Graph) else load_model(_proto(model))
+    graph = model if isinstance(model, Graph) else read_model(_proto(model))
     bound = bind_shapes(graph, shapes, allow_unbound=True)  # mistakes in `shapes` raise here
     if not is_static(bound):
         if output is not None:
@@ -140,6 +142,11 @@ def compile(
     if output is None:  # the loaded code and weights stay mapped after the files are gone
         shutil.rmtree(path.parent)
     return module
+
+
+def _is_file(model: Any) -> bool:
+    """A model given as a path to one file (ONNX, frozen GraphDef, .keras), whose bytes key the cache."""
+    return isinstance(model, (str, os.PathLike)) and os.path.isfile(model)
 
 
 def _proto(model: Any) -> Any:

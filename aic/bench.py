@@ -116,9 +116,9 @@ def bench(
         graph = None
         if is_onnx:
             from aic.compiler.shapes import bind_shapes
-            from aic.frontend.onnx import load_model
+            from aic.frontend.load import read_model
 
-            graph = bind_shapes(load_model(path), shapes)
+            graph = bind_shapes(read_model(path), shapes)
             start = time.perf_counter()
             module = _compile(graph, opt_level, threads, bar)
             compile_seconds = time.perf_counter() - start

@@ -29,10 +29,12 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compile",
         help="compile a model into one native shared object",
-        description="Compile an ONNX model into a shared object (model + weights + runtime) for the host CPU or "
-        "a named target. For another triple, OUT is a folder of link inputs with a build.sh.",
+        description="Compile an ONNX or TensorFlow model into a shared object (model + weights + runtime) for the "
+        "host CPU or a named target. For another triple, OUT is a folder of link inputs with a build.sh.",
     )
-    p.add_argument("model", help="an .onnx file")
+    p.add_argument("model", help="an .onnx file, a TensorFlow SavedModel folder, frozen .pb or .keras file")
+    p.add_argument("--signature", help="the SavedModel signature to read (default serving_default)")
+    p.add_argument("--outputs", metavar="A,B", help="a frozen GraphDef's output nodes (default: those nothing reads)")
     p.add_argument("-o", "--output", required=True, help="the .so to write (a folder for a cross target)")
     p.add_argument(
         "--target",
@@ -89,13 +91,14 @@ def _progress(step: int, steps: int, what: str, seconds: float | None) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     from aic.compiler.pipeline import compile_model
+    from aic.frontend.load import model_source
     from aic.runtime.module import weights_path
 
     start = time.perf_counter()
     try:
         shapes = parse_shapes(args.shape)
         path = compile_model(
-            args.model,
+            model_source(args.model, args.signature, args.outputs),
             args.target,
             args.opt_level,
             args.output,

@@ -27,7 +27,9 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
         description="Read a model and summarise it: inputs and outputs with types, op histogram, node count, "
         "parameter count and bytes, and a FLOP estimate.",
     )
-    p.add_argument("model", help="an .onnx file")
+    p.add_argument("model", help="an .onnx file, a TensorFlow SavedModel folder, frozen .pb or .keras file, or a .so")
+    p.add_argument("--signature", help="the SavedModel signature to read (default serving_default)")
+    p.add_argument("--outputs", metavar="A,B", help="a frozen GraphDef's output nodes (default: those nothing reads)")
     p.add_argument("--ir", action="store_true", help="print the graph IR text instead of the summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
@@ -74,7 +76,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         return run_tensorboard(args)
     from aic.compiler.passes import optimize
     from aic.compiler.summary import summarize
-    from aic.frontend.onnx import FrontendError, load_model
+    from aic.frontend.load import model_source, read_model
+    from aic.frontend.onnx import FrontendError
     from aic.ir import print_graph
 
     lowering = args.kernels or args.loop_ir or args.llvm
@@ -82,7 +85,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         args.opt_level = 2
     try:
         bindings = parse_bindings(args.dim)
-        graph = load_model(args.model)
+        graph = read_model(model_source(args.model, args.signature, args.outputs))
         if args.opt_level is not None:
             graph, report = optimize(graph, args.opt_level, disable=args.disable_pass)
             if args.passes:

@@ -142,9 +142,9 @@ def profile(
         feeds = {t.name: _random(t.shape, t.dtype) for t in module.get_inputs()}
     else:
         from aic.compiler.shapes import bind_shapes
-        from aic.frontend.onnx import load_model
+        from aic.frontend.load import read_model
 
-        graph = bind_shapes(load_model(model), shapes)
+        graph = bind_shapes(read_model(model), shapes)
         module = _compile(graph, opt_level, threads, _Progress(False))
         feeds = random_inputs(graph)
     result = profile_module(module, {**feeds, **(inputs or {})}, runs, trace)

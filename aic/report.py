@@ -42,7 +42,7 @@ def report_data(
     from aic.compiler.passes import optimize
     from aic.compiler.program import build_program
     from aic.compiler.shapes import bind_shapes
-    from aic.frontend.onnx import load_model
+    from aic.frontend.load import read_model
     from aic.runtime.module import load
     from aic.runtime.package import package_program
 
@@ -53,7 +53,7 @@ def report_data(
 
     target = Target.parse("llvm")
     start = time.perf_counter()
-    graph = bind_shapes(load_model(model), shapes)
+    graph = bind_shapes(read_model(model), shapes)
     optimized, passes = optimize(graph, opt_level)
     program = build_program(optimized, target)
     records = kernel_table(program)

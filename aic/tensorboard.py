@@ -89,12 +89,12 @@ def export(model: Any, logdir: str | Path, opt_level: int = 2, shapes: Mapping[s
     """Write the graph as read and after the passes at `opt_level`, fused groups as scopes."""
     from aic.compiler.passes import optimize
     from aic.compiler.shapes import bind_shapes
-    from aic.frontend.onnx import load_model
+    from aic.frontend.load import read_model
     from aic.ir import Graph
 
     from .kernel_groups import fused_groups
 
-    graph = model if isinstance(model, Graph) else load_model(model)
+    graph = model if isinstance(model, Graph) else read_model(model)
     logdir = Path(logdir)
     files = [write_graph(logdir / "input", graph_def(graph))]
     optimized, _ = optimize(bind_shapes(graph, shapes), opt_level)

@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import onnx
 from aic.codegen.llvm import compile_program
 from aic.codegen.target import Target, host_triple
-from aic.frontend.onnx import load_model
+from aic.frontend.load import read_model
 from aic.ir import Graph
 from aic.ir.loop import Program
 from aic.runtime.package import export_link_inputs, package_program
@@ -37,7 +38,7 @@ COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are refe
 _compiles = itertools.count(1)
 
 Progress = Callable[[int, int, str, float | None], None]  # (step, steps, what, seconds: None when starting)
-ModelSource = str | os.PathLike | onnx.ModelProto | Graph
+ModelSource = str | os.PathLike | onnx.ModelProto | Graph | Any  # Any: a TensorFlow model object
 
 
 def compile_model(
@@ -52,7 +53,7 @@ def compile_model(
     embed_weights: bool | None = None,
     symbol_prefix: str | None = None,
 ) -> Path:
-    """Compile `model` (an ONNX file or proto, or a Graph) for `target` at `opt_level`
+    """Compile `model` (an ONNX file or proto, a TensorFlow model, or a Graph) for `target` at `opt_level`
     (0-3) into a shared object at `output` (default: a new temporary folder) and return
     its path. `shapes` binds symbolic input dims ({"batch": 1} or {"x": (1, 3, 224, 224)}).
     `progress` is called as each step starts and as it ends; `disable_passes` names graph
@@ -66,7 +67,7 @@ def compile_model(
     cross = target.triple != host_triple()
     step = _stepper(progress, total=7)
     with step("read the model"):  # ONNX -> graph IR with inferred types
-        graph = model if isinstance(model, Graph) else load_model(model)
+        graph = read_model(model)
     with step("bind input shapes"):  # symbolic dims -> static sizes
         graph = bind_shapes(graph, shapes)
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
@@ -96,7 +97,7 @@ def lower_model(
     schedules: Schedules | None = None,
 ) -> Program:
     """The loop-IR program `compile_model` would generate code for (for inspection and tuning)."""
-    graph = model if isinstance(model, Graph) else load_model(model)
+    graph = read_model(model)
     graph, _ = optimize(bind_shapes(graph, shapes), opt_level)
     return build_program(graph, target, schedules)
 

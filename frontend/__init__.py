@@ -1,0 +1,1 @@
+"""Frontends: ONNX and TensorFlow models -> aic graph IR."""

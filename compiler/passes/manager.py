@@ -9,7 +9,9 @@ order, again and again until a whole round changes nothing (at most MAX_ROUNDS):
 - ``-O2`` (default): O1, then recognition of composite patterns (GELU,
   LayerNorm, Softmax, SiLU, HardSwish), batch-norm and affine-constant folding
   into Conv/Gemm/MatMul, algebraic simplification and transpose/reshape
-  sinking, each stage followed by cleanup.
+  sinking (through reductions and Pad too), then folding again (the
+  per-channel constants sinking brought next to a Conv, zero Pads into the
+  Conv reading them), each stage followed by cleanup.
 - ``-O3``: the O2 stages, repeated as a whole until nothing changes, so that
   rewrites one stage enables in an earlier one are found. There is no
   target-specific or compile-time-costly pass yet.
@@ -40,6 +42,7 @@ from .dead_code import eliminate_dead_code
 from .fold_affine import fold_affine_constants
 from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
+from .fold_pad import fold_pad
 from .fuse_activations import fuse_activations
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
@@ -49,6 +52,7 @@ from .rewrite import recording
 from .simplify_arith import simplify_arithmetic
 from .simplify_chains import simplify_chains
 from .sink_layout import sink_layout
+from .sink_transpose import sink_transpose
 
 
 class PassError(RuntimeError):
@@ -80,9 +84,11 @@ PASSES: dict[str, Pass] = {
         Pass("fuse-activations", fuse_activations),
         Pass("fold-batchnorm", fold_batchnorm),
         Pass("fold-affine", fold_affine_constants),
+        Pass("fold-pad", fold_pad),
         Pass("simplify-arith", simplify_arithmetic),
         Pass("simplify-chains", simplify_chains),
         Pass("sink-layout", sink_layout),
+        Pass("sink-transpose", sink_transpose),
     )
 }
 
@@ -100,7 +106,9 @@ O2_STAGES = (
     # patterns first: simplification would rewrite their spelling (Pow(d, 2) -> d*d is still matched)
     Stage(FUSE, fixpoint=False),
     Stage(("fold-batchnorm", "fold-affine", *CLEANUP)),
-    Stage(("simplify-arith", "simplify-chains", "sink-layout", *CLEANUP)),
+    Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", *CLEANUP)),
+    # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
+    Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
 )
 LEVELS: dict[int, tuple[Stage, ...]] = {0: (), 1: (Stage(CLEANUP),), 2: O2_STAGES, 3: O2_STAGES}
 REPEAT_WHOLE = frozenset({3})
