@@ -33,6 +33,12 @@ setup(
     install_requires=["numpy>=1.26", "onnx>=1.17", "llvmlite>=0.44", "ml_dtypes>=0.4"],
     extras_require={
         "test": ["onnxruntime>=1.20", "pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6"],
+        "cuda": [  # NVRTC and CUDA headers for `--target cuda`; 13.0.x: the CUDA 13.0 driver rejects newer PTX
+            "nvidia-cuda-nvrtc==13.0.*",
+            "nvidia-cuda-runtime==13.0.*",
+            "nvidia-cuda-crt==13.0.*",
+            "nvidia-cuda-cccl==13.0.*",
+        ],
         "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript"],
     },
     entry_points={"console_scripts": ["aic=aic.cli:main"]},

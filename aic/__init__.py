@@ -47,7 +47,8 @@ def compile(
     from aic.frontend.onnx import load_model
     from aic.ir import Graph
 
-    if Target.parse(target).triple != host_triple():
+    parsed = Target.parse(target)
+    if parsed.kind != "cuda" and parsed.triple != host_triple():
         raise ValueError(
             f"target {target} is not this machine's, so its model cannot be loaded here; cross-compile with "
             "aic.compiler.pipeline.compile_model or `aic compile`"

@@ -49,7 +49,7 @@ def compile_model(
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
     target = Target.parse(target)
-    cross = target.triple != host_triple()
+    cross = target.triple != host_triple() and target.kind != "cuda"
     step = _stepper(progress, total=6)
     with step("read the model"):  # ONNX -> graph IR with inferred types
         graph = model if isinstance(model, Graph) else load_model(model)
@@ -59,6 +59,13 @@ def compile_model(
         graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         program = build_program(graph, target)
+    if target.kind == "cuda":  # GPU schedule -> CUDA C -> NVRTC cubins/PTX -> one .so
+        from .cuda_build import build_cuda
+
+        with step(f"generate CUDA C, compile with NVRTC for {target.cpu} and link"):
+            return build_cuda(
+                program, target, Path(output) if output is not None else _default_output(program.name, False), opt_level
+            )
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
     with step("link the model" if not cross else "write the link inputs"):  # + runtime, weights, metadata

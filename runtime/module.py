@@ -115,9 +115,10 @@ class Signature:
 
 
 class Module(Signature):
-    """A loaded model. `num_threads` None means AIC_NUM_THREADS, else every available CPU."""
+    """A loaded model. `num_threads` None means AIC_NUM_THREADS, else every available CPU.
+    A cuda model runs on the GPU, or in the CPU emulator when `emulate` (None: AIC_CUDA_EMULATE=1)."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, emulate: bool | None = None) -> None:
         self.path = Path(path)
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
@@ -140,6 +141,11 @@ class Module(Signature):
         self._output_position = {t.name: i for i, t in enumerate(self._outputs)}
         self._output_layout = [(tuple(t["shape"]), _numpy_dtype(t["dtype"])) for t in self.metadata["outputs"]]
         self._dynamic = [bool(t.get("dynamic_dims")) for t in self.metadata["outputs"]]
+        self.is_cuda = self.metadata.get("target", {}).get("kind") == "cuda"
+        if self.is_cuda and (emulate if emulate is not None else os.environ.get("AIC_CUDA_EMULATE") == "1"):
+            from .cuda_module import attach_emulator
+
+            self._emulator = attach_emulator(self._lib)
         self._input_table = ctypes.c_void_p * max(1, len(self._inputs))
         self._output_table = ctypes.c_void_p * max(1, len(self._outputs))
         self._handle = self._lib.aic_create(num_threads or 0)
@@ -163,6 +169,8 @@ class Module(Signature):
         if not self._handle:
             raise ValueError(f"{self.path}: the module is closed")
         wanted = self._select_outputs(output_names)
+        if self.is_cuda and any(hasattr(v, "__cuda_array_interface__") for v in input_feed.values()):
+            return self._run_device(wanted, input_feed)
         arrays = self._check_inputs(input_feed)
         results = [np.empty(shape, dtype=dtype) for shape, dtype in self._output_layout]
         ins = self._input_table(*[a.__array_interface__["data"][0] for a in arrays])
@@ -171,6 +179,18 @@ class Module(Signature):
         if status != 0:
             raise RuntimeError(f"{self.path}: {self._lib.aic_last_error().decode()}")
         return [self._trimmed(i, results[i]) if self._dynamic[i] else results[i] for i in wanted]
+
+    def _run_device(self, wanted: list[int], feed: Mapping[str, Any]) -> list[Any]:
+        """A cuda model fed GPU arrays: no copies; returns cupy arrays."""
+        from .cuda_module import run_device
+
+        missing = [t.describe() for t in self._inputs if t.name not in feed]
+        if missing:
+            raise ValueError(f"missing input(s): {', '.join(missing)}")
+        arrays = [feed[t.name] for t in self._inputs]
+        specs = [(tuple(t.shape), t.dtype) for t in self._inputs]
+        outs = run_device(self._lib, self._handle, arrays, self._output_layout, [t.name for t in self._inputs], specs)
+        return [outs[i] for i in wanted]
 
     def output_shape(self, index: int) -> tuple[int, ...]:
         """The actual shape of output `index` after the last run (its data-dependent dims included)."""
@@ -241,6 +261,6 @@ class Module(Signature):
         return f"<aic.Module {self.path.name}: ({ins}) -> ({outs})>"
 
 
-def load(path: str | os.PathLike, num_threads: int | None = None) -> Module:
-    """Load a model .so built by aic."""
-    return Module(path, num_threads)
+def load(path: str | os.PathLike, num_threads: int | None = None, emulate: bool | None = None) -> Module:
+    """Load a model .so built by aic (`emulate`: run a cuda model in the CPU emulator)."""
+    return Module(path, num_threads, emulate)

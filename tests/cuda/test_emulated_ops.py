@@ -1,0 +1,59 @@
+"""Each op class compiled for cuda, run in the emulator, compared with onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.onnx_util import assert_close, node_model, run_ort
+
+from .conftest import compile_cuda, emulated, needs_nvrtc
+
+pytestmark = needs_nvrtc
+rng = np.random.default_rng(0)
+
+
+def f32(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+CASES = {  # name: (op, inputs, attrs, initializers, rtol)
+    "relu": ("Relu", {"x": f32(3, 5, 7)}, None, None),
+    "add_broadcast": ("Add", {"a": f32(4, 1, 6), "b": f32(5, 1)}, None, None),
+    "tanh": ("Tanh", {"x": f32(2, 65)}, None, None),
+    "cast_f16": ("Cast", {"x": f32(3, 33) * 1000}, {"to": 10}, None),
+    "cast_int": ("Cast", {"x": f32(40) * 100}, {"to": 6}, None),
+    "int_div": (
+        "Div",
+        {"a": rng.integers(-50, 50, (20,)).astype(np.int32), "b": rng.integers(1, 9, (20,)).astype(np.int32)},
+        None,
+        None,
+    ),
+    "softmax": ("Softmax", {"x": f32(6, 200)}, {"axis": -1}, None),
+    "layernorm": ("LayerNormalization", {"x": f32(5, 96)}, {"axis": -1}, {"s": f32(96), "b": f32(96)}),
+    "reduce_mean": ("ReduceMean", {"x": f32(4, 6, 50)}, {"keepdims": 0}, {"axes": np.array([2], np.int64)}),
+    "reduce_max_all": ("ReduceMax", {"x": f32(7, 90)}, {"keepdims": 1}, None),
+    "maxpool": ("MaxPool", {"x": f32(1, 3, 9, 9)}, {"kernel_shape": [3, 3], "strides": [2, 2]}, None),
+    "global_avgpool": ("GlobalAveragePool", {"x": f32(2, 4, 11, 11)}, None, None),
+    "matmul": ("MatMul", {"a": f32(5, 40)}, None, {"w": f32(40, 24)}),
+    "batched_matmul": ("MatMul", {"a": f32(3, 6, 20), "b": f32(3, 20, 7)}, None, None),
+    "gemm": ("Gemm", {"a": f32(4, 30)}, {"transB": 1}, {"w": f32(12, 30), "c": f32(12)}),
+    "conv": ("Conv", {"x": f32(1, 3, 10, 10)}, {"pads": [1, 1, 1, 1]}, {"w": f32(8, 3, 3, 3), "b": f32(8)}),
+    "depthwise_conv": ("Conv", {"x": f32(1, 4, 8, 8)}, {"group": 4}, {"w": f32(4, 1, 3, 3)}),
+    "transpose": ("Transpose", {"x": f32(2, 3, 4)}, {"perm": [2, 0, 1]}, None),
+    "concat": ("Concat", {"a": f32(2, 3), "b": f32(2, 5)}, {"axis": 1}, None),
+    "gather": ("Gather", {"x": f32(10, 4)}, {"axis": 0}, {"i": np.array([3, 0, 9, 3], np.int64)}),
+    "where": ("Where", {"c": rng.random((5, 6)) > 0.5, "a": f32(5, 6), "b": f32(6)}, None, None),
+    "cumsum": ("CumSum", {"x": f32(3, 8)}, None, {"axis": np.array(1, np.int64)}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_op_emulated_matches_onnxruntime(name, tmp_path):
+    op, inputs, attrs, inits = CASES[name]
+    model = node_model(op, inputs, attrs=attrs, initializers=inits)
+    expected = run_ort(model, inputs)
+    module = emulated(compile_cuda(model, tmp_path, name))
+    actual = module.run(None, inputs)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, rtol=1e-4, atol=1e-5, what=name)
