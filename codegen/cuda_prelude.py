@@ -12,6 +12,7 @@ inside `#ifndef AIC_EMULATE` blocks, whose emulated versions live in the emulato
 PRELUDE = r"""
 #ifndef AIC_EMULATE
 #define AIC_DEVICE __device__ __forceinline__
+#define AIC_SMEM_DECL(name) extern __shared__ __align__(16) unsigned char name[] /* all shared memory, dynamic */
 typedef signed char int8_t;
 typedef short int16_t;
 typedef int int32_t;

@@ -106,3 +106,15 @@ def test_gpu_device_arrays_without_copy(softmax_so):
     y = aic.load(path).run(None, {"x": cupy.asarray(x)})[0]
     assert isinstance(y, cupy.ndarray)
     np.testing.assert_allclose(cupy.asnumpy(y), run_ort(model, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_reductions_use_block_reductions_with_warp_shuffles(softmax_so):
+    import aic
+
+    path, _, _ = softmax_so
+    module = aic.load(path, emulate=True)
+    assert [k["rule"] for k in module.metadata["cuda"]["kernels"]] == ["row-reduction"]
+    module._lib.aic_cuda_source.restype = __import__("ctypes").c_char_p
+    text = module._lib.aic_cuda_source().decode()
+    assert "__shfl_xor_sync" in text and "aic_block_reduce<float>" in text
+    assert "__launch_bounds__(256)" in text and "__syncthreads()" in text
