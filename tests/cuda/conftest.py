@@ -24,10 +24,10 @@ def has_gpu() -> bool:
 needs_gpu = pytest.mark.skipif(not has_gpu(), reason="no CUDA GPU and driver (libcuda.so.1) on this machine")
 
 
-def compile_cuda(model, folder: Path, name: str = "model", target: str = "cuda -arch=sm_80") -> Path:
+def compile_cuda(model, folder: Path, name: str = "model", target: str = "cuda -arch=sm_80", shapes=None) -> Path:
     from aic.compiler.pipeline import compile_model
 
-    return compile_model(model, target, output=folder / f"{name}.so")
+    return compile_model(model, target, output=folder / f"{name}.so", shapes=shapes)
 
 
 def emulated(path: Path):
