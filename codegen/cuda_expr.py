@@ -87,9 +87,11 @@ class ExprRenderer:
         return CodegenError(f"kernel {self.kernel}: {what}")
 
     def __call__(self, e: Expr) -> str:
-        if e.lanes != 1 or isinstance(e, (Ramp, Broadcast)):
+        if e.lanes != 1:
             raise self.error(f"vector expression {e!r} (the cuda target renders scalar code)")
         match e:
+            case Ramp(base=base) | Broadcast(value=base):  # one lane: the base value
+                return self(base)
             case Var():
                 return self.names[e]
             case Const(value=v, dtype=dt):

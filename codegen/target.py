@@ -27,7 +27,7 @@ class Target:
     def vector_bits(self) -> int:
         """Widest native float vector register, in bits."""
         if self.kind == "cuda":
-            return 32
+            return 8  # scalar code: one lane of every type (the cuda codegen renders no vectors)
         feats = set(self.features)
         if "+avx512f" in feats:
             return 512
