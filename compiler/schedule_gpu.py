@@ -6,6 +6,8 @@ target into one or more *launches*: kernels whose outermost loops have the kinds
 of those loops (codegen/cuda.py reads them back). Rules, per top-level statement of a
 kernel body (each becomes its own launch, in order, over the same buffers):
 
+0. *tiled matmul* (compiler/schedule_gpu_matmul.py): a contraction's plain nest gets
+   shared-memory tiles of A and B and a 4x4 register tile per thread;
 1. *row reduction* (compiler/schedule_gpu_reduce.py): a parallel nest whose per-row body
    reduces long serial loops into one-element accumulators (softmax, layer norm, reduce
    ops, pooling over big windows) gets one block per row; the row's loops are strided over
@@ -80,13 +82,14 @@ def schedule_gpu_program(program: Program) -> Program:
 
 def schedule_gpu(kernel: Kernel) -> list[Kernel]:
     """The launches that run `kernel` on a GPU, in order."""
+    from .schedule_gpu_matmul import tiled_matmul
     from .schedule_gpu_reduce import row_reduction
 
     parts = kernel.body.stmts if isinstance(kernel.body, Seq) else [kernel.body]
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
-        bound = row_reduction(part) or _elementwise(part) or _single_thread(part)
+        bound = tiled_matmul(part) or row_reduction(part) or _elementwise(part) or _single_thread(part)
         body, rule = bound
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))
