@@ -20,7 +20,7 @@ from .schedule_gpu import schedule_gpu_program
 def build_cuda(program: Program, target: Target, output: str | os.PathLike, opt_level: int = 2) -> Path:
     """Schedule `program` for a GPU, render it as CUDA C, compile it with NVRTC for the target's
     architectures and link the model .so at `output`."""
-    scheduled = schedule_gpu_program(program)
+    scheduled = schedule_gpu_program(program, tensor_cores="fp32-exact" not in target.options)
     source = render_program(scheduled)
     nvrtc = compile_cuda(source.text, target.cuda_archs)
     kernels = [

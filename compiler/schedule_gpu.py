@@ -58,8 +58,9 @@ class Launch:
     block: tuple[int, int, int]
 
 
-def schedule_gpu_program(program: Program) -> Program:
-    """`program` with each kernel call replaced by the calls of its GPU launches."""
+def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program:
+    """`program` with each kernel call replaced by the calls of its GPU launches; float32
+    contractions use TF32 tensor cores unless `tensor_cores` is False."""
     done: dict[int, list[Kernel]] = {}
 
     def steps(calls: list[Step]) -> list[Step]:
@@ -67,7 +68,7 @@ def schedule_gpu_program(program: Program) -> Program:
         for step in calls:
             if isinstance(step, KernelCall):
                 if id(step.kernel) not in done:
-                    done[id(step.kernel)] = schedule_gpu(step.kernel)
+                    done[id(step.kernel)] = schedule_gpu(step.kernel, tensor_cores)
                 out += [KernelCall(k, step.args) for k in done[id(step.kernel)]]
             elif isinstance(step, IfStep):
                 out.append(IfStep(step.cond, steps(step.then), steps(step.orelse)))
@@ -80,7 +81,7 @@ def schedule_gpu_program(program: Program) -> Program:
     return replace(program, kernels=kernels, calls=calls, attrs={**program.attrs, "gpu_scheduled": True})
 
 
-def schedule_gpu(kernel: Kernel) -> list[Kernel]:
+def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     """The launches that run `kernel` on a GPU, in order."""
     from .schedule_gpu_matmul import tiled_matmul
     from .schedule_gpu_reduce import row_reduction
@@ -89,7 +90,7 @@ def schedule_gpu(kernel: Kernel) -> list[Kernel]:
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
-        bound = tiled_matmul(part) or row_reduction(part) or _elementwise(part) or _single_thread(part)
+        bound = tiled_matmul(part, tensor_cores) or row_reduction(part) or _elementwise(part) or _single_thread(part)
         body, rule = bound
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))

@@ -8,16 +8,19 @@ block loads the A tile (BM x BK) and the B tile (BK x BN) into shared memory (co
 threads read consecutive k of A and consecutive j of B, zero outside the matrix), waits
 at a barrier, accumulates from shared memory into registers, and waits again before the
 next tile. Finally each thread runs the epilogue for its outputs inside the matrix.
+With tensor cores (float32 by default, as onnxruntime's `use_tf32`; off with
+`--target "cuda -fp32-exact"`) the 8 warps multiply the tiles with `mma.sync` TF32
+(`WarpMma`, codegen/cuda_mma.py) and each thread's 16 outputs follow the C-fragment layout.
 
 The operands are the two factors of the product as written: any expression of (i, k) for
-A and of (k, j) for B (transposes, broadcasts and casts included). Math is exact float32
-(CUDA cores); tensor-core MMA is not used yet.
+A and of (k, j) for B (transposes, broadcasts and casts included).
 """
 
 from __future__ import annotations
 
 import math
 
+from aic.codegen.cuda_mma import WarpMma
 from aic.ir.dtypes import DType
 from aic.ir.loop import (
     INDEX,
@@ -48,7 +51,7 @@ THREADS = (BM // TM) * (BN // TN)
 MIN_SIZE = 16  # M, N and K at least this big
 
 
-def tiled_matmul(part: Stmt) -> tuple[Stmt, str] | None:
+def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | None:
     chain = parallel_chain(part)
     if len(chain) < 2:
         return None
@@ -68,6 +71,7 @@ def tiled_matmul(part: Stmt) -> tuple[Stmt, str] | None:
     if blocks > MAX_GRID_X:
         return None
     dt = acc.dtype
+    mma = tensor_cores and dt is DType.float32
 
     def body(bx: Var, tx: Var) -> Stmt:
         tile = Var("tile")
@@ -128,7 +132,9 @@ def tiled_matmul(part: Stmt) -> tuple[Stmt, str] | None:
                 ),
             ),
         )
-        compute = For(kk, c(BK), For(r, c(TM), For(q, c(TN), fma, ForKind.UNROLLED), ForKind.UNROLLED))
+        compute: Stmt = For(kk, c(BK), For(r, c(TM), For(q, c(TN), fma, ForKind.UNROLLED), ForKind.UNROLLED))
+        if mma:
+            compute = WarpMma(regs, a_s, b_s, BK)
         k_steps = For(kt, c(-(-k // BK)), Seq([
             load_tile(a_s, BM, BK, a_value, a_inside),
             load_tile(b_s, BK, BN, b_value, b_inside),
@@ -137,6 +143,12 @@ def tiled_matmul(part: Stmt) -> tuple[Stmt, str] | None:
             Barrier(),
         ]))  # fmt: skip
         i_out, j_out = add(add(mul(tm, c(BM)), mul(ty, c(TM))), r), add(add(mul(tn, c(BN)), mul(tx16, c(TN))), q)
+        if mma:  # the mma.sync C fragment of lane tx: n-tile r, element q (codegen/cuda_mma.py)
+            warp, lane = Bin("div", tx, c(32)), Bin("mod", tx, c(32))
+            row = add(add(mul(Bin("div", warp, c(2)), c(16)), Bin("div", lane, c(4))), mul(Bin("div", q, c(2)), c(8)))
+            col = add(add(mul(Bin("mod", warp, c(2)), c(32)), mul(r, c(8))),
+                      add(mul(Bin("mod", lane, c(4)), c(2)), Bin("mod", q, c(2))))  # fmt: skip
+            i_out, j_out = add(mul(tm, c(BM)), row), add(mul(tn, c(BN)), col)
         finish = map_stmt_exprs(epilogue, lambda e: _replace_acc(e, acc, Load(regs, slot)))
         finish = Let(iv, i_out, Let(jv, j_out, finish))
         store = For(r, c(TM), For(q, c(TN), If(Bin("and", Bin("lt", i_out, c(m)), Bin("lt", j_out, c(n))), finish)))
@@ -155,7 +167,7 @@ def tiled_matmul(part: Stmt) -> tuple[Stmt, str] | None:
             inner = Let(b, Bin("div", bx, c(per_batch)), inner)
         return inner
 
-    return grid_loops(blocks, THREADS, body), "tiled-matmul"
+    return grid_loops(blocks, THREADS, body), "tiled-matmul-tf32" if mma else "tiled-matmul"
 
 
 def _zero(e: Expr) -> bool:

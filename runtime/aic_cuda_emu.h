@@ -234,6 +234,45 @@ template <class T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta,
     return other;
 }
 
+/* Tensor cores: TF32 rounding (cvt.rna: nearest, ties away) and mma.sync.m16n8k8.row.col with the PTX
+ * fragment layouts: a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); b0 (t, g), b1 (t + 4, g);
+ * c/d e: (g + 8 * (e / 2), 2 * t + e % 2), where g = lane / 4 and t = lane % 4. */
+inline uint32_t aic_tf32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    return u;
+}
+namespace aic_emu {
+inline uint32_t mma_a[1024][4], mma_b[1024][2];
+inline float tf32_value(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+} // namespace aic_emu
+inline void aic_mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    using namespace aic_emu;
+    const int me = cur->linear, base = me & ~31, lane = me & 31, g = lane >> 2, t = lane & 3;
+    if (launch->count - base < 32) die("mma.sync in a partial warp");
+    memcpy(mma_a[me], a, sizeof mma_a[me]);
+    memcpy(mma_b[me], b, sizeof mma_b[me]);
+    wait(AT_WARP);
+    float out[4];
+    for (int e = 0; e < 4; e++) {
+        int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+        float sum = d[e];
+        for (int k = 0; k < 8; k++) {
+            float av = tf32_value(mma_a[base + (row & 7) * 4 + (k & 3)][(row >= 8) + 2 * (k >= 4)]);
+            float bv = tf32_value(mma_b[base + col * 4 + (k & 3)][k >= 4]);
+            sum += av * bv;
+        }
+        out[e] = sum;
+    }
+    wait(AT_WARP); /* every lane has read the fragments */
+    memcpy(d, out, sizeof out);
+}
+
 inline float __int_as_float(int x) {
     float f;
     memcpy(&f, &x, 4);

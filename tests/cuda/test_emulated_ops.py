@@ -67,13 +67,35 @@ TILED = {  # contractions big enough for shared-memory tiles (partial tiles at e
 
 
 @pytest.mark.parametrize("name", sorted(TILED))
-def test_tiled_matmul_emulated(name, tmp_path, monkeypatch):
+def test_tiled_matmul_fp32_exact(name, tmp_path, monkeypatch):
     op, inputs, attrs, inits = TILED[name]
     model = node_model(op, inputs, attrs=attrs, initializers=inits)
     expected = run_ort(model, inputs)[0]
-    path = compile_cuda(model, tmp_path, name)
+    path = compile_cuda(model, tmp_path, name, "cuda -arch=sm_80 -fp32-exact")
     module = emulated(path)
     assert [k["rule"] for k in module.metadata["cuda"]["kernels"]] == ["tiled-matmul"]
     assert_close(module.run(None, inputs)[0], expected, rtol=1e-4, atol=1e-4, what=name)
     monkeypatch.setenv("AIC_EMU_ORDER", "reverse")  # a missing barrier would read poisoned shared memory
     assert_close(emulated(path).run(None, inputs)[0], expected, rtol=1e-4, atol=1e-4, what=f"{name} reversed")
+
+
+def tf32(x: np.ndarray) -> np.ndarray:
+    """Round float32 to TF32 (10 mantissa bits), to nearest with ties away from zero (cvt.rna)."""
+    bits = x.astype(np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+@pytest.mark.parametrize("name", ["matmul", "batched_broadcast"])
+def test_tiled_matmul_tensor_cores_tf32(name, tmp_path):
+    op, inputs, attrs, inits = TILED[name]
+    model = node_model(op, inputs, attrs=attrs, initializers=inits)
+    path = compile_cuda(model, tmp_path, name)
+    module = emulated(path)
+    assert [k["rule"] for k in module.metadata["cuda"]["kernels"]] == ["tiled-matmul-tf32"]
+    assert b"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" in path.read_bytes()  # the embedded PTX
+    a, b = [tf32(v).astype(np.float64) for v in [*inputs.values(), *(inits or {}).values()]]
+    expected = np.matmul(a, b)  # products of TF32 values are exact; only the float32 sums round
+    actual = module.run(None, inputs)[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4 * np.abs(expected).max())
+    # and within TF32 accuracy of the float32 product (onnxruntime's CUDA default, use_tf32)
+    assert_close(actual, run_ort(model, inputs)[0], rtol=2e-2, atol=2e-2, what=name)
