@@ -72,12 +72,32 @@ typedef struct aic_cuda_driver {
 
 /* ---- the launch plan, written by runtime/cuda_package.py into plan.c */
 
-enum { AIC_ARG_ARENA = 0, AIC_ARG_INPUT = 1, AIC_ARG_OUTPUT = 2, AIC_ARG_WEIGHT = 3 };
+enum { AIC_ARG_ARENA = 0, AIC_ARG_INPUT = 1, AIC_ARG_OUTPUT = 2, AIC_ARG_WEIGHT = 3, AIC_ARG_ROW = 4,
+       AIC_ARG_CONST = 5, AIC_ARG_NONE = 6 };
 
 typedef struct aic_cuda_arg {
-    int kind;       /* AIC_ARG_* */
-    int64_t value;  /* byte offset (arena, weight) or tensor index (input, output) */
+    int kind;      /* AIC_ARG_* */
+    int64_t value; /* byte offset (arena, weight), tensor index (input, output), index into rows (row), a constant */
 } aic_cuda_arg;
+
+/* A loop's scan slice: row i of `base` (an index into args), i = the counter's value (length - 1 - it when reverse). */
+typedef struct aic_cuda_row {
+    int base;
+    aic_cuda_arg counter;
+    int64_t row_bytes, length;
+    int reverse;
+} aic_cuda_row;
+
+enum { AIC_STEP_LAUNCH = 0, AIC_STEP_IF = 1, AIC_STEP_LOOP = 2 };
+
+/* The host program in pre-order; an If/Loop's body entries follow it. */
+typedef struct aic_cuda_step {
+    int kind;
+    int launch;    /* launch: index into launches */
+    int then_size; /* if: entries of the then branch; the else branch follows */
+    int size;      /* if/loop: entries of the whole body */
+    aic_cuda_arg cond, counter, trips; /* AIC_ARG_NONE when absent */
+} aic_cuda_step;
 
 typedef struct aic_cuda_kernel {
     const char *name;
@@ -99,11 +119,14 @@ typedef struct aic_cuda_image {
 } aic_cuda_image;
 
 typedef struct aic_cuda_plan {
-    int num_kernels, num_launches, num_images;
+    int num_kernels, num_launches, num_images, num_steps, num_args;
     const aic_cuda_kernel *kernels;
     const aic_cuda_launch *launches;
     const aic_cuda_arg *args;
     const aic_cuda_image *images;
+    const aic_cuda_step *steps;
+    const aic_cuda_row *rows;
+    int has_control; /* If/Loop steps: the run reads flags from the device, so no CUDA graph */
     size_t weight_bytes;
     const char *source; /* the CUDA C the images were compiled from (the emulator builds it) */
 } aic_cuda_plan;

@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,13 +112,56 @@ static int image_list(char *out, size_t size) {
     return 0;
 }
 
-static CUdeviceptr arg_pointer(const aic_model *m, const aic_cuda_arg *a, const CUdeviceptr *ins,
-                               const CUdeviceptr *outs) {
+typedef struct run_ctx {
+    aic_model *m;
+    CUstream stream;
+    const CUdeviceptr *ins, *outs;
+    int depth;
+    const aic_cuda_arg *counters[16]; /* the loops running now, innermost last, with their iteration */
+    int64_t iteration[16];
+} run_ctx;
+
+static int read_device(run_ctx *c, CUdeviceptr src, void *dst, size_t n) {
+    CHECK(c->m, c->m->drv.cuMemcpyDtoHAsync(dst, src, n, c->stream), "reading a control value");
+    CHECK(c->m, c->m->drv.cuStreamSynchronize(c->stream), "reading a control value");
+    return AIC_OK;
+}
+
+static int arg_pointer(run_ctx *c, const aic_cuda_arg *a, CUdeviceptr *out);
+
+static int counter_value(run_ctx *c, const aic_cuda_arg *counter, int64_t *value) {
+    for (int d = c->depth - 1; d >= 0; d--)
+        if (c->counters[d]->kind == counter->kind && c->counters[d]->value == counter->value) {
+            *value = c->iteration[d];
+            return AIC_OK;
+        }
+    CUdeviceptr p;
+    int status = arg_pointer(c, counter, &p);
+    return status != AIC_OK ? status : read_device(c, p, value, sizeof *value);
+}
+
+static int arg_pointer(run_ctx *c, const aic_cuda_arg *a, CUdeviceptr *out) {
+    const aic_model *m = c->m;
     switch (a->kind) {
-    case AIC_ARG_ARENA: return m->arena + (CUdeviceptr)a->value;
-    case AIC_ARG_WEIGHT: return m->weights + (CUdeviceptr)a->value;
-    case AIC_ARG_INPUT: return ins[a->value];
-    default: return outs[a->value];
+    case AIC_ARG_ARENA: *out = m->arena + (CUdeviceptr)a->value; return AIC_OK;
+    case AIC_ARG_WEIGHT: *out = m->weights + (CUdeviceptr)a->value; return AIC_OK;
+    case AIC_ARG_INPUT: *out = c->ins[a->value]; return AIC_OK;
+    case AIC_ARG_OUTPUT: *out = c->outs[a->value]; return AIC_OK;
+    case AIC_ARG_ROW: {
+        const aic_cuda_row *row = &aic_cuda_plan_data.rows[a->value];
+        CUdeviceptr base;
+        int64_t i;
+        int status = arg_pointer(c, &aic_cuda_plan_data.args[row->base], &base);
+        if (status == AIC_OK) status = counter_value(c, &row->counter, &i);
+        if (status != AIC_OK) return status;
+        if (row->reverse) i = row->length - 1 - i;
+        if (i < 0 || i >= row->length)
+            return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: scan row %lld outside 0..%lld", (long long)i,
+                        (long long)row->length - 1);
+        *out = base + (CUdeviceptr)(i * row->row_bytes);
+        return AIC_OK;
+    }
+    default: return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: bad plan argument kind %d", a->kind);
     }
 }
 
@@ -161,9 +205,7 @@ static int setup(aic_model *m, int device_id) {
     CHECK(m, m->drv.cuMemAlloc(&m->weights, p->weight_bytes ? p->weight_bytes : 1), "allocating the weights");
     if (p->weight_bytes)
         CHECK(m, m->drv.cuMemcpyHtoDAsync(m->weights, aic_weights, p->weight_bytes, m->stream), "uploading the weights");
-    int ni = aic_model_data.num_inputs, no = aic_model_data.num_outputs, na = 0;
-    for (int l = 0; l < p->num_launches; l++) na = p->launches[l].first_arg + p->launches[l].num_args > na
-                                                     ? p->launches[l].first_arg + p->launches[l].num_args : na;
+    int ni = aic_model_data.num_inputs, no = aic_model_data.num_outputs, na = p->num_args;
     m->inputs = calloc((size_t)ni + 1, sizeof(CUdeviceptr));
     m->outputs = calloc((size_t)no + 1, sizeof(CUdeviceptr));
     m->argvals = calloc((size_t)na + 1, sizeof(CUdeviceptr));
@@ -251,23 +293,86 @@ AIC_API aic_model *aic_create(int num_threads) {
     return aic_cuda_create(-1);
 }
 
-static int launch_all(aic_model *m, CUstream stream, const CUdeviceptr *ins, const CUdeviceptr *outs) {
+static int launch(run_ctx *c, int index) {
+    aic_model *m = c->m;
     const aic_cuda_plan *p = &aic_cuda_plan_data;
-    for (int l = 0; l < p->num_launches; l++) {
-        const aic_cuda_launch *L = &p->launches[l];
-        const aic_cuda_kernel *k = &p->kernels[L->kernel];
-        for (int a = 0; a < L->num_args; a++)
-            m->argvals[L->first_arg + a] = arg_pointer(m, &p->args[L->first_arg + a], ins, outs);
-        CHECK(m, m->drv.cuLaunchKernel(m->functions[L->kernel], k->grid[0], k->grid[1], k->grid[2], k->block[0],
-                                       k->block[1], k->block[2], k->smem_bytes, stream, m->argptrs + L->first_arg, NULL),
-              k->name);
+    const aic_cuda_launch *L = &p->launches[index];
+    const aic_cuda_kernel *k = &p->kernels[L->kernel];
+    for (int a = 0; a < L->num_args; a++) {
+        int status = arg_pointer(c, &p->args[L->first_arg + a], &m->argvals[L->first_arg + a]);
+        if (status != AIC_OK) return status;
+    }
+    CHECK(m, m->drv.cuLaunchKernel(m->functions[L->kernel], k->grid[0], k->grid[1], k->grid[2], k->block[0], k->block[1],
+                                   k->block[2], k->smem_bytes, c->stream, m->argptrs + L->first_arg, NULL),
+          k->name);
+    return AIC_OK;
+}
+
+/* Run plan entries first .. first + count - 1 (whole subtrees). */
+static int run_steps(run_ctx *c, int first, int count) {
+    const aic_cuda_step *steps = aic_cuda_plan_data.steps;
+    for (int s = first; s < first + count; s += 1 + (steps[s].kind == AIC_STEP_LAUNCH ? 0 : steps[s].size)) {
+        const aic_cuda_step *st = &steps[s];
+        int status = AIC_OK;
+        if (st->kind == AIC_STEP_LAUNCH) {
+            status = launch(c, st->launch);
+        } else if (st->kind == AIC_STEP_IF) {
+            CUdeviceptr p;
+            unsigned char flag = 0;
+            status = arg_pointer(c, &st->cond, &p);
+            if (status == AIC_OK) status = read_device(c, p, &flag, 1);
+            if (status == AIC_OK)
+                status = flag ? run_steps(c, s + 1, st->then_size)
+                              : run_steps(c, s + 1 + st->then_size, st->size - st->then_size);
+        } else {
+            if (c->depth == 16) return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: loops nested more than 16 deep");
+            int64_t trips = INT64_MAX;
+            CUdeviceptr counter;
+            status = arg_pointer(c, &st->counter, &counter);
+            if (status == AIC_OK && st->trips.kind == AIC_ARG_CONST) trips = st->trips.value;
+            else if (status == AIC_OK && st->trips.kind != AIC_ARG_NONE) {
+                CUdeviceptr p;
+                status = arg_pointer(c, &st->trips, &p);
+                if (status == AIC_OK) status = read_device(c, p, &trips, sizeof trips);
+            }
+            int d = c->depth++;
+            c->counters[d] = &st->counter;
+            int64_t i = 0;
+            for (; status == AIC_OK && i < trips; i++) {
+                if (st->cond.kind != AIC_ARG_NONE) {
+                    CUdeviceptr p;
+                    unsigned char flag = 0;
+                    status = arg_pointer(c, &st->cond, &p);
+                    if (status == AIC_OK) status = read_device(c, p, &flag, 1);
+                    if (status != AIC_OK || !flag) break;
+                }
+                c->iteration[d] = i;
+                CUresult r = c->m->drv.cuMemcpyHtoDAsync(counter, &c->iteration[d], sizeof(int64_t), c->stream);
+                if (r == 0) r = c->m->drv.cuStreamSynchronize(c->stream); /* the host value must outlive the copy */
+                if (r != 0) status = cuda_error(c->m, r, "setting a loop counter");
+                if (status == AIC_OK) status = run_steps(c, s + 1, st->size);
+            }
+            c->iteration[d] = i; /* as on the CPU: the counter ends at the number of iterations run */
+            if (status == AIC_OK) {
+                CUresult r = c->m->drv.cuMemcpyHtoDAsync(counter, &c->iteration[d], sizeof(int64_t), c->stream);
+                if (r == 0) r = c->m->drv.cuStreamSynchronize(c->stream);
+                if (r != 0) status = cuda_error(c->m, r, "setting a loop counter");
+            }
+            c->depth--;
+        }
+        if (status != AIC_OK) return status;
     }
     return AIC_OK;
 }
 
+static int launch_all(aic_model *m, CUstream stream, const CUdeviceptr *ins, const CUdeviceptr *outs) {
+    run_ctx c = {m, stream, ins, outs, 0, {0}, {0}};
+    return run_steps(&c, 0, aic_cuda_plan_data.num_steps);
+}
+
 /* Launch the plan over the model's own input/output buffers, through a graph captured once. */
 static int launch_graph(aic_model *m) {
-    if (m->graph_exec == NULL && m->graphs && m->runs >= 1) {
+    if (m->graph_exec == NULL && m->graphs && !aic_cuda_plan_data.has_control && m->runs >= 1) {
         CHECK(m, m->drv.cuStreamBeginCapture(m->stream, AIC_CU_CAPTURE_THREAD_LOCAL), "cuStreamBeginCapture");
         int status = launch_all(m, m->stream, m->inputs, m->outputs);
         CUgraph graph = NULL;

@@ -1,6 +1,7 @@
 """ONNX backend node cases compiled for cuda and run in the emulator, with the suite's tolerances.
 
-By default a fixed sample (every STRIDE-th in-scope case that aic passes on the CPU); set
+By default a fixed sample (every STRIDE-th in-scope case that aic passes on the CPU, and
+every If/Loop/Scan case: their steps run on the host side of the plan); set
 AIC_CUDA_NODE_SUITE=all to run every in-scope case (slow: minutes per hundred cases).
 """
 
@@ -22,7 +23,10 @@ STRIDE = int(os.environ.get("AIC_CUDA_NODE_STRIDE", "40"))
 
 def _names() -> list[str]:
     names = sorted(n for n, c in node_cases().items() if not c.out_of_scope and n not in EXPECTED_FAILURES)
-    return names if os.environ.get("AIC_CUDA_NODE_SUITE") == "all" else names[::STRIDE]
+    if os.environ.get("AIC_CUDA_NODE_SUITE") == "all":
+        return names
+    control = [n for n in names if node_cases()[n].op_types & {"If", "Loop", "Scan"}]  # host-side plan steps
+    return sorted({*names[::STRIDE], *control})
 
 
 @pytest.mark.parametrize("name", _names())
