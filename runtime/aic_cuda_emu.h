@@ -59,6 +59,7 @@ struct Thread {
     int linear;
     State state;
     char *stack;
+    void *site; /* the __syncthreads it waits at */
 };
 
 struct Launch {
@@ -137,6 +138,16 @@ inline void run_block_fibers() {
         }
         if (released) continue;
         if (at_barrier == live) {
+            void *site = nullptr;
+            for (int t = 0; t < L->count; t++) {
+                Thread *th = &L->threads[t];
+                if (th->state != AT_BARRIER) continue;
+                if (site != nullptr && th->site != site) {
+                    cur = th;
+                    die("threads of one block wait at different __syncthreads (divergent barrier)");
+                }
+                site = th->site;
+            }
             for (int t = 0; t < L->count; t++)
                 if (L->threads[t].state == AT_BARRIER) L->threads[t].state = READY;
             continue;
@@ -214,7 +225,11 @@ template <class T> inline T shuffle(T v, int src_lane) {
 #define gridDim (aic_emu::launch->grid)
 #define AIC_SMEM_DECL(name) unsigned char *const name = aic_emu::launch->smem
 
-inline void __syncthreads() { aic_emu::wait(aic_emu::AT_BARRIER); }
+/* Not inlined: its return address names the barrier, and all threads must meet at the same one. */
+__attribute__((noinline)) inline void __syncthreads() {
+    aic_emu::cur->site = __builtin_return_address(0);
+    aic_emu::wait(aic_emu::AT_BARRIER);
+}
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
     if (mask != 0xffffffffu) aic_emu::die("__syncwarp with a partial mask");
     aic_emu::wait(aic_emu::AT_WARP);
