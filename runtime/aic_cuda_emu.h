@@ -347,7 +347,7 @@ static CUresult version(int *v) { *v = 13000; return 0; }
 static CUresult count(int *n) { *n = 1; return 0; }
 static CUresult device_get(CUdevice *d, int i) { *d = i; return i == 0 ? 0 : 101; }
 static CUresult attribute(int *v, int attr, CUdevice) {
-    *v = attr == AIC_CU_ATTR_CC_MAJOR ? 8 : 0;
+    *v = attr == AIC_CU_ATTR_CC_MAJOR ? 12 : 0; /* newer than any image: the runtime picks the PTX, which is ignored */
     return 0;
 }
 static CUresult name(char *out, int len, CUdevice) { snprintf(out, (size_t)len, "aic CUDA emulator"); return 0; }

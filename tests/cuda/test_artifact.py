@@ -118,3 +118,18 @@ def test_reductions_use_block_reductions_with_warp_shuffles(softmax_so):
     text = module._lib.aic_cuda_source().decode()
     assert "__shfl_xor_sync" in text and "aic_block_reduce<float>" in text
     assert "__launch_bounds__(256)" in text and "__syncthreads()" in text
+
+
+def test_cli_compile_for_cuda_and_run_emulated(tmp_path, capsys):
+    import onnx
+
+    from aic.cli import main
+
+    x = np.random.default_rng(1).standard_normal((2, 40)).astype(np.float32)
+    onnx.save(node_model("Softmax", {"x": x}, attrs={"axis": -1}), tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", x)
+    so = tmp_path / "m.so"
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(so), "--target", "cuda -arch=sm_90", "-q"]) == 0
+    assert main(["run", str(so), "--input", f"x={tmp_path / 'x.npy'}", "--emulate", "--output-dir", str(tmp_path)]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), run_ort(onnx.load(tmp_path / "m.onnx"), {"x": x})[0],
+                               rtol=1e-5, atol=1e-7)  # fmt: skip
