@@ -48,6 +48,12 @@ setup(
             "tensorflow-cpu>=2.16",
         ],
         "tf": ["tensorflow-cpu>=2.16"],
+        "cuda": [  # NVRTC and CUDA headers for `--target cuda`; 13.0.x: the CUDA 13.0 driver rejects newer PTX
+            "nvidia-cuda-nvrtc==13.0.*",
+            "nvidia-cuda-runtime==13.0.*",
+            "nvidia-cuda-crt==13.0.*",
+            "nvidia-cuda-cccl==13.0.*",
+        ],
         "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript", "openvino>=2024.0"],
         "tensorboard": ["tensorboard>=2.14"],
     },

@@ -105,7 +105,7 @@ def compile(
     from aic.ir import Graph
 
     resolved = Target.parse(target)
-    if resolved.triple != host_triple():
+    if resolved.kind != "cuda" and resolved.triple != host_triple():
         raise ValueError(
             f"target {target} is not this machine's, so its model cannot be loaded here; cross-compile with "
             "aic.compiler.pipeline.compile_model or `aic compile`"

@@ -133,6 +133,8 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input; repeatable")
     p.add_argument("--output-dir", type=Path, help="write each output to DIR/<name>.npy")
     p.add_argument("--threads", type=int, help="thread count (default: AIC_NUM_THREADS, else all CPUs)")
+    p.add_argument("--emulate", action="store_true", default=None,
+                   help="run a cuda model in the CPU emulator (also AIC_CUDA_EMULATE=1)")  # fmt: skip
     p.set_defaults(run=run_run)
 
 
@@ -161,7 +163,7 @@ def run_run(args: argparse.Namespace) -> int:
 
     try:
         feeds = _read_inputs(args.input)
-        module = load(args.model, args.threads)
+        module = load(args.model, args.threads, emulate=args.emulate)
         start = time.perf_counter()
         outputs = module.run(None, feeds)
         elapsed = time.perf_counter() - start

@@ -29,7 +29,7 @@ class Target:
     def vector_bits(self) -> int:
         """Widest native float vector register, in bits."""
         if self.kind == "cuda":
-            return 32
+            return 8  # scalar code: one lane of every type (the cuda codegen renders no vectors)
         feats = set(self.features)
         if "+avx512f" in feats:
             return 512
@@ -42,12 +42,17 @@ class Target:
         return max(1, self.vector_bits // (8 * itemsize))
 
     @property
+    def cuda_archs(self) -> tuple[str, ...]:
+        """The GPU architectures a cuda target compiles cubins for."""
+        return tuple(a for a in self.cpu.split(",") if a)
+
+    @property
     def feature_string(self) -> str:
         return ",".join(self.features)
 
     def __str__(self) -> str:
         if self.kind == "cuda":
-            return "cuda" + (f" -arch={self.options['arch']}" if "arch" in self.options else "")
+            return f"cuda -arch={self.cpu}" + (" -fp32-exact" if "fp32-exact" in self.options else "")
         return f"llvm -mtriple={self.triple} -mcpu={self.cpu}"
 
     @staticmethod
@@ -59,8 +64,12 @@ class Target:
         for word in words[1:]:
             key, _, value = word.lstrip("-").partition("=")
             opts[key] = value
-        if kind == "cuda":
-            return Target("cuda", "nvptx64-nvidia-cuda", opts.get("arch", "sm_80"), (), opts)
+        if kind == "cuda":  # -arch=sm_80,sm_90 (the default); -fp32-exact: no TF32 tensor-core math
+            unknown = set(opts) - {"arch", "fp32-exact"}
+            if unknown:
+                known = "-arch=sm_XY[,sm_XY], -fp32-exact"
+                raise ValueError(f"unknown cuda target option(s) {sorted(unknown)}; known: {known}")
+            return Target("cuda", "nvptx64-nvidia-cuda", opts.get("arch") or "sm_80,sm_90", (), opts)
         if kind != "llvm":
             raise ValueError(f"unknown target kind {kind!r}; expected 'llvm' or 'cuda'")
         triple = opts.get("mtriple", host_triple())

@@ -64,8 +64,8 @@ def compile_model(
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
     target = Target.parse(target)
-    cross = target.triple != host_triple()
-    step = _stepper(progress, total=7)
+    cross = target.triple != host_triple() and target.kind != "cuda"
+    step = _stepper(progress, total=5 if target.kind == "cuda" else 7)
     with step("read the model"):  # ONNX -> graph IR with inferred types
         graph = read_model(model)
     with step("bind input shapes"):  # symbolic dims -> static sizes
@@ -75,7 +75,14 @@ def compile_model(
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
         program = build_program(graph, target, schedules)
-        program.attrs["kernel_calls"] = [r.to_json() for r in kernel_table(program)]  # named in profiles
+    if target.kind == "cuda":  # GPU schedule -> CUDA C -> NVRTC cubins/PTX -> one .so
+        from .cuda_build import build_cuda
+
+        with step(f"generate CUDA C, compile with NVRTC for {target.cpu} and link"):
+            return build_cuda(
+                program, target, Path(output) if output is not None else _default_output(program.name, False), opt_level
+            )
+    program.attrs["kernel_calls"] = [r.to_json() for r in kernel_table(program)]  # named in profiles
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
     # write the weights, then link them (or the side file's digest) with the runtime and metadata

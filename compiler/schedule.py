@@ -171,7 +171,10 @@ def default_schedule(kernel: Kernel, target: Target, hints: list[Record] | None 
     """The kernel with rule-based records applied (listed in ``attrs["schedule"]``).
 
     The lowering's hints go first; one that does not apply (say, a vectorization over a
-    strided operand) is skipped. The rules then cover the loops the hints left alone."""
+    strided operand) is skipped. The rules then cover the loops the hints left alone.
+    A cuda kernel is left as lowered: compiler/schedule_gpu.py binds it to a grid later."""
+    if target.kind == "cuda":
+        return kernel
     for record in hints or []:
         try:
             kernel = apply(kernel, record)

@@ -179,9 +179,10 @@ class Signature:
 
 
 class Module(Signature):
-    """A loaded model. `num_threads` None means AIC_NUM_THREADS, else every available CPU."""
+    """A loaded model. `num_threads` None means AIC_NUM_THREADS, else every available CPU.
+    A cuda model runs on the GPU, or in the CPU emulator when `emulate` (None: AIC_CUDA_EMULATE=1)."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, emulate: bool | None = None) -> None:
         self.path = Path(path)
         self._handle: int | None = None
         self._state = threading.Condition()  # guards _handle and _active: close() waits for runs
@@ -206,6 +207,10 @@ class Module(Signature):
             raise ModelLoadError(f"{self.path}: cannot be loaded on this machine: {err}") from None
         try:
             self._read_signature()
+            if self.is_cuda and (emulate if emulate is not None else os.environ.get("AIC_CUDA_EMULATE") == "1"):
+                from .cuda_module import attach_emulator
+
+                self._emulator = attach_emulator(self._lib)
             self._handle = self._lib.aic_create(num_threads or 0)
             if not self._handle:
                 raise ModelLoadError(f"{self.path}: {self._lib.aic_last_error().decode()}")
@@ -243,6 +248,7 @@ class Module(Signature):
         self._output_layout = [(shape, info.dtype) for info, shape in infos["outputs"]]
         self._dynamic = [any(isinstance(d, str) for d in t.shape) for t in self._outputs]
         self._ranks = [len(t.shape) for t in self._outputs]
+        self.is_cuda = self.metadata.get("target", {}).get("kind") == "cuda"
         self._input_table = ctypes.c_void_p * max(1, len(self._inputs))
         self._output_table = ctypes.c_void_p * max(1, len(self._outputs))
         self._dims_table = ctypes.c_int64 * max(1, sum(self._ranks))
@@ -313,6 +319,8 @@ class Module(Signature):
         place instead of newly allocated (C-contiguous, writable, of the output's shape and dtype).
         Raises RunError when a kernel meets bad data (an index out of range)."""
         wanted = self._select_outputs(output_names)
+        if self.is_cuda and any(hasattr(v, "__cuda_array_interface__") for v in input_feed.values()):
+            return self._run_device(wanted, input_feed)
         arrays = self._check_inputs(input_feed)
         given = self._check_outputs(outputs or {})
         results = [given.get(i) for i in range(len(self._outputs))]
@@ -356,6 +364,18 @@ class Module(Signature):
     def last_profile(self) -> list[KernelEvent]:
         """The kernel events of the last run while profiling (see `enable_profiling`)."""
         return self._profiler.runs[-1][2] if self._profiler is not None and self._profiler.runs else []
+
+    def _run_device(self, wanted: list[int], feed: Mapping[str, Any]) -> list[Any]:
+        """A cuda model fed GPU arrays: no copies; returns cupy arrays."""
+        from .cuda_module import run_device
+
+        missing = [t.describe() for t in self._inputs if t.name not in feed]
+        if missing:
+            raise ValueError(f"missing input(s): {', '.join(missing)}")
+        arrays = [feed[t.name] for t in self._inputs]
+        specs = [(tuple(t.shape), t.dtype) for t in self._inputs]
+        outs = run_device(self._lib, self._handle, arrays, self._output_layout, [t.name for t in self._inputs], specs)
+        return [outs[i] for i in wanted]
 
     def output_shape(self, index: int) -> tuple[int, ...]:
         """The actual shape of output `index` after the last run on this module, by any thread
@@ -465,6 +485,6 @@ def feed_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
     return value
 
 
-def load(path: str | os.PathLike, num_threads: int | None = None) -> Module:
-    """Load a model .so built by aic."""
-    return Module(path, num_threads)
+def load(path: str | os.PathLike, num_threads: int | None = None, emulate: bool | None = None) -> Module:
+    """Load a model .so built by aic (`emulate`: run a cuda model in the CPU emulator)."""
+    return Module(path, num_threads, emulate)

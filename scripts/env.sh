@@ -11,7 +11,7 @@ STAMP=.venv/.aic-installed
 if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ]; then
   echo "aic: installing aic and its test dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,cuda]"
   touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

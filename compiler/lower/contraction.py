@@ -268,7 +268,7 @@ def _gemm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
 def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, k: int, a_at, b_at, out_at,
              weight: np.ndarray | None, b_rank: int, finish) -> Stmt:
     dtype = node.outputs[0].type.dtype
-    if dtype != DType.float32:
+    if dtype != DType.float32 or ctx.lanes == 1:  # scalar targets (cuda) tile the plain nest themselves
         def term(index: list[Expr], kk: Expr) -> Expr:
             bi, i, j = _split(index, batch)
             return mul(a_at(bi, i, kk), b_at(bi, kk, j))

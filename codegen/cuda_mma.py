@@ -1,0 +1,75 @@
+"""Tensor-core matrix multiply-accumulate for the cuda target (TF32 in, float32 out).
+
+`WarpMma` is a GPU-only loop-IR statement made by compiler/schedule_gpu_matmul.py: the
+block's 8 warps multiply the shared-memory tiles `a` (BK x 64, k-major: a[k * 64 + i]) and
+`b` (BK x 64: b[k * 64 + j]) into their accumulators with `mma.sync.m16n8k8` (TF32
+operands rounded to nearest, ties away, as `cvt.rna.tf32.f32`). Warp w owns rows
+16 * (w / 2) .. +16 and columns 32 * (w % 2) .. +32 of the 64 x 64 tile: four 16 x 8
+mma tiles; lane l holds acc[4 * t + e] = D[16 * (w / 2) + l / 4 + 8 * (e / 2)]
+[32 * (w % 2) + 8 * t + 2 * (l % 4) + e % 2] (the PTX fragment layout of the C matrix).
+
+On a GPU `aic_mma_m16n8k8_tf32` is one inline-PTX instruction; the emulator
+(runtime/aic_cuda_emu.h) implements it with a warp exchange and the same fragment maps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aic.ir.loop import Buffer, Stmt
+
+MMA_PRELUDE = r"""
+#ifndef AIC_EMULATE
+AIC_DEVICE uint32_t aic_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+AIC_DEVICE void aic_mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+/* The 64 x 64 x BK tile product of the block's 8 warps (see codegen/cuda_mma.py). */
+template <int BK> AIC_DEVICE void aic_mma_tile_tf32(float *acc, const float *a, const float *b) {
+    const int lane = (int)threadIdx.x & 31, warp = (int)threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int row = 16 * (warp >> 1), col = 32 * (warp & 1);
+#pragma unroll
+    for (int k = 0; k < BK; k += 8) {
+        uint32_t fa[4];
+        fa[0] = aic_tf32(a[(k + t) * 64 + row + g]);
+        fa[1] = aic_tf32(a[(k + t) * 64 + row + g + 8]);
+        fa[2] = aic_tf32(a[(k + t + 4) * 64 + row + g]);
+        fa[3] = aic_tf32(a[(k + t + 4) * 64 + row + g + 8]);
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+            uint32_t fb[2];
+            fb[0] = aic_tf32(b[(k + t) * 64 + col + 8 * n + g]);
+            fb[1] = aic_tf32(b[(k + t + 4) * 64 + col + 8 * n + g]);
+            aic_mma_m16n8k8_tf32(acc + 4 * n, fa, fb);
+        }
+    }
+}
+"""
+
+
+@dataclass(eq=False)
+class WarpMma(Stmt):
+    """acc += a x b over one shared-memory K step, on tensor cores (TF32)."""
+
+    acc: Buffer  # stack, 16 floats per thread
+    a: Buffer  # shared, k-major 64-row tile
+    b: Buffer  # shared, k-major 64-column tile
+    k_step: int
+
+
+def render_mma(writer: Any, s: Stmt, depth: int) -> bool:
+    if not isinstance(s, WarpMma):
+        return False
+    writer.syncs = True
+    n = writer.names
+    writer.emit(f"aic_mma_tile_tf32<{s.k_step}>({n[s.acc]}, {n[s.a]}, {n[s.b]});", depth)
+    return True

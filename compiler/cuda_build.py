@@ -1,0 +1,41 @@
+"""The cuda target's half of the pipeline: GPU schedule, CUDA C, NVRTC, link (one .so).
+
+Called by compiler/pipeline.py after the loop-IR program is built for a cuda target.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aic.codegen.cuda import render_program
+from aic.codegen.cuda_nvrtc import compile_cuda
+from aic.codegen.target import Target
+from aic.ir.loop import Program
+from aic.runtime.cuda_package import package_cuda_program
+
+from .schedule_gpu import schedule_gpu_program
+
+
+def build_cuda(program: Program, target: Target, output: str | os.PathLike, opt_level: int = 2) -> Path:
+    """Schedule `program` for a GPU, render it as CUDA C, compile it with NVRTC for the target's
+    architectures and link the model .so at `output`."""
+    scheduled = schedule_gpu_program(program, tensor_cores="fp32-exact" not in target.options)
+    source = render_program(scheduled)
+    nvrtc = compile_cuda(source.text, target.cuda_archs)
+    kernels = [
+        {"name": k.name, "grid": list(k.grid), "block": list(k.block), "smem_bytes": k.smem_bytes, "rule": k.rule,
+         "ptxas": {arch: nvrtc.resources.get(arch, {}).get(k.name, {}) for arch in target.cuda_archs}}
+        for k in source.kernels
+    ]  # fmt: skip
+    extra = {
+        "cuda": {
+            "archs": list(target.cuda_archs),
+            "ptx": [f"compute_{im.arch}" for im in nvrtc.images if im.ptx],
+            "nvrtc": nvrtc.version,
+            "fp32_exact": "fp32-exact" in target.options,
+            "launches": len(source.launches),
+            "kernels": kernels,
+        }
+    }
+    return package_cuda_program(scheduled, source, nvrtc, target, output, opt_level, extra)
