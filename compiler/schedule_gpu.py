@@ -42,8 +42,8 @@ from aic.ir.loop import (
     Stmt,
     Var,
 )
+from aic.ir.loop_tools import static_int
 
-from .loop_util import static_int
 from .schedule import _independent, _scatters
 
 THREADS = 256  # threads per block of an elementwise launch

@@ -41,8 +41,8 @@ from aic.ir.loop import (
     Store,
     Var,
 )
+from aic.ir.loop_tools import exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
 
-from .loop_util import exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
 from .schedule_gpu import MAX_GRID_X, flat_index, grid_loops, parallel_chain
 
 BM, BN, BK = 64, 64, 16  # block tile and K step

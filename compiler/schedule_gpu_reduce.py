@@ -44,8 +44,8 @@ from aic.ir.loop import (
     Store,
     Var,
 )
+from aic.ir.loop_tools import exprs_of, static_int, stmts_of
 
-from .loop_util import exprs_of, static_int, stmts_of
 from .schedule_gpu import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
 
 MIN_REDUCE = 32  # a row's reduction loops must be at least this long to give each row a block

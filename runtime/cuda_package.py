@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aic.ir.loop import Program, ProgramBuffer, RowView
 
+from .artifact import seal
 from .model_asm import model_assembly, quoted
 from .package import (
     C_FLAGS,
@@ -31,7 +32,7 @@ from .package import (
     program_metadata,
     program_weights,
     tensor_spec,
-    weight_blob,
+    write_weights,
 )
 
 if TYPE_CHECKING:
@@ -159,22 +160,22 @@ def package_cuda_program(program: Program, source: CudaSource, nvrtc: NvrtcResul
     inputs = [tensor_spec(b) for b in program.inputs]
     outputs = [tensor_spec(b) for b in program.outputs]
     weights = program_weights(program)
-    blob_bytes = weight_blob(weights)
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aic-link-") as tmp:
         folder = Path(tmp)
-        (folder / "weights.bin").write_bytes(blob_bytes)
+        blob_size, _ = write_weights(folder / "weights.bin", weights, trailer=False)
         (folder / "model.s").write_text(model_assembly(metadata, inputs, outputs, "weights.bin"))
         for i, image in enumerate(nvrtc.images):
             (folder / f"image{i}.bin").write_bytes(image.data)
         (folder / "kernels.cu").write_text(source.text)
         (folder / "images.s").write_text(images_assembly(len(nvrtc.images)))
-        (folder / "plan.c").write_text(plan_source(program, source, nvrtc, len(blob_bytes)))
+        (folder / "plan.c").write_text(plan_source(program, source, nvrtc, blob_size))
         partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         cmd = [*compiler(), *C_FLAGS, f"-I{RUNTIME_DIR}", "-shared", "model.s", "images.s", "plan.c",
                str(cuda_runtime_object()), "-o", str(partial), "-ldl", "-lpthread", "-Wl,-z,noexecstack",
                "-Wl,--as-needed"]  # fmt: skip
         _run(cmd, "linking the model", cwd=tmp)
+        seal(partial)  # size and checksum, checked by aic.load before dlopen (artifact.py)
         os.replace(partial, output)
     return output
