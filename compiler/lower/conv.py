@@ -6,7 +6,8 @@ convolution on the matrix-product micro-kernel: a tile is `ROWS` output position
 [group, channel tiles, in channels, *kernel, tile width] so each tap is one contiguous
 vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
 no bounds checks. Depthwise and other narrow convolutions use a direct nest whose output
-row vectorizes (stride 1), and ConvTranspose gathers its contributions per output element.
+row vectorizes (stride 1). ConvTranspose runs one stride-1 convolution per output phase
+(conv_transpose.py); with dilations or non-constant weights it gathers per output element.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aic.ir.schedule import CachePack, MicroKernel
 
 from ..loop_util import binop, select, seq
 from .contraction import ROWS, micro_kernel
+from .conv_transpose import conv_transpose_phases
 from .core import (
     BufferTensor,
     ComputeTensor,
@@ -308,6 +310,10 @@ def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
             begins.append(total // 2 if window.auto_pad == "SAME_UPPER" else total - total // 2)
     else:
         begins = list(window.pads[: len(kernel)])
+    weights = node.inputs[1].const if node.inputs[1] is not None else None
+    if x.dtype == DType.float32 and weights is not None and all(d == 1 for d in window.dilations):
+        return conv_transpose_phases(ctx, x, np.asarray(weights, np.float32), list(window.strides), begins, out_shape,
+                                     group, lambda i, v: emit(0, i, add(v, bias.at([i[1]])) if bias is not None else v))
 
     def element(index: list[Expr]) -> Stmt:
         n, oc, o = index[0], index[1], index[2:]

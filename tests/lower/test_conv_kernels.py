@@ -1,0 +1,40 @@
+"""The fast convolution kernels (ConvTranspose by output phase, depthwise), compiled, against onnxruntime.
+
+Shapes cover odd sizes, strides, padding, output padding, groups, several output-channel
+tiles with a remainder, and fused activations after the kernel."""
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from tests.lower.test_compiled_ops import _graph_model, check_compiled
+
+rng = np.random.default_rng(14)
+
+
+def f(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+CONV_TRANSPOSE = [
+    # x shape, w shape [Cin, Cout/group, *k], attrs
+    ((1, 16, 5, 7), (16, 40, 2, 2), {"strides": [2, 2]}),  # kernel == stride: one tap per phase
+    ((2, 8, 6, 5), (8, 12, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
+    ((1, 6, 7, 7), (6, 5, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 4, 5, 6), (4, 3, 3, 2), {"strides": [3, 2], "pads": [0, 1, 2, 0]}),  # uneven pads, stride 3
+    ((1, 4, 5, 6), (4, 3, 1, 1), {"strides": [2, 2]}),  # phases no tap reaches: bias only
+    ((1, 6, 5, 5), (6, 4, 3, 3), {"group": 2, "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 5, 6, 6), (5, 7, 3, 3), {"pads": [1, 1, 1, 1]}),  # stride 1
+    ((1, 4, 9), (4, 6, 4), {"strides": [3]}),  # 1-D
+    ((1, 3, 3, 4, 4), (3, 2, 2, 2, 2), {"strides": [2, 2, 2]}),  # 3-D
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"strides": [2, 2], "output_shape": [10, 10], "auto_pad": "SAME_UPPER"}),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"dilations": [2, 2], "strides": [2, 2]}),  # dilated: the gather path
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), CONV_TRANSPOSE, ids=[str(i) for i in range(len(CONV_TRANSPOSE))])
+def test_conv_transpose(xs, ws, attrs):
+    x, w = f(*xs), f(*ws)
+    b = f(ws[1] * attrs.get("group", 1))
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
