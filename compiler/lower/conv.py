@@ -5,9 +5,10 @@ convolution on the matrix-product micro-kernel: a tile is `ROWS` output position
 `2 * lanes` output channels; weights are packed at compile time to
 [group, channel tiles, in channels, *kernel, tile width] so each tap is one contiguous
 vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
-no bounds checks. Depthwise and other narrow convolutions use a direct nest whose output
-row vectorizes (stride 1). ConvTranspose runs one stride-1 convolution per output phase
-(conv_transpose.py); with dilations or non-constant weights it gathers per output element.
+no bounds checks. Depthwise convolutions run on a zero-padded, phase-split copy of the input
+(depthwise.py); other narrow ones use a direct nest whose output row vectorizes (stride 1).
+ConvTranspose runs one stride-1 convolution per output phase (conv_transpose.py); with
+dilations or non-constant weights it gathers per output element.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .core import (
     node_error,
     store,
 )
+from .depthwise import depthwise
 from .mathx import add, mul
 from .reduce import accumulate
 from .table import Emit, anchor
@@ -110,6 +112,8 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     if fast and ocg >= ctx.lanes:
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
         return seq(prep, _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
+    if x.dtype == DType.float32 and weights is not None and group == x.shape[1] == out_shape[1]:
+        return depthwise(ctx, x, np.asarray(weights, np.float32), window, outs, finish)
     return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
 
 

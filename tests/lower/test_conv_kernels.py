@@ -38,3 +38,27 @@ def test_conv_transpose(xs, ws, attrs):
     b = f(ws[1] * attrs.get("group", 1))
     nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+DEPTHWISE = [
+    # channels, spatial, kernel, attrs
+    (6, (8, 8), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (5, (9, 7), (3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    (4, (7, 7), (7, 7), {"pads": [3, 3, 3, 3]}),  # whole row in one short vector
+    (3, (28, 21), (5, 5), {"pads": [2, 2, 2, 2]}),  # whole vectors plus a shorter one
+    (3, (11, 11), (5, 5), {"pads": [2, 2, 2, 2], "strides": [2, 2]}),
+    (2, (10, 9), (3, 2), {"pads": [0, 1, 2, 0], "strides": [3, 2], "dilations": [2, 1]}),
+    (3, (9, 8), (3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    (2, (10, 9), (3, 3), {"strides": [2, 2], "pads": [0, 0, 1, 0]}),  # VALID-like with an end pad
+    (4, (19,), (5,), {"pads": [2, 2]}),  # 1-D
+    (2, (5, 6, 7), (3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),  # 3-D
+]
+
+
+@pytest.mark.parametrize(("ch", "size", "k", "attrs"), DEPTHWISE, ids=[str(i) for i in range(len(DEPTHWISE))])
+def test_depthwise(ch, size, k, attrs):
+    """Depthwise conv + bias + SiLU (the epilogue runs on the kernel's vectors)."""
+    x, w, b = f(1, ch, *size), f(ch, 1, *k), f(ch)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=ch, **attrs),
+             helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
