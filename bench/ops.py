@@ -78,7 +78,35 @@ def silu(ch: int, size: int) -> Case:
     return Case(f"silu_{ch}_{size}", _model(nodes, {"x": x}, None, {}), {"x": x}, 0.0)
 
 
+def lstm_tagger(steps: int = 32, emb: int = 128, hidden: int = 256, tags: int = 20) -> Case:
+    """Two bidirectional LSTM layers as PyTorch exports them (weights as Concat(forward, backward)), then a
+    linear layer per step."""
+    x = rng.standard_normal((steps, 1, emb)).astype(np.float32)
+    nodes, inits, src, width = [], {}, "x", emb
+    for layer in range(2):
+        parts = {}
+        for kind, cols in (("W", width), ("R", hidden), ("B", None)):
+            names = []
+            for d in ("f", "b"):
+                name = f"{kind}{layer}{d}"
+                inits[name] = _w(1, 8 * hidden) if cols is None else _w(1, 4 * hidden, cols)
+                names.append(name)
+            parts[kind] = f"{kind}{layer}"
+            nodes.append(helper.make_node("Concat", names, [parts[kind]], axis=0))
+        nodes.append(helper.make_node("LSTM", [src, parts["W"], parts["R"], parts["B"]], [f"y{layer}"],
+                                      hidden_size=hidden, direction="bidirectional"))
+        inits[f"perm{layer}"] = np.array([steps, 1, 2 * hidden], np.int64)
+        nodes.append(helper.make_node("Transpose", [f"y{layer}"], [f"t{layer}"], perm=[0, 2, 1, 3]))
+        nodes.append(helper.make_node("Reshape", [f"t{layer}", f"perm{layer}"], [f"h{layer}"]))
+        src, width = f"h{layer}", 2 * hidden
+    inits["wo"] = _w(2 * hidden, tags)
+    nodes.append(helper.make_node("MatMul", [src, "wo"], ["y"]))
+    flops = 2.0 * steps * (2 * sum(4 * hidden * (i + hidden) for i in (emb, 2 * hidden)) + 2 * hidden * tags)
+    return Case(f"lstm_tagger_T{steps}_H{hidden}", _model(nodes, {"x": x}, None, inits), {"x": x}, flops)
+
+
 CASES: list[Callable[[], Case]] = [
+    lstm_tagger,
     lambda: conv_transpose(256, 128, 16, 2, 2),
     lambda: conv_transpose(128, 64, 32, 2, 2),
     lambda: conv_transpose(128, 64, 32, 3, 2, 1, 1),

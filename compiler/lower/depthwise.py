@@ -15,14 +15,13 @@ import itertools
 from collections.abc import Callable
 
 import numpy as np
-from aic.ir.loop import Buffer, Call, Expr, For, Load, Stmt
+from aic.ir.loop import Buffer, Call, Expr, Load, Stmt
 from aic.ir.ops.window import Window
-from aic.ir.schedule import Vectorize
 
-from ..loop_util import binop, select, seq
+from ..loop_util import binop, seq
 from .core import LowerCtx, Tensor, const, idx, linear, store
 from .mathx import add
-from .window import clamped, inside_input
+from .rows import vector_row
 
 
 def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
@@ -64,41 +63,44 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
     return seq(prep, ctx.loops((n_batch, channels), image, "dc"))
 
 
-def vector_row(ctx: LowerCtx, extent: int, body: Callable[[Expr], Stmt]) -> Stmt:
-    """for v in extent: body(v), as whole vectors of the target's lanes plus one shorter vector."""
-    lanes = ctx.lanes
-    whole = extent // lanes * lanes
-    main = ctx.loop(whole, body, "ow") if whole else None
-    rest = ctx.loop(extent - whole, lambda v: body(binop("add", v, idx(whole))), "ot") if extent > whole else None
-    for loop, n in ((main, lanes), (rest, extent - whole)):
-        if isinstance(loop, For) and n >= 2:
-            ctx.hints.append(Vectorize(loop.var.name, n))
-    return seq(main, rest)
-
-
 def _phase_split(ctx: LowerCtx, x: Tensor, shape: tuple[int, ...], strides: list[int],
                  begins: list[int]) -> tuple[Buffer, Stmt]:
-    """Scratch [N, C, *strides, *subs]: element (n, c, *p, *q) = x[n, c, *(q*s + p - begin)] or 0 outside."""
+    """Scratch [N, C, *strides, *subs]: element (n, c, *p, *q) = x[n, c, *(q*s + p - begin)], or 0 outside x.
+
+    Per phase and axis, sub-positions split into a zero head, a copied middle and a zero
+    tail, so only the borders are written with zeros and the copy has no bounds checks
+    (with unit strides the copy reads whole input rows: vectors)."""
     rank = len(strides)
     spatial = list(x.shape[2:])
-    buf = ctx.scratch(x.dtype, int(np.prod(shape)))
     subs = list(shape[2 + rank:])
-    if all(s == 1 for s in strides):
-        zero = ctx.loops((int(np.prod(shape)),), lambda i: store(buf, i[0], const(0, x.dtype)), "z")
+    buf = ctx.scratch(x.dtype, int(np.prod(shape)))
+    zero = const(0, x.dtype)
 
-        def copy(i: list[Expr]) -> Stmt:
-            to = [*i[:2], *(idx(0) for _ in strides), *(binop("add", c, idx(b)) for c, b in zip(i[2:], begins))]
-            return store(buf, linear(to, shape), x.at(i))
+    def fill(n: Expr, c: Expr, phase: tuple[int, ...]) -> Stmt:
+        ranges = []
+        for p, s, b, d, q in zip(phase, strides, begins, spatial, subs):
+            lo = min(q, max(0, -(-(b - p) // s)))
+            ranges.append((lo, max(lo, min(q, (d - 1 + b - p) // s + 1))))
 
-        inner = [min(d, q - b) for d, q, b in zip(spatial, subs, begins)]  # rows that fit (ceil-mode outputs)
-        return buf, seq(zero, ctx.loops((*x.shape[:2], *inner), copy, "p"))
+        def at(sub: list[Expr]) -> Expr:
+            return linear([n, c, *map(idx, phase), *sub], shape)
 
-    def fill(i: list[Expr]) -> Stmt:
-        phase, sub = i[2:2 + rank], i[2 + rank:]
-        coords = [binop("sub", binop("add", binop("mul", q, idx(s)), p), idx(b))
-                  for q, p, s, b in zip(sub, phase, strides, begins)]
-        value = select(inside_input(coords, spatial), x.at([*i[:2], *clamped(coords, spatial)]), const(0, x.dtype))
-        return store(buf, linear(i, shape), value)
+        def level(a: int, sub: list[Expr]) -> Stmt:
+            if a == rank:
+                coords = [binop("sub", binop("add", binop("mul", q, idx(s)), idx(p)), idx(b))
+                          for q, p, s, b in zip(sub, phase, strides, begins)]
+                return store(buf, at(sub), x.at([n, c, *coords]))
+            lo, hi = ranges[a]
+            rest = subs[a + 1:]
 
-    return buf, ctx.loops(shape, fill, "p")
+            def zeros(start: int, stop: int) -> Stmt:
+                return ctx.loops((stop - start, *rest), lambda i: store(
+                    buf, at([*sub, binop("add", i[0], idx(start)), *i[1:]]), zero), "pz")
 
+            middle = ctx.loop(hi - lo, lambda q: level(a + 1, [*sub, binop("add", q, idx(lo))]), "pq")
+            return seq(zeros(0, lo) if lo else None, middle, zeros(hi, subs[a]) if hi < subs[a] else None)
+
+        return level(0, [])
+
+    combos = list(itertools.product(*(range(s) for s in strides)))
+    return buf, ctx.loops(x.shape[:2], lambda i: seq(*(fill(i[0], i[1], ph) for ph in combos)), "p")
