@@ -33,7 +33,7 @@ setup(
     install_requires=["numpy>=1.26", "onnx>=1.17", "llvmlite>=0.44", "ml_dtypes>=0.4"],
     extras_require={
         "test": ["onnxruntime>=1.20", "pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6"],
-        "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript"],
+        "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript", "openvino"],
     },
     entry_points={"console_scripts": ["aic=aic.cli:main"]},
 )

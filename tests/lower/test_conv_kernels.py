@@ -1,12 +1,17 @@
-"""The fast convolution kernels (ConvTranspose by output phase, depthwise), compiled, against onnxruntime.
+"""The fast convolution kernels (ConvTranspose by output phase, depthwise), compiled, against onnxruntime,
+and rows stored as whole vectors plus one shorter vector.
 
 Shapes cover odd sizes, strides, padding, output padding, groups, several output-channel
 tiles with a remainder, and fused activations after the kernel."""
 
 import numpy as np
 import pytest
+from aic.compiler.loop_util import stmts_of
+from aic.frontend.onnx import load_model
+from aic.ir.loop import Store
 from onnx import helper
 
+from tests.lower.lower_util import lower
 from tests.lower.test_compiled_ops import _graph_model, check_compiled
 
 rng = np.random.default_rng(14)
@@ -62,3 +67,20 @@ def test_depthwise(ch, size, k, attrs):
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=ch, **attrs),
              helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["silu", "depthwise-silu"])
+def test_rows_leave_no_scalar_remainder(conv):
+    """28-wide rows on 8 lanes: three vectors and one of 4, for an elementwise kernel and a depthwise epilogue."""
+    x = f(1, 3, 28, 28)
+    nodes = [helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
+    weights = {}
+    if conv:
+        nodes.insert(0, helper.make_node("Conv", ["x", "w"], ["c"], group=3, pads=[1, 1, 1, 1]))
+        weights = {"w": f(3, 1, 3, 3)}
+    else:
+        nodes.insert(0, helper.make_node("Identity", ["x"], ["c"]))
+    program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], weights)))
+    outputs = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
+               and s.buffer.name.startswith("out")]
+    assert outputs and all(s.value.lanes > 1 for s in outputs), [s.value.lanes for s in outputs]
