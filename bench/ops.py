@@ -72,6 +72,12 @@ def depthwise(ch: int, size: int, k: int, s: int, act: str | None = None) -> Cas
     return Case(name, _model(nodes, {"x": x}, None, {"w": _w(ch, 1, k, k), "b": _w(ch)}), {"x": x}, flops)
 
 
+def max_pool(ch: int, size: int, k: int, s: int) -> Case:
+    x = rng.standard_normal((1, ch, size, size)).astype(np.float32)
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
+    return Case(f"maxpool{k}_s{s}_{ch}_{size}", _model([node], {"x": x}, None, {}), {"x": x}, 0.0)
+
+
 def silu(ch: int, size: int) -> Case:
     x = rng.standard_normal((1, ch, size, size)).astype(np.float32)
     nodes = [helper.make_node("Sigmoid", ["x"], ["g"]), helper.make_node("Mul", ["x", "g"], ["y"])]
@@ -118,6 +124,9 @@ CASES: list[Callable[[], Case]] = [
     lambda: depthwise(144, 56, 3, 2, "silu"),
     lambda: depthwise(96, 112, 3, 1, "relu"),
     lambda: depthwise(240, 28, 5, 2, "silu"),
+    lambda: max_pool(128, 10, 5, 1),
+    lambda: max_pool(64, 40, 5, 1),
+    lambda: max_pool(64, 112, 3, 2),
     lambda: silu(144, 56),
     lambda: silu(240, 28),
 ]

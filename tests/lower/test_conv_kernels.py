@@ -84,3 +84,21 @@ def test_rows_leave_no_scalar_remainder(conv):
     outputs = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
                and s.buffer.name.startswith("out")]
     assert outputs and all(s.value.lanes > 1 for s in outputs), [s.value.lanes for s in outputs]
+
+
+MAX_POOL = [
+    ((1, 4, 10, 10), {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}),  # SPPF
+    ((1, 3, 11, 9), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 9, 9), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ((1, 2, 12, 11), {"kernel_shape": [3, 2], "dilations": [2, 1], "strides": [1, 2], "pads": [2, 0, 1, 1]}),
+    ((1, 2, 8, 9), {"kernel_shape": [2, 2], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((2, 3, 21), {"kernel_shape": [4], "strides": [3], "pads": [1, 2]}),  # 1-D
+    ((1, 2, 5, 6, 7), {"kernel_shape": [3, 3, 3], "pads": [1, 1, 1, 1, 1, 1]}),  # 3-D
+]
+
+
+@pytest.mark.parametrize(("xs", "attrs"), MAX_POOL, ids=[str(i) for i in range(len(MAX_POOL))])
+def test_max_pool(xs, attrs):
+    x = f(*xs) - 3  # mostly negative: padding must not win
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], **attrs)]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {}), {"x": x}, rtol=0, atol=0)
