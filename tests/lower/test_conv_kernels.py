@@ -62,8 +62,8 @@ DEPTHWISE = [
 
 @pytest.mark.parametrize(("ch", "size", "k", "attrs"), DEPTHWISE, ids=[str(i) for i in range(len(DEPTHWISE))])
 def test_depthwise(ch, size, k, attrs):
-    """Depthwise conv + bias + SiLU (the epilogue runs on the kernel's vectors)."""
-    x, w, b = f(1, ch, *size), f(ch, 1, *k), f(ch)
+    """Depthwise conv + bias + SiLU (the epilogue runs on the kernel's vectors), batch 2."""
+    x, w, b = f(2, ch, *size), f(ch, 1, *k), f(ch)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=ch, **attrs),
              helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
