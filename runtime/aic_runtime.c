@@ -133,9 +133,9 @@ static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
         }
         pthread_mutex_lock(&pool->lock);
         unsigned g;
-        atomic_fetch_add_explicit(&pool->sleepers, 1, memory_order_acq_rel);
+        atomic_fetch_add(&pool->sleepers, 1); /* seq_cst, as the stores and loads of aic_pool_enter */
         while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
-               !atomic_load_explicit(&pool->running, memory_order_acquire))
+               !atomic_load(&pool->running))
             pthread_cond_wait(&pool->wake, &pool->lock);
         atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_acq_rel);
         pthread_mutex_unlock(&pool->lock);
@@ -146,8 +146,8 @@ static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
 /* A run starts: sleeping workers wake now, so they are up (and placed) before the first parallel loop. */
 static void aic_pool_enter(aic_pool *pool) {
     if (pool->num_threads == 1) return;
-    atomic_store(&pool->running, 1); /* seq_cst: ordered before the load of sleepers */
-    if (atomic_load_explicit(&pool->sleepers, memory_order_acquire) > 0) {
+    atomic_store(&pool->running, 1); /* seq_cst: a worker going to sleep sees it, or is counted below */
+    if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->lock);
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->lock);
