@@ -26,6 +26,7 @@ import onnx.version_converter
 import torch
 from torch import nn
 
+from bench import zoo
 from bench.cnn import mobilenet_v2_module, resnet50_module
 
 SEED = 0
@@ -140,6 +141,12 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec("gpt2", gpt2_module, gpt2_inputs, ("logits",), {0: BATCH, 1: ("seq", 1024)}),
         ModelSpec("mlp", mlp_module, mlp_inputs, ("output",), {0: BATCH}),
+        ModelSpec("efficientnet_b0", zoo.efficientnet_b0_module, zoo.image_224, ("logits",), {0: BATCH}),
+        ModelSpec("unet_small", zoo.unet_module, zoo.image_128, ("mask",), {0: BATCH}),
+        ModelSpec("yolo_head", zoo.yolo_module, zoo.image_320, ("boxes",), {0: BATCH}),
+        ModelSpec("convnext_blocks", zoo.convnext_module, zoo.image_224, ("features",), {0: BATCH}),
+        ModelSpec("lstm_tagger", zoo.tagger_module, zoo.token_ids, ("tags",), {0: BATCH}),
+        ModelSpec("whisper_like", zoo.whisper_module, zoo.mel_frames, ("features",), {0: BATCH}),
     )
 }
 

@@ -1,12 +1,14 @@
-"""The benchmark: aic against onnxruntime on the same models, in the same run, same threads.
+"""The benchmark: aic against onnxruntime and OpenVINO on the same models, in the same run, same threads.
 
     python -m bench.run [--models resnet50 bert_base] [--threads 1 2] [--runs 30] [--warmup 5]
                         [--exporter dynamo|torchscript] [--opset 17|20] [--out bench/out]
 
 For each model (static shapes, exported once to bench/models/ if missing): compile it with
 `aic.compile` (timed), then for each thread count time the aic module and an onnxruntime
-session (ORT_ENABLE_ALL, intra_op_num_threads = the same count) alternately, run by run, so
-both see the same machine state; after the warm-up runs, report medians. aic's outputs are
+session (ORT_ENABLE_ALL, intra_op_num_threads = the same count) and, when the `openvino` package
+is installed, an OpenVINO CPU model (f32, LATENCY, one stream, INFERENCE_NUM_THREADS = the count)
+alternately, run by run, so all see the same machine state; after the warm-up runs, report
+medians and aic's ratio to the best peer. aic's outputs are
 checked against onnxruntime's (max|aic - ORT| / max|ORT|). FLOPs come from aic's model
 summary. A model aic fails to compile is still timed on onnxruntime, and the failure is
 listed. Results go to <out>/results.json and <out>/results.md, with the machine, versions
@@ -56,6 +58,15 @@ class Row:
     arena_bytes: int | None = None
     max_rel_err: float | None = None
     error: str = ""  # why aic failed to compile or run the model
+    ov_ms: float | None = None  # OpenVINO, when installed
+
+    @property
+    def best_ms(self) -> float:
+        return min(self.ort_ms, self.ov_ms) if self.ov_ms else self.ort_ms
+
+    @property
+    def best_ratio(self) -> float | None:
+        return self.aic_ms / self.best_ms if self.aic_ms else None
 
     @property
     def ratio(self) -> float | None:
@@ -73,6 +84,25 @@ def ort_runner(path: Path, threads: int) -> Runner:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda feeds: session.run(None, feeds)
+
+
+def ov_runner(path: Path, threads: int) -> Runner | None:
+    """An OpenVINO CPU model of `path` in fp32, or None without the `openvino` package."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    core = ov.Core()
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
+              "INFERENCE_NUM_THREADS": str(threads)}
+    compiled = core.compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        request.infer(feeds)
+        return [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
+
+    return run
 
 
 SETTLE_S = 0.05  # pause before each timed run
@@ -109,11 +139,15 @@ def bench_model(name: str, path: Path, args: argparse.Namespace, peak: float) ->
     rows = []
     for t in args.threads:
         runners = {"ort": ort_runner(path, t)}
+        ov = ov_runner(path, t)
+        if ov is not None:
+            runners["ov"] = ov
         if compiled is not None:
             runners["aic"] = aic_runner(so_path, t)
         medians = time_interleaved(runners, feeds, args.warmup, args.runs)
         arena = None if compiled is None else compiled.metadata.get("arena_bytes")
-        rows.append(Row(name, t, gflop, medians["ort"], medians.get("aic"), compile_s, arena, err, error))
+        rows.append(Row(name, t, gflop, medians["ort"], medians.get("aic"), compile_s, arena, err, error,
+                        medians.get("ov")))
         print(markdown_row(rows[-1], peak), flush=True)
     return rows
 
@@ -147,9 +181,9 @@ def fmt_ms(value: float | None) -> str:
 
 
 HEADER = [
-    "| model | threads | aic ms | ORT ms | aic/ORT | aic GFLOP/s | aic % peak | ORT GFLOP/s | GFLOP "
-    "| compile s | arena MiB | max rel err |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| model | threads | aic ms | ORT ms | OpenVINO ms | aic/ORT | aic/best | aic GFLOP/s | aic % peak "
+    "| ORT GFLOP/s | GFLOP | compile s | arena MiB | max rel err |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
 
 
@@ -163,7 +197,9 @@ def markdown_row(r: Row, peak_per_core: float) -> str:
         str(r.threads),
         aic_ms,
         fmt_ms(r.ort_ms),
+        fmt_ms(r.ov_ms),
         fmt(r.ratio, ".2f"),
+        fmt(r.best_ratio, ".2f"),
         fmt(aic_gflops, ".1f"),
         fmt(peak, ".0f"),
         fmt(r.gflops(r.ort_ms), ".1f"),
@@ -199,7 +235,7 @@ def machine() -> dict[str, object]:
 
 def versions() -> dict[str, str]:
     found = {"aic": aic.__version__, "python": platform.python_version()}
-    for package in ("onnxruntime", "onnx", "llvmlite", "torch", "numpy"):
+    for package in ("onnxruntime", "openvino", "onnx", "llvmlite", "torch", "numpy"):
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -228,7 +264,8 @@ def write_results(rows: list[Row], settings: dict[str, object], peak: float, out
     info["versions"] = versions()
     m, v = info["machine"], info["versions"]
     lines = [
-        f"aic {v['aic']} ({v.get('aic_commit', '?')}) vs onnxruntime {v['onnxruntime']}, {info['date']}; "
+        f"aic {v['aic']} ({v.get('aic_commit', '?')}) vs onnxruntime {v['onnxruntime']} and OpenVINO "
+        f"{v['openvino']}, {info['date']}; "
         f"{m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} CPUs; "
         f"aic -O{settings['opt_level']}; {settings['exporter']} export opset {settings['opset']}, "
         f"median of {settings['runs']} runs "
@@ -244,7 +281,9 @@ def write_results(rows: list[Row], settings: dict[str, object], peak: float, out
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     records = [
-        asdict(r) | {"ratio": r.ratio, "aic_gflops": r.gflops(r.aic_ms), "ort_gflops": r.gflops(r.ort_ms)} for r in rows
+        asdict(r) | {"ratio": r.ratio, "best_ratio": r.best_ratio, "aic_gflops": r.gflops(r.aic_ms),
+                     "ort_gflops": r.gflops(r.ort_ms)}
+        for r in rows
     ]
     (out / "results.json").write_text(json.dumps(info | {"settings": settings, "results": records}, indent=2))
     (out / "results.md").write_text(text)

@@ -3,9 +3,10 @@
  * - The public ABI of aic.h: create / run / output shapes / signature / last error / destroy.
  *   A run holds the handle's run lock from the start of the kernels until the output shapes
  *   and the kernels' error slot are read; aic_destroy takes the same lock.
- * - A thread pool for generated parallel loops. Workers spin briefly after each job
- *   (back-to-back parallel loops of one run then start without a wake-up), then sleep
- *   on a condition variable, so an idle model costs no CPU. aic_parallel_for splits
+ * - A thread pool for generated parallel loops. aic_run wakes the workers when it starts;
+ *   they spin (pause, yielding now and then) for the whole run, so no parallel loop of a run
+ *   pays a wake-up, and for AIC_SPIN microseconds after it (default 2000), then sleep on
+ *   a condition variable, so an idle model costs no CPU. aic_parallel_for splits
  *   [0, n) into chunks that the caller and the workers claim atomically; the caller
  *   never waits for a worker that has not started (on a busy machine it runs the chunks
  *   itself); nested parallel loops run serially inside their chunk.
@@ -37,6 +38,8 @@ _Static_assert(offsetof(aic_model_info, num_inputs) == 24 && offsetof(aic_model_
                "aic_model_info layout changed: update runtime/model_asm.py");
 
 #define SPIN_ITERATIONS 4000 /* about 0.1 ms of pause instructions */
+#define SPIN_CHECK 256         /* pauses between looks at the clock (and a sched_yield) */
+#define DEFAULT_SPIN_US 2000   /* workers keep spinning this long after a run (AIC_SPIN) */
 #define CHUNKS_PER_THREAD 4
 
 static _Thread_local char last_error[512];
@@ -78,6 +81,10 @@ typedef struct aic_pool {
     atomic_ullong tickets;    /* generation | chunks | next chunk */
     atomic_llong unfinished;  /* chunks of the current job not yet done */
     atomic_int stop;
+    atomic_int running;        /* a run is under way: workers spin instead of sleeping */
+    atomic_llong spin_until;   /* after a run, workers spin until this time (ns, CLOCK_MONOTONIC) */
+    atomic_int sleepers;       /* workers waiting on `wake` */
+    long long spin_ns;
     aic_task_fn fn; /* the current job; stable while any of its chunks is unfinished */
     void *closure;
     int64_t n;
@@ -105,18 +112,56 @@ static void run_chunks(aic_pool *pool, unsigned long long posted) {
     }
 }
 
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Whether a worker should keep spinning: during a run, and for the spin time after it. */
+static int keep_spinning(aic_pool *pool) {
+    return atomic_load_explicit(&pool->running, memory_order_acquire) ||
+           now_ns() < atomic_load_explicit(&pool->spin_until, memory_order_relaxed);
+}
+
 static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
-    for (int i = 0; i < SPIN_ITERATIONS; i++) {
-        unsigned g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+    for (;;) {
+        for (int i = 0; i < SPIN_ITERATIONS || keep_spinning(pool); i += SPIN_CHECK) {
+            for (int j = 0; j < SPIN_CHECK; j++) {
+                unsigned g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+                if (g != seen) return g;
+                cpu_relax();
+            }
+            if (i >= SPIN_ITERATIONS) sched_yield(); /* let a thread that shares this CPU run */
+        }
+        pthread_mutex_lock(&pool->lock);
+        unsigned g;
+        atomic_fetch_add(&pool->sleepers, 1); /* seq_cst, as the stores and loads of aic_pool_enter */
+        while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
+               !atomic_load(&pool->running))
+            pthread_cond_wait(&pool->wake, &pool->lock);
+        atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_acq_rel);
+        pthread_mutex_unlock(&pool->lock);
         if (g != seen) return g;
-        cpu_relax();
     }
-    pthread_mutex_lock(&pool->lock);
-    unsigned g;
-    while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen)
-        pthread_cond_wait(&pool->wake, &pool->lock);
-    pthread_mutex_unlock(&pool->lock);
-    return g;
+}
+
+/* A run starts: sleeping workers wake now, so they are up (and placed) before the first parallel loop. */
+static void aic_pool_enter(aic_pool *pool) {
+    if (pool->num_threads == 1) return;
+    atomic_store(&pool->running, 1); /* seq_cst: a worker going to sleep sees it, or is counted below */
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        pthread_cond_broadcast(&pool->wake);
+        pthread_mutex_unlock(&pool->lock);
+    }
+}
+
+/* A run ends: workers spin on for the spin time, then sleep. */
+static void aic_pool_leave(aic_pool *pool) {
+    if (pool->num_threads == 1) return;
+    atomic_store_explicit(&pool->spin_until, now_ns() + pool->spin_ns, memory_order_relaxed);
+    atomic_store_explicit(&pool->running, 0, memory_order_release);
 }
 
 static void *worker_main(void *arg) {
@@ -180,6 +225,17 @@ static void pool_stop(aic_pool *pool, int started) {
 static int pool_start(aic_pool *pool, int num_threads) {
     memset(pool, 0, sizeof *pool);
     pool->num_threads = num_threads;
+    pool->spin_ns = DEFAULT_SPIN_US * 1000LL;
+    const char *spin = getenv("AIC_SPIN");
+    if (spin != NULL && *spin) {
+        char *end;
+        errno = 0;
+        long us = strtol(spin, &end, 10);
+        if (errno || *end || us < 0 || us > 10000000)
+            return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: AIC_SPIN='%s' is not a spin time in microseconds "
+                        "(0..10000000)", spin);
+        pool->spin_ns = us * 1000LL;
+    }
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);
@@ -402,9 +458,11 @@ AIC_API int aic_run_shaped(aic_model *model, const void *const *inputs, void *co
     int checked = aic_model_data.error_offset >= 0;
     if (checked) memset((char *)model->arena + aic_model_data.error_offset, 0, 4 * sizeof(int64_t));
     current_pool = &model->pool;
+    aic_pool_enter(&model->pool);
     profile_start(&model->profile);
     aic_entry(model->arena, inputs, outputs, aic_weights_base(NULL));
     current_profile = NULL;
+    aic_pool_leave(&model->pool);
     current_pool = NULL;
     model->has_run = 1;
     status = checked ? kernel_error(model) : AIC_OK;

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Bin, Cast, Expr, If, Load, Stmt, Store
+from aic.ir.loop_tools import seq
 
-from ..loop_util import seq
 from .core import LowerCtx, Tensor, idx, linear
 
 OUT_OF_RANGE = 1

@@ -20,10 +20,10 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Allocate, Bin, Call, Cast, Expr, For, Load, Stmt, Store
+from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
 from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Unroll, Vectorize
 
-from ..loop_util import binop, seq
 from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_error
 from .mathx import add, mul
 from .reduce import accumulate, stack

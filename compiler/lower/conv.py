@@ -5,10 +5,12 @@ convolution on the matrix-product micro-kernel: a tile is `ROWS` output position
 `2 * lanes` output channels; weights are packed at compile time to
 [group, channel tiles, in channels, *kernel, tile width] so each tap is one contiguous
 vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
-no bounds checks. Depthwise and other narrow convolutions use a direct nest whose output
-row vectorizes (stride 1), and ConvTranspose gathers its contributions per output element.
-The tile, the weight packing and (for position x channel tiles) the order of the tile loops
-are schedule records, as for matrix products (compiler/lower/contraction.py).
+no bounds checks. Depthwise convolutions run on a zero-padded, phase-split copy of the input
+(depthwise.py); other narrow ones use a direct nest whose output row vectorizes (stride 1).
+ConvTranspose runs one stride-1 convolution per output phase (conv_transpose.py); with
+dilations or non-constant weights it gathers per output element. The tile, the weight
+packing and (for position x channel tiles) the order of the tile loops are schedule records,
+as for matrix products (compiler/lower/contraction.py).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Bin, Cast, Expr, Load, Stmt
+from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.window import Window, make_window
 from aic.ir.schedule import MicroKernel, ScheduleError
 
-from ..loop_util import binop, select, seq
 from .contraction import ROWS, micro_kernel, register_tile, tile_order, weight_packing
+from .conv_transpose import conv_transpose_phases
 from .core import (
     BufferTensor,
     ComputeTensor,
@@ -38,6 +41,7 @@ from .core import (
     node_error,
     store,
 )
+from .depthwise import depthwise
 from .mathx import add, mul
 from .reduce import accumulate
 from .table import Emit, anchor
@@ -110,6 +114,8 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     if fast and ocg >= ctx.lanes:
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
         return seq(prep, _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
+    if x.dtype == DType.float32 and weights is not None and group == x.shape[1] == out_shape[1]:
+        return depthwise(ctx, x, np.asarray(weights, np.float32), window, outs, finish)
     return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
 
 
@@ -326,6 +332,10 @@ def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
             begins.append(total // 2 if window.auto_pad == "SAME_UPPER" else total - total // 2)
     else:
         begins = list(window.pads[: len(kernel)])
+    weights = node.inputs[1].const if node.inputs[1] is not None else None
+    if x.dtype == DType.float32 and weights is not None and all(d == 1 for d in window.dilations):
+        return conv_transpose_phases(ctx, x, np.asarray(weights, np.float32), list(window.strides), begins, out_shape,
+                                     group, lambda i, v: emit(0, i, add(v, bias.at([i[1]])) if bias is not None else v))
 
     def element(index: list[Expr]) -> Stmt:
         n, oc, o = index[0], index[1], index[2:]

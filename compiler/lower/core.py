@@ -20,8 +20,7 @@ from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Buffer, Cast, Const, Expr, For, Let, Load, Seq, Stmt, Store, Var
 from aic.ir.loop_printer import expr_text
-
-from ..loop_util import binop
+from aic.ir.loop_tools import binop
 
 HALF = (DType.float16, DType.bfloat16)
 

@@ -22,8 +22,8 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Graph, Node, Value
 from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Cast, Expr, For, Kernel, Load, Seq, Stmt, Store
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .core import HALF, BufferTensor, ConstTensor, LowerCtx, Tensor, delinear, idx, node_error
 from .kernel import LoweredKernel
 from .mathx import k

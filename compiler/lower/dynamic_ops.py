@@ -14,8 +14,8 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Cast, Expr, If, Load, Stmt, Store
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .core import LowerCtx, Tensor, const, delinear, idx, store
 from .dynamic import Sizes, argsort, bump, counter, dyn_loop, flat, get, nonzero, put, scalar
 from .mathx import add, k, mul, sub

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Bin, Cast, Expr, Unary
+from aic.ir.loop_tools import binop, select
 
-from ..loop_util import binop, select
 from .core import ComputeTensor, ConstTensor, LowerCtx, Tensor, broadcast_index, convert, node_error
 from .mathx import (
     absolute,

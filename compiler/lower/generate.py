@@ -9,9 +9,9 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Bin, Cast, Expr
+from aic.ir.loop_tools import binop, select
 from aic.ir.ops.generate import constant_value
 
-from ..loop_util import binop, select
 from .core import ComputeTensor, ConstTensor, LowerCtx, Tensor, cdtype, const, idx, node_error
 from .mathx import add, mul
 from .table import compute

@@ -17,8 +17,8 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Bin, Buffer, Cast, Expr, Load, Stmt
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .checks import check_indices
 from .core import ComputeTensor, LowerCtx, Tensor, clamp, delinear, idx, linear, node_error, store
 from .mathx import add, maximum, minimum, mul

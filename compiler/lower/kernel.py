@@ -17,8 +17,8 @@ import numpy as np
 from aic.ir.graph import Node, Value
 from aic.ir.loop import Buffer, Expr, Kernel, Stmt
 from aic.ir.loop_printer import expr_text
+from aic.ir.loop_tools import seq
 
-from ..loop_util import seq
 from .core import (
     BufferTensor,
     ConstTensor,
@@ -31,6 +31,7 @@ from .core import (
     linear,
     store,
 )
+from .rows import vector_row
 from .table import lowering_of
 
 
@@ -142,7 +143,12 @@ def _store_outputs(ctx: LowerCtx, needed: list[Value], tensors: dict[int, Tensor
     def body(index: list[Expr], values: list[Value]) -> Stmt:
         return seq(*(store(bufs[id(v)], linear(index, v.type.static_shape), tensors[id(v)].at(index)) for v in values))
 
-    return seq(*(ctx.loops(shape, lambda i, vs=values: body(i, vs)) for shape, values in by_shape.items()))
+    def nest(shape: tuple[int, ...], values: list[Value]) -> Stmt:
+        if not shape:
+            return body([], values)
+        return ctx.loops(shape[:-1], lambda lead: vector_row(ctx, shape[-1], lambda v: body([*lead, v], values)))
+
+    return seq(*(nest(shape, values) for shape, values in by_shape.items()))
 
 
 def _ordered(params: list[Param], outputs: dict[int, Buffer]) -> list[Param]:

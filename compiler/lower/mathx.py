@@ -7,8 +7,8 @@ import math
 
 from aic.ir.dtypes import DType
 from aic.ir.loop import Bin, Call, Const, Expr, Unary
+from aic.ir.loop_tools import binop, select
 
-from ..loop_util import binop, select
 from .core import LowerCtx
 
 

@@ -7,8 +7,8 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, If, Load, Stmt, Store, Unary
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .checks import report, site_text
 from .core import LowerCtx, Tensor, const, idx, linear
 from .mathx import absolute, call, mul, sub

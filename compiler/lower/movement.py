@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Bin, Cast, Expr, Stmt
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .core import (
     ComputeTensor,
     LowerCtx,

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .core import ComputeTensor, LowerCtx, Tensor, cdtype, const, idx
 from .mathx import absolute, add, call, exp, fast_max, mul, sub
 from .reduce import accumulate, lowest, reduce_each, stack

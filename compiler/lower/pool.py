@@ -1,6 +1,9 @@
 """Lowering of pooling: MaxPool (with Indices), AveragePool, LpPool and the global pools.
 
-Windowed pools fold each window; interior windows read the input directly (see
+Float32 MaxPool with unit strides reads a -inf padded copy of its input (as depthwise
+convolutions do, depthwise.py): every tap of an output row is one vector, with no bounds
+checks. (With strides the copy is scalar and costs more than it saves.)
+Other windowed pools fold each window; interior windows read the input directly (see
 window.py), border windows skip positions in the padding (or past it under ceil_mode).
 Global pools are reductions over the spatial axes, which are contiguous, so they
 accumulate per vector lane.
@@ -8,14 +11,18 @@ accumulate per vector lane.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .conv import window_of
 from .core import LowerCtx, Tensor, cdtype, const, idx
+from .depthwise import output_rows, phase_split_input
 from .mathx import absolute, add, call, fast_max, k, maximum, mul
 from .reduce import accumulate, lowest, stack
 from .table import Emit, anchor
@@ -38,6 +45,18 @@ def _max_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -
     dt = cdtype(x.dtype)
     if emit.needed(1):
         return ctx.loops(out_shape, lambda index: _max_with_index(ctx, node, x, index, emit))
+    if x.dtype == DType.float32 and all(st == 1 for st in window.strides):  # strided: the copy costs more
+        read, prep = phase_split_input(ctx, x, window, kernel, list(out_shape[2:]), -math.inf)
+
+        def row(i: list[Expr], o: list[Expr]) -> Stmt:
+            best: Expr | None = None
+            for taps in itertools.product(*(range(kk) for kk in kernel)):
+                v = read(i[0], i[1], o, list(taps))
+                best = ctx.let(v if best is None else fast_max(v, best), "m")  # bound: select reads it twice
+            assert best is not None
+            return emit(0, [*i, *o], best)
+
+        return seq(prep, output_rows(ctx, out_shape[:2], list(out_shape[2:]), row))
 
     def element(index: list[Expr], inside: bool) -> Stmt:
         best = stack(ctx, dt, 1, "best")

@@ -16,8 +16,8 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Cast, Const, Expr, If, Load, Scope, Stmt, Store
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .checks import report, site_text
 from .core import LowerCtx, Tensor, cdtype, const, idx, node_error, static_ints
 from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub

@@ -12,6 +12,7 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Bin, Cast, Expr
+from aic.ir.loop_tools import select
 from aic.ir.ops.resize import plan
 from aic.ir.ops.resize_weights import (
     antialias_weights,
@@ -21,7 +22,6 @@ from aic.ir.ops.resize_weights import (
     original_coords,
 )
 
-from ..loop_util import select
 from .core import ComputeTensor, LowerCtx, Tensor, const, convert, idx, node_error
 from .mathx import add, mul
 from .table import compute

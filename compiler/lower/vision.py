@@ -14,8 +14,8 @@ import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, Load, Stmt, Store
+from aic.ir.loop_tools import binop, select, seq
 
-from ..loop_util import binop, select, seq
 from .checks import check_indices
 from .conv import window_of
 from .core import LowerCtx, Tensor, cdtype, clamp, const, idx, linear, node_error, static_ints, store

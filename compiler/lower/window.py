@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from aic.ir.loop import Bin, Expr, Stmt
+from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 
-from ..loop_util import binop, seq
 from .core import LowerCtx, clamp, idx
 
 

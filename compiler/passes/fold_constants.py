@@ -8,10 +8,11 @@ Concat of a tensor whose other dims are symbolic) becomes a constant wherever
 the dims it reads are static; values that hold symbols stay computed.
 
 Size limit: an output is folded only if it takes at most
-max(FOLD_LIMIT_BYTES, the largest constant input or tensor attribute) bytes.
-So a Transpose or Cast of a weight folds (the weight is usually read only
-there and goes away), while an Expand, Tile or ConstantOfShape that would
-blow a small constant up into a large one is left to run time.
+max(FOLD_LIMIT_BYTES, the constant inputs and tensor attributes together) bytes.
+So weight-only subgraphs fold whatever their size (a Transpose, Cast, Slice,
+Gather or Concat of weights: the weights are usually read only there and go
+away), while an Expand, Tile or ConstantOfShape that would blow a small
+constant up into a large one is left to run time.
 
 Not folded: random ops, nodes with subgraphs (If/Loop/Scan), and nodes whose
 reference semantics fail (the error is left for run time to report).
@@ -33,7 +34,7 @@ FOLD_LIMIT_BYTES = 1 << 20
 def _limit(node: Node) -> int:
     sizes = [v.const.nbytes for v in node.inputs if v is not None and v.const is not None]
     sizes += [a.nbytes for a in node.attrs.values() if isinstance(a, np.ndarray)]
-    return max([FOLD_LIMIT_BYTES, *sizes])
+    return max(FOLD_LIMIT_BYTES, sum(sizes))
 
 
 def evaluate(node: Node) -> list[np.ndarray] | None:

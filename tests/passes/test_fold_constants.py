@@ -81,3 +81,15 @@ def test_folding_makes_downstream_shapes_static(rng):
     assert not y.type.is_static  # Mod has no symbolic propagation
     after = check_pass(b.build([b.op("Relu", y)]), fold_constants, rng)
     assert after.outputs[0].type.shape == (3, 4)
+
+
+def test_concat_of_large_weights_folds(rng):
+    """A bidirectional RNN's weights: Concat(forward, backward), each above the plain size limit."""
+    b = GraphBuilder()
+    x = b.input("x", TensorType(F32, (2, 600)))
+    rows = FOLD_LIMIT_BYTES // (4 * 600) + 1
+    halves = [b.const(rng.standard_normal((600, rows)).astype(np.float32)) for _ in range(2)]
+    w = b.op("Concat", *halves, axis=1)
+    after = check_pass(b.build([b.op("MatMul", x, b.op("Transpose", b.op("Transpose", w, perm=[1, 0]), perm=[1, 0]))]),
+                       fold_constants, rng)
+    assert ops(after) == ["MatMul"]

@@ -1,0 +1,135 @@
+"""ConvTranspose as stride-1 convolutions, one per output phase (sub-pixel decomposition).
+
+Along an axis with stride s, output position o = s*o' + p (phase p < s) receives input
+q = o' + off(t) through exactly the kernel taps t = t0(p) + j*s (`t0 = (p + pad) mod s`),
+with off linear in j. So each phase of the output is a stride-1 convolution of the
+(zero-padded) input with a sub-kernel of ceil(k/s) taps per axis and no wasted products.
+Each phase runs on the matrix-product micro-kernel: a tile is `ROWS` phase positions by
+`2 * lanes` output channels, the reduction over input channels x sub-kernel taps, weights
+packed at compile time per phase to [group, channel tiles, in channels, *taps, tile width].
+When kernel == stride and there is no padding (the usual upsampling layer) every phase
+has one tap: a product [Cin] -> [Cout] per input pixel, stored depth-to-space.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from aic.ir.loop import Expr, Load, Stmt
+from aic.ir.loop_tools import binop, seq
+from aic.ir.schedule import CachePack, MicroKernel
+
+from .contraction import ROWS, micro_kernel
+from .core import BufferTensor, LowerCtx, Tensor, const, delinear, idx
+
+
+@dataclass(frozen=True)
+class AxisPhase:
+    """One phase of one spatial axis: outputs o = stride*o' + phase for o' < count read input
+    o' + first_offset - j for sub-kernel tap j (kernel tap first_tap + j*stride), j < taps."""
+
+    phase: int
+    count: int
+    first_tap: int
+    taps: int
+    first_offset: int
+
+
+def axis_phases(size: int, out: int, kernel: int, stride: int, begin: int) -> list[AxisPhase]:
+    phases = []
+    for p in range(min(stride, out)):
+        t0 = (p + begin) % stride
+        taps = len(range(t0, kernel, stride))
+        phases.append(AxisPhase(p, len(range(p, out, stride)), t0, taps, (p + begin - t0) // stride))
+    return phases
+
+
+def conv_transpose_phases(ctx: LowerCtx, x: Tensor, weights: np.ndarray, strides: list[int], begins: list[int],
+                          out_shape: tuple[int, ...], group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """ConvTranspose with unit dilations and constant float32 `weights` [Cin, Cout/group, *kernel];
+    `begins` are the padding amounts before each spatial axis; `finish(index, value)` stores."""
+    from .conv import padded_input
+
+    spatial, outs, kernel = list(x.shape[2:]), list(out_shape[2:]), list(weights.shape[2:])
+    per_axis = [axis_phases(d, o, k, s, b) for d, o, k, s, b in zip(spatial, outs, kernel, strides, begins)]
+    # The padded input covers every coordinate a phase reads: o' + offset for o' < count.
+    lows = [max(0, max(ph.taps - 1 - ph.first_offset for ph in a if ph.taps)) if any(ph.taps for ph in a) else 0
+            for a in per_axis]
+    highs = [max([d] + [ph.count - 1 + ph.first_offset + 1 for ph in a if ph.taps]) for d, a in zip(spatial, per_axis)]
+    extents = [lo + hi for lo, hi in zip(lows, highs)]
+    xp, prep = padded_input(ctx, x, lows, extents)
+    assert isinstance(xp, BufferTensor)
+    nests = [_phase(ctx, xp, weights, list(combo), strides, lows, out_shape, group, finish)
+             for combo in itertools.product(*per_axis)]
+    return seq(prep, *nests)
+
+
+def _phase(ctx: LowerCtx, xp: BufferTensor, weights: np.ndarray, phases: list[AxisPhase], strides: list[int],
+           lows: list[int], out_shape: tuple[int, ...], group: int,
+           finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    n_batch, channels = xp.shape[:2]
+    icg, ocg = channels // group, out_shape[1] // group
+    counts = [ph.count for ph in phases]
+    positions = int(np.prod(counts))
+    if positions == 0:
+        return seq()
+
+    def out_index(n: Expr, channel: Expr, flat: Expr) -> list[Expr]:
+        coords = delinear(flat, counts)
+        return [n, channel, *(binop("add", binop("mul", c, idx(s)), idx(ph.phase))
+                              for c, s, ph in zip(coords, strides, phases))]
+
+    if any(ph.taps == 0 for ph in phases):  # no tap reaches these outputs: bias only
+        return ctx.loops((n_batch, out_shape[1], positions),
+                         lambda i: finish(out_index(i[0], i[1], i[2]), const(0, xp.dtype)), "bp")
+    taps = [ph.taps for ph in phases]
+    width = 2 * ctx.lanes
+    tiles = -(-ocg // width)
+    sub = weights.reshape(group, icg, ocg, *weights.shape[2:])
+    for axis, ph in enumerate(phases):
+        sub = np.take(sub, range(ph.first_tap, ph.first_tap + ph.taps * strides[axis], strides[axis]), axis=3 + axis)
+    w = np.zeros((group, icg, tiles * width, *taps), np.float32)
+    w[:, :, :ocg] = sub
+    w = w.reshape(group, icg, tiles, width, *taps)
+    packed = ctx.weight(np.ascontiguousarray(np.moveaxis(np.moveaxis(w, 2, 1), 3, -1)), "w")  # [g,tile,ic,*taps,c]
+    ctx.hints.extend([MicroKernel(ROWS, width), CachePack(1, width)])
+    source = xp.buffer
+    padded = list(xp.shape[2:])
+    plane = int(np.prod(padded))
+    axis_strides = [int(np.prod(padded[i + 1:])) for i in range(len(padded))]
+    full_p, full_c = positions // ROWS * ROWS, ocg // width * width
+
+    def per_image(n: Expr, g: Expr) -> Stmt:
+        chan0 = binop("mul", g, idx(icg))
+
+        def tile(p0: Expr, rows: int, c0: Expr, cols: int) -> Stmt:
+            def a(r: Expr, ks: list[Expr]) -> Expr:
+                ic, js = ks[0], ks[1:]
+                at = binop("mul", binop("add", binop("add", binop("mul", n, idx(channels)), chan0), ic), idx(plane))
+                for c, j, ph, lo, st in zip(delinear(binop("add", p0, r), counts), js, phases, lows, axis_strides):
+                    coord = binop("sub", binop("add", c, idx(lo + ph.first_offset)), j)
+                    at = binop("add", at, binop("mul", coord, idx(st)))
+                return Load(source, at)
+
+            def b(ks: list[Expr], _: Expr, c: Expr) -> Expr:
+                return packed.at([g, binop("div", c0, idx(width)), *ks, c])
+
+            def out(r: Expr, _: Expr, c: Expr, v: Expr) -> Stmt:
+                channel = binop("add", binop("mul", g, idx(ocg)), binop("add", c0, c))
+                return finish(out_index(n, channel, binop("add", p0, r)), v)
+
+            return micro_kernel(ctx, [icg, *taps], rows, width, cols, a, b, out)
+
+        def strip(p0: Expr, rows: int) -> Stmt:
+            whole = ctx.loop(ocg // width, lambda t: tile(p0, rows, binop("mul", t, idx(width)), width), "ct")
+            rest = tile(p0, rows, idx(full_c), ocg - full_c) if ocg > full_c else None
+            return seq(whole, rest)
+
+        main = ctx.loop(positions // ROWS, lambda po: strip(binop("mul", po, idx(ROWS)), ROWS), "po")
+        tail = strip(idx(full_p), positions - full_p) if positions > full_p else None
+        return seq(main, tail)
+
+    return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")

@@ -1,0 +1,26 @@
+"""Rows of whole vectors: a loop split so that no element is left to scalar code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aic.ir.loop import Expr, For, Stmt
+from aic.ir.loop_tools import binop, seq
+from aic.ir.schedule import Vectorize
+
+from .core import LowerCtx, idx
+
+MIN_TAIL_LANES = 4  # a shorter remainder stays scalar (an outer loop may vectorize instead)
+
+
+def vector_row(ctx: LowerCtx, extent: int, body: Callable[[Expr], Stmt]) -> Stmt:
+    """for v in extent: body(v), as whole vectors of the target's lanes plus one shorter vector
+    for the remainder (asked of the schedule as `Vectorize` hints)."""
+    lanes = ctx.lanes
+    whole = extent // lanes * lanes if extent >= lanes else 0
+    main = ctx.loop(whole, body, "ow") if whole else None
+    rest = ctx.loop(extent - whole, lambda v: body(binop("add", v, idx(whole))), "ot") if extent > whole else None
+    for loop, n in ((main, lanes), (rest, extent - whole)):
+        if isinstance(loop, For) and n >= MIN_TAIL_LANES:
+            ctx.hints.append(Vectorize(loop.var.name, n))
+    return seq(main, rest)

@@ -1,0 +1,104 @@
+"""The fast convolution kernels (ConvTranspose by output phase, depthwise), compiled, against onnxruntime,
+and rows stored as whole vectors plus one shorter vector.
+
+Shapes cover odd sizes, strides, padding, output padding, groups, several output-channel
+tiles with a remainder, and fused activations after the kernel."""
+
+import numpy as np
+import pytest
+from aic.frontend.onnx import load_model
+from aic.ir.loop import Store
+from aic.ir.loop_tools import stmts_of
+from onnx import helper
+
+from tests.lower.lower_util import lower
+from tests.lower.test_compiled_ops import _graph_model, check_compiled
+
+rng = np.random.default_rng(14)
+
+
+def f(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+CONV_TRANSPOSE = [
+    # x shape, w shape [Cin, Cout/group, *k], attrs
+    ((1, 16, 5, 7), (16, 40, 2, 2), {"strides": [2, 2]}),  # kernel == stride: one tap per phase
+    ((2, 8, 6, 5), (8, 12, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
+    ((1, 6, 7, 7), (6, 5, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 4, 5, 6), (4, 3, 3, 2), {"strides": [3, 2], "pads": [0, 1, 2, 0]}),  # uneven pads, stride 3
+    ((1, 4, 5, 6), (4, 3, 1, 1), {"strides": [2, 2]}),  # phases no tap reaches: bias only
+    ((1, 6, 5, 5), (6, 4, 3, 3), {"group": 2, "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 5, 6, 6), (5, 7, 3, 3), {"pads": [1, 1, 1, 1]}),  # stride 1
+    ((1, 4, 9), (4, 6, 4), {"strides": [3]}),  # 1-D
+    ((1, 3, 3, 4, 4), (3, 2, 2, 2, 2), {"strides": [2, 2, 2]}),  # 3-D
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"strides": [2, 2], "output_shape": [10, 10], "auto_pad": "SAME_UPPER"}),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"dilations": [2, 2], "strides": [2, 2]}),  # dilated: the gather path
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), CONV_TRANSPOSE, ids=[str(i) for i in range(len(CONV_TRANSPOSE))])
+def test_conv_transpose(xs, ws, attrs):
+    x, w = f(*xs), f(*ws)
+    b = f(ws[1] * attrs.get("group", 1))
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+DEPTHWISE = [
+    # channels, spatial, kernel, attrs
+    (6, (8, 8), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (5, (9, 7), (3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    (4, (7, 7), (7, 7), {"pads": [3, 3, 3, 3]}),  # whole row in one short vector
+    (3, (28, 21), (5, 5), {"pads": [2, 2, 2, 2]}),  # whole vectors plus a shorter one
+    (3, (11, 11), (5, 5), {"pads": [2, 2, 2, 2], "strides": [2, 2]}),
+    (2, (10, 9), (3, 2), {"pads": [0, 1, 2, 0], "strides": [3, 2], "dilations": [2, 1]}),
+    (3, (9, 8), (3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    (2, (10, 9), (3, 3), {"strides": [2, 2], "pads": [0, 0, 1, 0]}),  # VALID-like with an end pad
+    (4, (19,), (5,), {"pads": [2, 2]}),  # 1-D
+    (2, (5, 6, 7), (3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),  # 3-D
+]
+
+
+@pytest.mark.parametrize(("ch", "size", "k", "attrs"), DEPTHWISE, ids=[str(i) for i in range(len(DEPTHWISE))])
+def test_depthwise(ch, size, k, attrs):
+    """Depthwise conv + bias + SiLU (the epilogue runs on the kernel's vectors), batch 2."""
+    x, w, b = f(2, ch, *size), f(ch, 1, *k), f(ch)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=ch, **attrs),
+             helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["silu", "depthwise-silu"])
+def test_rows_leave_no_scalar_remainder(conv):
+    """28-wide rows on 8 lanes: three vectors and one of 4, for an elementwise kernel and a depthwise epilogue."""
+    x = f(1, 3, 28, 28)
+    nodes = [helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
+    weights = {}
+    if conv:
+        nodes.insert(0, helper.make_node("Conv", ["x", "w"], ["c"], group=3, pads=[1, 1, 1, 1]))
+        weights = {"w": f(3, 1, 3, 3)}
+    else:
+        nodes.insert(0, helper.make_node("Identity", ["x"], ["c"]))
+    program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], weights)))
+    outputs = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
+               and s.buffer.name.startswith("out")]
+    assert outputs and all(s.value.lanes > 1 for s in outputs), [s.value.lanes for s in outputs]
+
+
+MAX_POOL = [
+    ((1, 4, 10, 10), {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}),  # SPPF
+    ((1, 3, 11, 9), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 9, 9), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ((1, 2, 12, 11), {"kernel_shape": [3, 2], "dilations": [2, 1], "strides": [1, 2], "pads": [2, 0, 1, 1]}),
+    ((1, 2, 8, 9), {"kernel_shape": [2, 2], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((2, 3, 21), {"kernel_shape": [4], "strides": [3], "pads": [1, 2]}),  # 1-D
+    ((1, 2, 5, 6, 7), {"kernel_shape": [3, 3, 3], "pads": [1, 1, 1, 1, 1, 1]}),  # 3-D
+]
+
+
+@pytest.mark.parametrize(("xs", "attrs"), MAX_POOL, ids=[str(i) for i in range(len(MAX_POOL))])
+def test_max_pool(xs, attrs):
+    x = f(*xs) - 3  # mostly negative: padding must not win
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], **attrs)]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {}), {"x": x}, rtol=0, atol=0)
