@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aic.runtime.module import weights_path
+from aic.runtime.artifact import weights_path
 
 _ELF = b"\x7fELF"
 _MARKER = b'{"aic_version": '  # the signature JSON is written with sorted keys

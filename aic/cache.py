@@ -28,7 +28,8 @@ from typing import Any
 
 import onnx
 
-from aic.runtime.package import cache_dir, weights_path
+from aic.runtime.artifact import weights_path
+from aic.runtime.package import cache_dir
 
 DEFAULT_SIZE = 2 << 30
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

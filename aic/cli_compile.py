@@ -92,7 +92,7 @@ def _progress(step: int, steps: int, what: str, seconds: float | None) -> None:
 def run_compile(args: argparse.Namespace) -> int:
     from aic.compiler.pipeline import compile_model
     from aic.frontend.load import model_source
-    from aic.runtime.module import weights_path
+    from aic.runtime.artifact import weights_path
 
     start = time.perf_counter()
     try:

@@ -27,9 +27,7 @@ from aic.ir.loop import (
     INDEX,
     Bin,
     Const,
-    Expr,
     For,
-    ForKind,
     If,
     IfStep,
     Kernel,
@@ -44,10 +42,11 @@ from aic.ir.loop import (
 )
 from aic.ir.loop_tools import static_int
 
-from .schedule import _independent, _scatters
+from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_matmul import tiled_matmul
+from .schedule_gpu_reduce import row_reduction
 
 THREADS = 256  # threads per block of an elementwise launch
-MAX_GRID_X = (1 << 31) - 1
 
 
 @dataclass(frozen=True)
@@ -83,9 +82,6 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
 
 def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     """The launches that run `kernel` on a GPU, in order."""
-    from .schedule_gpu_matmul import tiled_matmul
-    from .schedule_gpu_reduce import row_reduction
-
     parts = kernel.body.stmts if isinstance(kernel.body, Seq) else [kernel.body]
     out = []
     for i, part in enumerate(parts):
@@ -107,43 +103,6 @@ def launch_of(kernel: Kernel) -> Launch:
         sizes[axis] = static_int(s.extent) or 1
         s = s.body
     return Launch(tuple(grid), tuple(block))  # type: ignore[arg-type]
-
-
-def parallel_chain(s: Stmt) -> list[For]:
-    """The outermost loops of `s` whose iterations may run at once (a perfect nest)."""
-    chain: list[For] = []
-    while isinstance(s, For) and static_int(s.extent) is not None and _independent(s) and not _scatters(s):
-        chain.append(s)
-        s = s.body
-    return chain
-
-
-def flat_index(chain: list[For], flat: Expr) -> list[tuple[Var, Expr]]:
-    """Bindings of each loop variable of `chain` from a flat iteration number."""
-    binds, stride = [], 1
-    for loop in reversed(chain):
-        n = static_int(loop.extent) or 1
-        idx = flat if stride == 1 else Bin("div", flat, Const(stride, INDEX))
-        if loop is not chain[0]:
-            idx = Bin("mod", idx, Const(n, INDEX))
-        if not (isinstance(loop.start, Const) and loop.start.value == 0):
-            idx = Bin("add", loop.start, idx)
-        binds.append((loop.var, idx))
-        stride *= n
-    return list(reversed(binds))
-
-
-def bind_lets(binds: list[tuple[Var, Expr]], body: Stmt) -> Stmt:
-    for var, value in reversed(binds):
-        body = Let(var, value, body)
-    return body
-
-
-def grid_loops(blocks: int, threads: int, body_of: callable) -> Stmt:  # type: ignore[valid-type]
-    """for blockIdx.x in blocks: for threadIdx.x in threads: body_of(block var, thread var)."""
-    bx, tx = Var("bx"), Var("tx")
-    inner = For(tx, Const(threads, INDEX), body_of(bx, tx), ForKind.GPU_THREAD_X)
-    return For(bx, Const(blocks, INDEX), inner, ForKind.GPU_BLOCK_X)
 
 
 def _elementwise(part: Stmt) -> tuple[Stmt, str] | None:

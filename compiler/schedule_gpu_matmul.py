@@ -43,7 +43,7 @@ from aic.ir.loop import (
 )
 from aic.ir.loop_tools import exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
 
-from .schedule_gpu import MAX_GRID_X, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_grid import MAX_GRID_X, flat_index, grid_loops, parallel_chain
 
 BM, BN, BK = 64, 64, 16  # block tile and K step
 TM, TN = 4, 4  # outputs per thread: (BM / TM) * (BN / TN) = 256 threads

@@ -46,7 +46,7 @@ from aic.ir.loop import (
 )
 from aic.ir.loop_tools import exprs_of, static_int, stmts_of
 
-from .schedule_gpu import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
 
 MIN_REDUCE = 32  # a row's reduction loops must be at least this long to give each row a block
 

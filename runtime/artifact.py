@@ -103,3 +103,9 @@ def _check_elf(path: Path, data: mmap.mmap, size: int) -> int:
         if sh_type != 8:
             ends.append(sh_offset + sh_size)
     return max(ends)
+
+
+def weights_path(artifact: str | os.PathLike) -> Path:
+    """The side weights file of a model .so (runtime/package.py writes it): model.so -> model.weights."""
+    path = Path(artifact)
+    return path.with_name(path.name.removesuffix(".so") + ".weights")

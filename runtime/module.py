@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import ArtifactError, verify
+from .artifact import ArtifactError, verify, weights_path
 from .profiling import KernelEvent, Profiler, bind_profiling
 
 ABI_VERSION = 2
@@ -107,12 +107,6 @@ def _open_library(path: Path) -> ctypes.CDLL:
                 except OSError:
                     shutil.copyfile(source, target)
         return ctypes.CDLL(str(alias))  # the mappings outlive the files
-
-
-def weights_path(artifact: str | os.PathLike) -> Path:
-    """The side weights file of a model .so (runtime/package.py writes it): model.so -> model.weights."""
-    path = Path(artifact)
-    return path.with_name(path.name.removesuffix(".so") + ".weights")
 
 
 def _is_onnx(path: Path) -> bool:

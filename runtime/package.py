@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aic.ir.loop import Program, ProgramBuffer
 
-from .artifact import seal
+from .artifact import seal, weights_path
 from .model_asm import TensorSpec, model_assembly
-from .module import weights_path
 
 if TYPE_CHECKING:
     from aic.codegen.target import Target

@@ -37,15 +37,13 @@ from .core import (
     const,
     delinear,
     idx,
-    linear,
     node_error,
-    store,
 )
 from .depthwise import depthwise
 from .mathx import add, mul
 from .reduce import accumulate
 from .table import Emit, anchor
-from .window import clamped, inside_input, interior, tap_coords, window_loops
+from .window import clamped, inside_input, interior, padded_input, tap_coords, window_loops
 
 
 def window_of(node: Node, kernel: list[int]) -> Window:
@@ -54,26 +52,6 @@ def window_of(node: Node, kernel: list[int]) -> Window:
 
 def _kernel_shape(node: Node, w: Tensor) -> list[int]:
     return list(node.attrs.get("kernel_shape") or w.shape[2:])
-
-
-def padded_input(
-    ctx: LowerCtx, x: Tensor, begins: list[int], extents: list[int], slack: int = 0
-) -> tuple[Tensor, Stmt | None]:
-    """x with its spatial axes zero padded (`begins` before, total sizes `extents`), in a scratch buffer
-    with `slack` zeros after the end (so vector reads may run past the last row)."""
-    spatial = x.shape[2:]
-    if list(spatial) == extents and not slack and isinstance(x, BufferTensor):
-        return x, None
-    shape = (*x.shape[:2], *extents)
-    size = int(np.prod(shape)) + slack
-    buf = ctx.scratch(x.dtype, size)
-    zero = ctx.loops((size,), lambda i: store(buf, i[0], const(0, x.dtype)), "z")
-
-    def copy(index: list[Expr]) -> Stmt:
-        to = [*index[:2], *(binop("add", i, idx(b)) for i, b in zip(index[2:], begins))]
-        return store(buf, linear(to, shape), x.at(index))
-
-    return BufferTensor(shape, x.dtype, lambda: buf), seq(zero, ctx.loops(x.shape, copy, "p"))
 
 
 @anchor("Conv")

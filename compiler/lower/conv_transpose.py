@@ -24,6 +24,7 @@ from aic.ir.schedule import CachePack, MicroKernel
 
 from .contraction import ROWS, micro_kernel
 from .core import BufferTensor, LowerCtx, Tensor, const, delinear, idx
+from .window import padded_input
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,6 @@ def conv_transpose_phases(ctx: LowerCtx, x: Tensor, weights: np.ndarray, strides
                           out_shape: tuple[int, ...], group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
     """ConvTranspose with unit dilations and constant float32 `weights` [Cin, Cout/group, *kernel];
     `begins` are the padding amounts before each spatial axis; `finish(index, value)` stores."""
-    from .conv import padded_input
-
     spatial, outs, kernel = list(x.shape[2:]), list(out_shape[2:]), list(weights.shape[2:])
     per_axis = [axis_phases(d, o, k, s, b) for d, o, k, s, b in zip(spatial, outs, kernel, strides, begins)]
     # The padded input covers every coordinate a phase reads: o' + offset for o' < count.

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from aic.ir.loop import Bin, Expr, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 
-from .core import LowerCtx, clamp, idx
+from .core import BufferTensor, LowerCtx, Tensor, clamp, const, idx, linear, store
 
 
 def interior(window: Window, sizes: Sequence[int], outs: Sequence[int]) -> list[tuple[int, int]]:
@@ -46,8 +47,11 @@ def window_loops(
         nests = []
         for start, stop, keep in parts:
             if stop > start:
-                nests.append(ctx.loop(stop - start, lambda v, s=start, k=keep: level(
-                    d + 1, [*index, binop("add", v, idx(s))], k), "o"))
+                nests.append(
+                    ctx.loop(
+                        stop - start, lambda v, s=start, k=keep: level(d + 1, [*index, binop("add", v, idx(s))], k), "o"
+                    )
+                )
         return seq(*nests)
 
     return ctx.loops(lead, lambda index: level(0, index, True), "i")
@@ -74,3 +78,23 @@ def inside_input(coords: Sequence[Expr], sizes: Sequence[int]) -> Expr | None:
 
 def clamped(coords: Sequence[Expr], sizes: Sequence[int]) -> list[Expr]:
     return [clamp(c, 0, size - 1) for c, size in zip(coords, sizes)]
+
+
+def padded_input(
+    ctx: LowerCtx, x: Tensor, begins: list[int], extents: list[int], slack: int = 0
+) -> tuple[Tensor, Stmt | None]:
+    """x with its spatial axes zero padded (`begins` before, total sizes `extents`), in a scratch buffer
+    with `slack` zeros after the end (so vector reads may run past the last row)."""
+    spatial = x.shape[2:]
+    if list(spatial) == extents and not slack and isinstance(x, BufferTensor):
+        return x, None
+    shape = (*x.shape[:2], *extents)
+    size = int(np.prod(shape)) + slack
+    buf = ctx.scratch(x.dtype, size)
+    zero = ctx.loops((size,), lambda i: store(buf, i[0], const(0, x.dtype)), "z")
+
+    def copy(index: list[Expr]) -> Stmt:
+        to = [*index[:2], *(binop("add", i, idx(b)) for i, b in zip(index[2:], begins))]
+        return store(buf, linear(to, shape), x.at(index))
+
+    return BufferTensor(shape, x.dtype, lambda: buf), seq(zero, ctx.loops(x.shape, copy, "p"))
