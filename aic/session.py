@@ -113,6 +113,10 @@ class InferenceSession:
         for _ in range(concurrent_runs - 1 if isinstance(first, Module) else 0):
             self._pool.put(load(first.path, threads))
         self._size = concurrent_runs if isinstance(first, Module) else 1
+        if options.enable_profiling:  # per-kernel timing by the runtime, written by end_profiling
+            if not isinstance(first, Module) or concurrent_runs > 1:
+                raise ValueError("enable_profiling needs a model with static shapes and concurrent_runs=1")
+            first.enable_profiling(options.profile_file_prefix)
 
     def _open(self, source: Any, options: SessionOptions, threads: int | None, shapes: Any,
               keep_file: bool) -> Module | SpecializingModule:  # fmt: skip
@@ -180,6 +184,11 @@ class InferenceSession:
         """Run on `input_feed`; return the outputs named in `output_names` (None: all)."""
         with self._instance() as module:
             return module.run(output_names, input_feed)
+
+    def end_profiling(self) -> str:
+        """Stop profiling and write the Chrome trace of the kernel calls since it started, as
+        onnxruntime's `end_profiling`; return its path ("" when profiling is off)."""
+        return self._model.end_profiling() if isinstance(self._model, Module) else ""
 
     def io_binding(self) -> IOBinding:
         return IOBinding(self)
@@ -301,7 +310,7 @@ def _choose_providers(providers: Sequence[Any] | None, provider_options: Sequenc
         raise ValueError("provider_options must have one entry per provider")
     unsupported = [n for n in names if n != CPU]
     reason = (
-        "aic has no CUDA target yet, so CUDAExecutionProvider cannot run here"
+        "aic.InferenceSession does not offer aic's CUDA target yet (use aic.compile(model, target='cuda'))"
         if "CUDAExecutionProvider" in unsupported
         else f"aic implements only {CPU}"
     )
@@ -324,10 +333,6 @@ def _read_options(options: Any) -> SessionOptions:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(f"intra_op_num_threads must be an int >= 0, got {threads!r}")
     _opt_level(read.graph_optimization_level)
-    if read.enable_profiling:
-        raise ValueError(
-            "enable_profiling: aic.InferenceSession cannot profile yet (no per-kernel profiling hook in this aic)"
-        )
     if read.optimized_model_filepath:
         raise ValueError("optimized_model_filepath: aic writes a compiled .so, not an optimised ONNX model")
     return read

@@ -3,6 +3,7 @@ options, providers, metadata, IOBinding with caller buffers, and concurrent runs
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -71,19 +72,30 @@ def test_session_options_from_aic_and_onnxruntime(model_path, monkeypatch):
 
 
 def test_refusals_are_clear(model_path):
-    with pytest.raises(ValueError, match="no CUDA target yet"):
+    with pytest.raises(ValueError, match="does not offer aic's CUDA target yet"):
         aic.InferenceSession(model_path, providers=["CUDAExecutionProvider"])
     with pytest.warns(UserWarning, match=r"skipping \['CUDAExecutionProvider'\]"):
         session = aic.InferenceSession(model_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert session.get_providers() == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="implements only CPUExecutionProvider"):
         aic.InferenceSession(model_path, providers=["OpenVINOExecutionProvider"])
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    with pytest.raises(ValueError, match="enable_profiling"):
-        aic.InferenceSession(model_path, options)
     with pytest.raises(ValueError, match="intra_op_num_threads"):
         aic.InferenceSession(model_path, aic.SessionOptions(intra_op_num_threads=-1))
+
+
+def test_profiling_as_onnxruntime(model_path, tmp_path, rng):
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "trace")
+    session = aic.InferenceSession(model_path, options)
+    session.run(None, {"x": rng.standard_normal((4, 32)).astype(np.float32)})
+    trace = json.loads(Path(session.end_profiling()).read_text())
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    kernels = [e for e in events if e.get("ph") == "X" and e.get("name") != "model_run"]
+    assert kernels and all(e["dur"] >= 0 for e in kernels)
+    assert session.end_profiling() == ""  # off after the trace was written
+    with pytest.raises(ValueError, match="concurrent_runs=1"):
+        aic.InferenceSession(model_path, options, concurrent_runs=2)
 
 
 def test_iobinding_writes_caller_buffers(model_path, rng):
