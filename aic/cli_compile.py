@@ -17,9 +17,16 @@ from pathlib import Path
 import numpy as np
 
 
-def _fail(message: str) -> int:
+def fail(message: str) -> int:
     print(f"aic: error: {message}", file=sys.stderr)
     return 1
+
+
+def add_model_source(p: argparse.ArgumentParser, what: str) -> None:
+    """The MODEL argument and the TensorFlow options that say how to read it."""
+    p.add_argument("model", help=f"an .onnx file, a TensorFlow SavedModel folder, frozen .pb or .keras file{what}")
+    p.add_argument("--signature", help="the SavedModel signature to read (default serving_default)")
+    p.add_argument("--outputs", metavar="A,B", help="a frozen GraphDef's output nodes (default: those nothing reads)")
 
 
 # aic compile ----------------------------------------------------------------
@@ -32,9 +39,7 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
         description="Compile an ONNX or TensorFlow model into a shared object (model + weights + runtime) for the "
         "host CPU or a named target. For another triple, OUT is a folder of link inputs with a build.sh.",
     )
-    p.add_argument("model", help="an .onnx file, a TensorFlow SavedModel folder, frozen .pb or .keras file")
-    p.add_argument("--signature", help="the SavedModel signature to read (default serving_default)")
-    p.add_argument("--outputs", metavar="A,B", help="a frozen GraphDef's output nodes (default: those nothing reads)")
+    add_model_source(p, "")
     p.add_argument("-o", "--output", required=True, help="the .so to write (a folder for a cross target)")
     p.add_argument(
         "--target",
@@ -111,7 +116,7 @@ def run_compile(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, OSError) as err:
         if not args.quiet:
             print(file=sys.stderr)
-        return _fail(str(err))
+        return fail(str(err))
     if not args.quiet:
         files = list(path.rglob("*")) if path.is_dir() else [p for p in (path, weights_path(path)) if p.is_file()]
         size = sum(f.stat().st_size for f in files)
@@ -168,7 +173,7 @@ def run_run(args: argparse.Namespace) -> int:
         outputs = module.run(None, feeds)
         elapsed = time.perf_counter() - start
     except (ValueError, ModelLoadError, RuntimeError) as err:
-        return _fail(str(err))
+        return fail(str(err))
     print(f"ran {Path(args.model).name} in {elapsed * 1e3:.3f} ms on {module.num_threads} thread(s)")
     for info, array in zip(module.outputs, outputs):
         print(f"  {info.name}: {array.dtype.name}{list(array.shape)}  {_stats(array)}")

@@ -12,12 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from aic.cli_compile import add_model_source, fail
 from aic.tensorboard import add_tensorboard_argument
-
-
-def fail(message: str) -> int:
-    print(f"aic: error: {message}", file=sys.stderr)
-    return 1
 
 
 def add_inspect(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +23,7 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
         description="Read a model and summarise it: inputs and outputs with types, op histogram, node count, "
         "parameter count and bytes, and a FLOP estimate.",
     )
-    p.add_argument("model", help="an .onnx file, a TensorFlow SavedModel folder, frozen .pb or .keras file, or a .so")
-    p.add_argument("--signature", help="the SavedModel signature to read (default serving_default)")
-    p.add_argument("--outputs", metavar="A,B", help="a frozen GraphDef's output nodes (default: those nothing reads)")
+    add_model_source(p, ", or a .so")
     p.add_argument("--ir", action="store_true", help="print the graph IR text instead of the summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
