@@ -345,23 +345,7 @@ struct aic_model {
     aic_profile profile;
 };
 
-AIC_API int aic_abi_version(void) { return AIC_ABI_VERSION; }
-
-AIC_API const char *aic_signature(void) { return aic_model_data.json; }
-
-AIC_API int aic_num_inputs(void) { return aic_model_data.num_inputs; }
-
-AIC_API int aic_num_outputs(void) { return aic_model_data.num_outputs; }
-
-AIC_API const aic_tensor_info *aic_input_info(int i) {
-    return i >= 0 && i < aic_model_data.num_inputs ? &aic_model_data.inputs[i] : NULL;
-}
-
-AIC_API const aic_tensor_info *aic_output_info(int i) {
-    return i >= 0 && i < aic_model_data.num_outputs ? &aic_model_data.outputs[i] : NULL;
-}
-
-AIC_API const char *aic_last_error(void) { return last_error; }
+#include "aic_tables.h"
 
 static int default_threads(int *out) {
     const char *env = getenv("AIC_NUM_THREADS");

@@ -248,17 +248,7 @@ static void teardown(aic_model *m) {
     if (m->libcuda) dlclose(m->libcuda);
 }
 
-AIC_API int aic_abi_version(void) { return AIC_ABI_VERSION; }
-AIC_API const char *aic_signature(void) { return aic_model_data.json; }
-AIC_API int aic_num_inputs(void) { return aic_model_data.num_inputs; }
-AIC_API int aic_num_outputs(void) { return aic_model_data.num_outputs; }
-AIC_API const aic_tensor_info *aic_input_info(int i) {
-    return i >= 0 && i < aic_model_data.num_inputs ? &aic_model_data.inputs[i] : NULL;
-}
-AIC_API const aic_tensor_info *aic_output_info(int i) {
-    return i >= 0 && i < aic_model_data.num_outputs ? &aic_model_data.outputs[i] : NULL;
-}
-AIC_API const char *aic_last_error(void) { return last_error; }
+#include "aic_tables.h"
 AIC_API int aic_num_threads(const aic_model *model) { return model ? 1 : 0; }
 /* The source the kernels were compiled from, and the device architecture in use. */
 AIC_API const char *aic_cuda_source(void) { return aic_cuda_plan_data.source; }
