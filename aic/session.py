@@ -30,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from aic.runtime.module import Module, TensorInfo, load
+from aic.runtime.module import ModelLoadError, Module, TensorInfo, load
 from aic.specializing import SpecializingModule
 
 CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+_TARGETS = {CUDA: "cuda", CPU: "llvm"}  # the aic target each provider runs on
 _ELF = b"\x7fELF"
 
 
@@ -77,8 +79,9 @@ class ModelMetadata:
 
 
 def get_available_providers() -> list[str]:
-    """The execution providers aic implements (onnxruntime.get_available_providers)."""
-    return [CPU]
+    """The execution providers aic implements (onnxruntime.get_available_providers); a CUDA model
+    also needs a GPU and its driver when it loads (or AIC_CUDA_EMULATE=1)."""
+    return [CUDA, CPU]
 
 
 def get_device() -> str:
@@ -98,7 +101,7 @@ class InferenceSession:
         concurrent_runs: int = 1,
         shapes: Mapping[str, int | Sequence[int]] | None = None,
     ) -> None:
-        self._providers = _choose_providers(providers, provider_options)
+        candidates = _choose_providers(providers, provider_options)
         options = _read_options(sess_options)
         if isinstance(concurrent_runs, bool) or not isinstance(concurrent_runs, int) or concurrent_runs < 1:
             raise ValueError(f"concurrent_runs must be a positive int, got {concurrent_runs!r}")
@@ -106,7 +109,7 @@ class InferenceSession:
         self._options = options
         threads = options.intra_op_num_threads or None
         self._scratch: tempfile.TemporaryDirectory | None = None
-        first = self._open(path_or_bytes, options, threads, shapes, concurrent_runs > 1)
+        first = self._open_first(candidates, path_or_bytes, options, threads, shapes, concurrent_runs > 1)
         self._model = first
         self._pool: queue.SimpleQueue[Module | SpecializingModule] = queue.SimpleQueue()
         self._pool.put(first)
@@ -118,13 +121,31 @@ class InferenceSession:
                 raise ValueError("enable_profiling needs a model with static shapes and concurrent_runs=1")
             first.enable_profiling(options.profile_file_prefix)
 
-    def _open(self, source: Any, options: SessionOptions, threads: int | None, shapes: Any,
-              keep_file: bool) -> Module | SpecializingModule:  # fmt: skip
-        """Load a compiled .so, else compile the ONNX model (through the cache)."""
+    def _open_first(self, candidates: list[str], source: Any, options: SessionOptions, threads: int | None,
+                    shapes: Any, keep_file: bool) -> Module | SpecializingModule:  # fmt: skip
+        """The model on the first provider that loads: a CUDA model where no GPU or driver is
+        found falls back to the next provider with a warning, as onnxruntime does."""
         if isinstance(source, (str, os.PathLike)) and _is_artifact(Path(source)):
             if shapes:
                 raise ValueError("shapes= applies to an ONNX model; this .so was compiled with static shapes")
-            return load(source, threads)
+            module = load(source, threads)
+            self._providers = [CUDA if module.is_cuda else CPU]
+            return module
+        for i, provider in enumerate(candidates):
+            try:
+                module = self._open(_TARGETS[provider], source, options, threads, shapes, keep_file)
+            except ModelLoadError as err:
+                if i + 1 == len(candidates):
+                    raise
+                warnings.warn(f"{provider} is not available ({err}); running on {candidates[i + 1]}", stacklevel=3)
+                continue
+            self._providers = [provider]
+            return module
+        raise AssertionError("no provider")  # candidates is never empty
+
+    def _open(self, target: str, source: Any, options: SessionOptions, threads: int | None, shapes: Any,
+              keep_file: bool) -> Module | SpecializingModule:  # fmt: skip
+        """Compile the ONNX model for `target` (through the cache) and load it."""
         if not isinstance(source, (str, os.PathLike, bytes)):
             raise TypeError(f"path_or_bytes must be a path or bytes, got {type(source).__name__}")
         import aic
@@ -135,7 +156,7 @@ class InferenceSession:
         if keep_file and not CompileCache().enabled:  # more instances are loaded from the file
             self._scratch = tempfile.TemporaryDirectory(prefix="aic-session-")
             output = Path(self._scratch.name) / "model.so"
-        return aic.compile(source, opt_level=level, shapes=shapes, num_threads=threads, output=output)
+        return aic.compile(source, target, opt_level=level, output=output, shapes=shapes, num_threads=threads)
 
     # onnxruntime's API ---------------------------------------------------------
 
@@ -299,8 +320,9 @@ def _is_artifact(path: Path) -> bool:
 
 
 def _choose_providers(providers: Sequence[Any] | None, provider_options: Sequence[dict] | None) -> list[str]:
-    """The providers aic runs: CPUExecutionProvider. Others are refused, or skipped with a
-    warning when CPUExecutionProvider is listed too (as onnxruntime falls back)."""
+    """The providers to try, in the caller's order: CUDAExecutionProvider (aic's cuda target) and
+    CPUExecutionProvider. Others are refused, or skipped with a warning when one of these is
+    listed too (as onnxruntime falls back)."""
     if providers is None:
         return [CPU]
     names = [p[0] if isinstance(p, tuple) else p for p in providers]
@@ -308,17 +330,13 @@ def _choose_providers(providers: Sequence[Any] | None, provider_options: Sequenc
         raise ValueError(f"providers must be a non-empty list of provider names, got {providers!r}")
     if provider_options is not None and len(provider_options) != len(names):
         raise ValueError("provider_options must have one entry per provider")
-    unsupported = [n for n in names if n != CPU]
-    reason = (
-        "aic.InferenceSession does not offer aic's CUDA target yet (use aic.compile(model, target='cuda'))"
-        if "CUDAExecutionProvider" in unsupported
-        else f"aic implements only {CPU}"
-    )
-    if CPU not in names:
-        raise ValueError(f"{reason}; providers={names} (use providers=['{CPU}'])")
-    if unsupported:
-        warnings.warn(f"{reason}; skipping {unsupported} and running on {CPU}", stacklevel=3)
-    return [CPU]
+    known = [n for n in names if n in _TARGETS]
+    unknown = [n for n in names if n not in _TARGETS]
+    if not known:
+        raise ValueError(f"aic implements only {CUDA} and {CPU}; providers={names} (use providers=['{CPU}'])")
+    if unknown:
+        warnings.warn(f"aic implements only {CUDA} and {CPU}; skipping {unknown}", stacklevel=3)
+    return known
 
 
 def _read_options(options: Any) -> SessionOptions:

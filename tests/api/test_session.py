@@ -3,6 +3,7 @@ options, providers, metadata, IOBinding with caller buffers, and concurrent runs
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import threading
 from pathlib import Path
@@ -72,15 +73,36 @@ def test_session_options_from_aic_and_onnxruntime(model_path, monkeypatch):
 
 
 def test_refusals_are_clear(model_path):
-    with pytest.raises(ValueError, match="does not offer aic's CUDA target yet"):
-        aic.InferenceSession(model_path, providers=["CUDAExecutionProvider"])
-    with pytest.warns(UserWarning, match=r"skipping \['CUDAExecutionProvider'\]"):
-        session = aic.InferenceSession(model_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert session.get_providers() == ["CPUExecutionProvider"]
-    with pytest.raises(ValueError, match="implements only CPUExecutionProvider"):
+    with pytest.raises(ValueError, match="implements only CUDAExecutionProvider and CPUExecutionProvider"):
         aic.InferenceSession(model_path, providers=["OpenVINOExecutionProvider"])
+    with pytest.warns(UserWarning, match=r"skipping \['OpenVINOExecutionProvider'\]"):
+        session = aic.InferenceSession(model_path, providers=["OpenVINOExecutionProvider", "CPUExecutionProvider"])
+    assert session.get_providers() == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="intra_op_num_threads"):
         aic.InferenceSession(model_path, aic.SessionOptions(intra_op_num_threads=-1))
+
+
+def test_cuda_provider_falls_back_to_cpu_without_a_driver(model_path, monkeypatch):
+    monkeypatch.delenv("AIC_CUDA_EMULATE", raising=False)
+    if ctypes.util.find_library("cuda"):
+        pytest.skip("this machine has a CUDA driver: the fallback is not exercised")
+    with pytest.raises(aic.ModelLoadError, match="no CUDA driver"):
+        aic.InferenceSession(model_path, providers=["CUDAExecutionProvider"])
+    with pytest.warns(UserWarning, match="CUDAExecutionProvider is not available .*no CUDA driver"):
+        session = aic.InferenceSession(model_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_cuda_provider_runs_the_cuda_target(model_path, monkeypatch, rng):
+    """The CUDA provider compiles for aic's cuda target (run by the CPU emulator here); its float32
+    matrix products use TF32 tensor cores, so the comparison allows TF32 rounding (about 1e-3)."""
+    monkeypatch.setenv("AIC_CUDA_EMULATE", "1")
+    session = aic.InferenceSession(model_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert session.get_providers() == ["CUDAExecutionProvider"]
+    x = rng.standard_normal((4, 32)).astype(np.float32)
+    (expected,) = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    (actual,) = session.run(None, {"x": x})
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-2 * np.abs(expected).max())
 
 
 def test_profiling_as_onnxruntime(model_path, tmp_path, rng):
