@@ -1,0 +1,27 @@
+"""The cuda runtime's kernel error channel and locked shaped runs, in the emulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import aic
+from tests.onnx_util import node_model, run_ort
+
+from .conftest import compile_cuda, emulated, needs_nvrtc
+
+pytestmark = needs_nvrtc
+
+X = np.arange(30, dtype=np.float32).reshape(5, 6)
+
+
+def test_gather_index_out_of_range_raises(tmp_path):
+    ok = {"x": X, "i": np.array([[0, -1], [4, -5]], dtype=np.int64)}
+    model = node_model("Gather", ok, attrs={"axis": 0})
+    module = emulated(compile_cuda(model, tmp_path, "gather"))
+    np.testing.assert_array_equal(module.run(None, ok)[0], run_ort(model, ok)[0])
+    bad = {**ok, "i": np.array([[0, 1], [5, 2]], dtype=np.int64)}
+    message = r"node '.*' \(Gather\): indices 'i' \(axis 0 of size 5\) must be in \[-5, 4\]; got 5 at flat position 2"
+    with pytest.raises(aic.RunError, match=message):
+        module.run(None, bad)
+    np.testing.assert_array_equal(module.run(None, ok)[0], run_ort(model, ok)[0])  # the next run is clean
