@@ -141,7 +141,7 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.aic_num_threads.argtypes = [ctypes.c_void_p]
     lib.aic_run.restype = ctypes.c_int
     lib.aic_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    if hasattr(lib, "aic_run_shaped"):  # a runtime without it (another target's) returns shapes separately
+    if hasattr(lib, "aic_run_shaped"):  # a model built by a runtime without it returns shapes separately
         lib.aic_run_shaped.restype = ctypes.c_int
         lib.aic_run_shaped.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.aic_last_error.restype = ctypes.c_char_p

@@ -25,3 +25,15 @@ def test_gather_index_out_of_range_raises(tmp_path):
     with pytest.raises(aic.RunError, match=message):
         module.run(None, bad)
     np.testing.assert_array_equal(module.run(None, ok)[0], run_ort(model, ok)[0])  # the next run is clean
+
+
+def test_nonzero_shapes_come_with_the_run(tmp_path):
+    x = np.array([[0, 2, 0, 3], [1, 0, 0, 0], [0, 0, 5, 6]], dtype=np.float32)
+    model = node_model("NonZero", {"x": x})
+    module = emulated(compile_cuda(model, tmp_path, "nonzero"))
+    assert hasattr(module._lib, "aic_run_shaped")  # shapes and data from one locked run, not aic_output_shape
+    for feed in (x, np.zeros_like(x), np.ones_like(x), x.T.copy().reshape(x.shape)):
+        got = module.run(None, {"x": feed})[0]
+        want = run_ort(model, {"x": feed})[0]
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
