@@ -37,3 +37,19 @@ def test_nonzero_shapes_come_with_the_run(tmp_path):
         want = run_ort(model, {"x": feed})[0]
         assert got.shape == want.shape
         np.testing.assert_array_equal(got, want)
+
+
+def test_device_id(tmp_path):
+    x = {"x": X}
+    model = node_model("Relu", x)
+    path = compile_cuda(model, tmp_path, "relu")
+    with aic.load(path, emulate=True, device_id=0) as module:
+        np.testing.assert_array_equal(module.run(None, x)[0], run_ort(model, x)[0])
+    with pytest.raises(aic.ModelLoadError, match=r"CUDA device 1 does not exist \(1 devices\)"):
+        aic.load(path, emulate=True, device_id=1)
+    with pytest.raises(ValueError, match="device_id must be a CUDA device number"):
+        aic.load(path, emulate=True, device_id=-1)
+    cpu = aic.compile(model, output=tmp_path / "relu_cpu.so")
+    cpu.close()
+    with pytest.raises(aic.ModelLoadError, match=r"device_id=0 selects a CUDA device, but this model is compiled "):
+        aic.load(cpu.path, device_id=0)
