@@ -418,17 +418,11 @@ static void output_dims(const aic_model *model, int i, int64_t *dims) {
                                                  : info->shape[d];
 }
 
+#include "aic_kernel_error.h"
+
 /* The error a kernel recorded in the error slot during the run (the run lock held). */
 static int kernel_error(const aic_model *model) {
-    const int64_t *slot = (const int64_t *)((const char *)model->arena + aic_model_data.error_offset);
-    if (slot[0] == 0) return AIC_OK;
-    int64_t site = slot[1];
-    const char *where = site >= 0 && site < aic_model_data.num_error_sites ? aic_model_data.error_sites[site]
-                                                                           : "a kernel's run-time check";
-    if (slot[3] >= 0)
-        return fail(AIC_ERROR_KERNEL, "aic_run: %s; got %lld at flat position %lld", where, (long long)slot[2],
-                    (long long)slot[3]);
-    return fail(AIC_ERROR_KERNEL, "aic_run: %s; got %lld", where, (long long)slot[2]);
+    return kernel_error_status((const int64_t *)((const char *)model->arena + aic_model_data.error_offset));
 }
 
 AIC_API int aic_run_shaped(aic_model *model, const void *const *inputs, void *const *outputs, int64_t *dims) {

@@ -40,7 +40,14 @@ if TYPE_CHECKING:
     from aic.codegen.cuda_nvrtc import NvrtcResult
     from aic.codegen.target import Target
 
-CUDA_RUNTIME_SOURCES = ("cuda_runtime.c", "cuda_driver.h", "aic.h", "aic_internal.h", "aic_tables.h")
+CUDA_RUNTIME_SOURCES = (
+    "cuda_runtime.c",
+    "cuda_driver.h",
+    "aic.h",
+    "aic_internal.h",
+    "aic_tables.h",
+    "aic_kernel_error.h",
+)
 _KINDS = {"arena": 0, "input": 1, "output": 2, "weight": 3, "row": 4}
 AIC_ARG_CONST, AIC_ARG_NONE = 5, 6
 

@@ -6,7 +6,9 @@
  * device's architecture (else JIT-loads the PTX), uploads the weights once, allocates one
  * device arena plus one device buffer per input and output, and creates a stream.
  * aic_run copies the inputs in, launches the plan's kernels in order, copies the outputs
- * out; from the second run on it replays the launches as a CUDA graph captured once
+ * out, reads the kernels' error slot (an index out of range fails the run with
+ * AIC_ERROR_KERNEL, as on the CPU) and, in aic_run_shaped, the output shapes, all under the
+ * run lock; from the second run on it replays the launches as a CUDA graph captured once
  * (AIC_CUDA_GRAPHS=0 turns that off). aic_cuda_use_driver() swaps the driver table, which
  * is how the emulator (runtime/aic_cuda_emu.h) runs this same code without a GPU.
  */
@@ -249,6 +251,8 @@ static void teardown(aic_model *m) {
 }
 
 #include "aic_tables.h"
+#include "aic_kernel_error.h"
+
 AIC_API int aic_num_threads(const aic_model *model) { return model ? 1 : 0; }
 /* The source the kernels were compiled from, and the device architecture in use. */
 AIC_API const char *aic_cuda_source(void) { return aic_cuda_plan_data.source; }
@@ -379,7 +383,23 @@ static int launch_graph(aic_model *m) {
     return launch_all(m, m->stream, m->inputs, m->outputs);
 }
 
-AIC_API int aic_run(aic_model *m, const void *const *inputs, void *const *outputs) {
+/* Copy the actual shape of every output into dims (output 0's rank entries, then output 1's, ...) on the
+ * model's stream; the copies land at the next synchronisation (the run lock held). */
+static int copy_output_dims(aic_model *m, int64_t *dims) {
+    for (int i = 0; i < aic_model_data.num_outputs; i++) {
+        const aic_tensor_info *info = &aic_model_data.outputs[i];
+        const int64_t *sizes = aic_model_data.output_sizes ? aic_model_data.output_sizes[i] : NULL;
+        for (int d = 0; d < info->rank; d++, dims++) {
+            *dims = info->shape[d];
+            if (sizes == NULL || sizes[d] < 0) continue;
+            CUresult r = m->drv.cuMemcpyDtoHAsync(dims, m->arena + (CUdeviceptr)sizes[d], sizeof(int64_t), m->stream);
+            if (r != 0) return cuda_error(m, r, "reading an output size");
+        }
+    }
+    return AIC_OK;
+}
+
+AIC_API int aic_run_shaped(aic_model *m, const void *const *inputs, void *const *outputs, int64_t *dims) {
     if (m == NULL) return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: the model is NULL");
     for (int i = 0; i < aic_model_data.num_inputs; i++)
         if (aic_model_data.inputs[i].nbytes && (inputs == NULL || inputs[i] == NULL))
@@ -394,22 +414,41 @@ AIC_API int aic_run(aic_model *m, const void *const *inputs, void *const *output
         CUresult r = m->drv.cuMemcpyHtoDAsync(m->inputs[i], inputs[i], aic_model_data.inputs[i].nbytes, m->stream);
         if (r != 0) status = cuda_error(m, r, "copying an input to the device");
     }
+    static const int64_t clear[4];
+    int64_t slot[4] = {0};
+    CUdeviceptr error_slot = m->arena + (CUdeviceptr)aic_model_data.error_offset;
+    int checked = aic_model_data.error_offset >= 0;
+    if (status == AIC_OK && checked) {
+        CUresult r = m->drv.cuMemcpyHtoDAsync(error_slot, clear, sizeof clear, m->stream);
+        if (r != 0) status = cuda_error(m, r, "clearing the error slot");
+    }
     if (status == AIC_OK) status = launch_graph(m);
     for (int i = 0; status == AIC_OK && i < aic_model_data.num_outputs; i++) {
         CUresult r = m->drv.cuMemcpyDtoHAsync(outputs[i], m->outputs[i], aic_model_data.outputs[i].nbytes, m->stream);
         if (r != 0) status = cuda_error(m, r, "copying an output to the host");
     }
+    if (status == AIC_OK && checked) {
+        CUresult r = m->drv.cuMemcpyDtoHAsync(slot, error_slot, sizeof slot, m->stream);
+        if (r != 0) status = cuda_error(m, r, "reading the error slot");
+    }
+    if (status == AIC_OK && dims != NULL) status = copy_output_dims(m, dims);
     if (status == AIC_OK) {
         CUresult r = m->drv.cuStreamSynchronize(m->stream);
         if (r != 0) status = cuda_error(m, r, "running the model");
     }
     if (status == AIC_OK) m->runs++;
+    if (status == AIC_OK) status = kernel_error_status(slot);
     pthread_mutex_unlock(&m->run_lock);
     return status;
 }
 
+AIC_API int aic_run(aic_model *m, const void *const *inputs, void *const *outputs) {
+    return aic_run_shaped(m, inputs, outputs, NULL);
+}
+
 /* Run on device buffers (CUdeviceptr values, C-contiguous, aic_*_info sizes) on `stream`
- * (NULL: the model's stream). Asynchronous: the caller synchronises the stream. No graph. */
+ * (NULL: the model's stream). Asynchronous: the caller synchronises the stream. No graph, and
+ * the kernels' error slot is not read (that needs a synchronisation). */
 AIC_API int aic_run_device(aic_model *m, const uint64_t *inputs, const uint64_t *outputs, void *stream) {
     if (m == NULL || (aic_model_data.num_inputs && inputs == NULL) || (aic_model_data.num_outputs && outputs == NULL))
         return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_device: NULL model, inputs or outputs");

@@ -141,7 +141,7 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.aic_num_threads.argtypes = [ctypes.c_void_p]
     lib.aic_run.restype = ctypes.c_int
     lib.aic_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    if hasattr(lib, "aic_run_shaped"):  # a runtime without it (another target's) returns shapes separately
+    if hasattr(lib, "aic_run_shaped"):  # a model built by a runtime without it returns shapes separately
         lib.aic_run_shaped.restype = ctypes.c_int
         lib.aic_run_shaped.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.aic_last_error.restype = ctypes.c_char_p
@@ -174,9 +174,16 @@ class Signature:
 
 class Module(Signature):
     """A loaded model. `num_threads` None means AIC_NUM_THREADS, else every available CPU.
-    A cuda model runs on the GPU, or in the CPU emulator when `emulate` (None: AIC_CUDA_EMULATE=1)."""
+    A cuda model runs on the GPU `device_id` (None: AIC_CUDA_DEVICE, else 0), or in the CPU emulator
+    when `emulate` (None: AIC_CUDA_EMULATE=1)."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, emulate: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        num_threads: int | None = None,
+        emulate: bool | None = None,
+        device_id: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self._handle: int | None = None
         self._state = threading.Condition()  # guards _handle and _active: close() waits for runs
@@ -184,6 +191,8 @@ class Module(Signature):
         self._profiler: Profiler | None = None
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        if device_id is not None and (not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0):
+            raise ValueError(f"device_id must be a CUDA device number (an int >= 0) or None, got {device_id!r}")
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
         if _is_onnx(self.path):
@@ -201,11 +210,22 @@ class Module(Signature):
             raise ModelLoadError(f"{self.path}: cannot be loaded on this machine: {err}") from None
         try:
             self._read_signature()
+            if device_id is not None and not self.is_cuda:
+                kind = self.metadata.get("target", {}).get("kind", "llvm")
+                raise ModelLoadError(
+                    f"{self.path}: device_id={device_id} selects a CUDA device, but this model is compiled for the "
+                    f"CPU (target {kind!r}); compile it for cuda or leave device_id out"
+                )
             if self.is_cuda and (emulate if emulate is not None else os.environ.get("AIC_CUDA_EMULATE") == "1"):
                 from .cuda_module import attach_emulator
 
                 self._emulator = attach_emulator(self._lib)
-            self._handle = self._lib.aic_create(num_threads or 0)
+            if device_id is not None:
+                self._lib.aic_cuda_create.restype = ctypes.c_void_p
+                self._lib.aic_cuda_create.argtypes = [ctypes.c_int]
+                self._handle = self._lib.aic_cuda_create(device_id)
+            else:
+                self._handle = self._lib.aic_create(num_threads or 0)
             if not self._handle:
                 raise ModelLoadError(f"{self.path}: {self._lib.aic_last_error().decode()}")
         except BaseException:
@@ -479,6 +499,9 @@ def feed_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
     return value
 
 
-def load(path: str | os.PathLike, num_threads: int | None = None, emulate: bool | None = None) -> Module:
-    """Load a model .so built by aic (`emulate`: run a cuda model in the CPU emulator)."""
-    return Module(path, num_threads, emulate)
+def load(
+    path: str | os.PathLike, num_threads: int | None = None, emulate: bool | None = None, device_id: int | None = None
+) -> Module:
+    """Load a model .so built by aic (`emulate`: run a cuda model in the CPU emulator; `device_id`:
+    the CUDA device a cuda model runs on, None for AIC_CUDA_DEVICE, else 0)."""
+    return Module(path, num_threads, emulate, device_id)

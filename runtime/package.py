@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 RUNTIME_DIR = Path(__file__).resolve().parent
 RUNTIME_C = ("aic_runtime.c", "aic_weights.c")
-RUNTIME_SOURCES = (*RUNTIME_C, "aic.h", "aic_internal.h", "aic_tables.h")
+RUNTIME_SOURCES = (*RUNTIME_C, "aic.h", "aic_internal.h", "aic_tables.h", "aic_kernel_error.h")
 C_FLAGS = ["-O2", "-fPIC", "-fvisibility=hidden", "-std=gnu11", "-Wall"]
 EMBED_LIMIT = 64 << 20  # weights above this many bytes go to a side file unless embedding is asked for
 WEIGHTS_MAGIC = b"AICWGT01"
