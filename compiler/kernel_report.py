@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from aic.ir.loop import KernelCall, Program, ProgramBuffer, kernel_calls
 from aic.ir.schedule import schedule_text
 
+from .storage import nbytes
 from .summary import human_bytes, human_count
-
-
-def _nbytes(b: ProgramBuffer) -> int:
-    return int(np.prod(b.shape, dtype=np.int64)) * b.dtype.itemsize
 
 
 def _arg(b: ProgramBuffer) -> dict[str, Any]:
     where = {"arena": "offset", "weight": "offset"}.get(b.kind)
-    out = {"name": b.name, "kind": b.kind, "dtype": b.dtype.name, "shape": list(b.shape), "bytes": _nbytes(b)}
+    out = {"name": b.name, "kind": b.kind, "dtype": b.dtype.name, "shape": list(b.shape), "bytes": nbytes(b)}
     return {**out, "offset": b.offset} if where else out
 
 
@@ -36,7 +32,7 @@ def call_report(call: KernelCall) -> dict[str, Any]:
         "nodes": call.attrs.get("nodes", []),
         "schedule": [str(r) for r in kernel.attrs.get("schedule", [])],
         "flops": call.attrs.get("flops"),
-        "bytes": sum(_nbytes(b) for b in call.args),
+        "bytes": sum(nbytes(b) for b in call.args),
         "args": [_arg(b) for b in call.args],
         "fusion_refused": call.attrs.get("refusals", []),
     }

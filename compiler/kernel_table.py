@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 from aic.ir.loop import (
     Allocate,
     Bin,
@@ -28,13 +27,14 @@ from aic.ir.loop import (
     Kernel,
     Let,
     Program,
-    ProgramBuffer,
     Seq,
     Stmt,
     Store,
     children,
     kernel_calls,
 )
+
+from .storage import nbytes
 
 _ARITH = frozenset({"add", "sub", "mul", "div", "min", "max"})
 
@@ -54,16 +54,13 @@ class KernelRecord:
 
 def kernel_table(program: Program) -> list[KernelRecord]:
     """The kernel calls of `program`, in program order (control-flow bodies included)."""
-    calls = list(kernel_calls(program.calls))
-    groups = program.attrs.get("groups") or []
-    if len(groups) != len(calls):  # the group names follow the calls only when there is one per call
-        groups = [call.kernel.name for call in calls]
     flops: dict[int, int] = {}
     records = []
-    for call, group in zip(calls, groups):
+    for call in kernel_calls(program.calls):
         if id(call.kernel) not in flops:
             flops[id(call.kernel)] = kernel_flops(call.kernel)
-        traffic = sum(_nbytes(b) for b in {id(b): b for b in call.args}.values())
+        traffic = sum(nbytes(b) for b in {id(b): b for b in call.args}.values())
+        group = call.attrs.get("group") or call.kernel.name
         records.append(KernelRecord(call.kernel.name, group, flops[id(call.kernel)], traffic))
     return records
 
@@ -99,7 +96,3 @@ def _expr_flops(e: Expr) -> int:
         elif isinstance(e, Call):
             own = e.lanes * (2 if e.fn == "fma" else 1)
     return own + sum(_expr_flops(c) for c in children(e))
-
-
-def _nbytes(buf: ProgramBuffer) -> int:
-    return int(np.prod(buf.shape, dtype=np.int64)) * buf.dtype.itemsize
