@@ -36,10 +36,10 @@ from aic.compiler.summary import summarize
 from aic.frontend.onnx import load_model
 
 import aic
+from aic.peak import measure_peak
 from bench.check_interp import relative_error
 from bench.export_models import EXPORTERS, model_path
 from bench.models import MODELS
-from bench.peak import measure_peak_gflops
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
@@ -303,7 +303,7 @@ def main() -> None:
     args = parser.parse_args()
     keys = ("models", "threads", "runs", "warmup", "exporter", "opset", "opt_level")
     settings = {k: getattr(args, k) for k in keys}
-    peak = measure_peak_gflops()
+    peak = measure_peak().gflops_per_core
     print(f"FP32 FMA peak of one core: {peak:.1f} GFLOP/s", *HEADER, sep="\n", flush=True)
     rows = []
     for name in args.models:
