@@ -32,7 +32,7 @@ from .kernel_table import kernel_table
 from .limits import check_sizes
 from .passes import optimize
 from .program import Schedules, build_program
-from .shapes import ShapeSpec, bind_shapes
+from .shapes import ShapeSpec, bind_shapes, split_ranges
 
 COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
 _compiles = itertools.count(1)
@@ -55,7 +55,8 @@ def compile_model(
 ) -> Path:
     """Compile `model` (an ONNX file or proto, a TensorFlow model, or a Graph) for `target` at `opt_level`
     (0-3) into a shared object at `output` (default: a new temporary folder) and return
-    its path. `shapes` binds symbolic input dims ({"batch": 1} or {"x": (1, 3, 224, 224)}).
+    its path. `shapes` binds symbolic input dims ({"batch": 1} or {"x": (1, 3, 224, 224)}) or
+    gives them ranges ({"batch": (1, 64), "seq": (1, 512, 128)}: min, max, opt; compiler/shapes.py).
     `progress` is called as each step starts and as it ends; `disable_passes` names graph
     passes to skip; `schedules` replaces the schedules of the kernels it names
     (compiler/program.py, `Schedules`). Weights go into the .so, or to a side file when large
@@ -68,13 +69,14 @@ def compile_model(
     step = _stepper(progress, total=5 if target.kind == "cuda" else 7)
     with step("read the model"):  # ONNX -> graph IR with inferred types
         graph = read_model(model)
-    with step("bind input shapes"):  # symbolic dims -> static sizes
-        graph = bind_shapes(graph, shapes)
+    with step("bind input shapes"):  # symbolic dims -> static sizes, or ranges kept symbolic
+        fixed, ranges = split_ranges(graph, shapes)
+        graph = bind_shapes(graph, fixed, allow_unbound=bool(ranges))
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
         graph, _ = optimize(graph, opt_level, disable=disable_passes)
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
-        program = build_program(graph, target, schedules)
+        program = build_program(graph, target, schedules, ranges)
     if target.kind == "cuda":  # GPU schedule -> CUDA C -> NVRTC cubins/PTX -> one .so
         from .cuda_build import build_cuda
 
@@ -105,8 +107,9 @@ def lower_model(
 ) -> Program:
     """The loop-IR program `compile_model` would generate code for (for inspection and tuning)."""
     graph = read_model(model)
-    graph, _ = optimize(bind_shapes(graph, shapes), opt_level)
-    return build_program(graph, target, schedules)
+    fixed, ranges = split_ranges(graph, shapes)
+    graph, _ = optimize(bind_shapes(graph, fixed, allow_unbound=bool(ranges)), opt_level)
+    return build_program(graph, target, schedules, ranges)
 
 
 def _default_output(name: str, cross: bool) -> Path:

@@ -21,8 +21,12 @@ of a static upper bound; their kernels store the actual sizes in arena slots tha
 until the run ends, and each output records where its sizes are (`ProgramBuffer.dynamic`).
 Run-time index checks share one error slot, alive for the whole run
 (`attrs["error_slot"]`, its byte offset; `attrs["error_sites"]`, the text of each check).
-Run-time index checks share one error slot, alive for the whole run
-(`attrs["error_slot"]`, its byte offset; `attrs["error_sites"]`, the text of each check).
+
+A model compiled for ranges of sizes keeps its range symbols (`symbols`: name -> SymbolRange):
+kernels compute loop extents, strides and tails from the symbols' run-time values
+(compiler/lower/sizes.py), read from one int64 "dims" slot that the runtime writes before
+the run (`attrs["dims_slot"]`); buffers are planned for the largest sizes; a last kernel
+stores the outputs' symbolic dims where data-dependent sizes go (`ProgramBuffer.dynamic`).
 
 If, Loop and Scan nodes become program steps (compiler/control.py): their bodies go through
 stages 1-5 in child scopes (`lower_body`) that share this one's storages, weights, kernels
@@ -32,11 +36,13 @@ and arena, with one step clock, so that liveness is measured in one program orde
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 from aic.codegen.target import Target
 from aic.ir.graph import Graph
-from aic.ir.loop import Kernel, Program, ProgramBuffer, step_buffers
+from aic.ir.loop import INDEX, Const, Kernel, Program, ProgramBuffer, step_buffers
+from aic.ir.loop_tools import seq
 from aic.ir.loop_verify import verify_kernel
 from aic.ir.schedule import DIRECTIVES, Record, ScheduleError
 
@@ -44,13 +50,15 @@ from .control import check_control, lower_control
 from .control_static import resolve_static_control
 from .fusion import Group, fuse
 from .lower import LOWERINGS
-from .lower.core import Param, node_error
+from .lower.core import LowerCtx, Param, node_error, store
 from .lower.dynamic import bounded_shape, check_bounded, dynamic_bounds, lower_dynamic
 from .lower.kernel import lower_group
+from .lower.sizes import SymbolicSizeError, SymbolRange, Symbols, active_symbols, as_expr, current_symbols
+from .lower.symbols import bind_symbols, fold_symbolic_values
 from .lower.table import lowering_of
 from .memory import ALIGN, ArenaPlan, Lifetime, align, plan_arena
 from .schedule import apply_all, default_schedule
-from .storage import KernelTable, ScopeBuilder, Storage, ident, nbytes
+from .storage import KernelTable, ScopeBuilder, Storage, buffer_shape, ident, nbytes
 from .summary import group_flops
 
 
@@ -73,11 +81,31 @@ directives (`MicroKernel`, `CachePack`) replace its lowering's tiling; its loop 
 are applied exactly instead of the lowering's requests and the default rules."""
 
 
-def build_program(graph: Graph, target: Target | str | None = None, schedules: Schedules | None = None) -> Program:
-    """Lower a static-shaped graph to a loop-IR program for `target`; `schedules` replaces the
-    schedules of the kernels it names."""
+def build_program(
+    graph: Graph,
+    target: Target | str | None = None,
+    schedules: Schedules | None = None,
+    symbols: Mapping[str, SymbolRange] | None = None,
+) -> Program:
+    """Lower a graph to a loop-IR program for `target`; its shapes are static, data-dependent
+    (bounded), or expressions of the range `symbols`; `schedules` replaces the schedules of the
+    kernels it names."""
     target = Target.parse(target)
-    graph, bounds = prepare_graph(graph)  # static control resolved; every shape static or bounded
+    table = Symbols(symbols) if symbols else None
+    if table is not None and target.kind == "cuda":
+        raise ValueError("ranges of sizes (symbolic dims) are not supported for the cuda target yet; bind every dim")
+    with active_symbols(table) if table is not None else nullcontext():
+        program = _build(graph, target, schedules, table)
+    if table is not None:
+        ranges = table.ranges.values()
+        program.attrs["symbols"] = [{"name": r.name, "min": r.lo, "max": r.hi, "opt": r.opt} for r in ranges]
+        program.attrs["input_dims"] = [list(v.type.shape) for v in graph.inputs]
+        program.attrs["output_dims"] = [list(v.type.shape) for v in graph.outputs]
+    return program
+
+
+def _build(graph: Graph, target: Target, schedules: Schedules | None, symbols: Symbols | None) -> Program:
+    graph, bounds = prepare_graph(graph, symbols)  # static control resolved; every shape static, bounded or ranged
     table = KernelTable(schedules or {})  # the program's kernels, each kept once; given schedules
     groups = fuse_groups(graph)  # nodes -> fused groups
     lowered = lower_groups(graph, groups, target, table)  # each group -> a loop-IR kernel (tiled by its schedule)
@@ -90,22 +118,46 @@ def build_program(graph: Graph, target: Target | str | None = None, schedules: S
     return assemble_program(scope, plan)  # kernels, steps, buffers, weights blob
 
 
-def prepare_graph(graph: Graph) -> tuple[Graph, dict[str, int]]:
+def prepare_graph(graph: Graph, symbols: Symbols | None = None) -> tuple[Graph, dict[str, int]]:
     """`graph` with control flow on constants resolved, and the upper bounds of its data-dependent
-    dims; raises a LoweringError naming the node when a shape is neither static nor bounded."""
+    dims; raises a LoweringError naming the node when a shape is neither static, bounded, nor an
+    expression of the range `symbols`. Shape arithmetic on the symbols is folded away."""
     graph = resolve_static_control(graph)  # Ifs on constants, short loops of changing shapes
     bounds = dynamic_bounds(graph)  # data-dependent dims -> the upper bounds their buffers get
     check_bounded(graph, bounds)
+
+    def known(d: object) -> bool:
+        return isinstance(d, int) or d in bounds or (symbols is not None and symbols.covers(d))  # type: ignore[arg-type]
+
+    hint = "give it a range (--shape NAME=MIN..MAX) or bind the dims to sizes"
     for node in graph.nodes:
         if LOWERINGS.get(node.op) is not None and LOWERINGS[node.op].kind == "control":
             check_control(node)
         for v in [*node.inputs, *node.outputs]:
-            if v is not None and not all(isinstance(d, int) or d in bounds for d in v.type.shape):
-                raise node_error(node, f"value {v.name} has symbolic shape {v.type}; bind the dims to sizes first")
+            if v is not None and not all(known(d) for d in v.type.shape):
+                raise node_error(node, f"value {v.name} has symbolic shape {v.type}; {hint}")
     for v in [*graph.inputs, *graph.outputs]:
-        if not all(isinstance(d, int) or d in bounds for d in v.type.shape):
-            raise ValueError(f"graph {v.name} has symbolic shape {v.type}; bind the dims to sizes first")
+        if not all(known(d) for d in v.type.shape):
+            raise ValueError(f"graph {v.name} has symbolic shape {v.type}; {hint}")
+    if symbols is not None:
+        _check_inputs(graph, symbols)
+        fold_symbolic_values(graph, symbols)
     return graph, bounds
+
+
+def _check_inputs(graph: Graph, symbols: Symbols) -> None:
+    """Every symbolic input dim must be a symbol itself (the runtime reads the symbols' values
+    from the input shapes), and every range symbol must appear in some input."""
+    seen = set()
+    for v in graph.inputs:
+        for d in v.type.shape:
+            if isinstance(d, str) and d not in symbols.ranges:
+                raise ValueError(f"input '{v.name}' {v.type}: dim '{d}' must be one symbol, given at run time")
+            seen.add(d)
+    unused = [name for name in symbols.order if name not in seen]
+    if unused:
+        raise ValueError(f"range symbols {unused} are not dims of any input; the inputs are "
+                         f"{[f'{v.name} {v.type}' for v in graph.inputs]}")
 
 
 def fuse_groups(graph: Graph) -> list[Group]:
@@ -141,6 +193,9 @@ def lower_groups(graph: Graph, groups: list[Group], target: Target, table: Kerne
             )
         except ScheduleError as err:
             raise _refused(name, group, f"schedule record {err}") from None
+        except SymbolicSizeError as err:
+            why = f"{err}: this op does not take run-time sizes yet ({_shapes(group)})"
+            raise node_error(group.root, why) from err
         table.error_sites.extend(low.sites)
         for record in directives:
             if record not in low.hints:
@@ -172,6 +227,11 @@ def schedule_kernel(low: LoweredGroup, target: Target) -> Kernel:
     return kernel
 
 
+def _shapes(group: Group) -> str:
+    values = [v for n in group.nodes for v in n.inputs if v is not None and not v.type.is_static]
+    return ", ".join(f"{v.name} {v.type}" for v in values)
+
+
 def _refused(name: str, group: Group, why: str) -> ScheduleError:
     return ScheduleError(f"kernel {name} ({group.describe()}): {why}")
 
@@ -187,14 +247,32 @@ def assign_storage(
     """The model's scope: its inputs and outputs placed, then one step per lowered group
     (control flow expanded, its bodies lowered on the way) and the copies to the outputs."""
     scope = ScopeBuilder(graph, target, table)
-    scope.inputs = [ProgramBuffer(v.name, v.type.dtype, v.type.static_shape, "input") for v in graph.inputs]
+    scope.inputs = [ProgramBuffer(v.name, v.type.dtype, buffer_shape(v), "input") for v in graph.inputs]
     scope.bind(graph.inputs, [Storage(b) for b in scope.inputs])
     for v in graph.outputs:
         name = _unique(v.name, scope.outputs)
-        scope.outputs.append(ProgramBuffer(name, v.type.dtype, bounded_shape(v, bounds), "output"))
+        shape = bounded_shape(v, bounds) if any(d in bounds for d in v.type.shape) else buffer_shape(v)
+        scope.outputs.append(ProgramBuffer(name, v.type.dtype, shape, "output"))
     scope.bind_outputs(graph.outputs, [Storage(b) for b in scope.outputs])
     add_steps(scope, lowered)
+    store_output_dims(scope, bounds)
     return scope
+
+
+def store_output_dims(scope: ScopeBuilder, bounds: dict[str, int]) -> None:
+    """A last kernel storing the run-time sizes of the outputs' symbolic (range) dims where the
+    runtime reads output shapes after a run."""
+    dims = sorted({d for v in scope.graph.outputs for d in v.type.shape if isinstance(d, str) and d not in bounds})
+    if not dims:
+        return
+    ctx = LowerCtx(scope.lanes)
+    slots = ctx.param("sizes", INDEX, len(dims), tuple(dims), "sizes")
+    symbols = current_symbols()
+    assert symbols is not None
+    body = seq(*(store(slots, Const(k, INDEX), as_expr(symbols.size(d))) for k, d in enumerate(dims)))
+    body = bind_symbols(ctx, body)
+    kernel = Kernel(scope.table.name("output_dims"), [p.buffer for p in ctx.params], body)
+    scope.call(kernel, scope.bind_params(ctx.params), "output dims")
 
 
 def add_steps(scope: ScopeBuilder, lowered: list[LoweredGroup]) -> None:
@@ -237,7 +315,7 @@ def plan_memory(scope: ScopeBuilder) -> ArenaPlan:
     data-dependent sizes live until the run ends); the offsets are written into the buffers."""
     for st, _ in scope.sizes:
         st.touch(scope.clock[0] - 1)
-    for st in scope.error_slot:  # cleared before the run, read after it
+    for st in [*scope.error_slot, *scope.dims_slot]:  # written before the run, read after it
         st.touch(0)
         st.touch(scope.clock[0] - 1)
     plan = plan_arena([Lifetime(id(st), nbytes(st.buffer), st.first, st.last) for st in scope.arena])
@@ -265,6 +343,7 @@ def assemble_program(scope: ScopeBuilder, plan: ArenaPlan) -> Program:
         "weight_bytes": offset,
         "groups": scope.groups,
         "error_slot": scope.error_slot[0].buffer.offset if scope.error_slot else -1,  # type: ignore[union-attr]
+        "dims_slot": scope.dims_slot[0].buffer.offset if scope.dims_slot else -1,  # type: ignore[union-attr]
         "error_sites": scope.table.error_sites,
     }
     name = ident(scope.graph.name or "model")

@@ -139,13 +139,13 @@ def _fuse(loop: For, inner_name: str) -> Stmt:
     inner = loop.body
     if not (isinstance(inner, For) and inner.var.name == inner_name):
         raise ScheduleError(f"loop {inner_name} is not directly inside {loop.var.name}")
-    n_in = _extent(inner)
+    n_in = inner.extent  # a constant, or a run-time size
     fused = Var(f"{loop.var.name}.{inner_name}")
     env = {
-        loop.var: binop("add", loop.start, binop("div", fused, Const(n_in, INDEX))),
-        inner.var: binop("add", inner.start, binop("mod", fused, Const(n_in, INDEX))),
+        loop.var: binop("add", loop.start, binop("div", fused, n_in)),
+        inner.var: binop("add", inner.start, binop("mod", fused, n_in)),
     }
-    return For(fused, Const(_extent(loop) * n_in, INDEX), subst_stmt(inner.body, env))
+    return For(fused, binop("mul", loop.extent, n_in), subst_stmt(inner.body, env))
 
 
 def _reorder(loop: For, names: tuple[str, ...]) -> Stmt:
@@ -328,6 +328,6 @@ def _parallelize_nest(kernel: Kernel, nest: For) -> Kernel:
         kernel = apply(kernel, Fuse(name, loop.body.var.name))
         name = f"{name}.{loop.body.var.name}"
         loop = next(x for x in _top_loops(kernel.body) if x.var.name == name)
-    if (static_int(loop.extent) or 0) < 2:
+    if static_int(loop.extent) is not None and static_int(loop.extent) < 2:  # type: ignore[operator]
         return kernel
     return apply(kernel, Parallel(name))

@@ -1,18 +1,66 @@
-"""Binding a graph's symbolic input dims to static sizes.
+"""Binding a graph's symbolic input dims to static sizes, or to ranges of sizes.
 
 `shapes` maps a dim symbol to its size (``{"batch": 1}``) or an input name to its
 whole shape (``{"x": (1, 3, 224, 224)}``). The bound graph is a copy whose types are
 re-inferred from the new input types, so every intermediate shape becomes static.
+
+A symbol may instead get a range, ``{"batch": (1, 64)}`` or ``{"seq": (1, 512, 128)}``
+(min, max[, opt]; also the text ``"1..512:128"``): it stays symbolic, and the model is
+compiled once for every size in the range (`split_ranges`). When any range is given, the
+input symbols given nothing get `DEFAULT_RANGE`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from aic.ir import Graph, TensorType
 from aic.ir.graph_edit import clone_graph, refresh_types
 
-ShapeSpec = Mapping[str, int | Sequence[int]]
+from .lower.sizes import SymbolRange
+
+ShapeSpec = Mapping[str, int | Sequence[int] | str]
+DEFAULT_RANGE = (1, 64, 1)  # min, max, opt of an input symbol left without a size or range
+
+
+def parse_range(name: str, value: object) -> SymbolRange | None:
+    """The range `value` gives symbol `name` ((min, max), (min, max, opt) or "min..max[:opt]"), or
+    None when it is a plain size. opt defaults to min."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+)\s*\.\.\s*(\d+)\s*(?::\s*(\d+))?\s*", value)
+        if m is None:
+            if value.strip().isdigit():
+                return None
+            raise ValueError(f"shape of '{name}': expected N or MIN..MAX[:OPT], got {value!r}")
+        value = tuple(int(g) for g in m.groups() if g is not None)
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) in (2, 3):
+        lo, hi, *opt = (int(v) for v in value)  # type: ignore[call-overload]
+        if lo < 1:
+            raise ValueError(f"the range of '{name}' must start at 1 or more, got {lo}")
+        return SymbolRange(name, lo, hi, opt[0] if opt else lo)
+    return None
+
+
+def split_ranges(graph: Graph, shapes: ShapeSpec | None) -> tuple[dict[str, object], dict[str, SymbolRange]]:
+    """`shapes` split into the sizes and whole shapes to bind, and the ranges of input symbols
+    (with DEFAULT_RANGE for the input symbols given nothing, when any range is given)."""
+    symbols = {d for v in graph.inputs for d in v.type.shape if isinstance(d, str)}
+    fixed: dict[str, object] = {}
+    ranges: dict[str, SymbolRange] = {}
+    for key, value in (shapes or {}).items():
+        r = parse_range(key, value) if key in symbols and key not in {v.name for v in graph.inputs} else None
+        if r is not None:
+            ranges[key] = r
+        else:
+            fixed[key] = int(value) if isinstance(value, str) else value
+    if ranges:
+        bound = set(fixed)
+        for v in graph.inputs:
+            bound |= {d for d in v.type.shape if v.name in fixed and isinstance(d, str)}
+        for name in sorted(symbols - bound - set(ranges)):
+            ranges[name] = SymbolRange(name, *DEFAULT_RANGE)
+    return fixed, ranges
 
 
 def bind_shapes(graph: Graph, shapes: ShapeSpec | None, allow_unbound: bool = False) -> Graph:

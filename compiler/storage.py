@@ -27,6 +27,8 @@ from aic.ir.loop_tools import structural_key
 from aic.ir.schedule import Record
 
 from .lower.core import LowerCtx, Param, linear, store
+from .lower.sizes import Size, bound, shape_of, size_prod
+from .lower.symbols import bind_symbols
 from .lower.table import LOWERINGS
 from .schedule import default_schedule
 
@@ -112,7 +114,7 @@ class ScopeBuilder:
         if parent is not None:  # one program: storages, weights, arena, sizes and clock are shared
             self.storage, self.weights, self.groups = parent.storage, parent.weights, parent.groups
             self.arena, self.sizes, self.clock = parent.arena, parent.sizes, parent.clock
-            self.error_slot = parent.error_slot
+            self.error_slot, self.dims_slot = parent.error_slot, parent.dims_slot
             return
         self.storage: dict[int, Storage] = {}
         self.weights: dict[int, ProgramBuffer] = {}
@@ -121,6 +123,7 @@ class ScopeBuilder:
         self.sizes: list[tuple[Storage, tuple[str, ...]]] = []  # where kernels store data-dependent dims
         self.clock = [0]  # the next step's number, in program order across all scopes
         self.error_slot: list[Storage] = []  # the one slot where kernels report a bad index (lower/checks.py)
+        self.dims_slot: list[Storage] = []  # the run-time sizes of the range symbols (lower/symbols.py)
 
     def child(self, body: Graph) -> ScopeBuilder:
         """The scope of a control-flow body inside this one."""
@@ -155,7 +158,7 @@ class ScopeBuilder:
                 owner = self
                 while owner.parent is not None and id(base) not in owner.local:
                     owner = owner.parent
-                st = owner.new_storage(base.name, base.type.dtype, base.type.static_shape)
+                st = owner.new_storage(base.name, base.type.dtype, buffer_shape(base))
             self.storage[id(base)] = st
         return st
 
@@ -211,6 +214,10 @@ class ScopeBuilder:
                 if not self.error_slot:
                     self.error_slot.append(self.new_storage("errors", p.buffer.dtype, (int(p.buffer.size),)))
                 st = self.error_slot[0]
+            elif p.kind == "dims":  # one slot for the whole program, written before the run
+                if not self.dims_slot:
+                    self.dims_slot.append(self.new_storage("dims", p.buffer.dtype, (int(p.buffer.size),)))
+                st = self.dims_slot[0]
             elif p.kind == "sizes":  # read after the run
                 st = self.new_storage(f"sizes{step}", p.buffer.dtype, (int(p.buffer.size),))
                 self.sizes.append((st, p.value))  # type: ignore[arg-type]
@@ -229,21 +236,28 @@ class ScopeBuilder:
         self.calls.append(KernelCall(self.table.add(kernel), args, {"group": describe, **attrs}))  # type: ignore[arg-type]
         self.groups.append(describe)
 
-    def copy(self, src: Storage, dst: Storage) -> None:
-        """Add a kernel copying the bytes of `src` to `dst` (same element type and count)."""
+    def copy(self, src: Storage, dst: Storage, n: Size | None = None) -> None:
+        """Add a kernel copying `n` elements (default: all) of `src` to `dst` (same element type)."""
         assert src.buffer is not None and dst.buffer is not None
-        dtype, n = dst.buffer.dtype, int(np.prod(dst.buffer.shape, dtype=np.int64))
+        dtype = dst.buffer.dtype
+        n = int(np.prod(dst.buffer.shape, dtype=np.int64)) if n is None else n
         ctx = LowerCtx(self.lanes)
         a = ctx.param("value", dtype, n, None, "in")
         b = ctx.param("value", dtype, n, None, "out")
-        body = ctx.loops((n,), lambda i: store(b, linear(i, (n,)), Load(a, i[0])))
-        kernel = default_schedule(Kernel(self.table.name("copy"), [a, b], body), self.target)
-        self.call(kernel, [src, dst], f"copy to {dst.buffer.name}")
+        body = bind_symbols(ctx, ctx.loops((n,), lambda i: store(b, linear(i, (n,)), Load(a, i[0]))))
+        kernel = default_schedule(Kernel(self.table.name("copy"), [p.buffer for p in ctx.params], body), self.target)
+        extra = self.bind_params(ctx.params[2:])  # the dims slot, for a run-time count
+        self.call(kernel, [src, dst, *extra], f"copy to {dst.buffer.name}")
 
     def copy_outputs(self) -> None:
         """Copy the results that `bind_outputs` could not place into their storages."""
         for v, out in self.copies:
-            self.copy(self.storage_of(v), out)
+            self.copy(self.storage_of(v), out, size_prod(shape_of(v.type)))
+
+
+def buffer_shape(v: Value) -> tuple[int, ...]:
+    """The shape of `v`'s buffer: its largest size in each dim."""
+    return tuple(bound(d) for d in shape_of(v.type))
 
 
 def nbytes(b: ProgramBuffer | None) -> int:

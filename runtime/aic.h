@@ -80,6 +80,18 @@ int aic_run(aic_model *model, const void *const *inputs, void *const *outputs);
  * dims may be NULL. */
 int aic_run_shaped(aic_model *model, const void *const *inputs, void *const *outputs, int64_t *dims);
 
+/* Run a model compiled for ranges of sizes (`aic compile --shape batch=1..64`) at the actual input
+ * sizes: input_dims holds aic_input_info(0)->rank dims, then input 1's, ... . Every dim is checked
+ * before any kernel runs: a static dim must match, a symbolic one must lie in its symbol's range
+ * ("symbols" in aic_signature(): name, min, max, opt) and agree with the other dims of the same
+ * symbol; a bad dim returns AIC_ERROR_INVALID_ARGUMENT naming the input, dim, symbol and range.
+ * Inputs are C-contiguous at their actual shapes; outputs are written C-contiguous at their actual
+ * shapes (written to `dims` as by aic_run_shaped) at the start of each output buffer, which must hold
+ * that many bytes (aic_output_info(i)->nbytes, the size at the largest dims, is always enough).
+ * aic_run and aic_run_shaped run such a model at the largest sizes. input_dims NULL: the same. */
+int aic_run_dims(aic_model *model, const int64_t *input_dims, const void *const *inputs, void *const *outputs,
+                 int64_t *dims);
+
 /* The actual shape of output i after the last aic_run on `model` (by any thread: threads
  * sharing a handle should use aic_run_shaped): aic_output_info(i)->rank
  * entries written to `dims`. Outputs whose size depends on the data (NonZero, Unique,
@@ -127,6 +139,9 @@ void aic_destroy(aic_model *model);
     int P##_aic_num_threads(const aic_model *model);                                                  \
     int P##_aic_run(aic_model *model, const void *const *inputs, void *const *outputs);               \
     int P##_aic_output_shape(aic_model *model, int i, int64_t *dims);                                 \
+    int P##_aic_run_shaped(aic_model *model, const void *const *inputs, void *const *outputs, int64_t *dims); \
+    int P##_aic_run_dims(aic_model *model, const int64_t *input_dims, const void *const *inputs,             \
+                         void *const *outputs, int64_t *dims);                                                 \
     const char *P##_aic_last_error(void);                                                             \
     void P##_aic_destroy(aic_model *model);
 

@@ -8,6 +8,11 @@
 #define AIC_API __attribute__((visibility("default")))
 
 /* Written by runtime/model_asm.py into model.s (keep the layouts in step). */
+typedef struct aic_symbol_info {
+    const char *name;
+    int64_t min, max, opt;
+} aic_symbol_info;
+
 typedef struct aic_model_info {
     const char *json;     /* returned by aic_signature() */
     const char *features; /* LLVM target features the kernels were compiled with, "+avx2,+fma,..." */
@@ -26,6 +31,13 @@ typedef struct aic_model_info {
     int64_t error_offset;
     const char *const *error_sites;
     int num_error_sites;
+    /* Sizes given at run time (a model compiled for ranges of sizes): the symbols, the arena byte
+     * offset of the int64 per symbol that kernels read (-1: none), and per input `rank` entries:
+     * the static size (>= 0), or -1-k for symbol k. NULL/0 for a model of static shapes. */
+    int num_symbols;
+    int64_t dims_offset;
+    const aic_symbol_info *symbols;
+    const int64_t *const *input_dims;
 } aic_model_info;
 
 extern const aic_model_info aic_model_data;

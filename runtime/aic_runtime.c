@@ -34,7 +34,9 @@ _Static_assert(offsetof(aic_tensor_info, rank) == 16 && offsetof(aic_tensor_info
 _Static_assert(offsetof(aic_model_info, num_inputs) == 24 && offsetof(aic_model_info, inputs) == 32 &&
                    offsetof(aic_model_info, arena_bytes) == 48 && offsetof(aic_model_info, output_sizes) == 56 &&
                    offsetof(aic_model_info, error_offset) == 64 && offsetof(aic_model_info, error_sites) == 72 &&
-                   offsetof(aic_model_info, num_error_sites) == 80 && sizeof(aic_model_info) == 88,
+                   offsetof(aic_model_info, num_error_sites) == 80 && offsetof(aic_model_info, num_symbols) == 84 &&
+                   offsetof(aic_model_info, dims_offset) == 88 && offsetof(aic_model_info, symbols) == 96 &&
+                   offsetof(aic_model_info, input_dims) == 104 && sizeof(aic_model_info) == 112,
                "aic_model_info layout changed: update runtime/model_asm.py");
 
 #define SPIN_ITERATIONS 4000 /* about 0.1 ms of pause instructions */
@@ -425,9 +427,49 @@ static int kernel_error(const aic_model *model) {
     return kernel_error_status((const int64_t *)((const char *)model->arena + aic_model_data.error_offset));
 }
 
+/* The symbols' values from the actual input dims (NULL: every symbol at its max), each input dim
+ * checked against its static size, its symbol's range and the other dims of the same symbol. */
+static int symbol_values(const int64_t *input_dims, int64_t *values) {
+    const aic_model_info *m = &aic_model_data;
+    for (int k = 0; k < m->num_symbols; k++) values[k] = input_dims == NULL ? m->symbols[k].max : -1;
+    if (input_dims == NULL) return AIC_OK;
+    for (int i = 0, at = 0; i < m->num_inputs; i++) {
+        const aic_tensor_info *info = &m->inputs[i];
+        for (int d = 0; d < info->rank; d++, at++) {
+            int64_t given = input_dims[at], want = m->input_dims ? m->input_dims[i][d] : info->shape[d];
+            if (want >= 0) {
+                if (given != want)
+                    return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_dims: input %d ('%s') dim %d is %lld; the model "
+                                "takes only %lld there", i, info->name, d, (long long)given, (long long)want);
+                continue;
+            }
+            const aic_symbol_info *s = &m->symbols[-1 - want];
+            int64_t *value = &values[-1 - want];
+            if (given < s->min || given > s->max)
+                return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_dims: input %d ('%s') dim %d ('%s') is %lld, outside "
+                            "the range %lld..%lld the model was compiled for", i, info->name, d, s->name,
+                            (long long)given, (long long)s->min, (long long)s->max);
+            if (*value >= 0 && *value != given)
+                return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_dims: input %d ('%s') dim %d ('%s') is %lld, but an "
+                            "earlier input gave '%s' = %lld", i, info->name, d, s->name, (long long)given, s->name,
+                            (long long)*value);
+            *value = given;
+        }
+    }
+    return AIC_OK;
+}
+
 AIC_API int aic_run_shaped(aic_model *model, const void *const *inputs, void *const *outputs, int64_t *dims) {
+    return aic_run_dims(model, NULL, inputs, outputs, dims);
+}
+
+AIC_API int aic_run_dims(aic_model *model, const int64_t *input_dims, const void *const *inputs, void *const *outputs,
+                         int64_t *dims) {
     if (model == NULL) return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: the model is NULL");
-    int status = check_pointers(inputs, aic_model_data.num_inputs, aic_model_data.inputs, "input");
+    int64_t values[aic_model_data.num_symbols > 0 ? aic_model_data.num_symbols : 1];
+    int status = symbol_values(input_dims, values);
+    if (status != AIC_OK) return status;
+    status = check_pointers(inputs, aic_model_data.num_inputs, aic_model_data.inputs, "input");
     if (status == AIC_OK)
         status = check_pointers((const void *const *)outputs, aic_model_data.num_outputs, aic_model_data.outputs,
                                 "output");
@@ -435,6 +477,8 @@ AIC_API int aic_run_shaped(aic_model *model, const void *const *inputs, void *co
     pthread_mutex_lock(&model->run_lock);
     int checked = aic_model_data.error_offset >= 0;
     if (checked) memset((char *)model->arena + aic_model_data.error_offset, 0, 4 * sizeof(int64_t));
+    if (aic_model_data.dims_offset >= 0)
+        memcpy((char *)model->arena + aic_model_data.dims_offset, values, aic_model_data.num_symbols * sizeof(int64_t));
     current_pool = &model->pool;
     aic_pool_enter(&model->pool);
     profile_start(&model->profile);

@@ -446,6 +446,20 @@ AIC_API int aic_run(aic_model *m, const void *const *inputs, void *const *output
     return aic_run_shaped(m, inputs, outputs, NULL);
 }
 
+/* GPU models have static shapes: the given input dims must be theirs. */
+AIC_API int aic_run_dims(aic_model *m, const int64_t *input_dims, const void *const *inputs, void *const *outputs,
+                         int64_t *dims) {
+    for (int i = 0, at = 0; input_dims != NULL && i < aic_model_data.num_inputs; i++) {
+        const aic_tensor_info *info = &aic_model_data.inputs[i];
+        for (int d = 0; d < info->rank; d++, at++)
+            if (input_dims[at] != info->shape[d])
+                return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_dims: input %d ('%s') dim %d is %lld; the model "
+                            "takes only %lld there", i, info->name, d, (long long)input_dims[at],
+                            (long long)info->shape[d]);
+    }
+    return aic_run_shaped(m, inputs, outputs, dims);
+}
+
 /* Run on device buffers (CUdeviceptr values, C-contiguous, aic_*_info sizes) on `stream`
  * (NULL: the model's stream). Asynchronous: the caller synchronises the stream. No graph, and
  * the kernels' error slot is not read (that needs a synchronisation). */

@@ -64,7 +64,8 @@ def model_assembly(
     weights: dict[str, Any] | None = None,
 ) -> str:
     """The assembly source of the weights and of `aic_model_data` (with the kernels' error slot:
-    metadata "error_slot", its arena byte offset or -1, and "error_sites", the text of each check)."""
+    metadata "error_slot", its arena byte offset or -1, and "error_sites", the text of each check;
+    for sizes given at run time, "symbols" (name, min, max, opt), "dims_slot" and "input_dims")."""
     error_slot, error_sites = int(metadata.get("error_slot", -1)), list(metadata.get("error_sites", []))
     strings: list[str] = []
 
@@ -105,16 +106,30 @@ def model_assembly(
         data.append(".Lerror_sites:")
         data.extend(f"\t.quad {string(text)}" for text in error_sites)
         sites_table = ".Lerror_sites"
+    symbols = list(metadata.get("symbols", []))
+    symbols_table, input_dims_table = "0", "0"
+    if symbols:
+        slot = {s["name"]: k for k, s in enumerate(symbols)}
+        data.append(".Lsymbols:")
+        for s in symbols:  # aic_symbol_info: name, min, max, opt
+            data.append(f"\t.quad {string(s['name'])}, {int(s['min'])}, {int(s['max'])}, {int(s['opt'])}")
+        for i, dims in enumerate(metadata["input_dims"]):
+            data.append(f".Linput_dims{i}:")
+            data.append(f"\t.quad {', '.join(str(d if isinstance(d, int) else -1 - slot[d]) for d in dims) or '0'}")
+        data.append(".Linput_dims:")
+        data.append(f"\t.quad {', '.join(f'.Linput_dims{i}' for i in range(len(inputs))) or '0'}")
+        symbols_table, input_dims_table = ".Lsymbols", ".Linput_dims"
     target = metadata["target"]
     info = [  # aic_model_info: json, features, cpu, num_inputs, num_outputs, inputs, outputs, arena_bytes,
-        # output_sizes, error_offset, error_sites, num_error_sites
+        # output_sizes, error_offset, error_sites, num_error_sites, num_symbols, dims_offset, symbols, input_dims
         "aic_model_data:",
         f"\t.quad {string(json.dumps(metadata, sort_keys=True))}, {string(','.join(target['features']))}, "
         f"{string(target['cpu'])}",
         f"\t.long {len(inputs)}, {len(outputs)}",
         f"\t.quad {input_table}, {output_table}, {int(metadata['arena_bytes'])}, {sizes_table}",
         f"\t.quad {int(error_slot)}, {sites_table}",
-        f"\t.long {len(error_sites)}, 0",
+        f"\t.long {len(error_sites)}, {len(symbols)}",
+        f"\t.quad {int(metadata.get('dims_slot', -1))}, {symbols_table}, {input_dims_table}",
     ]
     path = str(blob).replace("\\", "\\\\").replace('"', '\\"')
     weights = weights or {"external": False, "bytes": 0, "sha256": bytes(32)}

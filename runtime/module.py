@@ -5,6 +5,11 @@ onnxruntime's `InferenceSession.run`, and `get_inputs()` / `get_outputs()` descr
 the tensors the way ORT's do (name, shape, type), so code can swap one for the
 other. Inputs are checked (names, dtypes, shapes) before any native code runs.
 
+A model compiled for ranges of sizes (`aic compile --shape batch=1..64`) describes its
+symbolic dims by name, like onnxruntime; `run` takes any input sizes in range (checked, with
+the symbols' agreement across inputs, before native code runs), allocates each output at its
+actual shape and calls `aic_run_dims`.
+
 An output whose size depends on the data (NonZero, Unique, ...) is described with a
 symbol for each such dim; `run` allocates its upper bound, gets the actual shapes from the
 same locked run (`aic_run_shaped`, so threads sharing a module get their own) and returns
@@ -34,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .artifact import ArtifactError, verify, weights_path
+from .dim_expr import eval_dim
 from .profiling import KernelEvent, Profiler, bind_profiling
 
 ABI_VERSION = 2
@@ -144,6 +150,9 @@ def _bind(lib: ctypes.CDLL) -> None:
     if hasattr(lib, "aic_run_shaped"):  # a model built by a runtime without it returns shapes separately
         lib.aic_run_shaped.restype = ctypes.c_int
         lib.aic_run_shaped.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    if hasattr(lib, "aic_run_dims"):
+        lib.aic_run_dims.restype = ctypes.c_int
+        lib.aic_run_dims.argtypes = [ctypes.c_void_p] * 5
     lib.aic_last_error.restype = ctypes.c_char_p
     lib.aic_destroy.restype = None
     lib.aic_destroy.argtypes = [ctypes.c_void_p]
@@ -263,9 +272,55 @@ class Module(Signature):
         self._dynamic = [any(isinstance(d, str) for d in t.shape) for t in self._outputs]
         self._ranks = [len(t.shape) for t in self._outputs]
         self.is_cuda = self.metadata.get("target", {}).get("kind") == "cuda"
+        self._read_ranges()
         self._input_table = ctypes.c_void_p * max(1, len(self._inputs))
         self._output_table = ctypes.c_void_p * max(1, len(self._outputs))
         self._dims_table = ctypes.c_int64 * max(1, sum(self._ranks))
+
+    def _read_ranges(self) -> None:
+        """The range symbols of a model compiled for ranges of sizes: inputs and outputs described
+        with their symbolic dims (outputs allocated at their actual shapes)."""
+        try:
+            self.symbols: dict[str, tuple[int, int, int]] = {
+                str(s["name"]): (int(s["min"]), int(s["max"]), int(s["opt"])) for s in self.metadata.get("symbols", [])
+            }
+            self._input_dims = [list(d) for d in self.metadata.get("input_dims", [])] if self.symbols else []
+            self._output_dims = [list(d) for d in self.metadata.get("output_dims", [])] if self.symbols else []
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise ModelLoadError(f"{self.path}: damaged metadata (symbols): {err!r}") from None
+        if not self.symbols:
+            return
+        if len(self._input_dims) != len(self._inputs) or len(self._output_dims) != len(self._outputs):
+            raise ModelLoadError(f"{self.path}: damaged metadata: input_dims/output_dims do not match the tensors")
+        self._inputs = [TensorInfo(t.name, dims, t.dtype) for t, dims in zip(self._inputs, self._input_dims)]
+        ranged = [all(isinstance(d, int) or d in self.symbols or _is_expr(d, self.symbols) for d in dims)
+                  for dims in self._output_dims]  # fmt: skip
+        self._outputs = [TensorInfo(t.name, dims if r else t.shape, t.dtype)
+                         for t, dims, r in zip(self._outputs, self._output_dims, ranged)]  # fmt: skip
+        self._dynamic = [d and not r for d, r in zip(self._dynamic, ranged)]
+        self._ranged = ranged
+
+    def _symbol_values(self, arrays: list[np.ndarray]) -> dict[str, int]:
+        """The symbols' sizes from the input shapes: each in its range, the same in every input."""
+        values: dict[str, int] = {}
+        where: dict[str, str] = {}
+        for t, a in zip(self._inputs, arrays):
+            for d, (want, got) in enumerate(zip(t.shape, a.shape)):
+                if isinstance(want, int):
+                    continue
+                lo, hi, _ = self.symbols[want]
+                if not lo <= got <= hi:
+                    raise ValueError(f"input '{t.name}' dim {d} ('{want}') is {got}, outside the range {lo}..{hi} "
+                                     f"the model was compiled for (shape {list(a.shape)}, expected {t.shape})")
+                if want in values and values[want] != got:
+                    raise ValueError(f"input '{t.name}' dim {d} ('{want}') is {got}, but {where[want]} gives "
+                                     f"'{want}' = {values[want]}")
+                values[want], where[want] = got, f"input '{t.name}' dim {d}"
+        return values
+
+    @staticmethod
+    def _actual(dims: list[Any], values: dict[str, int]) -> tuple[int, ...]:
+        return tuple(eval_dim(d, values.__getitem__, values) if isinstance(d, str) else d for d in dims)
 
     def _checked_info(self, kind: str, i: int, ptr: Any, entry: Any) -> tuple[TensorInfo, tuple[int, ...]]:
         """Tensor `i` as the C table describes it, and its buffer shape; a mismatch with the JSON
@@ -336,15 +391,23 @@ class Module(Signature):
         if self.is_cuda and any(hasattr(v, "__cuda_array_interface__") for v in input_feed.values()):
             return self._run_device(wanted, input_feed)
         arrays = self._check_inputs(input_feed)
-        given = self._check_outputs(outputs or {})
+        layout = self._output_layout
+        if self.symbols:  # outputs at their actual shapes
+            values = self._symbol_values(arrays)
+            layout = [(self._actual(dims, values), dt) if r else (s, dt)
+                      for dims, r, (s, dt) in zip(self._output_dims, self._ranged, layout)]  # fmt: skip
+        given = self._check_outputs(outputs or {}, layout)
         results = [given.get(i) for i in range(len(self._outputs))]
-        results = [np.empty(s, dtype=d) if r is None else r for r, (s, d) in zip(results, self._output_layout)]
+        results = [np.empty(s, dtype=d) if r is None else r for r, (s, d) in zip(results, layout)]
         ins = self._input_table(*[a.__array_interface__["data"][0] for a in arrays])
         outs = self._output_table(*[r.__array_interface__["data"][0] for r in results])
         dims = self._dims_table()
         start = time.monotonic_ns() if self._profiler is not None else 0
         with self._using():
-            if hasattr(self._lib, "aic_run_shaped"):
+            if self.symbols:
+                in_dims = (ctypes.c_int64 * max(1, sum(a.ndim for a in arrays)))(*[n for a in arrays for n in a.shape])
+                status = self._lib.aic_run_dims(self._handle, in_dims, ins, outs, dims)
+            elif hasattr(self._lib, "aic_run_shaped"):
                 status = self._lib.aic_run_shaped(self._handle, ins, outs, dims)
             else:
                 status = self._lib.aic_run(self._handle, ins, outs)
@@ -411,12 +474,14 @@ class Module(Signature):
             raise ValueError(f"unknown output(s) {unknown}; the model's outputs are {self._listing(self._outputs)}")
         return [self._output_position[n] for n in output_names]
 
-    def _check_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
-        """Caller-allocated outputs by index, checked."""
+    def _check_outputs(
+        self, outputs: Mapping[str, np.ndarray], layout: list[tuple[tuple[int, ...], np.dtype]]
+    ) -> dict[int, np.ndarray]:
+        """Caller-allocated outputs by index, checked against this run's output `layout`."""
         checked = {}
         for name, array in outputs.items():
             index = self._select_outputs([name])[0]
-            shape, dtype = self._output_layout[index]
+            shape, dtype = layout[index]
             if self._dynamic[index]:
                 raise ValueError(f"output '{name}' has a data-dependent shape; it cannot be written in place")
             if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
@@ -442,7 +507,7 @@ class Module(Signature):
             array = feed_array(t.name, value, t.dtype)
             if array.dtype != t.dtype:
                 raise ValueError(f"input '{t.name}' has dtype {array.dtype.name}; the model expects {t.dtype.name}")
-            if array.shape != tuple(t.shape):
+            if not _fits(array.shape, t.shape):
                 raise ValueError(
                     f"input '{t.name}' has shape {list(array.shape)}; the model expects {t.shape} ({t.dtype.name})"
                 )
@@ -479,6 +544,19 @@ class Module(Signature):
     def __repr__(self) -> str:
         ins, outs = self._listing(getattr(self, "_inputs", [])), self._listing(getattr(self, "_outputs", []))
         return f"<aic.Module {self.path.name}: ({ins}) -> ({outs})>"
+
+
+def _fits(shape: tuple[int, ...], dims: list[Any]) -> bool:
+    """Whether an input of `shape` has the rank and static dims of `dims` (symbols: any size here)."""
+    return len(shape) == len(dims) and all(not isinstance(d, int) or d == n for d, n in zip(dims, shape))
+
+
+def _is_expr(d: Any, symbols: dict[str, Any]) -> bool:
+    try:
+        eval_dim(d, lambda _: 1, symbols)
+    except ValueError:
+        return False
+    return True
 
 
 def _trimmed(result: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -27,6 +27,7 @@ from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Un
 from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_error
 from .mathx import add, mul
 from .reduce import accumulate, stack
+from .sizes import Size, Sym, shape_of
 from .table import Emit, anchor
 
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
@@ -143,9 +144,9 @@ def _hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> Non
 
 def tiled_product(
     ctx: LowerCtx,
-    m: int,
-    n: int,
-    k: int,
+    m: Size,
+    n: Size,
+    k: Size,
     a: Callable[[Expr, Expr], Expr],
     b: Callable[[Expr, Expr, Expr], Expr],
     out: Callable[[Expr, Expr, Expr], Stmt],
@@ -155,7 +156,6 @@ def tiled_product(
     """All `tile.rows` x `tile.cols` tiles of an m x n product. `b(k, n0, c)` reads column n0 + c (a packed b
     reads panel n0 // width); `out(i, j, value)` stores element (i, j)."""
     rows, width = tile.rows, tile.cols
-    full_m, full_n = m // rows * rows, n // width * width
 
     def part(m0: Expr, nrows: int, n0: Expr, cols: int) -> Stmt:
         w = width if packed else cols
@@ -167,21 +167,26 @@ def tiled_product(
         )
 
     def column(n0: Expr, cols: int) -> Stmt:
-        body = ctx.loop(m // rows, lambda mo: part(binop("mul", mo, idx(rows)), rows, n0, cols), "mo")
-        rest = part(idx(full_m), m - full_m, n0, cols) if m > full_m else None
-        return seq(body, rest)
+        return tiles(ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols), "mo")
 
     def row(m0: Expr, nrows: int) -> Stmt:
-        body = ctx.loop(n // width, lambda no: part(m0, nrows, binop("mul", no, idx(width)), width), "no")
-        rest = part(m0, nrows, idx(full_n), n - full_n) if n > full_n else None
-        return seq(body, rest)
+        return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols), "no")
 
     if tile_order(ctx, "cols") == "rows":  # a row strip of `a` stays in cache while b streams
-        whole = ctx.loop(m // rows, lambda mo: row(binop("mul", mo, idx(rows)), rows), "mo")
-        return seq(whole, row(idx(full_m), m - full_m) if m > full_m else None)
-    whole = ctx.loop(n // width, lambda no: column(binop("mul", no, idx(width)), width), "no")
-    tail = column(idx(full_n), n - full_n) if n > full_n else None
-    return seq(whole, tail)
+        return tiles(ctx, m, rows, row, "mo")
+    return tiles(ctx, n, width, column, "no")
+
+
+def tiles(ctx: LowerCtx, extent: Size, size: int, body: Callable[[Expr, int], Stmt], hint: str) -> Stmt:
+    """body(start, count) for the whole tiles of `size` along `extent`, then for the remainder: one
+    call of the remaining count, or for a run-time extent one call per remaining element (count 1)."""
+    whole = ctx.loop(extent // size, lambda t: body(binop("mul", t, idx(size)), size), hint)
+    full = extent // size * size
+    if isinstance(extent, Sym):
+        rest = ctx.loop(extent % size, lambda r: body(binop("add", idx(full), r), 1), f"{hint}r")
+    else:
+        rest = body(idx(full), extent - full) if extent > full else None
+    return seq(whole, rest)
 
 
 def pack_columns(b: np.ndarray, width: int) -> np.ndarray:
@@ -216,7 +221,7 @@ def _operand_value(node: Node, i: int) -> np.ndarray | None:
 def _matmul(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x, y = ins[0], ins[1]
     assert x is not None and y is not None
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     a_shape = (1, *x.shape) if x.rank == 1 else x.shape
     b_shape = (*y.shape, 1) if y.rank == 1 else y.shape
     m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
@@ -241,7 +246,7 @@ def _gemm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     assert x is not None and y is not None
     ta, tb = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
     alpha, beta = node.attrs.get("alpha", 1.0), node.attrs.get("beta", 1.0)
-    m, n = node.outputs[0].type.static_shape
+    m, n = shape_of(node.outputs[0].type)
     k = x.shape[0] if ta else x.shape[1]
     dtype = cdtype(x.dtype)
     weight = _operand_value(node, 1)
@@ -305,7 +310,7 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     x, y = ins[0], ins[1]
     assert x is not None and y is not None
     za, zb = (ins[i] if len(ins) > i else None for i in (2, 3))
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     a_shape = (1, *x.shape) if x.rank == 1 else x.shape
     b_shape = (*y.shape, 1) if y.rank == 1 else y.shape
     m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
@@ -339,7 +344,7 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
 def _einsum(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     tensors = [t for t in ins if t is not None]
     eq = parse_equation(node.attrs["equation"], len(tensors))
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     sizes: dict[str, int] = {}
     terms: list[list[str]] = []
     ell_rank = max((t.rank - len(term) + 1 for t, term in zip(tensors, eq.inputs) if ELLIPSIS in term), default=0)

@@ -42,6 +42,7 @@ from .core import (
 from .depthwise import depthwise
 from .mathx import add, mul
 from .reduce import accumulate
+from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 from .window import clamped, inside_input, interior, padded_input, tap_coords, window_loops
 
@@ -61,7 +62,7 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     assert x is not None and w is not None
     kernel = _kernel_shape(node, w)
     window = window_of(node, kernel)
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     outs = list(out_shape[2:])
     pads = [window.pad_amounts(i, d) for i, d in enumerate(x.shape[2:])]
     extents = [max(b + d + e, (o - 1) * s + span)
@@ -104,7 +105,7 @@ def window_of_strides(window: Window) -> Window:
 
 def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
     """Offset within one padded input plane of kernel tap `taps`."""
-    strides = [int(np.prod(padded[i + 1:])) for i in range(len(padded))]
+    strides = [size_prod(padded[i + 1:]) for i in range(len(padded))]
     off: Expr = idx(0)
     for t, d, st in zip(taps, window.dilations, strides):
         off = binop("add", off, binop("mul", t, idx(d * st)))
@@ -130,10 +131,10 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
     w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
     w = w.reshape(group, tiles, width, icg, *kernel)
     packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")
-    plane = int(np.prod(padded))
-    positions = int(np.prod(outs))
+    plane = size_prod(padded)
+    positions = size_prod(outs)
     full_p, full_c = positions // rows * rows, ocg // width * width
-    row_strides = [s * int(np.prod(padded[i + 1:])) for i, s in enumerate(window.strides)]
+    row_strides = [s * size_prod(padded[i + 1:]) for i, s in enumerate(window.strides)]
 
     def per_image(n: Expr, g: Expr) -> Stmt:
         chan0 = binop("mul", g, idx(icg))
@@ -297,7 +298,7 @@ def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     assert x is not None and w is not None
     kernel = _kernel_shape(node, w)
     window = window_of(node, kernel)
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     group = node.attrs.get("group", 1)
     icg, ocg = x.shape[1] // group, w.shape[1]
     spatial = x.shape[2:]
@@ -353,7 +354,7 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     i32 = DType.int32
     kernel = _kernel_shape(node, w)
     window = window_of(node, kernel)
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     group = node.attrs.get("group", 1)
     icg, ocg = w.shape[1], out_shape[1] // group
     pads = [window.pad_amounts(i, d) for i, d in enumerate(x.shape[2:])]

@@ -24,6 +24,7 @@ from aic.ir.schedule import CachePack, MicroKernel
 
 from .contraction import ROWS, micro_kernel
 from .core import BufferTensor, LowerCtx, Tensor, const, delinear, idx
+from .sizes import size_prod
 from .window import padded_input
 
 
@@ -72,7 +73,7 @@ def _phase(ctx: LowerCtx, xp: BufferTensor, weights: np.ndarray, phases: list[Ax
     n_batch, channels = xp.shape[:2]
     icg, ocg = channels // group, out_shape[1] // group
     counts = [ph.count for ph in phases]
-    positions = int(np.prod(counts))
+    positions = size_prod(counts)
     if positions == 0:
         return seq()
 
@@ -97,8 +98,8 @@ def _phase(ctx: LowerCtx, xp: BufferTensor, weights: np.ndarray, phases: list[Ax
     ctx.hints.extend([MicroKernel(ROWS, width), CachePack(1, width)])
     source = xp.buffer
     padded = list(xp.shape[2:])
-    plane = int(np.prod(padded))
-    axis_strides = [int(np.prod(padded[i + 1:])) for i in range(len(padded))]
+    plane = size_prod(padded)
+    axis_strides = [size_prod(padded[i + 1:]) for i in range(len(padded))]
     full_p, full_c = positions // ROWS * ROWS, ocg // width * width
 
     def per_image(n: Expr, g: Expr) -> Stmt:

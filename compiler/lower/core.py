@@ -22,6 +22,8 @@ from aic.ir.loop import INDEX, Buffer, Cast, Const, Expr, For, Let, Load, Seq, S
 from aic.ir.loop_printer import expr_text
 from aic.ir.loop_tools import binop
 
+from .sizes import Size, Sym, as_expr, bound, size_prod
+
 HALF = (DType.float16, DType.bfloat16)
 
 
@@ -46,8 +48,9 @@ def const(value: float | int | bool, dtype: DType) -> Const:
     return Const(float(value) if dt.is_float else int(value), dt)
 
 
-def idx(value: int) -> Const:
-    return Const(int(value), INDEX)
+def idx(value: Size) -> Expr:
+    """An index expression of a size (a constant, or a run-time size's expression)."""
+    return as_expr(value)
 
 
 def round_to(value: Expr, dtype: DType) -> Expr:
@@ -65,15 +68,16 @@ def convert(value: Expr, dtype: DType) -> Expr:
 # ---------------------------------------------------------------- index math
 
 
-def strides_of(shape: Sequence[int]) -> list[int]:
-    out, acc = [0] * len(shape), 1
+def strides_of(shape: Sequence[Size]) -> list[Size]:
+    out: list[Size] = [0] * len(shape)
+    acc: Size = 1
     for i in range(len(shape) - 1, -1, -1):
         out[i] = acc
         acc *= shape[i]
     return out
 
 
-def linear(index: Sequence[Expr], shape: Sequence[int]) -> Expr:
+def linear(index: Sequence[Expr], shape: Sequence[Size]) -> Expr:
     """Row-major flat index of `index` in `shape`."""
     flat: Expr = idx(0)
     for i, s in zip(index, strides_of(shape)):
@@ -81,7 +85,7 @@ def linear(index: Sequence[Expr], shape: Sequence[int]) -> Expr:
     return flat
 
 
-def delinear(flat: Expr, shape: Sequence[int]) -> list[Expr]:
+def delinear(flat: Expr, shape: Sequence[Size]) -> list[Expr]:
     """Multi-index of a row-major flat index."""
     out = []
     for s, size in zip(strides_of(shape), shape):
@@ -89,7 +93,7 @@ def delinear(flat: Expr, shape: Sequence[int]) -> list[Expr]:
     return out
 
 
-def broadcast_index(index: Sequence[Expr], shape: Sequence[int]) -> list[Expr]:
+def broadcast_index(index: Sequence[Expr], shape: Sequence[Size]) -> list[Expr]:
     """Index into `shape` (right-aligned, numpy broadcasting) of an element at `index`."""
     lead = len(index) - len(shape)
     return [idx(0) if d == 1 else index[lead + k] for k, d in enumerate(shape)]
@@ -99,7 +103,7 @@ def broadcast_index(index: Sequence[Expr], shape: Sequence[int]) -> list[Expr]:
 
 
 class Tensor:
-    shape: tuple[int, ...]
+    shape: tuple[Size, ...]  # ints, and `Sym`s for sizes known at run time (sizes.py)
     dtype: DType
 
     @property
@@ -107,8 +111,8 @@ class Tensor:
         return len(self.shape)
 
     @property
-    def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    def numel(self) -> Size:
+        return size_prod(self.shape)
 
     def at(self, index: Sequence[Expr]) -> Expr:
         raise NotImplementedError
@@ -117,7 +121,7 @@ class Tensor:
 class BufferTensor(Tensor):
     """Elements stored row-major in a buffer, created on first use (unused inputs need no parameter)."""
 
-    def __init__(self, shape: Sequence[int], dtype: DType, buffer: Callable[[], Buffer]) -> None:
+    def __init__(self, shape: Sequence[Size], dtype: DType, buffer: Callable[[], Buffer]) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
         self._buffer = buffer
@@ -134,7 +138,7 @@ class BufferTensor(Tensor):
 class ConstTensor(Tensor):
     """A tensor whose elements all equal one compile-time value."""
 
-    def __init__(self, shape: Sequence[int], dtype: DType, value: float | int | bool) -> None:
+    def __init__(self, shape: Sequence[Size], dtype: DType, value: float | int | bool) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
         self.value = value
@@ -144,7 +148,7 @@ class ConstTensor(Tensor):
 
 
 class ComputeTensor(Tensor):
-    def __init__(self, shape: Sequence[int], dtype: DType, fn: Callable[[list[Expr]], Expr]) -> None:
+    def __init__(self, shape: Sequence[Size], dtype: DType, fn: Callable[[list[Expr]], Expr]) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
         self.fn = fn
@@ -156,7 +160,7 @@ class ComputeTensor(Tensor):
 class SlotTensor(Tensor):
     """An anchor's output inside its epilogue: the value the anchor is storing right now."""
 
-    def __init__(self, shape: Sequence[int], dtype: DType) -> None:
+    def __init__(self, shape: Sequence[Size], dtype: DType) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
         self.value: Expr | None = None
@@ -228,8 +232,8 @@ class LowerCtx:
         return Var(self.fresh(hint), dtype)
 
     # -- parameters
-    def param(self, kind: str, dtype: DType, size: int, value: object = None, hint: str = "p") -> Buffer:
-        buf = Buffer(self.fresh(hint), dtype, int(size))
+    def param(self, kind: str, dtype: DType, size: Size, value: object = None, hint: str = "p") -> Buffer:
+        buf = Buffer(self.fresh(hint), dtype, bound(size))
         self.params.append(Param(buf, kind, value))
         return buf
 
@@ -245,7 +249,7 @@ class LowerCtx:
             self._errors = self.param("errors", INDEX, 4, None, "err")
         return self._errors
 
-    def scratch(self, dtype: DType, size: int) -> Buffer:
+    def scratch(self, dtype: DType, size: Size) -> Buffer:
         """A global temporary buffer living for this kernel only (planned in the arena)."""
         return self.param("scratch", dtype, size, None, "tmp")
 
@@ -276,8 +280,13 @@ class LowerCtx:
         return value
 
     # -- loops
-    def loop(self, extent: int, body: Callable[[Expr], Stmt], hint: str = "i") -> Stmt:
+    def loop(self, extent: Size, body: Callable[[Expr], Stmt], hint: str = "i") -> Stmt:
         """`for v in extent: body(v)` with its own Let scope; extent 1 binds v to 0, extent 0 is empty."""
+        if isinstance(extent, Sym):
+            v = self.var(hint)
+            with self.scope() as sc:
+                inner = sc.wrap(body(v))
+            return For(v, extent.expr, inner)
         if extent <= 0:
             return Seq([])
         if extent == 1:
@@ -288,7 +297,7 @@ class LowerCtx:
             inner = sc.wrap(body(v))
         return For(v, idx(extent), inner)
 
-    def loops(self, shape: Sequence[int], body: Callable[[list[Expr]], Stmt], hint: str = "i") -> Stmt:
+    def loops(self, shape: Sequence[Size], body: Callable[[list[Expr]], Stmt], hint: str = "i") -> Stmt:
         """A loop nest over `shape` (outermost first)."""
 
         def level(k: int, index: list[Expr]) -> Stmt:
@@ -319,6 +328,6 @@ def static_ints(node: Node, i: int, what: str) -> list[int] | None:
     raise node_error(node, f"{what} (input {i}) must be known at compile time")
 
 
-def clamp(e: Expr, lo: int, hi: int) -> Expr:
+def clamp(e: Expr, lo: Size, hi: Size) -> Expr:
     """min(max(e, lo), hi) on index expressions."""
     return binop("min", binop("max", e, idx(lo)), idx(hi))

@@ -24,6 +24,7 @@ from aic.ir.ops.window import Window
 from .core import LowerCtx, Tensor, const, idx, linear, store
 from .mathx import add
 from .rows import vector_row
+from .sizes import size_prod
 
 TapReader = Callable[[Expr, Expr, list[Expr], list[int]], Expr]
 
@@ -97,7 +98,7 @@ def _phase_split(ctx: LowerCtx, x: Tensor, shape: tuple[int, ...], strides: list
     rank = len(strides)
     spatial = list(x.shape[2:])
     subs = list(shape[2 + rank:])
-    buf = ctx.scratch(x.dtype, int(np.prod(shape)))
+    buf = ctx.scratch(x.dtype, size_prod(shape))
     zero = const(fill, x.dtype)
 
     def fill(n: Expr, c: Expr, phase: tuple[int, ...]) -> Stmt:

@@ -29,6 +29,7 @@ from .mathx import (
     softplus,
     sub,
 )
+from .sizes import shape_of
 from .table import alias, compute
 
 ScalarFn = Callable[[LowerCtx, Node, list[Expr]], Expr]
@@ -42,7 +43,7 @@ def elementwise(*names: str, cheap: bool = False, operands: int | None = None):
         def lower(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
             ins = ins[:operands] if operands is not None else ins
             out = node.outputs[0].type
-            shape = out.static_shape
+            shape = shape_of(out)
 
             def at(index: list[Expr]) -> Expr:
                 args = [None if t is None else t.at(broadcast_index(index, t.shape)) for t in ins]

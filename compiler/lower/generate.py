@@ -14,14 +14,15 @@ from aic.ir.ops.generate import constant_value
 
 from .core import ComputeTensor, ConstTensor, LowerCtx, Tensor, cdtype, const, idx, node_error
 from .mathx import add, mul
+from .sizes import shape_of, size_prod
 from .table import compute
 
 
 def _constant(ctx: LowerCtx, node: Node, array: np.ndarray) -> Tensor:
     t = node.outputs[0].type
     if array.size == 1:
-        return ConstTensor(t.static_shape, t.dtype, array.reshape(-1)[0].item())
-    return ctx.weight(np.ascontiguousarray(array.astype(t.dtype.numpy)).reshape(t.static_shape), "k")
+        return ConstTensor(shape_of(t), t.dtype, array.reshape(-1)[0].item())
+    return ctx.weight(np.ascontiguousarray(array.astype(t.dtype.numpy)).reshape(shape_of(t)), "k")
 
 
 @compute("Constant", cheap=True)
@@ -34,9 +35,9 @@ def _constant_op(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Te
 
 @compute("Shape", "Size", cheap=True)
 def _shape(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
-    shape = node.inputs[0].type.static_shape  # type: ignore[union-attr]
+    shape = shape_of(node.inputs[0].type)  # type: ignore[union-attr]
     if node.op == "Size":
-        return [_constant(ctx, node, np.array(int(np.prod(shape)), np.int64))]
+        return [_constant(ctx, node, np.array(size_prod(shape), np.int64))]
     dims = np.array(shape[node.attrs.get("start", 0):node.attrs.get("end")], np.int64)
     return [_constant(ctx, node, dims)]
 
@@ -46,7 +47,7 @@ def _constant_of_shape(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> l
     value = node.attrs.get("value")
     t = node.outputs[0].type
     fill = 0 if value is None else np.asarray(value).reshape(-1)[0].item()
-    return [ConstTensor(t.static_shape, t.dtype, fill)]
+    return [ConstTensor(shape_of(t), t.dtype, fill)]
 
 
 @compute("EyeLike", cheap=True)
@@ -58,7 +59,7 @@ def _eye_like(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tenso
         on = Bin("eq", binop("sub", index[1], index[0]), idx(k))
         return select(on, const(1, t.dtype), const(0, t.dtype))
 
-    return [ComputeTensor(t.static_shape, t.dtype, at)]
+    return [ComputeTensor(shape_of(t), t.dtype, at)]
 
 
 @compute("Range", cheap=True)
@@ -77,4 +78,4 @@ def _range(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
         step = index[0] if dt == index[0].dtype else Cast(dt, index[0])
         return add(scalar(start), mul(step, scalar(delta)))
 
-    return [ComputeTensor(t.static_shape, t.dtype, at)]
+    return [ComputeTensor(shape_of(t), t.dtype, at)]

@@ -22,6 +22,7 @@ from aic.ir.loop_tools import binop, select, seq
 from .checks import check_indices
 from .core import ComputeTensor, LowerCtx, Tensor, clamp, delinear, idx, linear, node_error, store
 from .mathx import add, maximum, minimum, mul
+from .sizes import shape_of
 from .table import Emit, anchor, compute
 
 
@@ -61,7 +62,7 @@ def _gather(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]
         j = index_value(ctx, indices, index[axis:axis + q], data.shape[axis])
         return data.at([*index[:axis], j, *index[axis + q:]])
 
-    return [ComputeTensor(out.static_shape, out.dtype, at)]
+    return [ComputeTensor(shape_of(out), out.dtype, at)]
 
 
 @compute("GatherElements")
@@ -75,7 +76,7 @@ def _gather_elements(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> lis
         j = index_value(ctx, indices, index, data.shape[axis])
         return data.at([j if a == axis else e for a, e in enumerate(index)])
 
-    return [ComputeTensor(out.static_shape, out.dtype, at)]
+    return [ComputeTensor(shape_of(out), out.dtype, at)]
 
 
 @compute("GatherND")
@@ -91,14 +92,14 @@ def _gather_nd(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tens
         picked = [index_value(ctx, indices, [*index[:lead], idx(d)], data.shape[b + d]) for d in range(depth)]
         return data.at([*index[:b], *picked, *index[lead:]])
 
-    return [ComputeTensor(out.static_shape, out.dtype, at)]
+    return [ComputeTensor(shape_of(out), out.dtype, at)]
 
 
 @compute("OneHot")
 def _one_hot(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
     indices, _, values = _inputs(node, ins, 3)
     out = node.outputs[0].type
-    shape = out.static_shape
+    shape = shape_of(out)
     axis = node.attrs.get("axis", -1) % len(shape)
     depth = shape[axis]
 
@@ -129,7 +130,7 @@ def _compress(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tenso
         a = axis % x.rank
         return x.at([table.at([e]) if k == a else e for k, e in enumerate(index)])
 
-    return [ComputeTensor(out.static_shape, out.dtype, at)]
+    return [ComputeTensor(shape_of(out), out.dtype, at)]
 
 
 # ---------------------------------------------------------------- scatters

@@ -32,6 +32,8 @@ from .core import (
     store,
 )
 from .rows import vector_row
+from .sizes import Size, current_symbols, numel_bound, shape_of
+from .symbols import bind_symbols, symbol_tensor
 from .table import lowering_of
 
 
@@ -62,7 +64,7 @@ def lower_group(
     tensors: dict[int, Tensor] = {}
     out_bufs: dict[int, Buffer] = {}
     for v in needed:
-        out_bufs[id(v)] = ctx.param("value", v.type.dtype, int(np.prod(v.type.static_shape)), v, "out")
+        out_bufs[id(v)] = ctx.param("value", v.type.dtype, numel_bound(v.type), v, "out")
 
     def tensor_of(v: Value | None) -> Tensor | None:
         if v is None:
@@ -76,7 +78,7 @@ def lower_group(
         ins = [tensor_of(v) for v in node.inputs]
         if node is anchor:
             for o in node.outputs:
-                slots[id(o)] = tensors[id(o)] = SlotTensor(o.type.static_shape, o.type.dtype)
+                slots[id(o)] = tensors[id(o)] = SlotTensor(shape_of(o.type), o.type.dtype)
             continue
         low = lowering_of(node)
         if node is root and low.root is not None:
@@ -104,7 +106,7 @@ def lower_group(
                     for v in needed:
                         if v is out or (source is not root and i == 0):
                             element = value if v is out else tensors[id(v)].at(index)
-                            stores.append(store(out_bufs[id(v)], linear(index, v.type.static_shape), element))
+                            stores.append(store(out_bufs[id(v)], linear(index, shape_of(v.type)), element))
                     return sc.wrap(seq(*stores))
 
         return _Emit()
@@ -117,33 +119,37 @@ def lower_group(
         else:
             body = _store_outputs(ctx, needed, tensors, out_bufs)
         body = seq(*ctx.checks, top.wrap(body))  # checks bind their values inside their own loops
+    body = bind_symbols(ctx, body)
     params = _ordered(ctx.params, out_bufs)
     kernel = Kernel(name, [p.buffer for p in params], body)
     return LoweredKernel(kernel, params, ctx.hints, ctx.sites)
 
 
 def _external(ctx: LowerCtx, v: Value) -> Tensor:
-    shape = v.type.static_shape
+    shape = shape_of(v.type)
     if v.const is not None and v.const.size == 1:
         return ConstTensor(shape, v.type.dtype, np.asarray(v.const).reshape(-1)[0].item())
+    if v.sym is not None and v.const is None and current_symbols() is not None:
+        return symbol_tensor(v)
     buffer: list[Buffer] = []
 
     def get() -> Buffer:
         if not buffer:
-            buffer.append(ctx.param("value", v.type.dtype, int(np.prod(shape)), v, "in"))
+            buffer.append(ctx.param("value", v.type.dtype, numel_bound(v.type), v, "in"))
         return buffer[0]
 
     return BufferTensor(shape, v.type.dtype, get)
 
 
 def _store_outputs(ctx: LowerCtx, needed: list[Value], tensors: dict[int, Tensor], bufs: dict[int, Buffer]) -> Stmt:
-    by_shape: dict[tuple[int, ...], list[Value]] = {}
+    by_shape: dict[tuple[Size, ...], list[Value]] = {}
     for v in needed:
-        by_shape.setdefault(v.type.static_shape, []).append(v)
-    def body(index: list[Expr], values: list[Value]) -> Stmt:
-        return seq(*(store(bufs[id(v)], linear(index, v.type.static_shape), tensors[id(v)].at(index)) for v in values))
+        by_shape.setdefault(shape_of(v.type), []).append(v)
 
-    def nest(shape: tuple[int, ...], values: list[Value]) -> Stmt:
+    def body(index: list[Expr], values: list[Value]) -> Stmt:
+        return seq(*(store(bufs[id(v)], linear(index, shape_of(v.type)), tensors[id(v)].at(index)) for v in values))
+
+    def nest(shape: tuple[Size, ...], values: list[Value]) -> Stmt:
         if not shape:
             return body([], values)
         return ctx.loops(shape[:-1], lambda lead: vector_row(ctx, shape[-1], lambda v: body([*lead, v], values)))
@@ -158,6 +164,6 @@ def _ordered(params: list[Param], outputs: dict[int, Buffer]) -> list[Param]:
     def key(p: Param) -> int:
         if id(p.buffer) in out_ids:
             return 2
-        return {"value": 0, "weight": 1, "scratch": 3, "errors": 4}[p.kind]
+        return {"value": 0, "weight": 1, "scratch": 3, "errors": 4, "dims": 5}[p.kind]
 
     return sorted(params, key=key)

@@ -13,6 +13,7 @@ from .checks import report, site_text
 from .core import LowerCtx, Tensor, const, idx, linear
 from .mathx import absolute, call, mul, sub
 from .reduce import lowest, stack
+from .sizes import shape_of, size_prod
 from .table import Emit, anchor, control
 
 control("If", "Loop", "Scan")  # lowered as program steps by compiler/control.py
@@ -24,11 +25,11 @@ def _bitcast(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) ->
     source = node.inputs[0]
     assert source is not None
     out = node.outputs[0].type
-    shape = out.static_shape
+    shape = shape_of(out)
     if source.const is not None:
         data = ctx.weight(np.ascontiguousarray(source.const).view(out.dtype.numpy).reshape(shape), "bits")
         return ctx.loops(shape, lambda i: emit(0, i, data.at(i)))
-    buf = ctx.param("value", out.dtype, int(np.prod(shape)), source, "in")
+    buf = ctx.param("value", out.dtype, size_prod(shape), source, "in")
     return ctx.loops(shape, lambda i: emit(0, i, _widen(Load(buf, linear(i, shape)))))
 
 
@@ -99,7 +100,7 @@ def _max_roi_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     pooled_h, pooled_w = node.attrs["pooled_shape"]
     scale = node.attrs.get("spatial_scale", 1.0)
     height, width = x.shape[2:]
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     f64 = DType.float64
     _check_batch_column(ctx, node, rois, x.shape[0])
 

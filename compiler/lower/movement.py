@@ -19,6 +19,7 @@ from .core import (
     node_error,
     static_ints,
 )
+from .sizes import shape_of
 from .table import Emit, alias, compute
 
 alias("Reshape", "Squeeze", "Unsqueeze", "Flatten")
@@ -26,7 +27,7 @@ alias("Reshape", "Squeeze", "Unsqueeze", "Flatten")
 
 def _out(node: Node, i: int = 0) -> tuple[tuple[int, ...], object]:
     t = node.outputs[i].type
-    return t.static_shape, t.dtype
+    return shape_of(t), t.dtype
 
 
 def _view(node: Node, x: Tensor, fn, i: int = 0) -> Tensor:
@@ -107,7 +108,7 @@ def _split(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
         o = offset
         outs.append(_view(node, x, lambda index, o=o: [binop("add", e, idx(o)) if k == axis else e
                                                        for k, e in enumerate(index)], i))
-        offset += node.outputs[i].type.static_shape[axis]
+        offset += shape_of(node.outputs[i].type)[axis]
     return outs
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
@@ -25,13 +24,14 @@ from .core import LowerCtx, Tensor, cdtype, const, idx
 from .depthwise import output_rows, phase_split_input
 from .mathx import absolute, add, call, fast_max, k, maximum, mul
 from .reduce import accumulate, lowest, stack
+from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 from .window import clamped, inside_input, interior, tap_coords, window_loops
 
 
 def _geometry(node: Node, x: Tensor):
     window = window_of(node, list(node.attrs["kernel_shape"]))
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     spatial = list(x.shape[2:])
     return window, out_shape, spatial, interior(window, spatial, out_shape[2:])
 
@@ -80,7 +80,7 @@ def _max_with_index(ctx: LowerCtx, node: Node, x: Tensor, index: list[Expr], emi
     window = window_of(node, list(node.attrs["kernel_shape"]))
     spatial = list(x.shape[2:])
     dt = cdtype(x.dtype)
-    plane = int(np.prod(spatial))
+    plane = size_prod(spatial)
     column_major = bool(node.attrs.get("storage_order", 0))
     best, where = stack(ctx, dt, 1, "best"), stack(ctx, INDEX, 1, "at")
 
@@ -116,7 +116,7 @@ def _avg_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -
     lp = node.op == "LpPool"
     p = node.attrs.get("p", 2)
     include = bool(node.attrs.get("count_include_pad", 0))
-    taps = int(np.prod(kernel))
+    taps = size_prod(kernel)
 
     def element(index: list[Expr], inside: bool) -> Stmt:
         count = stack(ctx, dt, 1, "count")
@@ -176,7 +176,7 @@ def _global_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit
     x = ins[0]
     assert x is not None
     dt = cdtype(x.dtype)
-    count = int(np.prod(x.shape[2:]))
+    count = size_prod(x.shape[2:])
     p = node.attrs.get("p", 2)
     rank = x.rank
 

@@ -21,6 +21,7 @@ from aic.ir.loop_tools import binop, select, seq
 from .checks import report, site_text
 from .core import LowerCtx, Tensor, cdtype, const, idx, node_error, static_ints
 from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub
+from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
 Combine = Callable[[Expr, Expr], Expr]
@@ -159,7 +160,7 @@ def reduce_axes(node: Node, rank: int) -> list[int]:
     if axes_input is not None and axes_input.const is None and axes_input.sym is None:
         if not node.attrs.get("keepdims", 1):
             raise node_error(node, "axes (input 1) must be known at compile time when keepdims=0")
-        shape_in, shape_out = node.inputs[0].type.static_shape, node.outputs[0].type.static_shape  # type: ignore
+        shape_in, shape_out = shape_of(node.inputs[0].type), shape_of(node.outputs[0].type)  # type: ignore
         return [a for a in range(rank) if shape_out[a] == 1 and shape_in[a] != 1]
     axes = static_ints(node, 1, "axes")
     if not axes:
@@ -179,7 +180,7 @@ def _reduce(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> 
     keep = bool(node.attrs.get("keepdims", 1))
     dt = cdtype(x.dtype)
     op = node.op
-    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    count = size_prod([x.shape[a] for a in axes])
 
     def one(init: float | int | bool, combine: Combine, pre: Callable[[Expr], Expr], post: Callable[[Expr], Expr],
             index: list[Expr | None], then: Callable[[Expr], Stmt]) -> Stmt:
@@ -311,7 +312,7 @@ def _topk(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     x = ins[0]
     assert x is not None
     axis = node.attrs.get("axis", -1) % x.rank
-    kk = node.outputs[0].type.static_shape[axis]
+    kk = shape_of(node.outputs[0].type)[axis]
     n = x.shape[axis]
     cmp = "gt" if node.attrs.get("largest", 1) else "lt"
     dt = cdtype(x.dtype)

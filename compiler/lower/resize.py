@@ -24,6 +24,7 @@ from aic.ir.ops.resize_weights import (
 
 from .core import ComputeTensor, LowerCtx, Tensor, const, convert, idx, node_error
 from .mathx import add, mul
+from .sizes import shape_of, size_prod
 from .table import compute
 
 
@@ -32,7 +33,7 @@ def _const_input(node: Node, i: int) -> np.ndarray | None:
     if v is None:
         return None
     if v.const is None:
-        if v.type.is_static and int(np.prod(v.type.static_shape)) == 0:
+        if v.type.is_static and size_prod(shape_of(v.type)) == 0:
             return None
         raise node_error(node, f"input {i} (roi, scales or sizes) must be a constant")
     return None if v.const.size == 0 else np.asarray(v.const)
@@ -119,4 +120,4 @@ def _resize(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]
                 total = select(outside.at([index[axis]]), const(extrapolation, total.dtype), total)
         return convert(total, out.dtype)
 
-    return [ComputeTensor(out.static_shape, out.dtype, at)]
+    return [ComputeTensor(shape_of(out), out.dtype, at)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, For, Load, Stmt, Store
@@ -21,6 +20,7 @@ from .conv import window_of
 from .core import LowerCtx, Tensor, cdtype, clamp, const, idx, linear, node_error, static_ints, store
 from .mathx import add, call, k, mul, sub
 from .reduce import lowest, stack
+from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
 Taps = list[tuple[Expr, Expr]]  # (input index, weight) per tap
@@ -110,7 +110,7 @@ def interpolate(read, taps: list[Taps], dtype: DType) -> Expr:
 def _grid_sample(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x, grid = ins[0], ins[1]
     assert x is not None and grid is not None
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     r = x.rank - 2
     align = bool(node.attrs.get("align_corners", 0))
     mode, padding = node.attrs.get("mode", "linear"), node.attrs.get("padding_mode", "zeros")
@@ -141,11 +141,11 @@ def _deform_conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit
     assert x is not None and w is not None and offset is not None
     kernel = list(node.attrs.get("kernel_shape") or w.shape[2:])
     window = window_of(node, kernel)
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     r, spatial = len(kernel), list(x.shape[2:])
     groups, parts = node.attrs.get("group", 1), node.attrs.get("offset_group", 1)
     icg, ocg, per_part = w.shape[1], out_shape[1] // groups, x.shape[1] // parts
-    n_taps = int(np.prod(kernel))
+    n_taps = size_prod(kernel)
     dt, f64 = cdtype(x.dtype), DType.float64
 
     def element(index: list[Expr]) -> Stmt:
@@ -183,7 +183,7 @@ def _deform_conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit
 def _roi_align(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x, rois, batch = ins[0], ins[1], ins[2]
     assert x is not None and rois is not None and batch is not None
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     height, width = x.shape[2:]
     oh, ow = out_shape[2:]
     ct = DType.float64 if x.dtype == DType.float64 else DType.float32
@@ -279,9 +279,9 @@ def _col2im(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> 
     strides = node.attrs.get("strides") or [1] * r
     spans = [(b - 1) * d + 1 for b, d in zip(block, dilations)]
     blocks = [(n + pads[i] + pads[i + r] - spans[i]) // strides[i] + 1 for i, n in enumerate(image)]
-    out_shape = node.outputs[0].type.static_shape
+    out_shape = shape_of(node.outputs[0].type)
     dt = cdtype(x.dtype)
-    taps = int(np.prod(block))
+    taps = size_prod(block)
 
     def element(index: list[Expr]) -> Stmt:
         n, ch, pixel = index[0], index[1], index[2:]
@@ -313,8 +313,8 @@ def _col2im(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> 
 def _max_unpool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x, indices = ins[0], ins[1]
     assert x is not None and indices is not None
-    out_shape = node.outputs[0].type.static_shape
-    size = int(np.prod(out_shape))
+    out_shape = shape_of(node.outputs[0].type)
+    size = size_prod(out_shape)
     if size == 0:
         raise node_error(node, "empty output")
     buf = ctx.scratch(x.dtype, size)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from aic.ir.loop import Bin, Expr, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 
 from .core import BufferTensor, LowerCtx, Tensor, clamp, const, idx, linear, store
+from .sizes import size_prod
 
 
 def interior(window: Window, sizes: Sequence[int], outs: Sequence[int]) -> list[tuple[int, int]]:
@@ -89,7 +89,7 @@ def padded_input(
     if list(spatial) == extents and not slack and isinstance(x, BufferTensor):
         return x, None
     shape = (*x.shape[:2], *extents)
-    size = int(np.prod(shape)) + slack
+    size = size_prod(shape) + slack
     buf = ctx.scratch(x.dtype, size)
     zero = ctx.loops((size,), lambda i: store(buf, i[0], const(0, x.dtype)), "z")
 
