@@ -22,7 +22,7 @@ from aic.ir.loop_tools import binop, select, seq
 from .checks import check_indices
 from .core import ComputeTensor, LowerCtx, Tensor, clamp, delinear, idx, linear, node_error, store
 from .mathx import add, maximum, minimum, mul
-from .sizes import shape_of
+from .sizes import shape_of, size_max
 from .table import Emit, anchor, compute
 
 
@@ -30,7 +30,7 @@ def index_value(ctx: LowerCtx, t: Tensor, at: list[Expr], size: int) -> Expr:
     """An index element read from `t`, made non-negative and clamped into [0, size)."""
     raw = t.at(at)
     v = ctx.let(raw if raw.dtype == INDEX else Cast(INDEX, raw), "ix")
-    return clamp(select(Bin("lt", v, idx(0)), binop("add", v, idx(size)), v), 0, max(size - 1, 0))
+    return clamp(select(Bin("lt", v, idx(0)), binop("add", v, idx(size)), v), 0, size_max(size - 1, 0))
 
 
 def _checked(ctx: LowerCtx, node: Node, indices: Tensor, sizes: list[int], axis: str) -> None:

@@ -20,6 +20,7 @@ from aic.ir.loop_tools import binop, select, seq
 from .core import ComputeTensor, LowerCtx, Tensor, cdtype, const, idx
 from .mathx import absolute, add, call, exp, fast_max, mul, sub
 from .reduce import accumulate, lowest, reduce_each, stack
+from .sizes import bound, size_const, size_max
 from .table import Emit, anchor, compute
 
 
@@ -45,7 +46,7 @@ def normalize(
     count = 1
     for a in axes:
         count *= x.shape[a]
-    n = const(max(count, 1), dt)
+    n = size_const(size_max(count, 1), dt)
 
     def slice_(index: list[Expr | None]) -> Stmt:
         def value(i: list[Expr]) -> Expr:
@@ -233,7 +234,8 @@ def _softmax(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) ->
     dt = cdtype(x.dtype)
     log = node.op == "LogSoftmax"
     n = x.shape[axis]
-    keep = stack(ctx, dt, n, "row") if not log and axis == x.rank - 1 and 0 < n <= ROW_BUFFER else None
+    longest = bound(n)  # a run-time row length: its buffer holds the longest row
+    keep = stack(ctx, dt, longest, "row") if not log and axis == x.rank - 1 and 0 < longest <= ROW_BUFFER else None
 
     def row(index: list[Expr | None]) -> Stmt:
         def with_max(m: Expr) -> Stmt:

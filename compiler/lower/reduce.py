@@ -21,7 +21,7 @@ from aic.ir.loop_tools import binop, select, seq
 from .checks import report, site_text
 from .core import LowerCtx, Tensor, cdtype, const, idx, node_error, static_ints
 from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub
-from .sizes import shape_of, size_prod
+from .sizes import bound, shape_of, size_prod
 from .table import Emit, anchor
 
 Combine = Callable[[Expr, Expr], Expr]
@@ -49,7 +49,7 @@ def accumulate(
     acc_dtype = init.dtype
     last = free[-1] if free else None
     lanes = ctx.lanes
-    partial = last is not None and last == len(index) - 1 and extents[last] >= 2 * lanes
+    partial = last is not None and last == len(index) - 1 and bound(extents[last]) >= 2 * lanes
 
     def at(sub: dict[int, Expr]) -> list[Expr]:
         return [sub[a] if e is None else e for a, e in enumerate(index)]

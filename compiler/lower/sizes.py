@@ -22,7 +22,8 @@ from functools import reduce
 from typing import Any
 
 from aic.ir.dims import Dim
-from aic.ir.loop import INDEX, Const, Expr, Var
+from aic.ir.dtypes import DType
+from aic.ir.loop import INDEX, Cast, Const, Expr, Var
 from aic.ir.loop_printer import expr_text
 from aic.ir.loop_tools import binop
 from aic.ir.types import TensorType
@@ -101,6 +102,9 @@ class Sym:
     def __rmul__(self, o: Size) -> Size:
         return self._op("mul", o, True)
 
+    def __neg__(self) -> Size:
+        return 0 - self
+
     def __floordiv__(self, o: Size) -> Size:
         return self._op("div", o)
 
@@ -156,6 +160,29 @@ def bound(d: Size) -> int:
 
 def describe(d: Size) -> str:
     return repr(d) if isinstance(d, Sym) else str(d)
+
+
+def size_const(d: Size, dtype: DType) -> Expr:
+    """A size as a value of `dtype` (a float count for means, ...)."""
+    if isinstance(d, Sym):
+        return Cast(dtype, d.expr) if dtype != INDEX else d.expr
+    return Const(float(d) if dtype.is_float else int(d), dtype)
+
+
+def size_max(a: Size, b: Size) -> Size:
+    """max(a, b) of sizes (a run-time max when either is known only at run time)."""
+    if not isinstance(a, Sym) and not isinstance(b, Sym):
+        return max(int(a), int(b))
+    (la, ha), (lb, hb) = bounds(a), bounds(b)
+    return Sym(binop("max", as_expr(a), as_expr(b)), max(la, lb), max(ha, hb))
+
+
+def size_min(a: Size, b: Size) -> Size:
+    """min(a, b) of sizes (a run-time min when either is known only at run time)."""
+    if not isinstance(a, Sym) and not isinstance(b, Sym):
+        return min(int(a), int(b))
+    (la, ha), (lb, hb) = bounds(a), bounds(b)
+    return Sym(binop("min", as_expr(a), as_expr(b)), min(la, lb), min(ha, hb))
 
 
 def size_prod(dims: tuple[Size, ...] | list[Size]) -> Size:
