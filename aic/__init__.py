@@ -78,7 +78,7 @@ def compile(
     target: str | Target = "llvm",
     opt_level: int = 2,
     output: str | os.PathLike | None = None,
-    shapes: Mapping[str, int | Sequence[int]] | None = None,
+    shapes: Mapping[str, int | Sequence[int] | str] | None = None,
     *,
     num_threads: int | None = None,
     schedules: Mapping[str, Sequence[Any]] | None = None,
@@ -90,7 +90,9 @@ def compile(
 
     The .so is written to `output`; without one it stays in the compile cache (aic/cache.py:
     an unchanged model, target and options is a lookup), or with `cache=False` in a temporary
-    file removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}). Weights
+    file removed once loaded. `shapes` binds symbolic input dims ({"batch": 1}) or gives them ranges
+    compiled once ({"batch": (1, 64), "seq": (1, 512, 128)}: min, max[, opt]), else a model with
+    symbolic dims is compiled per input signature (a `SpecializingModule`). Weights
     above 64 MiB go to a side file next to the .so unless `embed_weights=True`. `schedules`
     replaces the schedules of the kernels it names ({"k3_matmul": [MicroKernel(4, 32), ...]},
     records of `aic.ir.schedule`; `aic inspect MODEL --kernels` lists the kernels); a compile
@@ -99,7 +101,7 @@ def compile(
     from aic.cache import CompileCache, compile_key, describe_source, options_record, place_artifact
     from aic.codegen.target import Target, host_triple
     from aic.compiler.pipeline import compile_model
-    from aic.compiler.shapes import bind_shapes
+    from aic.compiler.shapes import bind_shapes, split_ranges
     from aic.compiler.specialize import is_static
     from aic.frontend.load import read_model
     from aic.ir import Graph
@@ -121,8 +123,10 @@ def compile(
         if hit is not None:
             return load(place_artifact(hit, output) if output is not None else hit, num_threads)
     graph = model if isinstance(model, Graph) else read_model(_proto(model))
-    bound = bind_shapes(graph, shapes, allow_unbound=True)  # mistakes in `shapes` raise here
-    if not is_static(bound):
+    fixed, ranges = split_ranges(graph, shapes)
+    bound = bind_shapes(graph, fixed, allow_unbound=True)  # mistakes in `shapes` raise here
+    ranged = {name: (r.lo, r.hi, r.opt) for name, r in ranges.items()}
+    if not ranges and not is_static(bound):
         if output is not None:
             raise ValueError(
                 "the model's shapes depend on its inputs, so no single .so can be written; bind its symbolic "
@@ -132,7 +136,9 @@ def compile(
         return SpecializingModule(bound, compile_static, num_threads)
 
     def build(path: str | os.PathLike | None) -> Path:
-        return compile_model(bound, resolved, opt_level, path, embed_weights=embed_weights, schedules=schedules)
+        return compile_model(
+            bound, resolved, opt_level, path, ranged, embed_weights=embed_weights, schedules=schedules
+        )
 
     if key is not None:
         artifact = store.store(key, build, describe_source(model))

@@ -50,13 +50,19 @@ def describe_artifact(path: str | os.PathLike) -> str:
         f"target     {target.get('kind', '?')} {target.get('triple', '?')}, cpu {target.get('cpu', '?')}",
         f"features   {' '.join(f for f in target.get('features', []) if f.startswith('+')) or '(none recorded)'}",
     ]
+    for s in meta.get("symbols", []):
+        where = f"{s['min']}..{s['max']}, given at run time"
+        lines.append(f"dim        {s['name']}: {where} (schedules chosen for {s['opt']})")
     for kind in ("inputs", "outputs"):
-        for t in meta.get(kind, []):
-            shape = list(t["shape"])
+        ranged = meta.get(f"{kind[:-1]}_dims", [])
+        for i, t in enumerate(meta.get(kind, [])):
+            shape = list(ranged[i]) if i < len(ranged) else list(t["shape"])
             for dim, symbol in t.get("dynamic_dims", []):
-                shape[dim] = f"{symbol}<={shape[dim]}"
+                if not ranged:
+                    shape[dim] = f"{symbol}<={shape[dim]}"
             lines.append(f"{kind[:-1]:<10} {t['name']}: {t['dtype']}{shape}")
-    lines.append(f"arena      {meta.get('arena_bytes', 0) / 2**20:.2f} MiB of scratch memory per instance")
+    at_max = " at the largest sizes" if meta.get("symbols") else ""
+    lines.append(f"arena      {meta.get('arena_bytes', 0) / 2**20:.2f} MiB of scratch memory per instance{at_max}")
     weights = meta.get("weights_bytes", 0) / 2**20
     side = weights_path(path)
     external = meta.get("weights_file", False)

@@ -1,6 +1,7 @@
 """`aic compile` and `aic run`: build a model .so, and run one on .npy inputs.
 
     aic compile model.onnx -o model.so [--target T] [-O0..-O3] [--shape batch=1] [--shape x=1,3,224,224]
+                                       [--shape batch=1..64 --shape seq=1..512:128]
     aic run model.so --input x=x.npy [--output-dir out/] [--threads N]
 
 `aic run` loads the model through the runtime only (no compiler, no LLVM).
@@ -52,7 +53,8 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=N",
-        help="bind a symbolic dim (batch=1) or give an input's whole shape (x=1,3,224,224); repeatable",
+        help="bind a symbolic dim (batch=1), give it a range compiled once (batch=1..64, seq=1..512:128 for "
+        "min..max:opt) or give an input's whole shape (x=1,3,224,224); repeatable",
     )
     p.add_argument(
         "--disable-pass", action="append", default=[], metavar="NAME", help="skip this graph pass (repeatable)"
@@ -75,13 +77,18 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_compile)
 
 
-def parse_shapes(items: list[str]) -> dict[str, int | tuple[int, ...]]:
-    shapes: dict[str, int | tuple[int, ...]] = {}
+def parse_shapes(items: list[str]) -> dict[str, int | tuple[int, ...] | str]:
+    shapes: dict[str, int | tuple[int, ...] | str] = {}
     for item in items:
         name, sep, value = item.partition("=")
+        if ".." in value:  # a range, read by compiler/shapes.py
+            shapes[name.strip()] = value.strip()
+            continue
         parts = [v.strip() for v in re.split(r"[,x]", value)] if sep else []
         if not name.strip() or not parts or not all(v.isdigit() for v in parts):
-            raise ValueError(f"--shape expects NAME=N or NAME=N,N,... with non-negative integers, got '{item}'")
+            raise ValueError(
+                f"--shape expects NAME=N, NAME=MIN..MAX[:OPT] or NAME=N,N,... with non-negative integers, got '{item}'"
+            )
         dims = tuple(int(v) for v in parts)
         shapes[name.strip()] = dims[0] if len(dims) == 1 and "," not in value and "x" not in value else dims
     return shapes

@@ -34,7 +34,7 @@ from aic.ir.loop import (
     Store,
     Var,
 )
-from aic.ir.loop_tools import binop, exprs_of, map_stmt, static_int, stmts_of, subst_stmt
+from aic.ir.loop_tools import binop, exprs_of, map_stmt, static_int, stmts_of, subst, subst_stmt
 from aic.ir.loop_vectorize import vectorize_loop
 from aic.ir.schedule import (
     DIRECTIVES,
@@ -182,8 +182,9 @@ def default_schedule(kernel: Kernel, target: Target, hints: list[Record] | None 
             continue
     for nest in _top_loops(kernel.body):
         kernel = _vectorize_nest(kernel, nest, target)
+    typical = {v: Const(n, INDEX) for v, n in kernel.attrs.get("typical_sizes", {}).items()}
     for nest in _top_loops(kernel.body):
-        kernel = _parallelize_nest(kernel, nest)
+        kernel = _parallelize_nest(kernel, nest, typical)
     return _unroll_small(kernel)
 
 
@@ -263,16 +264,17 @@ def _unroll_small(kernel: Kernel) -> Kernel:
     return kernel
 
 
-def _work(s: Stmt) -> int:
+def _work(s: Stmt, typical: dict[Var, Expr]) -> int:
+    """The statements `s` runs (run-time sizes at their `typical` values, the opt of their range)."""
     match s:
         case For(body=b):
-            return (static_int(s.extent) or 1) * _work(b)
+            return (_typical_extent(s, typical) or 1) * _work(b, typical)
         case Let(body=b) | Allocate(body=b):
-            return 1 + _work(b)
+            return 1 + _work(b, typical)
         case If(then=t, orelse=o):
-            return 1 + _work(t) + (_work(o) if o is not None else 0)
+            return 1 + _work(t, typical) + (_work(o, typical) if o is not None else 0)
         case Seq(stmts=stmts):
-            return sum(_work(x) for x in stmts)
+            return sum(_work(x, typical) for x in stmts)
         case Store(value=v):
             return v.lanes
     return 1
@@ -313,16 +315,20 @@ def _independent(loop: For) -> bool:
     return all(ld.index in stored[ld.buffer] for ld in _accesses(loop) if isinstance(ld, Load) and ld.buffer in stored)
 
 
-def _parallelize_nest(kernel: Kernel, nest: For) -> Kernel:
+def _typical_extent(loop: For, typical: dict[Var, Expr]) -> int | None:
+    return static_int(subst(loop.extent, typical))
+
+
+def _parallelize_nest(kernel: Kernel, nest: For, typical: dict[Var, Expr]) -> Kernel:
     busy = any(isinstance(s, For) and s.kind is ForKind.PARALLEL for s in stmts_of(nest))
-    if _work(nest) < PARALLEL_MIN_WORK or busy or _scatters(nest) or not _independent(nest):
+    if _work(nest, typical) < PARALLEL_MIN_WORK or busy or _scatters(nest) or not _independent(nest):
         return kernel
     loop, name = nest, nest.var.name
     while (
-        (static_int(loop.extent) or 0) < PARALLEL_MIN_EXTENT
+        (_typical_extent(loop, typical) or 0) < PARALLEL_MIN_EXTENT
         and isinstance(loop.body, For)
         and loop.body.kind is ForKind.SERIAL
-        and static_int(loop.body.extent) is not None
+        and _typical_extent(loop.body, typical) is not None
         and _independent(loop.body)
     ):
         kernel = apply(kernel, Fuse(name, loop.body.var.name))

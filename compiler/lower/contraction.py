@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Call, Cast, Expr, For, Load, Stmt, Store
+from aic.ir.loop import Allocate, Bin, Call, Cast, Expr, For, If, Load, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
 from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Unroll, Vectorize
@@ -27,11 +27,12 @@ from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Un
 from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_error
 from .mathx import add, mul
 from .reduce import accumulate, stack
-from .sizes import Size, Sym, shape_of
+from .sizes import Size, Sym, as_expr, shape_of
 from .table import Emit, anchor
 
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
 MAX_TILE = 64  # the largest tile side a schedule may ask for (its accumulators live on the stack)
+EXACT_TAILS = 8  # run-time remainders of tiles up to this side get one exact tail tile per possible size
 
 
 def register_tile(ctx: LowerCtx, default: MicroKernel) -> MicroKernel:
@@ -178,15 +179,23 @@ def tiled_product(
 
 
 def tiles(ctx: LowerCtx, extent: Size, size: int, body: Callable[[Expr, int], Stmt], hint: str) -> Stmt:
-    """body(start, count) for the whole tiles of `size` along `extent`, then for the remainder: one
-    call of the remaining count, or for a run-time extent one call per remaining element (count 1)."""
+    """body(start, count) for the whole tiles of `size` along `extent`, then for the remainder. A
+    run-time remainder r gets the tile of exactly r under a test for each possible r when tiles are
+    short (row tiles), else one tile per set bit of r (16 + 4 + 1 columns for 21)."""
     whole = ctx.loop(extent // size, lambda t: body(binop("mul", t, idx(size)), size), hint)
     full = extent // size * size
-    if isinstance(extent, Sym):
-        rest = ctx.loop(extent % size, lambda r: body(binop("add", idx(full), r), 1), f"{hint}r")
+    if not isinstance(extent, Sym):
+        return seq(whole, body(idx(full), extent - full) if extent > full else None)
+    rest = ctx.let(as_expr(extent % size), f"{hint}r")
+    start = as_expr(full)
+    if size <= EXACT_TAILS:
+        tails = [If(Bin("eq", rest, idx(r)), body(start, r)) for r in range(1, size)]
     else:
-        rest = body(idx(full), extent - full) if extent > full else None
-    return seq(whole, rest)
+        bits = [1 << b for b in range(size.bit_length()) if 1 << b < size]
+        tails = [If(Bin("eq", binop("mod", binop("div", rest, idx(p)), idx(2)), idx(1)),
+                    body(binop("add", start, binop("sub", rest, binop("mod", rest, idx(2 * p)))), p))
+                 for p in reversed(bits)]  # fmt: skip
+    return seq(whole, *tails)
 
 
 def pack_columns(b: np.ndarray, width: int) -> np.ndarray:

@@ -222,6 +222,7 @@ class LowerCtx:
         self._scopes: list[_Scope] = [_Scope()]
         self.hints: list[object] = []  # schedule records the lowering asks for
         self.directives = list(directives)  # lowering directives given by the kernel's schedule (tiling)
+        self.typical_sizes: dict[Var, int] = {}  # the symbols the kernel reads -> their opt size (symbols.py)
 
     def fresh(self, hint: str) -> str:
         n = self._counts.get(hint, 0)

@@ -121,7 +121,8 @@ def lower_group(
         body = seq(*ctx.checks, top.wrap(body))  # checks bind their values inside their own loops
     body = bind_symbols(ctx, body)
     params = _ordered(ctx.params, out_bufs)
-    kernel = Kernel(name, [p.buffer for p in params], body)
+    attrs = {"typical_sizes": ctx.typical_sizes} if ctx.typical_sizes else {}
+    kernel = Kernel(name, [p.buffer for p in params], body, attrs)
     return LoweredKernel(kernel, params, ctx.hints, ctx.sites)
 
 

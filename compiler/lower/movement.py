@@ -19,7 +19,7 @@ from .core import (
     node_error,
     static_ints,
 )
-from .sizes import shape_of
+from .sizes import Size, bound, shape_of
 from .table import Emit, alias, compute
 
 alias("Reshape", "Squeeze", "Unsqueeze", "Flatten")
@@ -112,21 +112,21 @@ def _split(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
     return outs
 
 
-def _concat_parts(node: Node, ins: list[Tensor | None]) -> tuple[int, list[tuple[int, Tensor]]]:
+def _concat_parts(node: Node, ins: list[Tensor | None]) -> tuple[int, list[tuple[Size, Tensor]]]:
     parts = [t for t in ins if t is not None]
     axis = _axis(node, parts[0].rank)
     offsets, at = [], 0
     for t in parts:
         offsets.append((at, t))
         at += t.shape[axis]
-    return axis, [(o, t) for o, t in offsets if t.shape[axis] > 0]
+    return axis, [(o, t) for o, t in offsets if bound(t.shape[axis]) > 0]
 
 
 def _concat_root(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     """As a kernel of its own, Concat copies each input into its slice of the output."""
     axis, parts = _concat_parts(node, ins)
 
-    def copy(o: int, t: Tensor) -> Stmt:
+    def copy(o: Size, t: Tensor) -> Stmt:
         def body(index: list[Expr]) -> Stmt:
             out = [binop("add", e, idx(o)) if k == axis else e for k, e in enumerate(index)]
             return emit(0, out, t.at(index))
@@ -142,7 +142,7 @@ def _concat(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]
     shape, dtype = _out(node)
 
     def at(index: list[Expr]) -> Expr:
-        def read(o: int, t: Tensor) -> Expr:
+        def read(o: Size, t: Tensor) -> Expr:
             local = binop("sub", index[axis], idx(o))
             return t.at([clamp(local, 0, t.shape[axis] - 1) if k == axis else e for k, e in enumerate(index)])
 

@@ -21,7 +21,7 @@ from aic.ir.loop_tools import binop, select, seq
 from .checks import report, site_text
 from .core import LowerCtx, Tensor, cdtype, const, idx, node_error, static_ints
 from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub
-from .sizes import bound, shape_of, size_prod
+from .sizes import Size, Sym, bound, shape_of, size_const, size_prod
 from .table import Emit, anchor
 
 Combine = Callable[[Expr, Expr], Expr]
@@ -206,7 +206,7 @@ def _sqrt(s: Expr) -> Expr:
     return call("sqrt", s)
 
 
-def _spec(op: str, dt: DType, count: int) -> tuple[float | int | bool, Combine, Callable, Callable]:
+def _spec(op: str, dt: DType, count: Size) -> tuple[float | int | bool, Combine, Callable, Callable]:
     ident = lambda v: v  # noqa: E731
     square = lambda v: mul(v, v)  # noqa: E731
     if op in ("ReduceMax", "ReduceMin"):
@@ -219,7 +219,10 @@ def _spec(op: str, dt: DType, count: int) -> tuple[float | int | bool, Combine, 
     pre = {"ReduceL1": absolute, "ReduceL2": square, "ReduceSumSquare": square}.get(op, ident)
     post: Callable[[Expr], Expr] = ident
     if op == "ReduceMean":
-        post = (lambda s: div(s, k(count, s))) if count else (lambda s: k(0, s))
+        if isinstance(count, Sym):  # a run-time count (at least 1: ranges start at 1)
+            post = lambda s: div(s, size_const(count, s.dtype))  # noqa: E731
+        else:
+            post = (lambda s: div(s, k(count, s))) if count else (lambda s: k(0, s))
     elif op == "ReduceL2":
         post = _sqrt if dt.is_float else (lambda s: Cast(dt, _sqrt(Cast(DType.float64, s))))
     elif op == "ReduceLogSum":

@@ -22,7 +22,8 @@ from .sizes import Symbols, as_expr, current_symbols, shape_of
 
 
 def bind_symbols(ctx: LowerCtx, body: Stmt) -> Stmt:
-    """`body` with the symbol variables it uses bound from a "dims" parameter."""
+    """`body` with the symbol variables it uses bound from a "dims" parameter (their opt sizes
+    noted in `ctx.typical_sizes`, for the schedule)."""
     symbols = current_symbols()
     if symbols is None:
         return body
@@ -40,6 +41,7 @@ def bind_symbols(ctx: LowerCtx, body: Stmt) -> Stmt:
     for k, name in reversed(list(enumerate(symbols.order))):
         if name in used:
             r = symbols.ranges[name]
+            ctx.typical_sizes[symbols.vars[name]] = r.opt
             value = binop("min", binop("max", Load(dims, Const(k, INDEX)), Const(r.lo, INDEX)), Const(r.hi, INDEX))
             body = Let(symbols.vars[name], value, body)
     return body
