@@ -240,7 +240,9 @@ def _vectorize_nest(kernel: Kernel, nest: For, target: Target) -> Kernel:
                 break
             extent = static_int(loop.extent)
             lanes = _lanes(loop, target)
-            if extent is None or extent < 4:
+            if extent is None:  # a run-time extent: whole vectors and a remainder
+                extent = lanes if _of_sizes(loop.extent, kernel) else 0
+            if extent < 4:
                 continue
             if extent < lanes:
                 lanes = extent  # one vector of the whole (short) loop
@@ -252,6 +254,14 @@ def _vectorize_nest(kernel: Kernel, nest: For, target: Target) -> Kernel:
             except ScheduleError:
                 continue
     return kernel
+
+
+def _of_sizes(e: Expr, kernel: Kernel) -> bool:
+    """Whether `e` is computed from the kernel's run-time sizes alone (compiler/lower/symbols.py)."""
+    sizes = kernel.attrs.get("typical_sizes", {})
+    return all(x in sizes for x in exprs_of(e) if isinstance(x, Var)) and not any(
+        isinstance(x, Load) for x in exprs_of(e)
+    )
 
 
 def _unroll_small(kernel: Kernel) -> Kernel:

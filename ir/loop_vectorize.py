@@ -66,9 +66,11 @@ from .schedule import ScheduleError
 
 
 def vectorize_loop(loop: For, lanes: int) -> Stmt:
+    """The loop as whole vectors of `lanes` and a scalar remainder loop (an extent known only at run
+    time gets both, the vector loop running extent // lanes times)."""
     extent = static_int(loop.extent)
     if extent is None:
-        raise ScheduleError(f"loop {loop.var.name} has a dynamic extent")
+        return _vectorize_dynamic(loop, lanes)
     if extent < lanes:
         raise ScheduleError(f"loop {loop.var.name} has {extent} iterations, fewer than {lanes} lanes")
     if loop.kind is ForKind.PARALLEL or loop.kind.is_gpu:
@@ -85,6 +87,19 @@ def vectorize_loop(loop: For, lanes: int) -> Stmt:
     tail_start = binop("add", loop.start, Const(whole * lanes, INDEX))
     tail_body = subst_stmt(rename(loop.body, ".t"), {v: binop("add", tail_start, tail_var)})
     return seq(main, For(tail_var, Const(rest, INDEX), tail_body))
+
+
+def _vectorize_dynamic(loop: For, lanes: int) -> Stmt:
+    if loop.kind is ForKind.PARALLEL or loop.kind.is_gpu:
+        raise ScheduleError(f"loop {loop.var.name} is {loop.kind.value}")
+    v = loop.var
+    outer = Var(f"{v.name}.v")
+    base = binop("add", loop.start, binop("mul", outer, Const(lanes, INDEX)))
+    main = For(outer, binop("div", loop.extent, Const(lanes, INDEX)), _Vectorizer(v, base, lanes).stmt(loop.body))
+    tail_var = Var(f"{v.name}.t")
+    done = binop("mul", binop("div", loop.extent, Const(lanes, INDEX)), Const(lanes, INDEX))
+    tail_body = subst_stmt(rename(loop.body, ".t"), {v: binop("add", binop("add", loop.start, done), tail_var)})
+    return seq(main, For(tail_var, binop("mod", loop.extent, Const(lanes, INDEX)), tail_body))
 
 
 def rename(s: Stmt, suffix: str) -> Stmt:

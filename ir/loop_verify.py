@@ -155,6 +155,8 @@ class _Verifier:
                         raise self.fail(f"loop {v.name} has a bound {expr_text(x)} that is not an integer")
                 end = n.a if isinstance(n, Bin) and n.op == "sub" and n.b == a else Bin("add", a, n)  # a + (e - a)
                 ranges = {**sc.ranges, v: (self.interval(a, sc)[0], self.interval(end, sc)[1] - 1)}
+                if ranges[v][1] < ranges[v][0]:  # never runs (a run-time extent that is 0 at every size)
+                    return
                 inner = _Scope(ranges, sc.buffers, sc.thread_vars, sc.gpu_loops, sc.divergent)
                 if k.is_gpu:
                     inner.gpu_loops += 1
