@@ -24,7 +24,7 @@ from aic.ir.ops.resize_weights import (
 
 from .core import ComputeTensor, LowerCtx, Tensor, const, convert, idx, node_error
 from .mathx import add, mul
-from .sizes import shape_of, size_prod
+from .sizes import Sym, SymbolicSizeError, shape_of, size_prod
 from .table import compute
 
 
@@ -60,8 +60,13 @@ def _resize(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]
     roi = _const_input(node, 1) if crop else None  # only tf_crop_and_resize reads the roi
     scales, sizes = (_const_input(node, i) for i in (2, 3))
     axes = [a % x.rank for a in node.attrs.get("axes") or []] or list(range(x.rank))
-    geometry = plan(x.shape, axes, None if scales is None else scales.tolist(),
-                    None if sizes is None else sizes.tolist(), node.attrs.get("keep_aspect_ratio_policy", "stretch"))
+    scales_, sizes_ = (None if v is None else v.tolist() for v in (scales, sizes))
+    kept = [i for i, a in enumerate(axes) if not isinstance(x.shape[a], Sym)]  # run-time dims must keep their size
+    if len(kept) < len(axes):
+        if crop or sizes_ is not None or any(scales_[i] != 1 for i in range(len(axes)) if i not in kept):  # type: ignore[index]
+            raise SymbolicSizeError("resizing a dim known only at run time")
+        axes, scales_ = [axes[i] for i in kept], [scales_[i] for i in kept]  # type: ignore[index]
+    geometry = plan(x.shape, axes, scales_, sizes_, node.attrs.get("keep_aspect_ratio_policy", "stretch"))
     mode = node.attrs.get("mode", "nearest")
     coordinate_mode = node.attrs.get("coordinate_transformation_mode", "half_pixel")
     a, exclude = node.attrs.get("cubic_coeff_a", -0.75), node.attrs.get("exclude_outside", 0)
