@@ -27,7 +27,7 @@ from aic.ir.loop_tools import structural_key
 from aic.ir.schedule import Record
 
 from .lower.core import LowerCtx, Param, linear, store
-from .lower.sizes import Size, bound, shape_of, size_prod
+from .lower.sizes import Size, bound, current_symbols, shape_of, size_prod
 from .lower.symbols import bind_symbols
 from .lower.table import LOWERINGS
 from .schedule import default_schedule
@@ -251,8 +251,10 @@ class ScopeBuilder:
 
     def copy_outputs(self) -> None:
         """Copy the results that `bind_outputs` could not place into their storages."""
-        for v, out in self.copies:
-            self.copy(self.storage_of(v), out, size_prod(shape_of(v.type)))
+        symbols = current_symbols()
+        for v, out in self.copies:  # run-time sizes: the actual count; data-dependent ones: the whole bound
+            ranged = symbols is not None and all(symbols.covers(d) for d in v.type.shape)
+            self.copy(self.storage_of(v), out, size_prod(shape_of(v.type)) if ranged else None)
 
 
 def buffer_shape(v: Value) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
 from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Unroll, Vectorize
 
-from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_error
+from .core import LowerCtx, Tensor, broadcast_index, cdtype, clamp, const, idx, node_error
 from .mathx import add, mul
 from .reduce import accumulate, stack
 from .sizes import Size, Sym, as_expr, shape_of
@@ -187,13 +187,19 @@ def tiles(ctx: LowerCtx, extent: Size, size: int, body: Callable[[Expr, int], St
     if not isinstance(extent, Sym):
         return seq(whole, body(idx(full), extent - full) if extent > full else None)
     rest = ctx.let(as_expr(extent % size), f"{hint}r")
-    start = as_expr(full)
+    n = as_expr(extent)
+
+    def at_end(count: int, left: Expr) -> Expr:
+        # extent - left, where the `left` last elements remain; clamped to where a tile of `count`
+        # fits (the values it takes when the tile runs), so that the verifier can bound the tile
+        return clamp(binop("sub", n, left), 0, extent.hi - count)
+
     if size <= EXACT_TAILS:
-        tails = [If(Bin("eq", rest, idx(r)), body(start, r)) for r in range(1, size)]
+        tails = [If(Bin("eq", rest, idx(r)), body(at_end(r, idx(r)), r)) for r in range(1, min(size, extent.hi + 1))]
     else:
-        bits = [1 << b for b in range(size.bit_length()) if 1 << b < size]
+        bits = [1 << b for b in range(size.bit_length()) if 1 << b < size and 1 << b <= extent.hi]
         tails = [If(Bin("eq", binop("mod", binop("div", rest, idx(p)), idx(2)), idx(1)),
-                    body(binop("add", start, binop("sub", rest, binop("mod", rest, idx(2 * p)))), p))
+                    body(at_end(p, binop("mod", rest, idx(2 * p))), p))
                  for p in reversed(bits)]  # fmt: skip
     return seq(whole, *tails)
 

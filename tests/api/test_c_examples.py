@@ -3,12 +3,14 @@ linked into one program through --symbol-prefix, found at run time through an rp
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -79,3 +81,28 @@ def test_symbol_prefix_must_be_a_c_identifier(tmp_path, capsys):
     onnx.save(unary_model("Add", "double"), tmp_path / "d.onnx")
     assert main(["compile", str(tmp_path / "d.onnx"), "-o", str(tmp_path / "d.so"), "--symbol-prefix", "a-b"]) == 1
     assert "symbol prefix 'a-b' must be a C identifier" in capsys.readouterr().err
+
+
+def test_run_model_runs_a_dynamic_model_at_two_sizes(tmp_path):
+    """One .so compiled for batch 1..4 run from C at batch 2 and 3 (-d), and refused at 5."""
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    source = Path(__file__).resolve().parents[1] / "assets" / "resnet_tiny_dyn.onnx"
+    assert main(["compile", str(source), "-o", str(folder / "model.so"), "-q", "--shape", "batch=1..4"]) == 0
+    make("run_model", tmp_path)
+    session = ort.InferenceSession(str(source))
+    for batch in (2, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 64, 64)).astype(np.float32)
+        x.tofile(folder / "x.raw")
+        dims = f"{batch},3,64,64"
+        run = subprocess.run(["./run_model", "model.so", "-d", dims, "x.raw"], cwd=folder, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert f"output logits: float32[{batch},10]" in run.stdout
+        want = session.run(None, {"input": x})[0]
+        stats = [float(v) for v in re.search(r"min (\S+) max (\S+) mean (\S+)", run.stdout).groups()]
+        np.testing.assert_allclose(stats, [want.min(), want.max(), want.mean()], rtol=1e-4, atol=1e-5)
+    run = subprocess.run(["./run_model", "model.so", "-d", "5,3,64,64"], cwd=folder, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert run.returncode == 1
+    assert "input 0 ('input') dim 0 ('batch') is 5, outside the range 1..4" in run.stderr

@@ -87,7 +87,8 @@ def test_depends_only_on_libc_libm_libpthread(model_path):
     exported = {s for s in symbols[2::3]}
     assert exported == {
         "aic_abi_version", "aic_signature", "aic_num_inputs", "aic_num_outputs", "aic_input_info",
-        "aic_output_info", "aic_create", "aic_num_threads", "aic_run", "aic_run_shaped", "aic_output_shape",
+        "aic_output_info", "aic_create", "aic_num_threads", "aic_run", "aic_run_shaped", "aic_run_dims",
+        "aic_output_shape",
         "aic_last_error", "aic_destroy", "aic_profile_enable", "aic_profile_events",
     }  # fmt: skip
 
