@@ -61,8 +61,11 @@ def describe_artifact(path: str | os.PathLike) -> str:
                 if not ranged:
                     shape[dim] = f"{symbol}<={shape[dim]}"
             lines.append(f"{kind[:-1]:<10} {t['name']}: {t['dtype']}{shape}")
-    at_max = " at the largest sizes" if meta.get("symbols") else ""
-    lines.append(f"arena      {meta.get('arena_bytes', 0) / 2**20:.2f} MiB of scratch memory per instance{at_max}")
+    lines.append(f"arena      {meta.get('arena_bytes', 0) / 2**20:.2f} MiB of scratch memory per instance")
+    if meta.get("arena_bytes_at"):  # planned for the largest sizes
+        at = meta["arena_bytes_at"]
+        peaks = ", ".join(f"{which} {at[which] / 2**10:.0f} KiB" for which in ("min", "opt", "max") if which in at)
+        lines.append(f"           planned for the largest sizes; the peak needed at {peaks}")
     weights = meta.get("weights_bytes", 0) / 2**20
     side = weights_path(path)
     external = meta.get("weights_file", False)

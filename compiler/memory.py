@@ -36,6 +36,7 @@ class Lifetime:
 class ArenaPlan:
     offsets: dict[object, int] = field(default_factory=dict)
     peak_bytes: int = 0  # the arena size
+    peak_at: dict[str, int] = field(default_factory=dict)  # run-time sizes: the peak each of min/opt/max needs
     total_bytes: int = 0  # what separate buffers would take (aligned)
 
     def report(self) -> str:

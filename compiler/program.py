@@ -40,7 +40,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 from aic.codegen.target import Target
-from aic.ir.graph import Graph
+from aic.ir.graph import Graph, Value
 from aic.ir.loop import INDEX, Const, Kernel, Program, ProgramBuffer, step_buffers
 from aic.ir.loop_tools import seq
 from aic.ir.loop_verify import verify_kernel
@@ -129,16 +129,25 @@ def prepare_graph(graph: Graph, symbols: Symbols | None = None) -> tuple[Graph, 
     def known(d: object) -> bool:
         return isinstance(d, int) or d in bounds or (symbols is not None and symbols.covers(d))  # type: ignore[arg-type]
 
-    hint = "give it a range (--shape NAME=MIN..MAX) or bind the dims to sizes"
+    inputs = {d for v in graph.inputs for d in v.type.shape if isinstance(d, str)}
+
+    def hint(v: Value) -> str:
+        unknown = [d for d in v.type.shape if not known(d)]
+        if symbols is not None and not all(d in inputs for d in unknown):
+            return (f"dims {unknown} cannot be computed from the input dims (they depend on input values, or take a "
+                    "min or max of sizes), so no single .so serves every size; aic.compile without output= compiles "
+                    "per input signature")  # fmt: skip
+        return "give its dims ranges (--shape NAME=MIN..MAX) or bind them to sizes"
+
     for node in graph.nodes:
         if LOWERINGS.get(node.op) is not None and LOWERINGS[node.op].kind == "control":
             check_control(node)
         for v in [*node.inputs, *node.outputs]:
             if v is not None and not all(known(d) for d in v.type.shape):
-                raise node_error(node, f"value {v.name} has symbolic shape {v.type}; {hint}")
+                raise node_error(node, f"value {v.name} has symbolic shape {v.type}; {hint(v)}")
     for v in [*graph.inputs, *graph.outputs]:
         if not all(known(d) for d in v.type.shape):
-            raise ValueError(f"graph {v.name} has symbolic shape {v.type}; {hint}")
+            raise ValueError(f"graph {v.name} has symbolic shape {v.type}; {hint(v)}")
     if symbols is not None:
         _check_inputs(graph, symbols)
         fold_symbolic_values(graph, symbols)
@@ -321,7 +330,25 @@ def plan_memory(scope: ScopeBuilder) -> ArenaPlan:
     plan = plan_arena([Lifetime(id(st), nbytes(st.buffer), st.first, st.last) for st in scope.arena])
     for st in scope.arena:
         st.buffer.offset = plan.offsets[id(st)]  # type: ignore[union-attr]
+    symbols = current_symbols()
+    if symbols is not None:  # the arena is planned for the largest sizes; what smaller ones would need
+        for which in ("min", "opt", "max"):
+            field = {"min": "lo", "max": "hi"}.get(which, which)
+            values = {name: getattr(r, field) for name, r in symbols.ranges.items()}
+            sized = [Lifetime(id(st), _bytes_at(st.buffer, symbols, values), st.first, st.last) for st in scope.arena]
+            plan.peak_at[which] = plan_arena(sized).peak_bytes
     return plan
+
+
+def _bytes_at(b: ProgramBuffer | None, symbols: Symbols, values: dict[str, int]) -> int:
+    """The bytes of an arena slot when the symbols have `values` (scratch slots at their largest)."""
+    assert b is not None
+    if b.dims is None:
+        return nbytes(b)
+    count = 1
+    for d in b.dims:
+        count *= symbols.value_of(d, values)
+    return count * b.dtype.itemsize
 
 
 def assemble_program(scope: ScopeBuilder, plan: ArenaPlan) -> Program:
@@ -338,6 +365,7 @@ def assemble_program(scope: ScopeBuilder, plan: ArenaPlan) -> Program:
         offset = align(offset + nbytes(w), ALIGN)
     attrs = {
         "arena_peak_bytes": plan.peak_bytes,
+        **({"arena_bytes_at": dict(plan.peak_at)} if plan.peak_at else {}),
         "arena_unshared_bytes": plan.total_bytes,
         "memory_report": plan.report(),
         "weight_bytes": offset,

@@ -159,6 +159,8 @@ class ScopeBuilder:
                 while owner.parent is not None and id(base) not in owner.local:
                     owner = owner.parent
                 st = owner.new_storage(base.name, base.type.dtype, buffer_shape(base))
+                if not base.type.is_static:
+                    st.buffer.dims = base.type.shape  # type: ignore[union-attr]
             self.storage[id(base)] = st
         return st
 

@@ -352,6 +352,7 @@ class ProgramBuffer:
     # An output's data-dependent dims (shape holds their upper bounds): dim -> (symbol, arena byte
     # offset of the int64 holding its size after a run); see compiler/lower/dynamic.py.
     dynamic: dict[int, tuple[str, int]] = field(default_factory=dict)
+    dims: tuple[Dim, ...] | None = None  # the graph dims of a value sized at run time (`shape` holds the largest)
 
 
 @dataclass(eq=False)

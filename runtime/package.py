@@ -202,7 +202,8 @@ def program_metadata(program: Program, target: Target, opt_level: int) -> dict[s
     """What aic_signature() returns: the model's interface and how it was built."""
     from aic import __version__
 
-    ranged = {k: program.attrs[k] for k in ("symbols", "input_dims", "output_dims", "dims_slot") if k in program.attrs}
+    keys = ("symbols", "input_dims", "output_dims", "dims_slot", "arena_bytes_at")
+    ranged = {k: program.attrs[k] for k in keys if k in program.attrs}
     return {
         **ranged,  # sizes given at run time: the symbols' ranges, input and output dims, where kernels read them
         "format": 1,

@@ -200,3 +200,19 @@ def test_cli_compiles_ranges_and_inspect_shows_them(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "dim        seq: 1..80, given at run time (schedules chosen for 16)" in text
     assert "input      q: float32['batch', 'seq', 8]" in text
+
+
+def test_sizes_that_no_range_expresses_are_refused_clearly(tmp_path):
+    """A slice [1:5) of a run-time dim has min(n, 5) - 1 rows: not an expression of n."""
+    sliced = model([helper.make_node("Slice", ["x", "s", "e"], ["y"])], [f32("x", ["n", 4])], [f32("y", [None, 4])],
+                   [const("s", np.array([1], np.int64)), const("e", np.array([5], np.int64))])  # fmt: skip
+    with pytest.raises(aic.LoweringError, match=r"cannot be computed from the input dims .* compiles per input"):
+        aic.compile(sliced, shapes={"n": (1, 9)}, output=tmp_path / "s.so")
+    specialising = aic.compile(sliced)  # compiled per input signature instead
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    np.testing.assert_array_equal(specialising.run(None, {"x": x})[0], x[1:5])
+
+
+def test_cuda_refuses_ranges_clearly():
+    with pytest.raises(ValueError, match="not supported for the cuda target yet"):
+        aic.compile(CASES["attention"][0], target="cuda", shapes={"batch": (1, 2), "seq": (1, 8)})
