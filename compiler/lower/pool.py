@@ -24,7 +24,7 @@ from .core import LowerCtx, Tensor, cdtype, const, idx
 from .depthwise import output_rows, phase_split_input
 from .mathx import absolute, add, call, fast_max, k, maximum, mul
 from .reduce import accumulate, lowest, stack
-from .sizes import shape_of, size_prod
+from .sizes import bound, shape_of, size_const, size_prod
 from .table import Emit, anchor
 from .window import clamped, inside_input, interior, tap_coords, window_loops
 
@@ -188,7 +188,7 @@ def _global_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit
         if node.op == "GlobalLpPool":
             return accumulate(ctx, full, x.shape, lambda i: _power(absolute(x.at(i)), p), const(0, dt), add,
                               lambda s: emit(0, out, _root(s, p)))
-        return accumulate(ctx, full, x.shape, x.at, const(0, dt), add,
-                          lambda s: emit(0, out, Bin("div", s, const(count, dt)) if count else const(0, dt)))
+        mean = (lambda s: Bin("div", s, size_const(count, dt))) if bound(count) else (lambda s: const(0, dt))
+        return accumulate(ctx, full, x.shape, x.at, const(0, dt), add, lambda s: emit(0, out, mean(s)))
 
     return ctx.loops(x.shape[:2], per_channel)
