@@ -21,6 +21,7 @@ from aic.ir.loop import INDEX, Bin, Cast, Expr, If, Load, Stmt, Store
 from aic.ir.loop_tools import seq
 
 from .core import LowerCtx, Tensor, idx, linear
+from .sizes import Size, bounds
 
 OUT_OF_RANGE = 1
 
@@ -45,7 +46,9 @@ def report(ctx: LowerCtx, text: str) -> Callable[[Expr, Expr, Expr], Stmt]:
     return record
 
 
-def in_range(values: np.ndarray, size: int, negative: bool) -> bool:
+def in_range(values: np.ndarray, size: Size, negative: bool) -> bool:
+    """Whether every value indexes an axis of `size` (of any size a run-time one may take)."""
+    size = bounds(size)[0]
     values = np.asarray(values).astype(np.int64)
     return bool(np.all((values >= (-size if negative else 0)) & (values < size)))
 

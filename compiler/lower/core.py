@@ -22,7 +22,7 @@ from aic.ir.loop import INDEX, Buffer, Cast, Const, Expr, For, Let, Load, Seq, S
 from aic.ir.loop_printer import expr_text
 from aic.ir.loop_tools import binop
 
-from .sizes import Size, Sym, as_expr, bound, size_prod
+from .sizes import Size, Sym, as_expr, bound, current_symbols, size_prod
 
 HALF = (DType.float16, DType.bfloat16)
 
@@ -327,6 +327,18 @@ def static_ints(node: Node, i: int, what: str) -> list[int] | None:
     if v.sym is not None and all(isinstance(x, int) for x in v.sym):
         return [int(x) for x in v.sym]
     raise node_error(node, f"{what} (input {i}) must be known at compile time")
+
+
+def static_sizes(node: Node, i: int, what: str) -> list[Size] | None:
+    """As `static_ints`, with run-time sizes allowed (contents known as expressions of the range
+    symbols, such as a slice's end `seq`)."""
+    v = node.inputs[i] if i < len(node.inputs) else None
+    symbols = current_symbols()
+    if v is None or v.const is not None or v.sym is None or symbols is None:
+        return static_ints(node, i, what)
+    if not all(symbols.covers(d) for d in v.sym):
+        raise node_error(node, f"{what} (input {i}) must be known at compile time")
+    return [symbols.size(d) for d in v.sym]
 
 
 def clamp(e: Expr, lo: Size, hi: Size) -> Expr:

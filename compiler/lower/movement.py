@@ -18,8 +18,9 @@ from .core import (
     idx,
     node_error,
     static_ints,
+    static_sizes,
 )
-from .sizes import Size, bound, shape_of
+from .sizes import Size, Sym, SymbolicSizeError, bound, bounds, shape_of, size_min
 from .table import Emit, alias, compute
 
 alias("Reshape", "Squeeze", "Unsqueeze", "Flatten")
@@ -70,17 +71,22 @@ def _tile(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
                                           for i, d, o in zip(index, x.shape, _out(node)[0])])]
 
 
-def slice_params(node: Node, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+def slice_params(node: Node, shape: tuple[Size, ...]) -> list[tuple[Size, int]]:
     """Per axis of the input, (first element, step) of an ONNX Slice."""
-    starts = static_ints(node, 1, "starts") or []
-    static_ints(node, 2, "ends")
+    starts = static_sizes(node, 1, "starts") or []
+    static_sizes(node, 2, "ends")  # the output shape has them
     axes = static_ints(node, 3, "axes")
     steps = static_ints(node, 4, "steps")
     axes = list(range(len(starts))) if axes is None else [a % len(shape) for a in axes]
     steps = [1] * len(starts) if steps is None else steps
-    params = [(0, 1)] * len(shape)
+    params: list[tuple[Size, int]] = [(0, 1)] * len(shape)
     for a, s, st in zip(axes, starts, steps):
         dim = shape[a]
+        if isinstance(s, Sym) or isinstance(dim, Sym):  # run-time sizes: a start that is a size (>= 0)
+            if bounds(s)[0] < 0 or st <= 0:
+                raise SymbolicSizeError(f"a slice from {s} with step {st} along a run-time dim")
+            params[a] = (size_min(s, dim), st)
+            continue
         s = s + dim if s < 0 else s
         s = min(max(s, 0), dim) if st > 0 else min(max(s, 0), dim - 1)
         params[a] = (s, st)

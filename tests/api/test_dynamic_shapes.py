@@ -128,6 +128,17 @@ def test_gpt2_with_dynamic_batch_and_sequence_from_both_exporters(tmp_path):
             close(module.run(None, feeds), run_ort(onnx.load(path), feeds))
 
 
+def test_bert_with_dynamic_batch_and_sequence(tmp_path):
+    path = ASSETS / "bert_tiny_dyn.onnx"
+    module = aic.compile(str(path), shapes={"batch": (1, 3), "seq": (1, 96, 32)}, output=tmp_path / "b.so")
+    for b, s in [(1, 1), (2, 45), (3, 96)]:
+        ids = np.random.default_rng(s).integers(0, 100, (b, s))
+        mask = (np.arange(s)[None, :] < s - np.arange(b)[:, None]).astype(np.int64)
+        segments = np.repeat((np.arange(s)[None, :] >= s // 2).astype(np.int64), b, axis=0)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": segments}
+        close(module.run(None, feeds), run_ort(onnx.load(path), feeds))
+
+
 def test_resnet_with_dynamic_batch(tmp_path):
     path = ASSETS / "resnet_tiny_dyn.onnx"
     module = aic.compile(str(path), shapes={"batch": (1, 8, 1)}, output=tmp_path / "r.so")

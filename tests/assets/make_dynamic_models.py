@@ -6,6 +6,9 @@
   inputs input_ids and attention_mask of [batch, seq], exported by the TorchScript exporter
   with dynamic axes (the Shape/Gather/Concat/Reshape arithmetic and the causal mask of real exports).
 - gpt2_tiny_dyn_dynamo.onnx: the same model through the dynamo exporter (torch.export Dims).
+- bert_tiny_dyn.onnx: transformers' BertModel (2 layers, width 32, 4 heads, 100 tokens), inputs
+  input_ids, attention_mask and token_type_ids of [batch, seq], outputs last_hidden_state and
+  pooler_output (TorchScript exporter, dynamic axes).
 - resnet_tiny_dyn.onnx: a ResNet-style CNN (7x7 s2 stem, max pool, three basic blocks, global
   pool, linear) with input [batch, 3, 64, 64].
 """
@@ -35,6 +38,20 @@ class GPT2Logits(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+
+class Bert(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        config = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64,
+                            vocab_size=100, max_position_embeddings=128, attn_implementation="eager")  # fmt: skip
+        self.model = BertModel(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return out.last_hidden_state, out.pooler_output
 
 
 class Block(nn.Module):
@@ -76,6 +93,11 @@ def main() -> None:
                           dynamic_axes=axes, **names)  # fmt: skip
         torch.onnx.export(gpt2, (ids, mask), HERE / "gpt2_tiny_dyn_dynamo.onnx", opset_version=18, dynamo=True,
                           dynamic_shapes=({0: batch, 1: seq},) * 2, external_data=False, **names)  # fmt: skip
+        bert_names = ["input_ids", "attention_mask", "token_type_ids"]
+        torch.onnx.export(Bert().eval(), (ids, mask, torch.zeros_like(ids)), HERE / "bert_tiny_dyn.onnx",
+                          opset_version=17, dynamo=False, input_names=bert_names,
+                          output_names=["last_hidden_state", "pooler_output"],
+                          dynamic_axes={n: {0: "batch", 1: "seq"} for n in bert_names})  # fmt: skip
         torch.onnx.export(resnet(), (torch.randn(2, 3, 64, 64),), HERE / "resnet_tiny_dyn.onnx", opset_version=17,
                           dynamo=False, input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}})  # fmt: skip
