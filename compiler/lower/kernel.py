@@ -130,8 +130,9 @@ def _external(ctx: LowerCtx, v: Value) -> Tensor:
     shape = shape_of(v.type)
     if v.const is not None and v.const.size == 1:
         return ConstTensor(shape, v.type.dtype, np.asarray(v.const).reshape(-1)[0].item())
-    if v.sym is not None and v.const is None and current_symbols() is not None:
-        return symbol_tensor(v)
+    symbols = current_symbols()
+    if v.sym is not None and v.const is None and symbols is not None and all(symbols.covers(d) for d in v.sym):
+        return symbol_tensor(v)  # shape arithmetic: computed from the run-time sizes
     buffer: list[Buffer] = []
 
     def get() -> Buffer:

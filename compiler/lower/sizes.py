@@ -47,8 +47,6 @@ class SymbolRange:
         if not 0 <= self.lo <= self.opt <= self.hi:
             raise ValueError(f"dim '{self.name}': need 0 <= min <= opt <= max, got {self.lo}..{self.hi}:{self.opt}")
 
-    def text(self) -> str:
-        return f"{self.name}={self.lo}..{self.hi}:{self.opt}"
 
 
 class Sym:
@@ -140,10 +138,6 @@ class Sym:
 Size = int | Sym
 
 
-def is_sym(d: object) -> bool:
-    return isinstance(d, Sym)
-
-
 def as_expr(d: Size) -> Expr:
     """The index expression of a size."""
     return d.expr if isinstance(d, Sym) else Const(int(d), INDEX)
@@ -189,16 +183,7 @@ def size_prod(dims: tuple[Size, ...] | list[Size]) -> Size:
     return reduce(lambda a, b: a * b, dims, 1)
 
 
-def known(d: Size) -> int | None:
-    """The compile-time value of a size, or None when it is known only at run time."""
-    return None if isinstance(d, Sym) else int(d)
-
-
 # ---------------------------------------------------------------- the model's symbols
-
-
-def symbol_var_name(name: str) -> str:
-    return "dim_" + re.sub(r"\W", "_", name)
 
 
 class Symbols:
@@ -207,7 +192,7 @@ class Symbols:
     def __init__(self, ranges: Mapping[str, SymbolRange]) -> None:
         self.ranges = dict(ranges)
         self.order = list(self.ranges)  # slot k of the dims buffer holds symbol order[k]
-        self.vars = {name: Var(symbol_var_name(name), INDEX) for name in self.order}
+        self.vars = {name: Var("dim_" + re.sub(r"\W", "_", name), INDEX) for name in self.order}
         self._sizes: dict[str, Size] = {}
 
     def covers(self, d: Dim) -> bool:
