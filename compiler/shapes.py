@@ -94,7 +94,7 @@ def bind_shapes(graph: Graph, shapes: ShapeSpec | None, allow_unbound: bool = Fa
             if isinstance(d, str) and not allow_unbound:
                 raise ValueError(
                     f"input '{v.name}' has symbolic dim '{d}' (shape {list(v.type.shape)}); bind it to a size with "
-                    f"shapes={{'{d}': N}} (aic compile --shape {d}=N)"
+                    f"shapes={{'{d}': N}} (aic compile --shape {d}=N), or a range compiled once: --shape {d}=MIN..MAX"
                 )
         v.type = v.type.with_shape(dims)
     refresh_types(bound)
