@@ -21,13 +21,15 @@ from aic.ir.loop_tools import binop, select, seq
 from .checks import report, site_text
 from .core import LowerCtx, Tensor, cdtype, const, idx, node_error, static_ints
 from .mathx import absolute, add, call, div, exp, k, maximum, minimum, mul, sub
-from .sizes import Size, Sym, bound, shape_of, size_const, size_prod
+from .sizes import Size, Sym, SymbolicSizeError, bound, shape_of, size_const, size_prod
 from .table import Emit, anchor
 
 Combine = Callable[[Expr, Expr], Expr]
 
 
 def stack(ctx: LowerCtx, dtype: DType, size: int, hint: str = "acc") -> Buffer:
+    if isinstance(size, Sym):
+        raise SymbolicSizeError(f"a stack buffer of run-time size {size}")
     return Buffer(ctx.fresh(hint), dtype, size, Scope.STACK)
 
 
