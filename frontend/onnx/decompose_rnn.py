@@ -21,6 +21,7 @@ from aic.ir import Value
 
 from .converters import ConvertContext, converter
 from .decompose_seq import Emit
+from .rnn_steps import gru_steps, lstm_steps, rnn_steps, step_activation
 
 # name -> (uses alpha, uses beta, default alpha, default beta)
 _ACTIVATIONS = {
@@ -223,6 +224,9 @@ class _Recurrence:
 def rnn(ctx: ConvertContext) -> list[Value | None]:
     """Ht = f(Xt W^T + Ht-1 R^T + Wb + Rb)."""
     run = _Recurrence(ctx)
+    activation = step_activation(ctx, run)
+    if activation is not None:
+        return rnn_steps(run, activation)
     e = run.e
     hs, finals = [], []
     for i, d in enumerate(run.dirs):
@@ -244,6 +248,8 @@ def gru(ctx: ConvertContext) -> list[Value | None]:
     """z, r = f(...); h~ = g(Xt Wh^T + (r . Ht-1) Rh^T + Rbh + Wbh), or with
     linear_before_reset g(Xt Wh^T + r . (Ht-1 Rh^T + Rbh) + Wbh); Ht = (1 - z) h~ + z Ht-1."""
     run = _Recurrence(ctx)
+    if step_activation(ctx, run) is not None:
+        return gru_steps(run)
     e, hidden = run.e, run.hidden
     before_reset = bool(ctx.attrs.get("linear_before_reset", 0))
     hs, finals = [], []
@@ -292,8 +298,8 @@ def lstm(ctx: ConvertContext) -> list[Value | None]:
     """Gates i, o, f, c (peepholes P[iof] on the cell state, input_forget couples
     f = 1 - i); Ct = f . Ct-1 + i . g(c); Ht = o . h(Ct)."""
     run = _Recurrence(ctx)
-    if _fusable_lstm(ctx, run):
-        return _lstm_steps(ctx, run)
+    if step_activation(ctx, run) is not None:
+        return lstm_steps(run)
     e = run.e
     coupled = bool(ctx.attrs.get("input_forget", 0))
     hs, h_finals, c_finals = [], [], []
@@ -322,83 +328,3 @@ def lstm(ctx: ConvertContext) -> list[Value | None]:
         h_finals.append(h)
         c_finals.append(c)
     return run.outputs(hs, [h_finals, c_finals])
-
-
-def _fusable_lstm(ctx: ConvertContext, run: _Recurrence) -> bool:
-    """Whether LSTMStep computes this LSTM: float32, default activations, every step of every entry valid."""
-    names = ctx.attrs.get("activations")
-    default = names is None or [n.lower() for n in names] == ["sigmoid", "tanh", "tanh"] * run.num_dirs
-    static = isinstance(run.x.type.shape[1], int)
-    return default and static and run.valid is None and run.x.type.dtype.numpy == np.float32
-
-
-def _lstm_steps(ctx: ConvertContext, run: _Recurrence) -> list[Value | None]:
-    """One LSTMStep per time step over the input projection of every direction (one MatMul)."""
-    e = run.e
-    steps, batch = run.steps, run.x.type.shape[1]
-    w = run.dirs[0].w if run.num_dirs == 1 else e.op("Concat", *[d.w for d in run.dirs], axis=1)
-    flat = e.op("Reshape", run.x, e.ints([-1, run.x.type.shape[2]]))
-    xw = e.op("MatMul", flat, w)
-    if run.dirs[0].wb is not None:
-        xw = e.op("Add", xw, e.op("Concat", *[_add(e, d.wb, d.rb) for d in run.dirs], axis=0))
-    xw = e.op("Reshape", xw, e.ints([steps, batch, -1]))
-    state = _initial_state(run, batch)
-    states = []
-    attrs = {
-        "reverse": [int(d.reverse) for d in run.dirs],
-        "clip": ctx.attrs.get("clip"),
-        "input_forget": int(ctx.attrs.get("input_forget", 0)),
-    }
-    for k in range(steps):
-        inputs = [xw, state, ctx.inputs[2]] + ([ctx.input(7)] if ctx.input(7) is not None else [])
-        state = e.op("LSTMStep", *inputs, step=k, **attrs)
-        states.append(state)
-
-    return _step_outputs(run, states)
-
-
-def _step_outputs(run: _Recurrence, states: list[Value]) -> list[Value | None]:
-    """Y [S, D, B, H] and the final (h, c) from the steps' states: direction d's output at time t is
-    h of step t, or of step S-1-t when it runs in reverse; the last step holds every final state."""
-    e, names, steps = run.e, run.ctx.output_names, run.steps
-    wanted = [k < len(names) and bool(names[k]) for k in range(3)]
-    results: list[Value | None] = [None] * 3
-
-    def part(k: int, which: int, d: int, count: int) -> Value:
-        return e.op("Slice", states[k], e.ints([which, d]), e.ints([which + 1, d + count]), e.ints([0, 1]))
-
-    if wanted[0]:
-        if all(not d.reverse for d in run.dirs):
-            per_step = [part(t, 0, 0, run.num_dirs) for t in range(steps)]
-        else:
-            per_step = [
-                e.op("Concat", *[part(steps - 1 - t if d.reverse else t, 0, i, 1) for i, d in enumerate(run.dirs)],
-                     axis=1) if run.num_dirs > 1 else part(steps - 1 - t, 0, 0, 1)
-                for t in range(steps)
-            ]
-        if run.batch_major:
-            results[0] = e.out(0, "Transpose", e.op("Concat", *per_step, axis=0), perm=[2, 0, 1, 3])
-        else:
-            results[0] = e.out(0, "Concat", *per_step, axis=0)
-    final_shape = e.ints([run.num_dirs, -1, run.hidden])
-    for which in (0, 1):
-        if wanted[which + 1]:
-            last = part(steps - 1, which, 0, run.num_dirs)
-            if run.batch_major:
-                results[which + 1] = e.out(which + 1, "Transpose", e.op("Reshape", last, final_shape), perm=[1, 0, 2])
-            else:
-                results[which + 1] = e.out(which + 1, "Reshape", last, final_shape)
-    return results
-
-
-def _initial_state(run: _Recurrence, batch: int) -> Value | None:
-    """(initial_h, initial_c) stacked as [2, D, B, H]; None when both are absent (zeros)."""
-    e = run.e
-    h0, c0 = (run.ctx.input(i) for i in (5, 6))
-    if h0 is None and c0 is None:
-        return None
-    if run.batch_major:
-        h0, c0 = (e.op("Transpose", v, perm=[1, 0, 2]) if v is not None else None for v in (h0, c0))
-    zeros = e.const(np.zeros((run.num_dirs, batch, run.hidden), np.float32))
-    parts = [e.op("Unsqueeze", v if v is not None else zeros, e.ints([0])) for v in (h0, c0)]
-    return e.op("Concat", *parts, axis=0)

@@ -1,23 +1,26 @@
-"""LSTMStep: one time step of an LSTM layer, every direction at once.
+"""LSTMStep, GRUStep, RNNStep: one time step of a recurrent layer, every direction at once.
 
-The ONNX LSTM converter (frontend/onnx/decompose_rnn.py) computes the input projection of all
-steps as one MatMul and chains one LSTMStep per step, so each step is one kernel: the recurrent
-product H @ R^T of every direction with the gate math, the cell update and the new state.
+The ONNX LSTM, GRU and RNN converters (frontend/onnx/decompose_rnn.py) compute the input projection
+of all steps as one MatMul and chain one step op per time step, so each step is one kernel: the
+recurrent product H @ R^T of every direction with the gate math and the state update.
 
-Inputs:
-- ``xw`` [S, B, D*4H]: X @ W^T plus both biases for the whole sequence, direction d's gates
-  (i, o, f, c, ONNX order) in columns d*4H .. (d+1)*4H;
-- ``state`` [2, D, B, H]: the previous (h, c) of each direction (absent: zeros);
-- ``r`` [D, 4H, H]: the recurrent weights as ONNX lays them out;
-- ``p`` [D, 3H]: peepholes (i, o, f), optional.
+Inputs (G gates: LSTM 4 (i, o, f, c), GRU 3 (z, r, h), RNN 1, in ONNX order):
+- ``xw`` [S, B, D*G*H]: X @ W^T plus the biases that add to it, for the whole sequence, direction d's
+  gates in columns d*G*H .. (d+1)*G*H;
+- ``state`` [N, D, B, H]: the previous state of each direction, N = 2 for LSTM (h, c), else 1 (h);
+  absent: zeros;
+- ``r`` [D, G*H, H]: the recurrent weights as ONNX lays them out;
+- LSTM ``p`` [D, 3H]: peepholes (i, o, f), optional; GRU ``rbh`` [D, H]: the recurrent bias of the
+  h gate, which linear_before_reset keeps apart (optional).
 
-Output: the new state [2, D, B, H]. Direction d reads time step ``step`` of ``xw``, or
-S - 1 - ``step`` when ``reverse[d]``. Gate activations are sigmoid, tanh, tanh after the optional
-``clip`` of the pre-activations; ``input_forget`` couples f = 1 - i.
+Output: the new state, shaped like ``state``. Direction d reads time step ``step`` of ``xw``, or
+S - 1 - ``step`` when ``reverse[d]``. ``clip`` bounds the pre-activations. LSTM: sigmoid, tanh, tanh,
+``input_forget`` couples f = 1 - i. GRU (linear_before_reset): sigmoid, tanh. RNN: ``activation``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,28 +30,33 @@ from ..dtypes import DType
 from ..types import TensorType
 from .registry import Attr, InferContext, OpDef, register
 
+Cell = Callable[[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None], list[np.ndarray]]
 
-def _infer(ctx: InferContext) -> list[TensorType]:
-    xw, r = ctx.input(0), ctx.input(2)
-    if xw.rank != 3 or r.rank != 3 or not (xw.is_static and r.is_static):
-        raise ctx.error("needs a static xw [S, B, D*4H] and r [D, 4H, H]")
-    steps, batch, gates = xw.shape
-    dirs, four_h, hidden = r.shape
-    if four_h != 4 * hidden or gates != dirs * four_h:
-        raise ctx.error(f"r {list(r.shape)} must be [D, 4H, H] and xw's last dim D*4H = {dirs * four_h}")
-    if len(ctx.attrs["reverse"]) != dirs:
-        raise ctx.error(f"reverse {ctx.attrs['reverse']} must give one flag per direction ({dirs})")
-    if not 0 <= ctx.attrs["step"] < steps:
-        raise ctx.error(f"step {ctx.attrs['step']} is outside the {steps} steps of xw")
-    state = (2, dirs, batch, hidden)
-    if ctx.has(1) and tuple(ctx.input(1).shape) != state:
-        raise ctx.error(f"state must be {list(state)}")
-    if ctx.has(3) and tuple(ctx.input(3).shape) != (dirs, 3 * hidden):
-        raise ctx.error(f"peepholes must be [{dirs}, {3 * hidden}]")
-    for i in range(4):
-        if ctx.has(i) and ctx.input(i).dtype != DType.float32:
-            raise ctx.error("only float32 is supported")
-    return [TensorType(DType.float32, state)]
+
+def _infer_for(gates: int, rows: int, extra: tuple[str, int] | None) -> Callable[[InferContext], list[TensorType]]:
+    def infer(ctx: InferContext) -> list[TensorType]:
+        xw, r = ctx.input(0), ctx.input(2)
+        if xw.rank != 3 or r.rank != 3 or not (xw.is_static and r.is_static):
+            raise ctx.error(f"needs a static xw [S, B, D*{gates}H] and r [D, {gates}H, H]")
+        steps, batch, columns = xw.shape
+        dirs, gh, hidden = r.shape
+        if gh != gates * hidden or columns != dirs * gh:
+            raise ctx.error(f"r {list(r.shape)} must be [D, {gates}H, H] and xw's last dim D*{gates}H = {dirs * gh}")
+        if len(ctx.attrs["reverse"]) != dirs:
+            raise ctx.error(f"reverse {ctx.attrs['reverse']} must give one flag per direction ({dirs})")
+        if not 0 <= ctx.attrs["step"] < steps:
+            raise ctx.error(f"step {ctx.attrs['step']} is outside the {steps} steps of xw")
+        state = (rows, dirs, batch, hidden)
+        if ctx.has(1) and tuple(ctx.input(1).shape) != state:
+            raise ctx.error(f"state must be {list(state)}")
+        if extra is not None and ctx.has(3) and tuple(ctx.input(3).shape) != (dirs, extra[1] * hidden):
+            raise ctx.error(f"{extra[0]} must be [{dirs}, {extra[1] * hidden}]")
+        for i in range(4):
+            if ctx.has(i) and ctx.input(i).dtype != DType.float32:
+                raise ctx.error("only float32 is supported")
+        return [TensorType(DType.float32, state)]
+
+    return infer
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -59,50 +67,111 @@ def _clipped(v: np.ndarray, clip: float | None) -> np.ndarray:
     return v if clip is None else np.clip(v, -clip, clip)
 
 
-def _reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
-    xw, state, r = inputs[0], inputs[1], inputs[2]
-    p = inputs[3] if len(inputs) > 3 else None
-    assert xw is not None and r is not None
-    steps, batch, _ = xw.shape
-    dirs, _, hidden = r.shape
+def _lstm(attrs: dict[str, Any], gates: np.ndarray, prev: np.ndarray, p: np.ndarray | None) -> list[np.ndarray]:
     clip = attrs["clip"]
-    if state is None:
-        state = np.zeros((2, dirs, batch, hidden), np.float32)
-    out = np.empty((2, dirs, batch, hidden), np.float64)
-    for d, rev in enumerate(attrs["reverse"]):
-        t = steps - 1 - attrs["step"] if rev else attrs["step"]
-        h, c = state[0, d].astype(np.float64), state[1, d].astype(np.float64)
-        gates = xw[t, :, d * 4 * hidden : (d + 1) * 4 * hidden] + h @ r[d].T.astype(np.float64)
-        gi, go, gf, gc = np.split(gates, 4, axis=-1)
-        pi, po, pf = np.split(p[d].astype(np.float64), 3) if p is not None else (0.0, 0.0, 0.0)
-        i = _sigmoid(_clipped(gi + pi * c, clip))
-        f = 1.0 - i if attrs["input_forget"] else _sigmoid(_clipped(gf + pf * c, clip))
-        c = f * c + i * np.tanh(_clipped(gc, clip))
-        out[0, d] = _sigmoid(_clipped(go + po * c, clip)) * np.tanh(c)
-        out[1, d] = c
-    return [out.astype(np.float32)]
+    gi, go, gf, gc = np.split(gates, 4, axis=-1)
+    c = prev[1]
+    pi, po, pf = np.split(p, 3) if p is not None else (0.0, 0.0, 0.0)
+    i = _sigmoid(_clipped(gi + pi * c, clip))
+    f = 1.0 - i if attrs["input_forget"] else _sigmoid(_clipped(gf + pf * c, clip))
+    c = f * c + i * np.tanh(_clipped(gc, clip))
+    return [_sigmoid(_clipped(go + po * c, clip)) * np.tanh(c), c]
 
 
-def _flops(ins: list[TensorType | None], outs: list[TensorType], attrs: dict[str, Any]) -> Any:
-    """8H multiply-adds per state element (4 gates of H) plus about 10 for the gate math."""
-    hidden = outs[0].shape[-1]
-    return dim_mul(outs[0].numel, (8 * hidden + 10) // 2)
+def _gru(attrs: dict[str, Any], gates: np.ndarray, prev: np.ndarray, rbh: np.ndarray | None) -> list[np.ndarray]:
+    """`gates` here is (xz + hz, xr + hr, xh, h Rh^T): the h gate's two parts kept apart."""
+    clip = attrs["clip"]
+    gz, gr, xh, hh = np.split(gates, 4, axis=-1)
+    z, r = _sigmoid(_clipped(gz, clip)), _sigmoid(_clipped(gr, clip))
+    n = np.tanh(_clipped(xh + r * (hh + (rbh if rbh is not None else 0.0)), clip))
+    return [(1.0 - z) * n + z * prev[0]]
 
 
-LSTMStep = register(
-    OpDef(
-        "LSTMStep",
-        _infer,
-        _reference,
-        attrs={
-            "step": Attr("int"),
-            "reverse": Attr("ints"),
-            "clip": Attr("float", None),
-            "input_forget": Attr("int", 0),
-        },
-        inputs=(3, 4),
-        kind="contraction",
-        flops=_flops,
-        doc="One LSTM time step of every direction: (h, c) from xw[t], the previous (h, c), R and peepholes.",
+def _rnn(attrs: dict[str, Any], gates: np.ndarray, prev: np.ndarray, _: np.ndarray | None) -> list[np.ndarray]:
+    v = _clipped(gates, attrs["clip"])
+    act = attrs["activation"]
+    return [np.maximum(v, 0.0) if act == "Relu" else _sigmoid(v) if act == "Sigmoid" else np.tanh(v)]
+
+
+def _reference_for(gates: int, rows: int, cell: Cell):
+    def reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+        xw, state, r = inputs[0], inputs[1], inputs[2]
+        extra = inputs[3] if len(inputs) > 3 else None
+        assert xw is not None and r is not None
+        steps, batch, _ = xw.shape
+        dirs, _, hidden = r.shape
+        if state is None:
+            state = np.zeros((rows, dirs, batch, hidden), np.float32)
+        out = np.empty(state.shape, np.float64)
+        for d, rev in enumerate(attrs["reverse"]):
+            t = steps - 1 - attrs["step"] if rev else attrs["step"]
+            prev = state[:, d].astype(np.float64)
+            x = xw[t, :, d * gates * hidden : (d + 1) * gates * hidden].astype(np.float64)
+            hr = prev[0] @ r[d].T.astype(np.float64)
+            pre = (
+                x + hr
+                if cell is not _gru
+                else np.concatenate(
+                    [x[:, : 2 * hidden] + hr[:, : 2 * hidden], x[:, 2 * hidden :], hr[:, 2 * hidden :]], -1
+                )
+            )
+            out[:, d] = cell(attrs, pre, prev, extra[d].astype(np.float64) if extra is not None else None)
+        return [out.astype(np.float32)]
+
+    return reference
+
+
+def _flops_for(gates: int, rows: int):
+    def flops(ins: list[TensorType | None], outs: list[TensorType], attrs: dict[str, Any]) -> Any:
+        """2 G H flops of the recurrent product per hidden unit, plus about 10 per state element."""
+        hidden = outs[0].shape[-1]
+        return dim_mul(outs[0].numel, (2 * gates * hidden + 10 * rows) // rows)
+
+    return flops
+
+
+def _step_op(
+    name: str, gates: int, rows: int, cell: Cell, extra: tuple[str, int] | None, attrs: dict[str, Attr], doc: str
+) -> OpDef:
+    common = {"step": Attr("int"), "reverse": Attr("ints"), "clip": Attr("float", None)}
+    return register(
+        OpDef(
+            name,
+            _infer_for(gates, rows, extra),
+            _reference_for(gates, rows, cell),
+            attrs={**common, **attrs},
+            inputs=(3, 4 if extra is not None else 3),
+            kind="contraction",
+            flops=_flops_for(gates, rows),
+            doc=doc,
+        )
     )
+
+
+LSTMStep = _step_op(
+    "LSTMStep",
+    4,
+    2,
+    _lstm,
+    ("peepholes", 3),
+    {"input_forget": Attr("int", 0)},
+    "One LSTM time step of every direction: (h, c) from xw[t], the previous (h, c), R, peepholes.",
+)
+GRUStep = _step_op(
+    "GRUStep",
+    3,
+    1,
+    _gru,
+    ("rbh", 1),
+    {},
+    "One GRU time step (linear_before_reset) of every direction: h from xw[t], the previous h, R, Rbh.",
+)
+RNNStep = _step_op(
+    "RNNStep",
+    1,
+    1,
+    _rnn,
+    None,
+    {"activation": Attr("string", "Tanh", ("Tanh", "Relu", "Sigmoid"))},
+    "One RNN time step of every direction: h = f(xw[t] + h R^T).",
 )

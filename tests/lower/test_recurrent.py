@@ -1,5 +1,6 @@
-"""LSTM as one LSTMStep kernel per time step: compiled numerics against onnxruntime (1e-4 relative: the
-error of a recurrence grows per step), the kernel structure, the packed recurrent weight and the fallback."""
+"""LSTM, GRU and RNN as one step kernel per time step: compiled numerics against onnxruntime (1e-4 relative:
+the error of a recurrence grows per step), the kernel structure, the packed recurrent weight and the forms
+that stay unrolled."""
 
 from __future__ import annotations
 
@@ -16,14 +17,21 @@ from tests.lower.lower_util import lower
 from tests.onnx_util import assert_close, run_ort
 
 CASES = [
-    {},
-    {"direction": "reverse", "initial": False},
-    {"direction": "bidirectional", "hidden": 32, "size": 8, "batch": 1, "steps": 4},
-    {"direction": "bidirectional", "hidden": 16, "batch": 8, "steps": 2},  # rows of the batch share R
-    {"hidden": 20, "batch": 3},  # H not a multiple of the vector: narrower blocks
-    {"peepholes": True, "direction": "bidirectional"},
-    {"input_forget": 1, "clip": 0.5, "bias": False},
+    ("LSTM", {}),
+    ("LSTM", {"direction": "reverse", "initial": False}),
+    ("LSTM", {"direction": "bidirectional", "hidden": 32, "size": 8, "batch": 1, "steps": 4}),
+    ("LSTM", {"direction": "bidirectional", "hidden": 16, "batch": 8, "steps": 2}),  # batch rows share R
+    ("LSTM", {"hidden": 20, "batch": 3}),  # H not a multiple of the vector: narrower blocks
+    ("LSTM", {"peepholes": True, "direction": "bidirectional"}),
+    ("LSTM", {"input_forget": 1, "clip": 0.5, "bias": False}),
+    ("GRU", {"linear_before_reset": 1, "direction": "bidirectional", "hidden": 32, "batch": 1}),
+    ("GRU", {"linear_before_reset": 1, "direction": "reverse", "clip": 0.6, "initial": False}),
+    ("GRU", {"linear_before_reset": 1, "bias": False, "hidden": 20, "batch": 3}),
+    ("RNN", {"direction": "bidirectional", "hidden": 64, "batch": 1}),
+    ("RNN", {"activations": ["Relu"], "hidden": 20, "batch": 3, "initial": False}),
+    ("RNN", {"activations": ["Sigmoid", "Sigmoid"], "direction": "bidirectional", "clip": 0.5}),
 ]
+STEP_OPS = {"LSTM": "LSTMStep", "GRU": "GRUStep", "RNN": "RNNStep"}
 
 
 def with_constant_weights(m: onnx.ModelProto, feeds: dict) -> dict:
@@ -37,22 +45,26 @@ def with_constant_weights(m: onnx.ModelProto, feeds: dict) -> dict:
 
 
 @pytest.mark.parametrize("constant", [True, False], ids=["packed", "in-place"])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()) or "plain")
-def test_lstm_steps_match_onnxruntime(rng, case, constant):
-    m, feeds = recurrence(rng, "LSTM", **case)
+@pytest.mark.parametrize(
+    ("kind", "case"), CASES, ids=lambda c: c if isinstance(c, str) else "-".join(f"{k}={v}" for k, v in c.items())
+)
+def test_steps_match_onnxruntime(rng, kind, case, constant):
+    m, feeds = recurrence(rng, kind, **case)
     if constant:
         feeds = with_constant_weights(m, feeds)
-    assert "LSTMStep" in {n.op for n in load_model(m).walk()}
+    assert STEP_OPS[kind] in {n.op for n in load_model(m).walk()}
     expected = run_ort(m, feeds)
     actual = aic.compile(m).run(None, feeds)
+    assert len(actual) == len(expected)
     for name, a, e in zip(("Y", "Y_h", "Y_c"), actual, expected):
         assert_close(a, e, 1e-4, 1e-5, name)
 
 
-def test_batch_major_steps(rng):
-    m, feeds = recurrence(rng, "LSTM", layout=1, direction="bidirectional", steps=4)
+@pytest.mark.parametrize("kind", ["LSTM", "RNN"])
+def test_batch_major_steps(rng, kind):
+    m, feeds = recurrence(rng, kind, layout=1, direction="bidirectional", steps=4)
     actual = aic.compile(m).run(None, feeds)
-    m0, _ = recurrence(np.random.default_rng(0), "LSTM", direction="bidirectional", steps=4)
+    m0, _ = recurrence(np.random.default_rng(0), kind, direction="bidirectional", steps=4)
     expected = run_ort(m0, {k: v.transpose(1, 0, 2) if k in ("X", "H0", "C0") else v for k, v in feeds.items()})
     assert_close(actual[0], expected[0].transpose(2, 0, 1, 3), 1e-4, 1e-5, "Y")
     for a, e in zip(actual[1:], expected[1:]):
@@ -84,6 +96,7 @@ def test_recurrent_packing():
     d, b, k, g, c = 1, 1, 5, 2, 3
     assert packed[d, b, k, g, c] == r[d, g * 16 + b * 8 + c, k]
     assert block_width(256, 8) == 16 and block_width(20, 8) == 5 and block_width(13, 8) == 1
+    assert block_width(256, 8, gates=1) == 64 and block_width(24, 8, gates=1) == 24
 
 
 def test_reference_matches_onnxruntime_step(rng):
@@ -102,6 +115,15 @@ def test_reference_matches_onnxruntime_step(rng):
     assert_close(out[1], expected[2], 1e-5, 1e-6, "c")
 
 
-def test_other_activations_stay_unrolled(rng):
-    m, _ = recurrence(rng, "LSTM", activations=["HardSigmoid", "Tanh", "Tanh"])
-    assert "LSTMStep" not in {n.op for n in load_model(m).walk()}
+@pytest.mark.parametrize(
+    ("kind", "attrs"),
+    [
+        ("LSTM", {"activations": ["HardSigmoid", "Tanh", "Tanh"]}),
+        ("LSTM", {"lens": [3, 1]}),
+        ("GRU", {}),  # linear_before_reset=0 needs r before the h gate's product
+        ("RNN", {"activations": ["Tanh", "Relu"], "direction": "bidirectional"}),
+    ],
+)
+def test_other_forms_stay_unrolled(rng, kind, attrs):
+    m, _ = recurrence(rng, kind, **attrs)
+    assert not set(STEP_OPS.values()) & {n.op for n in load_model(m).walk()}
