@@ -9,7 +9,8 @@ per weight, then applies the cell's gate math and stores the new state.
 A constant R is packed at compile time into [D, H/width, H, G, width]: a block's weights are one
 contiguous run of 4 * G * width * H bytes in the order the K loop reads them, so each step streams R
 once. The packed array is made once per R and shared by every step's kernel (one weight in the
-artifact). A non-constant R is read in place.
+artifact). A non-constant R is read in place. The step number is data (a table of each direction's time step),
+so the kernels of all steps but the first (which starts from a zero state) are one piece of code.
 """
 
 from __future__ import annotations
@@ -144,10 +145,12 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     vec_loops: list[str] = []
     unrolled: list[str] = []
 
+    # The time step each direction reads, as a small weight rather than a constant in the code: every step's
+    # kernel is then the same code (compiled once), bound to its own step table.
+    step_table = ctx.weight(np.asarray(times, np.int64), "t")
+
     def time_of(d: Expr) -> Expr:
-        if dirs == 1 or times[0] == times[1]:
-            return idx(times[0])
-        return binop("add", idx(times[0]), binop("mul", d, idx(times[1] - times[0])))
+        return step_table.at([d])
 
     def weight(d: Expr, jb: Expr, k: Expr, g: int, c: Expr) -> Expr:
         if packed is not None:

@@ -1,4 +1,5 @@
-"""RNN, GRU and LSTM unrolled into primitive ops, one group of ops per time step.
+"""RNN, GRU and LSTM: one step op per time step where it applies (rnn_steps.py), else unrolled
+into primitive ops, one group of ops per time step.
 
 The sequence length must be static. For each direction the input projection
 X @ W^T (+ both biases where they add up) is one MatMul over the whole

@@ -126,23 +126,30 @@ def _step_outputs(run: _Recurrence, states: list[Value], rows: int) -> list[Valu
         return e.op("Slice", states[k], e.ints([which, d]), e.ints([which + 1, d + count]), e.ints([0, 1]))
 
     if wanted[0]:
-        if not any(d.reverse for d in run.dirs):
-            per_step = [part(t, 0, 0, run.num_dirs) for t in range(steps)]
-        elif run.num_dirs == 1:
-            per_step = [part(steps - 1 - t, 0, 0, 1) for t in range(steps)]
-        else:
-            per_step = [
-                e.op(
-                    "Concat",
-                    *[part(steps - 1 - t if d.reverse else t, 0, i, 1) for i, d in enumerate(run.dirs)],
-                    axis=1,
-                )
-                for t in range(steps)
-            ]
+        # Every state stacked by one Concat of whole buffers (cheap to compile, unlike one of S*D slices); then
+        # each direction's h in time order (reversed for a reverse direction), viewed as [S, D, B, H].
+        stacked = e.op("Concat", *states, axis=0)  # [S*N, D, B, H]; the view below keeps it a kernel of its own
+        stacked = e.op("Reshape", stacked, e.ints([steps, rows, run.num_dirs, -1, run.hidden]))
+        limit = np.iinfo(np.int64).min
+        per_dir = [
+            e.op(
+                "Slice",
+                stacked,
+                e.ints([steps - 1, 0, i]),
+                e.ints([limit, 1, i + 1]),
+                e.ints([0, 1, 2]),
+                e.ints([-1, 1, 1]),
+            )
+            if d.reverse
+            else e.op("Slice", stacked, e.ints([0, 0, i]), e.ints([steps, 1, i + 1]), e.ints([0, 1, 2]))
+            for i, d in enumerate(run.dirs)
+        ]
+        y = per_dir[0] if run.num_dirs == 1 else e.op("Concat", *per_dir, axis=2)
+        y_shape = e.ints([steps, run.num_dirs, -1, run.hidden])
         if run.batch_major:
-            results[0] = e.out(0, "Transpose", e.op("Concat", *per_step, axis=0), perm=[2, 0, 1, 3])
+            results[0] = e.out(0, "Transpose", e.op("Reshape", y, y_shape), perm=[2, 0, 1, 3])
         else:
-            results[0] = e.out(0, "Concat", *per_step, axis=0)
+            results[0] = e.out(0, "Reshape", y, y_shape)
     final_shape = e.ints([run.num_dirs, -1, run.hidden])
     for which in range(rows):
         if wanted[which + 1]:
