@@ -56,14 +56,14 @@ def pack_recurrent(r: np.ndarray, width: int) -> np.ndarray:
 
 
 def _packed_weight(r: np.ndarray, width: int) -> np.ndarray:
-    """The packed R, made once per (R array, width) so every step's kernel binds the same weight."""
-    for key in [k for k, (ref, _) in _packed.items() if ref() is None]:
-        del _packed[key]
+    """The packed R, made once per (R array, width) so every step's kernel binds the same weight; the entry
+    goes when R does."""
     entry = _packed.get(id(r))
     if entry is not None and entry[0]() is r and entry[1].shape[-1] == width:
         return entry[1]
     packed = pack_recurrent(r, width)
     _packed[id(r)] = (weakref.ref(r), packed)
+    weakref.finalize(r, _packed.pop, id(r), None)
     return packed
 
 
