@@ -26,7 +26,7 @@ _RNN = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 
 def step_activation(ctx: ConvertContext, run: _Recurrence) -> str | None:
     """The activation of the node's step op ("" for LSTM and GRU), or None when it must be unrolled."""
-    if not isinstance(run.x.type.shape[1], int) or run.valid is not None or run.x.type.dtype.numpy != np.float32:
+    if not run.x.type.is_static or run.valid is not None or run.x.type.dtype.numpy != np.float32:
         return None
     names = [n.lower() for n in ctx.attrs.get("activations") or []]
     kind = ctx.op_type
