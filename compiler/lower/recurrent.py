@@ -31,12 +31,13 @@ from .mathx import add, call, maximum, minimum, mul, sigmoid, sub
 from .reduce import stack
 from .table import Emit, anchor
 
-GATES = {"LSTMStep": 4, "GRUStep": 3, "RNNStep": 1}
+# op -> (gates it computes, the first of them in R and xw)
+GATES = {"LSTMStep": (4, 0), "GRUStep": (3, 0), "RNNStep": (1, 0), "GRUResetStep": (2, 0), "GRUCandidateStep": (1, 2)}
 CHAINS = 8  # accumulator vectors per batch row that keep the FMA units busy
 MAX_ROWS = 4  # batch rows sharing one pass over R
 F32 = DType.float32
 
-_packed: dict[int, tuple[weakref.ref, np.ndarray]] = {}  # id(R) -> (R, R packed), shared by the steps
+_packed: dict[tuple[int, int, int], tuple[weakref.ref, np.ndarray]] = {}  # (id(R), gates) -> (R, packed)
 
 
 def block_width(hidden: int, lanes: int, gates: int = 4) -> int:
@@ -55,15 +56,17 @@ def pack_recurrent(r: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(blocks.transpose(0, 2, 4, 1, 3))
 
 
-def _packed_weight(r: np.ndarray, width: int) -> np.ndarray:
-    """The packed R, made once per (R array, width) so every step's kernel binds the same weight; the entry
-    goes when R does."""
-    entry = _packed.get(id(r))
+def _packed_weight(r: np.ndarray, first: int, gates: int, width: int) -> np.ndarray:
+    """Gates first .. first+gates-1 of R packed, made once per (R array, gates, width) so every step's kernel
+    binds the same weight; the entry goes when R does."""
+    hidden = r.shape[-1]
+    key = (id(r), first, gates)
+    entry = _packed.get(key)
     if entry is not None and entry[0]() is r and entry[1].shape[-1] == width:
         return entry[1]
-    packed = pack_recurrent(r, width)
-    _packed[id(r)] = (weakref.ref(r), packed)
-    weakref.finalize(r, _packed.pop, id(r), None)
+    packed = pack_recurrent(r[:, first * hidden : (first + gates) * hidden], width)
+    _packed[key] = (weakref.ref(r), packed)
+    weakref.finalize(r, _packed.pop, key, None)
     return packed
 
 
@@ -123,15 +126,39 @@ def _rnn(ctx: LowerCtx, node: Node, u: Unit) -> list[Expr]:
     return [sigmoid(v) if kind == "Sigmoid" else call("tanh", v)]
 
 
-UPDATES: dict[str, Update] = {"LSTMStep": _lstm, "GRUStep": _gru, "RNNStep": _rnn}
+def _gru_reset(ctx: LowerCtx, node: Node, u: Unit) -> list[Expr]:
+    """GRU without linear_before_reset, first half: (r Ht-1, z, Ht-1) for the candidate step."""
+    z = sigmoid(u.clip(add(u.acc(0), u.x(0))))
+    r = sigmoid(u.clip(add(u.acc(1), u.x(1))))
+    h_prev = u.prev(0)
+    if h_prev is None:
+        return [const(0, F32), z, const(0, F32)]
+    return [mul(r, h_prev), z, h_prev]
 
 
-@anchor("LSTMStep", "GRUStep", "RNNStep", epilogue=False)
+def _gru_candidate(ctx: LowerCtx, node: Node, u: Unit) -> list[Expr]:
+    """Second half: n = tanh(xh + (r Ht-1) Rh^T) (Rbh is in xh); Ht = (1 - z) n + z Ht-1."""
+    n = call("tanh", u.clip(add(u.x(0), u.acc(0))))
+    z, h_prev = u.prev(1), u.prev(2)
+    assert z is not None and h_prev is not None
+    return [add(mul(sub(const(1, F32), z), n), mul(z, h_prev))]
+
+
+UPDATES: dict[str, Update] = {
+    "LSTMStep": _lstm,
+    "GRUStep": _gru,
+    "RNNStep": _rnn,
+    "GRUResetStep": _gru_reset,
+    "GRUCandidateStep": _gru_candidate,
+}
+
+
+@anchor(*GATES, epilogue=False)
 def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     xw, state, r = ins[0], ins[1], ins[2]
     extras = list(ins[3:])
     assert xw is not None and r is not None
-    gates, update = GATES[node.op], UPDATES[node.op]
+    (gates, first), update = GATES[node.op], UPDATES[node.op]
     steps, batch, _ = xw.shape
     dirs, _, hidden = r.shape
     step, clip = node.attrs["step"], node.attrs.get("clip")
@@ -141,7 +168,7 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     r_const = node.inputs[2].const
     packed = None
     if r_const is not None and ctx.lanes > 1:
-        packed = ctx.weight(_packed_weight(np.asarray(r_const), width), "rp")
+        packed = ctx.weight(_packed_weight(np.asarray(r_const), first, gates, width), "rp")
     vec_loops: list[str] = []
     unrolled: list[str] = []
 
@@ -155,7 +182,8 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     def weight(d: Expr, jb: Expr, k: Expr, g: int, c: Expr) -> Expr:
         if packed is not None:
             return packed.at([d, jb, k, idx(g), c])
-        return r.at([d, binop("add", idx(g * hidden), binop("add", binop("mul", jb, idx(width)), c)), k])
+        row = binop("add", idx((first + g) * hidden), binop("add", binop("mul", jb, idx(width)), c))
+        return r.at([d, row, k])
 
     def clipped(v: Expr) -> Expr:
         return v if clip is None else minimum(maximum(v, const(-clip, F32)), const(clip, F32))
@@ -198,7 +226,8 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
                 j = binop("add", binop("mul", jb, idx(width)), c)
 
                 def x(g: int) -> Expr:
-                    column = binop("add", binop("mul", d, idx(gates * hidden)), binop("add", idx(g * hidden), j))
+                    per_dir = xw.shape[2] // dirs
+                    column = binop("add", binop("mul", d, idx(per_dir)), binop("add", idx((first + g) * hidden), j))
                     return xw.at([time_of(d), b, column])
 
                 def prev(which: int) -> Expr | None:

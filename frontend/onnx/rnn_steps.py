@@ -4,9 +4,9 @@ The input projection of every direction and step is one MatMul over S*B rows (th
 to it folded in); each time step is one op over all directions, which lowers to one kernel
 (compiler/lower/recurrent.py); Y and the final states are slices of the step outputs. Used when the
 sizes are static, the type is float32, no `sequence_lens` shortens an entry, and the activations
-are the ones the step ops implement: LSTM's defaults, GRU's defaults with linear_before_reset=1,
-one of Tanh, Relu, Sigmoid for an RNN (the same for both directions). Other forms are unrolled
-into primitive ops (decompose_rnn.py).
+are the ones the step ops implement: LSTM's and GRU's defaults, one of Tanh, Relu, Sigmoid for an RNN
+(the same for both directions). A GRU without linear_before_reset takes two ops per step (its h gate's
+product needs the whole reset gate). Other forms are unrolled into primitive ops (decompose_rnn.py).
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ def step_activation(ctx: ConvertContext, run: _Recurrence) -> str | None:
         return _RNN[names[0]]
     if names and names != _DEFAULT[kind] * run.num_dirs:
         return None
-    if kind == "GRU" and not ctx.attrs.get("linear_before_reset", 0):
-        return None
     return ""
 
 
@@ -52,8 +50,19 @@ def lstm_steps(run: _Recurrence) -> list[Value | None]:
 
 
 def gru_steps(run: _Recurrence) -> list[Value | None]:
-    """GRUStep per step: Rbh stays apart (linear_before_reset multiplies it by r), the other biases add to xw."""
+    """GRUStep per step: Rbh stays apart (linear_before_reset multiplies it by r), the other biases add to xw.
+    Without linear_before_reset the h gate's product needs the whole reset gate first: a GRUResetStep and a
+    GRUCandidateStep per step (two kernels), every bias in xw."""
     e, hidden = run.e, run.hidden
+    if not run.ctx.attrs.get("linear_before_reset", 0):
+        xw = _projection(run, [_sum(run, d.wb, d.rb) for d in run.dirs])
+        common = {"reverse": [int(d.reverse) for d in run.dirs], "clip": run.ctx.attrs.get("clip")}
+        state, states = _initial_state(run, 1), []
+        for k in range(run.steps):
+            gates = e.op("GRUResetStep", xw, state, run.ctx.inputs[2], step=k, **common)
+            state = e.op("GRUCandidateStep", xw, gates, run.ctx.inputs[2], step=k, **common)
+            states.append(state)
+        return _step_outputs(run, states, 1)
     bias: list[Value | None] = []
     extra: list[Value] = []
     for d in run.dirs:

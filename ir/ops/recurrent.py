@@ -30,10 +30,13 @@ from ..dtypes import DType
 from ..types import TensorType
 from .registry import Attr, InferContext, OpDef, register
 
-Cell = Callable[[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None], list[np.ndarray]]
+# (attrs, x: xw's gates at the step, hr: the product input @ R^T, previous state rows, extra input) -> new rows
+Cell = Callable[[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], list[np.ndarray]]
 
 
-def _infer_for(gates: int, rows: int, extra: tuple[str, int] | None) -> Callable[[InferContext], list[TensorType]]:
+def _infer_for(
+    gates: int, rows: tuple[int, int], extra: tuple[str, int] | None
+) -> Callable[[InferContext], list[TensorType]]:
     def infer(ctx: InferContext) -> list[TensorType]:
         xw, r = ctx.input(0), ctx.input(2)
         if xw.rank != 3 or r.rank != 3 or not (xw.is_static and r.is_static):
@@ -46,7 +49,7 @@ def _infer_for(gates: int, rows: int, extra: tuple[str, int] | None) -> Callable
             raise ctx.error(f"reverse {ctx.attrs['reverse']} must give one flag per direction ({dirs})")
         if not 0 <= ctx.attrs["step"] < steps:
             raise ctx.error(f"step {ctx.attrs['step']} is outside the {steps} steps of xw")
-        state = (rows, dirs, batch, hidden)
+        state = (rows[0], dirs, batch, hidden)
         if ctx.has(1) and tuple(ctx.input(1).shape) != state:
             raise ctx.error(f"state must be {list(state)}")
         if extra is not None and ctx.has(3) and tuple(ctx.input(3).shape) != (dirs, extra[1] * hidden):
@@ -54,7 +57,7 @@ def _infer_for(gates: int, rows: int, extra: tuple[str, int] | None) -> Callable
         for i in range(4):
             if ctx.has(i) and ctx.input(i).dtype != DType.float32:
                 raise ctx.error("only float32 is supported")
-        return [TensorType(DType.float32, state)]
+        return [TensorType(DType.float32, (rows[1], dirs, batch, hidden))]
 
     return infer
 
@@ -67,9 +70,9 @@ def _clipped(v: np.ndarray, clip: float | None) -> np.ndarray:
     return v if clip is None else np.clip(v, -clip, clip)
 
 
-def _lstm(attrs: dict[str, Any], gates: np.ndarray, prev: np.ndarray, p: np.ndarray | None) -> list[np.ndarray]:
+def _lstm(attrs: dict[str, Any], x: np.ndarray, hr: np.ndarray, prev: np.ndarray, p: np.ndarray | None) -> list:
     clip = attrs["clip"]
-    gi, go, gf, gc = np.split(gates, 4, axis=-1)
+    gi, go, gf, gc = np.split(x + hr, 4, axis=-1)
     c = prev[1]
     pi, po, pf = np.split(p, 3) if p is not None else (0.0, 0.0, 0.0)
     i = _sigmoid(_clipped(gi + pi * c, clip))
@@ -78,22 +81,38 @@ def _lstm(attrs: dict[str, Any], gates: np.ndarray, prev: np.ndarray, p: np.ndar
     return [_sigmoid(_clipped(go + po * c, clip)) * np.tanh(c), c]
 
 
-def _gru(attrs: dict[str, Any], gates: np.ndarray, prev: np.ndarray, rbh: np.ndarray | None) -> list[np.ndarray]:
-    """`gates` here is (xz + hz, xr + hr, xh, h Rh^T): the h gate's two parts kept apart."""
+def _gru(attrs: dict[str, Any], x: np.ndarray, hr: np.ndarray, prev: np.ndarray, rbh: np.ndarray | None) -> list:
+    """linear_before_reset: n = tanh(xh + r (h Rh^T + Rbh))."""
     clip = attrs["clip"]
-    gz, gr, xh, hh = np.split(gates, 4, axis=-1)
-    z, r = _sigmoid(_clipped(gz, clip)), _sigmoid(_clipped(gr, clip))
+    (xz, xr, xh), (hz, hrr, hh) = np.split(x, 3, axis=-1), np.split(hr, 3, axis=-1)
+    z, r = _sigmoid(_clipped(xz + hz, clip)), _sigmoid(_clipped(xr + hrr, clip))
     n = np.tanh(_clipped(xh + r * (hh + (rbh if rbh is not None else 0.0)), clip))
     return [(1.0 - z) * n + z * prev[0]]
 
 
-def _rnn(attrs: dict[str, Any], gates: np.ndarray, prev: np.ndarray, _: np.ndarray | None) -> list[np.ndarray]:
-    v = _clipped(gates, attrs["clip"])
+def _gru_reset(attrs: dict[str, Any], x: np.ndarray, hr: np.ndarray, prev: np.ndarray, _: np.ndarray | None) -> list:
+    """Without linear_before_reset, first half: (r h, z, h) for the candidate."""
+    clip = attrs["clip"]
+    (xz, xr, _), (hz, hrr, _) = np.split(x, 3, axis=-1), np.split(hr, 3, axis=-1)
+    z, r = _sigmoid(_clipped(xz + hz, clip)), _sigmoid(_clipped(xr + hrr, clip))
+    return [r * prev[0], z, prev[0]]
+
+
+def _gru_candidate(
+    attrs: dict[str, Any], x: np.ndarray, hr: np.ndarray, prev: np.ndarray, _: np.ndarray | None
+) -> list:
+    """Second half, from (r h, z, h): n = tanh(xh + (r h) Rh^T); h' = (1 - z) n + z h."""
+    n = np.tanh(_clipped(np.split(x, 3, axis=-1)[2] + np.split(hr, 3, axis=-1)[2], attrs["clip"]))
+    return [(1.0 - prev[1]) * n + prev[1] * prev[2]]
+
+
+def _rnn(attrs: dict[str, Any], x: np.ndarray, hr: np.ndarray, prev: np.ndarray, _: np.ndarray | None) -> list:
+    v = _clipped(x + hr, attrs["clip"])
     act = attrs["activation"]
     return [np.maximum(v, 0.0) if act == "Relu" else _sigmoid(v) if act == "Sigmoid" else np.tanh(v)]
 
 
-def _reference_for(gates: int, rows: int, cell: Cell):
+def _reference_for(gates: int, rows: tuple[int, int], cell: Cell):
     def reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
         xw, state, r = inputs[0], inputs[1], inputs[2]
         extra = inputs[3] if len(inputs) > 3 else None
@@ -101,48 +120,48 @@ def _reference_for(gates: int, rows: int, cell: Cell):
         steps, batch, _ = xw.shape
         dirs, _, hidden = r.shape
         if state is None:
-            state = np.zeros((rows, dirs, batch, hidden), np.float32)
-        out = np.empty(state.shape, np.float64)
+            state = np.zeros((rows[0], dirs, batch, hidden), np.float32)
+        out = np.empty((rows[1], dirs, batch, hidden), np.float64)
         for d, rev in enumerate(attrs["reverse"]):
             t = steps - 1 - attrs["step"] if rev else attrs["step"]
             prev = state[:, d].astype(np.float64)
             x = xw[t, :, d * gates * hidden : (d + 1) * gates * hidden].astype(np.float64)
             hr = prev[0] @ r[d].T.astype(np.float64)
-            pre = (
-                x + hr
-                if cell is not _gru
-                else np.concatenate(
-                    [x[:, : 2 * hidden] + hr[:, : 2 * hidden], x[:, 2 * hidden :], hr[:, 2 * hidden :]], -1
-                )
-            )
-            out[:, d] = cell(attrs, pre, prev, extra[d].astype(np.float64) if extra is not None else None)
+            out[:, d] = cell(attrs, x, hr, prev, extra[d].astype(np.float64) if extra is not None else None)
         return [out.astype(np.float32)]
 
     return reference
 
 
-def _flops_for(gates: int, rows: int):
+def _flops_for(gates: int):
     def flops(ins: list[TensorType | None], outs: list[TensorType], attrs: dict[str, Any]) -> Any:
-        """2 G H flops of the recurrent product per hidden unit, plus about 10 per state element."""
+        """2 G H flops of the recurrent product (G of the op's gates) per hidden unit, plus about 10 per unit."""
         hidden = outs[0].shape[-1]
-        return dim_mul(outs[0].numel, (2 * gates * hidden + 10 * rows) // rows)
+        return dim_mul(outs[0].numel // outs[0].shape[0], 2 * gates * hidden + 10)
 
     return flops
 
 
 def _step_op(
-    name: str, gates: int, rows: int, cell: Cell, extra: tuple[str, int] | None, attrs: dict[str, Attr], doc: str
+    name: str,
+    gates: tuple[int, int],
+    rows: tuple[int, int],
+    cell: Cell,
+    extra: tuple[str, int] | None,
+    attrs: dict[str, Attr],
+    doc: str,
 ) -> OpDef:
+    """`gates`: (gates of R and xw, gates this op computes); `rows`: rows of the state in and out."""
     common = {"step": Attr("int"), "reverse": Attr("ints"), "clip": Attr("float", None)}
     return register(
         OpDef(
             name,
-            _infer_for(gates, rows, extra),
-            _reference_for(gates, rows, cell),
+            _infer_for(gates[0], rows, extra),
+            _reference_for(gates[0], rows, cell),
             attrs={**common, **attrs},
             inputs=(3, 4 if extra is not None else 3),
             kind="contraction",
-            flops=_flops_for(gates, rows),
+            flops=_flops_for(gates[1]),
             doc=doc,
         )
     )
@@ -150,8 +169,8 @@ def _step_op(
 
 LSTMStep = _step_op(
     "LSTMStep",
-    4,
-    2,
+    (4, 4),
+    (2, 2),
     _lstm,
     ("peepholes", 3),
     {"input_forget": Attr("int", 0)},
@@ -159,17 +178,35 @@ LSTMStep = _step_op(
 )
 GRUStep = _step_op(
     "GRUStep",
-    3,
-    1,
+    (3, 3),
+    (1, 1),
     _gru,
     ("rbh", 1),
     {},
     "One GRU time step (linear_before_reset) of every direction: h from xw[t], the previous h, R, Rbh.",
 )
+GRUResetStep = _step_op(
+    "GRUResetStep",
+    (3, 2),
+    (1, 3),
+    _gru_reset,
+    None,
+    {},
+    "GRU without linear_before_reset, first half of a step: (r h, z, h) from xw[t], the previous h, R.",
+)
+GRUCandidateStep = _step_op(
+    "GRUCandidateStep",
+    (3, 1),
+    (3, 1),
+    _gru_candidate,
+    None,
+    {},
+    "GRU without linear_before_reset, second half of a step: h from xw[t], GRUResetStep's (r h, z, h), R.",
+)
 RNNStep = _step_op(
     "RNNStep",
-    1,
-    1,
+    (1, 1),
+    (1, 1),
     _rnn,
     None,
     {"activation": Attr("string", "Tanh", ("Tanh", "Relu", "Sigmoid"))},
