@@ -1,5 +1,6 @@
-"""Lowering of LSTMStep, GRUStep and RNNStep: one kernel per time step, the recurrent product with the
-gate math, the state update and the state write as its epilogue.
+"""Lowering of the recurrent step ops (LSTMStep, GRUStep, RNNStep, GRUResetStep, GRUCandidateStep): one
+kernel per time step, the recurrent product with the gate math, the state update and the state write as its
+epilogue.
 
 The loops run over (direction, block of `width` hidden units), which the default schedule fuses
 into the parallel loop, so both directions run at once. Each block accumulates its G gates
