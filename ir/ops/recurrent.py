@@ -1,4 +1,5 @@
-"""LSTMStep, GRUStep, RNNStep: one time step of a recurrent layer, every direction at once.
+"""LSTMStep, GRUStep, RNNStep (and GRUResetStep, GRUCandidateStep): one time step of a recurrent layer,
+every direction at once.
 
 The ONNX LSTM, GRU and RNN converters (frontend/onnx/decompose_rnn.py) compute the input projection
 of all steps as one MatMul and chain one step op per time step, so each step is one kernel: the
@@ -16,6 +17,11 @@ Inputs (G gates: LSTM 4 (i, o, f, c), GRU 3 (z, r, h), RNN 1, in ONNX order):
 Output: the new state, shaped like ``state``. Direction d reads time step ``step`` of ``xw``, or
 S - 1 - ``step`` when ``reverse[d]``. ``clip`` bounds the pre-activations. LSTM: sigmoid, tanh, tanh,
 ``input_forget`` couples f = 1 - i. GRU (linear_before_reset): sigmoid, tanh. RNN: ``activation``.
+
+A GRU without linear_before_reset needs the whole reset gate before its h gate's product, so a step is
+two ops: GRUResetStep (state [1, D, B, H] in; (r h, z, h) [3, D, B, H] out, from gates z and r) and
+GRUCandidateStep (that in, the new h [1, D, B, H] out, from the h gate's product over r h). Every bias
+is in their ``xw``.
 """
 
 from __future__ import annotations
