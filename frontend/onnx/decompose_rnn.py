@@ -1,4 +1,5 @@
-"""RNN, GRU and LSTM unrolled into primitive ops, one group of ops per time step.
+"""RNN, GRU and LSTM: one step op per time step where it applies (rnn_steps.py), else unrolled
+into primitive ops, one group of ops per time step.
 
 The sequence length must be static. For each direction the input projection
 X @ W^T (+ both biases where they add up) is one MatMul over the whole
@@ -21,6 +22,7 @@ from aic.ir import Value
 
 from .converters import ConvertContext, converter
 from .decompose_seq import Emit
+from .rnn_steps import gru_steps, lstm_steps, rnn_steps, step_activation
 
 # name -> (uses alpha, uses beta, default alpha, default beta)
 _ACTIVATIONS = {
@@ -223,6 +225,9 @@ class _Recurrence:
 def rnn(ctx: ConvertContext) -> list[Value | None]:
     """Ht = f(Xt W^T + Ht-1 R^T + Wb + Rb)."""
     run = _Recurrence(ctx)
+    activation = step_activation(ctx, run)
+    if activation is not None:
+        return rnn_steps(run, activation)
     e = run.e
     hs, finals = [], []
     for i, d in enumerate(run.dirs):
@@ -244,6 +249,8 @@ def gru(ctx: ConvertContext) -> list[Value | None]:
     """z, r = f(...); h~ = g(Xt Wh^T + (r . Ht-1) Rh^T + Rbh + Wbh), or with
     linear_before_reset g(Xt Wh^T + r . (Ht-1 Rh^T + Rbh) + Wbh); Ht = (1 - z) h~ + z Ht-1."""
     run = _Recurrence(ctx)
+    if step_activation(ctx, run) is not None:
+        return gru_steps(run)
     e, hidden = run.e, run.hidden
     before_reset = bool(ctx.attrs.get("linear_before_reset", 0))
     hs, finals = [], []
@@ -292,6 +299,8 @@ def lstm(ctx: ConvertContext) -> list[Value | None]:
     """Gates i, o, f, c (peepholes P[iof] on the cell state, input_forget couples
     f = 1 - i); Ct = f . Ct-1 + i . g(c); Ht = o . h(Ct)."""
     run = _Recurrence(ctx)
+    if step_activation(ctx, run) is not None:
+        return lstm_steps(run)
     e = run.e
     coupled = bool(ctx.attrs.get("input_forget", 0))
     hs, h_finals, c_finals = [], [], []

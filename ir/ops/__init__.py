@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registers ops)
     movement,
     norm,
     pool,
+    recurrent,
     reduce,
     resize,
     scan_ops,
