@@ -21,6 +21,7 @@ from aic.ir.dtypes import DType
 from aic.ir.loop import Call
 from llvmlite import ir
 
+from .llvm_int8 import emit_dot4
 from .llvm_types import F32, I1, I32, constant, elem_type, lanes_of, mangle, splat, vec
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ def emit_call(em: ExprEmitter, e: Call) -> ir.Value:
 
 def _int_call(em: ExprEmitter, fn: str, dt: DType, args: list[ir.Value]) -> ir.Value:
     x = args[0]
+    if fn == "dot4" and dt == DType.int32:
+        return emit_dot4(em, *args)
     if fn == "abs":
         if not dt.is_signed:
             return x

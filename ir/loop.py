@@ -173,10 +173,12 @@ class Load(Expr):
         return self.buffer.dtype
 
 
-# Intrinsics every target provides; anything else is decomposed before codegen.
+# Intrinsics every target provides; anything else is decomposed before codegen. `dot4(acc, a, b)` is
+# on int32 lanes: acc plus the sum over the 4 bytes q of each lane of uint8(a byte q) * int8(b byte q),
+# wrapping (x86 VNNI `vpdpbusd`). The CPU target renders it; the CUDA target does not.
 INTRINSICS = frozenset(
     "exp log sqrt tanh erf sin cos tan asin acos atan sinh cosh asinh acosh atanh "
-    "abs floor ceil round trunc pow fma".split()
+    "abs floor ceil round trunc pow fma dot4".split()
 )
 
 

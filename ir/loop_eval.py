@@ -107,6 +107,14 @@ def _alloc(dtype: np.dtype, size: int) -> np.ndarray:
     return np.frombuffer(np.full(size * dtype.itemsize, 0xA5, np.uint8).tobytes(), dtype).copy()
 
 
+def _dot4(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """acc + sum of the 4 uint8 bytes of each lane of a times the 4 int8 bytes of b (int32, wrapping)."""
+    ua = np.ascontiguousarray(a, np.int32).reshape(-1).view(np.uint8).reshape(-1, 4).astype(np.int64)
+    sb = np.ascontiguousarray(b, np.int32).reshape(-1).view(np.int8).reshape(-1, 4).astype(np.int64)
+    total = np.asarray(acc, np.int64).reshape(-1) + (ua * sb).sum(axis=1)
+    return total.astype(np.int32).reshape(np.shape(np.broadcast_arrays(acc, a, b)[0]))[()]
+
+
 _CALLS: dict[str, Callable] = {
     "exp": np.exp,
     "log": np.log,
@@ -131,6 +139,7 @@ _CALLS: dict[str, Callable] = {
     "trunc": np.trunc,
     "pow": np.power,
     "fma": lambda a, b, c: a * b + c,
+    "dot4": _dot4,
 }
 
 _PY_OPS = {"add": "+", "sub": "-", "mul": "*", "and": "&", "or": "|", "xor": "^"}

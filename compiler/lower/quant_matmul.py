@@ -1,0 +1,159 @@
+"""Lowering of MatMulInteger with a constant int8 right-hand side as an int8 micro-kernel.
+
+The weights are packed at compile time as VNNI wants them: 4 consecutive K values of one
+output column in one int32 lane, column panels of `cols` lanes, [N/cols, ceil(K/4), cols]
+(zero padded). Each step of the K loop reads 4 activation bytes of a row as one int32 and
+feeds every column vector of the tile through the `dot4` intrinsic (`vpdpbusd` on AVX-512
+VNNI, an exact int16 path on other CPUs), accumulating in int32 registers.
+
+`dot4` multiplies uint8 by int8, so operands are shifted into those ranges and the zero
+points corrected with the weights' column sums (exact in int32):
+- int8 activations a become a + 128 (uint8), their zero point za + 128;
+- uint8 weights b become b - 128 (int8), their zero point zb - 128;
+- then sum_k (a - za)(b - zb) = acc - za * colsum(b) when zb is 0 (after the shift).
+Weights whose zero point is not 0 after the shift, non-constant weights and scalar targets
+(ctx.lanes == 1) take the plain dot-product nest of contraction.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import Allocate, Bin, Call, Cast, Const, Expr, Load, Stmt, Store
+from aic.ir.loop_tools import binop, seq
+from aic.ir.schedule import MicroKernel
+
+from .contraction import hints, matmul_integer_nest, register_tile
+from .core import LowerCtx, Tensor, broadcast_index, idx
+from .reduce import stack
+from .table import Emit, anchor
+
+I32 = DType.int32
+GROUP = 4  # K values per int32 lane
+
+
+def packed_weights(b: np.ndarray, cols: int) -> np.ndarray:
+    """int8 [K, N] -> int32 [ceil(N/cols), ceil(K/4), cols]: lane c of panel p, group g holds
+    b[4g:4g+4, p*cols + c] as its 4 bytes (little endian), zero padded."""
+    k, n = b.shape
+    groups, panels = -(-k // GROUP), -(-n // cols)
+    padded = np.zeros((groups * GROUP, panels * cols), np.int8)
+    padded[:k, :n] = b
+    lanes = padded.reshape(groups, GROUP, panels, cols).transpose(2, 0, 3, 1)  # [panel, group, col, byte]
+    return np.ascontiguousarray(lanes).view(np.int32).reshape(panels, groups, cols)
+
+
+def _signed_weights(node: Node) -> tuple[np.ndarray, np.ndarray] | None:
+    """The constant weights as int8 with their zero points per column (after the uint8 shift),
+    or None when the weights are not a constant 2-D int8/uint8 matrix."""
+    b = node.inputs[1]
+    if b.const is None or b.type.rank != 2 or b.type.dtype not in (DType.int8, DType.uint8):
+        return None
+    w = np.asarray(b.const).astype(np.int32)
+    zb_value = node.inputs[3] if len(node.inputs) > 3 else None
+    if zb_value is not None and zb_value.const is None:
+        return None
+    zb = np.zeros(w.shape[1], np.int32) + (0 if zb_value is None else np.asarray(zb_value.const).astype(np.int32))
+    if b.type.dtype == DType.uint8:
+        w, zb = w - 128, zb - 128
+    return w.astype(np.int8), zb
+
+
+@anchor("MatMulInteger")
+def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x = ins[0]
+    weights = _signed_weights(node)
+    za = ins[2] if len(ins) > 2 else None
+    if ctx.lanes == 1 or weights is None or np.any(weights[1]) or x is None or x.dtype not in (DType.int8, DType.uint8):
+        return matmul_integer_nest(ctx, node, ins, emit)
+    w, _ = weights
+    m, k, n = (1 if x.rank == 1 else x.shape[-2]), x.shape[-1], w.shape[1]
+    batch = node.outputs[0].type.static_shape[: max(x.rank - 2, 0)]
+    tile = register_tile(ctx, MicroKernel(4 if m > 1 else 1, (2 if m > 1 else 4) * ctx.lanes))
+    if tile.cols % ctx.lanes:
+        tile = MicroKernel(tile.rows, -(-tile.cols // ctx.lanes) * ctx.lanes)
+    packed = ctx.weight(packed_weights(w, tile.cols), "wq")
+    colsum = ctx.weight(np.pad(w.astype(np.int32).sum(axis=0, dtype=np.int32), (0, tile.cols)), "wsum")
+    shift = 128 if x.dtype == DType.int8 else 0  # int8 activations are read as uint8 a + 128
+
+    def a_zero(i: Expr) -> Expr:
+        """The activations' zero point for row i, in the uint8 range."""
+        if za is None:
+            return Const(shift, I32)
+        at = [i] if za.rank == 1 and za.shape[0] > 1 else [idx(0)] * za.rank
+        return Bin("add", Cast(I32, za.at(at)), Const(shift, I32))
+
+    def per_batch(bi: list[Expr]) -> Stmt:
+        def a_byte(i: Expr, kk: Expr) -> Expr:
+            at = [kk] if x.rank == 1 else [*broadcast_index(bi, x.shape[:-2]), i, kk]
+            value = x.at(at)
+            return Cast(I32, value if value.dtype == DType.uint8 else Cast(DType.uint8, value))
+
+        def a_lane(i: Expr, g: Expr) -> Expr:
+            """Bytes 4g..4g+3 of row i as one int32 (bytes past K repeat the last: their weights are 0)."""
+            word: Expr | None = None
+            for q in range(GROUP):
+                kk = binop("add", binop("mul", g, idx(GROUP)), idx(q))
+                if k % GROUP:
+                    kk = binop("min", kk, idx(k - 1))
+                byte = a_byte(i, kk)
+                byte = byte if q == 0 else Bin("shl", byte, Const(8 * q, I32))
+                word = byte if word is None else Bin("or", word, byte)
+            assert word is not None
+            return Bin("xor", word, Const(-0x7F7F7F80, I32)) if shift else word  # 0x80808080
+
+        def out(i: Expr, j: Expr, acc: Expr) -> Stmt:
+            zero = a_zero(i)
+            if not (isinstance(zero, Const) and zero.value == 0):
+                acc = Bin("sub", acc, Bin("mul", zero, colsum.at([j])))
+            return emit(0, [*bi, *([i] if x.rank > 1 else []), j], acc)
+
+        return _tiles(ctx, m, n, -(-k // GROUP), tile, a_lane, packed, out)
+
+    return ctx.loops(batch, per_batch, "b")
+
+
+def _tiles(ctx: LowerCtx, m: int, n: int, groups: int, tile: MicroKernel, a_lane, packed: Tensor, out) -> Stmt:
+    """Every `tile.rows` x `tile.cols` output tile, column panels outermost (a panel of packed
+    weights stays in cache while the rows stream)."""
+    rows, width = tile.rows, tile.cols
+    full_m = m // rows * rows
+
+    def part(m0: Expr, nrows: int, p: Expr, cols: int) -> Stmt:
+        acc = stack(ctx, I32, nrows * width)
+        n0 = binop("mul", p, idx(width))
+
+        def at(r: Expr, c: Expr) -> Expr:
+            return binop("add", binop("mul", r, idx(width)), c)
+
+        zero = ctx.loop(nrows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), Const(0, I32)), "zc"), "zr")
+        row_loops, col_loops = [], []
+
+        def row(g: Expr, r: Expr) -> Stmt:
+            av = ctx.let(a_lane(binop("add", m0, r), g), "a")
+
+            def col(c: Expr) -> Stmt:
+                return Store(acc, at(r, c), Call("dot4", (Load(acc, at(r, c)), av, packed.at([p, g, c]))))
+
+            loop = ctx.loop(width, col, "c")
+            col_loops.append(loop)
+            return loop
+
+        def step(g: Expr) -> Stmt:
+            loop = ctx.loop(nrows, lambda r: row(g, r), "r")
+            row_loops.append(loop)
+            return loop
+
+        main = ctx.loop(groups, step, "g")
+        store = ctx.loop(nrows, lambda r: ctx.loop(
+            cols, lambda c: out(binop("add", m0, r), binop("add", n0, c), Load(acc, at(r, c))), "sc"), "sr")
+        hints(ctx, row_loops, col_loops, width)
+        return Allocate(acc, seq(zero, main, store))
+
+    def panel(p: Expr, cols: int) -> Stmt:
+        body = ctx.loop(m // rows, lambda mo: part(binop("mul", mo, idx(rows)), rows, p, cols), "mo")
+        return seq(body, part(idx(full_m), m - full_m, p, cols) if m > full_m else None)
+
+    whole = ctx.loop(n // width, lambda p: panel(p, width), "no")
+    return seq(whole, panel(idx(n // width), n % width) if n % width else None)
