@@ -107,12 +107,18 @@ def _alloc(dtype: np.dtype, size: int) -> np.ndarray:
     return np.frombuffer(np.full(size * dtype.itemsize, 0xA5, np.uint8).tobytes(), dtype).copy()
 
 
-def _dot4(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """acc + sum of the 4 uint8 bytes of each lane of a times the 4 int8 bytes of b (int32, wrapping)."""
-    ua = np.ascontiguousarray(a, np.int32).reshape(-1).view(np.uint8).reshape(-1, 4).astype(np.int64)
-    sb = np.ascontiguousarray(b, np.int32).reshape(-1).view(np.int8).reshape(-1, 4).astype(np.int64)
-    total = np.asarray(acc, np.int64).reshape(-1) + (ua * sb).sum(axis=1)
-    return total.astype(np.int32).reshape(np.shape(np.broadcast_arrays(acc, a, b)[0]))[()]
+def _byte_dot(lane: type) -> Callable:
+    """acc + the sum of the uint8 bytes of each `lane`-typed lane of a times the int8 bytes of b (int32, wrapping)."""
+    size = np.dtype(lane).itemsize
+
+    def dot(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        acc, a, b = np.broadcast_arrays(np.asarray(acc, np.int32), np.asarray(a, lane), np.asarray(b, lane))
+        ua = np.ascontiguousarray(a).reshape(-1).view(np.uint8).reshape(-1, size).astype(np.int64)
+        sb = np.ascontiguousarray(b).reshape(-1).view(np.int8).reshape(-1, size).astype(np.int64)
+        total = acc.reshape(-1).astype(np.int64) + (ua * sb).sum(axis=1)
+        return total.astype(np.int32).reshape(acc.shape)[()]
+
+    return dot
 
 
 _CALLS: dict[str, Callable] = {
@@ -139,7 +145,8 @@ _CALLS: dict[str, Callable] = {
     "trunc": np.trunc,
     "pow": np.power,
     "fma": lambda a, b, c: a * b + c,
-    "dot4": _dot4,
+    "dot4": _byte_dot(np.int32),
+    "dot2": _byte_dot(np.int16),
 }
 
 _PY_OPS = {"add": "+", "sub": "-", "mul": "*", "and": "&", "or": "|", "xor": "^"}

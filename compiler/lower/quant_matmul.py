@@ -1,10 +1,13 @@
 """Lowering of MatMulInteger with a constant int8 right-hand side as an int8 micro-kernel.
 
-The weights are packed at compile time as VNNI wants them: 4 consecutive K values of one
-output column in one int32 lane, column panels of `cols` lanes, [N/cols, ceil(K/4), cols]
-(zero padded). Each step of the K loop reads 4 activation bytes of a row as one int32 and
-feeds every column vector of the tile through the `dot4` intrinsic (`vpdpbusd` on AVX-512
-VNNI, an exact int16 path on other CPUs), accumulating in int32 registers.
+The weights are packed at compile time as the dot-product instruction wants them: `group`
+consecutive K values of one output column in one lane, column panels of `cols` lanes,
+[N/cols, ceil(K/group), cols] (zero padded). Each step of the K loop reads `group` activation
+bytes of a row as one lane and feeds every column vector of the tile through the intrinsic,
+accumulating in int32 registers:
+- AVX-512 targets (16 int32 lanes): group 4 in int32 lanes, `dot4` (one `vpdpbusd` with VNNI);
+- narrower vectors (AVX2): group 2 in int16 lanes, `dot2` (one `vpmaddwd` on the bytes widened
+  to int16, exact, with no shuffles: 16 bytes of weights feed 8 columns).
 
 `dot4` multiplies uint8 by int8, so operands are shifted into those ranges and the zero
 points corrected with the weights' column sums (exact in int32):
@@ -30,18 +33,19 @@ from .reduce import stack
 from .table import Emit, anchor
 
 I32 = DType.int32
-GROUP = 4  # K values per int32 lane
+LANE = {4: DType.int32, 2: DType.int16}  # the lane type holding `group` bytes
+INTRINSIC = {4: "dot4", 2: "dot2"}
 
 
-def packed_weights(b: np.ndarray, cols: int) -> np.ndarray:
-    """int8 [K, N] -> int32 [ceil(N/cols), ceil(K/4), cols]: lane c of panel p, group g holds
-    b[4g:4g+4, p*cols + c] as its 4 bytes (little endian), zero padded."""
+def packed_weights(b: np.ndarray, cols: int, group: int = 4) -> np.ndarray:
+    """int8 [K, N] -> [ceil(N/cols), ceil(K/group), cols] lanes of `group` bytes: lane c of panel p,
+    step g holds b[group*g : group*(g+1), p*cols + c] (little endian), zero padded."""
     k, n = b.shape
-    groups, panels = -(-k // GROUP), -(-n // cols)
-    padded = np.zeros((groups * GROUP, panels * cols), np.int8)
+    groups, panels = -(-k // group), -(-n // cols)
+    padded = np.zeros((groups * group, panels * cols), np.int8)
     padded[:k, :n] = b
-    lanes = padded.reshape(groups, GROUP, panels, cols).transpose(2, 0, 3, 1)  # [panel, group, col, byte]
-    return np.ascontiguousarray(lanes).view(np.int32).reshape(panels, groups, cols)
+    lanes = padded.reshape(groups, group, panels, cols).transpose(2, 0, 3, 1)  # [panel, step, col, byte]
+    return np.ascontiguousarray(lanes).view(LANE[group].numpy).reshape(panels, groups, cols)
 
 
 def _signed_weights(node: Node) -> tuple[np.ndarray, np.ndarray] | None:
@@ -60,6 +64,14 @@ def _signed_weights(node: Node) -> tuple[np.ndarray, np.ndarray] | None:
     return w.astype(np.int8), zb
 
 
+def default_tile(m: int, lanes: int) -> MicroKernel:
+    """4 rows by 3 vectors (AVX2: 12 accumulators, 3 widened weight vectors, the activation pair:
+    the 16 registers) or 4 vectors (AVX-512's 32 registers); one row by 4 vectors for a single row."""
+    if m == 1:
+        return MicroKernel(1, 4 * lanes)
+    return MicroKernel(4, (4 if lanes >= 16 else 3) * lanes)
+
+
 @anchor("MatMulInteger")
 def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x = ins[0]
@@ -70,10 +82,12 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     w, _ = weights
     m, k, n = (1 if x.rank == 1 else x.shape[-2]), x.shape[-1], w.shape[1]
     batch = node.outputs[0].type.static_shape[: max(x.rank - 2, 0)]
-    tile = register_tile(ctx, MicroKernel(4 if m > 1 else 1, (2 if m > 1 else 4) * ctx.lanes))
+    tile = register_tile(ctx, default_tile(m, ctx.lanes))
     if tile.cols % ctx.lanes:
         tile = MicroKernel(tile.rows, -(-tile.cols // ctx.lanes) * ctx.lanes)
-    packed = ctx.weight(packed_weights(w, tile.cols), "wq")
+    group = 4 if ctx.lanes >= 16 else 2
+    lane_t = LANE[group]
+    packed = ctx.weight(packed_weights(w, tile.cols, group), "wq")
     colsum = ctx.weight(np.pad(w.astype(np.int32).sum(axis=0, dtype=np.int32), (0, tile.cols)), "wsum")
     shift = 128 if x.dtype == DType.int8 else 0  # int8 activations are read as uint8 a + 128
 
@@ -88,20 +102,21 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         def a_byte(i: Expr, kk: Expr) -> Expr:
             at = [kk] if x.rank == 1 else [*broadcast_index(bi, x.shape[:-2]), i, kk]
             value = x.at(at)
-            return Cast(I32, value if value.dtype == DType.uint8 else Cast(DType.uint8, value))
+            return Cast(lane_t, value if value.dtype == DType.uint8 else Cast(DType.uint8, value))
 
         def a_lane(i: Expr, g: Expr) -> Expr:
-            """Bytes 4g..4g+3 of row i as one int32 (bytes past K repeat the last: their weights are 0)."""
+            """Bytes of step g of row i as one lane (bytes past K repeat the last: their weights are 0)."""
             word: Expr | None = None
-            for q in range(GROUP):
-                kk = binop("add", binop("mul", g, idx(GROUP)), idx(q))
-                if k % GROUP:
+            for q in range(group):
+                kk = binop("add", binop("mul", g, idx(group)), idx(q))
+                if k % group:
                     kk = binop("min", kk, idx(k - 1))
                 byte = a_byte(i, kk)
-                byte = byte if q == 0 else Bin("shl", byte, Const(8 * q, I32))
+                byte = byte if q == 0 else Bin("shl", byte, Const(8 * q, lane_t))
                 word = byte if word is None else Bin("or", word, byte)
             assert word is not None
-            return Bin("xor", word, Const(-0x7F7F7F80, I32)) if shift else word  # 0x80808080
+            flip = -0x7F7F7F80 if group == 4 else -0x7F80  # 0x80 in every byte: int8 -> uint8 + 128
+            return Bin("xor", word, Const(flip, lane_t)) if shift else word
 
         def out(i: Expr, j: Expr, acc: Expr) -> Stmt:
             zero = a_zero(i)
@@ -109,12 +124,13 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
                 acc = Bin("sub", acc, Bin("mul", zero, colsum.at([j])))
             return emit(0, [*bi, *([i] if x.rank > 1 else []), j], acc)
 
-        return _tiles(ctx, m, n, -(-k // GROUP), tile, a_lane, packed, out)
+        return _tiles(ctx, m, n, -(-k // group), tile, INTRINSIC[group], a_lane, packed, out)
 
     return ctx.loops(batch, per_batch, "b")
 
 
-def _tiles(ctx: LowerCtx, m: int, n: int, groups: int, tile: MicroKernel, a_lane, packed: Tensor, out) -> Stmt:
+def _tiles(ctx: LowerCtx, m: int, n: int, groups: int, tile: MicroKernel, fn: str, a_lane, packed: Tensor,
+           out) -> Stmt:
     """Every `tile.rows` x `tile.cols` output tile, column panels outermost (a panel of packed
     weights stays in cache while the rows stream)."""
     rows, width = tile.rows, tile.cols
@@ -134,7 +150,7 @@ def _tiles(ctx: LowerCtx, m: int, n: int, groups: int, tile: MicroKernel, a_lane
             av = ctx.let(a_lane(binop("add", m0, r), g), "a")
 
             def col(c: Expr) -> Stmt:
-                return Store(acc, at(r, c), Call("dot4", (Load(acc, at(r, c)), av, packed.at([p, g, c]))))
+                return Store(acc, at(r, c), Call(fn, (Load(acc, at(r, c)), av, packed.at([p, g, c]))))
 
             loop = ctx.loop(width, col, "c")
             col_loops.append(loop)

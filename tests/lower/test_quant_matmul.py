@@ -1,7 +1,7 @@
-"""MatMulInteger with constant int8 weights as the int8 micro-kernel (`dot4`): exact int32 results
-against an int64 numpy reference on the host (AVX2 or VNNI rendering), without AVX2 (plain LLVM IR)
-and in the loop evaluator; the VNNI rendering checked in the LLVM IR of an AVX-512 VNNI target;
-an MLP quantized by onnxruntime's `quantize_dynamic` against onnxruntime."""
+"""MatMulInteger with constant int8 weights as the int8 micro-kernel (`dot2` / `dot4`): exact int32
+results against an int64 numpy reference on the host, without AVX2 (plain LLVM IR) and in the loop
+evaluator; the AVX-512 renderings (VNNI `vpdpbusd`, and without VNNI) checked in the LLVM IR, as this
+machine may not run them; an MLP quantized by onnxruntime's `quantize_dynamic` against onnxruntime."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ rng = np.random.default_rng(7)
 RANGE = {np.uint8: (0, 256), np.int8: (-128, 128)}
 ONNX_TYPE = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
 AVX512_VNNI = "llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=icelake-server"
+AVX512_NO_VNNI = "llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=skylake-avx512"
+AVX2 = "llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=haswell"
 
 
 def _model(a_shape, w, a_type, zb=None) -> onnx.ModelProto:
@@ -48,8 +50,8 @@ def _case(a_shape, k_n, a_type, w_type, zb=None):
     return _model(a_shape, w, a_type, zb), feeds, exact.astype(np.int32)
 
 
-def _dot4_calls(program: Program) -> int:
-    return sum(kernel_text(k).count("dot4(") for k in program.kernels)
+def _dot_calls(program: Program) -> int:
+    return sum(kernel_text(k).count(" = dot") for k in program.kernels)
 
 
 CASES = [  # activations shape, weights [K, N], activation type, weight type, weight zero point
@@ -64,7 +66,7 @@ CASES = [  # activations shape, weights [K, N], activation type, weight type, we
 @pytest.mark.parametrize("a_shape,k_n,a_type,w_type,zb", CASES)
 def test_exact_on_host(a_shape, k_n, a_type, w_type, zb, target):
     model, feeds, exact = _case(a_shape, k_n, a_type, w_type, zb)
-    assert _dot4_calls(build_program(load_model(model), target)) > 0
+    assert _dot_calls(build_program(load_model(model), target)) > 0
     np.testing.assert_array_equal(aic.compile(model, target=target).run(None, feeds)[0], exact)
 
 
@@ -74,27 +76,31 @@ def test_loop_evaluator_and_plain_nest_fallback():
     np.testing.assert_array_equal(run_program(program, feeds)[0], exact)
     model, feeds, exact = _case((3, 8), (8, 5), np.uint8, np.uint8, 3)  # zero point 3 - 128: the plain nest
     program = build_program(load_model(model), "llvm")
-    assert _dot4_calls(program) == 0
+    assert _dot_calls(program) == 0
     np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
 
 
-def test_vnni_target_renders_vpdpbusd():
+def test_target_renderings():
     model, _, _ = _case((4, 40), (40, 64), np.uint8, np.int8)
     program = build_program(load_model(model), AVX512_VNNI)
-    kernel = next(k for k in program.kernels if "dot4(" in kernel_text(k))
-    text = kernel_llvm(kernel, AVX512_VNNI)
-    assert "llvm.x86.avx512.vpdpbusd.512" in text
-    assert "llvm.x86.avx512.vpdpbusd" not in kernel_llvm(kernel, "llvm -mattr=-avx2")
+    kernel = next(k for k in program.kernels if " = dot4(" in kernel_text(k))  # 16 lanes: 4 bytes per lane
+    assert "llvm.x86.avx512.vpdpbusd.512" in kernel_llvm(kernel, AVX512_VNNI)
+    assert "vpdpbusd" not in kernel_llvm(kernel, AVX512_NO_VNNI)
+    program = build_program(load_model(model), AVX2)
+    kernel = next(k for k in program.kernels if " = dot2(" in kernel_text(k))  # 8 lanes: 2 bytes per lane
+    assert "llvm.x86.avx2.pmadd.wd" in kernel_llvm(kernel, AVX2)
 
 
 def test_packed_weights_layout():
     w = rng.integers(-128, 128, (6, 5)).astype(np.int8)
-    packed = packed_weights(w, 4)  # [2 panels, 2 groups, 4 cols]
-    assert packed.shape == (2, 2, 4)
-    lanes = packed.view(np.int8).reshape(2, 2, 4, 4)  # [panel, group, col, byte]
+    packed = packed_weights(w, 4)  # [2 panels, 2 steps, 4 cols] of int32
+    assert packed.shape == (2, 2, 4) and packed.dtype == np.int32
+    lanes = packed.view(np.int8).reshape(2, 2, 4, 4)  # [panel, step, col, byte]
     assert lanes[1, 0, 0].tolist() == w[0:4, 4].tolist()
     assert lanes[0, 1, 2].tolist() == [*w[4:6, 2], 0, 0]
     assert not lanes[1, :, 1:].any()
+    pairs = packed_weights(w, 4, group=2).view(np.int8).reshape(2, 3, 4, 2)  # int16 lanes of 2 bytes
+    assert pairs[0, 2, 3].tolist() == w[4:6, 3].tolist()
 
 
 def test_quantize_dynamic_mlp_matches_onnxruntime(tmp_path):
