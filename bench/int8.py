@@ -1,10 +1,12 @@
 """int8 MLP: aic fp32, aic int8 and onnxruntime int8 (and fp32), interleaved in one process.
 
-    python -m bench.int8 [--layers 4] [--width 1024] [--batch 1 32] [--threads 1] [--seconds 2]
+    python -m bench.int8 [--layers 4] [--width 1024] [--batch 1 32] [--threads 1] [--seconds 2] [--qdq]
 
 The fp32 MLP (MatMul + bias + Relu per layer, random weights) is built with `onnx.helper`
 and quantized by onnxruntime's `quantize_dynamic` (uint8 activations, int8 weights:
-DynamicQuantizeLinear + MatMulInteger + Cast + Mul per layer). Engines take turns in a
+DynamicQuantizeLinear + MatMulInteger + Cast + Mul per layer), or with `--qdq` by
+`quantize_static` in the QDQ format (int8 activations and weights, QuantizeLinear /
+DequantizeLinear around every MatMul and Add; calibrated on 8 random batches). Engines take turns in a
 rotating order; a sample is enough back-to-back calls for >= 2 ms; medians of the per-call
 time. The int8 outputs are compared with onnxruntime's int8 outputs (max error relative to
 the output's max) and with the fp32 outputs.
@@ -23,7 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
 import aic
 
@@ -45,12 +47,26 @@ def mlp(layers: int, width: int, seed: int = 0) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def quantized(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnxruntime's `quantize_dynamic` of `model` (int8 weights, uint8 activations)."""
+class _RandomBatches(CalibrationDataReader):
+    def __init__(self, width: int) -> None:
+        rng = np.random.default_rng(2)
+        self.batches = iter([{"x": rng.standard_normal((1, width)).astype(np.float32)} for _ in range(8)])
+
+    def get_next(self) -> dict | None:
+        return next(self.batches, None)
+
+
+def quantized(model: onnx.ModelProto, qdq: bool = False) -> onnx.ModelProto:
+    """onnxruntime's `quantize_dynamic` of `model` (int8 weights, uint8 activations), or with `qdq`
+    its `quantize_static` in the QDQ format (int8 weights and activations)."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
         onnx.save(model, src)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        if qdq:
+            width = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+            quantize_static(src, dst, _RandomBatches(width), quant_format=QuantFormat.QDQ)
+        else:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
         return onnx.load(dst)
 
 
@@ -75,9 +91,9 @@ def engines(fp32: onnx.ModelProto, int8: onnx.ModelProto, threads: int) -> dict[
     return out
 
 
-def measure(batch: int, layers: int, width: int, threads: int, seconds: float) -> dict[str, float]:
+def measure(batch: int, layers: int, width: int, threads: int, seconds: float, qdq: bool = False) -> dict[str, float]:
     fp32 = mlp(layers, width)
-    int8 = quantized(fp32)
+    int8 = quantized(fp32, qdq)
     fp32, int8 = with_batch(fp32, batch), with_batch(int8, batch)
     run = engines(fp32, int8, threads)
     feeds = {"x": np.random.default_rng(1).standard_normal((batch, width)).astype(np.float32)}
@@ -110,10 +126,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--qdq", action="store_true", help="quantize_static (QDQ) instead of quantize_dynamic")
     args = p.parse_args()
     for batch in args.batch:
-        print(f"MLP {args.layers}x{args.width}, batch {batch}, {args.threads} thread(s)")
-        r = measure(batch, args.layers, args.width, args.threads, args.seconds)
+        kind = "quantize_static QDQ" if args.qdq else "quantize_dynamic"
+        print(f"MLP {args.layers}x{args.width} ({kind}), batch {batch}, {args.threads} thread(s)")
+        r = measure(batch, args.layers, args.width, args.threads, args.seconds, args.qdq)
         macs = batch * args.layers * args.width * args.width
         for name, t in r.items():
             print(f"  {name:9s} {t * 1e3:8.3f} ms  {2 * macs / t / 1e9:7.1f} GOP/s  "
