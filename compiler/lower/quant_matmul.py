@@ -13,9 +13,10 @@ accumulating in int32 registers:
 points corrected with the weights' column sums (exact in int32):
 - int8 activations a become a + 128 (uint8), their zero point za + 128;
 - uint8 weights b become b - 128 (int8), their zero point zb - 128;
-- then sum_k (a - za)(b - zb) = acc - za * colsum(b) when zb is 0 (after the shift).
-Weights whose zero point is not 0 after the shift, non-constant weights and scalar targets
-(ctx.lanes == 1) take the plain dot-product nest of contraction.py.
+- then sum_k (a - za)(b - zb) = acc - za * colsum(b) - zb * (rowsum(a) - K * za), with the
+  weights' column sums computed at compile time and, only when some zb is not 0 after the shift,
+  the rows' sums by a vectorized pass over the activations before the tiles.
+Non-constant weights and scalar targets (ctx.lanes == 1) take the plain nest of contraction.py.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import MicroKernel
 
 from .contraction import hints, matmul_integer_nest, register_tile
-from .core import LowerCtx, Tensor, broadcast_index, idx
-from .reduce import stack
+from .core import LowerCtx, Tensor, broadcast_index, idx, linear
+from .mathx import add
+from .reduce import accumulate, stack
 from .table import Emit, anchor
 
 I32 = DType.int32
@@ -77,9 +79,9 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     x = ins[0]
     weights = _signed_weights(node)
     za = ins[2] if len(ins) > 2 else None
-    if ctx.lanes == 1 or weights is None or np.any(weights[1]) or x is None or x.dtype not in (DType.int8, DType.uint8):
+    if ctx.lanes == 1 or weights is None or x is None or x.dtype not in (DType.int8, DType.uint8):
         return matmul_integer_nest(ctx, node, ins, emit)
-    w, _ = weights
+    w, zb = weights
     m, k, n = (1 if x.rank == 1 else x.shape[-2]), x.shape[-1], w.shape[1]
     batch = node.outputs[0].type.static_shape[: max(x.rank - 2, 0)]
     tile = register_tile(ctx, default_tile(m, ctx.lanes))
@@ -98,10 +100,25 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         at = [i] if za.rank == 1 and za.shape[0] > 1 else [idx(0)] * za.rank
         return Bin("add", Cast(I32, za.at(at)), Const(shift, I32))
 
+    def a_at(bi: list[Expr], i: Expr, kk: Expr) -> Expr:
+        return x.at([kk] if x.rank == 1 else [*broadcast_index(bi, x.shape[:-2]), i, kk])
+
+    row_sums, prologue = None, None
+    if np.any(zb):  # the weights' zero points need each row's sum of (shifted) activations
+        row_sums = ctx.scratch(I32, int(np.prod(batch, dtype=np.int64)) * m)
+
+        def row_sum(index: list[Expr]) -> Stmt:
+            bi, i = index[:-1], index[-1]
+            return accumulate(ctx, [*index, None], [*batch, m, k], lambda f: Cast(I32, a_at(f[:-2], f[-2], f[-1])),
+                              Const(0, I32), add, lambda s: Store(row_sums, _row(bi, batch, m, i),
+                                                                  Bin("add", s, Const(shift * k, I32))))
+
+        prologue = ctx.loops((*batch, m), row_sum, "rs")
+        zero_w = ctx.weight(np.pad(zb, (0, tile.cols)), "wzero")
+
     def per_batch(bi: list[Expr]) -> Stmt:
         def a_byte(i: Expr, kk: Expr) -> Expr:
-            at = [kk] if x.rank == 1 else [*broadcast_index(bi, x.shape[:-2]), i, kk]
-            value = x.at(at)
+            value = a_at(bi, i, kk)
             return Cast(lane_t, value if value.dtype == DType.uint8 else Cast(DType.uint8, value))
 
         def a_lane(i: Expr, g: Expr) -> Expr:
@@ -119,14 +136,23 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
             return Bin("xor", word, Const(flip, lane_t)) if shift else word
 
         def out(i: Expr, j: Expr, acc: Expr) -> Stmt:
+            """sum (a - za)(b - zb) = acc - za * colsum(b) - zb * (rowsum(a) - K * za)."""
             zero = a_zero(i)
             if not (isinstance(zero, Const) and zero.value == 0):
                 acc = Bin("sub", acc, Bin("mul", zero, colsum.at([j])))
+            if row_sums is not None:
+                rows = Bin("sub", Load(row_sums, _row(bi, batch, m, i)), Bin("mul", zero, Const(k, I32)))
+                acc = Bin("sub", acc, Bin("mul", zero_w.at([j]), rows))
             return emit(0, [*bi, *([i] if x.rank > 1 else []), j], acc)
 
         return _tiles(ctx, m, n, -(-k // group), tile, INTRINSIC[group], a_lane, packed, out)
 
-    return ctx.loops(batch, per_batch, "b")
+    return seq(prologue, ctx.loops(batch, per_batch, "b"))
+
+
+def _row(bi: list[Expr], batch: tuple[int, ...], m: int, i: Expr) -> Expr:
+    """The flat index of row i of batch bi."""
+    return binop("add", binop("mul", linear(bi, batch), idx(m)), i) if batch else i
 
 
 def _tiles(ctx: LowerCtx, m: int, n: int, groups: int, tile: MicroKernel, fn: str, a_lane, packed: Tensor,

@@ -16,6 +16,7 @@ from aic.ir.loop import Program
 from aic.ir.loop_eval import run_program
 from aic.ir.loop_printer import kernel_text
 from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 import aic
 
@@ -31,7 +32,7 @@ def _model(a_shape, w, a_type, zb=None) -> onnx.ModelProto:
     inits = [numpy_helper.from_array(w, "w")]
     names = ["a", "w", "za"]
     if zb is not None:
-        inits.append(numpy_helper.from_array(np.asarray(zb, w.dtype), "zb"))
+        inits.append(numpy_helper.from_array(np.asarray(zb).astype(w.dtype), "zb"))
         names.append("zb")
     out_shape = [*a_shape[:-1], w.shape[1]]
     graph = helper.make_graph(
@@ -59,6 +60,8 @@ CASES = [  # activations shape, weights [K, N], activation type, weight type, we
     ((1, 64), (64, 48), np.uint8, np.int8, 0),  # one row (batch 1)
     ((2, 3, 32), (32, 33), np.int8, np.int8, None),  # int8 activations, a batch dim
     ((3, 17), (17, 20), np.uint8, np.uint8, 128),  # uint8 weights with zero point 128
+    ((5, 33), (33, 21), np.int8, np.uint8, 77),  # a weight zero point: row sums of the activations
+    ((2, 4, 9), (9, 30), np.uint8, np.int8, np.arange(30) % 7 - 3),  # per-column weight zero points, a batch dim
 ]
 
 
@@ -71,10 +74,15 @@ def test_exact_on_host(a_shape, k_n, a_type, w_type, zb, target):
 
 
 def test_loop_evaluator_and_plain_nest_fallback():
-    model, feeds, exact = _case((3, 9), (9, 19), np.int8, np.int8)
-    program = build_program(load_model(model), "llvm")
-    np.testing.assert_array_equal(run_program(program, feeds)[0], exact)
-    model, feeds, exact = _case((3, 8), (8, 5), np.uint8, np.uint8, 3)  # zero point 3 - 128: the plain nest
+    for zb in (None, 3):
+        model, feeds, exact = _case((3, 9), (9, 19), np.int8, np.uint8 if zb else np.int8, zb)
+        program = build_program(load_model(model), "llvm")
+        np.testing.assert_array_equal(run_program(program, feeds)[0], exact)
+    model, feeds, exact = _case((3, 8), (8, 5), np.uint8, np.int8)
+    weights = model.graph.initializer[0]
+    model.graph.input.append(helper.make_tensor_value_info("w", TensorProto.INT8, list(weights.dims)))
+    feeds["w"] = numpy_helper.to_array(weights)
+    del model.graph.initializer[0]  # weights as an input: the plain nest
     program = build_program(load_model(model), "llvm")
     assert _dot_calls(program) == 0
     np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
@@ -117,12 +125,15 @@ def test_quantize_dynamic_mlp_matches_onnxruntime(tmp_path):
     graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 48])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 48])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "f.onnx")
-    quantization.quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=quantization.QuantType.QInt8)
+    quantization.quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=quantization.QuantType.QInt8,
+                                  reduce_range=True)
     model = onnx.load(tmp_path / "q.onnx")
     assert any(n.op_type == "MatMulInteger" for n in model.graph.node)
     feeds = {"x": (rng.standard_normal((3, 48)) * 0.3).astype(np.float32)}
-    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     got = aic.compile(model).run(None, feeds)[0]
-    # small activations and weights: no vpmaddubsw saturation in onnxruntime, so the int32 sums agree and
-    # only float32 rounding of the scales differs
+    exact = ReferenceEvaluator(model).run(None, feeds)[0]  # onnx's numpy reference: exact int32 sums
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5 * np.abs(exact).max())
+    # onnxruntime's AVX2 kernel saturates int16 pair sums (vpmaddubsw) of full-range weights; 7-bit weights
+    # (reduce_range) keep its sums exact, so it must agree to float32 rounding
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
