@@ -5,10 +5,13 @@ machine may not run them; an MLP quantized by onnxruntime's `quantize_dynamic` a
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 import numpy as np
 import onnx
 import pytest
 from aic.codegen.llvm import kernel_llvm
+from aic.codegen.llvm_machine import target_machine
+from aic.codegen.target import Target
 from aic.compiler.lower.quant_matmul import packed_weights
 from aic.compiler.program import build_program
 from aic.frontend.onnx import load_model
@@ -92,7 +95,10 @@ def test_target_renderings():
     model, _, _ = _case((4, 40), (40, 64), np.uint8, np.int8)
     program = build_program(load_model(model), AVX512_VNNI)
     kernel = next(k for k in program.kernels if " = dot4(" in kernel_text(k))  # 16 lanes: 4 bytes per lane
-    assert "llvm.x86.avx512.vpdpbusd.512" in kernel_llvm(kernel, AVX512_VNNI)
+    text = kernel_llvm(kernel, AVX512_VNNI)
+    assert "llvm.x86.avx512.vpdpbusd.512" in text
+    assembly = target_machine(Target.parse(AVX512_VNNI), 2).emit_assembly(llvm.parse_assembly(text))
+    assert "vpdpbusd" in assembly and "vpbroadcastd" in assembly  # 4 activation bytes: one broadcast load
     assert "vpdpbusd" not in kernel_llvm(kernel, AVX512_NO_VNNI)
     program = build_program(load_model(model), AVX2)
     kernel = next(k for k in program.kernels if " = dot2(" in kernel_text(k))  # 8 lanes: 2 bytes per lane
