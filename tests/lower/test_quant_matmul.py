@@ -12,6 +12,7 @@ import pytest
 from aic.codegen.llvm import kernel_llvm
 from aic.codegen.llvm_machine import target_machine
 from aic.codegen.target import Target
+from aic.compiler.kernel_table import kernel_flops
 from aic.compiler.lower.quant_matmul import packed_weights
 from aic.compiler.program import build_program
 from aic.frontend.onnx import load_model
@@ -66,6 +67,13 @@ CASES = [  # activations shape, weights [K, N], activation type, weight type, we
     ((5, 33), (33, 21), np.int8, np.uint8, 77),  # a weight zero point: row sums of the activations
     ((2, 4, 9), (9, 30), np.uint8, np.int8, np.arange(30) % 7 - 3),  # per-column weight zero points, a batch dim
 ]
+
+
+def test_kernel_table_counts_the_int8_products():
+    model, _, _ = _case((4, 64), (64, 48), np.uint8, np.int8)
+    program = build_program(load_model(model), AVX2)
+    kernel = next(k for k in program.kernels if " = dot2(" in kernel_text(k))
+    assert kernel_flops(kernel) >= 2 * 4 * 64 * 48  # the epilogue's float ops come on top
 
 
 @pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx2"])
