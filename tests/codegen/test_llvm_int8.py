@@ -1,6 +1,6 @@
-"""The int8 dot-product intrinsics dot4 / dot2 rendered to LLVM and run, against the loop evaluator's
-numpy definition: scalar and 8 lanes, on the host (AVX2: vpmaddwd for dot2) and without AVX2 (plain
-LLVM IR); full byte ranges, so any saturating step would show."""
+"""The int8 dot-product intrinsics dot4 / dot2 / dotw rendered to LLVM and run, against the loop
+evaluator's numpy definition: scalar and 8 lanes, on the host (AVX2: vpmaddwd for dot2 and dotw) and
+without AVX2 (plain LLVM IR); full byte and int16 ranges, so any saturating step would show."""
 
 from __future__ import annotations
 
@@ -31,14 +31,16 @@ def dot_case(fn: str, lane: DType, n: int, lanes: int) -> Case:
             b: rng.integers(info.min, info.max + 1, n).astype(lane.numpy)}
     data[a][:4] = -1  # every byte 255, against weight bytes 127 and -128: the largest products
     data[b][:2], data[b][2:4] = (0x7F7F7F7F, -0x7F7F7F80) if lane == DType.int32 else (0x7F7F, -0x7F80)
+    if fn == "dotw":  # int16 halves: both -32768 (the one pair sum that wraps: 2^31)
+        data[a][4], data[b][4] = -0x7FFF8000, -0x7FFF8000
     return Case(f"{fn}_{lanes}", body, data, [y])
 
 
 @pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx2"])
 def test_byte_dots_match_the_definition(target, tmp_path):
     n = 64
-    cases = [dot_case(fn, lane, n, lanes) for fn, lane in (("dot4", DType.int32), ("dot2", DType.int16))
-             for lanes in (1, 8)]
+    cases = [dot_case(fn, lane, n, lanes) for fn, lane in (("dot4", DType.int32), ("dot2", DType.int16),
+                                                          ("dotw", DType.int32)) for lanes in (1, 8)]
     got = run_cases(cases, tmp_path, target=target)
     for case in cases:
         acc, a, b = (case.inputs[k] for k in case.inputs)
@@ -51,3 +53,5 @@ def test_definition_by_hand():
     b = np.array([0x7F80FF02], np.int32)  # bytes 02 ff 80 7f
     assert int(_CALLS["dot4"](np.int32(5), a, b)[0]) == 5 + 255 * 2 + 128 * -1 + 255 * -128 + 1 * 127
     assert int(_CALLS["dot2"](np.int32(-1), np.int16(-1), np.int16(-32768))) == -1 + 255 * 0 + 255 * -128
+    assert int(_CALLS["dotw"](np.int32(1), np.int32(0x0003FFFF), np.int32(0x7FFF0002))) == 1 - 2 + 3 * 32767
+    assert int(_CALLS["dotw"](np.int32(0), np.int32(-0x7FFF8000), np.int32(-0x7FFF8000))) == -(2**31)

@@ -13,7 +13,7 @@ from aic.codegen.llvm import kernel_llvm
 from aic.codegen.llvm_machine import target_machine
 from aic.codegen.target import Target
 from aic.compiler.kernel_table import kernel_flops
-from aic.compiler.lower.quant_matmul import packed_weights
+from aic.compiler.lower.quant_matmul import packed_weights, packed_words
 from aic.compiler.program import build_program
 from aic.frontend.onnx import load_model
 from aic.ir.loop import Program
@@ -72,7 +72,7 @@ CASES = [  # activations shape, weights [K, N], activation type, weight type, we
 def test_kernel_table_counts_the_int8_products():
     model, _, _ = _case((4, 64), (64, 48), np.uint8, np.int8)
     program = build_program(load_model(model), AVX2)
-    kernel = next(k for k in program.kernels if " = dot2(" in kernel_text(k))
+    kernel = next(k for k in program.kernels if " = dotw(" in kernel_text(k))
     assert kernel_flops(kernel) >= 2 * 4 * 64 * 48  # the epilogue's float ops come on top
 
 
@@ -109,7 +109,11 @@ def test_target_renderings():
     assert "vpdpbusd" in assembly and "vpbroadcastd" in assembly  # 4 activation bytes: one broadcast load
     assert "vpdpbusd" not in kernel_llvm(kernel, AVX512_NO_VNNI)
     program = build_program(load_model(model), AVX2)
-    kernel = next(k for k in program.kernels if " = dot2(" in kernel_text(k))  # 8 lanes: 2 bytes per lane
+    kernel = next(k for k in program.kernels if " = dotw(" in kernel_text(k))  # 8 lanes, rows: int16 pairs
+    assert "llvm.x86.avx2.pmadd.wd" in kernel_llvm(kernel, AVX2)
+    model, _, _ = _case((1, 40), (40, 64), np.uint8, np.int8)
+    program = build_program(load_model(model), AVX2)
+    kernel = next(k for k in program.kernels if " = dot2(" in kernel_text(k))  # one row: 2 bytes per lane
     assert "llvm.x86.avx2.pmadd.wd" in kernel_llvm(kernel, AVX2)
 
 
@@ -123,6 +127,8 @@ def test_packed_weights_layout():
     assert not lanes[1, :, 1:].any()
     pairs = packed_weights(w, 4, group=2).view(np.int8).reshape(2, 3, 4, 2)  # int16 lanes of 2 bytes
     assert pairs[0, 2, 3].tolist() == w[4:6, 3].tolist()
+    words = packed_words(w, 4)  # int32 lanes of 2 int16
+    assert words.shape == (2, 3, 4) and words.view(np.int16).reshape(2, 3, 4, 2)[1, 1, 0].tolist() == w[2:4, 4].tolist()
 
 
 def test_quantize_dynamic_mlp_matches_onnxruntime(tmp_path):
