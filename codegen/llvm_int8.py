@@ -51,15 +51,7 @@ def emit_byte_dot(em: ExprEmitter, fn: str, acc: ir.Value, a: ir.Value, b: ir.Va
         pairs = em.intrinsic("llvm.x86.avx2.pmadd.wd", vec(I32, 8), [bld.zext(ua, words), bld.sext(sb, words)])
         return bld.add(acc, pairs)
     wide = vec(I32, per * n)
-    products = bld.mul(bld.zext(ua, wide), bld.sext(sb, wide))
-    total = acc
-    for q in range(per):
-        if n == 1:
-            part = bld.extract_element(products, ir.Constant(I32, q))
-        else:
-            part = bld.shuffle_vector(products, ir.Constant(wide, ir.Undefined), _indices(range(q, per * n, per)))
-        total = bld.add(total, part)
-    return total
+    return _add_groups(bld, acc, bld.mul(bld.zext(ua, wide), bld.sext(sb, wide)), per)
 
 
 def _word_dot(em: ExprEmitter, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
@@ -69,13 +61,18 @@ def _word_dot(em: ExprEmitter, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Va
     if n in _PMADDWD and _PMADDWD[n][1] in em.ctx.features:
         return bld.add(acc, em.intrinsic(_PMADDWD[n][0], acc.type, [wa, wb]))
     wide = vec(I32, 2 * n)
-    products = bld.mul(bld.sext(wa, wide), bld.sext(wb, wide))
-    total = acc
-    for q in range(2):
+    return _add_groups(bld, acc, bld.mul(bld.sext(wa, wide), bld.sext(wb, wide)), 2)
+
+
+def _add_groups(bld: ir.IRBuilder, acc: ir.Value, products: ir.Value, per: int) -> ir.Value:
+    """acc plus the sums of `per` consecutive int32 products per lane of acc."""
+    n, total = lanes_of(acc), acc
+    for q in range(per):
         if n == 1:
             part = bld.extract_element(products, ir.Constant(I32, q))
         else:
-            part = bld.shuffle_vector(products, ir.Constant(wide, ir.Undefined), _indices(range(q, 2 * n, 2)))
+            part = bld.shuffle_vector(products, ir.Constant(products.type, ir.Undefined),
+                                      _indices(range(q, per * n, per)))
         total = bld.add(total, part)
     return total
 
