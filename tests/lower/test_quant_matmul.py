@@ -62,6 +62,7 @@ def _dot_calls(program: Program) -> int:
 CASES = [  # activations shape, weights [K, N], activation type, weight type, weight zero point
     ((5, 37), (37, 70), np.uint8, np.int8, None),  # K and N tails, several row tiles
     ((1, 64), (64, 48), np.uint8, np.int8, 0),  # one row (batch 1)
+    ((37,), (37, 20), np.uint8, np.int8, None),  # a vector times the weights
     ((2, 3, 32), (32, 33), np.int8, np.int8, None),  # int8 activations, a batch dim
     ((3, 17), (17, 20), np.uint8, np.uint8, 128),  # uint8 weights with zero point 128
     ((5, 33), (33, 21), np.int8, np.uint8, 77),  # a weight zero point: row sums of the activations
