@@ -12,7 +12,7 @@ accumulating in int32 registers:
 - AVX2 with a single row (bandwidth-bound): group 2 as bytes in int16 lanes, `dot2` (the bytes
   widened in the loop, 16 bytes of weights feed 8 columns).
 
-`dot4` multiplies uint8 by int8, so operands are shifted into those ranges and the zero
+The intrinsics multiply uint8 by int8, so operands are shifted into those ranges and the zero
 points corrected with the weights' column sums (exact in int32):
 - int8 activations a become a + 128 (uint8), their zero point za + 128;
 - uint8 weights b become b - 128 (int8), their zero point zb - 128;
