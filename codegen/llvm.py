@@ -79,7 +79,7 @@ def build_module(program: Program, target: Target) -> ir.Module:
     module = ir.Module(name=symbol(program.name))
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
-    ctx = ModuleContext(module)
+    ctx = ModuleContext(module, target.features)
     kernels = list(program.kernels)
     kernels += [c.kernel for c in kernel_calls(program.calls) if all(c.kernel is not k for k in kernels)]
     functions = {id(k): _emit_kernel(ctx, k) for k in kernels}
@@ -93,7 +93,7 @@ def kernel_llvm(kernel: Kernel, target: Target | str = "llvm", opt_level: int = 
     tm = target_machine(target, opt_level)
     module = ir.Module(name=symbol(kernel.name))
     module.triple, module.data_layout = tm.triple, str(tm.target_data)
-    fn = _emit_kernel(ModuleContext(module), kernel)
+    fn = _emit_kernel(ModuleContext(module, target.features), kernel)
     fn.linkage = ""  # kept when optimised alone
     parsed = llvm.parse_assembly(str(module))
     if opt_level:

@@ -58,8 +58,9 @@ _CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 class ModuleContext:
     """One LLVM module being built, with its declared functions."""
 
-    def __init__(self, module: ir.Module) -> None:
+    def __init__(self, module: ir.Module, features: tuple[str, ...] = ()) -> None:
         self.module = module
+        self.features = frozenset(f[1:] for f in features if f.startswith("+"))  # the target's CPU features
         self._decls: dict[str, ir.Function] = {}
         self._names: set[str] = set()
 

@@ -21,6 +21,7 @@ from aic.ir.dtypes import DType
 from aic.ir.loop import Call
 from llvmlite import ir
 
+from .llvm_int8 import emit_byte_dot
 from .llvm_types import F32, I1, I32, constant, elem_type, lanes_of, mangle, splat, vec
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ def emit_call(em: ExprEmitter, e: Call) -> ir.Value:
     dt, fn = e.dtype, e.fn
     args = [em.emit(a) for a in e.args]
     n = max(lanes_of(a) for a in args)
+    if fn in ("dot4", "dot2", "dotw"):  # bytes or int16 pairs in int32 / int16 lanes: no conversion
+        return emit_byte_dot(em, fn, *(splat(em.builder, v, n) for v in args))
     args = [em.cast(a.dtype, dt, splat(em.builder, v, n)) for a, v in zip(e.args, args)]
     if not dt.is_float:
         return _int_call(em, fn, dt, args)

@@ -5,7 +5,8 @@ the entry function use): the kernel's name, the fused group it computes, an esti
 its floating-point operations and its compulsory memory traffic.
 
 - flops: float arithmetic in the kernel's loop IR (add, sub, mul, div, min, max: 1; fma: 2;
-  other intrinsics: 1) times lanes times the trip counts of the enclosing loops. Both arms
+  other intrinsics: 1; the int8 dot products dot4 / dot2 / dotw: 2 per product) times lanes
+  times the trip counts of the enclosing loops. Both arms
   of a conditional count, so padded or guarded code counts as executed.
 - bytes: the size of every distinct buffer the call reads or writes, once: the traffic a
   kernel cannot avoid, the x-axis of a roofline.
@@ -88,9 +89,15 @@ def _stmt_flops(stmt: Stmt | None) -> int:
     return 0
 
 
+_BYTE_DOTS = {"dot4": 4, "dot2": 2, "dotw": 2}  # products per lane
+
+
 def _expr_flops(e: Expr) -> int:
+    """Arithmetic operations of `e`: float ops, and the multiply-adds of the int8 dot products (2 each)."""
     own = 0
-    if e.dtype.is_float:
+    if isinstance(e, Call) and e.fn in _BYTE_DOTS:
+        own = e.lanes * 2 * _BYTE_DOTS[e.fn]
+    elif e.dtype.is_float:
         if isinstance(e, Bin) and e.op in _ARITH:
             own = e.lanes
         elif isinstance(e, Call):

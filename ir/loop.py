@@ -173,10 +173,14 @@ class Load(Expr):
         return self.buffer.dtype
 
 
-# Intrinsics every target provides; anything else is decomposed before codegen.
+# Intrinsics every target provides; anything else is decomposed before codegen. The int8 dot products
+# `dot4(acc, a, b)` (acc, a, b int32) and `dot2(acc, a, b)` (acc int32; a, b int16) add to each lane of
+# acc the sum over the bytes q of the lane of a and b of uint8(a byte q) * int8(b byte q), wrapping
+# (x86 `vpdpbusd`, `vpmaddwd` on the bytes widened); `dotw(acc, a, b)` (all int32) adds the sum of the
+# products of the two int16 halves of a and b (`vpmaddwd`). The CPU target renders them; CUDA does not.
 INTRINSICS = frozenset(
     "exp log sqrt tanh erf sin cos tan asin acos atan sinh cosh asinh acosh atanh "
-    "abs floor ceil round trunc pow fma".split()
+    "abs floor ceil round trunc pow fma dot4 dot2 dotw".split()
 )
 
 

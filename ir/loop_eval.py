@@ -107,6 +107,29 @@ def _alloc(dtype: np.dtype, size: int) -> np.ndarray:
     return np.frombuffer(np.full(size * dtype.itemsize, 0xA5, np.uint8).tobytes(), dtype).copy()
 
 
+def _byte_dot(lane: type) -> Callable:
+    """acc + the sum of the uint8 bytes of each `lane`-typed lane of a times the int8 bytes of b (int32, wrapping)."""
+    size = np.dtype(lane).itemsize
+
+    def dot(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        acc, a, b = np.broadcast_arrays(np.asarray(acc, np.int32), np.asarray(a, lane), np.asarray(b, lane))
+        ua = np.ascontiguousarray(a).reshape(-1).view(np.uint8).reshape(-1, size).astype(np.int64)
+        sb = np.ascontiguousarray(b).reshape(-1).view(np.int8).reshape(-1, size).astype(np.int64)
+        total = acc.reshape(-1).astype(np.int64) + (ua * sb).sum(axis=1)
+        return total.astype(np.int32).reshape(acc.shape)[()]
+
+    return dot
+
+
+def _word_dot(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """acc + the sum of the products of the two int16 halves of each int32 lane of a and b (wrapping)."""
+    acc, a, b = np.broadcast_arrays(np.asarray(acc, np.int32), np.asarray(a, np.int32), np.asarray(b, np.int32))
+    wa = np.ascontiguousarray(a).reshape(-1).view(np.int16).reshape(-1, 2).astype(np.int64)
+    wb = np.ascontiguousarray(b).reshape(-1).view(np.int16).reshape(-1, 2).astype(np.int64)
+    total = acc.reshape(-1).astype(np.int64) + (wa * wb).sum(axis=1)
+    return total.astype(np.int32).reshape(acc.shape)[()]
+
+
 _CALLS: dict[str, Callable] = {
     "exp": np.exp,
     "log": np.log,
@@ -131,6 +154,9 @@ _CALLS: dict[str, Callable] = {
     "trunc": np.trunc,
     "pow": np.power,
     "fma": lambda a, b, c: a * b + c,
+    "dot4": _byte_dot(np.int32),
+    "dot2": _byte_dot(np.int16),
+    "dotw": _word_dot,
 }
 
 _PY_OPS = {"add": "+", "sub": "-", "mul": "*", "and": "&", "or": "|", "xor": "^"}

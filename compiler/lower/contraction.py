@@ -1,4 +1,4 @@
-"""Lowering of matrix products: MatMul, Gemm, MatMulInteger, Einsum.
+"""Lowering of matrix products: MatMul, Gemm, MatMulInteger (its plain nest), Einsum.
 
 Float32 products use a register-tiled micro-kernel: each `rows` x `cols` output tile is
 accumulated in a stack array over the whole K loop (unrolled over rows, vectorized over
@@ -122,11 +122,11 @@ def micro_kernel(
     main = ctx.loops(ks, step, "k")
     store = ctx.loops((rows, groups), lambda rg: ctx.loop(cols, lambda c: out(*rg, c, Load(acc, at(*rg, c))), "sc"),
                       "sr")
-    _hints(ctx, r_var + g_var, c_var, width)
+    hints(ctx, r_var + g_var, c_var, width)
     return Allocate(acc, seq(zero, main, store))
 
 
-def _hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> None:
+def hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> None:
     """Unroll the row loop; vectorize the column loop and unroll its whole vectors."""
     for loop in rows:
         if isinstance(loop, For):
@@ -320,8 +320,9 @@ def _split(index: list[Expr], batch: tuple[int, ...]) -> tuple[list[Expr], Expr,
     return index[:nb], index[nb], index[nb + 1]
 
 
-@anchor("MatMulInteger")
-def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+def matmul_integer_nest(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    """MatMulInteger as a plain dot-product nest (the int8 micro-kernel of quant_matmul.py covers
+    constant int8 weights with zero point 0)."""
     x, y = ins[0], ins[1]
     assert x is not None and y is not None
     za, zb = (ins[i] if len(ins) > i else None for i in (2, 3))

@@ -46,6 +46,7 @@ from .fold_pad import fold_pad
 from .fuse_activations import fuse_activations
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
+from .fuse_qdq import fuse_qdq
 from .fuse_softmax import fuse_softmax
 from .noops import remove_noops
 from .rewrite import recording
@@ -82,6 +83,7 @@ PASSES: dict[str, Pass] = {
         Pass("fuse-layernorm", fuse_layernorm),
         Pass("fuse-softmax", fuse_softmax),
         Pass("fuse-activations", fuse_activations),
+        Pass("fuse-qdq", fuse_qdq),
         Pass("fold-batchnorm", fold_batchnorm),
         Pass("fold-affine", fold_affine_constants),
         Pass("fold-pad", fold_pad),
@@ -102,6 +104,7 @@ class Stage:
 CLEANUP = ("fold-constants", "remove-noops", "cse", "dead-code")
 FUSE = ("fuse-gelu", "fuse-layernorm", "fuse-softmax", "fuse-activations")
 O2_STAGES = (
+    Stage(("fuse-qdq",), fixpoint=False),  # before folding turns small dequantized weights into floats
     Stage(CLEANUP),
     # patterns first: simplification would rewrite their spelling (Pow(d, 2) -> d*d is still matched)
     Stage(FUSE, fixpoint=False),

@@ -50,16 +50,18 @@ def build_program(cases: list[Case]) -> Program:
     return Program("test", kernels, calls, ins, outs, weights, 0)
 
 
-def build(cases: list[Case], folder: Path, opt_level: int = 2, num_threads: int | None = None) -> Module:
+def build(cases: list[Case], folder: Path, opt_level: int = 2, num_threads: int | None = None,
+          target_text: str = "llvm") -> Module:
     program = build_program(cases)
-    target = Target.parse("llvm")
+    target = Target.parse(target_text)
     code = compile_program(program, target, opt_level)
     return load(package_program(program, code.object, target, folder / "model.so", opt_level), num_threads)
 
 
-def run_cases(cases: list[Case], folder: Path, opt_level: int = 2, num_threads: int | None = None) -> dict[str, list]:
-    """Run every case; return case name -> its output arrays."""
-    module = build(cases, folder, opt_level, num_threads)
+def run_cases(cases: list[Case], folder: Path, opt_level: int = 2, num_threads: int | None = None,
+              target: str = "llvm") -> dict[str, list]:
+    """Run every case (compiled for `target`, which must run on this machine); return case name -> its outputs."""
+    module = build(cases, folder, opt_level, num_threads, target)
     feeds = {f"{c.name}.{b.name}": np.asarray(d, dtype=b.dtype.numpy) for c in cases for b, d in c.inputs.items()}
     results = dict(zip([o.name for o in module.outputs], module.run(None, feeds)))
     return {c.name: [results[f"{c.name}.{b.name}"] for b in c.outputs] for c in cases}
