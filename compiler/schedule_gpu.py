@@ -17,6 +17,10 @@ kernel body (each becomes its own launch, in order, over the same buffers):
    scheduler's test) is flattened onto one thread per iteration, 256 threads a block;
 3. *fallback*: anything else (a scalar reduction over the whole tensor, a data-dependent
    scatter) runs in one thread, so every kernel the CPU lowers also runs on a GPU.
+
+Every launch is checked by the loop-IR verifier (ir/loop_verify.py) for a GPU: bounds, scopes,
+barriers only where every thread of the block reaches them (GPU-only statements are verified
+through their `footprint`).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from aic.ir.loop import (
     Stmt,
     Var,
 )
-from aic.ir.loop_tools import static_int
+from aic.ir.loop_tools import map_stmt, static_int
+from aic.ir.loop_verify import verify_kernel
 
 from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
 from .schedule_gpu_matmul import tiled_matmul
@@ -90,7 +95,13 @@ def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
         body, rule = bound
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))
+        verify_kernel(Kernel(name, kernel.params, map_stmt(body, _footprint)), gpu=True)
     return out
+
+
+def _footprint(s: Stmt) -> Stmt | None:
+    footprint = getattr(s, "footprint", None)
+    return footprint() if footprint is not None else None
 
 
 def launch_of(kernel: Kernel) -> Launch:
