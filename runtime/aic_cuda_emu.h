@@ -230,6 +230,19 @@ __attribute__((noinline)) inline void __syncthreads() {
     aic_emu::cur->site = __builtin_return_address(0);
     aic_emu::wait(aic_emu::AT_BARRIER);
 }
+/* CUDA's 16-byte vector types; a vector access must be 16-byte aligned, as on a GPU. */
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) int4 {
+    int x, y, z, w;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
+inline void aic_emu_check_aligned16(const void *p) {
+    if ((uintptr_t)p & 15) aic_emu::die("a 16-byte vector access at an address that is not 16-byte aligned");
+}
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
     if (mask != 0xffffffffu) aic_emu::die("__syncwarp with a partial mask");
     aic_emu::wait(aic_emu::AT_WARP);
