@@ -455,6 +455,19 @@ static const aic_cuda_driver table = {
 };
 
 __attribute__((visibility("default"))) const aic_cuda_driver *aic_emu_driver(void) { return &table; }
+
+/* Launch one kernel by name with `params` as cuLaunchKernel takes them (tests check kernels one
+ * by one); -1 when the source has no such kernel. */
+__attribute__((visibility("default"))) int aic_emu_launch(const char *kernel, const unsigned *grid,
+                                                          const unsigned *block, unsigned smem_bytes, void **params) {
+    for (const aic_emu_kernel *k = aic_emu_kernels; k->name; k++)
+        if (strcmp(k->name, kernel) == 0) {
+            aic_emu::run(k->fn, k->syncs, {grid[0], grid[1], grid[2]}, {block[0], block[1], block[2]}, smem_bytes,
+                         params);
+            return 0;
+        }
+    return -1;
+}
 }
 
 } // namespace aic_emu_driver
