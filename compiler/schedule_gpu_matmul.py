@@ -119,7 +119,7 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | No
         return None
     dt = g.acc.dtype
     mma = tensor_cores and dt is DType.float32
-    a_m_fast = _steps_by_one(g.a, g.ms[-1].var, g.ks[-1].var)  # else consecutive threads walk A along k
+    a_m_fast = _steps_by_one(g.a, g.ms[-1].var)  # else consecutive threads walk A along k
     b_k_fast = _steps_by_one(g.b, g.ks[-1].var, g.ns[-1].var)  # else along n
 
     def c(v: int) -> Const:
@@ -198,15 +198,18 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | No
     return grid_loops(blocks, THREADS, body), f"{rule}-tf32" if mma else rule
 
 
-def _steps_by_one(e: Expr, fast: Var, other: Var) -> bool:
-    """Whether every load of `e` moves by one element along `fast` and not along `other`
-    (clamps of an index, as a padded window has, are read as their first operand)."""
+def _steps_by_one(e: Expr, fast: Var, other: Var | None = None) -> bool:
+    """Whether every load of `e` moves by one element along `fast` (and not along `other`); clamps
+    of an index, as a padded window has, are read as their first operand. (A convolution's input
+    steps by one along both the output column and the kernel column: the output column, along M,
+    gives the longer runs.)"""
 
     def unclamped(x: Expr) -> Expr:
         return map_expr(x, lambda y: unclamped(y.a) if isinstance(y, Bin) and y.op in ("min", "max") else None)
 
     loads = [x for x in exprs_of(e) if isinstance(x, Load)]
-    strides = [(coefficient(unclamped(x.index), fast), coefficient(unclamped(x.index), other)) for x in loads]
+    strides = [(coefficient(unclamped(x.index), fast), other and coefficient(unclamped(x.index), other))
+               for x in loads]  # fmt: skip
     return bool(strides) and all(sf == 1 and so != 1 for sf, so in strides)
 
 

@@ -26,9 +26,15 @@ CONVS = {  # name: (x, attrs, w, bias): M = N*OH*OW, N = Cout, K = Cin*kh*kw, ev
     "3x3_stride2_asym_pad": (f32(1, 6, 13, 12), {"pads": [1, 0, 1, 2], "strides": [2, 2]}, f32(17, 6, 3, 3), None),
     "1x1": (f32(2, 24, 7, 7), {}, f32(33, 24, 1, 1), f32(33)),
     "1x1_stride2": (f32(1, 16, 10, 10), {"strides": [2, 2]}, f32(24, 16, 1, 1), None),
-    "5x5_dilated": (f32(1, 4, 12, 12), {"pads": [2, 2, 2, 2], "dilations": [2, 2]}, f32(16, 4, 3, 3), None),
+    "3x3_dilated": (f32(1, 4, 12, 12), {"pads": [2, 2, 2, 2], "dilations": [2, 2]}, f32(16, 4, 3, 3), None),
+    "1d_pad": (f32(2, 8, 30), {"pads": [1, 1]}, f32(16, 8, 3), f32(16)),
+    "grouped": (f32(1, 8, 6, 6), {"group": 2, "pads": [1, 1, 1, 1]}, f32(32, 4, 3, 3), None),
 }
-RULE = {"1x1": "tiled-matmul", "1x1_stride2": "tiled-matmul"}  # a 1x1 convolution is a plain matrix product
+RULE = {
+    "1x1": "tiled-matmul",  # a 1x1 convolution is a plain matrix product
+    "1x1_stride2": "tiled-matmul",
+    "grouped": "row-reduction",  # both factors use the output channel (its group): no GEMM tiles yet
+}
 
 
 def conv_model(name: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray], dict[str, np.ndarray]]:
