@@ -8,8 +8,9 @@ all such accesses, collect in stages written back by `VectorStore` (codegen/cuda
 `float4`/`int4`/`uint4`). Other loads (broadcasts, strided or transposed reads) stay scalar.
 Applies when the loop's extent is a multiple of 4, every element type involved is 4 bytes wide,
 the body only binds values and stores (no branches, loops or buffers), and no stored buffer is
-also read. Buffers start 16-byte aligned (the arena and weights at multiples of 64; the runtime
-checks every pointer a vector access uses before the launch).
+also read. Buffers start 16-byte aligned (the arena and weights at multiples of 64; a buffer accessed
+as vectors holds a multiple of 4 elements, so scan rows of it stay aligned; the runtime checks every
+pointer a vector access uses before the launch).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def by_four(chain: list[For]) -> list[For] | None:
 
     def whole_vector(buf: Buffer, index: Expr) -> bool:
         if buf.dtype not in VECTOR_TYPES or not {x for x in exprs_of(index) if isinstance(x, Var)} <= loop_vars:
+            return False
+        if not isinstance(buf.size, int) or buf.size % LANES:  # a scan row of such a buffer may start misaligned
             return False
         if coefficient(index, last.var) != 1:
             return False
