@@ -95,12 +95,10 @@ def run_device(lib: ctypes.CDLL, handle: int, arrays: list[Any], layout: list[tu
 
 def run_device_pointers(lib: ctypes.CDLL, handle: int, inputs: list[int], outputs: list[int], stream: int = 0) -> None:
     """`aic_run_device` on device addresses (in the emulator: host addresses) and a stream (0: the
-    model's); raises RunError with the runtime's message (a kernel's failed check included)."""
-    from .module import RunError
-
+    model's); raises RuntimeError with the runtime's message (a kernel's failed check included)."""
     ins_t = (ctypes.c_uint64 * max(1, len(inputs)))(*inputs)
     outs_t = (ctypes.c_uint64 * max(1, len(outputs)))(*outputs)
     lib.aic_run_device.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.aic_last_error.restype = ctypes.c_char_p
     if lib.aic_run_device(handle, ins_t, outs_t, ctypes.c_void_p(stream or None)) != 0:
-        raise RunError(lib.aic_last_error().decode(errors="replace"))
+        raise RuntimeError(lib.aic_last_error().decode(errors="replace"))
