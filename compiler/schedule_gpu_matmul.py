@@ -8,7 +8,9 @@ entry (`match_gemm`): output loops whose variable only A uses are M (a convoluti
 output pixels), those only B uses are N (its output channels), those both use are batch; the
 reduction loops, flattened, are K (input channels x kernel taps). A guard on the product (a
 convolution's zero padding, `select(inside, x * w, 0)`) goes with the factor whose variables it
-reads, so the im2col gather, padding included, happens while loading A's tile.
+reads, so the im2col gather, padding included, happens while loading A's tile. A grouped
+convolution's output channel, which A uses only as its group, is split into (group: batch,
+channel of the group: N).
 
 Each block computes a BM x BN output tile of one batch entry (256 threads) and walks K in steps
 of BK: the block loads the A tile (BM x BK) and the B tile (BK x BN) into shared memory (zero
@@ -86,6 +88,12 @@ def match_gemm(part: Stmt) -> Gemm | None:
     if found is None:
         return None
     acc, ks, ea, eb, guard, epilogue = found
+    for loop in chain:
+        split = _split_groups(loop, ea, eb, guard, epilogue)
+        if split is not None:
+            at = chain.index(loop)
+            chain = [*chain[:at], *split[0], *chain[at + 1:]]
+            ea, eb, guard, epilogue = split[1:]
     in_a = {x for x in exprs_of(ea) if isinstance(x, Var)}
     in_b = {x for x in exprs_of(eb) if isinstance(x, Var)}
     batch = [lp for lp in chain if lp.var in in_a and lp.var in in_b]
@@ -196,6 +204,32 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | No
     single = len(g.ks) == 1 and not g.guarded
     rule = "tiled-matmul" if single else "implicit-gemm"
     return grid_loops(blocks, THREADS, body), f"{rule}-tf32" if mma else rule
+
+
+def _split_groups(loop: For, ea: Expr, eb: Expr, guard: Expr | None, epilogue: Stmt):
+    """A grouped convolution's output channel v reaches A only as its group v / c: split its loop
+    into (group, channel of the group), so the group becomes a batch axis and the channel an N axis.
+    Returns the two loops and the rewritten factors, guard and epilogue, or None."""
+    v, extent = loop.var, static_int(loop.extent)
+
+    def group_of(x: Expr) -> bool:
+        return isinstance(x, Bin) and x.op == "div" and x.a is v and isinstance(x.b, Const)
+
+    divisors = {int(x.b.value) for x in exprs_of(ea) if group_of(x)}
+    if len(divisors) != 1 or not extent or static_int(loop.start) != 0:
+        return None
+    (c,) = divisors
+    if c <= 1 or extent % c:
+        return None
+    g, j = Var(f"{v.name}_g"), Var(f"{v.name}_c")
+    whole = Bin("add", Bin("mul", g, Const(c, INDEX)), j)
+
+    def rewrite(e: Expr) -> Expr:
+        return subst(map_expr(e, lambda x: g if group_of(x) and int(x.b.value) == c else None), {v: whole})
+
+    loops = [For(g, Const(extent // c, INDEX), Seq([])), For(j, Const(c, INDEX), Seq([]))]
+    return (loops, rewrite(ea), rewrite(eb), rewrite(guard) if guard is not None else None,
+            map_stmt_exprs(epilogue, rewrite))  # fmt: skip
 
 
 def _steps_by_one(e: Expr, fast: Var, other: Var | None = None) -> bool:

@@ -33,7 +33,7 @@ CONVS = {  # name: (x, attrs, w, bias): M = N*OH*OW, N = Cout, K = Cin*kh*kw, ev
 RULE = {
     "1x1": "tiled-matmul",  # a 1x1 convolution is a plain matrix product
     "1x1_stride2": "tiled-matmul",
-    "grouped": "row-reduction",  # both factors use the output channel (its group): no GEMM tiles yet
+    "grouped": "implicit-gemm",  # one GEMM per group: the group is a batch axis
 }
 
 

@@ -8,6 +8,7 @@ from aic.compiler.pipeline import lower_model
 from aic.compiler.schedule_gpu_matmul import match_gemm
 from aic.ir.dtypes import DType
 from aic.ir.loop import INDEX, Barrier, Bin, Buffer, Const, For, ForKind, If, Kernel, Let, Seq, Store, Var
+from aic.ir.loop_tools import static_int
 from aic.ir.loop_verify import LoopVerifyError, verify_kernel
 
 from tests.onnx_util import node_model
@@ -62,3 +63,14 @@ def test_barrier_after_a_thread_dependent_let_is_uniform():
     verify_kernel(kernel(Seq([store, Barrier()])), gpu=True)
     with pytest.raises(LoopVerifyError, match="barrier"):
         verify_kernel(kernel(If(Bin("lt", ty, Const(2, INDEX)), Seq([store, Barrier()]))), gpu=True)
+
+
+def test_grouped_conv_reads_as_one_gemm_per_group():
+    """The output channel splits into (group: batch, channel of the group: N)."""
+    model = node_model("Conv", {"x": f32(1, 8, 6, 6)}, attrs={"group": 2, "pads": [1, 1, 1, 1]},
+                       initializers={"w": f32(32, 4, 3, 3)})  # fmt: skip
+    (kernel,) = lower_model(model, "cuda -arch=sm_80").kernels
+    gemm = match_gemm(kernel.body)
+    assert gemm is not None
+    assert gemm.sizes == (36, 16, 4 * 9)
+    assert [static_int(lp.extent) for lp in gemm.batch] == [2]
