@@ -95,9 +95,8 @@ def gpu_launcher(source: CudaSource) -> Launcher:
     import cupy
     from aic.codegen.cuda_nvrtc import compile_cuda
 
-    major, minor = cupy.cuda.Device().compute_capability[:1], cupy.cuda.Device().compute_capability[1:]
-    arch = int(major + minor)
-    nvrtc = compile_cuda(source.text, (f"sm_{arch}",))
+    arch = f"sm_{cupy.cuda.Device().compute_capability}"  # "90" on an H100/H200
+    nvrtc = compile_cuda(source.text, (arch,))
     image = next((im for im in nvrtc.images if not im.ptx), None) or nvrtc.images[0]
     folder = Path(tempfile.mkdtemp(prefix="aic-kernels-"))
     path = folder / ("kernels.ptx" if image.ptx else "kernels.cubin")
