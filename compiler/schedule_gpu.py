@@ -95,7 +95,8 @@ def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
         bound = (tiled_matmul(part, tensor_cores) or row_reduction(part)
-                 or _elementwise(part, vectors=len(kernel.params) <= 64) or _single_thread(part))  # fmt: skip
+                 or _elementwise(part, vectors=len(kernel.params) <= 64)  # the runtime checks 64 parameters
+                 or _single_thread(part))  # fmt: skip
         body, rule = bound
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))

@@ -80,3 +80,11 @@ def test_device_entry_point_reads_the_kernel_error_slot(tmp_path):
         run(np.array([[0, 1], [5, 2]], dtype=np.int64))
     run(ok)  # the slot is cleared before the next run
     np.testing.assert_array_equal(out, run_ort(model, {"x": x, "i": ok})[0])
+
+
+def test_vector_kernels_compile_for_sm80_and_sm90(tmp_path):
+    op, inputs, _ = CASES["add_row_broadcast"]
+    module = emulated(compile_cuda(node_model(op, inputs), tmp_path, "add", "cuda -arch=sm_80,sm_90"))
+    (kernel,) = module.metadata["cuda"]["kernels"]
+    assert kernel["rule"] == "elementwise-vec4"
+    assert set(kernel["ptxas"]) == {"sm_80", "sm_90"} and all(f["registers"] > 0 for f in kernel["ptxas"].values())
