@@ -29,7 +29,9 @@ CASES = {  # name: (op, inputs, the rule of the one launch)
         "elementwise-vec4",
     ),
     "where_bool_condition": ("Where", {"c": rng.random((4, 8)) > 0.5, "a": f32(4, 8), "b": f32(8)}, "elementwise-vec4"),
-    "odd_width": ("Add", {"a": f32(4, 3, 6), "b": f32(6)}, "elementwise"),  # 6 is not a multiple of 4
+    "odd_rows": ("Add", {"a": f32(4, 3, 6), "b": f32(6)}, "elementwise-vec4"),  # rows of 6 merge into one range
+    "channel_bias": ("Add", {"a": f32(2, 3, 6, 6), "b": f32(3, 1, 1)}, "elementwise-vec4"),  # b: a scalar per lane
+    "odd_total": ("Add", {"a": f32(3, 5, 7), "b": f32(7)}, "elementwise"),  # 105 elements: not whole vectors
     "transpose": ("Transpose", {"x": f32(8, 4)}, "elementwise-vec4"),  # vector stores, strided scalar loads
 }
 
