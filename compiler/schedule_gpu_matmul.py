@@ -114,6 +114,8 @@ def match_gemm(part: Stmt) -> Gemm | None:
 
 
 def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | None:
+    """The block/thread-bound tiled GEMM of `part` and its rule name, or None (not a GEMM, or M, N
+    or K below MIN_SIZE)."""
     g = match_gemm(part)
     if g is None:
         return None
