@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aic.ir.loop import Buffer, Stmt
+from aic.ir.loop import INDEX, Barrier, Bin, Buffer, Const, For, Load, Seq, Stmt, Store, Var
 
 MMA_PRELUDE = r"""
 #ifndef AIC_EMULATE
@@ -64,6 +64,16 @@ class WarpMma(Stmt):
     a: Buffer  # shared, k-major 64-row tile
     b: Buffer  # shared, k-major 64-column tile
     k_step: int
+
+    def footprint(self) -> Stmt:
+        """Loop IR with the same memory accesses, for the verifier (ir/loop_verify.py): every
+        element of both tiles read, each of the 16 accumulators updated; the barrier stands for
+        `mma.sync`'s rule that every lane of the warp reaches it."""
+        kk, x = Var("kk"), Var("x")
+        at = Bin("add", Bin("mul", kk, Const(64, INDEX)), x)
+        slot = Bin("div", x, Const(4, INDEX))
+        update = Store(self.acc, slot, Bin("add", Load(self.acc, slot), Bin("mul", Load(self.a, at), Load(self.b, at))))
+        return Seq([Barrier(), For(kk, Const(self.k_step, INDEX), For(x, Const(64, INDEX), update))])
 
 
 def render_mma(writer: Any, s: Stmt, depth: int) -> bool:

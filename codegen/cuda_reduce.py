@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aic.ir.dtypes import DType
-from aic.ir.loop import Buffer, Stmt
+from aic.ir.loop import INDEX, Barrier, Buffer, Const, Load, Seq, Stmt, Store
 
 from .cuda_expr import reg_type
 
@@ -40,6 +40,11 @@ class BlockReduce(Stmt):
     acc: Buffer
     op: str  # "add" | "mul" | "max" | "min"
     scratch: Buffer  # shared, 32 elements of the accumulator's register type
+
+    def footprint(self) -> Stmt:
+        """Loop IR with the same barriers and accumulator access, for the verifier (ir/loop_verify.py)."""
+        zero = Const(0, INDEX)
+        return Seq([Barrier(), Store(self.acc, zero, Load(self.acc, zero)), Barrier()])
 
 
 def _combine(op: str, dt: DType) -> str:

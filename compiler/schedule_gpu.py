@@ -14,9 +14,15 @@ kernel body (each becomes its own launch, in order, over the same buffers):
    the block's threads and each accumulator is combined with warp shuffles and one
    shared-memory exchange;
 2. *elementwise*: the perfect nest of loops whose iterations are independent (the CPU
-   scheduler's test) is flattened onto one thread per iteration, 256 threads a block;
+   scheduler's test) is flattened onto one thread per iteration, 256 threads a block; where the
+   innermost loop allows, an iteration takes four elements with 16-byte loads and stores
+   (compiler/schedule_gpu_vector.py);
 3. *fallback*: anything else (a scalar reduction over the whole tensor, a data-dependent
    scatter) runs in one thread, so every kernel the CPU lowers also runs on a GPU.
+
+Every launch is checked by the loop-IR verifier (ir/loop_verify.py) for a GPU: bounds, scopes,
+barriers only where every thread of the block reaches them (GPU-only statements are verified
+through their `footprint`).
 """
 
 from __future__ import annotations
@@ -40,11 +46,13 @@ from aic.ir.loop import (
     Stmt,
     Var,
 )
-from aic.ir.loop_tools import static_int
+from aic.ir.loop_tools import map_stmt, static_int
+from aic.ir.loop_verify import verify_kernel
 
 from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
 from .schedule_gpu_matmul import tiled_matmul
 from .schedule_gpu_reduce import row_reduction
+from .schedule_gpu_vector import by_four
 
 THREADS = 256  # threads per block of an elementwise launch
 
@@ -86,11 +94,19 @@ def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
-        bound = tiled_matmul(part, tensor_cores) or row_reduction(part) or _elementwise(part) or _single_thread(part)
+        bound = (tiled_matmul(part, tensor_cores) or row_reduction(part)
+                 or _elementwise(part, vectors=len(kernel.params) <= 64)  # the runtime checks 64 parameters
+                 or _single_thread(part))  # fmt: skip
         body, rule = bound
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))
+        verify_kernel(Kernel(name, kernel.params, map_stmt(body, _footprint)), gpu=True)
     return out
+
+
+def _footprint(s: Stmt) -> Stmt | None:
+    footprint = getattr(s, "footprint", None)
+    return footprint() if footprint is not None else None
 
 
 def launch_of(kernel: Kernel) -> Launch:
@@ -105,10 +121,13 @@ def launch_of(kernel: Kernel) -> Launch:
     return Launch(tuple(grid), tuple(block))  # type: ignore[arg-type]
 
 
-def _elementwise(part: Stmt) -> tuple[Stmt, str] | None:
+def _elementwise(part: Stmt, vectors: bool = True) -> tuple[Stmt, str] | None:
     chain = parallel_chain(part)
     if not chain:
         return None
+    four = by_four(chain) if vectors else None
+    rule = "elementwise-vec4" if four else "elementwise"
+    chain = four or chain
     total = 1
     for loop in chain:
         total *= static_int(loop.extent) or 1
@@ -128,7 +147,7 @@ def _elementwise(part: Stmt) -> tuple[Stmt, str] | None:
             guarded = If(Bin("lt", g, Const(total, INDEX)), guarded)
         return Let(g, flat, guarded)
 
-    return grid_loops(blocks, threads, body), "elementwise"
+    return grid_loops(blocks, threads, body), rule
 
 
 def _single_thread(part: Stmt) -> tuple[Stmt, str]:

@@ -1,24 +1,33 @@
-"""The tiled-matmul GPU schedule: shared-memory tiles and a register tile per thread.
+"""The tiled-contraction GPU schedule: matrix products and convolutions (implicit GEMM) through
+shared-memory tiles, on tensor cores or with a register tile per thread.
 
-A contraction lowered for a scalar target is a plain nest (compiler/lower/contraction.py):
-for every output element (batch..., i, j): `acc = 0; for k: acc += A(i, k) * B(k, j)`,
-then the fused epilogue stores f(acc). This rule gives each block a BM x BN output tile
-of one batch entry (256 threads, TM x TN outputs each), and walks K in steps of BK: the
-block loads the A tile (BM x BK) and the B tile (BK x BN) into shared memory (consecutive
-threads read consecutive k of A and consecutive j of B, zero outside the matrix), waits
-at a barrier, accumulates from shared memory into registers, and waits again before the
-next tile. Finally each thread runs the epilogue for its outputs inside the matrix.
-With tensor cores (float32 by default, as onnxruntime's `use_tf32`; off with
-`--target "cuda -fp32-exact"`) the 8 warps multiply the tiles with `mma.sync` TF32
-(`WarpMma`, codegen/cuda_mma.py) and each thread's 16 outputs follow the C-fragment layout.
+A contraction lowered for a scalar target is a plain nest (compiler/lower/contraction.py,
+compiler/lower/conv.py): for every output element `acc = 0; for k...: acc += A * B`, then the
+fused epilogue stores f(acc). This rule reads that nest as C[M, N] = A[M, K] x B[K, N] per batch
+entry (`match_gemm`): output loops whose variable only A uses are M (a convolution's image and
+output pixels), those only B uses are N (its output channels), those both use are batch; the
+reduction loops, flattened, are K (input channels x kernel taps). A guard on the product (a
+convolution's zero padding, `select(inside, x * w, 0)`) goes with the factor whose variables it
+reads, so the im2col gather, padding included, happens while loading A's tile. A grouped
+convolution's output channel, which A uses only as its group, is split into (group: batch,
+channel of the group: N).
 
-The operands are the two factors of the product as written: any expression of (i, k) for
-A and of (k, j) for B (transposes, broadcasts and casts included).
+Each block computes a BM x BN output tile of one batch entry (256 threads) and walks K in steps
+of BK: the block loads the A tile (BM x BK) and the B tile (BK x BN) into shared memory (zero
+outside the matrix; consecutive threads take consecutive elements along whichever axis the
+factor's loads step by one element, so global reads coalesce), waits at a barrier, multiplies the
+tiles and waits again before the next step. With tensor cores (float32 by default, as onnxruntime's
+`use_tf32`; off with `--target "cuda -fp32-exact"`) the 8 warps multiply with `mma.sync` TF32
+(`WarpMma`, codegen/cuda_mma.py) and each thread's 16 outputs follow the C-fragment layout;
+otherwise each thread accumulates a TM x TN register tile from shared memory. Finally each
+thread runs the epilogue for its outputs inside the matrix, with every output loop variable
+rebound from the output's (row, column).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from aic.codegen.cuda_mma import WarpMma
 from aic.ir.dtypes import DType
@@ -36,14 +45,15 @@ from aic.ir.loop import (
     Let,
     Load,
     Scope,
+    Select,
     Seq,
     Stmt,
     Store,
     Var,
 )
-from aic.ir.loop_tools import exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
+from aic.ir.loop_tools import coefficient, exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
 
-from .schedule_gpu_grid import MAX_GRID_X, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
 
 BM, BN, BK = 64, 64, 16  # block tile and K step
 TM, TN = 4, 4  # outputs per thread: (BM / TM) * (BN / TN) = 256 threads
@@ -51,97 +61,126 @@ THREADS = (BM // TM) * (BN // TN)
 MIN_SIZE = 16  # M, N and K at least this big
 
 
-def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | None:
+@dataclass(frozen=True)
+class Gemm:
+    """A contraction nest read as batched C[M, N] = A[M, K] x B[K, N]; each axis is a list of
+    loops of the nest, outermost first (flattened row-major)."""
+
+    acc: Buffer
+    batch: list[For]
+    ms: list[For]
+    ns: list[For]
+    ks: list[For]
+    a: Expr  # of the M, K and batch variables
+    b: Expr  # of the K, N and batch variables
+    epilogue: Stmt  # reads acc; may use every output loop variable
+    guarded: bool  # a factor carries a bounds check (a convolution's padding)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return tuple(math.prod(static_int(lp.extent) or 0 for lp in loops) for loops in (self.ms, self.ns, self.ks))
+
+
+def match_gemm(part: Stmt) -> Gemm | None:
+    """`part` as a GEMM, or None when it is not a plain contraction nest."""
     chain = parallel_chain(part)
-    if len(chain) < 2:
-        return None
-    found = _match(chain[-1].body)
+    found = _match(chain[-1].body) if chain else None
     if found is None:
         return None
-    acc, k_loop, ea, eb, epilogue = found
-    iv, jv, kv = chain[-2].var, chain[-1].var, k_loop.var
-    if any(x is jv for x in exprs_of(ea)) or any(x is iv for x in exprs_of(eb)):
+    acc, ks, ea, eb, guard, epilogue = found
+    for loop in chain:
+        split = _split_groups(loop, ea, eb, guard, epilogue)
+        if split is not None:
+            at = chain.index(loop)
+            chain = [*chain[:at], *split[0], *chain[at + 1:]]
+            ea, eb, guard, epilogue = split[1:]
+    in_a = {x for x in exprs_of(ea) if isinstance(x, Var)}
+    in_b = {x for x in exprs_of(eb) if isinstance(x, Var)}
+    batch = [lp for lp in chain if lp.var in in_a and lp.var in in_b]
+    ns = [lp for lp in chain if lp.var in in_b and lp.var not in in_a]
+    ms = [lp for lp in chain if lp.var not in in_b]
+    if not ms or not ns:
         return None
-    m, n, k = (static_int(x.extent) or 0 for x in (chain[-2], chain[-1], k_loop))
-    if min(m, n, k) < MIN_SIZE or any(not _zero(x.start) for x in (*chain, k_loop)):
+    if guard is not None:
+        used = {x for x in exprs_of(guard) if isinstance(x, Var)}
+        zero = Const(0.0, ea.dtype)
+        if not used & {lp.var for lp in ns}:
+            ea = Select(guard, ea, zero)
+        elif not used & {lp.var for lp in ms}:
+            eb = Select(guard, eb, Const(0.0, eb.dtype))
+        else:
+            return None
+    return Gemm(acc, batch, ms, ns, ks, ea, eb, epilogue, guard is not None)
+
+
+def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | None:
+    """The block/thread-bound tiled GEMM of `part` and its rule name, or None (not a GEMM, or M, N
+    or K below MIN_SIZE)."""
+    g = match_gemm(part)
+    if g is None:
         return None
-    batch = chain[:-2]
+    m, n, k = g.sizes
+    if min(m, n, k) < MIN_SIZE:
+        return None
     tiles_m, tiles_n = -(-m // BM), -(-n // BN)
-    blocks = math.prod(static_int(lp.extent) or 1 for lp in batch) * tiles_m * tiles_n
+    per_batch = tiles_m * tiles_n
+    blocks = math.prod(static_int(lp.extent) or 1 for lp in g.batch) * per_batch
     if blocks > MAX_GRID_X:
         return None
-    dt = acc.dtype
+    dt = g.acc.dtype
     mma = tensor_cores and dt is DType.float32
+    a_m_fast = _steps_by_one(g.a, g.ms[-1].var)  # else consecutive threads walk A along k
+    b_k_fast = _steps_by_one(g.b, g.ks[-1].var, g.ns[-1].var)  # else along n
+
+    def c(v: int) -> Const:
+        return Const(v, INDEX)
+
+    def add(a: Expr, b: Expr) -> Expr:
+        return Bin("add", a, b)
+
+    def mul(a: Expr, b: Expr) -> Expr:
+        return Bin("mul", a, b)
 
     def body(bx: Var, tx: Var) -> Stmt:
-        tile = Var("tile")
-        tm, tn = Var("tm"), Var("tn")
+        tile, tm, tn, kt = Var("tile"), Var("tm"), Var("tn"), Var("kt")
         a_s = Buffer("a_tile", dt, BM * BK, Scope.SHARED)
         b_s = Buffer("b_tile", dt, BK * BN, Scope.SHARED)
         regs = Buffer("acc", dt, TM * TN, Scope.STACK)
         ty, tx16 = Var("ty"), Var("tx16")
-        kt = Var("kt")
         zero = Const(0.0, dt)
 
-        def c(v: int) -> Const:
-            return Const(v, INDEX)
-
-        def add(a: Expr, b: Expr) -> Expr:
-            return Bin("add", a, b)
-
-        def mul(a: Expr, b: Expr) -> Expr:
-            return Bin("mul", a, b)
-
-        def load_tile(buf: Buffer, rows: int, cols: int, value_at, inside) -> Stmt:
-            """Fill buf (row-major rows x cols, stored k-major) cooperatively: element e -> (row, col)."""
+        def load_tile(buf: Buffer, outer: int, inner: int, fill) -> Stmt:
+            """Fill `buf` cooperatively: element e of the tile is (e / inner, e % inner);
+            fill(outer index, inner index) -> (the shared index, the value, whether it is inside)."""
             e, r, q, lv = Var("e"), Var("r"), Var("q"), Var("l")
-            per = rows * cols // THREADS
-            where, value = value_at(r, q)
-            stmt = If(inside(r, q), Store(buf, where, value), Store(buf, where, zero))
-            stmt = Let(r, Bin("div", e, c(cols)), Let(q, Bin("mod", e, c(cols)), stmt))
-            return For(lv, c(per), Let(e, add(mul(lv, c(THREADS)), tx), stmt), ForKind.UNROLLED)
+            where, value, inside = fill(r, q)
+            stmt: Stmt = If(inside, Store(buf, where, value), Store(buf, where, zero))
+            stmt = Let(r, Bin("div", e, c(inner)), Let(q, Bin("mod", e, c(inner)), stmt))
+            return For(lv, c(outer * inner // THREADS), Let(e, add(mul(lv, c(THREADS)), tx), stmt), ForKind.UNROLLED)
 
-        # A tile: (ii, kk) with kk fastest (coalesced along k); stored As[kk * BM + ii]
-        def a_value(ii: Var, kk: Var) -> tuple[Expr, Expr]:
+        def a_fill(ii: Var, kk: Var) -> tuple[Expr, Expr, Expr]:  # stored As[kk * BM + ii]
             i, kx = add(mul(tm, c(BM)), ii), add(mul(kt, c(BK)), kk)
-            return add(mul(kk, c(BM)), ii), subst(ea, {iv: i, kv: kx})
+            env = dict(flat_index(g.ms, i) + flat_index(g.ks, kx))
+            return add(mul(kk, c(BM)), ii), subst(g.a, env), Bin("and", Bin("lt", i, c(m)), Bin("lt", kx, c(k)))
 
-        def a_inside(ii: Var, kk: Var) -> Expr:
-            i, kx = add(mul(tm, c(BM)), ii), add(mul(kt, c(BK)), kk)
-            return Bin("and", Bin("lt", i, c(m)), Bin("lt", kx, c(k)))
-
-        # B tile: (kk, jj) with jj fastest (coalesced along j); stored Bs[kk * BN + jj]
-        def b_value(kk: Var, jj: Var) -> tuple[Expr, Expr]:
+        def b_fill(kk: Var, jj: Var) -> tuple[Expr, Expr, Expr]:  # stored Bs[kk * BN + jj]
             j, kx = add(mul(tn, c(BN)), jj), add(mul(kt, c(BK)), kk)
-            return add(mul(kk, c(BN)), jj), subst(eb, {jv: j, kv: kx})
+            env = dict(flat_index(g.ns, j) + flat_index(g.ks, kx))
+            return add(mul(kk, c(BN)), jj), subst(g.b, env), Bin("and", Bin("lt", j, c(n)), Bin("lt", kx, c(k)))
 
-        def b_inside(kk: Var, jj: Var) -> Expr:
-            j, kx = add(mul(tn, c(BN)), jj), add(mul(kt, c(BK)), kk)
-            return Bin("and", Bin("lt", j, c(n)), Bin("lt", kx, c(k)))
-
+        load_a = (load_tile(a_s, BK, BM, lambda kk, ii: a_fill(ii, kk)) if a_m_fast
+                  else load_tile(a_s, BM, BK, a_fill))  # fmt: skip
+        load_b = (load_tile(b_s, BN, BK, lambda jj, kk: b_fill(kk, jj)) if b_k_fast
+                  else load_tile(b_s, BK, BN, b_fill))  # fmt: skip
         kk, r, q = Var("kk"), Var("r"), Var("q")
         slot = add(mul(r, c(TN)), q)
-        fma = Store(
-            regs,
-            slot,
-            add(
-                Load(regs, slot),
-                mul(
-                    Load(a_s, add(add(mul(kk, c(BM)), mul(ty, c(TM))), r)),
-                    Load(b_s, add(add(mul(kk, c(BN)), mul(tx16, c(TN))), q)),
-                ),
-            ),
-        )
+        product = mul(Load(a_s, add(add(mul(kk, c(BM)), mul(ty, c(TM))), r)),
+                      Load(b_s, add(add(mul(kk, c(BN)), mul(tx16, c(TN))), q)))  # fmt: skip
+        fma = Store(regs, slot, add(Load(regs, slot), product))
         compute: Stmt = For(kk, c(BK), For(r, c(TM), For(q, c(TN), fma, ForKind.UNROLLED), ForKind.UNROLLED))
         if mma:
             compute = WarpMma(regs, a_s, b_s, BK)
-        k_steps = For(kt, c(-(-k // BK)), Seq([
-            load_tile(a_s, BM, BK, a_value, a_inside),
-            load_tile(b_s, BK, BN, b_value, b_inside),
-            Barrier(),
-            compute,
-            Barrier(),
-        ]))  # fmt: skip
+        k_steps = For(kt, c(-(-k // BK)), Seq([load_a, load_b, Barrier(), compute, Barrier()]))
         i_out, j_out = add(add(mul(tm, c(BM)), mul(ty, c(TM))), r), add(add(mul(tn, c(BN)), mul(tx16, c(TN))), q)
         if mma:  # the mma.sync C fragment of lane tx: n-tile r, element q (codegen/cuda_mma.py)
             warp, lane = Bin("div", tx, c(32)), Bin("mod", tx, c(32))
@@ -149,37 +188,74 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | No
             col = add(add(mul(Bin("mod", warp, c(2)), c(32)), mul(r, c(8))),
                       add(mul(Bin("mod", lane, c(4)), c(2)), Bin("mod", q, c(2))))  # fmt: skip
             i_out, j_out = add(mul(tm, c(BM)), row), add(mul(tn, c(BN)), col)
-        finish = map_stmt_exprs(epilogue, lambda e: _replace_acc(e, acc, Load(regs, slot)))
-        finish = Let(iv, i_out, Let(jv, j_out, finish))
-        store = For(r, c(TM), For(q, c(TN), If(Bin("and", Bin("lt", i_out, c(m)), Bin("lt", j_out, c(n))), finish)))
+        iv, jv = Var("i"), Var("j")
+        finish = map_stmt_exprs(g.epilogue, lambda e: _replace_acc(e, g.acc, Load(regs, slot)))
+        finish = bind_lets(flat_index(g.ms, iv) + flat_index(g.ns, jv), finish)
+        finish = If(Bin("and", Bin("lt", iv, c(m)), Bin("lt", jv, c(n))), finish)
+        store = For(r, c(TM), For(q, c(TN), Let(iv, i_out, Let(jv, j_out, finish))))
         init = For(r, c(TM), For(q, c(TN), Store(regs, slot, zero), ForKind.UNROLLED), ForKind.UNROLLED)
-        inner: Stmt = Seq([init, k_steps, store])
-        inner = Allocate(a_s, Allocate(b_s, Allocate(regs, inner)))
+        inner: Stmt = Allocate(a_s, Allocate(b_s, Allocate(regs, Seq([init, k_steps, store]))))
         inner = Let(ty, Bin("div", tx, c(BN // TN)), Let(tx16, Bin("mod", tx, c(BN // TN)), inner))
         inner = Let(tn, Bin("mod", tile, c(tiles_n)), Let(tm, Bin("div", tile, c(tiles_n)), inner))
-        per_batch = tiles_m * tiles_n
         inner = Let(tile, Bin("mod", bx, c(per_batch)), inner)
-        if batch:
+        if g.batch:
             b = Var("batch")
-            lets = flat_index(batch, b)
-            for var, value in reversed(lets):
-                inner = Let(var, value, inner)
-            inner = Let(b, Bin("div", bx, c(per_batch)), inner)
+            inner = Let(b, Bin("div", bx, c(per_batch)), bind_lets(flat_index(g.batch, b), inner))
         return inner
 
-    return grid_loops(blocks, THREADS, body), "tiled-matmul-tf32" if mma else "tiled-matmul"
+    single = len(g.ks) == 1 and not g.guarded
+    rule = "tiled-matmul" if single else "implicit-gemm"
+    return grid_loops(blocks, THREADS, body), f"{rule}-tf32" if mma else rule
 
 
-def _zero(e: Expr) -> bool:
-    return isinstance(e, Const) and e.value == 0
+def _split_groups(loop: For, ea: Expr, eb: Expr, guard: Expr | None, epilogue: Stmt):
+    """A grouped convolution's output channel v reaches A only as its group v / c: split its loop
+    into (group, channel of the group), so the group becomes a batch axis and the channel an N axis.
+    Returns the two loops and the rewritten factors, guard and epilogue, or None."""
+    v, extent = loop.var, static_int(loop.extent)
+
+    def group_of(x: Expr) -> bool:
+        return isinstance(x, Bin) and x.op == "div" and x.a is v and isinstance(x.b, Const)
+
+    divisors = {int(x.b.value) for x in exprs_of(ea) if group_of(x)}
+    if len(divisors) != 1 or not extent or static_int(loop.start) != 0:
+        return None
+    (c,) = divisors
+    if c <= 1 or extent % c:
+        return None
+    g, j = Var(f"{v.name}_g"), Var(f"{v.name}_c")
+    whole = Bin("add", Bin("mul", g, Const(c, INDEX)), j)
+
+    def rewrite(e: Expr) -> Expr:
+        return subst(map_expr(e, lambda x: g if group_of(x) and int(x.b.value) == c else None), {v: whole})
+
+    loops = [For(g, Const(extent // c, INDEX), Seq([])), For(j, Const(c, INDEX), Seq([]))]
+    return (loops, rewrite(ea), rewrite(eb), rewrite(guard) if guard is not None else None,
+            map_stmt_exprs(epilogue, rewrite))  # fmt: skip
+
+
+def _steps_by_one(e: Expr, fast: Var, other: Var | None = None) -> bool:
+    """Whether every load of `e` moves by one element along `fast` (and not along `other`); clamps
+    of an index, as a padded window has, are read as their first operand. (A convolution's input
+    steps by one along both the output column and the kernel column: the output column, along M,
+    gives the longer runs.)"""
+
+    def unclamped(x: Expr) -> Expr:
+        return map_expr(x, lambda y: unclamped(y.a) if isinstance(y, Bin) and y.op in ("min", "max") else None)
+
+    loads = [x for x in exprs_of(e) if isinstance(x, Load)]
+    strides = [(coefficient(unclamped(x.index), fast), other and coefficient(unclamped(x.index), other))
+               for x in loads]  # fmt: skip
+    return bool(strides) and all(sf == 1 and so != 1 for sf, so in strides)
 
 
 def _replace_acc(e: Expr, acc: Buffer, value: Expr) -> Expr:
     return map_expr(e, lambda x: value if isinstance(x, Load) and x.buffer is acc else None)
 
 
-def _match(body: Stmt) -> tuple[Buffer, For, Expr, Expr, Stmt] | None:
-    """(acc, the k loop, A factor, B factor, the epilogue) of `alloc acc; acc = 0; for k: acc += A * B; ...`."""
+def _match(body: Stmt) -> tuple[Buffer, list[For], Expr, Expr, Expr | None, Stmt] | None:
+    """(acc, the k loops, A factor, B factor, a guard or None, the epilogue) of
+    `alloc acc; acc = 0; for k...: acc += [select(guard,] A * B [, 0)]; ...`."""
     if not isinstance(body, Allocate) or body.buffer.size != 1 or body.buffer.scope is not Scope.STACK:
         return None
     acc = body.buffer
@@ -188,21 +264,29 @@ def _match(body: Stmt) -> tuple[Buffer, For, Expr, Expr, Stmt] | None:
     stmts = body.body.stmts
     if len(stmts) < 3 or not isinstance(stmts[0], Store) or not isinstance(stmts[1], For):
         return None
-    init, loop = stmts[0], stmts[1]
+    init, update = stmts[0], stmts[1]
     if init.buffer is not acc or not (isinstance(init.value, Const) and init.value.value == 0):
         return None
-    update = loop.body
+    ks: list[For] = []
+    while isinstance(update, For):
+        if static_int(update.extent) is None or update.kind not in (ForKind.SERIAL, ForKind.UNROLLED):
+            return None
+        ks.append(update)
+        update = update.body
     if not (isinstance(update, Store) and update.buffer is acc and isinstance(update.value, Bin)):
         return None
     v = update.value
     if v.op != "add" or not (isinstance(v.a, Load) and v.a.buffer is acc):
         return None
-    if not isinstance(v.b, Bin) or v.b.op != "mul":
+    term, guard = v.b, None
+    if isinstance(term, Select) and isinstance(term.b, Const) and term.b.value == 0:
+        term, guard = term.a, term.cond
+    if not isinstance(term, Bin) or term.op != "mul":
         return None
-    ea, eb = v.b.a, v.b.b
-    if any(isinstance(x, Load) and x.buffer is acc for x in (*exprs_of(ea), *exprs_of(eb))):
+    ea, eb = term.a, term.b
+    if any(isinstance(x, Load) and x.buffer is acc for x in (*exprs_of(v.b),)):
         return None
     epilogue = Seq(stmts[2:]) if len(stmts) > 3 else stmts[2]
     if any(isinstance(x, (For, Barrier, Allocate)) for x in stmts_of(epilogue)):
         return None
-    return acc, loop, ea, eb, epilogue
+    return acc, ks, ea, eb, guard, epilogue

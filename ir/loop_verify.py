@@ -180,7 +180,7 @@ class _Verifier:
                 if any(isinstance(x, Load) or x in self.data for x in exprs_of(val)):
                     self.data.add(v)
                 inner = _Scope({**sc.ranges, v: self.interval(val, sc)}, sc.buffers, sc.thread_vars, sc.gpu_loops,
-                               sc.divergent or self.varies(val, sc))  # fmt: skip
+                               sc.divergent)  # fmt: skip
                 if self.varies(val, sc):
                     inner.thread_vars = {*sc.thread_vars, v}
                 self.stmt(b, inner)

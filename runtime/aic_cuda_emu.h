@@ -230,6 +230,19 @@ __attribute__((noinline)) inline void __syncthreads() {
     aic_emu::cur->site = __builtin_return_address(0);
     aic_emu::wait(aic_emu::AT_BARRIER);
 }
+/* CUDA's 16-byte vector types; a vector access must be 16-byte aligned, as on a GPU. */
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) int4 {
+    int x, y, z, w;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
+inline void aic_emu_check_aligned16(const void *p) {
+    if ((uintptr_t)p & 15) aic_emu::die("a 16-byte vector access at an address that is not 16-byte aligned");
+}
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
     if (mask != 0xffffffffu) aic_emu::die("__syncwarp with a partial mask");
     aic_emu::wait(aic_emu::AT_WARP);
@@ -442,6 +455,19 @@ static const aic_cuda_driver table = {
 };
 
 __attribute__((visibility("default"))) const aic_cuda_driver *aic_emu_driver(void) { return &table; }
+
+/* Launch one kernel by name with `params` as cuLaunchKernel takes them (tests check kernels one
+ * by one); -1 when the source has no such kernel. */
+__attribute__((visibility("default"))) int aic_emu_launch(const char *kernel, const unsigned *grid,
+                                                          const unsigned *block, unsigned smem_bytes, void **params) {
+    for (const aic_emu_kernel *k = aic_emu_kernels; k->name; k++)
+        if (strcmp(k->name, kernel) == 0) {
+            aic_emu::run(k->fn, k->syncs, {grid[0], grid[1], grid[2]}, {block[0], block[1], block[2]}, smem_bytes,
+                         params);
+            return 0;
+        }
+    return -1;
+}
 }
 
 } // namespace aic_emu_driver

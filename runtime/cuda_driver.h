@@ -103,6 +103,7 @@ typedef struct aic_cuda_kernel {
     const char *name;
     unsigned grid[3], block[3];
     unsigned smem_bytes;
+    unsigned long long aligned16; /* bit i: argument i is accessed as 16-byte vectors (must be 16-byte aligned) */
 } aic_cuda_kernel;
 
 typedef struct aic_cuda_launch {

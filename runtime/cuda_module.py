@@ -7,7 +7,7 @@ model's driver table at the emulator, before `aic_create`. The model's own runti
 
 `run_device(...)`: inputs that live on a GPU (`__cuda_array_interface__`: cupy, torch,
 numba) are passed by pointer without a copy to `aic_run_device`, on cupy's current stream;
-outputs are new cupy arrays.
+outputs are new cupy arrays. `run_device_pointers` is that call on raw device addresses.
 """
 
 from __future__ import annotations
@@ -89,10 +89,16 @@ def run_device(lib: ctypes.CDLL, handle: int, arrays: list[Any], layout: list[tu
 
     ptrs = [device_pointer(a, dt, shape, n) for a, (shape, dt), n in zip(arrays, inputs, names)]
     outs = [cupy.empty(shape, dtype=dtype) for shape, dtype in layout]
-    stream = cupy.cuda.get_current_stream().ptr
-    ins_t = (ctypes.c_uint64 * max(1, len(ptrs)))(*ptrs)
-    outs_t = (ctypes.c_uint64 * max(1, len(outs)))(*[o.data.ptr for o in outs])
-    lib.aic_run_device.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    if lib.aic_run_device(handle, ins_t, outs_t, ctypes.c_void_p(stream or None)) != 0:
-        raise RuntimeError(lib.aic_last_error().decode())
+    run_device_pointers(lib, handle, ptrs, [o.data.ptr for o in outs], cupy.cuda.get_current_stream().ptr)
     return outs
+
+
+def run_device_pointers(lib: ctypes.CDLL, handle: int, inputs: list[int], outputs: list[int], stream: int = 0) -> None:
+    """`aic_run_device` on device addresses (in the emulator: host addresses) and a stream (0: the
+    model's); raises RuntimeError with the runtime's message (a kernel's failed check included)."""
+    ins_t = (ctypes.c_uint64 * max(1, len(inputs)))(*inputs)
+    outs_t = (ctypes.c_uint64 * max(1, len(outputs)))(*outputs)
+    lib.aic_run_device.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib.aic_last_error.restype = ctypes.c_char_p
+    if lib.aic_run_device(handle, ins_t, outs_t, ctypes.c_void_p(stream or None)) != 0:
+        raise RuntimeError(lib.aic_last_error().decode(errors="replace"))

@@ -116,7 +116,8 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         refs = ", ".join(table_args.ref(x) for x in (st.cond, st.counter, st.trips))
         steps.append(f"{{{kind}, {st.launch}, {st.then_size}, {st.size}, {refs}}}")
     kernels = [
-        f"{{{quoted(k.name)}, {{{', '.join(map(str, k.grid))}}}, {{{', '.join(map(str, k.block))}}}, {k.smem_bytes}}}"
+        f"{{{quoted(k.name)}, {{{', '.join(map(str, k.grid))}}}, {{{', '.join(map(str, k.block))}}}, {k.smem_bytes}, "
+        f"{sum(1 << i for i in k.aligned)}ULL}}"
         for k in source.kernels
     ]
     images = [f"{{{im.arch}, {int(im.ptx)}, aic_cuda_image{i}, {len(im.data)}}}" for i, im in enumerate(nvrtc.images)]

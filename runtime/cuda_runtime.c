@@ -295,6 +295,11 @@ static int launch(run_ctx *c, int index) {
     for (int a = 0; a < L->num_args; a++) {
         int status = arg_pointer(c, &p->args[L->first_arg + a], &m->argvals[L->first_arg + a]);
         if (status != AIC_OK) return status;
+        if (a < 64 && (k->aligned16 >> a & 1) && (m->argvals[L->first_arg + a] & 15))
+            return fail(AIC_ERROR_INVALID_ARGUMENT,
+                        "aic: kernel %s reads argument %d as 16-byte vectors, but its address 0x%llx is not 16-byte "
+                        "aligned (pass device buffers that start at a multiple of 16 bytes)",
+                        k->name, a, (unsigned long long)m->argvals[L->first_arg + a]);
     }
     CHECK(m, m->drv.cuLaunchKernel(m->functions[L->kernel], k->grid[0], k->grid[1], k->grid[2], k->block[0], k->block[1],
                                    k->block[2], k->smem_bytes, c->stream, m->argptrs + L->first_arg, NULL),
@@ -461,18 +466,32 @@ AIC_API int aic_run_dims(aic_model *m, const int64_t *input_dims, const void *co
 }
 
 /* Run on device buffers (CUdeviceptr values, C-contiguous, aic_*_info sizes) on `stream`
- * (NULL: the model's stream). Asynchronous: the caller synchronises the stream. No graph, and
- * the kernels' error slot is not read (that needs a synchronisation). */
+ * (NULL: the model's stream). No graph. A model with run-time checks (an index out of range) has
+ * an error slot: it is cleared before the launches and read after them, as aic_run does, which
+ * synchronises the stream; without checks the call is asynchronous (the caller synchronises). */
 AIC_API int aic_run_device(aic_model *m, const uint64_t *inputs, const uint64_t *outputs, void *stream) {
     if (m == NULL || (aic_model_data.num_inputs && inputs == NULL) || (aic_model_data.num_outputs && outputs == NULL))
         return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_device: NULL model, inputs or outputs");
     pthread_mutex_lock(&m->run_lock);
     int status = AIC_OK;
+    CUstream s = stream ? (CUstream)stream : m->stream;
+    static const int64_t clear[4];
+    int64_t slot[4] = {0};
+    CUdeviceptr error_slot = m->arena + (CUdeviceptr)aic_model_data.error_offset;
+    int checked = aic_model_data.error_offset >= 0;
     if (m->drv.cuCtxSetCurrent(m->context) != 0) status = fail(AIC_ERROR_INVALID_ARGUMENT, "aic: cuCtxSetCurrent failed");
-    if (status == AIC_OK)
-        status = launch_all(m, stream ? (CUstream)stream : m->stream, (const CUdeviceptr *)inputs,
-                            (const CUdeviceptr *)outputs);
+    if (status == AIC_OK && checked) {
+        CUresult r = m->drv.cuMemcpyHtoDAsync(error_slot, clear, sizeof clear, s);
+        if (r != 0) status = cuda_error(m, r, "clearing the error slot");
+    }
+    if (status == AIC_OK) status = launch_all(m, s, (const CUdeviceptr *)inputs, (const CUdeviceptr *)outputs);
+    if (status == AIC_OK && checked) {
+        CUresult r = m->drv.cuMemcpyDtoHAsync(slot, error_slot, sizeof slot, s);
+        if (r == 0) r = m->drv.cuStreamSynchronize(s);
+        if (r != 0) status = cuda_error(m, r, "reading the error slot");
+    }
     if (status == AIC_OK) m->runs++;
+    if (status == AIC_OK && checked) status = kernel_error_status(slot);
     pthread_mutex_unlock(&m->run_lock);
     return status;
 }

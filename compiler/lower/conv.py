@@ -77,6 +77,8 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
             v = add(v, bias.at([index[1]]))
         return emit(0, index, v)
 
+    if ctx.lanes == 1:  # scalar targets (cuda) tile the plain nest themselves (implicit GEMM)
+        return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish, one_nest=True)
     fast = x.dtype == DType.float32 and weights is not None and ocg > 1
     pointwise = all(k == 1 for k in kernel) and not any(window.pads)
     if fast and pointwise and any(s > 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes:
@@ -259,8 +261,9 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
 
 
 def _conv_direct(ctx: LowerCtx, x: Tensor, w: Tensor, window: Window, out_shape: tuple[int, ...], group: int,
-                 dtype: DType, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
-    """One dot product per output element; interior windows without bounds checks."""
+                 dtype: DType, finish: Callable[[list[Expr], Expr], Stmt], one_nest: bool = False) -> Stmt:
+    """One dot product per output element; interior windows without bounds checks (`one_nest`: one
+    loop nest, every window bounds-checked unless all lie inside)."""
     icg = w.shape[1]
     ocg = out_shape[1] // group
     kernel = list(w.shape[2:])
@@ -269,7 +272,7 @@ def _conv_direct(ctx: LowerCtx, x: Tensor, w: Tensor, window: Window, out_shape:
 
     def element(index: list[Expr], inside: bool) -> Stmt:
         n, oc, o = index[0], index[1], index[2:]
-        chan0 = binop("mul", binop("div", oc, idx(ocg)), idx(icg))
+        chan0 = binop("mul", binop("div", oc, idx(ocg)), idx(icg)) if group > 1 else idx(0)
 
         def term(full: list[Expr]) -> Expr:
             ic, taps = full[len(index)], full[len(index) + 1:]
@@ -284,7 +287,10 @@ def _conv_direct(ctx: LowerCtx, x: Tensor, w: Tensor, window: Window, out_shape:
         return accumulate(ctx, [*index, *[None] * (rank + 1)], [*out_shape, icg, *kernel], term, const(0, dtype),
                           add, lambda s: finish(index, s))
 
-    return window_loops(ctx, out_shape[:2], out_shape[2:], interior(window, spatial, out_shape[2:]), element)
+    ranges = interior(window, spatial, out_shape[2:])
+    if one_nest and ranges != [(0, o) for o in out_shape[2:]]:
+        ranges = [(0, 0)] * rank
+    return window_loops(ctx, out_shape[:2], out_shape[2:], ranges, element)
 
 
 def _as(v: Expr, dtype: DType) -> Expr:

@@ -1,8 +1,12 @@
-"""Small whole models compiled for cuda, run in the emulator, compared with onnxruntime."""
+"""Small whole models compiled for cuda, run in the emulator, compared with onnxruntime.
+
+Exact FP32 (`-fp32-exact`) unless a test says TF32: TF32 tensor-core products (the default for
+float32 contractions, as onnxruntime's `use_tf32`) are compared with a stated looser tolerance."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.onnx_util import assert_close, node_model, run_ort
 from tests.test_models_interp import cnn, transformer_block
@@ -13,16 +17,23 @@ pytestmark = needs_nvrtc
 F32 = np.float32
 
 
-def check(model, feeds, folder, name, shapes=None):
+def check(model, feeds, folder, name, shapes=None, tf32=False):
     (expected,) = run_ort(model, feeds)[:1]
-    module = emulated(compile_cuda(model, folder, name, shapes=shapes))
+    target = "cuda -arch=sm_80" if tf32 else "cuda -arch=sm_80 -fp32-exact"
+    module = emulated(compile_cuda(model, folder, name, target, shapes=shapes))
     actual = module.run(None, feeds)[0]
-    assert_close(actual, expected, 1e-4, 1e-5, name)
+    tolerance = (2e-2, 2e-2) if tf32 else (1e-4, 1e-5)  # TF32 keeps 10 mantissa bits of each factor
+    assert_close(actual, expected, *tolerance, name)
+    return module
 
 
-def test_cnn(tmp_path):
+@pytest.mark.parametrize("tf32", [False, True], ids=["fp32", "tf32"])
+def test_cnn(tmp_path, tf32):
     rng = np.random.default_rng(1)
-    check(cnn(rng), {"x": rng.standard_normal((2, 3, 16, 16)).astype(F32)}, tmp_path, "cnn", {"batch": 2})
+    module = check(cnn(rng), {"x": rng.standard_normal((2, 3, 16, 16)).astype(F32)}, tmp_path, "cnn", {"batch": 2},
+                   tf32)  # fmt: skip
+    rules = [k["rule"] for k in module.metadata["cuda"]["kernels"]]
+    assert rules.count("implicit-gemm-tf32" if tf32 else "implicit-gemm") == 1  # the 8 -> 16 channel convolution
 
 
 def test_transformer_block(tmp_path):
