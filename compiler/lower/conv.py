@@ -85,7 +85,8 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
             [*i[:2], *(binop("mul", o, idx(st)) for o, st in zip(i[2:], strides))]))
         window = window_of_strides(window)
         extents = list(outs)
-    if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes:
+    ragged = _ragged_rows(ctx, outs, x.shape[1] // group * int(np.prod(kernel)), ocg)
+    if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not ragged:
         slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents, slack)
         return seq(prep, _conv_rows(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
@@ -95,6 +96,16 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     if x.dtype == DType.float32 and weights is not None and group == x.shape[1] == out_shape[1]:
         return depthwise(ctx, x, np.asarray(weights, np.float32), window, outs, finish)
     return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
+
+
+ROWS_MAX_DEPTH = 512  # above this reduction depth, ragged rows go to position x channel tiles
+
+
+def _ragged_rows(ctx: LowerCtx, outs: list[int], depth: int, ocg: int) -> bool:
+    """Whether output rows that are not whole vectors (7, 10, 14, 20 wide) are better tiled as flattened
+    positions x output channels: every lane useful, at the cost of a scalar (strided) epilogue, which a deep
+    reduction amortises (measured in BENCHMARKS.md)."""
+    return outs[-1] % ctx.lanes != 0 and depth > ROWS_MAX_DEPTH and ocg >= 2 * ctx.lanes
 
 
 def window_of_strides(window: Window) -> Window:
@@ -228,7 +239,7 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
                 return finish([n, channel, *row_index(j), binop("add", w0, c)], v)
 
-            compute = min(-(-cols // lanes) * lanes, max(width, lanes))  # whole vectors; extra lanes are dropped
+            compute = -(-cols // lanes) * lanes  # whole vectors (the input has slack); extra lanes are dropped
             return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows)
 
         def channel_tiles(w0: Expr, cols: int) -> Stmt:

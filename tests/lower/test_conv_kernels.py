@@ -1,5 +1,5 @@
-"""The fast convolution kernels (ConvTranspose by output phase, depthwise), compiled, against onnxruntime,
-and rows stored as whole vectors plus one shorter vector.
+"""The fast convolution kernels (ConvTranspose by output phase, depthwise, dense with ragged rows), compiled,
+against onnxruntime, and rows stored as whole vectors plus one shorter vector.
 
 Shapes cover odd sizes, strides, padding, output padding, groups, several output-channel
 tiles with a remainder, and fused activations after the kernel."""
@@ -84,6 +84,24 @@ def test_rows_leave_no_scalar_remainder(conv):
     outputs = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
                and s.buffer.name.startswith("out")]
     assert outputs and all(s.value.lanes > 1 for s in outputs), [s.value.lanes for s in outputs]
+
+
+DENSE = [
+    # x shape, w shape, attrs: output rows that are not whole 8-lane vectors
+    ((1, 40, 10, 10), (36, 40, 3, 3), {"pads": [1, 1, 1, 1]}),  # rows of 10 computed as two vectors
+    ((1, 64, 7, 10), (40, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # deep: position x channel tiles, remainders
+    ((1, 600, 5, 14), (12, 600, 1, 1), {}),  # deep 1x1, channels under two vectors: rows
+    ((1, 24, 9, 14), (20, 24, 1, 1), {}),  # shallow 1x1: rows of 14
+    ((1, 520, 6, 7), (32, 520, 1, 1), {}),  # deep 1x1, 7-wide rows: position x channel tiles
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), DENSE, ids=[str(i) for i in range(len(DENSE))])
+def test_dense_conv_ragged_rows(xs, ws, attrs):
+    x, w, b = f(*xs), f(*ws) / np.float32(np.sqrt(np.prod(ws[1:]))), f(ws[0])
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+             helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 MAX_POOL = [
