@@ -2,8 +2,8 @@
 
 The same input layout serves MaxPool (padded with -inf instead of zeros).
 
-The input is first copied into a zero-padded scratch, split by stride phase: element
-(c, *phase, *sub) holds padded input position sub * stride + phase, so kernel tap t of
+Per channel, the input is first copied into a zero-padded scratch, split by stride phase: element
+(*phase, *sub) holds padded input position sub * stride + phase, so kernel tap t of
 output position o reads phase (t*d) % s at sub-position o + (t*d) // s, contiguous in o
 whatever the stride. The kernel then has no bounds checks: per output row, every tap is one
 vector fused multiply-add of an input row with a broadcast weight (one independent chain
@@ -17,45 +17,101 @@ import itertools
 from collections.abc import Callable
 
 import numpy as np
-from aic.ir.loop import Buffer, Call, Expr, Load, Stmt
+from aic.ir.loop import Allocate, Call, Expr, Load, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 
 from .core import LowerCtx, Tensor, const, idx, linear, store
 from .mathx import add
+from .reduce import stack
 from .rows import vector_row
 
-TapReader = Callable[[Expr, Expr, list[Expr], list[int]], Expr]
+LOCAL_PLANE = 1 << 16  # floats: a phase-split plane up to this size lives on the stack, one per channel
 
 
-def phase_split_input(ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int],
-                      fill: float = 0.0) -> tuple[TapReader, Stmt]:
-    """The input copied into a `fill`-padded, phase-split scratch; read(n, c, out position, taps) is the
-    (vector-friendly) load of kernel tap `taps` of that output position."""
-    n_batch, channels = x.shape[:2]
-    spatial = list(x.shape[2:])
-    strides, dils = list(window.strides), list(window.dilations)
-    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
-    subs = [-(-(s * (o - 1) + d * (k - 1) + 1) // s) for o, k, s, d in zip(outs, kernel, strides, dils)]
-    shape = (n_batch, channels, *strides, *subs)
-    xs, prep = _phase_split(ctx, x, shape, strides, begins, fill)
+class PhaseSplit:
+    """The input copied into a `fill`-padded, phase-split scratch: plane (n, c) holds element (*phase, *sub)
+    = padded input position sub * stride + phase.
 
-    def read(n: Expr, c: Expr, o: list[Expr], taps: list[int]) -> Expr:
-        phase = [t * d % s for t, d, s in zip(taps, dils, strides)]
-        sub = [binop("add", oi, idx(t * d // s)) for oi, t, d, s in zip(o, taps, dils, strides)]
-        return Load(xs, linear([n, c, *map(idx, phase), *sub], shape))
+    A plane of at most LOCAL_PLANE floats is a stack buffer of the channel's own iteration, written just
+    before its output rows read it (so it is read back from L1/L2, and the channel loop is one parallel
+    loop); a larger one is a global scratch of all planes, written by a loop of its own first."""
 
-    return read, prep
+    def __init__(self, ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int],
+                 fill: float = 0.0) -> None:
+        spatial = list(x.shape[2:])
+        self.ctx, self.x, self.fill = ctx, x, fill
+        self.strides, self.dils = list(window.strides), list(window.dilations)
+        self.begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+        subs = [-(-(s * (o - 1) + d * (k - 1) + 1) // s) for o, k, s, d in zip(outs, kernel, self.strides, self.dils)]
+        self.plane = (*self.strides, *subs)
+        size = int(np.prod(self.plane))
+        self.local = size <= LOCAL_PLANE
+        planes = int(np.prod(x.shape[:2]))
+        self.buf = stack(ctx, x.dtype, size, "xs") if self.local else ctx.scratch(x.dtype, size * planes)
+
+    def _at(self, n: Expr, c: Expr, plane_index: list[Expr]) -> Expr:
+        if self.local:
+            return linear(plane_index, self.plane)
+        return linear([n, c, *plane_index], (*self.x.shape[:2], *self.plane))
+
+    def read(self, n: Expr, c: Expr, o: list[Expr], taps: list[int]) -> Expr:
+        """The (vector-friendly) load of kernel tap `taps` of output position `o`."""
+        phase = [t * d % s for t, d, s in zip(taps, self.dils, self.strides)]
+        sub = [binop("add", oi, idx(t * d // s)) for oi, t, d, s in zip(o, taps, self.dils, self.strides)]
+        return Load(self.buf, self._at(n, c, [*map(idx, phase), *sub]))
+
+    def channels(self, lead: tuple[int, ...], body: Callable[[list[Expr]], Stmt]) -> Stmt:
+        """Loops over `lead` (batch, channel) running body(index) after the plane it reads is written."""
+        if self.local:
+            return self.ctx.loops(lead, lambda i: Allocate(self.buf, seq(self._fill(i[0], i[1]), body(i))), "dc")
+        prep = self.ctx.loops(self.x.shape[:2], lambda i: self._fill(i[0], i[1]), "p")
+        return seq(prep, self.ctx.loops(lead, body, "dc"))
+
+    def _fill(self, n: Expr, c: Expr) -> Stmt:
+        """Plane (n, c): per phase and axis, sub-positions split into a `fill` head, a copied middle and a
+        `fill` tail, so the copy has no bounds checks (with unit strides it reads whole input rows: vectors)."""
+        ctx, x = self.ctx, self.x
+        strides, begins = self.strides, self.begins
+        rank = len(strides)
+        spatial = list(x.shape[2:])
+        subs = list(self.plane[rank:])
+        zero = const(self.fill, x.dtype)
+
+        def one_phase(phase: tuple[int, ...]) -> Stmt:
+            ranges = []
+            for p, s, b, d, q in zip(phase, strides, begins, spatial, subs):
+                lo = min(q, max(0, -(-(b - p) // s)))
+                ranges.append((lo, max(lo, min(q, (d - 1 + b - p) // s + 1))))
+
+            def at(sub: list[Expr]) -> Expr:
+                return self._at(n, c, [*map(idx, phase), *sub])
+
+            def level(a: int, sub: list[Expr]) -> Stmt:
+                if a == rank:
+                    coords = [binop("sub", binop("add", binop("mul", q, idx(s)), idx(p)), idx(b))
+                              for q, p, s, b in zip(sub, phase, strides, begins)]
+                    return store(self.buf, at(sub), x.at([n, c, *coords]))
+                lo, hi = ranges[a]
+                rest = subs[a + 1:]
+
+                def zeros(start: int, stop: int) -> Stmt:
+                    return ctx.loops((stop - start, *rest), lambda i: store(
+                        self.buf, at([*sub, binop("add", i[0], idx(start)), *i[1:]]), zero), "pz")
+
+                middle = ctx.loop(hi - lo, lambda q: level(a + 1, [*sub, binop("add", q, idx(lo))]), "pq")
+                return seq(zeros(0, lo) if lo else None, middle, zeros(hi, subs[a]) if hi < subs[a] else None)
+
+            return level(0, [])
+
+        return seq(*(one_phase(ph) for ph in itertools.product(*(range(s) for s in strides))))
 
 
-def output_rows(ctx: LowerCtx, lead: tuple[int, ...], outs: list[int],
+def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
                 row: Callable[[list[Expr], list[Expr]], Stmt]) -> Stmt:
-    """Loops over `lead` axes and output rows; each row is vector_row over the last output axis;
-    row(lead index, output position)."""
-    def image(i: list[Expr]) -> Stmt:
-        return ctx.loops(outs[:-1], lambda o: vector_row(ctx, outs[-1], lambda v: row(i, [*o, v])), "oh")
-
-    return ctx.loops(lead, image, "dc")
+    """The output rows of one (batch, channel) `lead`: loops over the output axes but the last, each row
+    vector_row over the last; row(lead, output position)."""
+    return ctx.loops(outs[:-1], lambda o: vector_row(ctx, outs[-1], lambda v: row(lead, [*o, v])), "oh")
 
 
 def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
@@ -63,7 +119,7 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
     """Depthwise conv of float32 `x` [N, C, *spatial] with constant `weights` [C, 1, *kernel]."""
     n_batch, channels = x.shape[:2]
     kernel = list(weights.shape[2:])
-    read, prep = phase_split_input(ctx, x, window, kernel, outs)
+    split = PhaseSplit(ctx, x, window, kernel, outs)
     w = ctx.weight(np.ascontiguousarray(weights.reshape(channels, -1), np.float32), "w")
 
     def row(i: list[Expr], o: list[Expr]) -> Stmt:
@@ -73,7 +129,7 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
             acc: Expr | None = None
             for t_last in range(kernel[-1]):
                 taps = [*head, t_last]
-                xv = read(n, c, o, taps)
+                xv = split.read(n, c, o, taps)
                 wv = w.at([c, idx(int(np.ravel_multi_index(taps, kernel)))])
                 acc = binop("mul", xv, wv) if acc is None else Call("fma", (xv, wv, acc))
             assert acc is not None
@@ -83,48 +139,4 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
             total = add(total, ch)
         return finish([n, c, *o], total)
 
-    return seq(prep, output_rows(ctx, (n_batch, channels), outs, row))
-
-
-def _phase_split(ctx: LowerCtx, x: Tensor, shape: tuple[int, ...], strides: list[int],
-                 begins: list[int], fill: float) -> tuple[Buffer, Stmt]:
-    """Scratch [N, C, *strides, *subs]: element (n, c, *p, *q) = x[n, c, *(q*s + p - begin)], or `fill`
-    outside x.
-
-    Per phase and axis, sub-positions split into a zero head, a copied middle and a zero
-    tail, so only the borders are written with zeros and the copy has no bounds checks
-    (with unit strides the copy reads whole input rows: vectors)."""
-    rank = len(strides)
-    spatial = list(x.shape[2:])
-    subs = list(shape[2 + rank:])
-    buf = ctx.scratch(x.dtype, int(np.prod(shape)))
-    zero = const(fill, x.dtype)
-
-    def fill(n: Expr, c: Expr, phase: tuple[int, ...]) -> Stmt:
-        ranges = []
-        for p, s, b, d, q in zip(phase, strides, begins, spatial, subs):
-            lo = min(q, max(0, -(-(b - p) // s)))
-            ranges.append((lo, max(lo, min(q, (d - 1 + b - p) // s + 1))))
-
-        def at(sub: list[Expr]) -> Expr:
-            return linear([n, c, *map(idx, phase), *sub], shape)
-
-        def level(a: int, sub: list[Expr]) -> Stmt:
-            if a == rank:
-                coords = [binop("sub", binop("add", binop("mul", q, idx(s)), idx(p)), idx(b))
-                          for q, p, s, b in zip(sub, phase, strides, begins)]
-                return store(buf, at(sub), x.at([n, c, *coords]))
-            lo, hi = ranges[a]
-            rest = subs[a + 1:]
-
-            def zeros(start: int, stop: int) -> Stmt:
-                return ctx.loops((stop - start, *rest), lambda i: store(
-                    buf, at([*sub, binop("add", i[0], idx(start)), *i[1:]]), zero), "pz")
-
-            middle = ctx.loop(hi - lo, lambda q: level(a + 1, [*sub, binop("add", q, idx(lo))]), "pq")
-            return seq(zeros(0, lo) if lo else None, middle, zeros(hi, subs[a]) if hi < subs[a] else None)
-
-        return level(0, [])
-
-    combos = list(itertools.product(*(range(s) for s in strides)))
-    return buf, ctx.loops(x.shape[:2], lambda i: seq(*(fill(i[0], i[1], ph) for ph in combos)), "p")
+    return split.channels((n_batch, channels), lambda i: output_rows(ctx, outs, i, row))

@@ -57,6 +57,7 @@ DEPTHWISE = [
     (2, (10, 9), (3, 3), {"strides": [2, 2], "pads": [0, 0, 1, 0]}),  # VALID-like with an end pad
     (4, (19,), (5,), {"pads": [2, 2]}),  # 1-D
     (2, (5, 6, 7), (3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),  # 3-D
+    (1, (258, 256), (3, 3), {"pads": [1, 1, 1, 1]}),  # a padded plane too large for the stack: global scratch
 ]
 
 
