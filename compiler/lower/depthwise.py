@@ -38,7 +38,7 @@ class PhaseSplit:
     loop); a larger one is a global scratch of all planes, written by a loop of its own first."""
 
     def __init__(self, ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int],
-                 fill: float = 0.0) -> None:
+                 fill: float = 0.0, local: bool = True, slack: int = 0) -> None:
         spatial = list(x.shape[2:])
         self.ctx, self.x, self.fill = ctx, x, fill
         self.strides, self.dils = list(window.strides), list(window.dilations)
@@ -46,27 +46,35 @@ class PhaseSplit:
         subs = [-(-(s * (o - 1) + d * (k - 1) + 1) // s) for o, k, s, d in zip(outs, kernel, self.strides, self.dils)]
         self.plane = (*self.strides, *subs)
         size = int(np.prod(self.plane))
-        self.local = size <= LOCAL_PLANE
-        planes = int(np.prod(x.shape[:2]))
-        self.buf = stack(ctx, x.dtype, size, "xs") if self.local else ctx.scratch(x.dtype, size * planes)
+        self.local = local and size <= LOCAL_PLANE
+        self.size = size * int(np.prod(x.shape[:2]))
+        self.slack = slack  # zeros after the last plane (global scratch only), for vector reads past its end
+        self.buf = stack(ctx, x.dtype, size, "xs") if self.local else ctx.scratch(x.dtype, self.size + slack)
 
     def _at(self, n: Expr, c: Expr, plane_index: list[Expr]) -> Expr:
         if self.local:
             return linear(plane_index, self.plane)
         return linear([n, c, *plane_index], (*self.x.shape[:2], *self.plane))
 
-    def read(self, n: Expr, c: Expr, o: list[Expr], taps: list[int]) -> Expr:
-        """The (vector-friendly) load of kernel tap `taps` of output position `o`."""
-        phase = [t * d % s for t, d, s in zip(taps, self.dils, self.strides)]
-        sub = [binop("add", oi, idx(t * d // s)) for oi, t, d, s in zip(o, taps, self.dils, self.strides)]
-        return Load(self.buf, self._at(n, c, [*map(idx, phase), *sub]))
+    def read(self, n: Expr, c: Expr, o: list[Expr], taps: list[int] | list[Expr]) -> Expr:
+        """The (vector-friendly) load of kernel tap `taps` (numbers or loop indices) of output position `o`."""
+        at = [binop("mul", t if isinstance(t, Expr) else idx(t), idx(d)) for t, d in zip(taps, self.dils)]
+        phase = [binop("mod", a, idx(s)) for a, s in zip(at, self.strides)]
+        sub = [binop("add", oi, binop("div", a, idx(s))) for oi, a, s in zip(o, at, self.strides)]
+        return Load(self.buf, self._at(n, c, [*phase, *sub]))
+
+    def prepare(self) -> Stmt:
+        """Write every plane (a global scratch, read by all output channels) and the slack."""
+        assert not self.local
+        zero = const(self.fill, self.x.dtype)
+        tail = self.ctx.loop(self.slack, lambda i: store(self.buf, binop("add", i, idx(self.size)), zero), "ps")
+        return seq(self.ctx.loops(self.x.shape[:2], lambda i: self._fill(i[0], i[1]), "p"), tail)
 
     def channels(self, lead: tuple[int, ...], body: Callable[[list[Expr]], Stmt]) -> Stmt:
         """Loops over `lead` (batch, channel) running body(index) after the plane it reads is written."""
         if self.local:
             return self.ctx.loops(lead, lambda i: Allocate(self.buf, seq(self._fill(i[0], i[1]), body(i))), "dc")
-        prep = self.ctx.loops(self.x.shape[:2], lambda i: self._fill(i[0], i[1]), "p")
-        return seq(prep, self.ctx.loops(lead, body, "dc"))
+        return seq(self.prepare(), self.ctx.loops(lead, body, "dc"))
 
     def _fill(self, n: Expr, c: Expr) -> Stmt:
         """Plane (n, c): per phase and axis, sub-positions split into a `fill` head, a copied middle and a

@@ -88,12 +88,15 @@ def test_rows_leave_no_scalar_remainder(conv):
 
 
 DENSE = [
-    # x shape, w shape, attrs: output rows that are not whole 8-lane vectors
+    # x shape, w shape, attrs: output rows that are not whole 8-lane vectors; shallow strided convolutions
     ((1, 40, 10, 10), (36, 40, 3, 3), {"pads": [1, 1, 1, 1]}),  # rows of 10 computed as two vectors
     ((1, 64, 7, 10), (40, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # deep: position x channel tiles, remainders
     ((1, 600, 5, 14), (12, 600, 1, 1), {}),  # deep 1x1, channels under two vectors: rows
     ((1, 24, 9, 14), (20, 24, 1, 1), {}),  # shallow 1x1: rows of 14
     ((1, 520, 6, 7), (32, 520, 1, 1), {}),  # deep 1x1, 7-wide rows: position x channel tiles
+    ((1, 3, 37, 45), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # stem: rows over phases
+    ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
+    ((1, 2, 40, 38), (8, 2, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2], "dilations": [2, 1]}),
 ]
 
 
