@@ -176,7 +176,7 @@ class Load(Expr):
 # Intrinsics every target provides; anything else is decomposed before codegen.
 INTRINSICS = frozenset(
     "exp log sqrt tanh erf sin cos tan asin acos atan sinh cosh asinh acosh atanh "
-    "abs floor ceil round trunc pow fma".split()
+    "abs floor ceil round trunc pow fma sigmoid".split()
 )
 
 

@@ -109,6 +109,7 @@ def _alloc(dtype: np.dtype, size: int) -> np.ndarray:
 
 _CALLS: dict[str, Callable] = {
     "exp": np.exp,
+    "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
     "log": np.log,
     "sqrt": np.sqrt,
     "tanh": np.tanh,
