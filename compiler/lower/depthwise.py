@@ -17,8 +17,8 @@ import itertools
 from collections.abc import Callable
 
 import numpy as np
-from aic.ir.loop import Allocate, Call, Expr, Load, Stmt
-from aic.ir.loop_tools import binop, seq
+from aic.ir.loop import Allocate, Call, Expr, Let, Load, Scope, Stmt, Store, Var
+from aic.ir.loop_tools import binop, depends_on, exprs_of, seq, stmts_of
 from aic.ir.ops.window import Window
 
 from .core import LowerCtx, Tensor, const, idx, linear, store
@@ -49,7 +49,11 @@ class PhaseSplit:
         self.local = local and size <= LOCAL_PLANE
         self.size = size * int(np.prod(x.shape[:2]))
         self.slack = slack  # zeros after the last plane (global scratch only), for vector reads past its end
-        self.buf = stack(ctx, x.dtype, size, "xs") if self.local else ctx.scratch(x.dtype, self.size + slack)
+        # a local plane has a vector of slack: rows computed past their end (output_rows) read into it
+        self.buf = stack(ctx, x.dtype, size + ctx.lanes, "xs") if self.local else ctx.scratch(
+            x.dtype, self.size + slack)
+        # each channel's rows run in order on one thread (its own iteration), so a row may spill into the next
+        self.row_spill = self.local and int(np.prod(x.shape[:2])) > 1
 
     def _at(self, n: Expr, c: Expr, plane_index: list[Expr]) -> Expr:
         if self.local:
@@ -116,10 +120,43 @@ class PhaseSplit:
 
 
 def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
-                row: Callable[[list[Expr], list[Expr]], Stmt]) -> Stmt:
+                row: Callable[[list[Expr], list[Expr]], Stmt], spill: bool = False) -> Stmt:
     """The output rows of one (batch, channel) `lead`: loops over the output axes but the last, each row
-    vector_row over the last; row(lead, output position)."""
-    return ctx.loops(outs[:-1], lambda o: vector_row(ctx, outs[-1], lambda v: row(lead, [*o, v])), "oh")
+    vector_row over the last; row(lead, output position).
+
+    With `spill` (the rows of one plane run in order on one thread), a 2-D map whose rows end in an
+    odd-width vector (a tail of 3, 5, 6 or 7 lanes: 7, 14, 13 wide) computes every row but the last as
+    whole vectors: the extra lanes are written into the start of the next row, which that row then
+    overwrites. LLVM assembles odd-width vectors from pieces; they are left to the last row."""
+    width, lanes = outs[-1], ctx.lanes
+    tail = width % lanes
+    if not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2:  # a 1, 2 or 4-lane tail is native
+        return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
+    whole = -(-width // lanes) * lanes
+    columns: list[Expr] = []
+
+    def spilled(v: Expr, h: Expr) -> Stmt:
+        columns.append(v)
+        return row(lead, [h, v])
+
+    body = ctx.loop(outs[0] - 1, lambda h: vector_row(ctx, whole, lambda v: spilled(v, h)), "oh")
+    if not _spill_safe(body, columns):
+        return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
+    return seq(body, vector_row(ctx, width, lambda v: row(lead, [idx(outs[0] - 1), v])))
+
+
+def _spill_safe(body: Stmt, columns: list[Expr]) -> bool:
+    """Whether every load of the (fused) rows that varies along the row reads at a position the rows also
+    store to (a same-shape operand such as a residual): a tensor broadcast along rows ([.., 1, W]) would
+    be read past its end by the spilled lanes."""
+    stored, loads = set(), []
+    for st in stmts_of(body):
+        values = [st.index, st.value] if isinstance(st, Store) else [st.value] if isinstance(st, Let) else []
+        if isinstance(st, Store):
+            stored.add(st.index)
+        loads += [e for v in values for e in exprs_of(v) if isinstance(e, Load)]
+    return all(ld.index in stored or ld.buffer.scope is Scope.STACK
+               or not any(isinstance(c, Var) and depends_on(ld.index, c) for c in columns) for ld in loads)
 
 
 def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
@@ -147,4 +184,4 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
             total = add(total, ch)
         return finish([n, c, *o], total)
 
-    return split.channels((n_batch, channels), lambda i: output_rows(ctx, outs, i, row))
+    return split.channels((n_batch, channels), lambda i: output_rows(ctx, outs, i, row, split.row_spill))

@@ -56,7 +56,7 @@ def _max_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -
             assert best is not None
             return emit(0, [*i, *o], best)
 
-        return split.channels(out_shape[:2], lambda i: output_rows(ctx, list(out_shape[2:]), i, row))
+        return split.channels(out_shape[:2], lambda i: output_rows(ctx, list(out_shape[2:]), i, row, split.row_spill))
 
     def element(index: list[Expr], inside: bool) -> Stmt:
         best = stack(ctx, dt, 1, "best")

@@ -70,6 +70,27 @@ def test_depthwise(ch, size, k, attrs):
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [(7, 7), (14, 14), (10, 13), (1, 7), (5, 12)])
+def test_depthwise_rows_spill_into_the_next(size):
+    """Rows that are not whole vectors are computed as whole vectors spilling into the next row (then
+    overwritten); the last row of each plane does not spill. A residual Add reads the input at the same
+    (spilled) positions; batch 2 and several channels, so a spill into another plane would show."""
+    x, w, b = f(2, 5, *size), f(5, 1, 3, 3), f(5)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=5, pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "x"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [(1, 1, 1, 7), (1, 1, 7, 1), (1, 3, 7, 7)], ids=["row", "column", "full"])
+def test_depthwise_rows_do_not_spill_past_a_broadcast_operand(scale):
+    """A fused operand broadcast along rows ([1, 1, 1, W]) would be read past its end by spilled lanes: those
+    rows stay exact (the loop verifier rejects any read past a buffer)."""
+    x, w, s = f(2, 3, 7, 7), f(3, 1, 3, 3), f(*scale)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=3, pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "s"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x, "s": s}, ["y"], {"w": w}), {"x": x, "s": s}, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("conv", [False, True], ids=["silu", "depthwise-silu"])
 def test_rows_leave_no_scalar_remainder(conv):
     """28-wide rows on 8 lanes: three vectors and one of 4, for an elementwise kernel and a depthwise epilogue."""
