@@ -72,6 +72,21 @@ def depthwise(ch: int, size: int, k: int, s: int, act: str | None = None) -> Cas
     return Case(name, _model(nodes, {"x": x}, None, {"w": _w(ch, 1, k, k), "b": _w(ch)}), {"x": x}, flops)
 
 
+def conv(cin: int, cout: int, size: int, k: int, s: int = 1, act: str | None = None) -> Case:
+    """A dense Conv (+ LeakyReLU / SiLU), padding k // 2."""
+    x = rng.standard_normal((1, cin, size, size)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], kernel_shape=[k, k], strides=[s, s],
+                              pads=[k // 2] * 4)]
+    if act == "leaky":
+        nodes += [helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]
+    elif act == "silu":
+        nodes += [helper.make_node("Sigmoid", ["c"], ["g"]), helper.make_node("Mul", ["c", "g"], ["y"])]
+    out = -(-size // s)
+    flops = 2.0 * cin * cout * k * k * out * out
+    name = f"conv{k}_s{s}_{cin}_{cout}_{size}" + (f"_{act}" if act else "")
+    return Case(name, _model(nodes, {"x": x}, None, {"w": _w(cout, cin, k, k), "b": _w(cout)}), {"x": x}, flops)
+
+
 def max_pool(ch: int, size: int, k: int, s: int) -> Case:
     x = rng.standard_normal((1, ch, size, size)).astype(np.float32)
     node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
@@ -124,6 +139,14 @@ CASES: list[Callable[[], Case]] = [
     lambda: depthwise(144, 56, 3, 2, "silu"),
     lambda: depthwise(96, 112, 3, 1, "relu"),
     lambda: depthwise(240, 28, 5, 2, "silu"),
+    lambda: conv(256, 256, 10, 3, 1, "leaky"),
+    lambda: conv(512, 256, 10, 1, 1, "leaky"),
+    lambda: conv(256, 128, 20, 3, 1, "leaky"),
+    lambda: conv(3, 16, 320, 3, 2, "leaky"),
+    lambda: conv(960, 320, 7, 1),
+    lambda: conv(576, 96, 14, 1),
+    lambda: conv(96, 576, 14, 1),
+    lambda: conv(160, 960, 7, 1),
     lambda: max_pool(128, 10, 5, 1),
     lambda: max_pool(64, 40, 5, 1),
     lambda: max_pool(64, 112, 3, 2),
@@ -132,7 +155,7 @@ CASES: list[Callable[[], Case]] = [
 ]
 
 
-def _engines(case: Case, threads: int) -> dict[str, Callable[[], object]]:
+def _engines(case: Case, threads: int, openvino: bool = True) -> dict[str, Callable[[], object]]:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -143,6 +166,8 @@ def _engines(case: Case, threads: int) -> dict[str, Callable[[], object]]:
         "ort": lambda: sess.run(None, case.feeds),
     }
     try:
+        if not openvino:
+            return engines
         import openvino as ov
 
         core = ov.Core()
@@ -156,8 +181,8 @@ def _engines(case: Case, threads: int) -> dict[str, Callable[[], object]]:
     return engines
 
 
-def measure(case: Case, threads: int, seconds: float) -> dict[str, float]:
-    engines = _engines(case, threads)
+def measure(case: Case, threads: int, seconds: float, openvino: bool = True) -> dict[str, float]:
+    engines = _engines(case, threads, openvino)
     ref = engines["ort"]()[0]
     got = engines["aic"]()[0]
     err = float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-30))
@@ -190,6 +215,7 @@ def main() -> None:
     p.add_argument("-k", nargs="*", default=[], help="run cases whose name contains one of these")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--no-openvino", action="store_true", help="time aic and onnxruntime only")
     args = p.parse_args()
     print("| case | aic ms | ORT ms | OV ms | aic/best | aic GFLOP/s | max rel err |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -197,7 +223,7 @@ def main() -> None:
         case = make()
         if args.k and not any(k in case.name for k in args.k):
             continue
-        r = measure(case, args.threads, args.seconds)
+        r = measure(case, args.threads, args.seconds, not args.no_openvino)
         best = min(v for k, v in r.items() if k not in ("aic", "err"))
         gf = f"{case.flops / r['aic'] / 1e6:.1f}" if case.flops else "-"
         ov = f"{r['ov']:.3f}" if "ov" in r else "-"

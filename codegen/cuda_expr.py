@@ -210,6 +210,9 @@ class ExprRenderer:
             if fn == "abs":
                 return f"aic_iabs<{_C[dt]}>({xs})"
             raise self.error(f"{fn} on {dt.name}")
+        if fn == "sigmoid":
+            one = "1.0" if dt is DType.float64 else "1.0f"
+            return f"({one} / ({one} + {'exp' if dt is DType.float64 else 'expf'}(-({xs}))))"
         name = _F32_FN[fn]
         if dt is DType.float64:
             name = {"fabsf": "fabs", "rintf": "rint"}.get(name, name[:-1])

@@ -178,9 +178,10 @@ class Load(Expr):
 # acc the sum over the bytes q of the lane of a and b of uint8(a byte q) * int8(b byte q), wrapping
 # (x86 `vpdpbusd`, `vpmaddwd` on the bytes widened); `dotw(acc, a, b)` (all int32) adds the sum of the
 # products of the two int16 halves of a and b (`vpmaddwd`). The CPU target renders them; CUDA does not.
+# `sigmoid(x)` is 1 / (1 + exp(-x)).
 INTRINSICS = frozenset(
     "exp log sqrt tanh erf sin cos tan asin acos atan sinh cosh asinh acosh atanh "
-    "abs floor ceil round trunc pow fma dot4 dot2 dotw".split()
+    "abs floor ceil round trunc pow fma sigmoid dot4 dot2 dotw".split()
 )
 
 

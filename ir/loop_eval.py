@@ -132,6 +132,7 @@ def _word_dot(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 _CALLS: dict[str, Callable] = {
     "exp": np.exp,
+    "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
     "log": np.log,
     "sqrt": np.sqrt,
     "tanh": np.tanh,

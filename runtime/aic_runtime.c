@@ -86,6 +86,7 @@ typedef struct aic_pool {
     atomic_int running;        /* a run is under way: workers spin instead of sleeping */
     atomic_llong spin_until;   /* after a run, workers spin until this time (ns, CLOCK_MONOTONIC) */
     atomic_int sleepers;       /* workers waiting on `wake` */
+    atomic_int caller_cpu;     /* the CPU the current run started on (-1: unknown) */
     long long spin_ns;
     aic_task_fn fn; /* the current job; stable while any of its chunks is unfinished */
     void *closure;
@@ -126,6 +127,26 @@ static int keep_spinning(aic_pool *pool) {
            now_ns() < atomic_load_explicit(&pool->spin_until, memory_order_relaxed);
 }
 
+/* A worker woken by a run lands, by the scheduler's wake-affine placement, on the CPU of the thread that
+ * woke it: the caller's. Both would then share one CPU until the load balancer moves one (milliseconds),
+ * so two threads ran no faster than one after idle gaps. The worker moves itself off that CPU by
+ * excluding it from its affinity for a moment (an immediate migration), then restores its affinity. */
+static void leave_caller_cpu(aic_pool *pool) {
+#if defined(__linux__)
+    int caller = atomic_load_explicit(&pool->caller_cpu, memory_order_relaxed);
+    if (caller < 0 || sched_getcpu() != caller) return;
+    cpu_set_t all, others;
+    if (pthread_getaffinity_np(pthread_self(), sizeof all, &all) != 0) return;
+    others = all;
+    CPU_CLR(caller, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    if (pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
+        pthread_setaffinity_np(pthread_self(), sizeof all, &all);
+#else
+    (void)pool;
+#endif
+}
+
 static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
     for (;;) {
         for (int i = 0; i < SPIN_ITERATIONS || keep_spinning(pool); i += SPIN_CHECK) {
@@ -144,6 +165,7 @@ static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
             pthread_cond_wait(&pool->wake, &pool->lock);
         atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_acq_rel);
         pthread_mutex_unlock(&pool->lock);
+        leave_caller_cpu(pool);
         if (g != seen) return g;
     }
 }
@@ -151,6 +173,9 @@ static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
 /* A run starts: sleeping workers wake now, so they are up (and placed) before the first parallel loop. */
 static void aic_pool_enter(aic_pool *pool) {
     if (pool->num_threads == 1) return;
+#if defined(__linux__)
+    atomic_store_explicit(&pool->caller_cpu, sched_getcpu(), memory_order_relaxed);
+#endif
     atomic_store(&pool->running, 1); /* seq_cst: a worker going to sleep sees it, or is counted below */
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->lock);
@@ -226,6 +251,7 @@ static void pool_stop(aic_pool *pool, int started) {
 
 static int pool_start(aic_pool *pool, int num_threads) {
     memset(pool, 0, sizeof *pool);
+    atomic_store(&pool->caller_cpu, -1);
     pool->num_threads = num_threads;
     pool->spin_ns = DEFAULT_SPIN_US * 1000LL;
     const char *spin = getenv("AIC_SPIN");

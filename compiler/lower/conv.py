@@ -39,12 +39,14 @@ from .core import (
     idx,
     node_error,
 )
-from .depthwise import depthwise
+from .depthwise import PhaseSplit, depthwise
 from .mathx import add, mul
 from .reduce import accumulate
 from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 from .window import clamped, inside_input, interior, padded_input, tap_coords, window_loops
+
+TapRead = Callable[[Expr, Expr, list[Expr], list[Expr]], Expr]
 
 
 def window_of(node: Node, kernel: list[int]) -> Window:
@@ -88,7 +90,14 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
             [*i[:2], *(binop("mul", o, idx(st)) for o, st in zip(i[2:], strides))]))
         window = window_of_strides(window)
         extents = list(outs)
-    if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes:
+    depth = x.shape[1] // group * int(np.prod(kernel))
+    if fast and any(s > 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and depth <= STRIDED_ROWS_DEPTH:
+        # Shallow strided convolutions (stems): rows over the stride-phase-split input, whose taps are contiguous.
+        split = PhaseSplit(ctx, x, window, kernel, outs, local=False, slack=2 * ctx.lanes)
+        return seq(split.prepare(), _conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
+                                               finish, split.read))
+    if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not _ragged_rows(
+            ctx, outs, depth, ocg):
         slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents, slack)
         return seq(prep, _conv_rows(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
@@ -98,6 +107,17 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     if x.dtype == DType.float32 and weights is not None and group == x.shape[1] == out_shape[1]:
         return depthwise(ctx, x, np.asarray(weights, np.float32), window, outs, finish)
     return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
+
+
+ROWS_MAX_DEPTH = 512  # above this reduction depth, ragged rows go to position x channel tiles
+STRIDED_ROWS_DEPTH = 64  # strided convolutions this shallow run as rows over a phase-split input
+
+
+def _ragged_rows(ctx: LowerCtx, outs: list[int], depth: int, ocg: int) -> bool:
+    """Whether output rows that are not whole vectors (7, 10, 14, 20 wide) are better tiled as flattened
+    positions x output channels: every lane useful, at the cost of a scalar (strided) epilogue, which a deep
+    reduction amortises (measured in BENCHMARKS.md)."""
+    return outs[-1] % ctx.lanes != 0 and depth > ROWS_MAX_DEPTH and ocg >= 2 * ctx.lanes
 
 
 def window_of_strides(window: Window) -> Window:
@@ -183,10 +203,11 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
 
 
 def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
-               group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+               group: int, finish: Callable[[list[Expr], Expr], Stmt], read: TapRead | None = None) -> Stmt:
     """Stride-1 convolution, tiles of output channels (rows) by positions along the output's last axis
     (vector columns): the input row is contiguous, so are the stores. Short rows (at most one vector)
-    are taken two at a time, so each weight feeds two vectors."""
+    are taken two at a time, so each weight feeds two vectors. `read(n, channel, output position, taps)`
+    replaces reading the padded input `xp` (a strided convolution reads a phase-split copy)."""
     n_batch, channels = xp.shape[:2]
     icg = channels // group
     oc, kernel = weights.shape[0], list(weights.shape[2:])
@@ -222,6 +243,9 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
 
             def b(ks: list[Expr], j: Expr, c: Expr) -> Expr:
                 ic, taps = ks[0], ks[1:]
+                if read is not None:
+                    channel = binop("add", binop("mul", g, idx(icg)), ic)
+                    return read(n, channel, [*row_index(j), binop("add", w0, c)], taps)
                 coords = [binop("add", o, binop("mul", t, idx(d)))
                           for o, t, d in zip(row_index(j), taps, window.dilations)]
                 col = binop("add", binop("add", w0, c), binop("mul", taps[-1], idx(window.dilations[-1])))
@@ -231,7 +255,7 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
                 return finish([n, channel, *row_index(j), binop("add", w0, c)], v)
 
-            compute = min(-(-cols // lanes) * lanes, max(width, lanes))  # whole vectors; extra lanes are dropped
+            compute = -(-cols // lanes) * lanes  # whole vectors (the input has slack); extra lanes are dropped
             return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows)
 
         def channel_tiles(w0: Expr, cols: int) -> Stmt:

@@ -2,8 +2,8 @@
 
 The same input layout serves MaxPool (padded with -inf instead of zeros).
 
-The input is first copied into a zero-padded scratch, split by stride phase: element
-(c, *phase, *sub) holds padded input position sub * stride + phase, so kernel tap t of
+Per channel, the input is first copied into a zero-padded scratch, split by stride phase: element
+(*phase, *sub) holds padded input position sub * stride + phase, so kernel tap t of
 output position o reads phase (t*d) % s at sub-position o + (t*d) // s, contiguous in o
 whatever the stride. The kernel then has no bounds checks: per output row, every tap is one
 vector fused multiply-add of an input row with a broadcast weight (one independent chain
@@ -17,46 +17,147 @@ import itertools
 from collections.abc import Callable
 
 import numpy as np
-from aic.ir.loop import Buffer, Call, Expr, Load, Stmt
-from aic.ir.loop_tools import binop, seq
+from aic.ir.loop import Allocate, Call, Expr, Let, Load, Scope, Stmt, Store, Var
+from aic.ir.loop_tools import binop, depends_on, exprs_of, seq, stmts_of
 from aic.ir.ops.window import Window
 
 from .core import LowerCtx, Tensor, const, idx, linear, store
 from .mathx import add
+from .reduce import stack
 from .rows import vector_row
-from .sizes import size_prod
+from .sizes import bounds, size_prod
 
-TapReader = Callable[[Expr, Expr, list[Expr], list[int]], Expr]
-
-
-def phase_split_input(ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int],
-                      fill: float = 0.0) -> tuple[TapReader, Stmt]:
-    """The input copied into a `fill`-padded, phase-split scratch; read(n, c, out position, taps) is the
-    (vector-friendly) load of kernel tap `taps` of that output position."""
-    n_batch, channels = x.shape[:2]
-    spatial = list(x.shape[2:])
-    strides, dils = list(window.strides), list(window.dilations)
-    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
-    subs = [-(-(s * (o - 1) + d * (k - 1) + 1) // s) for o, k, s, d in zip(outs, kernel, strides, dils)]
-    shape = (n_batch, channels, *strides, *subs)
-    xs, prep = _phase_split(ctx, x, shape, strides, begins, fill)
-
-    def read(n: Expr, c: Expr, o: list[Expr], taps: list[int]) -> Expr:
-        phase = [t * d % s for t, d, s in zip(taps, dils, strides)]
-        sub = [binop("add", oi, idx(t * d // s)) for oi, t, d, s in zip(o, taps, dils, strides)]
-        return Load(xs, linear([n, c, *map(idx, phase), *sub], shape))
-
-    return read, prep
+LOCAL_PLANE = 1 << 16  # floats: a phase-split plane up to this size lives on the stack, one per channel
 
 
-def output_rows(ctx: LowerCtx, lead: tuple[int, ...], outs: list[int],
-                row: Callable[[list[Expr], list[Expr]], Stmt]) -> Stmt:
-    """Loops over `lead` axes and output rows; each row is vector_row over the last output axis;
-    row(lead index, output position)."""
-    def image(i: list[Expr]) -> Stmt:
-        return ctx.loops(outs[:-1], lambda o: vector_row(ctx, outs[-1], lambda v: row(i, [*o, v])), "oh")
+class PhaseSplit:
+    """The input copied into a `fill`-padded, phase-split scratch: plane (n, c) holds element (*phase, *sub)
+    = padded input position sub * stride + phase.
 
-    return ctx.loops(lead, image, "dc")
+    A plane of at most LOCAL_PLANE floats is a stack buffer of the channel's own iteration, written just
+    before its output rows read it (so it is read back from L1/L2, and the channel loop is one parallel
+    loop); a larger one is a global scratch of all planes, written by a loop of its own first."""
+
+    def __init__(self, ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int],
+                 fill: float = 0.0, local: bool = True, slack: int = 0) -> None:
+        spatial = list(x.shape[2:])
+        self.ctx, self.x, self.fill = ctx, x, fill
+        self.strides, self.dils = list(window.strides), list(window.dilations)
+        self.begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+        subs = [-(-(s * (o - 1) + d * (k - 1) + 1) // s) for o, k, s, d in zip(outs, kernel, self.strides, self.dils)]
+        self.plane = (*self.strides, *subs)
+        size = int(np.prod(self.plane))
+        self.local = local and size <= LOCAL_PLANE
+        self.size = size * size_prod(x.shape[:2])
+        self.slack = slack  # zeros after the last plane (global scratch only), for vector reads past its end
+        # a local plane has a vector of slack: rows computed past their end (output_rows) read into it
+        self.buf = stack(ctx, x.dtype, size + ctx.lanes, "xs") if self.local else ctx.scratch(
+            x.dtype, self.size + slack)
+        # each channel's rows run in order on one thread (its own iteration), so a row may spill into the next
+        self.row_spill = self.local and bounds(size_prod(x.shape[:2]))[0] > 1  # another plane follows
+
+    def _at(self, n: Expr, c: Expr, plane_index: list[Expr]) -> Expr:
+        if self.local:
+            return linear(plane_index, self.plane)
+        return linear([n, c, *plane_index], (*self.x.shape[:2], *self.plane))
+
+    def read(self, n: Expr, c: Expr, o: list[Expr], taps: list[int] | list[Expr]) -> Expr:
+        """The (vector-friendly) load of kernel tap `taps` (numbers or loop indices) of output position `o`."""
+        at = [binop("mul", t if isinstance(t, Expr) else idx(t), idx(d)) for t, d in zip(taps, self.dils)]
+        phase = [binop("mod", a, idx(s)) for a, s in zip(at, self.strides)]
+        sub = [binop("add", oi, binop("div", a, idx(s))) for oi, a, s in zip(o, at, self.strides)]
+        return Load(self.buf, self._at(n, c, [*phase, *sub]))
+
+    def prepare(self) -> Stmt:
+        """Write every plane (a global scratch, read by all output channels) and the slack."""
+        assert not self.local
+        zero = const(self.fill, self.x.dtype)
+        tail = self.ctx.loop(self.slack, lambda i: store(self.buf, binop("add", i, idx(self.size)), zero), "ps")
+        return seq(self.ctx.loops(self.x.shape[:2], lambda i: self._fill(i[0], i[1]), "p"), tail)
+
+    def channels(self, lead: tuple[int, ...], body: Callable[[list[Expr]], Stmt]) -> Stmt:
+        """Loops over `lead` (batch, channel) running body(index) after the plane it reads is written."""
+        if self.local:
+            return self.ctx.loops(lead, lambda i: Allocate(self.buf, seq(self._fill(i[0], i[1]), body(i))), "dc")
+        return seq(self.prepare(), self.ctx.loops(lead, body, "dc"))
+
+    def _fill(self, n: Expr, c: Expr) -> Stmt:
+        """Plane (n, c): per phase and axis, sub-positions split into a `fill` head, a copied middle and a
+        `fill` tail, so the copy has no bounds checks (with unit strides it reads whole input rows: vectors)."""
+        ctx, x = self.ctx, self.x
+        strides, begins = self.strides, self.begins
+        rank = len(strides)
+        spatial = list(x.shape[2:])
+        subs = list(self.plane[rank:])
+        zero = const(self.fill, x.dtype)
+
+        def one_phase(phase: tuple[int, ...]) -> Stmt:
+            ranges = []
+            for p, s, b, d, q in zip(phase, strides, begins, spatial, subs):
+                lo = min(q, max(0, -(-(b - p) // s)))
+                ranges.append((lo, max(lo, min(q, (d - 1 + b - p) // s + 1))))
+
+            def at(sub: list[Expr]) -> Expr:
+                return self._at(n, c, [*map(idx, phase), *sub])
+
+            def level(a: int, sub: list[Expr]) -> Stmt:
+                if a == rank:
+                    coords = [binop("sub", binop("add", binop("mul", q, idx(s)), idx(p)), idx(b))
+                              for q, p, s, b in zip(sub, phase, strides, begins)]
+                    return store(self.buf, at(sub), x.at([n, c, *coords]))
+                lo, hi = ranges[a]
+                rest = subs[a + 1:]
+
+                def zeros(start: int, stop: int) -> Stmt:
+                    return ctx.loops((stop - start, *rest), lambda i: store(
+                        self.buf, at([*sub, binop("add", i[0], idx(start)), *i[1:]]), zero), "pz")
+
+                middle = ctx.loop(hi - lo, lambda q: level(a + 1, [*sub, binop("add", q, idx(lo))]), "pq")
+                return seq(zeros(0, lo) if lo else None, middle, zeros(hi, subs[a]) if hi < subs[a] else None)
+
+            return level(0, [])
+
+        return seq(*(one_phase(ph) for ph in itertools.product(*(range(s) for s in strides))))
+
+
+def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
+                row: Callable[[list[Expr], list[Expr]], Stmt], spill: bool = False) -> Stmt:
+    """The output rows of one (batch, channel) `lead`: loops over the output axes but the last, each row
+    vector_row over the last; row(lead, output position).
+
+    With `spill` (the rows of one plane run in order on one thread), a 2-D map whose rows end in an
+    odd-width vector (a tail of 3, 5, 6 or 7 lanes: 7, 14, 13 wide) computes every row but the last as
+    whole vectors: the extra lanes are written into the start of the next row, which that row then
+    overwrites. LLVM assembles odd-width vectors from pieces; they are left to the last row."""
+    width, lanes = outs[-1], ctx.lanes
+    tail = width % lanes
+    if not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2:  # a 1, 2 or 4-lane tail is native
+        return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
+    whole = -(-width // lanes) * lanes
+    columns: list[Expr] = []
+
+    def spilled(v: Expr, h: Expr) -> Stmt:
+        columns.append(v)
+        return row(lead, [h, v])
+
+    body = ctx.loop(outs[0] - 1, lambda h: vector_row(ctx, whole, lambda v: spilled(v, h)), "oh")
+    if not _spill_safe(body, columns):
+        return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
+    return seq(body, vector_row(ctx, width, lambda v: row(lead, [idx(outs[0] - 1), v])))
+
+
+def _spill_safe(body: Stmt, columns: list[Expr]) -> bool:
+    """Whether every load of the (fused) rows that varies along the row reads at a position the rows also
+    store to (a same-shape operand such as a residual): a tensor broadcast along rows ([.., 1, W]) would
+    be read past its end by the spilled lanes."""
+    stored, loads = set(), []
+    for st in stmts_of(body):
+        values = [st.index, st.value] if isinstance(st, Store) else [st.value] if isinstance(st, Let) else []
+        if isinstance(st, Store):
+            stored.add(st.index)
+        loads += [e for v in values for e in exprs_of(v) if isinstance(e, Load)]
+    return all(ld.index in stored or ld.buffer.scope is Scope.STACK
+               or not any(isinstance(c, Var) and depends_on(ld.index, c) for c in columns) for ld in loads)
 
 
 def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
@@ -64,7 +165,7 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
     """Depthwise conv of float32 `x` [N, C, *spatial] with constant `weights` [C, 1, *kernel]."""
     n_batch, channels = x.shape[:2]
     kernel = list(weights.shape[2:])
-    read, prep = phase_split_input(ctx, x, window, kernel, outs)
+    split = PhaseSplit(ctx, x, window, kernel, outs)
     w = ctx.weight(np.ascontiguousarray(weights.reshape(channels, -1), np.float32), "w")
 
     def row(i: list[Expr], o: list[Expr]) -> Stmt:
@@ -74,7 +175,7 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
             acc: Expr | None = None
             for t_last in range(kernel[-1]):
                 taps = [*head, t_last]
-                xv = read(n, c, o, taps)
+                xv = split.read(n, c, o, taps)
                 wv = w.at([c, idx(int(np.ravel_multi_index(taps, kernel)))])
                 acc = binop("mul", xv, wv) if acc is None else Call("fma", (xv, wv, acc))
             assert acc is not None
@@ -84,48 +185,4 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
             total = add(total, ch)
         return finish([n, c, *o], total)
 
-    return seq(prep, output_rows(ctx, (n_batch, channels), outs, row))
-
-
-def _phase_split(ctx: LowerCtx, x: Tensor, shape: tuple[int, ...], strides: list[int],
-                 begins: list[int], fill: float) -> tuple[Buffer, Stmt]:
-    """Scratch [N, C, *strides, *subs]: element (n, c, *p, *q) = x[n, c, *(q*s + p - begin)], or `fill`
-    outside x.
-
-    Per phase and axis, sub-positions split into a zero head, a copied middle and a zero
-    tail, so only the borders are written with zeros and the copy has no bounds checks
-    (with unit strides the copy reads whole input rows: vectors)."""
-    rank = len(strides)
-    spatial = list(x.shape[2:])
-    subs = list(shape[2 + rank:])
-    buf = ctx.scratch(x.dtype, size_prod(shape))
-    zero = const(fill, x.dtype)
-
-    def fill(n: Expr, c: Expr, phase: tuple[int, ...]) -> Stmt:
-        ranges = []
-        for p, s, b, d, q in zip(phase, strides, begins, spatial, subs):
-            lo = min(q, max(0, -(-(b - p) // s)))
-            ranges.append((lo, max(lo, min(q, (d - 1 + b - p) // s + 1))))
-
-        def at(sub: list[Expr]) -> Expr:
-            return linear([n, c, *map(idx, phase), *sub], shape)
-
-        def level(a: int, sub: list[Expr]) -> Stmt:
-            if a == rank:
-                coords = [binop("sub", binop("add", binop("mul", q, idx(s)), idx(p)), idx(b))
-                          for q, p, s, b in zip(sub, phase, strides, begins)]
-                return store(buf, at(sub), x.at([n, c, *coords]))
-            lo, hi = ranges[a]
-            rest = subs[a + 1:]
-
-            def zeros(start: int, stop: int) -> Stmt:
-                return ctx.loops((stop - start, *rest), lambda i: store(
-                    buf, at([*sub, binop("add", i[0], idx(start)), *i[1:]]), zero), "pz")
-
-            middle = ctx.loop(hi - lo, lambda q: level(a + 1, [*sub, binop("add", q, idx(lo))]), "pq")
-            return seq(zeros(0, lo) if lo else None, middle, zeros(hi, subs[a]) if hi < subs[a] else None)
-
-        return level(0, [])
-
-    combos = list(itertools.product(*(range(s) for s in strides)))
-    return buf, ctx.loops(x.shape[:2], lambda i: seq(*(fill(i[0], i[1], ph) for ph in combos)), "p")
+    return split.channels((n_batch, channels), lambda i: output_rows(ctx, outs, i, row, split.row_spill))

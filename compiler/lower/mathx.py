@@ -98,6 +98,9 @@ def expm1(ctx: LowerCtx, x: Expr) -> Expr:
 
 
 def sigmoid(x: Expr) -> Expr:
+    """1 / (1 + e^-x): a float intrinsic (float32 has its own cheaper e^-x, codegen/llvm_math.py)."""
+    if x.dtype.is_float:
+        return call("sigmoid", x)
     return Bin("div", k(1, x), add(k(1, x), exp(neg(x))))
 
 

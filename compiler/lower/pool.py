@@ -21,7 +21,7 @@ from aic.ir.loop_tools import binop, select, seq
 
 from .conv import window_of
 from .core import LowerCtx, Tensor, cdtype, const, idx
-from .depthwise import output_rows, phase_split_input
+from .depthwise import PhaseSplit, output_rows
 from .mathx import absolute, add, call, fast_max, k, maximum, mul
 from .reduce import accumulate, lowest, stack
 from .sizes import bound, shape_of, size_const, size_prod
@@ -46,17 +46,17 @@ def _max_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -
     if emit.needed(1):
         return ctx.loops(out_shape, lambda index: _max_with_index(ctx, node, x, index, emit))
     if x.dtype == DType.float32 and all(st == 1 for st in window.strides):  # strided: the copy costs more
-        read, prep = phase_split_input(ctx, x, window, kernel, list(out_shape[2:]), -math.inf)
+        split = PhaseSplit(ctx, x, window, kernel, list(out_shape[2:]), -math.inf)
 
         def row(i: list[Expr], o: list[Expr]) -> Stmt:
             best: Expr | None = None
             for taps in itertools.product(*(range(kk) for kk in kernel)):
-                v = read(i[0], i[1], o, list(taps))
+                v = split.read(i[0], i[1], o, list(taps))
                 best = ctx.let(v if best is None else fast_max(v, best), "m")  # bound: select reads it twice
             assert best is not None
             return emit(0, [*i, *o], best)
 
-        return seq(prep, output_rows(ctx, out_shape[:2], list(out_shape[2:]), row))
+        return split.channels(out_shape[:2], lambda i: output_rows(ctx, list(out_shape[2:]), i, row, split.row_spill))
 
     def element(index: list[Expr], inside: bool) -> Stmt:
         best = stack(ctx, dt, 1, "best")

@@ -1,5 +1,5 @@
 """Intrinsic calls against float64 numpy references: the float32 polynomials (exp, tanh,
-erf; scalar and 8-lane), libm-backed functions in float32/float64, half-precision
+erf, sigmoid; scalar and 8-lane), libm-backed functions in float32/float64, half-precision
 inputs, and the integer forms (abs, pow)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ REF = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
     "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
     "abs": np.abs, "floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc,
+    "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
 }  # fmt: skip
 DOMAIN = {
     "log": (0.01, 50), "sqrt": (0, 50), "asin": (-1, 1), "acos": (-1, 1), "acosh": (1, 20), "atanh": (-0.99, 0.99),
@@ -75,6 +76,25 @@ def test_float32_polynomials(lanes, tmp_path):
     assert np.abs(erf - ref)[finite].max() < 1.5e-7
     small = finite & (np.abs(x) < 1) & (x != 0)
     assert (np.abs(erf - ref)[small] / np.abs(ref[small])).max() < 3e-7
+
+
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_float32_sigmoid(lanes, tmp_path):
+    """Within 3 ulp where the result is a normal float32, within 6.1e-39 below; NaN stays NaN."""
+    edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 87.0, 87.5, -87.0, -87.5, -88.0, -88.5, -103.9, -104.5,
+                     1e-30, -1e-30, 16.0, 17.0, -16.0, 1000.0, -1000.0, 0.5, -0.5, 3.0e38, -3.0e38], np.float32)
+    data = np.concatenate([edge, np.linspace(-110, 110, 16000, dtype=np.float32),
+                           np.linspace(-4, 4, 8000, dtype=np.float32)])
+    got = run_cases([unary_case("sigmoid", "sigmoid", DType.float32, data, lanes)], tmp_path)["sigmoid"][0]
+    x = data.astype(np.float64)
+    with np.errstate(over="ignore"):
+        ref = 1 / (1 + np.exp(-x))
+    assert np.isnan(got[4]) and got[2] == 1.0 and 0 <= got[3] < 6.1e-39
+    finite = np.isfinite(x)
+    normal = finite & (ref >= np.finfo(np.float32).tiny)
+    err = ulp_error(got[normal], ref[normal])
+    assert err.max() <= 3, f"sigmoid: {err.max()} ulp at x={data[normal][err.argmax()]}"
+    np.testing.assert_allclose(got[finite & ~normal], ref[finite & ~normal], rtol=0, atol=6.1e-39)
 
 
 @pytest.mark.parametrize("dt", [DType.float32, DType.float64, DType.float16], ids=lambda d: d.name)

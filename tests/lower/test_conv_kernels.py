@@ -1,5 +1,5 @@
-"""The fast convolution kernels (ConvTranspose by output phase, depthwise), compiled, against onnxruntime,
-and rows stored as whole vectors plus one shorter vector.
+"""The fast convolution kernels (ConvTranspose by output phase, depthwise, dense with ragged rows), compiled,
+against onnxruntime, and rows stored as whole vectors plus one shorter vector.
 
 Shapes cover odd sizes, strides, padding, output padding, groups, several output-channel
 tiles with a remainder, and fused activations after the kernel."""
@@ -57,6 +57,7 @@ DEPTHWISE = [
     (2, (10, 9), (3, 3), {"strides": [2, 2], "pads": [0, 0, 1, 0]}),  # VALID-like with an end pad
     (4, (19,), (5,), {"pads": [2, 2]}),  # 1-D
     (2, (5, 6, 7), (3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),  # 3-D
+    (1, (258, 256), (3, 3), {"pads": [1, 1, 1, 1]}),  # a padded plane too large for the stack: global scratch
 ]
 
 
@@ -67,6 +68,27 @@ def test_depthwise(ch, size, k, attrs):
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=ch, **attrs),
              helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(7, 7), (14, 14), (10, 13), (1, 7), (5, 12)])
+def test_depthwise_rows_spill_into_the_next(size):
+    """Rows that are not whole vectors are computed as whole vectors spilling into the next row (then
+    overwritten); the last row of each plane does not spill. A residual Add reads the input at the same
+    (spilled) positions; batch 2 and several channels, so a spill into another plane would show."""
+    x, w, b = f(2, 5, *size), f(5, 1, 3, 3), f(5)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=5, pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "x"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [(1, 1, 1, 7), (1, 1, 7, 1), (1, 3, 7, 7)], ids=["row", "column", "full"])
+def test_depthwise_rows_do_not_spill_past_a_broadcast_operand(scale):
+    """A fused operand broadcast along rows ([1, 1, 1, W]) would be read past its end by spilled lanes: those
+    rows stay exact (the loop verifier rejects any read past a buffer)."""
+    x, w, s = f(2, 3, 7, 7), f(3, 1, 3, 3), f(*scale)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=3, pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "s"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x, "s": s}, ["y"], {"w": w}), {"x": x, "s": s}, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("conv", [False, True], ids=["silu", "depthwise-silu"])
@@ -84,6 +106,27 @@ def test_rows_leave_no_scalar_remainder(conv):
     outputs = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
                and s.buffer.name.startswith("out")]
     assert outputs and all(s.value.lanes > 1 for s in outputs), [s.value.lanes for s in outputs]
+
+
+DENSE = [
+    # x shape, w shape, attrs: output rows that are not whole 8-lane vectors; shallow strided convolutions
+    ((1, 40, 10, 10), (36, 40, 3, 3), {"pads": [1, 1, 1, 1]}),  # rows of 10 computed as two vectors
+    ((1, 64, 7, 10), (40, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # deep: position x channel tiles, remainders
+    ((1, 600, 5, 14), (12, 600, 1, 1), {}),  # deep 1x1, channels under two vectors: rows
+    ((1, 24, 9, 14), (20, 24, 1, 1), {}),  # shallow 1x1: rows of 14
+    ((1, 520, 6, 7), (32, 520, 1, 1), {}),  # deep 1x1, 7-wide rows: position x channel tiles
+    ((1, 3, 37, 45), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # stem: rows over phases
+    ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
+    ((1, 2, 40, 38), (8, 2, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2], "dilations": [2, 1]}),
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), DENSE, ids=[str(i) for i in range(len(DENSE))])
+def test_dense_conv_ragged_rows(xs, ws, attrs):
+    x, w, b = f(*xs), f(*ws) / np.float32(np.sqrt(np.prod(ws[1:]))), f(ws[0])
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+             helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 MAX_POOL = [
