@@ -35,6 +35,7 @@ from .contraction import hints, matmul_integer_nest, register_tile
 from .core import LowerCtx, Tensor, broadcast_index, idx, linear
 from .mathx import add
 from .reduce import accumulate, stack
+from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
 I32 = DType.int32
@@ -97,7 +98,7 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         return matmul_integer_nest(ctx, node, ins, emit)
     w, zb = weights
     m, k, n = (1 if x.rank == 1 else x.shape[-2]), x.shape[-1], w.shape[1]
-    batch = node.outputs[0].type.static_shape[: max(x.rank - 2, 0)]
+    batch = shape_of(node.outputs[0].type)[: max(x.rank - 2, 0)]
     tile = register_tile(ctx, default_tile(m, ctx.lanes))
     if tile.cols % ctx.lanes:
         tile = MicroKernel(tile.rows, -(-tile.cols // ctx.lanes) * ctx.lanes)
@@ -121,7 +122,7 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
 
     row_sums, prologue = None, None
     if np.any(zb):  # the weights' zero points need each row's sum of (shifted) activations
-        row_sums = ctx.scratch(I32, int(np.prod(batch, dtype=np.int64)) * m)
+        row_sums = ctx.scratch(I32, size_prod(batch) * m)
 
         def row_sum(index: list[Expr]) -> Stmt:
             bi, i = index[:-1], index[-1]
@@ -142,7 +143,7 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         return Bin("or", halves[0], Bin("shl", halves[1], Const(16, I32)))
 
     if words:  # the activations widened to int16 pairs once, read by every column panel
-        widened = ctx.scratch(I32, int(np.prod(batch, dtype=np.int64)) * m * steps)
+        widened = ctx.scratch(I32, size_prod(batch) * m * steps)
         prologue = seq(prologue, ctx.loops((*batch, m, steps), lambda ix: Store(
             widened, binop("add", binop("mul", _row(ix[:-2], batch, m, ix[-2]), idx(steps)), ix[-1]),
             a_word(ix[:-2], ix[-2], ix[-1])), "aw"))
