@@ -343,7 +343,10 @@ def _parallelize_nest(kernel: Kernel, nest: For, typical: dict[Var, Expr]) -> Ke
     ):
         kernel = apply(kernel, Fuse(name, loop.body.var.name))
         name = f"{name}.{loop.body.var.name}"
-        loop = next(x for x in _top_loops(kernel.body) if x.var.name == name)
-    if static_int(loop.extent) is not None and static_int(loop.extent) < 2:  # type: ignore[operator]
+        loop = next(x for x in stmts_of(kernel.body) if isinstance(x, For) and x.var.name == name)
+    if (_typical_extent(loop, typical) or 0) < 2:
+        if static_int(loop.extent) is None and _of_sizes(loop.extent, kernel):  # a run-time size 1 at opt: inside it
+            for inner in list(_top_loops(loop.body)):
+                kernel = _parallelize_nest(kernel, inner, typical)
         return kernel
     return apply(kernel, Parallel(name))
