@@ -58,7 +58,7 @@ class Sym:
         self.expr, self.lo, self.hi = expr, lo, hi
         self._key = expr_text(expr)
 
-    # -- arithmetic: the result's interval assumes sizes are >= 0
+    # -- arithmetic, with the interval of the result
     def _op(self, op: str, other: Size, reverse: bool = False) -> Size:
         if not isinstance(other, (int, Sym)) or isinstance(other, bool):
             return NotImplemented
@@ -70,7 +70,8 @@ class Sym:
         elif op == "sub":
             lo, hi = lo_a - hi_b, hi_a - lo_b
         elif op == "mul":
-            lo, hi = lo_a * lo_b, hi_a * hi_b
+            products = (lo_a * lo_b, lo_a * hi_b, hi_a * lo_b, hi_a * hi_b)
+            lo, hi = min(products), max(products)
         elif op == "div":
             if isinstance(b, Sym) or b <= 0:
                 raise SymbolicSizeError(f"dividing by the run-time size {describe(b)}")
