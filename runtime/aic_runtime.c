@@ -48,13 +48,7 @@ static _Thread_local char last_error[512];
 static _Thread_local struct aic_pool *current_pool; /* the pool of the model running on this thread */
 static _Thread_local int inside_job;                /* nested parallel loops run serially */
 
-static int fail(int status, const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    vsnprintf(last_error, sizeof last_error, format, args);
-    va_end(args);
-    return status;
-}
+#include "aic_tables.h"
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -373,7 +367,6 @@ struct aic_model {
     aic_profile profile;
 };
 
-#include "aic_tables.h"
 
 static int default_threads(int *out) {
     const char *env = getenv("AIC_NUM_THREADS");

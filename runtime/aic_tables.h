@@ -1,6 +1,14 @@
-/* aic_tables.h: the signature accessors of aic.h over the model's tables (aic_internal.h),
- * included once by each runtime (aic_runtime.c for CPUs, cuda_runtime.c for GPUs) after it
- * defines its thread-local `last_error`. */
+/* aic_tables.h: the signature accessors of aic.h over the model's tables (aic_internal.h) and
+ * `fail`, which records the calling thread's error message; included once by each runtime
+ * (aic_runtime.c for CPUs, cuda_runtime.c for GPUs) after it defines its thread-local `last_error`. */
+
+static int fail(int status, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(last_error, sizeof last_error, format, args);
+    va_end(args);
+    return status;
+}
 
 AIC_API int aic_abi_version(void) { return AIC_ABI_VERSION; }
 

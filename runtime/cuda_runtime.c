@@ -27,13 +27,7 @@
 static _Thread_local char last_error[768];
 static _Thread_local const aic_cuda_driver *driver_override;
 
-static int fail(int status, const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    vsnprintf(last_error, sizeof last_error, format, args);
-    va_end(args);
-    return status;
-}
+#include "aic_tables.h"
 
 struct aic_model {
     pthread_mutex_t run_lock;
@@ -250,7 +244,6 @@ static void teardown(aic_model *m) {
     if (m->libcuda) dlclose(m->libcuda);
 }
 
-#include "aic_tables.h"
 #include "aic_kernel_error.h"
 
 AIC_API int aic_num_threads(const aic_model *model) { return model ? 1 : 0; }

@@ -8,6 +8,7 @@ and parentheses, with each name replaced by `leaf(name)`: ints give the size at 
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,9 @@ def eval_dim(text: str, leaf: Callable[[str], Any], names: set[str] | frozenset[
     if text in names:
         return leaf(text)
 
+    def refuse() -> DimError:
+        return DimError(f"dim '{text}' is not an expression of the symbols {sorted(names)}")
+
     def walk(node: ast.AST) -> Any:
         match node:
             case ast.Constant(value=int() as v) if not isinstance(v, bool):
@@ -35,9 +39,18 @@ def eval_dim(text: str, leaf: Callable[[str], Any], names: set[str] | frozenset[
                 return leaf(name)
             case ast.BinOp(left=a, op=op, right=b) if type(op) in _OPS:
                 return _OPS[type(op)](walk(a), walk(b))
-        raise DimError(f"dim '{text}' is not an expression of the symbols {sorted(names)}")
+        raise refuse()
 
+    tree = _parse(text)
+    if tree is None:
+        raise refuse()
+    return walk(tree)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> ast.AST | None:
+    """The expression tree of a dim text (parsed once: `Module.run` evaluates output dims every run)."""
     try:
-        return walk(ast.parse(text, mode="eval").body)
+        return ast.parse(text, mode="eval").body
     except SyntaxError:
-        raise DimError(f"dim '{text}' is not an expression of the symbols {sorted(names)}") from None
+        return None
