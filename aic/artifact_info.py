@@ -74,12 +74,53 @@ def describe_artifact(path: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
+def cuda_kernels_text(kernels: list[dict[str, Any]]) -> str:
+    """The CUDA kernels of a cuda artifact, one row each: schedule rule, grid, block, shared memory,
+    and ptxas's figures per architecture (registers, spill stores/loads in bytes, stack bytes)."""
+    archs = sorted({arch for k in kernels for arch in k.get("ptxas", {})})
+    rows = [["kernel", "rule", "grid", "block", "smem B", *(f"{a} regs/spill/stack" for a in archs)]]
+    spilling = []
+    for k in kernels:
+        figures = []
+        for arch in archs:
+            f = k.get("ptxas", {}).get(arch) or {}
+            spills = f.get("spill_stores", 0) + f.get("spill_loads", 0)
+            figures.append(f"{f.get('registers', '?')}/{spills}/{f.get('stack', '?')}" if f else "-")
+            if spills:
+                spilling.append(f"{k['name']} ({arch})")
+        dims = ("x".join(str(d) for d in k.get(key, [])) for key in ("grid", "block"))
+        rows.append([k["name"], k.get("rule", "?"), *dims, str(k.get("smem_bytes", 0)), *figures])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    spills = f"register spills in {', '.join(spilling)}" if spilling else "no spills"
+    lines.append(f"{len(kernels)} kernels; {spills}")
+    return "\n".join(lines)
+
+
+def artifact_kernels_text(meta: dict[str, Any]) -> str:
+    """`aic inspect model.so --kernels`: the kernel calls (group, FLOPs, bytes), and for cuda the kernels."""
+    calls = meta.get("kernel_calls", [])
+    lines = [f"{len(calls)} kernel calls"]
+    for i, c in enumerate(calls):
+        cost = f"{c['flops'] / 1e6:.3g} MFLOP, {c['bytes'] / 2**10:.1f} KiB moved"
+        lines.append(f"#{i} {c['kernel']}: {c['group']}  ({cost})")
+    if "cuda" in meta:
+        cuda = meta["cuda"]
+        lines += ["", f"CUDA kernels (NVRTC {cuda.get('nvrtc', '?')}, cubins for {', '.join(cuda.get('archs', []))}, "
+                      f"PTX {', '.join(cuda.get('ptx', [])) or 'none'}; {cuda.get('launches', '?')} launches per run)",
+                  cuda_kernels_text(cuda.get("kernels", []))]  # fmt: skip
+    return "\n".join(lines)
+
+
 def run_inspect_artifact(args: Any) -> int:
-    """`aic inspect model.so [--json]`."""
+    """`aic inspect model.so [--kernels] [--json]`."""
     import sys
 
     try:
-        text = json.dumps(artifact_metadata(args.model), indent=2) if args.json else describe_artifact(args.model)
+        meta = artifact_metadata(args.model)
+        text = json.dumps(meta, indent=2) if args.json else describe_artifact(args.model)
+        if args.kernels and not args.json:
+            text += "\n\n" + artifact_kernels_text(meta)
     except (OSError, ValueError) as err:
         print(f"aic: error: {err}", file=sys.stderr)
         return 1

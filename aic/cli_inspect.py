@@ -50,7 +50,9 @@ def add_inspect(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="lower the model (at -O, default 2; symbolic dims bound by --dim) and list its kernel calls: fused "
         "groups and their nodes, schedule records, FLOPs, bytes moved, buffers with arena offsets, refused "
-        "fusions (with --json: in the JSON, under \"kernels\")",
+        "fusions (with --json: in the JSON, under \"kernels\"); with --target cuda also each CUDA kernel's rule, grid, "
+        "block, shared memory and ptxas registers/spills/stack per architecture. On a .so: its kernel calls, and a "
+        "cuda artifact's CUDA kernels with their ptxas figures",
     )
     p.add_argument("--loop-ir", metavar="KERNEL", help="print the loop IR of one kernel (as --kernels names it)")
     p.add_argument("--llvm", metavar="KERNEL", help="print the optimised LLVM IR of one kernel")
@@ -116,7 +118,10 @@ def _lower(graph, bindings: dict[str, int], args: argparse.Namespace):
     program = build_program(bind_shapes(graph, {k: v for k, v in bindings.items() if k in symbols}), target)
     if args.kernels:
         report = kernels_report(program)
-        return report if args.json else kernels_text(report)
+        cuda = _cuda_kernels(program, target) if target.kind == "cuda" else None
+        if args.json:
+            return {**report, "cuda_kernels": cuda} if cuda is not None else report
+        return kernels_text(report) + (f"\n\n{_cuda_text(cuda)}" if cuda is not None else "")
     name = args.loop_ir or args.llvm
     kernel = next((k for k in program.kernels if k.name == name), None)
     if kernel is None:
@@ -126,6 +131,25 @@ def _lower(graph, bindings: dict[str, int], args: argparse.Namespace):
     from aic.codegen.llvm import kernel_llvm
 
     return kernel_llvm(kernel, target, 2)
+
+
+def _cuda_kernels(program, target) -> list[dict]:
+    """The GPU launches of a cuda program, with ptxas's figures where NVRTC is installed."""
+    from aic.codegen.cuda_nvrtc import available as nvrtc_available
+    from aic.codegen.cuda_nvrtc import compile_cuda
+    from aic.compiler.cuda_build import cuda_kernel_records, render_cuda
+
+    _, source = render_cuda(program, target)
+    nvrtc = compile_cuda(source.text, target.cuda_archs) if nvrtc_available() else None
+    return cuda_kernel_records(source, nvrtc, target)
+
+
+def _cuda_text(kernels: list[dict]) -> str:
+    from aic.artifact_info import cuda_kernels_text
+
+    missing = not any(k["ptxas"] for k in kernels)
+    note = " (no ptxas figures: NVRTC is not installed, pip install aic[cuda])" if missing else ""
+    return f"CUDA kernels{note}\n{cuda_kernels_text(kernels)}"
 
 
 def parse_bindings(items: Sequence[str]) -> dict[str, int]:

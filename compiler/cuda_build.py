@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from aic.codegen.cuda import render_program
-from aic.codegen.cuda_nvrtc import compile_cuda
+from aic.codegen.cuda import CudaSource, render_program
+from aic.codegen.cuda_nvrtc import NvrtcResult, compile_cuda
 from aic.codegen.target import Target
 from aic.ir.loop import Program
 from aic.runtime.cuda_package import package_cuda_program
@@ -17,17 +18,28 @@ from aic.runtime.cuda_package import package_cuda_program
 from .schedule_gpu import schedule_gpu_program
 
 
+def render_cuda(program: Program, target: Target) -> tuple[Program, CudaSource]:
+    """`program` scheduled for a GPU, and its CUDA C."""
+    scheduled = schedule_gpu_program(program, tensor_cores="fp32-exact" not in target.options)
+    return scheduled, render_program(scheduled)
+
+
+def cuda_kernel_records(source: CudaSource, nvrtc: NvrtcResult | None, target: Target) -> list[dict[str, Any]]:
+    """Each CUDA kernel's launch shape, schedule rule and (with `nvrtc`) ptxas figures per architecture."""
+    resources = nvrtc.resources if nvrtc is not None else {}
+    return [
+        {"name": k.name, "grid": list(k.grid), "block": list(k.block), "smem_bytes": k.smem_bytes, "rule": k.rule,
+         "ptxas": {arch: resources[arch].get(k.name, {}) for arch in target.cuda_archs if arch in resources}}
+        for k in source.kernels
+    ]  # fmt: skip
+
+
 def build_cuda(program: Program, target: Target, output: str | os.PathLike, opt_level: int = 2) -> Path:
     """Schedule `program` for a GPU, render it as CUDA C, compile it with NVRTC for the target's
     architectures and link the model .so at `output`."""
-    scheduled = schedule_gpu_program(program, tensor_cores="fp32-exact" not in target.options)
-    source = render_program(scheduled)
+    scheduled, source = render_cuda(program, target)
     nvrtc = compile_cuda(source.text, target.cuda_archs)
-    kernels = [
-        {"name": k.name, "grid": list(k.grid), "block": list(k.block), "smem_bytes": k.smem_bytes, "rule": k.rule,
-         "ptxas": {arch: nvrtc.resources.get(arch, {}).get(k.name, {}) for arch in target.cuda_archs}}
-        for k in source.kernels
-    ]  # fmt: skip
+    kernels = cuda_kernel_records(source, nvrtc, target)
     extra = {
         "cuda": {
             "archs": list(target.cuda_archs),

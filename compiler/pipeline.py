@@ -77,6 +77,7 @@ def compile_model(
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
         program = build_program(graph, target, schedules, ranges)
+    program.attrs["kernel_calls"] = [r.to_json() for r in kernel_table(program)]  # named in profiles and inspect
     if target.kind == "cuda":  # GPU schedule -> CUDA C -> NVRTC cubins/PTX -> one .so
         from .cuda_build import build_cuda
 
@@ -84,7 +85,6 @@ def compile_model(
             return build_cuda(
                 program, target, Path(output) if output is not None else _default_output(program.name, False), opt_level
             )
-    program.attrs["kernel_calls"] = [r.to_json() for r in kernel_table(program)]  # named in profiles
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
     # write the weights, then link them (or the side file's digest) with the runtime and metadata
