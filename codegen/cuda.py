@@ -47,7 +47,7 @@ from .cuda_mma import MMA_PRELUDE, render_mma
 from .cuda_prelude import PRELUDE
 from .cuda_reduce import WARP_PRELUDE, render_gpu_stmt
 from .cuda_vector import VECTOR_PRELUDE, render_vector
-from .llvm_types import CodegenError
+from .errors import CodegenError
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from aic.ir.loop import (
     Var,
 )
 
-from .llvm_types import CodegenError
+from .errors import CodegenError
 
 _C = {
     DType.float32: "float", DType.float64: "double", DType.float16: "float", DType.bfloat16: "float",

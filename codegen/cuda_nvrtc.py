@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from .llvm_types import CodegenError
+from .errors import CodegenError
 
 DEFAULT_ARCHS = ("sm_80", "sm_90")
 

@@ -11,6 +11,8 @@ import numpy as np
 from aic.ir.dtypes import DType
 from llvmlite import ir
 
+from .errors import CodegenError  # noqa: F401  (re-exported: the LLVM modules raise it)
+
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I16 = ir.IntType(16)
@@ -32,10 +34,6 @@ _INT_BITS = {
     DType.uint32: 32,
     DType.uint64: 64,
 }
-
-
-class CodegenError(ValueError):
-    """The loop IR cannot be rendered for this target."""
 
 
 def vec(t: ir.Type, lanes: int) -> ir.Type:

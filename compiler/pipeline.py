@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-from aic.codegen.llvm import compile_program
 from aic.codegen.target import Target, host_triple
 from aic.frontend.load import read_model
 from aic.ir import Graph
@@ -65,7 +64,7 @@ def compile_model(
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0..3, got {opt_level}")
     target = Target.parse(target)
-    cross = target.triple != host_triple() and target.kind != "cuda"
+    cross = target.kind != "cuda" and target.triple != host_triple()
     step = _stepper(progress, total=5 if target.kind == "cuda" else 7)
     with step("read the model"):  # ONNX -> graph IR with inferred types
         graph = read_model(model)
@@ -85,6 +84,8 @@ def compile_model(
             return build_cuda(
                 program, target, Path(output) if output is not None else _default_output(program.name, False), opt_level
             )
+    from aic.codegen.llvm import compile_program  # here: the cuda target needs no LLVM
+
     with step(f"generate code for {target.triple} ({target.cpu})"):  # loop IR -> LLVM -> object code
         code = compile_program(program, target, opt_level)
     # write the weights, then link them (or the side file's digest) with the runtime and metadata

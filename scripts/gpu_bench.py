@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+import aic  # the installed package, before the repository (whose aic/ folder is not the whole package) joins sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -43,7 +45,6 @@ def bench_model(name: str, batch: int, runs: int, folder: Path) -> dict:
     import torch
     from aic.compiler.pipeline import compile_model
 
-    import aic
     from bench import models
 
     spec = models.MODELS[name]

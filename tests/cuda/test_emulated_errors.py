@@ -49,6 +49,7 @@ def test_device_id(tmp_path):
         aic.load(path, emulate=True, device_id=1)
     with pytest.raises(ValueError, match="device_id must be a CUDA device number"):
         aic.load(path, emulate=True, device_id=-1)
+    pytest.importorskip("llvmlite", reason="the CPU half of this test compiles for the CPU (LLVM)")
     cpu = aic.compile(model, output=tmp_path / "relu_cpu.so")
     cpu.close()
     with pytest.raises(aic.ModelLoadError, match=r"device_id=0 selects a CUDA device, but this model is compiled "):

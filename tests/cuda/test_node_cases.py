@@ -31,7 +31,7 @@ def _names() -> list[str]:
 
 @pytest.mark.parametrize("name", _names())
 def test_node_case_emulated(name, monkeypatch):
-    from aic.codegen.llvm_types import CodegenError
+    from aic.codegen.errors import CodegenError
 
     import aic
 
