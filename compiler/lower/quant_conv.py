@@ -15,9 +15,11 @@ compile time to [group, channel panels, ceil(icg / per), *kernel, panel width] l
   time (|w - zw| <= 255 and 0 <= a <= 255 keep every pair sum exact in int32), so no row sums are needed.
 With the activations a (zero point za) in the uint8 range, sum (a - za)(w - zw) = acc - za * colsum(w - zw),
 the column sums taken at compile time over all of K (padding pixels hold za and contribute nothing).
-Grouped convolutions run the same kernel per group (a depthwise one has 1 input channel per group: its
-lanes are mostly padding, so it stays correct rather than fast). Non-constant weights, symbolic spatial
-sizes and scalar targets (ctx.lanes == 1) take the plain nest of conv.py.
+Grouped convolutions run the same kernel per group. Depthwise ones (one input and one output channel per
+group), whose lanes would be mostly padding, run the float32 depthwise kernel (depthwise.py) on a - za and
+w - zw instead: every product and sum is an integer below 2^24, so float32 computes them exactly.
+Non-constant weights, symbolic spatial sizes and scalar targets (ctx.lanes == 1) take the plain nest of
+conv.py.
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ from aic.ir.dtypes import DType
 from aic.ir.graph import Node
 from aic.ir.loop import Bin, Cast, Const, Expr, Load, Stmt
 from aic.ir.loop_tools import binop, seq
+from aic.ir.ops.window import Window
 from aic.ir.schedule import MicroKernel
 
 from .contraction import register_tile
 from .conv import conv_integer_nest, window_of
-from .core import LowerCtx, Tensor, delinear, idx, linear, store
+from .core import ComputeTensor, LowerCtx, Tensor, delinear, idx, linear, store
+from .depthwise import depthwise
 from .quant_matmul import int_tiles
 from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
-I32 = DType.int32
+I32, F32 = DType.int32, DType.float32
 QUANT = (DType.int8, DType.uint8)
 
 
@@ -96,6 +100,9 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
     shift = 128 if x.dtype == DType.int8 else 0  # int8 activations are read as uint8 a + 128
     za = Cast(I32, xz.at([idx(0)] * xz.rank)) if xz is not None else Const(0, I32)
+    if icg == 1 and ocg == 1 and int(np.prod(kernel)) * 255 * 255 < 1 << 24:
+        return _depthwise_exact(ctx, x, weights - zero_w.reshape(-1, *[1] * len(kernel), 1), za, window, outs,
+                                emit)
     zero_a = ctx.let(Bin("add", za, Const(shift, I32)) if shift else za, "za")
     lanes_per_group = -(-icg // per)
     plane_shape = (x.shape[0], group, lanes_per_group, *extents)
@@ -129,6 +136,15 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
 
     main = ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")
     return seq(prologue, main)
+
+
+def _depthwise_exact(ctx: LowerCtx, x: Tensor, weights: np.ndarray, za: Expr, window: Window, outs: list[int],
+                     emit: Emit) -> Stmt:
+    """Depthwise ConvInteger as the float32 depthwise kernel of a - za (padding 0) and weights - zw."""
+    zero = ctx.let(Cast(F32, za), "za")
+    centred = ComputeTensor(x.shape, F32, lambda i: Bin("sub", Cast(F32, x.at(i)), zero))
+    return depthwise(ctx, centred, weights.astype(np.float32), window, outs,
+                     lambda index, v: emit(0, index, Cast(I32, v)))
 
 
 def _fill_plane(ctx: LowerCtx, x: Tensor, plane, shape: tuple, begins: list[int], icg: int, per: int, shift: int,

@@ -1,7 +1,8 @@
 """ConvInteger with constant weights as the int8 implicit-GEMM kernel (`dotw` / `dot4`): exact int32 results
-against onnx's reference (1x1, 3x3, strided, padded, dilated, grouped, depthwise, per-channel weight zero
-points, int8 and uint8 operands), on the host, without AVX2 and in the loop evaluator; the AVX-512
-renderings checked in the LLVM IR; QLinearConv and a `quantize_dynamic` CNN against onnxruntime."""
+against onnx's reference (1x1, 3x3, strided, padded, dilated, grouped, per-channel weight zero points, int8
+and uint8 operands), on the host, without AVX2 and in the loop evaluator; depthwise ones through the float32
+depthwise kernel, exact too; the AVX-512 renderings checked in the LLVM IR; QLinearConv and a
+`quantize_dynamic` CNN against onnxruntime."""
 
 from __future__ import annotations
 
@@ -57,7 +58,6 @@ CASES = [  # x shape, w shape, activation type, weight type, attributes, weight 
     ((2, 5, 7, 6), (18, 5, 3, 3), np.int8, np.int8, {"pads": [1, 0, 2, 1], "strides": [2, 1]}, None),  # odd icg
     ((1, 16, 6, 6), (24, 16, 1, 1), np.uint8, np.int8, {}, 0),  # 1x1
     ((1, 6, 8, 8), (12, 3, 3, 3), np.uint8, np.uint8, {"group": 2, "pads": [1, 1, 1, 1]}, np.arange(12) % 5 + 120),
-    ((1, 4, 8, 8), (4, 1, 3, 3), np.int8, np.int8, {"group": 4, "pads": [1, 1, 1, 1]}, None),  # depthwise
     ((1, 3, 11, 11), (17, 3, 3, 3), np.uint8, np.int8, {"strides": [2, 2], "dilations": [2, 2],
                                                         "auto_pad": "SAME_UPPER"}, 5),
     ((1, 4, 13), (8, 4, 5), np.uint8, np.int8, {"pads": [2, 2]}, None),  # 1-D
@@ -68,6 +68,17 @@ CASES = [  # x shape, w shape, activation type, weight type, attributes, weight 
 def test_exact_on_host(x_shape, w_shape, x_type, w_type, attrs, zw):
     model, feeds, exact = _case(x_shape, w_shape, x_type, w_type, attrs, zw)
     assert _dot_calls(build_program(load_model(model), "llvm")) > 0
+    np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
+
+
+@pytest.mark.parametrize("x_type,w_type,zw,attrs", [
+    (np.int8, np.int8, None, {"pads": [1, 1, 1, 1]}),
+    (np.uint8, np.uint8, np.arange(6) * 40 + 7, {"pads": [2, 2, 1, 2], "strides": [2, 2], "kernel_shape": [5, 5]}),
+])
+def test_depthwise_exact_through_float32(x_type, w_type, zw, attrs):
+    k = attrs.get("kernel_shape", [3, 3])
+    model, feeds, exact = _case((1, 6, 11, 10), (6, 1, *k), x_type, w_type, {"group": 6, **attrs}, zw)
+    assert " fma(" in kernel_text(build_program(load_model(model), "llvm").kernels[0])  # the depthwise kernel
     np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
 
 

@@ -133,6 +133,10 @@ def _cnn(path) -> None:
 
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_quantize_static_cnn_within_one_output_step(tmp_path, per_channel):
+    """Against onnxruntime running the QDQ model as written (graph optimizations off: DequantizeLinear,
+    float Conv, QuantizeLinear): its fused int8 kernels saturate int16 pair sums on AVX2 (`vpmaddubsw`),
+    which per-channel weights reach (up to 15 output steps off the model's definition on this CNN;
+    within one step with 7-bit weights), while aic's int32 sums are exact."""
     quantization = pytest.importorskip("onnxruntime.quantization")
     _cnn(tmp_path / "f.onnx")
     samples = iter([{"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)} for _ in range(4)])
@@ -148,7 +152,11 @@ def test_quantize_static_cnn_within_one_output_step(tmp_path, per_channel):
     ops = [node.op for node in optimized.walk()]
     assert ops.count("ConvInteger") == 5 and "Conv" not in ops
     step = next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "y_scale")
-    feeds = {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}
-    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-    got = aic.compile(model).run(None, feeds)[0]
-    assert np.abs(got - expected).max() <= step * 1.001  # the last QuantizeLinear may round the other way
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    module = aic.compile(model)
+    for _ in range(3):
+        feeds = {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}
+        got, expected = module.run(None, feeds)[0], session.run(None, feeds)[0]
+        assert np.abs(got - expected).max() <= step * 1.001  # a QuantizeLinear may round the other way
