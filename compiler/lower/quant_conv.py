@@ -24,6 +24,8 @@ conv.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
@@ -36,7 +38,7 @@ from .contraction import register_tile
 from .conv import conv_integer_nest, window_of
 from .core import ComputeTensor, LowerCtx, Tensor, delinear, idx, linear, store
 from .depthwise import depthwise
-from .quant_matmul import int_tiles
+from .quant_matmul import int_tile, int_tiles
 from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
@@ -63,9 +65,10 @@ def packed_conv_weights(w: np.ndarray, zero: np.ndarray, group: int, per: int, w
     return np.ascontiguousarray(values).view(np.int32).reshape(order.shape[:-1]), sums
 
 
-def lane_tile(lanes: int) -> MicroKernel:
-    """4 output positions by 2 vectors of output channels (AVX2's 16 registers) or 4 (AVX-512's 32)."""
-    return MicroKernel(4, (4 if lanes >= 16 else 2) * lanes)
+def row_tile(last: int, lanes: int) -> MicroKernel:
+    """Output channels x positions of an output row: 4 x 2 vectors, or 8 x 1 vector for rows of at most one
+    vector (8 accumulators, the loads and the broadcast fit AVX2's 16 registers)."""
+    return MicroKernel(4, 2 * lanes) if last > lanes else MicroKernel(8, lanes)
 
 
 @anchor("ConvInteger")
@@ -84,44 +87,97 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if w_value.type.dtype == DType.uint8:  # read as int8: b - 128, zero point - 128
         weights, zero_w = weights - 128, zero_w - 128
     window = window_of(node, kernel)
-    out_shape = shape_of(node.outputs[0].type)
-    outs = list(out_shape[2:])
-    spatial = list(x.shape[2:])
-    pads = [window.pad_amounts(i, d) for i, d in enumerate(spatial)]
-    extents = [max(b + d + e, (o - 1) * s + span)
-               for (b, e), d, o, s, span in zip(pads, spatial, outs, window.strides, window.spans)]
+    outs = list(shape_of(node.outputs[0].type)[2:])
     group = node.attrs.get("group", 1)
     ocg = out_channels // group
-    per = 4 if ctx.lanes >= 16 and not zero_w.any() else 2
-    tile = register_tile(ctx, lane_tile(ctx.lanes))
-    if tile.cols % ctx.lanes:
-        tile = MicroKernel(tile.rows, -(-tile.cols // ctx.lanes) * ctx.lanes)
-    packed, sums = packed_conv_weights(weights, zero_w, group, per, tile.cols)
-    packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
     shift = 128 if x.dtype == DType.int8 else 0  # int8 activations are read as uint8 a + 128
     za = Cast(I32, xz.at([idx(0)] * xz.rank)) if xz is not None else Const(0, I32)
     if icg == 1 and ocg == 1 and int(np.prod(kernel)) * 255 * 255 < 1 << 24:
         return _depthwise_exact(ctx, x, weights - zero_w.reshape(-1, *[1] * len(kernel), 1), za, window, outs,
                                 emit)
+    per = 4 if ctx.lanes >= 16 and not zero_w.any() else 2
     zero_a = ctx.let(Bin("add", za, Const(shift, I32)) if shift else za, "za")
-    lanes_per_group = -(-icg // per)
-    plane_shape = (x.shape[0], group, lanes_per_group, *extents)
-    plane = ctx.scratch(I32, size_prod(plane_shape))
-    prologue = _fill_plane(ctx, x, plane, plane_shape, [b for b, _ in pads], icg, per, shift, zero_a)
-    positions = size_prod(outs)
-    row_strides = [s * size_prod(extents[i + 1:]) for i, s in enumerate(window.strides)]
-    tap_strides = [d * size_prod(extents[i + 1:]) for i, d in enumerate(window.dilations)]
+    by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
+    plane = LanePlane(ctx, x, window, kernel, outs, group, per, split=by_rows, slack=4 * ctx.lanes)
+    tiles = _row_tiles if by_rows else _position_tiles
+    body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit)
+    return seq(plane.fill(shift, zero_a), ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"),
+                                                   "n"))
+
+
+ROWS_MAX_DEPTH = 512  # reductions at least this deep amortise the scalar epilogue of position tiles
+
+
+def _by_rows(depth: int, strides: tuple[int, ...], last: int, lanes: int) -> bool:
+    """Row tiles (whose epilogue and stores are vectors along an output row) unless the reduction is deep
+    enough to amortise the scalar epilogue of position tiles and rows would waste lanes (not whole vectors)
+    or need a stride-phase-split copy of the input (scalar). Measured in BENCHMARKS.md."""
+    return depth < ROWS_MAX_DEPTH or (all(s == 1 for s in strides) and last % lanes == 0)
+
+
+TileBody = Callable[[Expr, Expr], Stmt]
+
+
+def _row_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.ndarray, group: int, per: int,
+               outs: list[int], zero_a: Expr, emit: Emit) -> TileBody:
+    """Tiles of output channels (broadcast weight lanes) x positions along an output row (vectors of the
+    stride-phase-split plane); channel tiles outermost, so their weights stay in cache."""
+    lanes, ocg, kernel = ctx.lanes, weights.shape[0] // group, list(weights.shape[2:])
+    tile = register_tile(ctx, row_tile(outs[-1], lanes))
+    if tile.cols % lanes:
+        tile = MicroKernel(tile.rows, -(-tile.cols // lanes) * lanes)
+    rows, width = tile.rows, tile.cols
+    packed, sums = packed_conv_weights(weights, zero_w, group, per, rows)
+    packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
+    last = outs[-1]
+    full_w, full_r = last // width * width, ocg // rows * rows
+    steps = [plane.lanes, *kernel]
+
+    def per_image(n: Expr, g: Expr) -> Stmt:
+        def tile_at(o0: Expr, nrows: int, outer: list[Expr], w0: Expr, cols: int) -> Stmt:
+            def a_lane(r: Expr, step: list[Expr]) -> Expr:  # weights of output channel o0 + r: broadcast
+                return packed_t.at([g, binop("div", o0, idx(rows)), *step, r])
+
+            def b_lane(step: list[Expr], c: Expr) -> Expr:  # activations of output position w0 + c: vector
+                return plane.read(n, g, step[0], [*outer, binop("add", w0, c)], step[1:])
+
+            def out(r: Expr, c: Expr, acc: Expr) -> Stmt:
+                channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
+                value = Bin("sub", acc, Bin("mul", zero_a, colsum.at([channel])))
+                return emit(0, [n, channel, *outer, binop("add", w0, c)], value)
+
+            compute = -(-cols // lanes) * lanes  # whole vectors: the plane has slack, extra lanes are dropped
+            return int_tile(ctx, nrows, compute, cols, steps, "dotw" if per == 2 else "dot4", a_lane, b_lane,
+                            out, swap=True)
+
+        def channel_tile(o0: Expr, nrows: int) -> Stmt:
+            def row(outer: list[Expr]) -> Stmt:
+                whole = ctx.loop(last // width, lambda t: tile_at(o0, nrows, outer, binop("mul", t, idx(width)),
+                                                                  width), "wt")
+                return seq(whole, tile_at(o0, nrows, outer, idx(full_w), last - full_w) if last > full_w else None)
+
+            return ctx.loops(outs[:-1], row, "oh")
+
+        whole = ctx.loop(ocg // rows, lambda t: channel_tile(binop("mul", t, idx(rows)), rows), "ot")
+        return seq(whole, channel_tile(idx(full_r), ocg - full_r) if ocg > full_r else None)
+
+    return per_image
+
+
+def _position_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.ndarray, group: int,
+                    per: int, outs: list[int], zero_a: Expr, emit: Emit) -> TileBody:
+    """Tiles of flattened output positions (broadcast activation lanes) x output channels (vectors of packed
+    weights): every lane useful whatever the row length; the epilogue's stores are scalar (strided)."""
+    lanes, ocg, kernel = ctx.lanes, weights.shape[0] // group, list(weights.shape[2:])
+    tile = register_tile(ctx, MicroKernel(4, (4 if lanes >= 16 else 2) * lanes))
+    if tile.cols % lanes:
+        tile = MicroKernel(tile.rows, -(-tile.cols // lanes) * lanes)
+    packed, sums = packed_conv_weights(weights, zero_w, group, per, tile.cols)
+    packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
 
     def per_image(n: Expr, g: Expr) -> Stmt:
         def a_lane(p: Expr, step: list[Expr]) -> Expr:
-            lane, taps = step[0], step[1:]
-            at = linear([n, g, lane], plane_shape[:3])
-            offset: Expr = binop("mul", at, idx(size_prod(extents)))
-            for c, st in zip(delinear(p, outs), row_strides):
-                offset = binop("add", offset, binop("mul", c, idx(st)))
-            for t, st in zip(taps, tap_strides):
-                offset = binop("add", offset, binop("mul", t, idx(st)))
-            return Load(plane, offset)
+            return plane.read(n, g, step[0], delinear(p, outs), step[1:])
 
         def b_lane(panel: Expr, step: list[Expr], c: Expr) -> Expr:
             return packed_t.at([g, panel, *step, c])
@@ -131,11 +187,10 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
             value = Bin("sub", acc, Bin("mul", zero_a, colsum.at([channel])))
             return emit(0, [n, channel, *delinear(p, outs)], value)
 
-        return int_tiles(ctx, positions, ocg, [lanes_per_group, *kernel], tile, "dotw" if per == 2 else "dot4",
+        return int_tiles(ctx, size_prod(outs), ocg, [plane.lanes, *kernel], tile, "dotw" if per == 2 else "dot4",
                          a_lane, b_lane, out)
 
-    main = ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")
-    return seq(prologue, main)
+    return per_image
 
 
 def _depthwise_exact(ctx: LowerCtx, x: Tensor, weights: np.ndarray, za: Expr, window: Window, outs: list[int],
@@ -147,30 +202,60 @@ def _depthwise_exact(ctx: LowerCtx, x: Tensor, weights: np.ndarray, za: Expr, wi
                      lambda index, v: emit(0, index, Cast(I32, v)))
 
 
-def _fill_plane(ctx: LowerCtx, x: Tensor, plane, shape: tuple, begins: list[int], icg: int, per: int, shift: int,
-                zero_a: Expr) -> Stmt:
-    """The lane plane: every lane of padding the zero point in each of its `per` slots, then each interior
-    pixel's `per` input channels (past the group's last channel: a copy of it; its weights are 0)."""
-    bits = 32 // per
-    mask = (1 << bits) - 1
-    zero_lane: Expr = Const(0, I32)
-    for q in range(per):
-        zero_lane = Bin("or", zero_lane, Bin("shl", Bin("and", zero_a, Const(mask, I32)), Const(bits * q, I32)))
-    zero_lane = ctx.let(zero_lane, "zl")
-    fill = None
-    if list(shape[3:]) != list(x.shape[2:]):
-        fill = ctx.loops((size_prod(shape),), lambda i: store(plane, i[0], zero_lane), "z")
+class LanePlane:
+    """The input as int32 lanes of `per` consecutive channels of one pixel, shifted to the uint8 range,
+    zero-point padded and split by stride phase: plane (n, g, lane) holds element (*phase, *sub) = padded
+    input position sub * stride + phase, so kernel tap t of output position o reads phase (t*d) % s at
+    sub-position o + (t*d) // s: contiguous along the output row whatever the stride."""
 
-    def copy(index: list[Expr]) -> Stmt:
-        n, g, lane, pixel = index[0], index[1], index[2], index[3:]
-        value: Expr = Const(0, I32)
+    def __init__(self, ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int], group: int,
+                 per: int, split: bool, slack: int) -> None:
+        spatial = list(x.shape[2:])
+        self.ctx, self.x, self.per, self.window = ctx, x, per, window
+        self.icg = x.shape[1] // group
+        self.lanes = -(-self.icg // per)
+        self.begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+        self.phases = list(window.strides) if split else [1] * len(spatial)  # not split: one phase, strided reads
+        self.steps = [1] * len(spatial) if split else list(window.strides)  # sub-position step per output
+        subs = [max((o - 1) * st + (k - 1) * d // p + 1, -(-(n + b) // p)) for o, k, p, st, d, n, b in zip(
+            outs, kernel, self.phases, self.steps, window.dilations, spatial, self.begins)]
+        self.shape = (x.shape[0], group, self.lanes, *self.phases, *subs)
+        self.covered = all(p == 1 for p in self.phases) and subs == spatial and not any(self.begins)
+        self.size = size_prod(self.shape) + slack
+        self.buf = ctx.scratch(I32, self.size)
+
+    def read(self, n: Expr, g: Expr, lane: Expr, o: list[Expr], taps: list[Expr]) -> Expr:
+        """Lane `lane` of kernel tap `taps` of output position `o`."""
+        at = [binop("mul", t, idx(d)) for t, d in zip(taps, self.window.dilations)]
+        phase = [binop("mod", a, idx(p)) for a, p in zip(at, self.phases)]
+        sub = [binop("add", binop("mul", oi, idx(st)), binop("div", a, idx(p)))
+               for oi, a, p, st in zip(o, at, self.phases, self.steps)]
+        return Load(self.buf, linear([n, g, lane, *phase, *sub], self.shape))
+
+    def fill(self, shift: int, zero_a: Expr) -> Stmt:
+        """Every lane the zero point in each of its slots (unless the input covers the plane), then each
+        pixel's `per` input channels (past the group's last channel: a copy of it; its weights are 0)."""
+        ctx, x, per, icg = self.ctx, self.x, self.per, self.icg
+        bits = 32 // per
+        mask = (1 << bits) - 1
+        zero_lane: Expr = Const(0, I32)
         for q in range(per):
-            channel = binop("add", binop("mul", lane, idx(per)), idx(q))
-            inside = binop("min", channel, idx(icg - 1)) if icg % per else channel  # past icg: weight 0
-            a = Cast(I32, x.at([n, binop("add", binop("mul", g, idx(icg)), inside), *pixel]))
-            a = Bin("add", a, Const(shift, I32)) if shift else a
-            value = Bin("or", value, Bin("shl", Bin("and", a, Const(mask, I32)), Const(bits * q, I32)))
-        to = [n, g, lane, *(binop("add", i, idx(b)) for i, b in zip(pixel, begins))]
-        return store(plane, linear(to, shape), value)
+            zero_lane = Bin("or", zero_lane, Bin("shl", Bin("and", zero_a, Const(mask, I32)), Const(bits * q, I32)))
+        zero_lane = ctx.let(zero_lane, "zl")
+        fill = None if self.covered else ctx.loops((self.size,), lambda i: store(self.buf, i[0], zero_lane), "z")
 
-    return seq(fill, ctx.loops((*shape[:3], *x.shape[2:]), copy, "pl"))
+        def copy(index: list[Expr]) -> Stmt:
+            n, g, lane, pixel = index[0], index[1], index[2], index[3:]
+            value: Expr = Const(0, I32)
+            for q in range(per):
+                channel = binop("add", binop("mul", lane, idx(per)), idx(q))
+                inside = binop("min", channel, idx(icg - 1)) if icg % per else channel
+                a = Cast(I32, x.at([n, binop("add", binop("mul", g, idx(icg)), inside), *pixel]))
+                a = Bin("add", a, Const(shift, I32)) if shift else a
+                value = Bin("or", value, Bin("shl", Bin("and", a, Const(mask, I32)), Const(bits * q, I32)))
+            padded = [binop("add", i, idx(b)) for i, b in zip(pixel, self.begins)]
+            phase = [binop("mod", y, idx(p)) for y, p in zip(padded, self.phases)]
+            sub = [binop("div", y, idx(p)) for y, p in zip(padded, self.phases)]
+            return store(self.buf, linear([n, g, lane, *phase, *sub], self.shape), value)
+
+        return seq(fill, ctx.loops((*self.shape[:3], *x.shape[2:]), copy, "pl"))

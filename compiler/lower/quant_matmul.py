@@ -192,6 +192,42 @@ def _row(bi: list[Expr], batch: tuple[int, ...], m: int, i: Expr) -> Expr:
     return binop("add", binop("mul", linear(bi, batch), idx(m)), i) if batch else i
 
 
+def int_tile(ctx: LowerCtx, nrows: int, width: int, cols: int, ks: list[int], fn: str,
+             a_lane: Callable[[Expr, list[Expr]], Expr], b_lane: Callable[[list[Expr], Expr], Expr],
+             out: Callable[[Expr, Expr, Expr], Stmt], swap: bool = False) -> Stmt:
+    """One register tile: acc[r, c] = fn(acc[r, c], a_lane(r, step), b_lane(step, c)) over the steps of the
+    loops `ks` (r < nrows broadcast lanes, c < width vector lanes), then out(r, c, acc) for c < cols.
+    `swap` passes b before a to `fn` (its first operand is the unsigned one)."""
+    acc = stack(ctx, I32, nrows * width)
+
+    def at(r: Expr, c: Expr) -> Expr:
+        return binop("add", binop("mul", r, idx(width)), c)
+
+    zero = ctx.loop(nrows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), Const(0, I32)), "zc"), "zr")
+    row_loops, col_loops = [], []
+
+    def row(g: list[Expr], r: Expr) -> Stmt:
+        av = ctx.let(a_lane(r, g), "a")
+
+        def col(c: Expr) -> Stmt:
+            operands = (b_lane(g, c), av) if swap else (av, b_lane(g, c))
+            return Store(acc, at(r, c), Call(fn, (Load(acc, at(r, c)), *operands)))
+
+        loop = ctx.loop(width, col, "c")
+        col_loops.append(loop)
+        return loop
+
+    def step(g: list[Expr]) -> Stmt:
+        loop = ctx.loop(nrows, lambda r: row(g, r), "r")
+        row_loops.append(loop)
+        return loop
+
+    main = ctx.loops(ks, step, "g")
+    store = ctx.loop(nrows, lambda r: ctx.loop(cols, lambda c: out(r, c, Load(acc, at(r, c))), "sc"), "sr")
+    hints(ctx, row_loops, col_loops, width)
+    return Allocate(acc, seq(zero, main, store))
+
+
 def int_tiles(ctx: LowerCtx, m: int, n: int, ks: list[int], tile: MicroKernel, fn: str,
               a_lane: Callable[[Expr, list[Expr]], Expr], b_lane: Callable[[Expr, list[Expr], Expr], Expr],
               out: Callable[[Expr, Expr, Expr], Stmt]) -> Stmt:
@@ -203,35 +239,10 @@ def int_tiles(ctx: LowerCtx, m: int, n: int, ks: list[int], tile: MicroKernel, f
     full_m = m // rows * rows
 
     def part(m0: Expr, nrows: int, p: Expr, cols: int) -> Stmt:
-        acc = stack(ctx, I32, nrows * width)
         n0 = binop("mul", p, idx(width))
-
-        def at(r: Expr, c: Expr) -> Expr:
-            return binop("add", binop("mul", r, idx(width)), c)
-
-        zero = ctx.loop(nrows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), Const(0, I32)), "zc"), "zr")
-        row_loops, col_loops = [], []
-
-        def row(g: list[Expr], r: Expr) -> Stmt:
-            av = ctx.let(a_lane(binop("add", m0, r), g), "a")
-
-            def col(c: Expr) -> Stmt:
-                return Store(acc, at(r, c), Call(fn, (Load(acc, at(r, c)), av, b_lane(p, g, c))))
-
-            loop = ctx.loop(width, col, "c")
-            col_loops.append(loop)
-            return loop
-
-        def step(g: list[Expr]) -> Stmt:
-            loop = ctx.loop(nrows, lambda r: row(g, r), "r")
-            row_loops.append(loop)
-            return loop
-
-        main = ctx.loops(ks, step, "g")
-        store = ctx.loop(nrows, lambda r: ctx.loop(
-            cols, lambda c: out(binop("add", m0, r), binop("add", n0, c), Load(acc, at(r, c))), "sc"), "sr")
-        hints(ctx, row_loops, col_loops, width)
-        return Allocate(acc, seq(zero, main, store))
+        return int_tile(ctx, nrows, width, cols, ks, fn, lambda r, g: a_lane(binop("add", m0, r), g),
+                        lambda g, c: b_lane(p, g, c),
+                        lambda r, c, acc: out(binop("add", m0, r), binop("add", n0, c), acc))
 
     def panel(p: Expr, cols: int) -> Stmt:
         body = ctx.loop(m // rows, lambda mo: part(binop("mul", mo, idx(rows)), rows, p, cols), "mo")

@@ -61,6 +61,9 @@ CASES = [  # x shape, w shape, activation type, weight type, attributes, weight 
     ((1, 3, 11, 11), (17, 3, 3, 3), np.uint8, np.int8, {"strides": [2, 2], "dilations": [2, 2],
                                                         "auto_pad": "SAME_UPPER"}, 5),
     ((1, 4, 13), (8, 4, 5), np.uint8, np.int8, {"pads": [2, 2]}, None),  # 1-D
+    # deep reductions over rows that are not whole vectors, or strided: position x channel tiles
+    ((1, 64, 7, 7), (20, 64, 3, 3), np.int8, np.int8, {"pads": [1, 1, 1, 1]}, None),
+    ((2, 61, 9, 8), (12, 61, 3, 3), np.uint8, np.uint8, {"pads": [1, 1, 0, 1], "strides": [2, 2]}, 130),
 ]
 
 
@@ -94,10 +97,19 @@ def test_without_avx2_in_the_loop_evaluator_and_plain_nest_fallback():
     np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
 
 
-def test_avx512_renderings():
-    model, _, _ = _case((1, 8, 6, 6), (32, 8, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 1, 1]})
-    kernel = next(k for k in build_program(load_model(model), AVX512_VNNI).kernels if " = dot4(" in kernel_text(k))
+@pytest.mark.parametrize("x_shape,w_shape,x_type", [
+    ((1, 8, 6, 6), (32, 8, 3, 3), np.uint8),  # row tiles
+    ((1, 64, 5, 5), (20, 64, 3, 3), np.int8),  # position tiles
+])
+def test_avx512_renderings(x_shape, w_shape, x_type):
+    """`dot4` kernels: `vpdpbusd` in the LLVM IR, exact in the loop evaluator (this machine may lack AVX-512)."""
+    model, feeds, exact = _case(x_shape, w_shape, x_type, np.int8, {"pads": [1, 1, 1, 1]})
+    program = build_program(load_model(model), AVX512_VNNI)
+    kernel = next(k for k in program.kernels if " = dot4(" in kernel_text(k))
     assert "llvm.x86.avx512.vpdpbusd.512" in kernel_llvm(kernel, AVX512_VNNI)
+    np.testing.assert_array_equal(run_program(program, feeds)[0], exact)
+
+def test_avx512_weight_zero_points_take_int16_pairs():
     model, _, _ = _case((1, 8, 6, 6), (32, 8, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 1, 1]}, 3)
     program = build_program(load_model(model), AVX512_VNNI)  # a weight zero point: int16 pairs, folded in
     kernel = next(k for k in program.kernels if " = dotw(" in kernel_text(k))
