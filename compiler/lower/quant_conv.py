@@ -2,14 +2,18 @@
 
 The convolution is the product of a [positions, K] matrix of input windows by the weights
 [K, output channels], K = input channels x kernel taps, computed on the int8 micro-kernel of
-quant_matmul.py (`int_tiles`): tiles of output positions (rows, each a broadcast lane) by output
-channels (columns, vectors of packed weights), int32 accumulators, the zero-point correction and the
-fused float epilogue (Cast, scale Mul, bias, requantisation) in the tile's store. No im2col: a prologue
-copies the input once into a "lane plane" [batch, group, ceil(icg / per), padded spatial...] of int32,
-each lane holding `per` consecutive input channels of one pixel (shifted to the uint8 range; two int16
-halves for `dotw`, four bytes for `dot4`), the padding filled with the activation zero point, so a window
-tap of `per` channels is one aligned load and the inner loop has no bounds checks. Weights are packed at
-compile time to [group, channel panels, ceil(icg / per), *kernel, panel width] lanes of `per` values:
+quant_matmul.py (`int_tile`): int32 accumulators, the zero-point correction and the fused float epilogue
+(Cast, scale Mul, bias, requantisation) in the tile's store. Two tile shapes:
+- row tiles: output channels (broadcast weight lanes) x positions along one output row (vectors), so the
+  epilogue and its stores are vectors; channel tiles outermost (their weights stay in cache);
+- position tiles: flattened output positions (broadcast activation lanes) x output channels (vectors of
+  packed weights), every lane useful whatever the row length, with a scalar (strided) epilogue that
+  only a deep reduction amortises (`_by_rows` chooses; measured in BENCHMARKS.md).
+No im2col: a prologue copies the input once into a "lane plane" (`LanePlane`) of int32, each lane holding
+`per` consecutive input channels of one pixel (shifted to the uint8 range; two int16 halves for `dotw`,
+four bytes for `dot4`), the padding filled with the activation zero point, split by stride phase for row
+tiles, so a window tap of `per` channels is one load and the inner loop has no bounds checks. Weights
+are packed at compile time to [group, channel panels, ceil(icg / per), *kernel, panel width] lanes:
 - 16 int32 lanes (AVX-512) with zero weight zero points: `dot4` on bytes (one `vpdpbusd` with VNNI);
 - otherwise `dotw` on int16 pairs (one `vpmaddwd`): the weights' zero points are subtracted at compile
   time (|w - zw| <= 255 and 0 <= a <= 255 keep every pair sum exact in int32), so no row sums are needed.
