@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from aic.codegen.llvm import kernel_llvm
 from aic.compiler.lower.quant_conv import packed_conv_weights
+from aic.compiler.lower.sizes import SymbolRange
 from aic.compiler.program import build_program
 from aic.frontend.onnx import load_model
 from aic.ir.loop import Program
@@ -83,6 +84,16 @@ def test_depthwise_exact_through_float32(x_type, w_type, zw, attrs):
     model, feeds, exact = _case((1, 6, 11, 10), (6, 1, *k), x_type, w_type, {"group": 6, **attrs}, zw)
     assert " fma(" in kernel_text(build_program(load_model(model), "llvm").kernels[0])  # the depthwise kernel
     np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
+
+
+def test_a_batch_range_shares_one_artifact():
+    model, _, _ = _case((1, 6, 7, 7), (10, 6, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 1, 1]})
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "n"
+    assert _dot_calls(build_program(load_model(model), "llvm", symbols={"n": SymbolRange("n", 1, 3, 1)})) > 0
+    module = aic.compile(model, shapes={"n": (1, 3)})
+    for n in (1, 3):
+        feeds = {"x": rng.integers(0, 256, (n, 6, 7, 7)).astype(np.uint8), "zx": np.asarray(9, np.uint8)}
+        np.testing.assert_array_equal(module.run(None, feeds)[0], ReferenceEvaluator(model).run(None, feeds)[0])
 
 
 def test_without_avx2_in_the_loop_evaluator_and_plain_nest_fallback():
