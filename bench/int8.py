@@ -101,6 +101,13 @@ def measure(batch: int, layers: int, width: int, threads: int, seconds: float, q
     scale = float(np.abs(outs["ort int8"]).max())
     print(f"  aic int8 vs ort int8: max err {np.abs(outs['aic int8'] - outs['ort int8']).max() / scale:.2e} rel; "
           f"int8 vs fp32: {np.abs(outs['ort int8'] - outs['ort fp32']).max() / scale:.2e} rel")
+    return interleaved(run, feeds, seconds)
+
+
+def interleaved(run: dict[str, Callable[[dict], list]], feeds: dict, seconds: float,
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Median seconds per call of each engine, engines taking turns in a rotating order (`clock`:
+    `time.thread_time` counts only this thread's CPU time, robust on a loaded machine)."""
     reps = {}
     for name, fn in run.items():
         t0 = time.perf_counter()
@@ -111,10 +118,10 @@ def measure(batch: int, layers: int, width: int, threads: int, seconds: float, q
     while time.perf_counter() < end:
         for name in names[turn % len(names):] + names[: turn % len(names)]:
             time.sleep(0.001)
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(reps[name]):
                 run[name](feeds)
-            times[name].append((time.perf_counter() - t0) / reps[name])
+            times[name].append((clock() - t0) / reps[name])
         turn += 1
     return {name: statistics.median(t) for name, t in times.items()}
 

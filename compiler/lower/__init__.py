@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (register lowerings)
     movement,
     norm,
     pool,
+    quant_conv,
     quant_matmul,
     recurrent,
     reduce,

@@ -376,8 +376,8 @@ def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     return ctx.loops(out_shape, element)
 
 
-@anchor("ConvInteger")
-def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+def conv_integer_nest(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    """ConvInteger as a plain dot-product nest (the int8 kernel of quant_conv.py covers constant weights)."""
     x, w = ins[0], ins[1]
     assert x is not None and w is not None
     xz, wz = (ins[i] if len(ins) > i else None for i in (2, 3))

@@ -24,6 +24,8 @@ Non-constant weights and scalar targets (ctx.lanes == 1) take the plain nest of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
@@ -179,7 +181,8 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
                 acc = Bin("sub", acc, Bin("mul", zero_w.at([j]), rows))
             return emit(0, [*bi, *([i] if x.rank > 1 else []), j], acc)
 
-        return _tiles(ctx, m, n, steps, tile, "dotw" if words else INTRINSIC[group], a_lane, packed, out)
+        return int_tiles(ctx, m, n, [steps], tile, "dotw" if words else INTRINSIC[group],
+                         lambda i, g: a_lane(i, g[0]), lambda p, g, c: packed.at([p, g[0], c]), out)
 
     return seq(prologue, ctx.loops(batch, per_batch, "b"))
 
@@ -189,43 +192,57 @@ def _row(bi: list[Expr], batch: tuple[int, ...], m: int, i: Expr) -> Expr:
     return binop("add", binop("mul", linear(bi, batch), idx(m)), i) if batch else i
 
 
-def _tiles(ctx: LowerCtx, m: int, n: int, groups: int, tile: MicroKernel, fn: str, a_lane, packed: Tensor,
-           out) -> Stmt:
-    """Every `tile.rows` x `tile.cols` output tile, column panels outermost (a panel of packed
-    weights stays in cache while the rows stream)."""
+def int_tile(ctx: LowerCtx, nrows: int, width: int, cols: int, ks: list[int], fn: str,
+             a_lane: Callable[[Expr, list[Expr]], Expr], b_lane: Callable[[list[Expr], Expr], Expr],
+             out: Callable[[Expr, Expr, Expr], Stmt], swap: bool = False) -> Stmt:
+    """One register tile: acc[r, c] = fn(acc[r, c], a_lane(r, step), b_lane(step, c)) over the steps of the
+    loops `ks` (r < nrows broadcast lanes, c < width vector lanes), then out(r, c, acc) for c < cols.
+    `swap` passes b before a to `fn` (its first operand is the unsigned one)."""
+    acc = stack(ctx, I32, nrows * width)
+
+    def at(r: Expr, c: Expr) -> Expr:
+        return binop("add", binop("mul", r, idx(width)), c)
+
+    zero = ctx.loop(nrows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), Const(0, I32)), "zc"), "zr")
+    row_loops, col_loops = [], []
+
+    def row(g: list[Expr], r: Expr) -> Stmt:
+        av = ctx.let(a_lane(r, g), "a")
+
+        def col(c: Expr) -> Stmt:
+            operands = (b_lane(g, c), av) if swap else (av, b_lane(g, c))
+            return Store(acc, at(r, c), Call(fn, (Load(acc, at(r, c)), *operands)))
+
+        loop = ctx.loop(width, col, "c")
+        col_loops.append(loop)
+        return loop
+
+    def step(g: list[Expr]) -> Stmt:
+        loop = ctx.loop(nrows, lambda r: row(g, r), "r")
+        row_loops.append(loop)
+        return loop
+
+    main = ctx.loops(ks, step, "g")
+    store = ctx.loop(nrows, lambda r: ctx.loop(cols, lambda c: out(r, c, Load(acc, at(r, c))), "sc"), "sr")
+    hints(ctx, row_loops, col_loops, width)
+    return Allocate(acc, seq(zero, main, store))
+
+
+def int_tiles(ctx: LowerCtx, m: int, n: int, ks: list[int], tile: MicroKernel, fn: str,
+              a_lane: Callable[[Expr, list[Expr]], Expr], b_lane: Callable[[Expr, list[Expr], Expr], Expr],
+              out: Callable[[Expr, Expr, Expr], Stmt]) -> Stmt:
+    """Every `tile.rows` x `tile.cols` int32 tile of an m x n product accumulated with the intrinsic `fn`
+    over the steps of the loops `ks`: acc[i, j] = fn(acc[i, j], a_lane(i, step), b_lane(panel, step, c)) for
+    column j = panel * tile.cols + c, then out(i, j, acc). Column panels outermost (a panel of packed weights
+    stays in cache while the rows stream)."""
     rows, width = tile.rows, tile.cols
     full_m = m // rows * rows
 
     def part(m0: Expr, nrows: int, p: Expr, cols: int) -> Stmt:
-        acc = stack(ctx, I32, nrows * width)
         n0 = binop("mul", p, idx(width))
-
-        def at(r: Expr, c: Expr) -> Expr:
-            return binop("add", binop("mul", r, idx(width)), c)
-
-        zero = ctx.loop(nrows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), Const(0, I32)), "zc"), "zr")
-        row_loops, col_loops = [], []
-
-        def row(g: Expr, r: Expr) -> Stmt:
-            av = ctx.let(a_lane(binop("add", m0, r), g), "a")
-
-            def col(c: Expr) -> Stmt:
-                return Store(acc, at(r, c), Call(fn, (Load(acc, at(r, c)), av, packed.at([p, g, c]))))
-
-            loop = ctx.loop(width, col, "c")
-            col_loops.append(loop)
-            return loop
-
-        def step(g: Expr) -> Stmt:
-            loop = ctx.loop(nrows, lambda r: row(g, r), "r")
-            row_loops.append(loop)
-            return loop
-
-        main = ctx.loop(groups, step, "g")
-        store = ctx.loop(nrows, lambda r: ctx.loop(
-            cols, lambda c: out(binop("add", m0, r), binop("add", n0, c), Load(acc, at(r, c))), "sc"), "sr")
-        hints(ctx, row_loops, col_loops, width)
-        return Allocate(acc, seq(zero, main, store))
+        return int_tile(ctx, nrows, width, cols, ks, fn, lambda r, g: a_lane(binop("add", m0, r), g),
+                        lambda g, c: b_lane(p, g, c),
+                        lambda r, c, acc: out(binop("add", m0, r), binop("add", n0, c), acc))
 
     def panel(p: Expr, cols: int) -> Stmt:
         body = ctx.loop(m // rows, lambda mo: part(binop("mul", mo, idx(rows)), rows, p, cols), "mo")

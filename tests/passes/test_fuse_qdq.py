@@ -1,6 +1,7 @@
-"""fuse-qdq: QDQ MatMul / Gemm (DequantizeLinear on both operands, constant int8 weights) become
-MatMulInteger times the product of the scales; end to end against onnxruntime, which fuses the same
-pattern (ORT_ENABLE_ALL), so the results agree up to float32 rounding."""
+"""fuse-qdq: QDQ MatMul / Gemm / Conv (DequantizeLinear on both operands, constant int8 weights) become
+MatMulInteger / ConvInteger times the product of the scales; end to end against onnxruntime, which fuses the
+same pattern (ORT_ENABLE_ALL), so the results agree up to float32 rounding (within one output step after a
+final QuantizeLinear)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def test_weights_that_are_not_constant_or_scaled_per_row_stay_float():
 
 def test_quantize_static_mlp_within_one_output_step(tmp_path):
     quantization = pytest.importorskip("onnxruntime.quantization")
+    rng = np.random.default_rng(12)  # its own data, whatever ran before it (onnxruntime's sums may saturate)
     nodes, inits, x = [], [], "x"
     for i in range(2):
         inits += [numpy_helper.from_array((rng.standard_normal((32, 32)) / 5).astype(np.float32), f"w{i}"),
@@ -105,3 +107,58 @@ def test_quantize_static_mlp_within_one_output_step(tmp_path):
     expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     got = aic.compile(model).run(None, feeds)[0]
     assert np.abs(got - expected).max() <= step * 1.001  # the last QuantizeLinear may round the other way
+
+
+def _cnn(path, rng: np.random.Generator) -> None:
+    """conv 3x3 s2, conv 3x3, conv 1x1 + residual Add, depthwise 3x3, grouped 3x3 s2, pooled."""
+    nodes, inits = [], []
+
+    def conv(x: str, y: str, cin: int, cout: int, k: int, stride: int = 1, group: int = 1, relu: bool = True) -> str:
+        w = (rng.standard_normal((cout, cin // group, k, k)) / np.sqrt(cin // group * k * k)).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"{y}_w"),
+                      numpy_helper.from_array((rng.standard_normal(cout) * 0.1).astype(np.float32), f"{y}_b")])
+        nodes.append(helper.make_node("Conv", [x, f"{y}_w", f"{y}_b"], [f"{y}_c" if relu else y], pads=[k // 2] * 4,
+                                      strides=[stride] * 2, group=group))
+        if relu:
+            nodes.append(helper.make_node("Relu", [f"{y}_c"], [y]))
+        return y
+
+    h = conv(conv("x", "c1", 3, 16, 3, 2), "c2", 16, 32, 3)
+    nodes.append(helper.make_node("Add", [h, conv(h, "c3", 32, 32, 1, relu=False)], ["r"]))
+    conv(conv("r", "c4", 32, 32, 3, group=32), "c5", 32, 48, 3, stride=2, group=2)
+    nodes.append(helper.make_node("GlobalAveragePool", ["c5"], ["y"]))
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 20, 20])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantize_static_cnn_within_one_output_step(tmp_path, per_channel):
+    """Against onnxruntime running the QDQ model as written (graph optimizations off: DequantizeLinear,
+    float Conv, QuantizeLinear): its fused int8 kernels saturate int16 pair sums on AVX2 (`vpmaddubsw`),
+    which per-channel weights reach (up to 15 output steps off the model's definition on this CNN;
+    within one step with 7-bit weights), while aic's int32 sums are exact."""
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    rng = np.random.default_rng(13)
+    _cnn(tmp_path / "f.onnx", rng)
+    samples = iter([{"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)} for _ in range(4)])
+
+    class Reader(quantization.CalibrationDataReader):
+        def get_next(self):
+            return next(samples, None)
+
+    quantization.quantize_static(tmp_path / "f.onnx", tmp_path / "q.onnx", Reader(),
+                                 quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel)
+    model = onnx.load(tmp_path / "q.onnx")
+    optimized, _ = optimize(load_model(model))
+    ops = [node.op for node in optimized.walk()]
+    assert ops.count("ConvInteger") == 5 and "Conv" not in ops
+    step = next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "y_scale")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    module = aic.compile(model)
+    for _ in range(3):
+        feeds = {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}
+        got, expected = module.run(None, feeds)[0], session.run(None, feeds)[0]
+        assert np.abs(got - expected).max() <= step * 1.001  # a QuantizeLinear may round the other way

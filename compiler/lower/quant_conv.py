@@ -1,0 +1,265 @@
+"""Lowering of ConvInteger with constant int8/uint8 weights as an int8 implicit-GEMM kernel.
+
+The convolution is the product of a [positions, K] matrix of input windows by the weights
+[K, output channels], K = input channels x kernel taps, computed on the int8 micro-kernel of
+quant_matmul.py (`int_tile`): int32 accumulators, the zero-point correction and the fused float epilogue
+(Cast, scale Mul, bias, requantisation) in the tile's store. Two tile shapes:
+- row tiles: output channels (broadcast weight lanes) x positions along one output row (vectors), so the
+  epilogue and its stores are vectors; channel tiles outermost (their weights stay in cache);
+- position tiles: flattened output positions (broadcast activation lanes) x output channels (vectors of
+  packed weights), every lane useful whatever the row length, with a scalar (strided) epilogue that
+  only a deep reduction amortises (`_by_rows` chooses; measured in BENCHMARKS.md).
+No im2col: a prologue copies the input once into a "lane plane" (`LanePlane`) of int32, each lane holding
+`per` consecutive input channels of one pixel (shifted to the uint8 range; two int16 halves for `dotw`,
+four bytes for `dot4`), the padding filled with the activation zero point, split by stride phase for row
+tiles, so a window tap of `per` channels is one load and the inner loop has no bounds checks. Weights
+are packed at compile time to [group, channel panels, ceil(icg / per), *kernel, panel width] lanes:
+- 16 int32 lanes (AVX-512) with zero weight zero points: `dot4` on bytes (one `vpdpbusd` with VNNI);
+- otherwise `dotw` on int16 pairs (one `vpmaddwd`): the weights' zero points are subtracted at compile
+  time (|w - zw| <= 255 and 0 <= a <= 255 keep every pair sum exact in int32), so no row sums are needed.
+With the activations a (zero point za) in the uint8 range, sum (a - za)(w - zw) = acc - za * colsum(w - zw),
+the column sums taken at compile time over all of K (padding pixels hold za and contribute nothing).
+Grouped convolutions run the same kernel per group. Depthwise ones (one input and one output channel per
+group), whose lanes would be mostly padding, run the float32 depthwise kernel (depthwise.py) on a - za and
+w - zw instead: every product and sum is an integer below 2^24, so float32 computes them exactly.
+Non-constant weights, symbolic spatial sizes and scalar targets (ctx.lanes == 1) take the plain nest of
+conv.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import Bin, Cast, Const, Expr, Load, Stmt
+from aic.ir.loop_tools import binop, seq
+from aic.ir.ops.window import Window
+from aic.ir.schedule import MicroKernel
+
+from .contraction import register_tile
+from .conv import conv_integer_nest, window_of
+from .core import ComputeTensor, LowerCtx, Tensor, delinear, idx, linear, store
+from .depthwise import depthwise
+from .quant_matmul import int_tile, int_tiles
+from .sizes import shape_of, size_prod
+from .table import Emit, anchor
+
+I32, F32 = DType.int32, DType.float32
+QUANT = (DType.int8, DType.uint8)
+
+
+def packed_conv_weights(w: np.ndarray, zero: np.ndarray, group: int, per: int, width: int) -> tuple[
+        np.ndarray, np.ndarray]:
+    """Weights [OC, icg, *kernel] minus their zero points (one per output channel) -> (int32 lanes
+    [group, ceil(ocg / width), ceil(icg / per), *kernel, width] of `per` int16 (per 2) or int8 (per 4)
+    values, input channels c * per + q of lane c; the int32 column sums [OC] of w - zero). Zero padded."""
+    oc, icg, *kernel = w.shape
+    ocg = oc // group
+    shifted = w.astype(np.int32) - zero.astype(np.int32).reshape(-1, *[1] * (w.ndim - 1))
+    sums = shifted.reshape(oc, -1).sum(axis=1, dtype=np.int32)
+    panels, lanes = -(-ocg // width), -(-icg // per)
+    padded = np.zeros((group, panels * width, lanes * per, *kernel), np.int32)
+    padded[:, :ocg, :icg] = shifted.reshape(group, ocg, icg, *kernel)
+    blocks = padded.reshape(group, panels, width, lanes, per, *kernel)
+    taps = list(range(5, 5 + len(kernel)))
+    order = np.ascontiguousarray(blocks.transpose(0, 1, 3, *taps, 2, 4))  # [g, panel, lane, *kernel, col, q]
+    values = order.astype(np.int16 if per == 2 else np.int8)
+    return np.ascontiguousarray(values).view(np.int32).reshape(order.shape[:-1]), sums
+
+
+def row_tile(last: int, lanes: int) -> MicroKernel:
+    """Output channels x positions of an output row: 4 x 2 vectors, or 8 x 1 vector for rows of at most one
+    vector (8 accumulators, the loads and the broadcast fit AVX2's 16 registers)."""
+    return MicroKernel(4, 2 * lanes) if last > lanes else MicroKernel(8, lanes)
+
+
+@anchor("ConvInteger")
+def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, w_value = ins[0], node.inputs[1]
+    xz = ins[2] if len(ins) > 2 else None
+    wz_value = node.inputs[3] if len(node.inputs) > 3 else None
+    static = x is not None and all(isinstance(d, int) for d in x.shape[1:])
+    if (ctx.lanes == 1 or x is None or w_value is None or w_value.const is None or not static
+            or x.dtype not in QUANT or (wz_value is not None and wz_value.const is None)):
+        return conv_integer_nest(ctx, node, ins, emit)
+    weights = np.asarray(w_value.const).astype(np.int32)
+    out_channels, icg, *kernel = weights.shape
+    zero_w = np.zeros(out_channels, np.int32) + (0 if wz_value is None else np.asarray(wz_value.const).astype(
+        np.int32).reshape(-1))
+    if w_value.type.dtype == DType.uint8:  # read as int8: b - 128, zero point - 128
+        weights, zero_w = weights - 128, zero_w - 128
+    window = window_of(node, kernel)
+    outs = list(shape_of(node.outputs[0].type)[2:])
+    group = node.attrs.get("group", 1)
+    ocg = out_channels // group
+    shift = 128 if x.dtype == DType.int8 else 0  # int8 activations are read as uint8 a + 128
+    za = Cast(I32, xz.at([idx(0)] * xz.rank)) if xz is not None else Const(0, I32)
+    if icg == 1 and ocg == 1 and int(np.prod(kernel)) * 255 * 255 < 1 << 24:
+        return _depthwise_exact(ctx, x, weights - zero_w.reshape(-1, *[1] * len(kernel), 1), za, window, outs,
+                                emit)
+    per = 4 if ctx.lanes >= 16 and not zero_w.any() else 2
+    zero_a = ctx.let(Bin("add", za, Const(shift, I32)) if shift else za, "za")
+    by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
+    plane = LanePlane(ctx, x, window, kernel, outs, group, per, split=by_rows, slack=4 * ctx.lanes)
+    tiles = _row_tiles if by_rows else _position_tiles
+    body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit)
+    return seq(plane.fill(shift, zero_a), ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"),
+                                                   "n"))
+
+
+ROWS_MAX_DEPTH = 512  # reductions at least this deep amortise the scalar epilogue of position tiles
+
+
+def _by_rows(depth: int, strides: tuple[int, ...], last: int, lanes: int) -> bool:
+    """Row tiles (whose epilogue and stores are vectors along an output row) unless the reduction is deep
+    enough to amortise the scalar epilogue of position tiles and rows would waste lanes (not whole vectors)
+    or need a stride-phase-split copy of the input (scalar). Measured in BENCHMARKS.md."""
+    return depth < ROWS_MAX_DEPTH or (all(s == 1 for s in strides) and last % lanes == 0)
+
+
+TileBody = Callable[[Expr, Expr], Stmt]
+
+
+def _row_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.ndarray, group: int, per: int,
+               outs: list[int], zero_a: Expr, emit: Emit) -> TileBody:
+    """Tiles of output channels (broadcast weight lanes) x positions along an output row (vectors of the
+    stride-phase-split plane); channel tiles outermost, so their weights stay in cache."""
+    lanes, ocg, kernel = ctx.lanes, weights.shape[0] // group, list(weights.shape[2:])
+    tile = register_tile(ctx, row_tile(outs[-1], lanes))
+    if tile.cols % lanes:
+        tile = MicroKernel(tile.rows, -(-tile.cols // lanes) * lanes)
+    rows, width = tile.rows, tile.cols
+    packed, sums = packed_conv_weights(weights, zero_w, group, per, rows)
+    packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
+    last = outs[-1]
+    full_w, full_r = last // width * width, ocg // rows * rows
+    steps = [plane.lanes, *kernel]
+
+    def per_image(n: Expr, g: Expr) -> Stmt:
+        def tile_at(o0: Expr, nrows: int, outer: list[Expr], w0: Expr, cols: int) -> Stmt:
+            def a_lane(r: Expr, step: list[Expr]) -> Expr:  # weights of output channel o0 + r: broadcast
+                return packed_t.at([g, binop("div", o0, idx(rows)), *step, r])
+
+            def b_lane(step: list[Expr], c: Expr) -> Expr:  # activations of output position w0 + c: vector
+                return plane.read(n, g, step[0], [*outer, binop("add", w0, c)], step[1:])
+
+            def out(r: Expr, c: Expr, acc: Expr) -> Stmt:
+                channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
+                value = Bin("sub", acc, Bin("mul", zero_a, colsum.at([channel])))
+                return emit(0, [n, channel, *outer, binop("add", w0, c)], value)
+
+            compute = -(-cols // lanes) * lanes  # whole vectors: the plane has slack, extra lanes are dropped
+            return int_tile(ctx, nrows, compute, cols, steps, "dotw" if per == 2 else "dot4", a_lane, b_lane,
+                            out, swap=True)
+
+        def channel_tile(o0: Expr, nrows: int) -> Stmt:
+            def row(outer: list[Expr]) -> Stmt:
+                whole = ctx.loop(last // width, lambda t: tile_at(o0, nrows, outer, binop("mul", t, idx(width)),
+                                                                  width), "wt")
+                return seq(whole, tile_at(o0, nrows, outer, idx(full_w), last - full_w) if last > full_w else None)
+
+            return ctx.loops(outs[:-1], row, "oh")
+
+        whole = ctx.loop(ocg // rows, lambda t: channel_tile(binop("mul", t, idx(rows)), rows), "ot")
+        return seq(whole, channel_tile(idx(full_r), ocg - full_r) if ocg > full_r else None)
+
+    return per_image
+
+
+def _position_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.ndarray, group: int,
+                    per: int, outs: list[int], zero_a: Expr, emit: Emit) -> TileBody:
+    """Tiles of flattened output positions (broadcast activation lanes) x output channels (vectors of packed
+    weights): every lane useful whatever the row length; the epilogue's stores are scalar (strided)."""
+    lanes, ocg, kernel = ctx.lanes, weights.shape[0] // group, list(weights.shape[2:])
+    tile = register_tile(ctx, MicroKernel(4, (4 if lanes >= 16 else 2) * lanes))
+    if tile.cols % lanes:
+        tile = MicroKernel(tile.rows, -(-tile.cols // lanes) * lanes)
+    packed, sums = packed_conv_weights(weights, zero_w, group, per, tile.cols)
+    packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
+
+    def per_image(n: Expr, g: Expr) -> Stmt:
+        def a_lane(p: Expr, step: list[Expr]) -> Expr:
+            return plane.read(n, g, step[0], delinear(p, outs), step[1:])
+
+        def b_lane(panel: Expr, step: list[Expr], c: Expr) -> Expr:
+            return packed_t.at([g, panel, *step, c])
+
+        def out(p: Expr, j: Expr, acc: Expr) -> Stmt:
+            channel = binop("add", binop("mul", g, idx(ocg)), j)
+            value = Bin("sub", acc, Bin("mul", zero_a, colsum.at([channel])))
+            return emit(0, [n, channel, *delinear(p, outs)], value)
+
+        return int_tiles(ctx, size_prod(outs), ocg, [plane.lanes, *kernel], tile, "dotw" if per == 2 else "dot4",
+                         a_lane, b_lane, out)
+
+    return per_image
+
+
+def _depthwise_exact(ctx: LowerCtx, x: Tensor, weights: np.ndarray, za: Expr, window: Window, outs: list[int],
+                     emit: Emit) -> Stmt:
+    """Depthwise ConvInteger as the float32 depthwise kernel of a - za (padding 0) and weights - zw."""
+    zero = ctx.let(Cast(F32, za), "za")
+    centred = ComputeTensor(x.shape, F32, lambda i: Bin("sub", Cast(F32, x.at(i)), zero))
+    return depthwise(ctx, centred, weights.astype(np.float32), window, outs,
+                     lambda index, v: emit(0, index, Cast(I32, v)))
+
+
+class LanePlane:
+    """The input as int32 lanes of `per` consecutive channels of one pixel, shifted to the uint8 range,
+    zero-point padded and split by stride phase: plane (n, g, lane) holds element (*phase, *sub) = padded
+    input position sub * stride + phase, so kernel tap t of output position o reads phase (t*d) % s at
+    sub-position o + (t*d) // s: contiguous along the output row whatever the stride."""
+
+    def __init__(self, ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int], group: int,
+                 per: int, split: bool, slack: int) -> None:
+        spatial = list(x.shape[2:])
+        self.ctx, self.x, self.per, self.window = ctx, x, per, window
+        self.icg = x.shape[1] // group
+        self.lanes = -(-self.icg // per)
+        self.begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+        self.phases = list(window.strides) if split else [1] * len(spatial)  # not split: one phase, strided reads
+        self.steps = [1] * len(spatial) if split else list(window.strides)  # sub-position step per output
+        subs = [max((o - 1) * st + (k - 1) * d // p + 1, -(-(n + b) // p)) for o, k, p, st, d, n, b in zip(
+            outs, kernel, self.phases, self.steps, window.dilations, spatial, self.begins)]
+        self.shape = (x.shape[0], group, self.lanes, *self.phases, *subs)
+        self.covered = all(p == 1 for p in self.phases) and subs == spatial and not any(self.begins)
+        self.size = size_prod(self.shape) + slack
+        self.buf = ctx.scratch(I32, self.size)
+
+    def read(self, n: Expr, g: Expr, lane: Expr, o: list[Expr], taps: list[Expr]) -> Expr:
+        """Lane `lane` of kernel tap `taps` of output position `o`."""
+        at = [binop("mul", t, idx(d)) for t, d in zip(taps, self.window.dilations)]
+        phase = [binop("mod", a, idx(p)) for a, p in zip(at, self.phases)]
+        sub = [binop("add", binop("mul", oi, idx(st)), binop("div", a, idx(p)))
+               for oi, a, p, st in zip(o, at, self.phases, self.steps)]
+        return Load(self.buf, linear([n, g, lane, *phase, *sub], self.shape))
+
+    def fill(self, shift: int, zero_a: Expr) -> Stmt:
+        """Every lane the zero point in each of its slots (unless the input covers the plane), then each
+        pixel's `per` input channels (past the group's last channel: a copy of it; its weights are 0)."""
+        ctx, x, per, icg = self.ctx, self.x, self.per, self.icg
+        bits = 32 // per
+        mask = (1 << bits) - 1
+        zero_lane: Expr = Const(0, I32)
+        for q in range(per):
+            zero_lane = Bin("or", zero_lane, Bin("shl", Bin("and", zero_a, Const(mask, I32)), Const(bits * q, I32)))
+        zero_lane = ctx.let(zero_lane, "zl")
+        fill = None if self.covered else ctx.loops((self.size,), lambda i: store(self.buf, i[0], zero_lane), "z")
+
+        def copy(index: list[Expr]) -> Stmt:
+            n, g, lane, pixel = index[0], index[1], index[2], index[3:]
+            value: Expr = Const(0, I32)
+            for q in range(per):
+                channel = binop("add", binop("mul", lane, idx(per)), idx(q))
+                inside = binop("min", channel, idx(icg - 1)) if icg % per else channel
+                a = Cast(I32, x.at([n, binop("add", binop("mul", g, idx(icg)), inside), *pixel]))
+                a = Bin("add", a, Const(shift, I32)) if shift else a
+                value = Bin("or", value, Bin("shl", Bin("and", a, Const(mask, I32)), Const(bits * q, I32)))
+            padded = [binop("add", i, idx(b)) for i, b in zip(pixel, self.begins)]
+            phase = [binop("mod", y, idx(p)) for y, p in zip(padded, self.phases)]
+            sub = [binop("div", y, idx(p)) for y, p in zip(padded, self.phases)]
+            return store(self.buf, linear([n, g, lane, *phase, *sub], self.shape), value)
+
+        return seq(fill, ctx.loops((*self.shape[:3], *x.shape[2:]), copy, "pl"))
