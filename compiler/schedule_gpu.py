@@ -20,6 +20,13 @@ kernel body (each becomes its own launch, in order, over the same buffers):
 3. *fallback*: anything else (a scalar reduction over the whole tensor, a data-dependent
    scatter) runs in one thread, so every kernel the CPU lowers also runs on a GPU.
 
+A kernel of a model compiled for ranges of sizes has loop extents that are expressions of its
+symbols (compiler/schedule_gpu_grid.py, `RunSizes`): the same rules apply with those extents (a
+flat index guarded by `flat < total`, rows and tiles counted at run time), the schedule's choices
+(threads per block, whether a product is big enough to tile) are made at the symbols' opt sizes,
+16-byte vectors only where the innermost extent is a constant multiple of 4, and each launch's
+grid extent is an expression of the dims slot that the host evaluates before the launch.
+
 Every launch is checked by the loop-IR verifier (ir/loop_verify.py) for a GPU: bounds, scopes,
 barriers only where every thread of the block reaches them (GPU-only statements are verified
 through their `footprint`).
@@ -46,10 +53,21 @@ from aic.ir.loop import (
     Stmt,
     Var,
 )
-from aic.ir.loop_tools import map_stmt, static_int
+from aic.ir.loop_tools import binop, map_stmt, static_int
 from aic.ir.loop_verify import verify_kernel
 
-from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_grid import (
+    MAX_GRID_X,
+    RunSizes,
+    bind_lets,
+    ceil_div,
+    extent_product,
+    flat_index,
+    grid_loops,
+    inside_grid,
+    parallel_chain,
+    peel_sizes,
+)
 from .schedule_gpu_matmul import tiled_matmul
 from .schedule_gpu_reduce import row_reduction
 from .schedule_gpu_vector import by_four
@@ -90,14 +108,16 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
 
 def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     """The launches that run `kernel` on a GPU, in order."""
-    parts = kernel.body.stmts if isinstance(kernel.body, Seq) else [kernel.body]
+    sizes, body = peel_sizes(kernel.body, kernel.attrs.get("typical_sizes", {}))
+    parts = body.stmts if isinstance(body, Seq) else [body]
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
-        bound = (tiled_matmul(part, tensor_cores) or row_reduction(part)
-                 or _elementwise(part, vectors=len(kernel.params) <= 64)  # the runtime checks 64 parameters
+        bound = (tiled_matmul(part, tensor_cores, sizes) or row_reduction(part, sizes)
+                 or _elementwise(part, sizes, vectors=len(kernel.params) <= 64)  # the runtime checks 64 parameters
                  or _single_thread(part))  # fmt: skip
         body, rule = bound
+        body = inside_grid(body, sizes)
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))
         verify_kernel(Kernel(name, kernel.params, map_stmt(body, _footprint)), gpu=True)
@@ -110,41 +130,44 @@ def _footprint(s: Stmt) -> Stmt | None:
 
 
 def launch_of(kernel: Kernel) -> Launch:
-    """The grid and block sizes of a kernel made by `schedule_gpu`."""
+    """The grid and block sizes of a kernel made by `schedule_gpu` (0: a grid size known at run time)."""
     grid, block = [1, 1, 1], [1, 1, 1]
     s: Stmt = kernel.body
     while isinstance(s, For) and s.kind.is_gpu:
         axis = "xyz".index(s.kind.value[-1])
         sizes = grid if s.kind.value.startswith("block") else block
-        sizes[axis] = static_int(s.extent) or 1
+        n = static_int(s.extent)
+        sizes[axis] = 0 if n is None else n or 1
         s = s.body
     return Launch(tuple(grid), tuple(block))  # type: ignore[arg-type]
 
 
-def _elementwise(part: Stmt, vectors: bool = True) -> tuple[Stmt, str] | None:
+def _elementwise(part: Stmt, sizes: RunSizes, vectors: bool = True) -> tuple[Stmt, str] | None:
     chain = parallel_chain(part)
     if not chain:
         return None
     four = by_four(chain) if vectors else None
     rule = "elementwise-vec4" if four else "elementwise"
     chain = four or chain
-    total = 1
-    for loop in chain:
-        total *= static_int(loop.extent) or 1
-    if total == 0:
-        return grid_loops(1, 1, lambda bx, tx: Seq([])), "empty"
-    threads = min(THREADS, -(-total // 32) * 32)
-    blocks = -(-total // threads)
-    if blocks > MAX_GRID_X:
+    total = extent_product(chain)
+    largest = sizes.upper(total)
+    if largest is None:
         return None
+    if largest == 0:
+        return grid_loops(1, 1, lambda bx, tx: Seq([])), "empty"
+    threads = min(THREADS, -(-largest // 32) * 32)
+    if -(-largest // threads) > MAX_GRID_X:
+        return None
+    blocks = ceil_div(total, threads)
     inner = chain[-1].body
 
     def body(bx: Var, tx: Var) -> Stmt:
         g = Var("gid")
         flat = Bin("add", Bin("mul", bx, Const(threads, INDEX)), tx)
         guarded = bind_lets(flat_index(chain, g), inner)
-        if blocks * threads != total:
-            guarded = If(Bin("lt", g, Const(total, INDEX)), guarded)
+        n = static_int(total)
+        if n is None or n != static_int(binop("mul", blocks, Const(threads, INDEX))):
+            guarded = If(Bin("lt", g, total), guarded)
         return Let(g, flat, guarded)
 
     return grid_loops(blocks, threads, body), rule

@@ -104,6 +104,9 @@ typedef struct aic_cuda_kernel {
     unsigned grid[3], block[3];
     unsigned smem_bytes;
     unsigned long long aligned16; /* bit i: argument i is accessed as 16-byte vectors (must be 16-byte aligned) */
+    /* NULL, or: writes the grid sizes that are run-time sizes (a model compiled for ranges of sizes)
+     * from the symbols' values (aic_model_info.symbols order) */
+    void (*grid_of)(const int64_t *dims, int64_t *grid);
 } aic_cuda_kernel;
 
 typedef struct aic_cuda_launch {

@@ -4,7 +4,9 @@ The link inputs, in a scratch folder:
 - model.s (model_asm.py, as for CPU models): the weights (`aic_weights`) and the signature;
 - images.s: each cubin / PTX image and the CUDA C source, `.incbin`ed;
 - plan.c: the launch plan (kernels, grid and block sizes, arguments as arena/weight offsets
-  or input/output indices) as `aic_cuda_plan_data` (runtime/cuda_driver.h);
+  or input/output indices) as `aic_cuda_plan_data` (runtime/cuda_driver.h); a kernel whose grid
+  is a run-time size (a model compiled for ranges of sizes) gets a small C function of the
+  symbols' values that the runtime calls before each launch of it;
 - the runtime object, compiled once from cuda_runtime.c and cached.
 The .so depends only on libc, libdl and libpthread: the CUDA driver is dlopen'ed at create.
 """
@@ -105,7 +107,14 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
     """plan.c: the launch plan tables."""
     table_args = _Args(program)
     launches = []
+    dims_slot = program.attrs.get("dims_slot", -1)
     for launch in source.launches:
+        k = source.kernels[launch.kernel]
+        if k.dims_param >= 0:  # its grid reads the symbols' values: the argument must be the dims slot
+            arg = launch.args[k.dims_param]
+            if arg.kind != "arena" or arg.offset != dims_slot or dims_slot < 0:
+                raise PackageError(f"kernel {k.name}: its grid is computed from argument {k.dims_param} "
+                                   f"({arg.name}), which is not the model's dims slot")  # fmt: skip
         refs = [table_args.ref(b) for b in launch.args]  # rows first, so a launch's arguments stay contiguous
         first = len(table_args.args)
         table_args.args += refs
@@ -115,10 +124,11 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         kind = {"launch": 0, "if": 1, "loop": 2}[st.kind]
         refs = ", ".join(table_args.ref(x) for x in (st.cond, st.counter, st.trips))
         steps.append(f"{{{kind}, {st.launch}, {st.then_size}, {st.size}, {refs}}}")
+    grids = [_grid_function(i, k.grid_expr) for i, k in enumerate(source.kernels)]
     kernels = [
         f"{{{quoted(k.name)}, {{{', '.join(map(str, k.grid))}}}, {{{', '.join(map(str, k.block))}}}, {k.smem_bytes}, "
-        f"{sum(1 << i for i in k.aligned)}ULL}}"
-        for k in source.kernels
+        f"{sum(1 << i for i in k.aligned)}ULL, {f'aic_grid{i}' if grid else '0'}}}"
+        for i, (k, grid) in enumerate(zip(source.kernels, grids))
     ]
     images = [f"{{{im.arch}, {int(im.ptx)}, aic_cuda_image{i}, {len(im.data)}}}" for i, im in enumerate(nvrtc.images)]
     externs = [f"extern const unsigned char aic_cuda_image{i}[];" for i in range(len(nvrtc.images))]
@@ -134,6 +144,9 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         '#include "cuda_driver.h"',
         *externs,
         "extern const char aic_cuda_source_text[];",
+        "static inline int64_t aic_min64(int64_t a, int64_t b) { return a < b ? a : b; }",
+        "static inline int64_t aic_max64(int64_t a, int64_t b) { return a > b ? a : b; }",
+        *[g for g in grids if g],
         table("aic_cuda_arg", args),
         table("aic_cuda_kernel", kernels),
         table("aic_cuda_launch", launches),
@@ -147,6 +160,15 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         "};",
         "",
     ])  # fmt: skip
+
+
+def _grid_function(index: int, exprs: tuple[str, str, str]) -> str:
+    """`aic_grid<index>(d, grid)`: the run-time grid sizes of kernel `index` from the symbols' values d
+    ("" when its grid is static)."""
+    sets = [f"grid[{axis}] = {e};" for axis, e in enumerate(exprs) if e]
+    if not sets:
+        return ""
+    return f"static void aic_grid{index}(const int64_t *d, int64_t *grid) {{ {' '.join(sets)} }}"
 
 
 def images_assembly(count: int) -> str:
