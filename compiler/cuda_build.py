@@ -25,7 +25,8 @@ def build_cuda(program: Program, target: Target, output: str | os.PathLike, opt_
     nvrtc = compile_cuda(source.text, target.cuda_archs)
     kernels = [
         {"name": k.name, "grid": list(k.grid), "block": list(k.block), "smem_bytes": k.smem_bytes, "rule": k.rule,
-         "ptxas": {arch: nvrtc.resources.get(arch, {}).get(k.name, {}) for arch in target.cuda_archs}}
+         "ptxas": {arch: nvrtc.resources.get(arch, {}).get(k.name, {}) for arch in target.cuda_archs},
+         **({"grid_expr": list(k.grid_expr)} if any(k.grid_expr) else {})}  # run-time grid sizes, C of the dims d[k]
         for k in source.kernels
     ]  # fmt: skip
     extra = {
