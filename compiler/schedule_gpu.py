@@ -53,7 +53,7 @@ from aic.ir.loop import (
     Stmt,
     Var,
 )
-from aic.ir.loop_tools import binop, map_stmt, static_int
+from aic.ir.loop_tools import binop, map_stmt, static_int, stmts_of
 from aic.ir.loop_verify import verify_kernel
 
 from .schedule_gpu_grid import (
@@ -109,7 +109,7 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
 def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     """The launches that run `kernel` on a GPU, in order."""
     sizes, body = peel_sizes(kernel.body, kernel.attrs.get("typical_sizes", {}))
-    parts = body.stmts if isinstance(body, Seq) else [body]
+    parts = _merge_loop_free(body.stmts if isinstance(body, Seq) else [body])
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
@@ -122,6 +122,23 @@ def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
         out.append(Kernel(name, kernel.params, body, attrs))
         verify_kernel(Kernel(name, kernel.params, map_stmt(body, _footprint)), gpu=True)
     return out
+
+
+def _merge_loop_free(parts: list[Stmt]) -> list[Stmt]:
+    """`parts` with each run of consecutive loop-free statements (a ranged model's output sizes, a
+    few scalar stores) joined into one part: one single-thread launch instead of one each."""
+    out: list[Stmt] = []
+    for part in parts:
+        if out and _loop_free(part) and _loop_free(out[-1]):
+            prev = out[-1]
+            out[-1] = Seq([*(prev.stmts if isinstance(prev, Seq) else [prev]), part])
+        else:
+            out.append(part)
+    return out
+
+
+def _loop_free(s: Stmt) -> bool:
+    return not any(isinstance(x, For) for x in stmts_of(s))
 
 
 def _footprint(s: Stmt) -> Stmt | None:
@@ -146,7 +163,7 @@ def _elementwise(part: Stmt, sizes: RunSizes, vectors: bool = True) -> tuple[Stm
     chain = parallel_chain(part)
     if not chain:
         return None
-    four = by_four(chain) if vectors else None
+    four = by_four(chain, frozenset(sizes.hi)) if vectors else None
     rule = "elementwise-vec4" if four else "elementwise"
     chain = four or chain
     total = extent_product(chain)

@@ -13,6 +13,7 @@ import pytest
 from aic.runtime.cuda_module import run_device_pointers
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.api.test_dynamic_shapes import CASES as DYNAMIC_CASES
 from tests.onnx_util import assert_close, run_ort
 from tests.test_models_interp import cnn
 
@@ -133,3 +134,14 @@ def test_cnn_with_dynamic_batch(tmp_path):
         (got,) = module.run(None, {"x": x})
         assert got.shape == (batch, 5)
         assert_close(got, run_ort(model, {"x": x})[0], 1e-4, 1e-5, f"cnn at batch {batch}")
+
+
+def test_elementwise_takes_vectors_where_run_time_strides_are_multiples_of_four(tmp_path):
+    """x[batch, seq, 16] + b, sigmoid: the strides 16 * seq and 16 keep 16-byte accesses."""
+    model, ranges, sizes = DYNAMIC_CASES["elementwise_broadcast"]
+    module = emulated(compile_cuda(model, tmp_path, "ew", shapes=ranges))
+    assert module.metadata["cuda"]["kernels"][0]["rule"] == "elementwise-vec4"
+    rng = np.random.default_rng(5)
+    for shapes in sizes:
+        feeds = {name: rng.standard_normal(shape).astype(F32) for name, shape in shapes.items()}
+        assert_close(module.run(None, feeds)[0], run_ort(model, feeds)[0], 1e-5, 1e-6, f"at {shapes}")
