@@ -1,6 +1,6 @@
 """Models compiled for cuda with ranges of sizes: one artifact run in the emulator at several sizes
 (min and max included), compared with onnxruntime; run-time grids and guards in the generated code;
-bad sizes refused as on the CPU."""
+bad sizes refused as on the CPU. Where a GPU is present, the same artifact runs on it too."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.api.test_dynamic_shapes import CASES as DYNAMIC_CASES
 from tests.onnx_util import assert_close, run_ort
 from tests.test_models_interp import cnn
 
-from .conftest import compile_cuda, emulated, needs_nvrtc
+from .conftest import compile_cuda, emulated, needs_gpu, needs_nvrtc
 
 pytestmark = needs_nvrtc
 F32 = np.float32
@@ -145,3 +145,32 @@ def test_elementwise_takes_vectors_where_run_time_strides_are_multiples_of_four(
     for shapes in sizes:
         feeds = {name: rng.standard_normal(shape).astype(F32) for name, shape in shapes.items()}
         assert_close(module.run(None, feeds)[0], run_ort(model, feeds)[0], 1e-5, 1e-6, f"at {shapes}")
+
+
+def test_transformer_block_on_tensor_cores(tmp_path):
+    """The TF32 tiles with run-time M, N and K (the products with the sequence)."""
+    model = transformer_block(np.random.default_rng(0))
+    module = emulated(compile_cuda(model, tmp_path, "block_tf32", shapes=BLOCK_RANGES))
+    assert "tiled-matmul-tf32" in {k["rule"] for k in module.metadata["cuda"]["kernels"]}
+    rng = np.random.default_rng(6)
+    for batch, seq in [(1, 1), (3, 48)]:
+        x = rng.standard_normal((batch, seq, WIDTH)).astype(F32)
+        tolerance = (2e-2, 2e-2)  # TF32 keeps 10 mantissa bits of each factor
+        assert_close(module.run(None, {"x": x})[0], run_ort(model, {"x": x})[0], *tolerance, f"at {batch}, {seq}")
+
+
+@needs_gpu
+def test_gpu_runs_every_size_and_replays_graphs_per_size(block):
+    import aic
+
+    model, emulated_module = block
+    module = aic.load(emulated_module.path)
+    rng = np.random.default_rng(7)
+    for batch, seq in [(1, 1), (3, 48), (3, 48), (3, 48), (2, 17), (3, 48)]:
+        x = rng.standard_normal((batch, seq, WIDTH)).astype(F32)
+        assert_close(module.run(None, {"x": x})[0], run_ort(model, {"x": x})[0], 1e-4, 1e-4, f"GPU at {x.shape}")
+    cupy = pytest.importorskip("cupy")
+    x = rng.standard_normal((2, 9, WIDTH)).astype(F32)
+    (y,) = module.run(None, {"x": cupy.asarray(x)})
+    assert isinstance(y, cupy.ndarray) and y.shape == (2, 9, WIDTH)
+    assert_close(cupy.asnumpy(y), run_ort(model, {"x": x})[0], 1e-4, 1e-4, "GPU device arrays")
