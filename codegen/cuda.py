@@ -204,7 +204,7 @@ class _KernelWriter:
                 axis = kind.value[-1]
                 sizes = self.grid if kind.value.startswith("block") else self.block
                 if kind.value.startswith("block") and not _is_const(ext):
-                    self.grid_expr["xyz".index(axis)] = _host_size(ext, self.dims_param, self.kernel.name)
+                    self.grid_expr["xyz".index(axis)] = host_size(ext, self.dims_param, self.kernel.name)
                     n = 0  # known at run time
                 else:
                     n = _static(ext, f"{kind.value} loop {v.name}")
@@ -304,9 +304,10 @@ def _is_const(e: object) -> bool:
 _HOST_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
 
 
-def _host_size(e: Expr, dims: set[Buffer], kernel: str) -> str:
-    """A grid extent of run-time sizes as host C over `const int64_t *d`, the symbols' values
-    (loads of one int64 parameter at constant indices: the dims slot, noted in `dims`)."""
+def host_size(e: Expr, dims: set[Buffer], kernel: str) -> str:
+    """A size computed from run-time sizes (a grid extent, an output dim) as host C over
+    `const int64_t *d`, the symbols' values (loads of one int64 buffer at constant indices: the dims
+    slot, noted in `dims`); `kernel` names what it belongs to in errors."""
     match e:
         case Const(value=v) if not isinstance(v, (bool, float)):
             return f"{int(v)}LL"
@@ -314,7 +315,7 @@ def _host_size(e: Expr, dims: set[Buffer], kernel: str) -> str:
             dims.add(buf)
             return f"d[{int(k)}]"
         case Bin(op=op, a=a, b=b) if op in _HOST_OPS:
-            return f"({_host_size(a, dims, kernel)} {_HOST_OPS[op]} {_host_size(b, dims, kernel)})"
+            return f"({host_size(a, dims, kernel)} {_HOST_OPS[op]} {host_size(b, dims, kernel)})"
         case Bin(op="min" | "max" as op, a=a, b=b):
-            return f"aic_{op}64({_host_size(a, dims, kernel)}, {_host_size(b, dims, kernel)})"
+            return f"aic_{op}64({host_size(a, dims, kernel)}, {host_size(b, dims, kernel)})"
     raise CodegenError(f"kernel {kernel}: a grid size the host cannot compute: {e}")

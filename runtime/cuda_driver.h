@@ -133,6 +133,9 @@ typedef struct aic_cuda_plan {
     int has_control; /* If/Loop steps: the run reads flags from the device, so no CUDA graph */
     size_t weight_bytes;
     const char *source; /* the CUDA C the images were compiled from (the emulator builds it) */
+    /* A model compiled for ranges of sizes: writes every output's dims (output 0's, then 1's, ...) from the
+     * symbols' values; NULL for static shapes. */
+    void (*output_dims)(const int64_t *dims, int64_t *out);
 } aic_cuda_plan;
 
 extern const aic_cuda_plan aic_cuda_plan_data;

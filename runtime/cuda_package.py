@@ -103,8 +103,10 @@ class _Args:
         return len(self.args) - 1
 
 
-def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight_bytes: int) -> str:
-    """plan.c: the launch plan tables."""
+def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight_bytes: int,
+                output_dims: list[list[str]] | None = None) -> str:  # fmt: skip
+    """plan.c: the launch plan tables; `output_dims`: each output dim as C of the symbols' values d[k]
+    (a model compiled for ranges of sizes)."""
     table_args = _Args(program)
     launches = []
     dims_slot = program.attrs.get("dims_slot", -1)
@@ -147,6 +149,7 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         "static inline int64_t aic_min64(int64_t a, int64_t b) { return a < b ? a : b; }",
         "static inline int64_t aic_max64(int64_t a, int64_t b) { return a > b ? a : b; }",
         *[g for g in grids if g],
+        *_output_dims_function(output_dims),
         table("aic_cuda_arg", args),
         table("aic_cuda_kernel", kernels),
         table("aic_cuda_launch", launches),
@@ -157,9 +160,18 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         f"    {len(kernels)}, {len(launches)}, {len(images)}, {len(steps)}, {len(args)}, aic_cuda_kernels,",
         "    aic_cuda_launchs, aic_cuda_args, aic_cuda_images, aic_cuda_steps, aic_cuda_rows,",
         f"    {int(source.has_control)}, {weight_bytes}, aic_cuda_source_text,",
+        f"    {'aic_output_dims' if output_dims is not None else '0'},",
         "};",
         "",
     ])  # fmt: skip
+
+
+def _output_dims_function(dims: list[list[str]] | None) -> list[str]:
+    """`aic_output_dims(d, out)`: every output's dims (output 0's, then output 1's, ...) from the symbols' values."""
+    if dims is None:
+        return []
+    sets = [f"out[{i}] = {e};" for i, e in enumerate(e for shape in dims for e in shape)]
+    return [f"static void aic_output_dims(const int64_t *d, int64_t *out) {{ (void)d; (void)out; {' '.join(sets)} }}"]
 
 
 def _grid_function(index: int, exprs: tuple[str, str, str]) -> str:
@@ -183,8 +195,9 @@ def images_assembly(count: int) -> str:
 
 def package_cuda_program(program: Program, source: CudaSource, nvrtc: NvrtcResult, target: Target,
                          output: str | os.PathLike, opt_level: int = 2,
-                         extra_metadata: dict[str, Any] | None = None) -> Path:  # fmt: skip
-    """Write the model .so for the cuda target at `output`."""
+                         extra_metadata: dict[str, Any] | None = None,
+                         output_dims: list[list[str]] | None = None) -> Path:  # fmt: skip
+    """Write the model .so for the cuda target at `output` (`output_dims`: see `plan_source`)."""
     metadata = program_metadata(program, target, opt_level)
     metadata.update(extra_metadata or {})
     inputs = [tensor_spec(b) for b in program.inputs]
@@ -200,7 +213,7 @@ def package_cuda_program(program: Program, source: CudaSource, nvrtc: NvrtcResul
             (folder / f"image{i}.bin").write_bytes(image.data)
         (folder / "kernels.cu").write_text(source.text)
         (folder / "images.s").write_text(images_assembly(len(nvrtc.images)))
-        (folder / "plan.c").write_text(plan_source(program, source, nvrtc, blob_size))
+        (folder / "plan.c").write_text(plan_source(program, source, nvrtc, blob_size, output_dims))
         partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         cmd = [*compiler(), *C_FLAGS, f"-I{RUNTIME_DIR}", "-shared", "model.s", "images.s", "plan.c",
                str(cuda_runtime_object()), "-o", str(partial), "-ldl", "-lpthread", "-Wl,-z,noexecstack",

@@ -15,7 +15,7 @@
  * A model compiled for ranges of sizes: aic_run_dims checks the input dims (symbol_values,
  * aic_tables.h, as on the CPU), copies the symbols' values into the arena's dims slot before the
  * launches, computes each run-time grid size from them (aic_cuda_kernel.grid_of), copies inputs
- * and outputs at their actual sizes (the output shapes are read back first), and replays a CUDA
+ * and outputs at their actual sizes (aic_cuda_plan.output_dims), and replays a CUDA
  * graph only at the sizes it was captured at (a graph's grids are fixed: see launch_graph).
  */
 #define _GNU_SOURCE
@@ -465,14 +465,13 @@ static int set_dims(aic_model *m, const int64_t *values, CUstream s) {
     return AIC_OK;
 }
 
-/* Copy each output, at its actual shape, to the host (the shapes read back first: a synchronisation). */
+/* Copy each output, at its actual shape (computed from the symbols' values), to the host; the shapes to
+ * `dims` (may be NULL). */
 static int copy_outputs_at_shapes(aic_model *m, void *const *outputs, int64_t *dims) {
     int total = 0;
     for (int i = 0; i < aic_model_data.num_outputs; i++) total += aic_model_data.outputs[i].rank;
     int64_t shapes[total > 0 ? total : 1];
-    int status = copy_output_dims(m, shapes);
-    if (status != AIC_OK) return status;
-    CHECK(m, m->drv.cuStreamSynchronize(m->stream), "running the model");
+    aic_cuda_plan_data.output_dims(m->dims, shapes);
     const int64_t *at = shapes;
     for (int i = 0; i < aic_model_data.num_outputs; i++) {
         const aic_tensor_info *info = &aic_model_data.outputs[i];
@@ -500,6 +499,8 @@ AIC_API int aic_run_dims(aic_model *m, const int64_t *input_dims, const void *co
     int64_t values[ns > 0 ? ns : 1];
     int status = symbol_values(input_dims, values);
     if (status != AIC_OK) return status;
+    if (ranged && aic_cuda_plan_data.output_dims == NULL)
+        return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: the model has run-time sizes but no output dims (damaged)");
     for (int i = 0; i < aic_model_data.num_inputs; i++)
         if (aic_model_data.inputs[i].nbytes && (inputs == NULL || inputs[i] == NULL))
             return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: input %d ('%s') is NULL", i, aic_model_data.inputs[i].name);
