@@ -41,14 +41,13 @@ class RunSizes:
 
 
 def peel_sizes(body: Stmt, typical: dict[Var, int]) -> tuple[RunSizes, Stmt]:
-    """The symbol bindings at the top of a kernel body (`let v = min(max(dims[k], lo), hi)`) and
-    the body under them; `typical` gives the opt sizes (else the largest are used)."""
+    """The symbol bindings at the top of a kernel body (`let v = min(max(dims[k], lo), hi)` for the
+    symbols of `typical`, the kernel's symbols and their opt sizes) and the body under them."""
     sizes = RunSizes()
-    while isinstance(body, Let) and _range_of(body.value) is not None:
-        hi = _range_of(body.value)
+    while isinstance(body, Let) and body.var in typical and (hi := _range_of(body.value)) is not None:
         sizes.lets.append((body.var, body.value))
         sizes.hi[body.var] = Const(hi, INDEX)
-        sizes.opt[body.var] = Const(typical.get(body.var, hi), INDEX)
+        sizes.opt[body.var] = Const(typical[body.var], INDEX)
         body = body.body
     return sizes, body
 
