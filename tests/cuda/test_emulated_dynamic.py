@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ from tests.test_models_interp import cnn
 from .conftest import compile_cuda, emulated, needs_gpu, needs_nvrtc
 
 pytestmark = needs_nvrtc
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 F32 = np.float32
 WIDTH = 32
 BLOCK_RANGES = {"batch": (1, 3), "seq": (1, 48, 32)}
@@ -145,6 +147,18 @@ def test_elementwise_takes_vectors_where_run_time_strides_are_multiples_of_four(
     for shapes in sizes:
         feeds = {name: rng.standard_normal(shape).astype(F32) for name, shape in shapes.items()}
         assert_close(module.run(None, feeds)[0], run_ort(model, feeds)[0], 1e-5, 1e-6, f"at {shapes}")
+
+
+def test_gpt2_export_with_dynamic_batch_and_sequence(tmp_path):
+    """A torch export (Shape/Gather/Concat arithmetic on the sizes, an attention mask) compiled once."""
+    path = ASSETS / "gpt2_tiny_dyn.onnx"
+    target = "cuda -arch=sm_80 -fp32-exact"
+    module = emulated(compile_cuda(str(path), tmp_path, "gpt2", target, shapes={"batch": (1, 3), "seq": (1, 96, 32)}))
+    for batch, seq in [(1, 1), (3, 96)]:
+        ids = np.random.default_rng(seq).integers(0, 100, (batch, seq))
+        mask = (np.arange(seq)[None, :] < seq - np.arange(batch)[:, None]).astype(np.int64)  # padded rows
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        assert_close(module.run(None, feeds)[0], run_ort(onnx.load(path), feeds)[0], 1e-4, 1e-4, f"at {batch}, {seq}")
 
 
 def test_transformer_block_on_tensor_cores(tmp_path):
