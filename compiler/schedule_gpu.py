@@ -108,8 +108,7 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
 
 def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     """The launches that run `kernel` on a GPU, in order."""
-    sizes, body = peel_sizes(kernel.body, kernel.attrs.get("typical_sizes", {}))
-    parts = _merge_loop_free(body.stmts if isinstance(body, Seq) else [body])
+    sizes, parts = launch_parts(kernel)
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
@@ -122,6 +121,13 @@ def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
         out.append(Kernel(name, kernel.params, body, attrs))
         verify_kernel(Kernel(name, kernel.params, map_stmt(body, _footprint)), gpu=True)
     return out
+
+
+def launch_parts(kernel: Kernel) -> tuple[RunSizes, list[Stmt]]:
+    """The run-time sizes `kernel` binds at its top, and the statements under them that become one
+    launch each (in order)."""
+    sizes, body = peel_sizes(kernel.body, kernel.attrs.get("typical_sizes", {}))
+    return sizes, _merge_loop_free(body.stmts if isinstance(body, Seq) else [body])
 
 
 def _merge_loop_free(parts: list[Stmt]) -> list[Stmt]:
