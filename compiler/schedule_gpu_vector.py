@@ -52,7 +52,8 @@ def by_four(chain: list[For], sizes: frozenset[Var] = frozenset()) -> list[For] 
         if coefficient(index, last.var) != 1:
             return False
         for lp in chain[:-1]:
-            c = _stride(index, lp.var)
+            k = coefficient(index, lp.var)
+            c = Const(k, INDEX) if k is not None else _stride(index, lp.var)
             if c is None or not _multiple_of_lanes(c):
                 return False
         return _multiple_of_lanes(subst(index, {v: Const(0, INDEX) for v in loop_vars}))
