@@ -66,6 +66,7 @@ from .schedule_gpu_grid import (
     grid_loops,
     parallel_chain,
 )
+from .schedule_gpu_merge import merge_walked
 
 BM, BN, BK = 64, 64, 16  # block tile and K step
 TM, TN = 4, 4  # outputs per thread: (BM / TM) * (BN / TN) = 256 threads
@@ -131,6 +132,8 @@ def match_gemm(part: Stmt) -> Gemm | None:
             eb = Select(guard, eb, Const(0.0, eb.dtype))
         else:
             return None
+    ms, (ea,), epilogue = merge_walked(ms, [ea], epilogue)  # no division by run-time sizes in the indices
+    ns, (eb,), epilogue = merge_walked(ns, [eb], epilogue)
     return Gemm(acc, batch, ms, ns, ks, ea, eb, epilogue, guard is not None)
 
 

@@ -53,7 +53,7 @@ def by_four(chain: list[For], sizes: frozenset[Var] = frozenset()) -> list[For] 
             return False
         for lp in chain[:-1]:
             k = coefficient(index, lp.var)
-            c = Const(k, INDEX) if k is not None else _stride(index, lp.var)
+            c = Const(k, INDEX) if k is not None else stride_of(index, lp.var)
             if c is None or not _multiple_of_lanes(c):
                 return False
         return _multiple_of_lanes(subst(index, {v: Const(0, INDEX) for v in loop_vars}))
@@ -154,7 +154,7 @@ def _merge_last_two(chain: list[For]) -> list[For] | None:
     return [*chain[:-2], For(v, Const(n_out * n_in, INDEX), body)]
 
 
-def _stride(e: Expr, v: Var) -> Expr | None:
+def stride_of(e: Expr, v: Var) -> Expr | None:
     """The c with e = c*v + (terms free of v), as an expression (of run-time sizes, in a ranged model),
     or None when e depends on v otherwise."""
     match e:
@@ -163,10 +163,10 @@ def _stride(e: Expr, v: Var) -> Expr | None:
         case Const():
             return Const(0, INDEX)
         case Bin(op="add" | "sub", a=a, b=b):
-            ca, cb = _stride(a, v), _stride(b, v)
+            ca, cb = stride_of(a, v), stride_of(b, v)
             return None if ca is None or cb is None else binop(e.op, ca, cb)
         case Bin(op="mul", a=a, b=b):
-            ca, cb = _stride(a, v), _stride(b, v)
+            ca, cb = stride_of(a, v), stride_of(b, v)
             if ca is None or cb is None or (static_int(ca) != 0 and static_int(cb) != 0):
                 return None
             return binop("add", binop("mul", ca, b), binop("mul", a, cb))

@@ -91,6 +91,9 @@ def test_transformer_block_kernels_take_run_time_sizes(block):
     text = source().decode()
     assert "const int64_t dim_seq = aic_imin<int64_t>(aic_imax<int64_t>(dims0[1LL], 1LL), 48LL);" in text
     assert re.search(r"if \(\(gid < \(.*dim_seq.*\)\)\) \{", text), "the flat index is guarded by the run-time total"
+    projection = text[text.index("k1_matmul(") :].split('extern "C"')[0]  # x[batch, seq, 32] @ w
+    assert not re.search(r"aic_(div|mod)<int64_t>\([^;]*, dim_seq\)", projection), "rows (batch, seq): one range"
+    assert re.search(r"aic_(div|mod)<int64_t>\([^;]*, dim_seq\)", text), "(elsewhere such divisions remain)"
 
 
 def test_out_of_range_sizes_are_refused_as_on_the_cpu(block):
