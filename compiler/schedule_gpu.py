@@ -69,6 +69,7 @@ from .schedule_gpu_grid import (
     peel_sizes,
 )
 from .schedule_gpu_matmul import tiled_matmul
+from .schedule_gpu_merge import merge_walked
 from .schedule_gpu_reduce import row_reduction
 from .schedule_gpu_vector import by_four
 
@@ -169,6 +170,9 @@ def _elementwise(part: Stmt, sizes: RunSizes, vectors: bool = True) -> tuple[Stm
     chain = parallel_chain(part)
     if not chain:
         return None
+    loops, _, inner = merge_walked(chain, [], chain[-1].body)  # no division by a run-time size per element
+    if len(loops) < len(chain):
+        chain = _nest(loops, inner)
     four = by_four(chain, frozenset(sizes.hi)) if vectors else None
     rule = "elementwise-vec4" if four else "elementwise"
     chain = four or chain
@@ -194,6 +198,15 @@ def _elementwise(part: Stmt, sizes: RunSizes, vectors: bool = True) -> tuple[Stm
         return Let(g, flat, guarded)
 
     return grid_loops(blocks, threads, body), rule
+
+
+def _nest(loops: list[For], body: Stmt) -> list[For]:
+    """Serial loops with the variables and extents of `loops`, nested in that order around `body`."""
+    out: list[For] = []
+    for loop in reversed(loops):
+        body = For(loop.var, loop.extent, body)
+        out.append(body)
+    return out[::-1]
 
 
 def _single_thread(part: Stmt) -> tuple[Stmt, str]:
