@@ -24,8 +24,10 @@ A kernel of a model compiled for ranges of sizes has loop extents that are expre
 symbols (compiler/schedule_gpu_grid.py, `RunSizes`): the same rules apply with those extents (a
 flat index guarded by `flat < total`, rows and tiles counted at run time), the schedule's choices
 (threads per block, whether a product is big enough to tile) are made at the symbols' opt sizes,
-16-byte vectors only where the innermost extent is a constant multiple of 4, and each launch's
-grid extent is an expression of the dims slot that the host evaluates before the launch.
+loops that every index walks as one range are merged first (compiler/schedule_gpu_merge.py: no
+division by a run-time size per element), 16-byte vectors only where the strides are provably
+multiples of 4, and each launch's grid extent is an expression of the dims slot that the host
+evaluates before the launch.
 
 Every launch is checked by the loop-IR verifier (ir/loop_verify.py) for a GPU: bounds, scopes,
 barriers only where every thread of the block reaches them (GPU-only statements are verified
@@ -34,7 +36,7 @@ through their `footprint`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from aic.ir.loop import (
     INDEX,
@@ -74,14 +76,6 @@ from .schedule_gpu_reduce import row_reduction
 from .schedule_gpu_vector import by_four
 
 THREADS = 256  # threads per block of an elementwise launch
-
-
-@dataclass(frozen=True)
-class Launch:
-    """Grid and block sizes of a GPU-bound kernel, read from its outermost loops."""
-
-    grid: tuple[int, int, int]
-    block: tuple[int, int, int]
 
 
 def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program:
@@ -151,19 +145,6 @@ def _loop_free(s: Stmt) -> bool:
 def _footprint(s: Stmt) -> Stmt | None:
     footprint = getattr(s, "footprint", None)
     return footprint() if footprint is not None else None
-
-
-def launch_of(kernel: Kernel) -> Launch:
-    """The grid and block sizes of a kernel made by `schedule_gpu` (0: a grid size known at run time)."""
-    grid, block = [1, 1, 1], [1, 1, 1]
-    s: Stmt = kernel.body
-    while isinstance(s, For) and s.kind.is_gpu:
-        axis = "xyz".index(s.kind.value[-1])
-        sizes = grid if s.kind.value.startswith("block") else block
-        n = static_int(s.extent)
-        sizes[axis] = 0 if n is None else n or 1
-        s = s.body
-    return Launch(tuple(grid), tuple(block))  # type: ignore[arg-type]
 
 
 def _elementwise(part: Stmt, sizes: RunSizes, vectors: bool = True) -> tuple[Stmt, str] | None:
