@@ -68,7 +68,7 @@ def test_transformer_block_runs_at_every_size_from_one_artifact(block):
     for batch, seq in [(1, 1), (2, 17), (3, 48), (1, 33)]:
         x = rng.standard_normal((batch, seq, WIDTH)).astype(F32)
         (got,) = module.run(None, {"x": x})
-        assert got.shape == (batch, seq, WIDTH)
+        assert got.shape == module.output_shape(0) == (batch, seq, WIDTH)  # aic_output_shape: the last run's
         assert_close(got, run_ort(model, {"x": x})[0], 1e-4, 1e-4, f"block at batch {batch}, seq {seq}")
 
 
