@@ -8,8 +8,11 @@ grid and block sizes. Each kernel becomes
 
 over the same buffers, in order; the program's steps become a launch plan (kernel, grid,
 block, dynamic shared bytes, arguments as model buffers) that runtime/cuda_package.py
-writes as C tables for runtime/cuda_runtime.c. Shared-memory allocations are carved out of
-one dynamic buffer (`AIC_SMEM`), so the emulator can poison it before every block.
+writes as C tables for runtime/cuda_runtime.c. A grid extent that is a run-time size (a model
+compiled for ranges of sizes) becomes a host C expression of the symbols' values `d[k]`
+(`CudaKernel.grid_expr`), which the runtime evaluates before each launch; blocks stay static.
+Shared-memory allocations are carved out of one dynamic buffer (`AIC_SMEM`), so the emulator
+can poison it before every block.
 
 The source ends with an `AIC_EMULATE` section: per kernel a trampoline taking the
 `void **params` array that `cuLaunchKernel` takes, and a name table, which
@@ -22,9 +25,13 @@ import re
 from dataclasses import dataclass, field
 
 from aic.ir.loop import (
+    INDEX,
     Allocate,
     Barrier,
+    Bin,
     Buffer,
+    Const,
+    Expr,
     For,
     ForKind,
     If,
@@ -32,6 +39,7 @@ from aic.ir.loop import (
     Kernel,
     KernelCall,
     Let,
+    Load,
     Program,
     ProgramBuffer,
     Scope,
@@ -60,6 +68,8 @@ class CudaKernel:
     param_types: tuple[str, ...]  # C element type of each pointer parameter
     syncs: bool  # uses __syncthreads or warp operations
     aligned: tuple[int, ...] = ()  # parameters read or written as 16-byte vectors: must be 16-byte aligned
+    grid_expr: tuple[str, str, str] = ("", "", "")  # run-time grid sizes: C expressions of `const int64_t *d`
+    dims_param: int = -1  # the parameter (the dims slot) whose values the grid expressions read
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,8 @@ class _KernelWriter:
         self.block = [1, 1, 1]
         self.syncs = False
         self.aligned: set[Buffer] = set()
+        self.grid_expr = ["", "", ""]
+        self.dims_param: set[Buffer] = set()
 
     def fresh(self, obj: object, base: str) -> str:
         name = symbol(base)
@@ -191,7 +203,11 @@ class _KernelWriter:
             case For(var=v, extent=ext, body=body, kind=kind, start=start) if kind.is_gpu:
                 axis = kind.value[-1]
                 sizes = self.grid if kind.value.startswith("block") else self.block
-                n = _static(ext, f"{kind.value} loop {v.name}")
+                if kind.value.startswith("block") and not _is_const(ext):
+                    self.grid_expr["xyz".index(axis)] = host_size(ext, self.dims_param, self.kernel.name)
+                    n = 0  # known at run time
+                else:
+                    n = _static(ext, f"{kind.value} loop {v.name}")
                 name = self.fresh(v, v.name)
                 self.emit(f"const int64_t {name} = (int64_t){kind.value};", depth)
                 if sizes["xyz".index(axis)] not in (1, n):
@@ -262,7 +278,9 @@ class _KernelWriter:
                           str(self.kernel.attrs.get("gpu_rule", "")),
                           tuple(storage_type(p.dtype) for p in self.kernel.params),
                           self.syncs,
-                          tuple(i for i, p in enumerate(self.kernel.params) if p in self.aligned))  # fmt: skip
+                          tuple(i for i, p in enumerate(self.kernel.params) if p in self.aligned),
+                          tuple(self.grid_expr),  # type: ignore[arg-type]
+                          next((i for i, p in enumerate(self.kernel.params) if p in self.dims_param), -1))  # fmt: skip
         return "\n".join([head, *body, "}", ""]), info
 
 
@@ -272,10 +290,32 @@ def render_kernel(kernel: Kernel, name: str | None = None) -> tuple[str, CudaKer
 
 
 def _static(e: object, what: str) -> int:
-    from aic.ir.loop import Const
-
     if isinstance(e, Const) and not isinstance(e.value, bool):
         return int(e.value)
     if isinstance(e, int) and not isinstance(e, bool):
         return e
     raise CodegenError(f"{what} has a dynamic size; the cuda target needs static sizes")
+
+
+def _is_const(e: object) -> bool:
+    return isinstance(e, Const) and not isinstance(e.value, bool)
+
+
+_HOST_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
+
+
+def host_size(e: Expr, dims: set[Buffer], kernel: str) -> str:
+    """A size computed from run-time sizes (a grid extent, an output dim) as host C over
+    `const int64_t *d`, the symbols' values (loads of one int64 buffer at constant indices: the dims
+    slot, noted in `dims`); `kernel` names what it belongs to in errors."""
+    match e:
+        case Const(value=v) if not isinstance(v, (bool, float)):
+            return f"{int(v)}LL"
+        case Load(buffer=buf, index=Const(value=k)) if buf.dtype == INDEX and not dims - {buf}:
+            dims.add(buf)
+            return f"d[{int(k)}]"
+        case Bin(op=op, a=a, b=b) if op in _HOST_OPS:
+            return f"({host_size(a, dims, kernel)} {_HOST_OPS[op]} {host_size(b, dims, kernel)})"
+        case Bin(op="min" | "max" as op, a=a, b=b):
+            return f"aic_{op}64({host_size(a, dims, kernel)}, {host_size(b, dims, kernel)})"
+    raise CodegenError(f"kernel {kernel}: a grid size the host cannot compute: {e}")

@@ -9,12 +9,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aic.codegen.cuda import CudaSource, render_program
+from aic.codegen.cuda import CudaSource, host_size, render_program
 from aic.codegen.cuda_nvrtc import NvrtcResult, compile_cuda
 from aic.codegen.target import Target
-from aic.ir.loop import Program
+from aic.ir.loop import INDEX, Buffer, Const, Load, Program
+from aic.ir.loop_tools import subst
 from aic.runtime.cuda_package import package_cuda_program
 
+from .lower.sizes import SymbolRange, Symbols, as_expr
 from .schedule_gpu import schedule_gpu_program
 
 
@@ -29,7 +31,8 @@ def cuda_kernel_records(source: CudaSource, nvrtc: NvrtcResult | None, target: T
     resources = nvrtc.resources if nvrtc is not None else {}
     return [
         {"name": k.name, "grid": list(k.grid), "block": list(k.block), "smem_bytes": k.smem_bytes, "rule": k.rule,
-         "ptxas": {arch: resources[arch].get(k.name, {}) for arch in target.cuda_archs if arch in resources}}
+         "ptxas": {arch: resources[arch].get(k.name, {}) for arch in target.cuda_archs if arch in resources},
+         **({"grid_expr": list(k.grid_expr)} if any(k.grid_expr) else {})}  # run-time grid sizes, C of the dims d[k]
         for k in source.kernels
     ]  # fmt: skip
 
@@ -50,4 +53,18 @@ def build_cuda(program: Program, target: Target, output: str | os.PathLike, opt_
             "kernels": kernels,
         }
     }
-    return package_cuda_program(scheduled, source, nvrtc, target, output, opt_level, extra)
+    return package_cuda_program(scheduled, source, nvrtc, target, output, opt_level, extra, output_dims_c(program))
+
+
+def output_dims_c(program: Program) -> list[list[str]] | None:
+    """For a model compiled for ranges of sizes, each output dim as host C of the symbols' values
+    `d[k]` (the runtime copies outputs at their actual sizes without reading them back); None for
+    static shapes."""
+    ranges = program.attrs.get("symbols")
+    if not ranges:
+        return None
+    table = Symbols({r["name"]: SymbolRange(r["name"], r["min"], r["max"], r["opt"]) for r in ranges})
+    dims = Buffer("dims", INDEX, len(table.order))
+    values = {table.vars[name]: Load(dims, Const(k, INDEX)) for k, name in enumerate(table.order)}
+    return [[host_size(subst(as_expr(table.size(d)), values), {dims}, f"output {i} dim {j}")
+             for j, d in enumerate(shape)] for i, shape in enumerate(program.attrs["output_dims"])]  # fmt: skip

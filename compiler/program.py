@@ -92,8 +92,6 @@ def build_program(
     kernels it names."""
     target = Target.parse(target)
     table = Symbols(symbols) if symbols else None
-    if table is not None and target.kind == "cuda":
-        raise ValueError("ranges of sizes (symbolic dims) are not supported for the cuda target yet; bind every dim")
     with active_symbols(table) if table is not None else nullcontext():
         program = _build(graph, target, schedules, table)
     if table is not None:

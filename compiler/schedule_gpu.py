@@ -20,6 +20,15 @@ kernel body (each becomes its own launch, in order, over the same buffers):
 3. *fallback*: anything else (a scalar reduction over the whole tensor, a data-dependent
    scatter) runs in one thread, so every kernel the CPU lowers also runs on a GPU.
 
+A kernel of a model compiled for ranges of sizes has loop extents that are expressions of its
+symbols (compiler/schedule_gpu_grid.py, `RunSizes`): the same rules apply with those extents (a
+flat index guarded by `flat < total`, rows and tiles counted at run time), the schedule's choices
+(threads per block, whether a product is big enough to tile) are made at the symbols' opt sizes,
+loops that every index walks as one range are merged first (compiler/schedule_gpu_merge.py: no
+division by a run-time size per element), 16-byte vectors only where the strides are provably
+multiples of 4, and each launch's grid extent is an expression of the dims slot that the host
+evaluates before the launch.
+
 Every launch is checked by the loop-IR verifier (ir/loop_verify.py) for a GPU: bounds, scopes,
 barriers only where every thread of the block reaches them (GPU-only statements are verified
 through their `footprint`).
@@ -27,7 +36,7 @@ through their `footprint`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from aic.ir.loop import (
     INDEX,
@@ -46,23 +55,27 @@ from aic.ir.loop import (
     Stmt,
     Var,
 )
-from aic.ir.loop_tools import map_stmt, static_int
+from aic.ir.loop_tools import binop, map_stmt, static_int, stmts_of
 from aic.ir.loop_verify import verify_kernel
 
-from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_grid import (
+    MAX_GRID_X,
+    RunSizes,
+    bind_lets,
+    ceil_div,
+    extent_product,
+    flat_index,
+    grid_loops,
+    inside_grid,
+    parallel_chain,
+    peel_sizes,
+)
 from .schedule_gpu_matmul import tiled_matmul
+from .schedule_gpu_merge import merge_walked
 from .schedule_gpu_reduce import row_reduction
 from .schedule_gpu_vector import by_four
 
 THREADS = 256  # threads per block of an elementwise launch
-
-
-@dataclass(frozen=True)
-class Launch:
-    """Grid and block sizes of a GPU-bound kernel, read from its outermost loops."""
-
-    grid: tuple[int, int, int]
-    block: tuple[int, int, int]
 
 
 def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program:
@@ -90,18 +103,43 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
 
 def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     """The launches that run `kernel` on a GPU, in order."""
-    parts = kernel.body.stmts if isinstance(kernel.body, Seq) else [kernel.body]
+    sizes, parts = launch_parts(kernel)
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
-        bound = (tiled_matmul(part, tensor_cores) or row_reduction(part)
-                 or _elementwise(part, vectors=len(kernel.params) <= 64)  # the runtime checks 64 parameters
+        bound = (tiled_matmul(part, tensor_cores, sizes) or row_reduction(part, sizes)
+                 or _elementwise(part, sizes, vectors=len(kernel.params) <= 64)  # the runtime checks 64 parameters
                  or _single_thread(part))  # fmt: skip
         body, rule = bound
+        body = inside_grid(body, sizes)
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))
         verify_kernel(Kernel(name, kernel.params, map_stmt(body, _footprint)), gpu=True)
     return out
+
+
+def launch_parts(kernel: Kernel) -> tuple[RunSizes, list[Stmt]]:
+    """The run-time sizes `kernel` binds at its top, and the statements under them that become one
+    launch each (in order)."""
+    sizes, body = peel_sizes(kernel.body, kernel.attrs.get("typical_sizes", {}))
+    return sizes, _merge_loop_free(body.stmts if isinstance(body, Seq) else [body])
+
+
+def _merge_loop_free(parts: list[Stmt]) -> list[Stmt]:
+    """`parts` with each run of consecutive loop-free statements (a ranged model's output sizes, a
+    few scalar stores) joined into one part: one single-thread launch instead of one each."""
+    out: list[Stmt] = []
+    for part in parts:
+        if out and _loop_free(part) and _loop_free(out[-1]):
+            prev = out[-1]
+            out[-1] = Seq([*(prev.stmts if isinstance(prev, Seq) else [prev]), part])
+        else:
+            out.append(part)
+    return out
+
+
+def _loop_free(s: Stmt) -> bool:
+    return not any(isinstance(x, For) for x in stmts_of(s))
 
 
 def _footprint(s: Stmt) -> Stmt | None:
@@ -109,45 +147,47 @@ def _footprint(s: Stmt) -> Stmt | None:
     return footprint() if footprint is not None else None
 
 
-def launch_of(kernel: Kernel) -> Launch:
-    """The grid and block sizes of a kernel made by `schedule_gpu`."""
-    grid, block = [1, 1, 1], [1, 1, 1]
-    s: Stmt = kernel.body
-    while isinstance(s, For) and s.kind.is_gpu:
-        axis = "xyz".index(s.kind.value[-1])
-        sizes = grid if s.kind.value.startswith("block") else block
-        sizes[axis] = static_int(s.extent) or 1
-        s = s.body
-    return Launch(tuple(grid), tuple(block))  # type: ignore[arg-type]
-
-
-def _elementwise(part: Stmt, vectors: bool = True) -> tuple[Stmt, str] | None:
+def _elementwise(part: Stmt, sizes: RunSizes, vectors: bool = True) -> tuple[Stmt, str] | None:
     chain = parallel_chain(part)
     if not chain:
         return None
-    four = by_four(chain) if vectors else None
+    loops, _, inner = merge_walked(chain, [], chain[-1].body)  # no division by a run-time size per element
+    if len(loops) < len(chain):
+        chain = _nest(loops, inner)
+    four = by_four(chain, frozenset(sizes.hi)) if vectors else None
     rule = "elementwise-vec4" if four else "elementwise"
     chain = four or chain
-    total = 1
-    for loop in chain:
-        total *= static_int(loop.extent) or 1
-    if total == 0:
-        return grid_loops(1, 1, lambda bx, tx: Seq([])), "empty"
-    threads = min(THREADS, -(-total // 32) * 32)
-    blocks = -(-total // threads)
-    if blocks > MAX_GRID_X:
+    total = extent_product(chain)
+    largest = sizes.upper(total)
+    if largest is None:
         return None
+    if largest == 0:
+        return grid_loops(1, 1, lambda bx, tx: Seq([])), "empty"
+    threads = min(THREADS, -(-largest // 32) * 32)
+    if -(-largest // threads) > MAX_GRID_X:
+        return None
+    blocks = ceil_div(total, threads)
     inner = chain[-1].body
 
     def body(bx: Var, tx: Var) -> Stmt:
         g = Var("gid")
         flat = Bin("add", Bin("mul", bx, Const(threads, INDEX)), tx)
         guarded = bind_lets(flat_index(chain, g), inner)
-        if blocks * threads != total:
-            guarded = If(Bin("lt", g, Const(total, INDEX)), guarded)
+        n = static_int(total)
+        if n is None or n != static_int(binop("mul", blocks, Const(threads, INDEX))):
+            guarded = If(Bin("lt", g, total), guarded)
         return Let(g, flat, guarded)
 
     return grid_loops(blocks, threads, body), rule
+
+
+def _nest(loops: list[For], body: Stmt) -> list[For]:
+    """Serial loops with the variables and extents of `loops`, nested in that order around `body`."""
+    out: list[For] = []
+    for loop in reversed(loops):
+        body = For(loop.var, loop.extent, body)
+        out.append(body)
+    return out[::-1]
 
 
 def _single_thread(part: Stmt) -> tuple[Stmt, str]:

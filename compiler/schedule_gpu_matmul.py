@@ -22,11 +22,14 @@ tiles and waits again before the next step. With tensor cores (float32 by defaul
 otherwise each thread accumulates a TM x TN register tile from shared memory. Finally each
 thread runs the epilogue for its outputs inside the matrix, with every output loop variable
 rebound from the output's (row, column).
+
+In a model compiled for ranges of sizes, M, N, K and the batch may be run-time sizes: the tile
+counts, the K steps and the edge checks are then expressions of them (the edge tiles already
+zero-fill), and whether a product is big enough to tile is decided at the opt sizes.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from aic.codegen.cuda_mma import WarpMma
@@ -51,9 +54,19 @@ from aic.ir.loop import (
     Store,
     Var,
 )
-from aic.ir.loop_tools import coefficient, exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
+from aic.ir.loop_tools import binop, coefficient, exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
 
-from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_grid import (
+    MAX_GRID_X,
+    RunSizes,
+    bind_lets,
+    ceil_div,
+    extent_product,
+    flat_index,
+    grid_loops,
+    parallel_chain,
+)
+from .schedule_gpu_merge import merge_walked
 
 BM, BN, BK = 64, 64, 16  # block tile and K step
 TM, TN = 4, 4  # outputs per thread: (BM / TM) * (BN / TN) = 256 threads
@@ -77,8 +90,14 @@ class Gemm:
     guarded: bool  # a factor carries a bounds check (a convolution's padding)
 
     @property
-    def sizes(self) -> tuple[int, int, int]:
-        return tuple(math.prod(static_int(lp.extent) or 0 for lp in loops) for loops in (self.ms, self.ns, self.ks))
+    def extents(self) -> tuple[Expr, Expr, Expr]:
+        """M, N and K (constants, or expressions of run-time sizes)."""
+        return extent_product(self.ms), extent_product(self.ns), extent_product(self.ks)
+
+    @property
+    def sizes(self) -> tuple[int | None, ...]:
+        """M, N and K where they are constants (None: a run-time size)."""
+        return tuple(static_int(e) for e in self.extents)
 
 
 def match_gemm(part: Stmt) -> Gemm | None:
@@ -88,6 +107,9 @@ def match_gemm(part: Stmt) -> Gemm | None:
     if found is None:
         return None
     acc, ks, ea, eb, guard, epilogue = found
+    nest = {lp.var for lp in [*chain, *ks]}
+    if any(x in nest for lp in ks for e in (lp.extent, lp.start) for x in exprs_of(e)):
+        return None  # K must not depend on the output element (a triangular nest)
     for loop in chain:
         split = _split_groups(loop, ea, eb, guard, epilogue)
         if split is not None:
@@ -110,30 +132,33 @@ def match_gemm(part: Stmt) -> Gemm | None:
             eb = Select(guard, eb, Const(0.0, eb.dtype))
         else:
             return None
+    ms, (ea,), epilogue = merge_walked(ms, [ea], epilogue)  # no division by run-time sizes in the indices
+    ns, (eb,), epilogue = merge_walked(ns, [eb], epilogue)
     return Gemm(acc, batch, ms, ns, ks, ea, eb, epilogue, guard is not None)
 
 
-def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | None:
+def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None = None) -> tuple[Stmt, str] | None:
     """The block/thread-bound tiled GEMM of `part` and its rule name, or None (not a GEMM, or M, N
-    or K below MIN_SIZE)."""
+    or K below MIN_SIZE at the opt sizes)."""
+    sizes = sizes or RunSizes()
     g = match_gemm(part)
     if g is None:
         return None
-    m, n, k = g.sizes
-    if min(m, n, k) < MIN_SIZE:
+    m, n, k = g.extents
+    if any((sizes.typical(e) or 0) < MIN_SIZE for e in (m, n, k)):
         return None
-    tiles_m, tiles_n = -(-m // BM), -(-n // BN)
-    per_batch = tiles_m * tiles_n
-    blocks = math.prod(static_int(lp.extent) or 1 for lp in g.batch) * per_batch
-    if blocks > MAX_GRID_X:
+    tiles_n = ceil_div(n, BN)
+    per_batch = binop("mul", ceil_div(m, BM), tiles_n)
+    blocks = binop("mul", extent_product(g.batch), per_batch)
+    if (sizes.upper(blocks) or MAX_GRID_X + 1) > MAX_GRID_X:
         return None
     dt = g.acc.dtype
     mma = tensor_cores and dt is DType.float32
     a_m_fast = _steps_by_one(g.a, g.ms[-1].var)  # else consecutive threads walk A along k
     b_k_fast = _steps_by_one(g.b, g.ks[-1].var, g.ns[-1].var)  # else along n
 
-    def c(v: int) -> Const:
-        return Const(v, INDEX)
+    def c(v: int | Expr) -> Expr:
+        return v if isinstance(v, Expr) else Const(v, INDEX)
 
     def add(a: Expr, b: Expr) -> Expr:
         return Bin("add", a, b)
@@ -180,7 +205,7 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True) -> tuple[Stmt, str] | No
         compute: Stmt = For(kk, c(BK), For(r, c(TM), For(q, c(TN), fma, ForKind.UNROLLED), ForKind.UNROLLED))
         if mma:
             compute = WarpMma(regs, a_s, b_s, BK)
-        k_steps = For(kt, c(-(-k // BK)), Seq([load_a, load_b, Barrier(), compute, Barrier()]))
+        k_steps = For(kt, ceil_div(k, BK), Seq([load_a, load_b, Barrier(), compute, Barrier()]))
         i_out, j_out = add(add(mul(tm, c(BM)), mul(ty, c(TM))), r), add(add(mul(tn, c(BN)), mul(tx16, c(TN))), q)
         if mma:  # the mma.sync C fragment of lane tx: n-tile r, element q (codegen/cuda_mma.py)
             warp, lane = Bin("div", tx, c(32)), Bin("mod", tx, c(32))
@@ -269,7 +294,7 @@ def _match(body: Stmt) -> tuple[Buffer, list[For], Expr, Expr, Expr | None, Stmt
         return None
     ks: list[For] = []
     while isinstance(update, For):
-        if static_int(update.extent) is None or update.kind not in (ForKind.SERIAL, ForKind.UNROLLED):
+        if update.kind not in (ForKind.SERIAL, ForKind.UNROLLED):
             return None
         ks.append(update)
         update = update.body

@@ -11,6 +11,10 @@ global memory is made by thread 0. Stack arrays of the row (softmax's exponentia
 per thread: every loop touching one has the same extent and indexes it by its own
 variable, so each thread reads back exactly the elements it wrote.
 
+A row's loops may have run-time extents (a softmax over the sequence of a ranged model): the
+strided loops then run ceil(n / threads) steps under `flat < n`, and the threads per block are
+chosen for the opt size.
+
 Anything else (a reused accumulator, a non-identity initial value, a barrier, a loop
 inside a row-level condition) is left to the elementwise rule.
 """
@@ -46,7 +50,16 @@ from aic.ir.loop import (
 )
 from aic.ir.loop_tools import exprs_of, static_int, stmts_of
 
-from .schedule_gpu_grid import MAX_GRID_X, bind_lets, flat_index, grid_loops, parallel_chain
+from .schedule_gpu_grid import (
+    MAX_GRID_X,
+    RunSizes,
+    bind_lets,
+    ceil_div,
+    extent_product,
+    flat_index,
+    grid_loops,
+    parallel_chain,
+)
 
 MIN_REDUCE = 32  # a row's reduction loops must be at least this long to give each row a block
 
@@ -55,14 +68,16 @@ class _Reject(Exception):
     pass
 
 
-def row_reduction(part: Stmt) -> tuple[Stmt, str] | None:
+def row_reduction(part: Stmt, sizes: RunSizes | None = None) -> tuple[Stmt, str] | None:
+    sizes = sizes or RunSizes()
     chain = parallel_chain(part)
     body = chain[-1].body if chain else part
-    rows = math.prod(static_int(lp.extent) or 1 for lp in chain)
-    if rows < 1 or rows > MAX_GRID_X:
+    rows = extent_product(chain)
+    most = sizes.upper(rows)
+    if most is None or most < 1 or most > MAX_GRID_X:
         return None
     try:
-        plan = _Plan(body)
+        plan = _Plan(body, sizes)
     except _Reject:
         return None
     if plan.longest_reduction < MIN_REDUCE:
@@ -80,13 +95,18 @@ def row_reduction(part: Stmt) -> tuple[Stmt, str] | None:
     return grid_loops(rows, threads, make), "row-reduction"
 
 
-def _loop_nest(loop: For) -> tuple[list[For], Stmt]:
+def _loop_nest(loop: For, sizes: RunSizes) -> tuple[list[For], Stmt]:
     nest: list[For] = [loop]
     s = loop.body
-    while isinstance(s, For) and static_int(s.extent) is not None and not s.kind.is_gpu:
+    while isinstance(s, For) and _sized(s.extent, sizes) and not s.kind.is_gpu:
         nest.append(s)
         s = s.body
     return nest, s
+
+
+def _sized(extent: Expr, sizes: RunSizes) -> bool:
+    """Whether `extent` is a constant or an expression of the kernel's run-time sizes only."""
+    return all(x in sizes.hi for x in exprs_of(extent) if isinstance(x, Var))
 
 
 def _reduce_op(value: Expr, acc: Load) -> str | None:
@@ -134,14 +154,15 @@ def _is_identity(op: str, value: Expr, dt: DType) -> bool:
 class _Plan:
     """Checks a row body and remembers what the rewrite needs."""
 
-    def __init__(self, body: Stmt) -> None:
+    def __init__(self, body: Stmt, sizes: RunSizes) -> None:
+        self.sizes = sizes
         allocs = [s.buffer for s in stmts_of(body) if isinstance(s, Allocate)]
         self.accs = {b for b in allocs if b.scope is Scope.STACK and b.size == 1}
         self.arrays = {b for b in allocs if b.scope is Scope.STACK and b.size != 1}
         self.ops: dict[Buffer, str] = {}
         self.inits: dict[Buffer, Expr] = {}
         self.updated_in: dict[Buffer, int] = {}
-        self.array_extent: dict[Buffer, int] = {}
+        self.array_extent: dict[Buffer, Expr] = {}
         self.longest = 0
         self.longest_reduction = 0
         self.loops = 0
@@ -181,12 +202,13 @@ class _Plan:
                 raise _Reject
 
     def _check_loop(self, loop: For) -> None:
-        nest, inner = _loop_nest(loop)
-        n = math.prod(static_int(lp.extent) or 0 for lp in nest)
-        if n == 0 or any(static_int(lp.extent) is None for lp in nest):
+        nest, inner = _loop_nest(loop, self.sizes)
+        n = extent_product(nest)
+        typical = self.sizes.typical(n)
+        if not typical or not self.sizes.upper(n) or not all(_sized(lp.extent, self.sizes) for lp in nest):
             raise _Reject
         self.loops += 1
-        self.longest = max(self.longest, n)
+        self.longest = max(self.longest, typical)
         loop_vars = {lp.var for lp in nest}
         reduces = False
         for s in stmts_of(inner):
@@ -211,9 +233,9 @@ class _Plan:
             if isinstance(e, Load) and e.buffer in self.accs and not _stores_to(inner, e.buffer):
                 raise _Reject  # a row value read in a loop must be that loop's accumulator
         if reduces:
-            self.longest_reduction = max(self.longest_reduction, n)
+            self.longest_reduction = max(self.longest_reduction, typical)
 
-    def _check_array(self, buf: Buffer, index: Expr, nest: list[For], n: int) -> None:
+    def _check_array(self, buf: Buffer, index: Expr, nest: list[For], n: Expr) -> None:
         if len(nest) != 1 or index is not nest[0].var or self.array_extent.get(buf, n) != n:
             raise _Reject
         self.array_extent[buf] = n
@@ -236,14 +258,14 @@ class _Plan:
         return s
 
     def _strided(self, loop: For, tx: Var, threads: int, scratch: dict[DType, Buffer]) -> Stmt:
-        nest, inner = _loop_nest(loop)
-        n = math.prod(static_int(lp.extent) or 1 for lp in nest)
+        nest, inner = _loop_nest(loop, self.sizes)
+        n = extent_product(nest)
         it, flat = Var(f"{loop.var.name}.it"), Var(f"{loop.var.name}.f")
         body: Stmt = bind_lets(flat_index(nest, flat), inner)
-        if n % threads:
-            body = If(Bin("lt", flat, Const(n, INDEX)), body)
+        if static_int(n) is None or static_int(n) % threads:
+            body = If(Bin("lt", flat, n), body)
         body = Let(flat, Bin("add", Bin("mul", it, Const(threads, INDEX)), tx), body)
-        out: list[Stmt] = [For(it, Const(-(-n // threads), INDEX), body, ForKind.SERIAL)]
+        out: list[Stmt] = [For(it, ceil_div(n, threads), body, ForKind.SERIAL)]
         updated = {s.buffer for s in stmts_of(inner) if isinstance(s, Store) and s.buffer in self.ops}
         for acc in sorted(updated, key=lambda b: b.name):
             out.append(BlockReduce(acc, self.ops[acc], scratch[_reg_dtype(acc.dtype)]))

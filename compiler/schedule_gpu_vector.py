@@ -8,8 +8,9 @@ all such accesses, collect in stages written back by `VectorStore` (codegen/cuda
 `float4`/`int4`/`uint4`). Other loads (broadcasts, strided or transposed reads) stay scalar.
 First the innermost loops are merged into one flat loop while every store walks them as one
 contiguous range (`_collapse`), so rows of any length give whole vectors of the flat range.
-Applies when the (merged) loop's extent is a multiple of 4, every element type involved is 4
-bytes wide, the body only binds values and stores (no branches, loops or buffers), and no stored
+Applies when the (merged) loop's extent is a multiple of 4 (a constant), the other loops' strides
+are multiples of 4 (constants, or products with such a constant factor: `16 * dim_seq`), every element type
+involved is 4 bytes wide, the body only binds values and stores (no branches, loops or buffers), and no stored
 buffer is also read. Buffers start 16-byte aligned (the arena and weights at multiples of 64; a buffer accessed
 as vectors holds a multiple of 4 elements, so scan rows of it stay aligned; the runtime checks every
 pointer a vector access uses before the launch).
@@ -20,11 +21,12 @@ from __future__ import annotations
 from aic.codegen.cuda_vector import LANES, VECTOR_TYPES, VectorLoad, VectorStore
 from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Const, Expr, For, ForKind, Let, Load, Scope, Seq, Stmt, Store, Var
 from aic.ir.loop_printer import expr_text
-from aic.ir.loop_tools import coefficient, exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
+from aic.ir.loop_tools import binop, coefficient, exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
 
 
-def by_four(chain: list[For]) -> list[For] | None:
-    """`chain` with its innermost loop taking four elements an iteration, or None where that does not apply."""
+def by_four(chain: list[For], sizes: frozenset[Var] = frozenset()) -> list[For] | None:
+    """`chain` with its innermost loop taking four elements an iteration, or None where that does not apply;
+    indices may use the loop variables and the run-time `sizes` (fixed for the launch)."""
     if any(not isinstance(s, (Let, Seq, Store)) for s in stmts_of(chain[-1].body)):
         return None
     chain = _collapse(chain)
@@ -43,18 +45,18 @@ def by_four(chain: list[For]) -> list[For] | None:
     loop_vars = {lp.var for lp in chain}
 
     def whole_vector(buf: Buffer, index: Expr) -> bool:
-        if buf.dtype not in VECTOR_TYPES or not {x for x in exprs_of(index) if isinstance(x, Var)} <= loop_vars:
+        if buf.dtype not in VECTOR_TYPES or not {x for x in exprs_of(index) if isinstance(x, Var)} <= loop_vars | sizes:
             return False
         if not isinstance(buf.size, int) or buf.size % LANES:  # a scan row of such a buffer may start misaligned
             return False
         if coefficient(index, last.var) != 1:
             return False
         for lp in chain[:-1]:
-            c = coefficient(index, lp.var)
-            if c is None or c % LANES:
+            k = coefficient(index, lp.var)
+            c = Const(k, INDEX) if k is not None else stride_of(index, lp.var)
+            if c is None or not _multiple_of_lanes(c):
                 return False
-        first = static_int(subst(index, {v: Const(0, INDEX) for v in loop_vars}))
-        return first is not None and first % LANES == 0
+        return _multiple_of_lanes(subst(index, {v: Const(0, INDEX) for v in loop_vars}))
 
     if not all(whole_vector(s.buffer, s.index) and s.value.lanes == 1 for s in stores):
         return None
@@ -150,6 +152,37 @@ def _merge_last_two(chain: list[For]) -> list[For] | None:
     n = Const(n_in, INDEX)
     body = Let(outer.var, Bin("div", v, n), Let(inner.var, Bin("mod", v, n), rewrite(inner.body)))
     return [*chain[:-2], For(v, Const(n_out * n_in, INDEX), body)]
+
+
+def stride_of(e: Expr, v: Var) -> Expr | None:
+    """The c with e = c*v + (terms free of v), as an expression (of run-time sizes, in a ranged model),
+    or None when e depends on v otherwise."""
+    match e:
+        case Var():
+            return Const(1 if e is v else 0, INDEX)
+        case Const():
+            return Const(0, INDEX)
+        case Bin(op="add" | "sub", a=a, b=b):
+            ca, cb = stride_of(a, v), stride_of(b, v)
+            return None if ca is None or cb is None else binop(e.op, ca, cb)
+        case Bin(op="mul", a=a, b=b):
+            ca, cb = stride_of(a, v), stride_of(b, v)
+            if ca is None or cb is None or (static_int(ca) != 0 and static_int(cb) != 0):
+                return None
+            return binop("add", binop("mul", ca, b), binop("mul", a, cb))
+    return None if any(x is v for x in exprs_of(e)) else Const(0, INDEX)
+
+
+def _multiple_of_lanes(e: Expr) -> bool:
+    """Whether the index expression `e` is a multiple of LANES for every value of its variables."""
+    match e:
+        case Const(value=n) if not isinstance(n, (bool, float)):
+            return int(n) % LANES == 0
+        case Bin(op="mul", a=a, b=b):
+            return _multiple_of_lanes(a) or _multiple_of_lanes(b)
+        case Bin(op="add" | "sub", a=a, b=b):
+            return _multiple_of_lanes(a) and _multiple_of_lanes(b)
+    return False
 
 
 def _exprs(s: Stmt) -> list[Expr]:

@@ -104,6 +104,9 @@ typedef struct aic_cuda_kernel {
     unsigned grid[3], block[3];
     unsigned smem_bytes;
     unsigned long long aligned16; /* bit i: argument i is accessed as 16-byte vectors (must be 16-byte aligned) */
+    /* NULL, or: writes the grid sizes that are run-time sizes (a model compiled for ranges of sizes)
+     * from the symbols' values (aic_model_info.symbols order) */
+    void (*grid_of)(const int64_t *dims, int64_t *grid);
 } aic_cuda_kernel;
 
 typedef struct aic_cuda_launch {
@@ -130,6 +133,9 @@ typedef struct aic_cuda_plan {
     int has_control; /* If/Loop steps: the run reads flags from the device, so no CUDA graph */
     size_t weight_bytes;
     const char *source; /* the CUDA C the images were compiled from (the emulator builds it) */
+    /* A model compiled for ranges of sizes: writes every output's dims (output 0's, then 1's, ...) from the
+     * symbols' values; NULL for static shapes. */
+    void (*output_dims)(const int64_t *dims, int64_t *out);
 } aic_cuda_plan;
 
 extern const aic_cuda_plan aic_cuda_plan_data;

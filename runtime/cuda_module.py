@@ -7,7 +7,8 @@ model's driver table at the emulator, before `aic_create`. The model's own runti
 
 `run_device(...)`: inputs that live on a GPU (`__cuda_array_interface__`: cupy, torch,
 numba) are passed by pointer without a copy to `aic_run_device`, on cupy's current stream;
-outputs are new cupy arrays. `run_device_pointers` is that call on raw device addresses.
+outputs are new cupy arrays (at their actual shapes for a model compiled for ranges of sizes,
+whose input dims go with the call). `run_device_pointers` is that call on raw device addresses.
 """
 
 from __future__ import annotations
@@ -83,22 +84,27 @@ def device_pointer(value: Any, dtype: Any, shape: tuple[int, ...], name: str) ->
 
 
 def run_device(lib: ctypes.CDLL, handle: int, arrays: list[Any], layout: list[tuple[tuple[int, ...], Any]],
-               names: list[str], inputs: list[tuple[tuple[int, ...], Any]]) -> list[Any]:  # fmt: skip
-    """Run on GPU arrays; returns cupy arrays (no host copy)."""
+               names: list[str], inputs: list[tuple[tuple[int, ...], Any]],
+               dims: list[int] | None = None) -> list[Any]:  # fmt: skip
+    """Run on GPU arrays (of the input shapes `inputs`; `dims`: those shapes flattened, for a model
+    compiled for ranges of sizes); returns cupy arrays of the output shapes `layout` (no host copy)."""
     import cupy
 
     ptrs = [device_pointer(a, dt, shape, n) for a, (shape, dt), n in zip(arrays, inputs, names)]
     outs = [cupy.empty(shape, dtype=dtype) for shape, dtype in layout]
-    run_device_pointers(lib, handle, ptrs, [o.data.ptr for o in outs], cupy.cuda.get_current_stream().ptr)
+    run_device_pointers(lib, handle, ptrs, [o.data.ptr for o in outs], cupy.cuda.get_current_stream().ptr, dims)
     return outs
 
 
-def run_device_pointers(lib: ctypes.CDLL, handle: int, inputs: list[int], outputs: list[int], stream: int = 0) -> None:
-    """`aic_run_device` on device addresses (in the emulator: host addresses) and a stream (0: the
-    model's); raises RuntimeError with the runtime's message (a kernel's failed check included)."""
+def run_device_pointers(lib: ctypes.CDLL, handle: int, inputs: list[int], outputs: list[int], stream: int = 0,
+                        dims: list[int] | None = None) -> None:  # fmt: skip
+    """`aic_run_device_dims` on device addresses (in the emulator: host addresses), the input dims
+    (None: the model's largest sizes) and a stream (0: the model's); raises RuntimeError with the
+    runtime's message (a bad dim, a kernel's failed check)."""
     ins_t = (ctypes.c_uint64 * max(1, len(inputs)))(*inputs)
     outs_t = (ctypes.c_uint64 * max(1, len(outputs)))(*outputs)
-    lib.aic_run_device.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    dims_t = (ctypes.c_int64 * max(1, len(dims)))(*dims) if dims is not None else None
+    lib.aic_run_device_dims.argtypes = [ctypes.c_void_p] * 5
     lib.aic_last_error.restype = ctypes.c_char_p
-    if lib.aic_run_device(handle, ins_t, outs_t, ctypes.c_void_p(stream or None)) != 0:
+    if lib.aic_run_device_dims(handle, dims_t, ins_t, outs_t, ctypes.c_void_p(stream or None)) != 0:
         raise RuntimeError(lib.aic_last_error().decode(errors="replace"))

@@ -4,7 +4,9 @@ The link inputs, in a scratch folder:
 - model.s (model_asm.py, as for CPU models): the weights (`aic_weights`) and the signature;
 - images.s: each cubin / PTX image and the CUDA C source, `.incbin`ed;
 - plan.c: the launch plan (kernels, grid and block sizes, arguments as arena/weight offsets
-  or input/output indices) as `aic_cuda_plan_data` (runtime/cuda_driver.h);
+  or input/output indices) as `aic_cuda_plan_data` (runtime/cuda_driver.h); a kernel whose grid
+  is a run-time size (a model compiled for ranges of sizes) gets a small C function of the
+  symbols' values that the runtime calls before each launch of it;
 - the runtime object, compiled once from cuda_runtime.c and cached.
 The .so depends only on libc, libdl and libpthread: the CUDA driver is dlopen'ed at create.
 """
@@ -101,11 +103,20 @@ class _Args:
         return len(self.args) - 1
 
 
-def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight_bytes: int) -> str:
-    """plan.c: the launch plan tables."""
+def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight_bytes: int,
+                output_dims: list[list[str]] | None = None) -> str:  # fmt: skip
+    """plan.c: the launch plan tables; `output_dims`: each output dim as C of the symbols' values d[k]
+    (a model compiled for ranges of sizes)."""
     table_args = _Args(program)
     launches = []
+    dims_slot = program.attrs.get("dims_slot", -1)
     for launch in source.launches:
+        k = source.kernels[launch.kernel]
+        if k.dims_param >= 0:  # its grid reads the symbols' values: the argument must be the dims slot
+            arg = launch.args[k.dims_param]
+            if arg.kind != "arena" or arg.offset != dims_slot or dims_slot < 0:
+                raise PackageError(f"kernel {k.name}: its grid is computed from argument {k.dims_param} "
+                                   f"({arg.name}), which is not the model's dims slot")  # fmt: skip
         refs = [table_args.ref(b) for b in launch.args]  # rows first, so a launch's arguments stay contiguous
         first = len(table_args.args)
         table_args.args += refs
@@ -115,10 +126,11 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         kind = {"launch": 0, "if": 1, "loop": 2}[st.kind]
         refs = ", ".join(table_args.ref(x) for x in (st.cond, st.counter, st.trips))
         steps.append(f"{{{kind}, {st.launch}, {st.then_size}, {st.size}, {refs}}}")
+    grids = [_grid_function(i, k.grid_expr) for i, k in enumerate(source.kernels)]
     kernels = [
         f"{{{quoted(k.name)}, {{{', '.join(map(str, k.grid))}}}, {{{', '.join(map(str, k.block))}}}, {k.smem_bytes}, "
-        f"{sum(1 << i for i in k.aligned)}ULL}}"
-        for k in source.kernels
+        f"{sum(1 << i for i in k.aligned)}ULL, {f'aic_grid{i}' if grid else '0'}}}"
+        for i, (k, grid) in enumerate(zip(source.kernels, grids))
     ]
     images = [f"{{{im.arch}, {int(im.ptx)}, aic_cuda_image{i}, {len(im.data)}}}" for i, im in enumerate(nvrtc.images)]
     externs = [f"extern const unsigned char aic_cuda_image{i}[];" for i in range(len(nvrtc.images))]
@@ -134,6 +146,10 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         '#include "cuda_driver.h"',
         *externs,
         "extern const char aic_cuda_source_text[];",
+        "static inline int64_t aic_min64(int64_t a, int64_t b) { return a < b ? a : b; }",
+        "static inline int64_t aic_max64(int64_t a, int64_t b) { return a > b ? a : b; }",
+        *[g for g in grids if g],
+        *_output_dims_function(output_dims),
         table("aic_cuda_arg", args),
         table("aic_cuda_kernel", kernels),
         table("aic_cuda_launch", launches),
@@ -144,9 +160,27 @@ def plan_source(program: Program, source: CudaSource, nvrtc: NvrtcResult, weight
         f"    {len(kernels)}, {len(launches)}, {len(images)}, {len(steps)}, {len(args)}, aic_cuda_kernels,",
         "    aic_cuda_launchs, aic_cuda_args, aic_cuda_images, aic_cuda_steps, aic_cuda_rows,",
         f"    {int(source.has_control)}, {weight_bytes}, aic_cuda_source_text,",
+        f"    {'aic_output_dims' if output_dims is not None else '0'},",
         "};",
         "",
     ])  # fmt: skip
+
+
+def _output_dims_function(dims: list[list[str]] | None) -> list[str]:
+    """`aic_output_dims(d, out)`: every output's dims (output 0's, then output 1's, ...) from the symbols' values."""
+    if dims is None:
+        return []
+    sets = [f"out[{i}] = {e};" for i, e in enumerate(e for shape in dims for e in shape)]
+    return [f"static void aic_output_dims(const int64_t *d, int64_t *out) {{ (void)d; (void)out; {' '.join(sets)} }}"]
+
+
+def _grid_function(index: int, exprs: tuple[str, str, str]) -> str:
+    """`aic_grid<index>(d, grid)`: the run-time grid sizes of kernel `index` from the symbols' values d
+    ("" when its grid is static)."""
+    sets = [f"grid[{axis}] = {e};" for axis, e in enumerate(exprs) if e]
+    if not sets:
+        return ""
+    return f"static void aic_grid{index}(const int64_t *d, int64_t *grid) {{ {' '.join(sets)} }}"
 
 
 def images_assembly(count: int) -> str:
@@ -161,8 +195,9 @@ def images_assembly(count: int) -> str:
 
 def package_cuda_program(program: Program, source: CudaSource, nvrtc: NvrtcResult, target: Target,
                          output: str | os.PathLike, opt_level: int = 2,
-                         extra_metadata: dict[str, Any] | None = None) -> Path:  # fmt: skip
-    """Write the model .so for the cuda target at `output`."""
+                         extra_metadata: dict[str, Any] | None = None,
+                         output_dims: list[list[str]] | None = None) -> Path:  # fmt: skip
+    """Write the model .so for the cuda target at `output` (`output_dims`: see `plan_source`)."""
     metadata = program_metadata(program, target, opt_level)
     metadata.update(extra_metadata or {})
     inputs = [tensor_spec(b) for b in program.inputs]
@@ -178,7 +213,7 @@ def package_cuda_program(program: Program, source: CudaSource, nvrtc: NvrtcResul
             (folder / f"image{i}.bin").write_bytes(image.data)
         (folder / "kernels.cu").write_text(source.text)
         (folder / "images.s").write_text(images_assembly(len(nvrtc.images)))
-        (folder / "plan.c").write_text(plan_source(program, source, nvrtc, blob_size))
+        (folder / "plan.c").write_text(plan_source(program, source, nvrtc, blob_size, output_dims))
         partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         cmd = [*compiler(), *C_FLAGS, f"-I{RUNTIME_DIR}", "-shared", "model.s", "images.s", "plan.c",
                str(cuda_runtime_object()), "-o", str(partial), "-ldl", "-lpthread", "-Wl,-z,noexecstack",

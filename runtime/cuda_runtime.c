@@ -11,6 +11,12 @@
  * run lock; from the second run on it replays the launches as a CUDA graph captured once
  * (AIC_CUDA_GRAPHS=0 turns that off). aic_cuda_use_driver() swaps the driver table, which
  * is how the emulator (runtime/aic_cuda_emu.h) runs this same code without a GPU.
+ *
+ * A model compiled for ranges of sizes: aic_run_dims checks the input dims (symbol_values,
+ * aic_tables.h, as on the CPU), copies the symbols' values into the arena's dims slot before the
+ * launches, computes each run-time grid size from them (aic_cuda_kernel.grid_of), copies inputs
+ * and outputs at their actual sizes (aic_cuda_plan.output_dims), and replays a CUDA
+ * graph only at the sizes it was captured at (a graph's grids are fixed: see launch_graph).
  */
 #define _GNU_SOURCE
 #include "aic_internal.h"
@@ -44,6 +50,7 @@ struct aic_model {
     void **argptrs;
     CUgraph graph;
     CUgraphExec graph_exec;
+    int64_t *dims, *prev_dims; /* the symbols' values of this run and of the run before */
     int runs, graphs;
     char arch[32];
 };
@@ -112,6 +119,7 @@ typedef struct run_ctx {
     aic_model *m;
     CUstream stream;
     const CUdeviceptr *ins, *outs;
+    const int64_t *dims; /* the symbols' values (a model compiled for ranges of sizes) */
     int depth;
     const aic_cuda_arg *counters[16]; /* the loops running now, innermost last, with their iteration */
     int64_t iteration[16];
@@ -216,6 +224,11 @@ static int setup(aic_model *m, int device_id) {
         CHECK(m, m->drv.cuMemAlloc(&m->outputs[i], n ? n : 1), "allocating an output buffer");
     }
     for (int a = 0; a < na; a++) m->argptrs[a] = &m->argvals[a];
+    int ns = aic_model_data.num_symbols;
+    m->dims = calloc((size_t)ns + 1, sizeof(int64_t));
+    m->prev_dims = calloc((size_t)ns + 1, sizeof(int64_t));
+    if (!m->dims || !m->prev_dims) return fail(AIC_ERROR_OUT_OF_MEMORY, "aic: out of memory");
+    for (int k = 0; k < ns; k++) m->dims[k] = aic_model_data.symbols[k].max;
     CHECK(m, m->drv.cuStreamSynchronize(m->stream), "uploading the weights");
     const char *env = getenv("AIC_CUDA_GRAPHS");
     m->graphs = !(env && strcmp(env, "0") == 0);
@@ -238,6 +251,8 @@ static void teardown(aic_model *m) {
     }
     free(m->inputs);
     free(m->outputs);
+    free(m->dims);
+    free(m->prev_dims);
     free(m->argvals);
     free(m->argptrs);
     free(m->functions);
@@ -294,8 +309,18 @@ static int launch(run_ctx *c, int index) {
                         "aligned (pass device buffers that start at a multiple of 16 bytes)",
                         k->name, a, (unsigned long long)m->argvals[L->first_arg + a]);
     }
-    CHECK(m, m->drv.cuLaunchKernel(m->functions[L->kernel], k->grid[0], k->grid[1], k->grid[2], k->block[0], k->block[1],
-                                   k->block[2], k->smem_bytes, c->stream, m->argptrs + L->first_arg, NULL),
+    int64_t grid[3] = {k->grid[0], k->grid[1], k->grid[2]};
+    if (k->grid_of != NULL) {
+        k->grid_of(c->dims, grid);
+        if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) return AIC_OK; /* nothing to do at these sizes */
+        if (grid[0] < 0 || grid[0] > 2147483647LL || grid[1] < 0 || grid[1] > 65535 || grid[2] < 0 || grid[2] > 65535)
+            return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: kernel %s needs a grid of %lld x %lld x %lld blocks at these "
+                        "sizes, beyond the CUDA limits", k->name, (long long)grid[0], (long long)grid[1],
+                        (long long)grid[2]);
+    }
+    CHECK(m, m->drv.cuLaunchKernel(m->functions[L->kernel], (unsigned)grid[0], (unsigned)grid[1], (unsigned)grid[2],
+                                   k->block[0], k->block[1], k->block[2], k->smem_bytes, c->stream,
+                                   m->argptrs + L->first_arg, NULL),
           k->name);
     return AIC_OK;
 }
@@ -358,13 +383,25 @@ static int run_steps(run_ctx *c, int first, int count) {
 }
 
 static int launch_all(aic_model *m, CUstream stream, const CUdeviceptr *ins, const CUdeviceptr *outs) {
-    run_ctx c = {m, stream, ins, outs, 0, {0}, {0}};
+    run_ctx c = {m, stream, ins, outs, m->dims, 0, {0}, {0}};
     return run_steps(&c, 0, aic_cuda_plan_data.num_steps);
 }
 
-/* Launch the plan over the model's own input/output buffers, through a graph captured once. */
+/* Launch the plan over the model's own input/output buffers, through a graph captured at the second run.
+ * A model compiled for ranges of sizes: the grids are part of the graph, so a graph serves only the sizes
+ * it was captured at; a run at other sizes drops it and launches directly, and a graph is captured again
+ * at the second consecutive run at the same sizes. */
 static int launch_graph(aic_model *m) {
-    if (m->graph_exec == NULL && m->graphs && !aic_cuda_plan_data.has_control && m->runs >= 1) {
+    size_t dims_bytes = (size_t)aic_model_data.num_symbols * sizeof(int64_t);
+    int same = dims_bytes == 0 || memcmp(m->dims, m->prev_dims, dims_bytes) == 0;
+    memcpy(m->prev_dims, m->dims, dims_bytes);
+    if (m->graph_exec != NULL && !same) {
+        m->drv.cuGraphExecDestroy(m->graph_exec);
+        m->drv.cuGraphDestroy(m->graph);
+        m->graph_exec = NULL;
+        m->graph = NULL;
+    }
+    if (m->graph_exec == NULL && m->graphs && !aic_cuda_plan_data.has_control && m->runs >= 1 && same) {
         CHECK(m, m->drv.cuStreamBeginCapture(m->stream, AIC_CU_CAPTURE_THREAD_LOCAL), "cuStreamBeginCapture");
         int status = launch_all(m, m->stream, m->inputs, m->outputs);
         CUgraph graph = NULL;
@@ -397,8 +434,73 @@ static int copy_output_dims(aic_model *m, int64_t *dims) {
     return AIC_OK;
 }
 
+/* The bytes of a tensor whose dims are `dims` (rank entries), of the element size that `info` has. */
+static size_t tensor_bytes(const aic_tensor_info *info, const int64_t *dims) {
+    size_t largest = 1, actual = 1;
+    for (int d = 0; d < info->rank; d++) {
+        largest *= (size_t)info->shape[d];
+        actual *= (size_t)dims[d];
+    }
+    return largest ? info->nbytes / largest * actual : 0;
+}
+
+/* The actual dims of input i when the symbols have `values`. */
+static void input_dims_at(int i, const int64_t *values, int64_t *dims) {
+    const aic_tensor_info *info = &aic_model_data.inputs[i];
+    for (int d = 0; d < info->rank; d++) {
+        int64_t want = aic_model_data.input_dims ? aic_model_data.input_dims[i][d] : info->shape[d];
+        dims[d] = want >= 0 ? want : values[-1 - want];
+    }
+}
+
+/* Write the symbols' values into the model and the arena's dims slot (the run lock held). */
+static int set_dims(aic_model *m, const int64_t *values, CUstream s) {
+    int ns = aic_model_data.num_symbols;
+    if (ns == 0) return AIC_OK;
+    memcpy(m->dims, values, (size_t)ns * sizeof(int64_t));
+    if (aic_model_data.dims_offset < 0) return AIC_OK;
+    CHECK(m, m->drv.cuMemcpyHtoDAsync(m->arena + (CUdeviceptr)aic_model_data.dims_offset, m->dims,
+                                      (size_t)ns * sizeof(int64_t), s),
+          "copying the sizes to the device");
+    return AIC_OK;
+}
+
+/* Copy each output, at its actual shape (computed from the symbols' values), to the host; the shapes to
+ * `dims` (may be NULL). */
+static int copy_outputs_at_shapes(aic_model *m, void *const *outputs, int64_t *dims) {
+    int total = 0;
+    for (int i = 0; i < aic_model_data.num_outputs; i++) total += aic_model_data.outputs[i].rank;
+    int64_t shapes[total > 0 ? total : 1];
+    aic_cuda_plan_data.output_dims(m->dims, shapes);
+    const int64_t *at = shapes;
+    for (int i = 0; i < aic_model_data.num_outputs; i++) {
+        const aic_tensor_info *info = &aic_model_data.outputs[i];
+        CHECK(m, m->drv.cuMemcpyDtoHAsync(outputs[i], m->outputs[i], tensor_bytes(info, at), m->stream),
+              "copying an output to the host");
+        at += info->rank;
+    }
+    if (dims != NULL) memcpy(dims, shapes, (size_t)total * sizeof(int64_t));
+    return AIC_OK;
+}
+
 AIC_API int aic_run_shaped(aic_model *m, const void *const *inputs, void *const *outputs, int64_t *dims) {
+    return aic_run_dims(m, NULL, inputs, outputs, dims);
+}
+
+AIC_API int aic_run(aic_model *m, const void *const *inputs, void *const *outputs) {
+    return aic_run_shaped(m, inputs, outputs, NULL);
+}
+
+/* Input dims checked as on the CPU (symbol_values, aic_tables.h); NULL: a ranged model at its largest sizes. */
+AIC_API int aic_run_dims(aic_model *m, const int64_t *input_dims, const void *const *inputs, void *const *outputs,
+                         int64_t *dims) {
     if (m == NULL) return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: the model is NULL");
+    int ns = aic_model_data.num_symbols, ranged = ns > 0;
+    int64_t values[ns > 0 ? ns : 1];
+    int status = symbol_values(input_dims, values);
+    if (status != AIC_OK) return status;
+    if (ranged && aic_cuda_plan_data.output_dims == NULL)
+        return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: the model has run-time sizes but no output dims (damaged)");
     for (int i = 0; i < aic_model_data.num_inputs; i++)
         if (aic_model_data.inputs[i].nbytes && (inputs == NULL || inputs[i] == NULL))
             return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: input %d ('%s') is NULL", i, aic_model_data.inputs[i].name);
@@ -406,10 +508,14 @@ AIC_API int aic_run_shaped(aic_model *m, const void *const *inputs, void *const 
         if (aic_model_data.outputs[i].nbytes && (outputs == NULL || outputs[i] == NULL))
             return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run: output %d ('%s') is NULL", i, aic_model_data.outputs[i].name);
     pthread_mutex_lock(&m->run_lock);
-    int status = AIC_OK;
     if (m->drv.cuCtxSetCurrent(m->context) != 0) status = fail(AIC_ERROR_INVALID_ARGUMENT, "aic: cuCtxSetCurrent failed");
+    if (status == AIC_OK) status = set_dims(m, values, m->stream);
     for (int i = 0; status == AIC_OK && i < aic_model_data.num_inputs; i++) {
-        CUresult r = m->drv.cuMemcpyHtoDAsync(m->inputs[i], inputs[i], aic_model_data.inputs[i].nbytes, m->stream);
+        const aic_tensor_info *info = &aic_model_data.inputs[i];
+        int64_t shape[info->rank > 0 ? info->rank : 1];
+        input_dims_at(i, m->dims, shape);
+        size_t n = ranged ? tensor_bytes(info, shape) : info->nbytes;
+        CUresult r = m->drv.cuMemcpyHtoDAsync(m->inputs[i], inputs[i], n, m->stream);
         if (r != 0) status = cuda_error(m, r, "copying an input to the device");
     }
     static const int64_t clear[4];
@@ -421,7 +527,8 @@ AIC_API int aic_run_shaped(aic_model *m, const void *const *inputs, void *const 
         if (r != 0) status = cuda_error(m, r, "clearing the error slot");
     }
     if (status == AIC_OK) status = launch_graph(m);
-    for (int i = 0; status == AIC_OK && i < aic_model_data.num_outputs; i++) {
+    if (status == AIC_OK && ranged) status = copy_outputs_at_shapes(m, outputs, dims);
+    for (int i = 0; status == AIC_OK && !ranged && i < aic_model_data.num_outputs; i++) {
         CUresult r = m->drv.cuMemcpyDtoHAsync(outputs[i], m->outputs[i], aic_model_data.outputs[i].nbytes, m->stream);
         if (r != 0) status = cuda_error(m, r, "copying an output to the host");
     }
@@ -429,7 +536,7 @@ AIC_API int aic_run_shaped(aic_model *m, const void *const *inputs, void *const 
         CUresult r = m->drv.cuMemcpyDtoHAsync(slot, error_slot, sizeof slot, m->stream);
         if (r != 0) status = cuda_error(m, r, "reading the error slot");
     }
-    if (status == AIC_OK && dims != NULL) status = copy_output_dims(m, dims);
+    if (status == AIC_OK && !ranged && dims != NULL) status = copy_output_dims(m, dims);
     if (status == AIC_OK) {
         CUresult r = m->drv.cuStreamSynchronize(m->stream);
         if (r != 0) status = cuda_error(m, r, "running the model");
@@ -440,39 +547,26 @@ AIC_API int aic_run_shaped(aic_model *m, const void *const *inputs, void *const 
     return status;
 }
 
-AIC_API int aic_run(aic_model *m, const void *const *inputs, void *const *outputs) {
-    return aic_run_shaped(m, inputs, outputs, NULL);
-}
-
-/* GPU models have static shapes: the given input dims must be theirs. */
-AIC_API int aic_run_dims(aic_model *m, const int64_t *input_dims, const void *const *inputs, void *const *outputs,
-                         int64_t *dims) {
-    for (int i = 0, at = 0; input_dims != NULL && i < aic_model_data.num_inputs; i++) {
-        const aic_tensor_info *info = &aic_model_data.inputs[i];
-        for (int d = 0; d < info->rank; d++, at++)
-            if (input_dims[at] != info->shape[d])
-                return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_dims: input %d ('%s') dim %d is %lld; the model "
-                            "takes only %lld there", i, info->name, d, (long long)input_dims[at],
-                            (long long)info->shape[d]);
-    }
-    return aic_run_shaped(m, inputs, outputs, dims);
-}
-
-/* Run on device buffers (CUdeviceptr values, C-contiguous, aic_*_info sizes) on `stream`
- * (NULL: the model's stream). No graph. A model with run-time checks (an index out of range) has
- * an error slot: it is cleared before the launches and read after them, as aic_run does, which
- * synchronises the stream; without checks the call is asynchronous (the caller synchronises). */
-AIC_API int aic_run_device(aic_model *m, const uint64_t *inputs, const uint64_t *outputs, void *stream) {
+/* Run on device buffers (CUdeviceptr values, C-contiguous at the actual shapes) on `stream` (NULL: the
+ * model's stream), the input dims checked as by aic_run_dims (NULL: a ranged model at its largest sizes).
+ * No graph. A model with run-time checks (an index out of range) has an error slot: it is cleared before
+ * the launches and read after them, as aic_run does, which synchronises the stream; without checks the
+ * call is asynchronous (the caller synchronises). */
+AIC_API int aic_run_device_dims(aic_model *m, const int64_t *input_dims, const uint64_t *inputs,
+                                const uint64_t *outputs, void *stream) {
     if (m == NULL || (aic_model_data.num_inputs && inputs == NULL) || (aic_model_data.num_outputs && outputs == NULL))
         return fail(AIC_ERROR_INVALID_ARGUMENT, "aic_run_device: NULL model, inputs or outputs");
+    int64_t values[aic_model_data.num_symbols > 0 ? aic_model_data.num_symbols : 1];
+    int status = symbol_values(input_dims, values);
+    if (status != AIC_OK) return status;
     pthread_mutex_lock(&m->run_lock);
-    int status = AIC_OK;
     CUstream s = stream ? (CUstream)stream : m->stream;
     static const int64_t clear[4];
     int64_t slot[4] = {0};
     CUdeviceptr error_slot = m->arena + (CUdeviceptr)aic_model_data.error_offset;
     int checked = aic_model_data.error_offset >= 0;
     if (m->drv.cuCtxSetCurrent(m->context) != 0) status = fail(AIC_ERROR_INVALID_ARGUMENT, "aic: cuCtxSetCurrent failed");
+    if (status == AIC_OK) status = set_dims(m, values, s);
     if (status == AIC_OK && checked) {
         CUresult r = m->drv.cuMemcpyHtoDAsync(error_slot, clear, sizeof clear, s);
         if (r != 0) status = cuda_error(m, r, "clearing the error slot");
@@ -487,6 +581,10 @@ AIC_API int aic_run_device(aic_model *m, const uint64_t *inputs, const uint64_t 
     if (status == AIC_OK && checked) status = kernel_error_status(slot);
     pthread_mutex_unlock(&m->run_lock);
     return status;
+}
+
+AIC_API int aic_run_device(aic_model *m, const uint64_t *inputs, const uint64_t *outputs, void *stream) {
+    return aic_run_device_dims(m, NULL, inputs, outputs, stream);
 }
 
 AIC_API int aic_output_shape(aic_model *m, int i, int64_t *dims) {

@@ -451,7 +451,15 @@ class Module(Signature):
             raise ValueError(f"missing input(s): {', '.join(missing)}")
         arrays = [feed[t.name] for t in self._inputs]
         specs = [(tuple(t.shape), t.dtype) for t in self._inputs]
-        outs = run_device(self._lib, self._handle, arrays, self._output_layout, [t.name for t in self._inputs], specs)
+        layout, dims = self._output_layout, None
+        if self.symbols:  # inputs and outputs at their actual shapes
+            values = self._symbol_values(arrays)
+            specs = [(self._actual(t.shape, values), t.dtype) for t in self._inputs]
+            layout = [(self._actual(d, values), dt) if r else (s, dt)
+                      for d, r, (s, dt) in zip(self._output_dims, self._ranged, layout)]  # fmt: skip
+            dims = [n for shape, _ in specs for n in shape]
+        names = [t.name for t in self._inputs]
+        outs = run_device(self._lib, self._handle, arrays, layout, names, specs, dims)
         return [outs[i] for i in wanted]
 
     def output_shape(self, index: int) -> tuple[int, ...]:

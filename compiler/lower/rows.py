@@ -17,8 +17,10 @@ MIN_TAIL_LANES = 4  # a shorter remainder stays scalar (an outer loop may vector
 def vector_row(ctx: LowerCtx, extent: Size, body: Callable[[Expr], Stmt]) -> Stmt:
     """for v in extent: body(v), as whole vectors of the target's lanes plus one shorter vector
     for the remainder (asked of the schedule as `Vectorize` hints). A run-time extent gets
-    a loop of whole vectors and a scalar remainder loop."""
+    a loop of whole vectors and a scalar remainder loop (one plain loop for a scalar target)."""
     lanes = ctx.lanes
+    if isinstance(extent, Sym) and lanes == 1:
+        return ctx.loop(extent, body)
     if isinstance(extent, Sym):
         return _vector_row_sym(ctx, extent, body)
     whole = extent // lanes * lanes if extent >= lanes else 0

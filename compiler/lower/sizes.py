@@ -63,6 +63,8 @@ class Sym:
         if not isinstance(other, (int, Sym)) or isinstance(other, bool):
             return NotImplemented
         a, b = (other, self) if reverse else (self, other)
+        if op == "sub" and a == b:
+            return 0
         lo_a, hi_a = bounds(a)
         lo_b, hi_b = bounds(b)
         if op == "add":

@@ -222,8 +222,3 @@ def test_sizes_that_no_range_expresses_are_refused_clearly(tmp_path):
     specialising = aic.compile(sliced)  # compiled per input signature instead
     x = np.arange(24, dtype=np.float32).reshape(6, 4)
     np.testing.assert_array_equal(specialising.run(None, {"x": x})[0], x[1:5])
-
-
-def test_cuda_refuses_ranges_clearly():
-    with pytest.raises(ValueError, match="not supported for the cuda target yet"):
-        aic.compile(CASES["attention"][0], target="cuda", shapes={"batch": (1, 2), "seq": (1, 8)})

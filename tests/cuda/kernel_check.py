@@ -6,7 +6,8 @@ loop-IR kernel it came from (compiler/schedule_gpu.py makes one launch per top-l
 `check_kernel` fills every parameter with the same random data for both, runs the part in the
 loop-IR evaluator (ir/loop_eval.py) as the reference, launches the CUDA kernel alone (`launch`:
 the emulator, or `cupy.RawModule` from the kernel's cubin or PTX on a GPU) and compares every
-parameter afterwards.
+parameter afterwards. A model compiled for ranges of sizes gets random sizes in its dims parameter
+(clamped to the ranges by the kernels), and each launch's grid is computed from them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from __future__ import annotations
 import ctypes
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from aic.codegen.cuda import CudaKernel, CudaSource, render_program, symbol
 from aic.compiler.pipeline import lower_model
-from aic.compiler.schedule_gpu import schedule_gpu_program
-from aic.ir.loop import Kernel, Seq
+from aic.compiler.schedule_gpu import launch_parts, schedule_gpu_program
+from aic.compiler.schedule_gpu_grid import bind_lets
+from aic.ir.loop import INDEX, Buffer, Const, For, Kernel, Store
 from aic.ir.loop_eval import run_kernel
 
 Launcher = Callable[[CudaKernel, list[np.ndarray]], list[np.ndarray]]
@@ -31,28 +33,35 @@ Launcher = Callable[[CudaKernel, list[np.ndarray]], list[np.ndarray]]
 class KernelCheck:
     reference: Kernel  # the part of the original kernel
     info: CudaKernel  # the rendered launch: name, grid, block, shared bytes
+    scheduled: Kernel  # the GPU-bound kernel (its grid loop's extent: the grid at run-time sizes)
+    ranges: list[tuple[int, int]]  # a ranged model's symbols, in dims order: (min, max)
 
 
 def kernel_checks(model, shapes=None) -> tuple[CudaSource, list[KernelCheck]]:
     program = lower_model(model, "cuda -arch=sm_80 -fp32-exact", shapes=shapes)
     parts: dict[str, Kernel] = {}
     for k in program.kernels:
-        stmts = k.body.stmts if isinstance(k.body, Seq) else [k.body]
+        sizes, stmts = launch_parts(k)
         for i, part in enumerate(stmts):
-            parts[k.name if len(stmts) == 1 else f"{k.name}_{i}"] = Kernel(k.name, k.params, part)
+            name = k.name if len(stmts) == 1 else f"{k.name}_{i}"
+            parts[name] = Kernel(k.name, k.params, bind_lets(sizes.lets, part))
     scheduled = schedule_gpu_program(program, tensor_cores=False)
     source = render_program(scheduled)
     by_symbol = {info.name: info for info in source.kernels}  # each kernel's symbol: its name, unique here
-    return source, [KernelCheck(parts[k.name], by_symbol[symbol(k.name)]) for k in scheduled.kernels]
+    ranges = [(r["min"], r["max"]) for r in program.attrs.get("symbols", [])]
+    return source, [KernelCheck(parts[k.name], by_symbol[symbol(k.name)], k, ranges) for k in scheduled.kernels]
 
 
-def random_arguments(kernel: Kernel, rng: np.random.Generator) -> list[np.ndarray]:
-    """One flat array per parameter: floats ~ N(0, 1), integers in 0..3 (valid indices), random bools."""
+def random_arguments(kernel: Kernel, rng: np.random.Generator, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+    """One flat array per parameter: floats ~ N(0, 1), integers in 0..3 (valid indices), random bools;
+    run-time sizes (the "dims" parameter) in their `ranges`."""
     out = []
     for p in kernel.params:
         dt = np.dtype(p.dtype.numpy)
         size = int(p.size)
-        if dt.kind == "f":
+        if p.name.startswith("dims") and p.dtype == INDEX and len(ranges) == size:
+            out.append(np.array([rng.integers(lo, hi + 1) for lo, hi in ranges], dt))
+        elif dt.kind == "f":
             out.append(rng.standard_normal(size).astype(dt))
         elif dt.kind == "b":
             out.append(rng.random(size) > 0.5)
@@ -62,13 +71,27 @@ def random_arguments(kernel: Kernel, rng: np.random.Generator) -> list[np.ndarra
 
 
 def check_kernel(check: KernelCheck, launch: Launcher, rng: np.random.Generator, rtol: float = 1e-4) -> None:
-    args = random_arguments(check.reference, rng)
+    args = random_arguments(check.reference, rng, check.ranges)
     expected = [a.copy() for a in args]
     run_kernel(check.reference, expected)
-    actual = launch(check.info, [a.copy() for a in args])
+    grid = grid_at(check.scheduled, args)
+    actual = launch(replace(check.info, grid=grid), [a.copy() for a in args]) if min(grid) > 0 else args
     for param, got, want in zip(check.reference.params, actual, expected):
         what = f"kernel {check.info.name} ({check.info.rule}), parameter {param.name}"
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol, equal_nan=True, err_msg=what)
+
+
+def grid_at(kernel: Kernel, args: list[np.ndarray]) -> tuple[int, int, int]:
+    """The grid of a GPU-bound kernel when its parameters hold `args` (run-time sizes included)."""
+    grid, s = [1, 1, 1], kernel.body
+    while isinstance(s, For) and s.kind.is_gpu:
+        if s.kind.value.startswith("block"):
+            out = Buffer("grid", INDEX, 1)
+            value = np.zeros(1, np.int64)
+            run_kernel(Kernel("grid", [*kernel.params, out], Store(out, Const(0, INDEX), s.extent)), [*args, value])
+            grid["xyz".index(s.kind.value[-1])] = int(value[0])
+        s = s.body
+    return tuple(grid)  # type: ignore[return-value]
 
 
 def emulator_launcher(source: CudaSource) -> Launcher:

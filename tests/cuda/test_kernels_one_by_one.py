@@ -1,6 +1,7 @@
 """Every generated kernel of small models launched alone and compared with the loop IR it was
 scheduled from (tests/cuda/kernel_check.py): in the emulator everywhere, on a GPU through
-cupy.RawModule where one is present."""
+cupy.RawModule where one is present. A model compiled for ranges of sizes runs each launch at random
+sizes in range, its grid computed from them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.test_models_interp import cnn
 
 from .conftest import has_gpu, needs_nvrtc
 from .kernel_check import check_kernel, emulator_launcher, gpu_launcher, kernel_checks
+from .test_emulated_dynamic import BLOCK_RANGES, transformer_block
 
 pytestmark = needs_nvrtc
 rng = np.random.default_rng(11)
@@ -29,8 +31,10 @@ MODELS = {
     "softmax": lambda: node_model("Softmax", {"x": f32(3, 64)}, attrs={"axis": -1}),
     "add_vec4": lambda: node_model("Add", {"a": f32(3, 8), "b": f32(8)}),
     "cnn": lambda: cnn(np.random.default_rng(1)),
+    "block_ranged": lambda: transformer_block(np.random.default_rng(2)),  # run-time batch and sequence
 }
-SHAPES = {"cnn": {"batch": 1}}
+SHAPES = {"cnn": {"batch": 1}, "block_ranged": BLOCK_RANGES}
+ROUNDS = {"block_ranged": 3}  # each launch at this many random sizes in range
 
 
 def _checks(name: str):
@@ -44,7 +48,8 @@ def test_kernels_one_by_one_emulated(name):
     source, checks = _checks(name)
     launch = emulator_launcher(source)
     for check in checks:
-        check_kernel(check, launch, np.random.default_rng(0))
+        for seed in range(ROUNDS.get(name, 1)):
+            check_kernel(check, launch, np.random.default_rng(seed))
 
 
 @pytest.mark.skipif(not has_gpu(), reason="no CUDA GPU and driver (libcuda.so.1) on this machine")
@@ -54,4 +59,5 @@ def test_kernels_one_by_one_on_gpu(name):
     source, checks = _checks(name)
     launch = gpu_launcher(source)
     for check in checks:
-        check_kernel(check, launch, np.random.default_rng(0))
+        for seed in range(ROUNDS.get(name, 1)):
+            check_kernel(check, launch, np.random.default_rng(seed))
