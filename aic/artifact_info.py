@@ -88,12 +88,16 @@ def cuda_kernels_text(kernels: list[dict[str, Any]]) -> str:
             figures.append(f"{f.get('registers', '?')}/{spills}/{f.get('stack', '?')}" if f else "-")
             if spills:
                 spilling.append(f"{k['name']} ({arch})")
-        dims = ("x".join(str(d) for d in k.get(key, [])) for key in ("grid", "block"))
-        rows.append([k["name"], k.get("rule", "?"), *dims, str(k.get("smem_bytes", 0)), *figures])
+        exprs = k.get("grid_expr") or [""] * len(k.get("grid", []))
+        grid = "x".join("?" if e else str(d) for d, e in zip(k.get("grid", []), exprs, strict=True))
+        block = "x".join(str(d) for d in k.get("block", []))
+        rows.append([k["name"], k.get("rule", "?"), grid, block, str(k.get("smem_bytes", 0)), *figures])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     spills = f"register spills in {', '.join(spilling)}" if spilling else "no spills"
     lines.append(f"{len(kernels)} kernels; {spills}")
+    if any(k.get("grid_expr") for k in kernels):
+        lines.append("grid ?: computed from the run's sizes before each launch (the expressions: --json, grid_expr)")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ and ptxas's registers / spills / stack per architecture, from a .so and from a m
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -44,3 +45,14 @@ def test_kernels_of_a_model_for_cuda(tmp_path, capsys):
     (kernel,) = json.loads(capsys.readouterr().out)["kernels"]["cuda_kernels"]
     assert kernel["name"] == "k0_matmul" and kernel["rule"].startswith("tiled-matmul")
     assert set(kernel["ptxas"]) == {"sm_80", "sm_90"} and kernel["ptxas"]["sm_90"]["registers"] > 0
+
+
+def test_run_time_grids_of_a_ranged_artifact(tmp_path, capsys):
+    asset = Path(__file__).parents[1] / "assets" / "gpt2_tiny_dyn.onnx"
+    path = compile_cuda(asset, tmp_path, "gpt2", "cuda", shapes={"batch": (1, 3), "seq": (1, 96, 32)})
+    assert main(["inspect", str(path), "--kernels"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("k") and "/" in line]
+    assert any(r[2].startswith("?") for r in rows)  # run-time grids
+    assert any(r[0].endswith("output_dims") and r[2] == "1x1x1" for r in rows)
+    assert "grid ?: computed from the run's sizes" in out
