@@ -225,6 +225,8 @@ class _KernelWriter:
                 self.emit(f"for (int64_t {name} = {lo}; {name} < {bound}; ++{name}) {{", depth)
                 self.stmt(body, depth + 1)
                 self.emit("}", depth)
+            case Store(buffer=buf, index=i, value=Load(buffer=src, index=j)) if src.dtype is buf.dtype:
+                self.emit(f"{self.names[buf]}[{e(i)}] = {self.names[src]}[{e(j)}];", depth)  # bits copied
             case Store(buffer=buf, index=i, value=val):
                 self.emit(f"{self.names[buf]}[{e(i)}] = {e.store_value(buf.dtype, e(val))};", depth)
             case Let(var=v, value=val, body=body):

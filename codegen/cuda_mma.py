@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aic.ir.loop import INDEX, Barrier, Bin, Buffer, Const, For, Load, Seq, Stmt, Store, Var
+from aic.ir.loop import INDEX, Barrier, Bin, Buffer, Cast, Const, For, Load, Seq, Stmt, Store, Var
 
 MMA_PRELUDE = r"""
 #ifndef AIC_EMULATE
@@ -31,6 +31,25 @@ AIC_DEVICE void aic_mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint
                  "{%0,%1,%2,%3};"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+AIC_DEVICE void aic_mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+AIC_DEVICE void aic_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#else
+inline void aic_mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    aic_emu_mma_m16n8k16(d, a, b, aic_h2f);
+}
+inline void aic_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    aic_emu_mma_m16n8k16(d, a, b, aic_bf2f);
 }
 #endif
 /* The 64 x 64 x BK tile product of the block's 8 warps (see codegen/cuda_mma.py). */
@@ -53,12 +72,39 @@ template <int BK> AIC_DEVICE void aic_mma_tile_tf32(float *acc, const float *a, 
         }
     }
 }
+/* The same with 16-bit tiles (float16 or bfloat16 bit patterns) and m16n8k16: each fragment register
+ * packs two consecutive k of one row of A (one column of B), the lower k in the low half. */
+AIC_DEVICE uint32_t aic_pack16(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
+template <int BK, bool BF16> AIC_DEVICE void aic_mma_tile_16(float *acc, const uint16_t *a, const uint16_t *b) {
+    const int lane = (int)threadIdx.x & 31, warp = (int)threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int row = 16 * (warp >> 1) + g, col = 32 * (warp & 1) + g;
+#pragma unroll
+    for (int k = 0; k < BK; k += 16) {
+        const uint16_t *a0 = a + (k + 2 * t) * 64 + row, *b0 = b + (k + 2 * t) * 64 + col;
+        uint32_t fa[4];
+        fa[0] = aic_pack16(a0[0], a0[64]);
+        fa[1] = aic_pack16(a0[8], a0[64 + 8]);
+        fa[2] = aic_pack16(a0[8 * 64], a0[9 * 64]);
+        fa[3] = aic_pack16(a0[8 * 64 + 8], a0[9 * 64 + 8]);
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+            uint32_t fb[2];
+            fb[0] = aic_pack16(b0[8 * n], b0[64 + 8 * n]);
+            fb[1] = aic_pack16(b0[8 * 64 + 8 * n], b0[9 * 64 + 8 * n]);
+            if (BF16) aic_mma_m16n8k16_bf16(acc + 4 * n, fa, fb);
+            else aic_mma_m16n8k16_f16(acc + 4 * n, fa, fb);
+        }
+    }
+}
 """
+
+MMA_KINDS = {"float16": "f16", "bfloat16": "bf16"}  # 16-bit tile dtypes and their mma operand types
 
 
 @dataclass(eq=False)
 class WarpMma(Stmt):
-    """acc += a x b over one shared-memory K step, on tensor cores (TF32)."""
+    """acc += a x b over one shared-memory K step, on tensor cores: TF32 for float32 tiles,
+    m16n8k16 for float16 or bfloat16 tiles."""
 
     acc: Buffer  # stack, 16 floats per thread
     a: Buffer  # shared, k-major 64-row tile
@@ -72,7 +118,8 @@ class WarpMma(Stmt):
         kk, x = Var("kk"), Var("x")
         at = Bin("add", Bin("mul", kk, Const(64, INDEX)), x)
         slot = Bin("div", x, Const(4, INDEX))
-        update = Store(self.acc, slot, Bin("add", Load(self.acc, slot), Bin("mul", Load(self.a, at), Load(self.b, at))))
+        a, b = (Cast(self.acc.dtype, Load(t, at)) for t in (self.a, self.b))
+        update = Store(self.acc, slot, Bin("add", Load(self.acc, slot), Bin("mul", a, b)))
         return Seq([Barrier(), For(kk, Const(self.k_step, INDEX), For(x, Const(64, INDEX), update))])
 
 
@@ -81,5 +128,9 @@ def render_mma(writer: Any, s: Stmt, depth: int) -> bool:
         return False
     writer.syncs = True
     n = writer.names
-    writer.emit(f"aic_mma_tile_tf32<{s.k_step}>({n[s.acc]}, {n[s.a]}, {n[s.b]});", depth)
+    kind = MMA_KINDS.get(s.a.dtype.name)
+    tile = f"aic_mma_tile_tf32<{s.k_step}>"
+    if kind:
+        tile = f"aic_mma_tile_16<{s.k_step}, {'true' if kind == 'bf16' else 'false'}>"
+    writer.emit(f"{tile}({n[s.acc]}, {n[s.a]}, {n[s.b]});", depth)
     return True

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aic.codegen.cuda_mma import WarpMma
+from aic.codegen.cuda_mma import MMA_KINDS, WarpMma
 from aic.ir.dtypes import DType
 from aic.ir.loop import (
     INDEX,
@@ -40,6 +40,7 @@ from aic.ir.loop import (
     Barrier,
     Bin,
     Buffer,
+    Cast,
     Const,
     Expr,
     For,
@@ -153,7 +154,10 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
     if (sizes.upper(blocks) or MAX_GRID_X + 1) > MAX_GRID_X:
         return None
     dt = g.acc.dtype
-    mma = tensor_cores and dt is DType.float32
+    halves = _half_factors(g) if dt is DType.float32 else None  # exact products: also with -fp32-exact
+    mma = halves is not None or (tensor_cores and dt is DType.float32)
+    ea, eb = halves or (g.a, g.b)
+    tile_dt = ea.dtype  # float32, or 16-bit tiles for m16n8k16
     a_m_fast = _steps_by_one(g.a, g.ms[-1].var)  # else consecutive threads walk A along k
     b_k_fast = _steps_by_one(g.b, g.ks[-1].var, g.ns[-1].var)  # else along n
 
@@ -168,8 +172,8 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
 
     def body(bx: Var, tx: Var) -> Stmt:
         tile, tm, tn, kt = Var("tile"), Var("tm"), Var("tn"), Var("kt")
-        a_s = Buffer("a_tile", dt, BM * BK, Scope.SHARED)
-        b_s = Buffer("b_tile", dt, BK * BN, Scope.SHARED)
+        a_s = Buffer("a_tile", tile_dt, BM * BK, Scope.SHARED)
+        b_s = Buffer("b_tile", tile_dt, BK * BN, Scope.SHARED)
         regs = Buffer("acc", dt, TM * TN, Scope.STACK)
         ty, tx16 = Var("ty"), Var("tx16")
         zero = Const(0.0, dt)
@@ -179,19 +183,19 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
             fill(outer index, inner index) -> (the shared index, the value, whether it is inside)."""
             e, r, q, lv = Var("e"), Var("r"), Var("q"), Var("l")
             where, value, inside = fill(r, q)
-            stmt: Stmt = If(inside, Store(buf, where, value), Store(buf, where, zero))
+            stmt: Stmt = If(inside, Store(buf, where, value), Store(buf, where, Const(0.0, buf.dtype)))
             stmt = Let(r, Bin("div", e, c(inner)), Let(q, Bin("mod", e, c(inner)), stmt))
             return For(lv, c(outer * inner // THREADS), Let(e, add(mul(lv, c(THREADS)), tx), stmt), ForKind.UNROLLED)
 
         def a_fill(ii: Var, kk: Var) -> tuple[Expr, Expr, Expr]:  # stored As[kk * BM + ii]
             i, kx = add(mul(tm, c(BM)), ii), add(mul(kt, c(BK)), kk)
             env = dict(flat_index(g.ms, i) + flat_index(g.ks, kx))
-            return add(mul(kk, c(BM)), ii), subst(g.a, env), Bin("and", Bin("lt", i, c(m)), Bin("lt", kx, c(k)))
+            return add(mul(kk, c(BM)), ii), subst(ea, env), Bin("and", Bin("lt", i, c(m)), Bin("lt", kx, c(k)))
 
         def b_fill(kk: Var, jj: Var) -> tuple[Expr, Expr, Expr]:  # stored Bs[kk * BN + jj]
             j, kx = add(mul(tn, c(BN)), jj), add(mul(kt, c(BK)), kk)
             env = dict(flat_index(g.ns, j) + flat_index(g.ks, kx))
-            return add(mul(kk, c(BN)), jj), subst(g.b, env), Bin("and", Bin("lt", j, c(n)), Bin("lt", kx, c(k)))
+            return add(mul(kk, c(BN)), jj), subst(eb, env), Bin("and", Bin("lt", j, c(n)), Bin("lt", kx, c(k)))
 
         load_a = (load_tile(a_s, BK, BM, lambda kk, ii: a_fill(ii, kk)) if a_m_fast
                   else load_tile(a_s, BM, BK, a_fill))  # fmt: skip
@@ -199,12 +203,13 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
                   else load_tile(b_s, BK, BN, b_fill))  # fmt: skip
         kk, r, q = Var("kk"), Var("r"), Var("q")
         slot = add(mul(r, c(TN)), q)
-        product = mul(Load(a_s, add(add(mul(kk, c(BM)), mul(ty, c(TM))), r)),
-                      Load(b_s, add(add(mul(kk, c(BN)), mul(tx16, c(TN))), q)))  # fmt: skip
-        fma = Store(regs, slot, add(Load(regs, slot), product))
-        compute: Stmt = For(kk, c(BK), For(r, c(TM), For(q, c(TN), fma, ForKind.UNROLLED), ForKind.UNROLLED))
         if mma:
-            compute = WarpMma(regs, a_s, b_s, BK)
+            compute: Stmt = WarpMma(regs, a_s, b_s, BK)
+        else:
+            product = mul(Load(a_s, add(add(mul(kk, c(BM)), mul(ty, c(TM))), r)),
+                          Load(b_s, add(add(mul(kk, c(BN)), mul(tx16, c(TN))), q)))  # fmt: skip
+            fma = Store(regs, slot, add(Load(regs, slot), product))
+            compute = For(kk, c(BK), For(r, c(TM), For(q, c(TN), fma, ForKind.UNROLLED), ForKind.UNROLLED))
         k_steps = For(kt, ceil_div(k, BK), Seq([load_a, load_b, Barrier(), compute, Barrier()]))
         i_out, j_out = add(add(mul(tm, c(BM)), mul(ty, c(TM))), r), add(add(mul(tn, c(BN)), mul(tx16, c(TN))), q)
         if mma:  # the mma.sync C fragment of lane tx: n-tile r, element q (codegen/cuda_mma.py)
@@ -230,7 +235,26 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
 
     single = len(g.ks) == 1 and not g.guarded
     rule = "tiled-matmul" if single else "implicit-gemm"
-    return grid_loops(blocks, THREADS, body), f"{rule}-tf32" if mma else rule
+    kind = MMA_KINDS.get(tile_dt.name, "tf32")
+    return grid_loops(blocks, THREADS, body), f"{rule}-{kind}" if mma else rule
+
+
+def _half_factors(g: Gemm) -> tuple[Expr, Expr] | None:
+    """A and B as 16-bit values when both are float16 (or both bfloat16) widened to float32 (a
+    padding guard kept, its zero in the 16-bit type), for tiles of 16-bit values; else None."""
+
+    def narrow(e: Expr) -> Expr | None:
+        if isinstance(e, Cast) and e.a.dtype.name in MMA_KINDS:
+            return e.a
+        if isinstance(e, Select) and isinstance(e.b, Const) and e.b.value == 0:
+            inner = narrow(e.a)
+            return None if inner is None else Select(e.cond, inner, Const(0.0, inner.dtype))
+        return None
+
+    a, b = narrow(g.a), narrow(g.b)
+    if a is None or b is None or a.dtype is not b.dtype:
+        return None
+    return a, b
 
 
 def _split_groups(loop: For, ea: Expr, eb: Expr, guard: Expr | None, epilogue: Stmt):

@@ -301,6 +301,36 @@ inline void aic_mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t
     memcpy(d, out, sizeof out);
 }
 
+/* mma.sync.m16n8k16.row.col with 16-bit A and B (float16 or bfloat16, decoded by `decode`) and float32
+ * C/D. Each register holds two values, the lower index in the low half: a0 (g, 2t..2t+1), a1 (g + 8, 2t..),
+ * a2 (g, 2t + 8..), a3 (g + 8, 2t + 8..); b0 (2t..2t+1, g), b1 (2t + 8.., g); c/d as m16n8k8. Products of
+ * two 16-bit values are exact in float32; the sums are float32, in k order. */
+namespace aic_emu {
+inline uint16_t half_of(const uint32_t *regs, int reg, int k) { return (uint16_t)(regs[reg] >> (16 * (k & 1))); }
+} // namespace aic_emu
+inline void aic_emu_mma_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2], float (*decode)(uint16_t)) {
+    using namespace aic_emu;
+    const int me = cur->linear, base = me & ~31, lane = me & 31, g = lane >> 2, t = lane & 3;
+    if (launch->count - base < 32) die("mma.sync in a partial warp");
+    memcpy(mma_a[me], a, sizeof mma_a[me]);
+    memcpy(mma_b[me], b, sizeof mma_b[me]);
+    wait(AT_WARP);
+    float out[4];
+    for (int e = 0; e < 4; e++) {
+        int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+        float sum = d[e];
+        for (int k = 0; k < 16; k++) {
+            int kk = k & 7; /* column within the 8-wide half: lane t holds 2t and 2t + 1 */
+            float av = decode(half_of(mma_a[base + (row & 7) * 4 + (kk >> 1)], (row >= 8) + 2 * (k >= 8), k));
+            float bv = decode(half_of(mma_b[base + col * 4 + (kk >> 1)], k >= 8, k));
+            sum += av * bv;
+        }
+        out[e] = sum;
+    }
+    wait(AT_WARP); /* every lane has read the fragments */
+    memcpy(d, out, sizeof out);
+}
+
 inline float __int_as_float(int x) {
     float f;
     memcpy(&f, &x, 4);
