@@ -6,6 +6,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from tests.onnx_util import assert_close, node_model, run_ort
 
@@ -36,9 +37,13 @@ CASES = {  # name: (op, inputs, attrs, initializers, rule); partial tiles at eve
 def test_float16_contraction_on_tensor_cores(name, tmp_path):
     op, inputs, attrs, inits, rule = CASES[name]
     model = node_model(op, inputs, attrs=attrs, initializers=inits)
-    path = compile_cuda(model, tmp_path, name)
+    path = compile_cuda(model, tmp_path, name, "cuda -arch=sm_80,sm_90")
     module = emulated(path)
-    assert [k["rule"] for k in module.metadata["cuda"]["kernels"]] == [rule]
+    (kernel,) = module.metadata["cuda"]["kernels"]
+    assert kernel["rule"] == rule
+    for arch in ("sm_80", "sm_90"):  # NVRTC compiled it for both; ptxas: no spills
+        ptxas = kernel["ptxas"][arch]
+        assert 0 < ptxas["registers"] <= 255 and ptxas.get("spill_stores", 0) == 0, (arch, ptxas)
     assert b"mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" in path.read_bytes()  # the embedded PTX
     actual = module.run(None, inputs)[0]
     assert actual.dtype == np.float16
@@ -55,6 +60,8 @@ BF16_CASES = {  # name: (op, inputs, attrs, initializers, rule, float64 referenc
                lambda a, w: f64(a) @ f64(w)),
     "gemm_bias": ("Gemm", {"a": bf16(65, 30)}, {"transB": 1}, {"w": bf16(33, 30), "c": bf16(33)}, "tiled-matmul-bf16",
                   lambda a, w, c: f64(a) @ f64(w).T + f64(c)),
+    "batched": ("MatMul", {"a": bf16(2, 20, 17), "b": bf16(2, 17, 40)}, None, {}, "tiled-matmul-bf16",
+                lambda a, b: f64(a) @ f64(b)),
 }  # fmt: skip
 
 
@@ -81,3 +88,24 @@ def test_fp32_exact_keeps_float16_on_tensor_cores(tmp_path):
     module = emulated(path)
     assert [k["rule"] for k in module.metadata["cuda"]["kernels"]] == [rule]
     assert_close(module.run(None, inputs)[0], run_ort(model, inputs)[0], rtol=2e-3, atol=2e-3, what="fp32-exact")
+
+
+def test_float16_matmul_for_a_range_of_sizes(tmp_path):
+    """A run-time number of rows (1..130, tiled at the opt size 70): the edge tiles zero-fill."""
+    w = f16(40, 72)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "w"], ["y"])], "ranged",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT16, ["rows", 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["rows", 72])],
+        [numpy_helper.from_array(w, "w")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 8
+    path = compile_cuda(model, tmp_path, "ranged", shapes={"rows": (1, 130, 70)})
+    module = emulated(path)
+    assert "tiled-matmul-f16" in [k["rule"] for k in module.metadata["cuda"]["kernels"]]  # beside the sizes' launch
+    for rows in (1, 70, 130):
+        feeds = {"a": f16(rows, 40)}
+        actual = module.run(None, feeds)[0]
+        assert actual.shape == (rows, 72)
+        assert_close(actual, run_ort(model, feeds)[0], rtol=2e-3, atol=2e-3, what=f"{rows} rows")

@@ -28,6 +28,12 @@ MODELS = {
         "Conv", {"x": f32(1, 5, 6, 7)}, attrs={"pads": [1, 1, 1, 1]}, initializers={"w": f32(20, 5, 3, 3), "b": f32(20)}
     ),
     "matmul": lambda: node_model("MatMul", {"a": f32(2, 20, 17)}, initializers={"w": f32(17, 24)}),
+    "gemm_f16": lambda: node_model(  # on tensor cores (m16n8k16) even in exact-FP32 mode
+        "Gemm",
+        {"a": f32(40, 30).astype(np.float16)},
+        attrs={"transB": 1},
+        initializers={"w": f32(72, 30).astype(np.float16), "c": f32(72).astype(np.float16)},
+    ),
     "softmax": lambda: node_model("Softmax", {"x": f32(3, 64)}, attrs={"axis": -1}),
     "add_vec4": lambda: node_model("Add", {"a": f32(3, 8), "b": f32(8)}),
     "cnn": lambda: cnn(np.random.default_rng(1)),
@@ -35,6 +41,7 @@ MODELS = {
 }
 SHAPES = {"cnn": {"batch": 1}, "block_ranged": BLOCK_RANGES}
 ROUNDS = {"block_ranged": 3}  # each launch at this many random sizes in range
+RTOL = {"gemm_f16": 2e-3}  # float16 outputs: a GPU's mma sums in its own order, an ulp apart
 
 
 def _checks(name: str):
@@ -49,7 +56,7 @@ def test_kernels_one_by_one_emulated(name):
     launch = emulator_launcher(source)
     for check in checks:
         for seed in range(ROUNDS.get(name, 1)):
-            check_kernel(check, launch, np.random.default_rng(seed))
+            check_kernel(check, launch, np.random.default_rng(seed), RTOL.get(name, 1e-4))
 
 
 @pytest.mark.skipif(not has_gpu(), reason="no CUDA GPU and driver (libcuda.so.1) on this machine")
@@ -60,4 +67,4 @@ def test_kernels_one_by_one_on_gpu(name):
     launch = gpu_launcher(source)
     for check in checks:
         for seed in range(ROUNDS.get(name, 1)):
-            check_kernel(check, launch, np.random.default_rng(seed))
+            check_kernel(check, launch, np.random.default_rng(seed), RTOL.get(name, 1e-4))
