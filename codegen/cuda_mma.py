@@ -1,4 +1,4 @@
-"""Tensor-core matrix multiply-accumulate for the cuda target (TF32 in, float32 out).
+"""Tensor-core matrix multiply-accumulate for the cuda target (TF32, float16 or bfloat16 in, float32 out).
 
 `WarpMma` is a GPU-only loop-IR statement made by compiler/schedule_gpu_matmul.py: the
 block's 8 warps multiply the shared-memory tiles `a` (BK x 64, k-major: a[k * 64 + i]) and
@@ -8,8 +8,13 @@ operands rounded to nearest, ties away, as `cvt.rna.tf32.f32`). Warp w owns rows
 mma tiles; lane l holds acc[4 * t + e] = D[16 * (w / 2) + l / 4 + 8 * (e / 2)]
 [32 * (w % 2) + 8 * t + 2 * (l % 4) + e % 2] (the PTX fragment layout of the C matrix).
 
-On a GPU `aic_mma_m16n8k8_tf32` is one inline-PTX instruction; the emulator
-(runtime/aic_cuda_emu.h) implements it with a warp exchange and the same fragment maps.
+With 16-bit tiles (float16/bfloat16 bit patterns, same layouts) `aic_mma_tile_16` uses
+`mma.sync.m16n8k16` (f16 or bf16 operands, float32 accumulators; same C fragment), each A/B
+register packing two consecutive k.
+
+On a GPU `aic_mma_m16n8k8_tf32` and `aic_mma_m16n8k16_*` are one inline-PTX instruction each;
+the emulator (runtime/aic_cuda_emu.h) implements them with a warp exchange and the same
+fragment maps.
 """
 
 from __future__ import annotations

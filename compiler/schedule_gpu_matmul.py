@@ -19,7 +19,9 @@ factor's loads step by one element, so global reads coalesce), waits at a barrie
 tiles and waits again before the next step. With tensor cores (float32 by default, as onnxruntime's
 `use_tf32`; off with `--target "cuda -fp32-exact"`) the 8 warps multiply with `mma.sync` TF32
 (`WarpMma`, codegen/cuda_mma.py) and each thread's 16 outputs follow the C-fragment layout;
-otherwise each thread accumulates a TM x TN register tile from shared memory. Finally each
+otherwise each thread accumulates a TM x TN register tile from shared memory. Factors that are both
+float16 (or both bfloat16) widened to float32 are kept 16-bit in the tiles and always multiplied on
+tensor cores (m16n8k16, exact products, float32 accumulation). Finally each
 thread runs the epilogue for its outputs inside the matrix, with every output loop variable
 rebound from the output's (row, column).
 
