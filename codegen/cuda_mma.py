@@ -8,9 +8,10 @@ operands rounded to nearest, ties away, as `cvt.rna.tf32.f32`). Warp w owns rows
 mma tiles; lane l holds acc[4 * t + e] = D[16 * (w / 2) + l / 4 + 8 * (e / 2)]
 [32 * (w % 2) + 8 * t + 2 * (l % 4) + e % 2] (the PTX fragment layout of the C matrix).
 
-With 16-bit tiles (float16/bfloat16 bit patterns, same layouts) `aic_mma_tile_16` uses
-`mma.sync.m16n8k16` (f16 or bf16 operands, float32 accumulators; same C fragment), each A/B
-register packing two consecutive k.
+With 16-bit tiles (float16/bfloat16 bit patterns) `aic_mma_tile_16` uses `mma.sync.m16n8k16`
+(f16 or bf16 operands, float32 accumulators; same C fragment). Each A/B fragment register packs two
+consecutive k, so these tiles interleave pairs of k (`pair_slot`): element (k, i) at
+(k / 2) * 128 + 2 * i + k % 2, and a register is one 32-bit shared load.
 
 On a GPU `aic_mma_m16n8k8_tf32` and `aic_mma_m16n8k16_*` are one inline-PTX instruction each;
 the emulator (runtime/aic_cuda_emu.h) implements them with a warp exchange and the same
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aic.ir.loop import INDEX, Barrier, Bin, Buffer, Cast, Const, For, Load, Seq, Stmt, Store, Var
+from aic.ir.loop import INDEX, Barrier, Bin, Buffer, Cast, Const, Expr, For, Load, Seq, Stmt, Store, Var
 
 MMA_PRELUDE = r"""
 #ifndef AIC_EMULATE
@@ -77,25 +78,34 @@ template <int BK> AIC_DEVICE void aic_mma_tile_tf32(float *acc, const float *a, 
         }
     }
 }
-/* The same with 16-bit tiles (float16 or bfloat16 bit patterns) and m16n8k16: each fragment register
- * packs two consecutive k of one row of A (one column of B), the lower k in the low half. */
-AIC_DEVICE uint32_t aic_pack16(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
+/* The same with 16-bit tiles (float16 or bfloat16 bit patterns) and m16n8k16. The tiles interleave
+ * pairs of k: 32-bit word (k / 2) * 64 + i holds (k, i) in its low half and (k + 1, i) in its high half,
+ * which is one fragment register (two consecutive k of a row of A or a column of B), one shared load. */
+AIC_DEVICE uint32_t aic_ld_pair(const uint16_t *tile, int word) {
+#ifdef AIC_EMULATE
+    uint32_t v;
+    memcpy(&v, tile + 2 * word, 4);
+    return v;
+#else
+    return ((const uint32_t *)tile)[word];
+#endif
+}
 template <int BK, bool BF16> AIC_DEVICE void aic_mma_tile_16(float *acc, const uint16_t *a, const uint16_t *b) {
     const int lane = (int)threadIdx.x & 31, warp = (int)threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int row = 16 * (warp >> 1) + g, col = 32 * (warp & 1) + g;
 #pragma unroll
     for (int k = 0; k < BK; k += 16) {
-        const uint16_t *a0 = a + (k + 2 * t) * 64 + row, *b0 = b + (k + 2 * t) * 64 + col;
+        const int w = (k / 2 + t) * 64;
         uint32_t fa[4];
-        fa[0] = aic_pack16(a0[0], a0[64]);
-        fa[1] = aic_pack16(a0[8], a0[64 + 8]);
-        fa[2] = aic_pack16(a0[8 * 64], a0[9 * 64]);
-        fa[3] = aic_pack16(a0[8 * 64 + 8], a0[9 * 64 + 8]);
+        fa[0] = aic_ld_pair(a, w + row);
+        fa[1] = aic_ld_pair(a, w + row + 8);
+        fa[2] = aic_ld_pair(a, w + 4 * 64 + row);
+        fa[3] = aic_ld_pair(a, w + 4 * 64 + row + 8);
 #pragma unroll
         for (int n = 0; n < 4; ++n) {
             uint32_t fb[2];
-            fb[0] = aic_pack16(b0[8 * n], b0[64 + 8 * n]);
-            fb[1] = aic_pack16(b0[8 * 64 + 8 * n], b0[9 * 64 + 8 * n]);
+            fb[0] = aic_ld_pair(b, w + col + 8 * n);
+            fb[1] = aic_ld_pair(b, w + 4 * 64 + col + 8 * n);
             if (BF16) aic_mma_m16n8k16_bf16(acc + 4 * n, fa, fb);
             else aic_mma_m16n8k16_f16(acc + 4 * n, fa, fb);
         }
@@ -104,6 +114,13 @@ template <int BK, bool BF16> AIC_DEVICE void aic_mma_tile_16(float *acc, const u
 """
 
 MMA_KINDS = {"float16": "f16", "bfloat16": "bf16"}  # 16-bit tile dtypes and their mma operand types
+
+
+def pair_slot(k: Expr, i: Expr, width: int) -> Expr:
+    """Where a 16-bit tile of `width` columns keeps element (k, i): k pairs interleaved."""
+    two = Const(2, INDEX)
+    pair = Bin("add", Bin("mul", Bin("div", k, two), Const(2 * width, INDEX)), Bin("mul", i, two))
+    return Bin("add", pair, Bin("mod", k, two))
 
 
 @dataclass(eq=False)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aic.codegen.cuda_mma import MMA_KINDS, WarpMma
+from aic.codegen.cuda_mma import MMA_KINDS, WarpMma, pair_slot
 from aic.ir.dtypes import DType
 from aic.ir.loop import (
     INDEX,
@@ -172,6 +172,9 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
     def mul(a: Expr, b: Expr) -> Expr:
         return Bin("mul", a, b)
 
+    def slot_of(kk: Expr, ii: Expr, width: int) -> Expr:  # k-major; 16-bit tiles interleave pairs of k
+        return pair_slot(kk, ii, width) if halves else add(mul(kk, c(width)), ii)
+
     def body(bx: Var, tx: Var) -> Stmt:
         tile, tm, tn, kt = Var("tile"), Var("tm"), Var("tn"), Var("kt")
         a_s = Buffer("a_tile", tile_dt, BM * BK, Scope.SHARED)
@@ -189,15 +192,15 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
             stmt = Let(r, Bin("div", e, c(inner)), Let(q, Bin("mod", e, c(inner)), stmt))
             return For(lv, c(outer * inner // THREADS), Let(e, add(mul(lv, c(THREADS)), tx), stmt), ForKind.UNROLLED)
 
-        def a_fill(ii: Var, kk: Var) -> tuple[Expr, Expr, Expr]:  # stored As[kk * BM + ii]
+        def a_fill(ii: Var, kk: Var) -> tuple[Expr, Expr, Expr]:  # stored at slot_of(kk, ii, BM)
             i, kx = add(mul(tm, c(BM)), ii), add(mul(kt, c(BK)), kk)
             env = dict(flat_index(g.ms, i) + flat_index(g.ks, kx))
-            return add(mul(kk, c(BM)), ii), subst(ea, env), Bin("and", Bin("lt", i, c(m)), Bin("lt", kx, c(k)))
+            return slot_of(kk, ii, BM), subst(ea, env), Bin("and", Bin("lt", i, c(m)), Bin("lt", kx, c(k)))
 
-        def b_fill(kk: Var, jj: Var) -> tuple[Expr, Expr, Expr]:  # stored Bs[kk * BN + jj]
+        def b_fill(kk: Var, jj: Var) -> tuple[Expr, Expr, Expr]:  # stored at slot_of(kk, jj, BN)
             j, kx = add(mul(tn, c(BN)), jj), add(mul(kt, c(BK)), kk)
             env = dict(flat_index(g.ns, j) + flat_index(g.ks, kx))
-            return add(mul(kk, c(BN)), jj), subst(eb, env), Bin("and", Bin("lt", j, c(n)), Bin("lt", kx, c(k)))
+            return slot_of(kk, jj, BN), subst(eb, env), Bin("and", Bin("lt", j, c(n)), Bin("lt", kx, c(k)))
 
         load_a = (load_tile(a_s, BK, BM, lambda kk, ii: a_fill(ii, kk)) if a_m_fast
                   else load_tile(a_s, BM, BK, a_fill))  # fmt: skip

@@ -80,14 +80,17 @@ def test_bfloat16_contraction_on_tensor_cores(name, tmp_path):
     np.testing.assert_allclose(f64(actual), expected, rtol=8e-3, atol=1e-2)
 
 
-def test_fp32_exact_keeps_float16_on_tensor_cores(tmp_path):
+def test_fp32_exact_keeps_float16_on_tensor_cores(tmp_path, monkeypatch):
     """-fp32-exact is about float32 inputs: 16-bit products are exact, so they stay on m16n8k16."""
     op, inputs, attrs, inits, rule = CASES["matmul"]
     model = node_model(op, inputs, attrs=attrs, initializers=inits)
     path = compile_cuda(model, tmp_path, "exact", "cuda -arch=sm_80 -fp32-exact")
     module = emulated(path)
     assert [k["rule"] for k in module.metadata["cuda"]["kernels"]] == [rule]
-    assert_close(module.run(None, inputs)[0], run_ort(model, inputs)[0], rtol=2e-3, atol=2e-3, what="fp32-exact")
+    expected = run_ort(model, inputs)[0]
+    assert_close(module.run(None, inputs)[0], expected, rtol=2e-3, atol=2e-3, what="fp32-exact")
+    monkeypatch.setenv("AIC_EMU_ORDER", "reverse")  # a missing barrier would read poisoned shared memory
+    assert_close(emulated(path).run(None, inputs)[0], expected, rtol=2e-3, atol=2e-3, what="reversed")
 
 
 def test_float16_matmul_for_a_range_of_sizes(tmp_path):
