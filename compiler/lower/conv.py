@@ -96,6 +96,9 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         split = PhaseSplit(ctx, x, window, kernel, outs, local=False, slack=2 * ctx.lanes)
         return seq(split.prepare(), _conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
                                                finish, split.read))
+    if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and isinstance(
+            x, BufferTensor) and outs[0] * outs[1] > ctx.lanes:
+        return _pointwise_flat(ctx, node, x, np.asarray(weights, np.float32), outs, group, finish)
     if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not _ragged_rows(
             ctx, outs, depth, ocg):
         slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors
@@ -110,6 +113,7 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
 
 
 ROWS_MAX_DEPTH = 512  # above this reduction depth, ragged rows go to position x channel tiles
+WEIGHTS_OUTER = 4  # 1x1 convolutions whose weights outweigh their input this many times loop channel tiles outermost
 STRIDED_ROWS_DEPTH = 64  # strided convolutions this shallow run as rows over a phase-split input
 
 
@@ -118,6 +122,24 @@ def _ragged_rows(ctx: LowerCtx, outs: list[int], depth: int, ocg: int) -> bool:
     positions x output channels: every lane useful, at the cost of a scalar (strided) epilogue, which a deep
     reduction amortises (measured in BENCHMARKS.md)."""
     return outs[-1] % ctx.lanes != 0 and depth > ROWS_MAX_DEPTH and ocg >= 2 * ctx.lanes
+
+
+def _pointwise_flat(ctx: LowerCtx, node: Node, x: BufferTensor, weights: np.ndarray, outs: list[int], group: int,
+                    finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """A 1x1 stride-1 convolution of an NCHW plane is a matrix product over the flattened positions
+    (H*W contiguous): rows over [N, C, H*W], so every tile but the last is whole vectors, whatever the
+    row width; the output index (p div W, p mod W) folds back to p (core.linear)."""
+    height, width = outs
+    flat = BufferTensor((*x.shape[:2], height * width), x.dtype, lambda: x.buffer)
+
+    def store(index: list[Expr], v: Expr) -> Stmt:
+        p = index[2]
+        return finish([*index[:2], binop("div", p, idx(width)), binop("mod", p, idx(width))], v)
+
+    window = Window((1,), (1,), (1,), (0, 0))
+    outer = weights.nbytes > WEIGHTS_OUTER * x.shape[1] * height * width * 4  # small maps, large weights
+    return _conv_rows(ctx, node, flat, weights.reshape(*weights.shape[:2], 1), window, [height * width], group,
+                      store, exact=True, channels_outer=outer)
 
 
 def window_of_strides(window: Window) -> Window:
@@ -203,11 +225,14 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
 
 
 def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
-               group: int, finish: Callable[[list[Expr], Expr], Stmt], read: TapRead | None = None) -> Stmt:
+               group: int, finish: Callable[[list[Expr], Expr], Stmt], read: TapRead | None = None,
+               exact: bool = False, channels_outer: bool = False) -> Stmt:
     """Stride-1 convolution, tiles of output channels (rows) by positions along the output's last axis
     (vector columns): the input row is contiguous, so are the stores. Short rows (at most one vector)
     are taken two at a time, so each weight feeds two vectors. `read(n, channel, output position, taps)`
-    replaces reading the padded input `xp` (a strided convolution reads a phase-split copy)."""
+    replaces reading the padded input `xp` (a strided convolution reads a phase-split copy). `exact`: the
+    input has no slack after its rows, so the last tile of a row computes only its own columns.
+    `channels_outer`: the channel tiles are the outer loop (weights read once; the input once per tile)."""
     n_batch, channels = xp.shape[:2]
     icg = channels // group
     oc, kernel = weights.shape[0], list(weights.shape[2:])
@@ -255,7 +280,7 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
                 return finish([n, channel, *row_index(j), binop("add", w0, c)], v)
 
-            compute = -(-cols // lanes) * lanes  # whole vectors (the input has slack); extra lanes are dropped
+            compute = cols if exact else -(-cols // lanes) * lanes  # whole vectors read the slack; extra lanes dropped
             return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows)
 
         def channel_tiles(w0: Expr, cols: int) -> Stmt:
@@ -263,6 +288,15 @@ def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
             rest = tile(idx(full_r), ocg - full_r, w0, cols) if ocg > full_r else None
             return seq(whole, rest)
 
+        def column_tiles(o0: Expr, nrows: int) -> Stmt:
+            whole = ctx.loop(last // width, lambda t: tile(o0, nrows, binop("mul", t, idx(width)), width), "wt")
+            rest = tile(o0, nrows, idx(full_c), last - full_c) if last > full_c else None
+            return seq(whole, rest)
+
+        if channels_outer:  # each channel tile's weights stay in cache while the positions stream
+            whole = ctx.loop(ocg // rows, lambda t: column_tiles(binop("mul", t, idx(rows)), rows), "ot")
+            rest = column_tiles(idx(full_r), ocg - full_r) if ocg > full_r else None
+            return seq(whole, rest)
         whole = ctx.loop(last // width, lambda t: channel_tiles(binop("mul", t, idx(width)), width), "wt")
         rest = channel_tiles(idx(full_c), last - full_c) if last > full_c else None
         return seq(whole, rest)

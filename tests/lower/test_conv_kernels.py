@@ -129,6 +129,39 @@ def test_dense_conv_ragged_rows(xs, ws, attrs):
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
+POINTWISE = [
+    # x shape, w shape, group, fused operand shape (None: none): 1x1 stride-1 convolutions over flattened positions
+    ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions: 3 tiles of 16 and one of 1; residual
+    ((2, 16, 14, 14), (20, 16, 1, 1), 1, None),  # 196 positions: a 4-wide last tile; batch 2
+    ((1, 64, 3, 5), (256, 64, 1, 1), 1, (1, 256, 1, 1)),  # weights far larger than the input: channel tiles outer
+    ((1, 12, 6, 9), (18, 4, 1, 1), 3, (1, 1, 1, 9)),  # groups; an operand broadcast along rows
+    ((1, 8, 5, 12), (9, 8, 1, 1), 1, (1, 9, 5, 1)),  # an operand broadcast along columns
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "group", "operand"), POINTWISE, ids=[str(i) for i in range(len(POINTWISE))])
+def test_pointwise_conv_flat(xs, ws, group, operand):
+    x, w, b = f(*xs), f(*ws) / np.float32(np.sqrt(ws[1])), f(ws[0])
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=group)]
+    feeds = {"x": x}
+    if operand is not None:
+        feeds["r"] = f(*operand)
+        nodes.append(helper.make_node("Add", ["c", "r"], ["a"]))
+    nodes.append(helper.make_node("Relu", [nodes[-1].output[0]], ["y"]))
+    check_compiled(_graph_model(nodes, feeds, ["y"], {"w": w, "b": b}), feeds, rtol=1e-4, atol=1e-5)
+
+
+def test_pointwise_conv_stores_vectors():
+    """A 1x1 convolution on a 7x7 map stores whole 8-lane vectors along the flattened positions (rows of 7
+    would store 7-lane vectors; position x channel tiles, scalars)."""
+    x = f(1, 32, 7, 7)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
+    lanes = [s.value.lanes for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
+             and s.buffer.name.startswith("out")]
+    assert max(lanes) == 8, lanes
+
+
 MAX_POOL = [
     ((1, 4, 10, 10), {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}),  # SPPF
     ((1, 3, 11, 9), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
