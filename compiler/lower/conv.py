@@ -97,7 +97,7 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         return seq(split.prepare(), _conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
                                                finish, split.read))
     if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and isinstance(
-            x, BufferTensor) and outs[0] * outs[1] > ctx.lanes:
+            x, BufferTensor) and outs[0] * outs[1] > ctx.lanes and outs[0] * outs[1] % 4 == 0:
         return _pointwise_flat(ctx, node, x, np.asarray(weights, np.float32), outs, group, finish)
     if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not _ragged_rows(
             ctx, outs, depth, ocg):
@@ -113,7 +113,7 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
 
 
 ROWS_MAX_DEPTH = 512  # above this reduction depth, ragged rows go to position x channel tiles
-WEIGHTS_OUTER = 4  # 1x1 convolutions whose weights outweigh their input this many times loop channel tiles outermost
+WEIGHTS_OUTER = 4  # weights this many times the size of the input: loop over weight tiles outermost
 STRIDED_ROWS_DEPTH = 64  # strided convolutions this shallow run as rows over a phase-split input
 
 
@@ -169,7 +169,9 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
     tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))  # output positions x output channels
     rows, width = tile.rows, tile.cols
     weight_packing(ctx, width, True, required=True)
-    order = tile_order(ctx, "rows")
+    # Weights far larger than the input (deep layers, small maps): a panel of weights stays in cache while the
+    # input streams, instead of all the weights streaming from memory once per strip of positions.
+    order = tile_order(ctx, "cols" if weights.nbytes > WEIGHTS_OUTER * xp.numel * 4 else "rows")
     tiles = -(-ocg // width)
     w = np.zeros((group, tiles * width, icg, *kernel), np.float32)
     w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)

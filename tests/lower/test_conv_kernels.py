@@ -131,7 +131,8 @@ def test_dense_conv_ragged_rows(xs, ws, attrs):
 
 POINTWISE = [
     # x shape, w shape, group, fused operand shape (None: none): 1x1 stride-1 convolutions over flattened positions
-    ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions: 3 tiles of 16 and one of 1; residual
+    ((1, 24, 6, 6), (40, 24, 1, 1), 1, (1, 40, 6, 6)),  # 36 positions: 2 tiles of 16 and one of 4; residual
+    ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions (not a multiple of 4): 7-wide rows
     ((2, 16, 14, 14), (20, 16, 1, 1), 1, None),  # 196 positions: a 4-wide last tile; batch 2
     ((1, 64, 3, 5), (256, 64, 1, 1), 1, (1, 256, 1, 1)),  # weights far larger than the input: channel tiles outer
     ((1, 12, 6, 9), (18, 4, 1, 1), 3, (1, 1, 1, 9)),  # groups; an operand broadcast along rows
@@ -152,9 +153,9 @@ def test_pointwise_conv_flat(xs, ws, group, operand):
 
 
 def test_pointwise_conv_stores_vectors():
-    """A 1x1 convolution on a 7x7 map stores whole 8-lane vectors along the flattened positions (rows of 7
-    would store 7-lane vectors; position x channel tiles, scalars)."""
-    x = f(1, 32, 7, 7)
+    """A 1x1 convolution on a 6x6 map stores whole 8-lane vectors along the flattened positions (rows of 6
+    would store 6-lane vectors)."""
+    x = f(1, 32, 6, 6)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
     program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
     lanes = [s.value.lanes for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
