@@ -5,7 +5,10 @@ convolution on the matrix-product micro-kernel: a tile is `ROWS` output position
 `2 * lanes` output channels; weights are packed at compile time to
 [group, channel tiles, in channels, *kernel, tile width] so each tap is one contiguous
 vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
-no bounds checks. Depthwise convolutions run on a zero-padded, phase-split copy of the input
+no bounds checks. 1x1 convolutions run over the flattened positions (H*W contiguous): output
+channels x whole vectors of positions, or, where the positions are not a multiple of 4 or the
+convolution is strided, positions x channels over a copy of the input packed by strips of
+positions. Depthwise convolutions run on a zero-padded, phase-split copy of the input
 (depthwise.py); other narrow ones use a direct nest whose output row vectorizes (stride 1).
 ConvTranspose runs one stride-1 convolution per output phase (conv_transpose.py); with
 dilations or non-constant weights it gathers per output element. The tile, the weight
@@ -20,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Bin, Cast, Expr, Load, Stmt
+from aic.ir.loop import Bin, Buffer, Cast, Expr, Load, Stmt
 from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.window import Window, make_window
 from aic.ir.schedule import MicroKernel, ScheduleError
@@ -38,6 +41,7 @@ from .core import (
     delinear,
     idx,
     node_error,
+    store,
 )
 from .depthwise import PhaseSplit, depthwise
 from .mathx import add, mul
@@ -99,6 +103,8 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
     if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and isinstance(
             x, BufferTensor) and outs[0] * outs[1] > ctx.lanes and outs[0] * outs[1] % 4 == 0:
         return _pointwise_flat(ctx, node, x, np.asarray(weights, np.float32), outs, group, finish)
+    if fast and pointwise and ocg >= ctx.lanes:  # other 1x1 (7x7 maps, strided): tiles over a packed copy
+        return _conv_tiled(ctx, node, x, np.asarray(weights, np.float32), window, outs, group, finish)
     if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not _ragged_rows(
             ctx, outs, depth, ocg):
         slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors
@@ -132,14 +138,14 @@ def _pointwise_flat(ctx: LowerCtx, node: Node, x: BufferTensor, weights: np.ndar
     height, width = outs
     flat = BufferTensor((*x.shape[:2], height * width), x.dtype, lambda: x.buffer)
 
-    def store(index: list[Expr], v: Expr) -> Stmt:
+    def to_plane(index: list[Expr], v: Expr) -> Stmt:
         p = index[2]
         return finish([*index[:2], binop("div", p, idx(width)), binop("mod", p, idx(width))], v)
 
     window = Window((1,), (1,), (1,), (0, 0))
     outer = weights.nbytes > WEIGHTS_OUTER * x.shape[1] * height * width * 4  # small maps, large weights
     return _conv_rows(ctx, node, flat, weights.reshape(*weights.shape[:2], 1), window, [height * width], group,
-                      store, exact=True, channels_outer=outer)
+                      to_plane, exact=True, channels_outer=outer)
 
 
 def window_of_strides(window: Window) -> Window:
@@ -156,18 +162,44 @@ def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
     return off
 
 
+def _pack_strips(ctx: LowerCtx, x: Tensor, rows: int) -> tuple[Buffer, Stmt]:
+    """The input of a 1x1 convolution (x: [N, C, *positions]) copied to [N, strips, C, rows]: the inputs of
+    each strip of `rows` positions, channel after channel, one contiguous stream (the last strip is short)."""
+    n_batch, channels, positions = x.shape[0], x.shape[1], size_prod(x.shape[2:])
+    strips = -(-positions // rows)
+    buf = ctx.scratch(x.dtype, n_batch * strips * channels * rows)
+
+    def copy(i: list[Expr]) -> Stmt:
+        n, c, p = i
+        strip, r = binop("div", p, idx(rows)), binop("mod", p, idx(rows))
+        at = binop("add", binop("mul", binop("add", binop("mul", binop("add", binop("mul", n, idx(strips)), strip),
+                                                             idx(channels)), c), idx(rows)), r)
+        return store(buf, at, x.at([n, c, *delinear(p, x.shape[2:])]))
+
+    return buf, ctx.loops((n_batch, channels, positions), copy, "pk")
+
+
 def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
                 group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """Tiles of output positions (flattened) x output channels. The input is read from the padded `xp`, or
+    for a 1x1 convolution from a copy packed by strips of positions (`_pack_strips`), so each tile reads one
+    contiguous stream instead of a few floats of every channel's plane."""
     n_batch, channels = xp.shape[:2]
-    if not isinstance(xp, BufferTensor):
-        raise node_error(node, "the input must be materialized")
-    source = xp.buffer
-    padded = list(xp.shape[2:])
-    icg = channels // group
     oc, kernel = weights.shape[0], list(weights.shape[2:])
-    ocg = oc // group
     tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))  # output positions x output channels
     rows, width = tile.rows, tile.cols
+    pack: Stmt | None = None
+    if all(k == 1 for k in kernel) and all(s == 1 for s in window.strides) and list(xp.shape[2:]) == outs:
+        source, pack = _pack_strips(ctx, xp, rows)
+    elif isinstance(xp, BufferTensor):
+        source = xp.buffer
+    else:
+        raise node_error(node, "the input must be materialized")
+    packed_input = pack is not None
+    strips = -(-size_prod(outs) // rows)
+    padded = list(xp.shape[2:])
+    icg = channels // group
+    ocg = oc // group
     weight_packing(ctx, width, True, required=True)
     # Weights far larger than the input (deep layers, small maps): a panel of weights stays in cache while the
     # input streams, instead of all the weights streaming from memory once per strip of positions.
@@ -189,6 +221,11 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 # Loop-invariant parts (the row's offset, once rows are unrolled) are hoisted by the back end.
                 ic, taps = ks[0], ks[1:]
+                if packed_input:
+                    strip = binop("add", binop("mul", n, idx(strips)), binop("div", p0, idx(rows)))
+                    at = binop("add", binop("mul", binop("add", binop("mul", strip, idx(channels)),
+                                                            binop("add", chan0, ic)), idx(rows)), r)
+                    return Load(source, at)
                 plane_start = binop("mul", binop("add", binop("add", binop("mul", n, idx(channels)), chan0), ic),
                                     idx(plane))
                 row: Expr = idx(0)
@@ -223,7 +260,7 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
         tail = strip(idx(full_p), positions - full_p) if positions > full_p else None
         return seq(main, tail)
 
-    return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")
+    return seq(pack, ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n"))
 
 
 def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],

@@ -132,11 +132,16 @@ def test_dense_conv_ragged_rows(xs, ws, attrs):
 POINTWISE = [
     # x shape, w shape, group, fused operand shape (None: none): 1x1 stride-1 convolutions over flattened positions
     ((1, 24, 6, 6), (40, 24, 1, 1), 1, (1, 40, 6, 6)),  # 36 positions: 2 tiles of 16 and one of 4; residual
-    ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions (not a multiple of 4): 7-wide rows
+    ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions (not a multiple of 4): tiles over strips
     ((2, 16, 14, 14), (20, 16, 1, 1), 1, None),  # 196 positions: a 4-wide last tile; batch 2
     ((1, 64, 3, 5), (256, 64, 1, 1), 1, (1, 256, 1, 1)),  # weights far larger than the input: channel tiles outer
     ((1, 12, 6, 9), (18, 4, 1, 1), 3, (1, 1, 1, 9)),  # groups; an operand broadcast along rows
     ((1, 8, 5, 12), (9, 8, 1, 1), 1, (1, 9, 5, 1)),  # an operand broadcast along columns
+    ((2, 32, 5, 5), (32, 16, 1, 1), 2, (1, 32, 5, 5)),  # 25 positions: tiles over strips; batch 2, groups
+]
+STRIDED_POINTWISE = [
+    ((1, 24, 14, 14), (40, 24, 1, 1), {"strides": [2, 2]}),  # 49 positions, tiles over packed strips
+    ((2, 16, 9, 11), (24, 16, 1, 1), {"strides": [2, 3]}),
 ]
 
 
@@ -150,6 +155,13 @@ def test_pointwise_conv_flat(xs, ws, group, operand):
         nodes.append(helper.make_node("Add", ["c", "r"], ["a"]))
     nodes.append(helper.make_node("Relu", [nodes[-1].output[0]], ["y"]))
     check_compiled(_graph_model(nodes, feeds, ["y"], {"w": w, "b": b}), feeds, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), STRIDED_POINTWISE, ids=[str(i) for i in range(len(STRIDED_POINTWISE))])
+def test_strided_pointwise_conv(xs, ws, attrs):
+    x, w = f(*xs), f(*ws) / np.float32(np.sqrt(ws[1]))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 def test_pointwise_conv_stores_vectors():
