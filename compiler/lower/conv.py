@@ -40,6 +40,7 @@ from .core import (
     const,
     delinear,
     idx,
+    linear,
     node_error,
     store,
 )
@@ -162,35 +163,44 @@ def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
     return off
 
 
-def _pack_strips(ctx: LowerCtx, x: Tensor, rows: int) -> tuple[Buffer, Stmt]:
-    """The input of a 1x1 convolution (x: [N, C, *positions]) copied to [N, strips, C, rows]: the inputs of
-    each strip of `rows` positions, channel after channel, one contiguous stream (the last strip is short)."""
-    n_batch, channels, positions = x.shape[0], x.shape[1], size_prod(x.shape[2:])
-    strips = -(-positions // rows)
-    buf = ctx.scratch(x.dtype, n_batch * strips * channels * rows)
+def _pack_strips(ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int],
+                 rows: int) -> tuple[Buffer, Stmt]:
+    """The input of each strip of `rows` output positions, tap by tap, copied from the (padded) input `x` to
+    [N, strips, C, *kernel, rows]: one contiguous stream per tile (the last strip is short)."""
+    n_batch, channels, positions = x.shape[0], x.shape[1], size_prod(outs)
+    strips, taps = -(-positions // rows), int(np.prod(kernel))
+    buf = ctx.scratch(x.dtype, n_batch * strips * channels * taps * rows)
 
     def copy(i: list[Expr]) -> Stmt:
-        n, c, p = i
+        n, c, tap, p = i
         strip, r = binop("div", p, idx(rows)), binop("mod", p, idx(rows))
-        at = binop("add", binop("mul", binop("add", binop("mul", binop("add", binop("mul", n, idx(strips)), strip),
-                                                             idx(channels)), c), idx(rows)), r)
-        return store(buf, at, x.at([n, c, *delinear(p, x.shape[2:])]))
+        at = linear([n, strip, c, tap, r], (n_batch, strips, channels, taps, rows))
+        ks = delinear(tap, kernel)
+        coords = [binop("add", binop("mul", o, idx(s)), binop("mul", k, idx(d)))
+                  for o, k, s, d in zip(delinear(p, outs), ks, window.strides, window.dilations)]
+        return store(buf, at, x.at([n, c, *coords]))
 
-    return buf, ctx.loops((n_batch, channels, positions), copy, "pk")
+    return buf, ctx.loops((n_batch, channels, taps, positions), copy, "pk")
 
 
 def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
                 group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
     """Tiles of output positions (flattened) x output channels. The input is read from the padded `xp`, or
-    for a 1x1 convolution from a copy packed by strips of positions (`_pack_strips`), so each tile reads one
-    contiguous stream instead of a few floats of every channel's plane."""
+    (1x1 convolutions; strided ones whose weight panels are the outer loop) from a copy packed by strips of
+    positions (`_pack_strips`), so each tile reads one contiguous stream instead of a few floats of every
+    channel's plane."""
     n_batch, channels = xp.shape[:2]
     oc, kernel = weights.shape[0], list(weights.shape[2:])
     tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))  # output positions x output channels
     rows, width = tile.rows, tile.cols
+    # Weights far larger than the input (deep layers, small maps): a panel of weights stays in cache while the
+    # input streams, instead of all the weights streaming from memory once per strip of positions.
+    order = tile_order(ctx, "cols" if weights.nbytes > WEIGHTS_OUTER * xp.numel * 4 else "rows")
+    pointwise = all(k == 1 for k in kernel) and all(s == 1 for s in window.strides) and list(xp.shape[2:]) == outs
+    strided = any(s > 1 for s in window.strides)
     pack: Stmt | None = None
-    if all(k == 1 for k in kernel) and all(s == 1 for s in window.strides) and list(xp.shape[2:]) == outs:
-        source, pack = _pack_strips(ctx, xp, rows)
+    if pointwise or (strided and order == "cols"):  # (measured: other convolutions read the padded planes faster)
+        source, pack = _pack_strips(ctx, xp, window, kernel, outs, rows)
     elif isinstance(xp, BufferTensor):
         source = xp.buffer
     else:
@@ -201,9 +211,6 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
     icg = channels // group
     ocg = oc // group
     weight_packing(ctx, width, True, required=True)
-    # Weights far larger than the input (deep layers, small maps): a panel of weights stays in cache while the
-    # input streams, instead of all the weights streaming from memory once per strip of positions.
-    order = tile_order(ctx, "cols" if weights.nbytes > WEIGHTS_OUTER * xp.numel * 4 else "rows")
     tiles = -(-ocg // width)
     w = np.zeros((group, tiles * width, icg, *kernel), np.float32)
     w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
@@ -223,8 +230,8 @@ def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, wind
                 ic, taps = ks[0], ks[1:]
                 if packed_input:
                     strip = binop("add", binop("mul", n, idx(strips)), binop("div", p0, idx(rows)))
-                    at = binop("add", binop("mul", binop("add", binop("mul", strip, idx(channels)),
-                                                            binop("add", chan0, ic)), idx(rows)), r)
+                    at = linear([strip, binop("add", chan0, ic), linear(taps, kernel), r],
+                                (n_batch * strips, channels, int(np.prod(kernel)), rows))
                     return Load(source, at)
                 plane_start = binop("mul", binop("add", binop("add", binop("mul", n, idx(channels)), chan0), ic),
                                     idx(plane))

@@ -118,6 +118,8 @@ DENSE = [
     ((1, 3, 37, 45), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # stem: rows over phases
     ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
     ((1, 2, 40, 38), (8, 2, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2], "dilations": [2, 1]}),
+    ((1, 64, 7, 7), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weights >> input: packed strips
+    ((1, 48, 5, 4), (64, 24, 3, 2), {"strides": [2, 2], "pads": [1, 0, 1, 1], "group": 2, "dilations": [1, 2]}),
 ]
 
 
