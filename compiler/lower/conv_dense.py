@@ -5,7 +5,8 @@ vectors is contiguous:
 
 - `conv_rows`: output channels (broadcast weights) x positions along the output's last axis (vector
   loads of an input row, vector stores). `pointwise_flat` runs a 1x1 stride-1 convolution as rows over
-  the flattened positions (H*W contiguous in NCHW), so only the plane's last tile is short.
+  the flattened positions (H*W contiguous in NCHW), so only the plane's last tile is short; planes that
+  are not whole cache lines are read from a copy packed by strips of tile columns.
 - `conv_tiled`: flattened output positions (broadcast inputs) x output channels (vector weights), every
   lane useful whatever the map size; the epilogue stores are scalar (NCHW). 1x1 convolutions, and strided
   ones whose weight panels are the outer loop, read a copy of the input packed by strips of positions.
@@ -31,6 +32,7 @@ from .sizes import size_prod
 
 TapRead = Callable[[Expr, Expr, list[Expr], list[Expr]], Expr]
 WEIGHTS_OUTER = 4  # weights this many times the size of the input: loop over weight tiles outermost
+CACHE_LINE = 64  # bytes
 
 
 def pointwise_flat(ctx: LowerCtx, node: Node, x: BufferTensor, weights: np.ndarray, outs: list[int], group: int,
@@ -47,8 +49,12 @@ def pointwise_flat(ctx: LowerCtx, node: Node, x: BufferTensor, weights: np.ndarr
 
     window = Window((1,), (1,), (1,), (0, 0))
     outer = weights.nbytes > WEIGHTS_OUTER * x.shape[1] * height * width * 4  # small maps, large weights
+    # Planes that are not whole cache lines (14x14: 784 bytes) make every vector load straddle two lines;
+    # their tiles read an aligned copy packed by strips of columns instead (measured: aligned planes gain
+    # nothing from the copy, and shallow ones lose).
+    misaligned = height * width * x.dtype.itemsize % CACHE_LINE != 0
     return conv_rows(ctx, node, flat, weights.reshape(*weights.shape[:2], 1), window, [height * width], group,
-                      to_plane, exact=True, channels_outer=outer)
+                      to_plane, exact=True, channels_outer=outer, pack_columns=misaligned)
 
 
 def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
@@ -169,13 +175,14 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
 
 def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
                group: int, finish: Callable[[list[Expr], Expr], Stmt], read: TapRead | None = None,
-               exact: bool = False, channels_outer: bool = False) -> Stmt:
+               exact: bool = False, channels_outer: bool = False, pack_columns: bool = False) -> Stmt:
     """Stride-1 convolution, tiles of output channels (rows) by positions along the output's last axis
     (vector columns): the input row is contiguous, so are the stores. Short rows (at most one vector)
     are taken two at a time, so each weight feeds two vectors. `read(n, channel, output position, taps)`
     replaces reading the padded input `xp` (a strided convolution reads a phase-split copy). `exact`: the
     input has no slack after its rows, so the last tile of a row computes only its own columns.
-    `channels_outer`: the channel tiles are the outer loop (weights read once; the input once per tile)."""
+    `channels_outer`: the channel tiles are the outer loop (weights read once; the input once per tile).
+    `pack_columns` (1-D): the tiles read a copy of the input packed by strips of tile columns."""
     n_batch, channels = xp.shape[:2]
     icg = channels // group
     oc, kernel = weights.shape[0], list(weights.shape[2:])
@@ -198,6 +205,8 @@ def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window
     w = w.reshape(group, tiles, rows, icg, *kernel)
     packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")  # [g, tile, ic, *kernel, row]
     full_c, full_r = last // width * width, ocg // rows * rows
+    columns, prep = _pack_columns(ctx, xp, width) if pack_columns else (None, None)
+    strips = -(-last // width)
 
     def block(n: Expr, g: Expr, lead: list[Expr], sp_rows: int) -> Stmt:
         """Output positions lead[:-1], lead[-1] + j (j < sp_rows), all of the last axis."""
@@ -211,6 +220,10 @@ def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window
 
             def b(ks: list[Expr], j: Expr, c: Expr) -> Expr:
                 ic, taps = ks[0], ks[1:]
+                if columns is not None:
+                    channel = binop("add", binop("mul", g, idx(icg)), ic)
+                    strip = binop("add", binop("mul", n, idx(strips)), binop("div", w0, idx(width)))
+                    return Load(columns, linear([strip, channel, c], (n_batch * strips, channels, width)))
                 if read is not None:
                     channel = binop("add", binop("mul", g, idx(icg)), ic)
                     return read(n, channel, [*row_index(j), binop("add", w0, c)], taps)
@@ -258,4 +271,21 @@ def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window
 
         return ctx.loops(outs[:-2], rows_of, "od")
 
-    return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: image(n, g), "g"), "n")
+    return seq(prep, ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: image(n, g), "g"), "n"))
+
+
+def _pack_columns(ctx: LowerCtx, x: Tensor, width: int) -> tuple[Buffer, Stmt]:
+    """x [N, C, P] copied to [N, strips, C, width]: each tile's columns of every channel, one aligned
+    contiguous stream (the last strip is short)."""
+    n_batch, channels, positions = x.shape
+    strips, full = -(-positions // width), positions // width
+    buf = ctx.scratch(x.dtype, n_batch * strips * channels * width)
+
+    def copy(n: Expr, c: Expr, strip: Expr, r: Expr) -> Stmt:
+        at = linear([n, strip, c, r], (n_batch, strips, channels, width))
+        return store(buf, at, x.at([n, c, binop("add", binop("mul", strip, idx(width)), r)]))
+
+    whole = ctx.loops((n_batch, channels, full, width), lambda i: copy(*i), "pc")
+    rest = ctx.loops((n_batch, channels, positions - full * width), lambda i: copy(i[0], i[1], idx(full), i[2]),
+                     "pr") if positions > full * width else None
+    return buf, seq(whole, rest)

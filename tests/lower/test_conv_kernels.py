@@ -135,11 +135,13 @@ POINTWISE = [
     # x shape, w shape, group, fused operand shape (None: none): 1x1 stride-1 convolutions over flattened positions
     ((1, 24, 6, 6), (40, 24, 1, 1), 1, (1, 40, 6, 6)),  # 36 positions: 2 tiles of 16 and one of 4; residual
     ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions (not a multiple of 4): tiles over strips
-    ((2, 16, 14, 14), (20, 16, 1, 1), 1, None),  # 196 positions: a 4-wide last tile; batch 2
+    ((2, 16, 14, 14), (20, 16, 1, 1), 1, None),  # 196 positions (planes not whole cache lines: packed columns)
     ((1, 64, 3, 5), (256, 64, 1, 1), 1, (1, 256, 1, 1)),  # weights far larger than the input: channel tiles outer
     ((1, 12, 6, 9), (18, 4, 1, 1), 3, (1, 1, 1, 9)),  # groups; an operand broadcast along rows
     ((1, 8, 5, 12), (9, 8, 1, 1), 1, (1, 9, 5, 1)),  # an operand broadcast along columns
     ((2, 32, 5, 5), (32, 16, 1, 1), 2, (1, 32, 5, 5)),  # 25 positions: tiles over strips; batch 2, groups
+    ((1, 16, 4, 8), (24, 16, 1, 1), 1, (1, 24, 4, 8)),  # planes of whole cache lines: read in place
+    ((2, 16, 4, 4), (24, 8, 1, 1), 2, None),  # the same with groups
 ]
 STRIDED_POINTWISE = [
     ((1, 24, 14, 14), (40, 24, 1, 1), {"strides": [2, 2]}),  # 49 positions, tiles over packed strips
