@@ -89,10 +89,12 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         split = PhaseSplit(ctx, x, window, kernel, outs, local=False, slack=2 * ctx.lanes)
         return seq(split.prepare(), conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
                                                finish, split.read))
-    if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and isinstance(
-            x, BufferTensor) and outs[0] * outs[1] > ctx.lanes and outs[0] * outs[1] % 4 == 0:
-        return pointwise_flat(ctx, node, x, np.asarray(weights, np.float32), outs, group, finish)
-    if fast and pointwise and ocg >= ctx.lanes:  # other 1x1 (7x7 maps, strided): tiles over a packed copy
+    if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and \
+            outs[0] * outs[1] > ctx.lanes and outs[0] * outs[1] % 4 == 0:
+        xp, prep = padded_input(ctx, x, [0, 0], outs)  # (a copy only of a subsampled or computed input)
+        assert isinstance(xp, BufferTensor)
+        return seq(prep, pointwise_flat(ctx, node, xp, np.asarray(weights, np.float32), outs, group, finish))
+    if fast and pointwise and ocg >= ctx.lanes:  # other 1x1 (7x7 maps): tiles over a packed copy
         return conv_tiled(ctx, node, x, np.asarray(weights, np.float32), window, outs, group, finish)
     if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not _ragged_rows(
             ctx, outs, depth, ocg):

@@ -145,7 +145,8 @@ POINTWISE = [
 ]
 STRIDED_POINTWISE = [
     ((1, 24, 14, 14), (40, 24, 1, 1), {"strides": [2, 2]}),  # 49 positions, tiles over packed strips
-    ((2, 16, 9, 11), (24, 16, 1, 1), {"strides": [2, 3]}),
+    ((2, 16, 9, 11), (24, 16, 1, 1), {"strides": [2, 3]}),  # 20 positions: a subsampled copy, packed columns
+    ((1, 16, 8, 32), (24, 16, 1, 1), {"strides": [2, 2]}),  # 64 positions: a subsampled copy read in place
 ]
 
 
