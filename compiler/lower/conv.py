@@ -84,8 +84,10 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         window = window_of_strides(window)
         extents = list(outs)
     depth = x.shape[1] // group * int(np.prod(kernel))
-    if fast and any(s > 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and depth <= STRIDED_ROWS_DEPTH:
-        # Shallow strided convolutions (stems): rows over the stride-phase-split input, whose taps are contiguous.
+    if fast and any(s > 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and (
+            depth <= STRIDED_ROWS_DEPTH or x.shape[1] // group <= STRIDED_ROWS_CHANNELS):
+        # Shallow strided convolutions and image stems (3 channels, 7x7): rows over the stride-phase-split
+        # input, whose taps are contiguous.
         split = PhaseSplit(ctx, x, window, kernel, outs, local=False, slack=2 * ctx.lanes)
         return seq(split.prepare(), conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
                                                finish, split.read))
@@ -111,6 +113,7 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
 
 ROWS_MAX_DEPTH = 512  # above this reduction depth, ragged rows go to position x channel tiles
 STRIDED_ROWS_DEPTH = 64  # strided convolutions this shallow run as rows over a phase-split input
+STRIDED_ROWS_CHANNELS = 4  # so do strided convolutions of this few input channels per group, whatever the kernel
 
 
 def _ragged_rows(ctx: LowerCtx, outs: list[int], depth: int, ocg: int) -> bool:

@@ -116,6 +116,7 @@ DENSE = [
     ((1, 24, 9, 14), (20, 24, 1, 1), {}),  # shallow 1x1: rows of 14
     ((1, 520, 6, 7), (32, 520, 1, 1), {}),  # deep 1x1, 7-wide rows: position x channel tiles
     ((1, 3, 37, 45), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # stem: rows over phases
+    ((1, 3, 38, 35), (24, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # 7x7 stem (depth 147): the same
     ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
     ((1, 2, 40, 38), (8, 2, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2], "dilations": [2, 1]}),
     ((1, 64, 7, 7), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weights >> input: packed strips
