@@ -98,7 +98,9 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
     rows, width = tile.rows, tile.cols
     # Weights far larger than the input (deep layers, small maps): a panel of weights stays in cache while the
     # input streams, instead of all the weights streaming from memory once per strip of positions.
-    order = tile_order(ctx, "cols" if weights.nbytes > WEIGHTS_OUTER * xp.numel * 4 else "rows")
+    image = size_prod(xp.shape[1:])  # (per image: the weights serve every image of a batch)
+    heavy = isinstance(image, int) and weights.nbytes > WEIGHTS_OUTER * image * 4
+    order = tile_order(ctx, "cols" if heavy else "rows")
     pointwise = all(k == 1 for k in kernel) and all(s == 1 for s in window.strides) and list(xp.shape[2:]) == outs
     strided = any(s > 1 for s in window.strides)
     pack: Stmt | None = None

@@ -11,8 +11,10 @@ from aic.ir.loop import Store
 from aic.ir.loop_tools import stmts_of
 from onnx import helper
 
+import aic
 from tests.lower.lower_util import lower
 from tests.lower.test_compiled_ops import _graph_model, check_compiled
+from tests.onnx_util import run_ort
 
 rng = np.random.default_rng(14)
 
@@ -168,6 +170,23 @@ def test_strided_pointwise_conv(xs, ws, attrs):
     x, w = f(*xs), f(*ws) / np.float32(np.sqrt(ws[1]))
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), [
+    ((32, 7, 7), (48, 32, 1, 1), {}),  # tiles over packed strips
+    ((32, 14, 14), (48, 32, 1, 1), {"strides": [2, 2]}),  # flattened rows over the subsampled copy
+    ((64, 8, 8), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weight panels outer, packed
+], ids=["7x7", "strided-1x1", "strided-3x3"])
+def test_dense_conv_run_time_batch(xs, ws, attrs):
+    """One artifact for batch 1..4: the packed copies and the loop order hold for a batch known at run time."""
+    x = f(1, *xs)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], **attrs)]
+    model = _graph_model(nodes, {"x": x}, ["y"], {"w": f(*ws) / np.float32(np.sqrt(np.prod(ws[1:])))})
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    module = aic.compile(model, shapes={"batch": (1, 4, 1)}, num_threads=1, cache=False)
+    for batch in (1, 3):
+        feeds = {"x": f(batch, *xs)}
+        np.testing.assert_allclose(module.run(None, feeds)[0], run_ort(model, feeds)[0], rtol=1e-4, atol=1e-5)
 
 
 def test_pointwise_conv_stores_vectors():
