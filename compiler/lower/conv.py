@@ -117,10 +117,11 @@ STRIDED_ROWS_CHANNELS = 4  # so do strided convolutions of this few input channe
 
 
 def _ragged_rows(ctx: LowerCtx, outs: list[int], depth: int, ocg: int) -> bool:
-    """Whether output rows that are not whole vectors (7, 10, 14, 20 wide) are better tiled as flattened
-    positions x output channels: every lane useful, at the cost of a scalar (strided) epilogue, which a deep
-    reduction amortises (measured in BENCHMARKS.md)."""
-    return outs[-1] % ctx.lanes != 0 and depth > ROWS_MAX_DEPTH and ocg >= 2 * ctx.lanes
+    """Whether output rows that are not whole row tiles of two vectors (7, 10, 14, 20, 40, 56 wide) are better
+    tiled as flattened positions x output channels: every lane useful (no short last tile of one vector and
+    6 accumulators), at the cost of a scalar (strided) epilogue, which a deep reduction amortises (measured
+    in BENCHMARKS.md)."""
+    return outs[-1] % (2 * ctx.lanes) != 0 and depth > ROWS_MAX_DEPTH and ocg >= 2 * ctx.lanes
 
 
 def window_of_strides(window: Window) -> Window:

@@ -117,6 +117,7 @@ DENSE = [
     ((1, 600, 5, 14), (12, 600, 1, 1), {}),  # deep 1x1, channels under two vectors: rows
     ((1, 24, 9, 14), (20, 24, 1, 1), {}),  # shallow 1x1: rows of 14
     ((1, 520, 6, 7), (32, 520, 1, 1), {}),  # deep 1x1, 7-wide rows: position x channel tiles
+    ((1, 64, 5, 24), (24, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # deep, rows of 3 vectors: position x channel tiles
     ((1, 3, 37, 45), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # stem: rows over phases
     ((1, 3, 38, 35), (24, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # 7x7 stem (depth 147): the same
     ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
