@@ -1,16 +1,13 @@
 """Lowering of convolutions: Conv, ConvTranspose, ConvInteger (any number of spatial dims).
 
-Float32 Conv with constant weights and enough output channels per group runs as a direct
-convolution on the matrix-product micro-kernel: a tile is `ROWS` output positions by
-`2 * lanes` output channels; weights are packed at compile time to
-[group, channel tiles, in channels, *kernel, tile width] so each tap is one contiguous
-vector; the input is copied once into a zero-padded scratch buffer so the inner loop has
-no bounds checks. Depthwise convolutions run on a zero-padded, phase-split copy of the input
-(depthwise.py); other narrow ones use a direct nest whose output row vectorizes (stride 1).
-ConvTranspose runs one stride-1 convolution per output phase (conv_transpose.py); with
-dilations or non-constant weights it gathers per output element. The tile, the weight
-packing and (for position x channel tiles) the order of the tile loops are schedule records,
-as for matrix products (compiler/lower/contraction.py).
+`_conv` picks the kernel for each float32 Conv with constant weights: the dense tilings of
+conv_dense.py (1x1 convolutions over the flattened positions; output channels x row vectors for
+stride 1; positions x output channels for deep convolutions on rows that are not whole vectors and
+for strided ones; rows over a stride-phase-split input for shallow strided stems), depthwise.py for
+depthwise convolutions, and a direct nest for the rest (narrow groups, non-constant weights).
+ConvTranspose runs one stride-1 convolution per output phase (conv_transpose.py); with dilations
+or non-constant weights it gathers per output element. The tiles, the weight packing and the order
+of the tile loops are schedule records, as for matrix products (compiler/lower/contraction.py).
 """
 
 from __future__ import annotations
@@ -20,12 +17,11 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Bin, Cast, Expr, Load, Stmt
+from aic.ir.loop import Bin, Cast, Expr, Stmt
 from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.window import Window, make_window
-from aic.ir.schedule import MicroKernel, ScheduleError
 
-from .contraction import ROWS, micro_kernel, register_tile, tile_order, weight_packing
+from .conv_dense import conv_rows, conv_tiled, pointwise_flat
 from .conv_transpose import conv_transpose_phases
 from .core import (
     BufferTensor,
@@ -35,18 +31,15 @@ from .core import (
     cdtype,
     clamp,
     const,
-    delinear,
     idx,
     node_error,
 )
 from .depthwise import PhaseSplit, depthwise
 from .mathx import add, mul
 from .reduce import accumulate
-from .sizes import shape_of, size_prod
+from .sizes import shape_of
 from .table import Emit, anchor
 from .window import clamped, inside_input, interior, padded_input, tap_coords, window_loops
-
-TapRead = Callable[[Expr, Expr, list[Expr], list[Expr]], Expr]
 
 
 def window_of(node: Node, kernel: list[int]) -> Window:
@@ -91,19 +84,28 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         window = window_of_strides(window)
         extents = list(outs)
     depth = x.shape[1] // group * int(np.prod(kernel))
-    if fast and any(s > 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and depth <= STRIDED_ROWS_DEPTH:
-        # Shallow strided convolutions (stems): rows over the stride-phase-split input, whose taps are contiguous.
+    if fast and any(s > 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and (
+            depth <= STRIDED_ROWS_DEPTH or x.shape[1] // group <= STRIDED_ROWS_CHANNELS):
+        # Shallow strided convolutions and image stems (3 channels, 7x7): rows over the stride-phase-split
+        # input, whose taps are contiguous.
         split = PhaseSplit(ctx, x, window, kernel, outs, local=False, slack=2 * ctx.lanes)
-        return seq(split.prepare(), _conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
+        return seq(split.prepare(), conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
                                                finish, split.read))
+    if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and \
+            outs[0] * outs[1] > ctx.lanes and outs[0] * outs[1] % 4 == 0:
+        xp, prep = padded_input(ctx, x, [0, 0], outs)  # (a copy only of a subsampled or computed input)
+        assert isinstance(xp, BufferTensor)
+        return seq(prep, pointwise_flat(ctx, node, xp, np.asarray(weights, np.float32), outs, group, finish))
+    if fast and pointwise and ocg >= ctx.lanes:  # other 1x1 (7x7 maps): tiles over a packed copy
+        return conv_tiled(ctx, node, x, np.asarray(weights, np.float32), window, outs, group, finish)
     if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not _ragged_rows(
             ctx, outs, depth, ocg):
         slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents, slack)
-        return seq(prep, _conv_rows(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
+        return seq(prep, conv_rows(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
     if fast and ocg >= ctx.lanes:
         xp, prep = padded_input(ctx, x, [b for b, _ in pads], extents)
-        return seq(prep, _conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
+        return seq(prep, conv_tiled(ctx, node, xp, np.asarray(weights, np.float32), window, outs, group, finish))
     if x.dtype == DType.float32 and weights is not None and group == x.shape[1] == out_shape[1]:
         return depthwise(ctx, x, np.asarray(weights, np.float32), window, outs, finish)
     return _conv_direct(ctx, x, w, window, out_shape, group, dtype, finish)
@@ -111,177 +113,20 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
 
 ROWS_MAX_DEPTH = 512  # above this reduction depth, ragged rows go to position x channel tiles
 STRIDED_ROWS_DEPTH = 64  # strided convolutions this shallow run as rows over a phase-split input
+STRIDED_ROWS_CHANNELS = 4  # so do strided convolutions of this few input channels per group, whatever the kernel
 
 
 def _ragged_rows(ctx: LowerCtx, outs: list[int], depth: int, ocg: int) -> bool:
-    """Whether output rows that are not whole vectors (7, 10, 14, 20 wide) are better tiled as flattened
-    positions x output channels: every lane useful, at the cost of a scalar (strided) epilogue, which a deep
-    reduction amortises (measured in BENCHMARKS.md)."""
-    return outs[-1] % ctx.lanes != 0 and depth > ROWS_MAX_DEPTH and ocg >= 2 * ctx.lanes
+    """Whether output rows that are not whole row tiles of two vectors (7, 10, 14, 20, 40, 56 wide) are better
+    tiled as flattened positions x output channels: every lane useful (no short last tile of one vector and
+    6 accumulators), at the cost of a scalar (strided) epilogue, which a deep reduction amortises (measured
+    in BENCHMARKS.md)."""
+    return outs[-1] % (2 * ctx.lanes) != 0 and depth > ROWS_MAX_DEPTH and ocg >= 2 * ctx.lanes
 
 
 def window_of_strides(window: Window) -> Window:
     """The same window with unit strides."""
     return Window(window.kernel, (1,) * window.rank, window.dilations, window.pads, window.auto_pad, window.ceil_mode)
-
-
-def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
-    """Offset within one padded input plane of kernel tap `taps`."""
-    strides = [size_prod(padded[i + 1:]) for i in range(len(padded))]
-    off: Expr = idx(0)
-    for t, d, st in zip(taps, window.dilations, strides):
-        off = binop("add", off, binop("mul", t, idx(d * st)))
-    return off
-
-
-def _conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
-                group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
-    n_batch, channels = xp.shape[:2]
-    if not isinstance(xp, BufferTensor):
-        raise node_error(node, "the input must be materialized")
-    source = xp.buffer
-    padded = list(xp.shape[2:])
-    icg = channels // group
-    oc, kernel = weights.shape[0], list(weights.shape[2:])
-    ocg = oc // group
-    tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))  # output positions x output channels
-    rows, width = tile.rows, tile.cols
-    weight_packing(ctx, width, True, required=True)
-    order = tile_order(ctx, "rows")
-    tiles = -(-ocg // width)
-    w = np.zeros((group, tiles * width, icg, *kernel), np.float32)
-    w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
-    w = w.reshape(group, tiles, width, icg, *kernel)
-    packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")
-    plane = size_prod(padded)
-    positions = size_prod(outs)
-    full_p, full_c = positions // rows * rows, ocg // width * width
-    row_strides = [s * size_prod(padded[i + 1:]) for i, s in enumerate(window.strides)]
-
-    def per_image(n: Expr, g: Expr) -> Stmt:
-        chan0 = binop("mul", g, idx(icg))
-
-        def part(p0: Expr, nrows: int, c0: Expr, cols: int) -> Stmt:
-            def a(r: Expr, ks: list[Expr]) -> Expr:
-                # Loop-invariant parts (the row's offset, once rows are unrolled) are hoisted by the back end.
-                ic, taps = ks[0], ks[1:]
-                plane_start = binop("mul", binop("add", binop("add", binop("mul", n, idx(channels)), chan0), ic),
-                                    idx(plane))
-                row: Expr = idx(0)
-                for c, st in zip(delinear(binop("add", p0, r), outs), row_strides):
-                    row = binop("add", row, binop("mul", c, idx(st)))
-                return Load(source, binop("add", binop("add", plane_start, row), _tap_offset(window, padded, taps)))
-
-            def b(ks: list[Expr], _: Expr, c: Expr) -> Expr:
-                return packed.at([g, binop("div", c0, idx(width)), *ks, c])
-
-            def out(r: Expr, _: Expr, c: Expr, v: Expr) -> Stmt:
-                coords = delinear(binop("add", p0, r), outs)
-                channel = binop("add", binop("mul", g, idx(ocg)), binop("add", c0, c))
-                return finish([n, channel, *coords], v)
-
-            return micro_kernel(ctx, [icg, *kernel], nrows, width, cols, a, b, out)
-
-        def strip(p0: Expr, nrows: int) -> Stmt:
-            whole = ctx.loop(ocg // width, lambda t: part(p0, nrows, binop("mul", t, idx(width)), width), "ct")
-            rest = part(p0, nrows, idx(full_c), ocg - full_c) if ocg > full_c else None
-            return seq(whole, rest)
-
-        def panel(c0: Expr, cols: int) -> Stmt:
-            whole = ctx.loop(positions // rows, lambda po: part(binop("mul", po, idx(rows)), rows, c0, cols), "po")
-            rest = part(idx(full_p), positions - full_p, c0, cols) if positions > full_p else None
-            return seq(whole, rest)
-
-        if order == "cols":  # a panel of weights stays in cache while the input streams
-            main = ctx.loop(ocg // width, lambda t: panel(binop("mul", t, idx(width)), width), "ct")
-            return seq(main, panel(idx(full_c), ocg - full_c) if ocg > full_c else None)
-        main = ctx.loop(positions // rows, lambda po: strip(binop("mul", po, idx(rows)), rows), "po")
-        tail = strip(idx(full_p), positions - full_p) if positions > full_p else None
-        return seq(main, tail)
-
-    return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n")
-
-
-def _conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
-               group: int, finish: Callable[[list[Expr], Expr], Stmt], read: TapRead | None = None) -> Stmt:
-    """Stride-1 convolution, tiles of output channels (rows) by positions along the output's last axis
-    (vector columns): the input row is contiguous, so are the stores. Short rows (at most one vector)
-    are taken two at a time, so each weight feeds two vectors. `read(n, channel, output position, taps)`
-    replaces reading the padded input `xp` (a strided convolution reads a phase-split copy)."""
-    n_batch, channels = xp.shape[:2]
-    icg = channels // group
-    oc, kernel = weights.shape[0], list(weights.shape[2:])
-    ocg = oc // group
-    lanes = ctx.lanes
-    last = outs[-1]
-    width = min(2 * lanes, last)
-    stacked = 2 if len(outs) > 1 and last <= lanes and outs[-2] > 1 else 1
-    rows = ROWS if width > lanes or stacked > 1 else 2 * ROWS
-    tile = register_tile(ctx, MicroKernel(rows, stacked * width))  # output channels x positions (of `stacked` rows)
-    if tile.cols % stacked or tile.cols // stacked > last:
-        raise ScheduleError(f"{tile}: cols must be {stacked} times a row width of at most {last}")
-    rows, width = tile.rows, tile.cols // stacked
-    if last % lanes == 0 and width % lanes:  # no slack after the rows to round a tile up to whole vectors
-        raise ScheduleError(f"{tile}: a row width of {width} would read past the input; use a multiple of {lanes}")
-    weight_packing(ctx, rows, True, required=True)
-    tiles = -(-ocg // rows)
-    w = np.zeros((group, tiles * rows, icg, *kernel), np.float32)
-    w[:, :ocg] = weights.reshape(group, ocg, icg, *kernel)
-    w = w.reshape(group, tiles, rows, icg, *kernel)
-    packed = ctx.weight(np.ascontiguousarray(np.moveaxis(w, 2, -1)), "w")  # [g, tile, ic, *kernel, row]
-    full_c, full_r = last // width * width, ocg // rows * rows
-
-    def block(n: Expr, g: Expr, lead: list[Expr], sp_rows: int) -> Stmt:
-        """Output positions lead[:-1], lead[-1] + j (j < sp_rows), all of the last axis."""
-
-        def row_index(j: Expr) -> list[Expr]:
-            return [*lead[:-1], binop("add", lead[-1], j)] if lead else []
-
-        def tile(o0: Expr, nrows: int, w0: Expr, cols: int) -> Stmt:
-            def a(r: Expr, ks: list[Expr]) -> Expr:
-                return packed.at([g, binop("div", o0, idx(rows)), *ks, r])
-
-            def b(ks: list[Expr], j: Expr, c: Expr) -> Expr:
-                ic, taps = ks[0], ks[1:]
-                if read is not None:
-                    channel = binop("add", binop("mul", g, idx(icg)), ic)
-                    return read(n, channel, [*row_index(j), binop("add", w0, c)], taps)
-                coords = [binop("add", o, binop("mul", t, idx(d)))
-                          for o, t, d in zip(row_index(j), taps, window.dilations)]
-                col = binop("add", binop("add", w0, c), binop("mul", taps[-1], idx(window.dilations[-1])))
-                return xp.at([n, binop("add", binop("mul", g, idx(icg)), ic), *coords, col])
-
-            def out(r: Expr, j: Expr, c: Expr, v: Expr) -> Stmt:
-                channel = binop("add", binop("mul", g, idx(ocg)), binop("add", o0, r))
-                return finish([n, channel, *row_index(j), binop("add", w0, c)], v)
-
-            compute = -(-cols // lanes) * lanes  # whole vectors (the input has slack); extra lanes are dropped
-            return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows)
-
-        def channel_tiles(w0: Expr, cols: int) -> Stmt:
-            whole = ctx.loop(ocg // rows, lambda t: tile(binop("mul", t, idx(rows)), rows, w0, cols), "ot")
-            rest = tile(idx(full_r), ocg - full_r, w0, cols) if ocg > full_r else None
-            return seq(whole, rest)
-
-        whole = ctx.loop(last // width, lambda t: channel_tiles(binop("mul", t, idx(width)), width), "wt")
-        rest = channel_tiles(idx(full_c), last - full_c) if last > full_c else None
-        return seq(whole, rest)
-
-    def image(n: Expr, g: Expr) -> Stmt:
-        if len(outs) == 1:
-            return block(n, g, [], 1)
-        height = outs[-2]
-
-        def rows_of(prefix: list[Expr]) -> Stmt:
-            whole = ctx.loop(height // stacked, lambda h: block(n, g, [*prefix, binop("mul", h, idx(stacked))],
-                                                                   stacked), "oh")
-            rest = block(n, g, [*prefix, idx(height // stacked * stacked)], height % stacked) \
-                if height % stacked else None
-            return seq(whole, rest)
-
-        return ctx.loops(outs[:-2], rows_of, "od")
-
-    return ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: image(n, g), "g"), "n")
 
 
 def _conv_direct(ctx: LowerCtx, x: Tensor, w: Tensor, window: Window, out_shape: tuple[int, ...], group: int,

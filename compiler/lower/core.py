@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import INDEX, Buffer, Cast, Const, Expr, For, Let, Load, Seq, Stmt, Store, Var
+from aic.ir.loop import INDEX, Bin, Buffer, Cast, Const, Expr, For, Let, Load, Seq, Stmt, Store, Var
 from aic.ir.loop_printer import expr_text
 from aic.ir.loop_tools import binop
 
@@ -78,11 +78,26 @@ def strides_of(shape: Sequence[Size]) -> list[Size]:
 
 
 def linear(index: Sequence[Expr], shape: Sequence[Size]) -> Expr:
-    """Row-major flat index of `index` in `shape`."""
+    """Row-major flat index of `index` in `shape`. A pair of neighbouring entries (e div W, e mod W) over
+    an axis of size W is e itself (exact for truncating division), so a flattened position stays affine."""
     flat: Expr = idx(0)
-    for i, s in zip(index, strides_of(shape)):
+    strides = strides_of(shape)
+    k = 0
+    while k < len(index):
+        i, s = index[k], strides[k]
+        if k + 1 < len(index) and _split_pair(i, index[k + 1], shape[k + 1]):
+            assert isinstance(i, Bin)
+            i, s = i.a, strides[k + 1]
+            k += 1
         flat = binop("add", flat, binop("mul", i, idx(s)))
+        k += 1
     return flat
+
+
+def _split_pair(hi: Expr, lo: Expr, size: Size) -> bool:
+    """Whether (hi, lo) is (e div size, e mod size) for one expression e."""
+    return (isinstance(hi, Bin) and hi.op == "div" and isinstance(lo, Bin) and lo.op == "mod" and hi.a == lo.a
+            and isinstance(hi.b, Const) and hi.b.value == size and lo.b == hi.b)
 
 
 def delinear(flat: Expr, shape: Sequence[Size]) -> list[Expr]:

@@ -11,8 +11,10 @@ from aic.ir.loop import Store
 from aic.ir.loop_tools import stmts_of
 from onnx import helper
 
+import aic
 from tests.lower.lower_util import lower
 from tests.lower.test_compiled_ops import _graph_model, check_compiled
+from tests.onnx_util import run_ort
 
 rng = np.random.default_rng(14)
 
@@ -115,9 +117,13 @@ DENSE = [
     ((1, 600, 5, 14), (12, 600, 1, 1), {}),  # deep 1x1, channels under two vectors: rows
     ((1, 24, 9, 14), (20, 24, 1, 1), {}),  # shallow 1x1: rows of 14
     ((1, 520, 6, 7), (32, 520, 1, 1), {}),  # deep 1x1, 7-wide rows: position x channel tiles
+    ((1, 64, 5, 24), (24, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # deep, rows of 3 vectors: position x channel tiles
     ((1, 3, 37, 45), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # stem: rows over phases
+    ((1, 3, 38, 35), (24, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # 7x7 stem (depth 147): the same
     ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
     ((1, 2, 40, 38), (8, 2, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2], "dilations": [2, 1]}),
+    ((1, 64, 7, 7), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weights >> input: packed strips
+    ((1, 48, 5, 4), (64, 24, 3, 2), {"strides": [2, 2], "pads": [1, 0, 1, 1], "group": 2, "dilations": [1, 2]}),
 ]
 
 
@@ -127,6 +133,72 @@ def test_dense_conv_ragged_rows(xs, ws, attrs):
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
              helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]
     check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+POINTWISE = [
+    # x shape, w shape, group, fused operand shape (None: none): 1x1 stride-1 convolutions over flattened positions
+    ((1, 24, 6, 6), (40, 24, 1, 1), 1, (1, 40, 6, 6)),  # 36 positions: 2 tiles of 16 and one of 4; residual
+    ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions (not a multiple of 4): tiles over strips
+    ((2, 16, 14, 14), (20, 16, 1, 1), 1, None),  # 196 positions (planes not whole cache lines: packed columns)
+    ((1, 64, 3, 5), (256, 64, 1, 1), 1, (1, 256, 1, 1)),  # weights far larger than the input: channel tiles outer
+    ((1, 12, 6, 9), (18, 4, 1, 1), 3, (1, 1, 1, 9)),  # groups; an operand broadcast along rows
+    ((1, 8, 5, 12), (9, 8, 1, 1), 1, (1, 9, 5, 1)),  # an operand broadcast along columns
+    ((2, 32, 5, 5), (32, 16, 1, 1), 2, (1, 32, 5, 5)),  # 25 positions: tiles over strips; batch 2, groups
+    ((1, 16, 4, 8), (24, 16, 1, 1), 1, (1, 24, 4, 8)),  # planes of whole cache lines: read in place
+    ((2, 16, 4, 4), (24, 8, 1, 1), 2, None),  # the same with groups
+]
+STRIDED_POINTWISE = [
+    ((1, 24, 14, 14), (40, 24, 1, 1), {"strides": [2, 2]}),  # 49 positions, tiles over packed strips
+    ((2, 16, 9, 11), (24, 16, 1, 1), {"strides": [2, 3]}),  # 20 positions: a subsampled copy, packed columns
+    ((1, 16, 8, 32), (24, 16, 1, 1), {"strides": [2, 2]}),  # 64 positions: a subsampled copy read in place
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "group", "operand"), POINTWISE, ids=[str(i) for i in range(len(POINTWISE))])
+def test_pointwise_conv_flat(xs, ws, group, operand):
+    x, w, b = f(*xs), f(*ws) / np.float32(np.sqrt(ws[1])), f(ws[0])
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=group)]
+    feeds = {"x": x}
+    if operand is not None:
+        feeds["r"] = f(*operand)
+        nodes.append(helper.make_node("Add", ["c", "r"], ["a"]))
+    nodes.append(helper.make_node("Relu", [nodes[-1].output[0]], ["y"]))
+    check_compiled(_graph_model(nodes, feeds, ["y"], {"w": w, "b": b}), feeds, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), STRIDED_POINTWISE, ids=[str(i) for i in range(len(STRIDED_POINTWISE))])
+def test_strided_pointwise_conv(xs, ws, attrs):
+    x, w = f(*xs), f(*ws) / np.float32(np.sqrt(ws[1]))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("xs", "ws", "attrs"), [
+    ((32, 7, 7), (48, 32, 1, 1), {}),  # tiles over packed strips
+    ((32, 14, 14), (48, 32, 1, 1), {"strides": [2, 2]}),  # flattened rows over the subsampled copy
+    ((64, 8, 8), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weight panels outer, packed
+], ids=["7x7", "strided-1x1", "strided-3x3"])
+def test_dense_conv_run_time_batch(xs, ws, attrs):
+    """One artifact for batch 1..4: the packed copies and the loop order hold for a batch known at run time."""
+    x = f(1, *xs)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], **attrs)]
+    model = _graph_model(nodes, {"x": x}, ["y"], {"w": f(*ws) / np.float32(np.sqrt(np.prod(ws[1:])))})
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    module = aic.compile(model, shapes={"batch": (1, 4, 1)}, num_threads=1, cache=False)
+    for batch in (1, 3):
+        feeds = {"x": f(batch, *xs)}
+        np.testing.assert_allclose(module.run(None, feeds)[0], run_ort(model, feeds)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_pointwise_conv_stores_vectors():
+    """A 1x1 convolution on a 6x6 map stores whole 8-lane vectors along the flattened positions (rows of 6
+    would store 6-lane vectors)."""
+    x = f(1, 32, 6, 6)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
+    lanes = [s.value.lanes for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
+             and s.buffer.name.startswith("out")]
+    assert max(lanes) == 8, lanes
 
 
 MAX_POOL = [
