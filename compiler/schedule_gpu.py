@@ -7,7 +7,10 @@ of those loops (codegen/cuda.py reads them back). Rules, per top-level statement
 kernel body (each becomes its own launch, in order, over the same buffers):
 
 0. *tiled matmul* (compiler/schedule_gpu_matmul.py): a contraction's plain nest gets
-   shared-memory tiles of A and B and a 4x4 register tile per thread;
+   shared-memory tiles of A and B and a 4x4 register tile per thread; with few output tiles and a
+   long K, two launches (compiler/schedule_gpu_splitk.py): partial tiles per K slice into a
+   workspace (an extra last parameter, one arena region for the program), then their sum and the
+   epilogue;
 1. *row reduction* (compiler/schedule_gpu_reduce.py): a parallel nest whose per-row body
    reduces long serial loops into one-element accumulators (softmax, layer norm, reduce
    ops, pooling over big windows) gets one block per row; the row's loops are strided over
