@@ -15,7 +15,8 @@ threads read a row-major weight column with a stride of N, while the tiles read 
    dtype) - deterministic, no atomics.
 
 The workspace is one arena region that every split-K launch of a program shares (launches run in
-order on one stream), sized for the largest sizes of a ranged model.
+order on one stream), sized for the largest sizes of a ranged model (S is chosen at the opt sizes;
+no split where that workspace would exceed `WORKSPACE_LIMIT`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FEW_TILES = 64  # fewer output tiles than this (half a wave) ...
 LONG_K = 512  # ... and K at least this long: split K
 MIN_STEPS = 4  # K steps (of BK) per slice at least
 MAX_SLICES = 32
+WORKSPACE_LIMIT = 64 << 20  # bytes: a ranged model whose largest sizes would need more is not split
 WORKSPACE = "splitk_workspace"
 
 
@@ -47,6 +49,8 @@ def split_k(part: Stmt, tensor_cores: bool, sizes: RunSizes) -> tuple[Stmt, str,
     m, n, _ = g.extents
     floats = sizes.upper(binop("mul", binop("mul", extent_product(g.batch), m), n))
     if floats is None:
+        return None
+    if 4 * slices * floats > WORKSPACE_LIMIT:
         return None
     workspace = Buffer(WORKSPACE, DType.float32, slices * floats)
     bound = tiled_matmul(part, tensor_cores, sizes, (slices, workspace))

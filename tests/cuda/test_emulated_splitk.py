@@ -12,6 +12,7 @@ from aic.compiler.cuda_build import render_cuda
 from aic.compiler.pipeline import lower_model
 from onnx import TensorProto, helper
 
+from aic.cli import main
 from tests.onnx_util import assert_close, node_model, run_ort
 
 from .conftest import compile_cuda, emulated, needs_nvrtc
@@ -45,10 +46,27 @@ def gemm_bias_relu() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
 
 
 def conv_7x7() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """A 3x3 convolution at 7x7 with 512 input channels (implicit GEMM: M = 49, K = 4608)."""
-    x = f32(1, 512, 7, 7)
-    inits = {"w": f32(96, 512, 3, 3) / 60, "b": f32(96)}
-    return node_model("Conv", {"x": x}, attrs={"pads": [1, 1, 1, 1]}, initializers=inits), {"x": x}
+    """A 3x3 convolution at 7x7 with 512 input channels (implicit GEMM: M = 49, K = 4608) + bias + residual
+    Add + Relu, as ResNet-50's last stage: the epilogue runs in the reduce launch."""
+    x, residual = f32(1, 512, 7, 7), f32(1, 96, 7, 7)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "r"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "conv_add_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+         helper.make_tensor_value_info("r", TensorProto.FLOAT, residual.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(f32(96, 512, 3, 3) / 60, "w"), onnx.numpy_helper.from_array(f32(96), "b")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 8
+    return model, {"x": x, "r": residual}
+
+
+def batched() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """A batched MatMul of two inputs: the batch is a grid axis of both launches (3 tiles, K = 1024)."""
+    feeds = {"a": f32(3, 20, 1024), "b": f32(3, 1024, 40)}
+    return node_model("MatMul", feeds), feeds
 
 
 def rules(module) -> list[str]:
@@ -59,6 +77,7 @@ CASES = {  # name: (model, the rules of its launches with -fp32-exact)
     "resnet_fc": (resnet_fc, ["tiled-matmul-splitk8", "splitk-reduce"]),
     "gemm_bias_relu": (gemm_bias_relu, ["tiled-matmul-splitk16", "splitk-reduce"]),
     "conv_7x7_512": (conv_7x7, ["implicit-gemm-splitk32", "splitk-reduce"]),
+    "batched": (batched, ["tiled-matmul-splitk16", "splitk-reduce"]),
 }
 
 
@@ -80,11 +99,32 @@ def test_splitk_threads_in_reverse_order(tmp_path, monkeypatch):
     assert_close(module.run(None, feeds)[0], run_ort(model, feeds)[0], rtol=1e-4, atol=1e-4, what="reversed")
 
 
-def test_splitk_tf32_sm80_and_sm90(tmp_path):
-    """TF32 tensor cores: NVRTC compiles both launches for both architectures without spills."""
+def test_splitk_with_a_run_time_k(tmp_path):
+    """K is a run-time size (the sequence of an attention product): the slices are cut at run time, the
+    last ones shorter or empty."""
+    feeds = {"a": f32(16, 1000), "b": f32(1000, 64)}
+    model = node_model("MatMul", feeds)
+    for name in "ab":
+        dims = next(i for i in model.graph.input if i.name == name).type.tensor_type.shape.dim
+        dims[1 if name == "a" else 0].dim_param = "seq"
+    ranges = {"seq": (1, 1024, 1000)}
+    module = emulated(compile_cuda(model, tmp_path, "mm", "cuda -arch=sm_80 -fp32-exact", shapes=ranges))
+    assert rules(module)[-2:] == ["tiled-matmul-splitk13", "splitk-reduce"]  # 63 K steps at the opt size: 5 a slice
+    for seq in (1, 100, 1000):
+        part = {"a": feeds["a"][:, :seq].copy(), "b": feeds["b"][:seq].copy()}
+        assert_close(module.run(None, part)[0], run_ort(model, part)[0], rtol=1e-4, atol=1e-4, what=f"seq {seq}")
+
+
+def test_splitk_tf32_sm80_and_sm90(tmp_path, capsys):
+    """TF32 tensor cores: NVRTC compiles both launches for both architectures without spills, and
+    `aic inspect --kernels` names their rules."""
     model, feeds = gemm_bias_relu()
-    module = emulated(compile_cuda(model, tmp_path, "gemm", "cuda -arch=sm_80,sm_90"))
+    path = compile_cuda(model, tmp_path, "gemm", "cuda -arch=sm_80,sm_90")
+    module = emulated(path)
     assert rules(module) == ["tiled-matmul-tf32-splitk16", "splitk-reduce"]
+    assert main(["inspect", str(path), "--kernels"]) == 0
+    listed = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("k0_")]
+    assert listed == rules(module)
     for kernel in module.metadata["cuda"]["kernels"]:
         for arch in ("sm_80", "sm_90"):
             ptxas = kernel["ptxas"][arch]
