@@ -50,6 +50,7 @@ def build_cuda(program: Program, target: Target, output: str | os.PathLike, opt_
             "nvrtc": nvrtc.version,
             "fp32_exact": "fp32-exact" in target.options,
             "launches": len(source.launches),
+            "splitk_workspace_bytes": scheduled.attrs.get("splitk_workspace_bytes", 0),
             "kernels": kernels,
         }
     }

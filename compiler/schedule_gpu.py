@@ -7,7 +7,10 @@ of those loops (codegen/cuda.py reads them back). Rules, per top-level statement
 kernel body (each becomes its own launch, in order, over the same buffers):
 
 0. *tiled matmul* (compiler/schedule_gpu_matmul.py): a contraction's plain nest gets
-   shared-memory tiles of A and B and a 4x4 register tile per thread;
+   shared-memory tiles of A and B and a 4x4 register tile per thread; with few output tiles and a
+   long K, two launches (compiler/schedule_gpu_splitk.py): partial tiles per K slice into a
+   workspace (an extra last parameter, one arena region for the program), then their sum and the
+   epilogue;
 1. *row reduction* (compiler/schedule_gpu_reduce.py): a parallel nest whose per-row body
    reduces long serial loops into one-element accumulators (softmax, layer norm, reduce
    ops, pooling over big windows) gets one block per row; the row's loops are strided over
@@ -38,9 +41,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from aic.ir.dtypes import DType
 from aic.ir.loop import (
     INDEX,
     Bin,
+    Buffer,
     Const,
     For,
     If,
@@ -50,6 +55,7 @@ from aic.ir.loop import (
     Let,
     LoopStep,
     Program,
+    ProgramBuffer,
     Seq,
     Step,
     Stmt,
@@ -58,6 +64,7 @@ from aic.ir.loop import (
 from aic.ir.loop_tools import binop, map_stmt, static_int, stmts_of
 from aic.ir.loop_verify import verify_kernel
 
+from .memory import align
 from .schedule_gpu_grid import (
     MAX_GRID_X,
     RunSizes,
@@ -73,6 +80,7 @@ from .schedule_gpu_grid import (
 from .schedule_gpu_matmul import tiled_matmul
 from .schedule_gpu_merge import merge_walked
 from .schedule_gpu_reduce import row_reduction
+from .schedule_gpu_splitk import WORKSPACE, split_k
 from .schedule_gpu_vector import by_four
 
 THREADS = 256  # threads per block of an elementwise launch
@@ -82,6 +90,7 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
     """`program` with each kernel call replaced by the calls of its GPU launches; float32
     contractions use TF32 tensor cores unless `tensor_cores` is False."""
     done: dict[int, list[Kernel]] = {}
+    workspace = ProgramBuffer(WORKSPACE, DType.float32, (0,), "arena")  # shared by all split-K launches
 
     def steps(calls: list[Step]) -> list[Step]:
         out: list[Step] = []
@@ -89,7 +98,8 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
             if isinstance(step, KernelCall):
                 if id(step.kernel) not in done:
                     done[id(step.kernel)] = schedule_gpu(step.kernel, tensor_cores)
-                out += [KernelCall(k, step.args) for k in done[id(step.kernel)]]
+                out += [KernelCall(k, [*step.args, workspace] if "workspace" in k.attrs else step.args)
+                        for k in done[id(step.kernel)]]  # fmt: skip
             elif isinstance(step, IfStep):
                 out.append(IfStep(step.cond, steps(step.then), steps(step.orelse)))
             else:
@@ -98,7 +108,13 @@ def schedule_gpu_program(program: Program, tensor_cores: bool = True) -> Program
 
     calls = steps(program.calls)
     kernels = [k for ks in done.values() for k in ks]
-    return replace(program, kernels=kernels, calls=calls, attrs={**program.attrs, "gpu_scheduled": True})
+    arena_bytes, attrs = program.arena_bytes, {**program.attrs, "gpu_scheduled": True}
+    floats = max((int(k.params[-1].size) for k in kernels if "workspace" in k.attrs), default=0)
+    if floats:  # the workspace after the planned arena (at the largest sizes)
+        workspace.shape, workspace.offset = (floats,), align(arena_bytes)
+        arena_bytes = workspace.offset + 4 * floats
+        attrs["splitk_workspace_bytes"] = 4 * floats
+    return replace(program, kernels=kernels, calls=calls, arena_bytes=arena_bytes, attrs=attrs)
 
 
 def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
@@ -107,6 +123,10 @@ def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
     out = []
     for i, part in enumerate(parts):
         name = kernel.name if len(parts) == 1 else f"{kernel.name}_{i}"
+        split = split_k(part, tensor_cores, sizes)
+        if split is not None:
+            out += _split_launches(kernel, name, sizes, *split)
+            continue
         bound = (tiled_matmul(part, tensor_cores, sizes) or row_reduction(part, sizes)
                  or _elementwise(part, sizes, vectors=len(kernel.params) <= 64)  # the runtime checks 64 parameters
                  or _single_thread(part))  # fmt: skip
@@ -115,6 +135,23 @@ def schedule_gpu(kernel: Kernel, tensor_cores: bool = True) -> list[Kernel]:
         attrs = {**kernel.attrs, "gpu_rule": rule}
         out.append(Kernel(name, kernel.params, body, attrs))
         verify_kernel(Kernel(name, kernel.params, map_stmt(body, _footprint)), gpu=True)
+    return out
+
+
+def _split_launches(kernel: Kernel, name: str, sizes: RunSizes, partial: Stmt, rule: str, reduce: Stmt,
+                    workspace: Buffer) -> list[Kernel]:
+    """The two launches of a split-K contraction (compiler/schedule_gpu_splitk.py): partial tiles into
+    `workspace` (an extra last parameter), then their sum in slice order with the epilogue."""
+    params = [*kernel.params, workspace]
+    summed = _elementwise(reduce, sizes, vectors=len(params) <= 64)
+    assert summed is not None, f"kernel {name}: split-K sum of the partial tiles is not elementwise"
+    launches = [(name, partial, rule), (f"{name}_reduce", summed[0], summed[1].replace("elementwise", "splitk-reduce"))]
+    out = []
+    for launch, body, launch_rule in launches:
+        body = inside_grid(body, sizes)
+        attrs = {**kernel.attrs, "gpu_rule": launch_rule, "workspace": True, "part": name}
+        out.append(Kernel(launch, params, body, attrs))
+        verify_kernel(Kernel(launch, params, map_stmt(body, _footprint)), gpu=True)
     return out
 
 

@@ -123,8 +123,8 @@ def match_gemm(part: Stmt) -> Gemm | None:
     in_b = {x for x in exprs_of(eb) if isinstance(x, Var)}
     batch = [lp for lp in chain if lp.var in in_a and lp.var in in_b]
     ns = [lp for lp in chain if lp.var in in_b and lp.var not in in_a]
-    ms = [lp for lp in chain if lp.var not in in_b]
-    if not ms or not ns:
+    ms = [lp for lp in chain if lp.var not in in_b] or [For(Var("row"), Const(1, INDEX), Seq([]))]  # a GEMV: M = 1
+    if not ns:
         return None
     if guard is not None:
         used = {x for x in exprs_of(guard) if isinstance(x, Var)}
@@ -140,19 +140,25 @@ def match_gemm(part: Stmt) -> Gemm | None:
     return Gemm(acc, batch, ms, ns, ks, ea, eb, epilogue, guard is not None)
 
 
-def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None = None) -> tuple[Stmt, str] | None:
+def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None = None,
+                 split: tuple[int, Buffer] | None = None) -> tuple[Stmt, str] | None:
     """The block/thread-bound tiled GEMM of `part` and its rule name, or None (not a GEMM, or M, N
-    or K below MIN_SIZE at the opt sizes)."""
+    or K below MIN_SIZE at the opt sizes). With `split` = (S, workspace), K steps are cut into S
+    slices, one per block (the slice is the outermost grid index), and each block stores its float32
+    partial tile at workspace[slice, batch, i, j] instead of running the epilogue (split-K,
+    compiler/schedule_gpu_splitk.py)."""
     sizes = sizes or RunSizes()
     g = match_gemm(part)
     if g is None:
         return None
     m, n, k = g.extents
-    if any((sizes.typical(e) or 0) < MIN_SIZE for e in (m, n, k)):
-        return None
+    if split is None and any((sizes.typical(e) or 0) < MIN_SIZE for e in (m, n, k)):
+        return None  # (split-K takes a GEMV's single row too: its weight reads coalesce in the tiles)
     tiles_n = ceil_div(n, BN)
     per_batch = binop("mul", ceil_div(m, BM), tiles_n)
     blocks = binop("mul", extent_product(g.batch), per_batch)
+    slices, workspace = split or (1, None)
+    one_slice, blocks = blocks, binop("mul", blocks, Const(slices, INDEX))
     if (sizes.upper(blocks) or MAX_GRID_X + 1) > MAX_GRID_X:
         return None
     dt = g.acc.dtype
@@ -177,6 +183,7 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
 
     def body(bx: Var, tx: Var) -> Stmt:
         tile, tm, tn, kt = Var("tile"), Var("tm"), Var("tn"), Var("kt")
+        sl, b = Var("slice"), Var("batch")
         a_s = Buffer("a_tile", tile_dt, BM * BK, Scope.SHARED)
         b_s = Buffer("b_tile", tile_dt, BK * BN, Scope.SHARED)
         regs = Buffer("acc", dt, TM * TN, Scope.STACK)
@@ -215,7 +222,9 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
                           Load(b_s, add(add(mul(kk, c(BN)), mul(tx16, c(TN))), q)))  # fmt: skip
             fma = Store(regs, slot, add(Load(regs, slot), product))
             compute = For(kk, c(BK), For(r, c(TM), For(q, c(TN), fma, ForKind.UNROLLED), ForKind.UNROLLED))
-        k_steps = For(kt, ceil_div(k, BK), Seq([load_a, load_b, Barrier(), compute, Barrier()]))
+        step = Seq([load_a, load_b, Barrier(), compute, Barrier()])
+        k_steps = (For(kt, ceil_div(k, BK), step) if workspace is None
+                   else _slice_steps(kt, sl, ceil_div(k, BK), slices, step))  # fmt: skip
         i_out, j_out = add(add(mul(tm, c(BM)), mul(ty, c(TM))), r), add(add(mul(tn, c(BN)), mul(tx16, c(TN))), q)
         if mma:  # the mma.sync C fragment of lane tx: n-tile r, element q (codegen/cuda_mma.py)
             warp, lane = Bin("div", tx, c(32)), Bin("mod", tx, c(32))
@@ -224,24 +233,44 @@ def tiled_matmul(part: Stmt, tensor_cores: bool = True, sizes: RunSizes | None =
                       add(mul(Bin("mod", lane, c(4)), c(2)), Bin("mod", q, c(2))))  # fmt: skip
             i_out, j_out = add(mul(tm, c(BM)), row), add(mul(tn, c(BN)), col)
         iv, jv = Var("i"), Var("j")
-        finish = map_stmt_exprs(g.epilogue, lambda e: _replace_acc(e, g.acc, Load(regs, slot)))
-        finish = bind_lets(flat_index(g.ms, iv) + flat_index(g.ns, jv), finish)
+        if workspace is None:
+            finish = map_stmt_exprs(g.epilogue, lambda e: _replace_acc(e, g.acc, Load(regs, slot)))
+            finish = bind_lets(flat_index(g.ms, iv) + flat_index(g.ns, jv), finish)
+        else:  # the partial tile of this K slice, whole (batch, M, N) matrices one after another
+            matrix = add(mul(sl, extent_product(g.batch)), b if g.batch else c(0))
+            finish = Store(workspace, add(mul(add(mul(matrix, c(m)), iv), c(n)), jv), Load(regs, slot))
         finish = If(Bin("and", Bin("lt", iv, c(m)), Bin("lt", jv, c(n))), finish)
         store = For(r, c(TM), For(q, c(TN), Let(iv, i_out, Let(jv, j_out, finish))))
         init = For(r, c(TM), For(q, c(TN), Store(regs, slot, zero), ForKind.UNROLLED), ForKind.UNROLLED)
         inner: Stmt = Allocate(a_s, Allocate(b_s, Allocate(regs, Seq([init, k_steps, store]))))
         inner = Let(ty, Bin("div", tx, c(BN // TN)), Let(tx16, Bin("mod", tx, c(BN // TN)), inner))
         inner = Let(tn, Bin("mod", tile, c(tiles_n)), Let(tm, Bin("div", tile, c(tiles_n)), inner))
-        inner = Let(tile, Bin("mod", bx, c(per_batch)), inner)
+        rest = bx if workspace is None else Var("rest")  # the block's index within its K slice
+        inner = Let(tile, Bin("mod", rest, c(per_batch)), inner)
         if g.batch:
-            b = Var("batch")
-            inner = Let(b, Bin("div", bx, c(per_batch)), bind_lets(flat_index(g.batch, b), inner))
+            inner = Let(b, Bin("div", rest, c(per_batch)), bind_lets(flat_index(g.batch, b), inner))
+        if workspace is not None:
+            inner = Let(sl, Bin("div", bx, c(one_slice)), Let(rest, Bin("mod", bx, c(one_slice)), inner))
         return inner
 
     single = len(g.ks) == 1 and not g.guarded
     rule = "tiled-matmul" if single else "implicit-gemm"
     kind = MMA_KINDS.get(tile_dt.name, "tf32")
-    return grid_loops(blocks, THREADS, body), f"{rule}-{kind}" if mma else rule
+    rule = f"{rule}-{kind}" if mma else rule
+    return grid_loops(blocks, THREADS, body), f"{rule}-splitk{slices}" if workspace is not None else rule
+
+
+def _slice_steps(kt: Var, sl: Var, steps: Expr, slices: int, body: Stmt) -> Stmt:
+    """The K steps `kt` of the block's slice `sl` of `steps` cut into `slices`
+    slices of ceil(steps / slices) steps, the last one shorter (none left: no step)."""
+    per = ceil_div(steps, slices)
+    first = Bin("mul", sl, per)
+    kq = Var("kq")
+    if static_int(steps) is not None and static_int(steps) % slices == 0:
+        count: Expr = per
+    else:
+        count = Bin("max", Const(0, INDEX), Bin("min", per, Bin("sub", steps, first)))
+    return For(kq, count, Let(kt, Bin("add", first, kq), body))
 
 
 def _half_factors(g: Gemm) -> tuple[Expr, Expr] | None:

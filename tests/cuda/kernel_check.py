@@ -6,8 +6,10 @@ loop-IR kernel it came from (compiler/schedule_gpu.py makes one launch per top-l
 `check_kernel` fills every parameter with the same random data for both, runs the part in the
 loop-IR evaluator (ir/loop_eval.py) as the reference, launches the CUDA kernel alone (`launch`:
 the emulator, or `cupy.RawModule` from the kernel's cubin or PTX on a GPU) and compares every
-parameter afterwards. A model compiled for ranges of sizes gets random sizes in its dims parameter
-(clamped to the ranges by the kernels), and each launch's grid is computed from them.
+parameter afterwards. The two launches of a split-K contraction (partial tiles into a workspace, then
+their sum with the epilogue: compiler/schedule_gpu_splitk.py) are checked together against their part,
+the workspace filled with NaN first. A model compiled for ranges of sizes gets random sizes in its dims
+parameter (clamped to the ranges by the kernels), and each launch's grid is computed from them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ class KernelCheck:
     info: CudaKernel  # the rendered launch: name, grid, block, shared bytes
     scheduled: Kernel  # the GPU-bound kernel (its grid loop's extent: the grid at run-time sizes)
     ranges: list[tuple[int, int]]  # a ranged model's symbols, in dims order: (min, max)
+    then: list[tuple[CudaKernel, Kernel]] = field(default_factory=list)  # launches of the same part, after it
 
 
 def kernel_checks(model, shapes=None) -> tuple[CudaSource, list[KernelCheck]]:
@@ -49,7 +52,14 @@ def kernel_checks(model, shapes=None) -> tuple[CudaSource, list[KernelCheck]]:
     source = render_program(scheduled)
     by_symbol = {info.name: info for info in source.kernels}  # each kernel's symbol: its name, unique here
     ranges = [(r["min"], r["max"]) for r in program.attrs.get("symbols", [])]
-    return source, [KernelCheck(parts[k.name], by_symbol[symbol(k.name)], k, ranges) for k in scheduled.kernels]
+    checks: dict[str, KernelCheck] = {}
+    for k in scheduled.kernels:
+        part, info = k.attrs.get("part", k.name), by_symbol[symbol(k.name)]
+        if part in checks:
+            checks[part].then.append((info, k))
+        else:
+            checks[part] = KernelCheck(parts[part], info, k, ranges)
+    return source, list(checks.values())
 
 
 def random_arguments(kernel: Kernel, rng: np.random.Generator, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -74,8 +84,11 @@ def check_kernel(check: KernelCheck, launch: Launcher, rng: np.random.Generator,
     args = random_arguments(check.reference, rng, check.ranges)
     expected = [a.copy() for a in args]
     run_kernel(check.reference, expected)
-    grid = grid_at(check.scheduled, args)
-    actual = launch(replace(check.info, grid=grid), [a.copy() for a in args]) if min(grid) > 0 else args
+    extra = [np.full(int(p.size), np.nan, np.dtype(p.dtype.numpy)) for p in check.scheduled.params[len(args):]]
+    actual = [a.copy() for a in args] + extra  # the workspace of split-K launches
+    for info, scheduled in [(check.info, check.scheduled), *check.then]:
+        grid = grid_at(scheduled, actual)
+        actual = launch(replace(info, grid=grid), actual) if min(grid) > 0 else actual
     for param, got, want in zip(check.reference.params, actual, expected):
         what = f"kernel {check.info.name} ({check.info.rule}), parameter {param.name}"
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol, equal_nan=True, err_msg=what)

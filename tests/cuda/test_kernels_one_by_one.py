@@ -34,6 +34,9 @@ MODELS = {
         attrs={"transB": 1},
         initializers={"w": f32(72, 30).astype(np.float16), "c": f32(72).astype(np.float16)},
     ),
+    "gemm_splitk": lambda: node_model(  # few output tiles, K = 640: partial tiles per K slice, then their sum
+        "Gemm", {"a": f32(20, 640)}, attrs={"transB": 1}, initializers={"w": f32(24, 640), "c": f32(24)}
+    ),
     "softmax": lambda: node_model("Softmax", {"x": f32(3, 64)}, attrs={"axis": -1}),
     "add_vec4": lambda: node_model("Add", {"a": f32(3, 8), "b": f32(8)}),
     "cnn": lambda: cnn(np.random.default_rng(1)),
