@@ -80,7 +80,9 @@ typedef struct aic_pool {
     atomic_int running;        /* a run is under way: workers spin instead of sleeping */
     atomic_llong spin_until;   /* after a run, workers spin until this time (ns, CLOCK_MONOTONIC) */
     atomic_int sleepers;       /* workers waiting on `wake` */
-    atomic_int caller_cpu;     /* the CPU the current run started on (-1: unknown) */
+#if defined(__linux__)
+    cpu_set_t cpus;            /* the CPUs the workers may use (the creating thread's affinity) */
+#endif
     long long spin_ns;
     aic_task_fn fn; /* the current job; stable while any of its chunks is unfinished */
     void *closure;
@@ -121,21 +123,27 @@ static int keep_spinning(aic_pool *pool) {
            now_ns() < atomic_load_explicit(&pool->spin_until, memory_order_relaxed);
 }
 
-/* A worker woken by a run lands, by the scheduler's wake-affine placement, on the CPU of the thread that
- * woke it: the caller's. Both would then share one CPU until the load balancer moves one (milliseconds),
- * so two threads ran no faster than one after idle gaps. The worker moves itself off that CPU by
- * excluding it from its affinity for a moment (an immediate migration), then restores its affinity. */
-static void leave_caller_cpu(aic_pool *pool) {
+/* A worker woken by a run would land, by the scheduler's wake-affine placement, on the CPU of the thread that
+ * woke it: the caller's, which is busy running the model. It then waits there until the caller's time slice
+ * ends or a load balancer moves it (milliseconds), so two threads ran no faster than one after idle gaps.
+ * So the caller, before waking sleeping workers, takes its own CPU out of their affinity: the scheduler must
+ * place them on another (idle) CPU at once. Each worker restores its affinity as soon as it runs. */
+static void steer_off_caller_cpu(aic_pool *pool) {
 #if defined(__linux__)
-    int caller = atomic_load_explicit(&pool->caller_cpu, memory_order_relaxed);
-    if (caller < 0 || sched_getcpu() != caller) return;
-    cpu_set_t all, others;
-    if (pthread_getaffinity_np(pthread_self(), sizeof all, &all) != 0) return;
-    others = all;
+    int caller = sched_getcpu();
+    cpu_set_t others = pool->cpus;
+    if (caller < 0 || !CPU_ISSET(caller, &others)) return;
     CPU_CLR(caller, &others);
     if (CPU_COUNT(&others) == 0) return;
-    if (pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
-        pthread_setaffinity_np(pthread_self(), sizeof all, &all);
+    for (int i = 0; i < pool->num_threads - 1; i++) pthread_setaffinity_np(pool->workers[i], sizeof others, &others);
+#else
+    (void)pool;
+#endif
+}
+
+static void restore_affinity(aic_pool *pool) {
+#if defined(__linux__)
+    pthread_setaffinity_np(pthread_self(), sizeof pool->cpus, &pool->cpus);
 #else
     (void)pool;
 #endif
@@ -159,7 +167,7 @@ static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
             pthread_cond_wait(&pool->wake, &pool->lock);
         atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_acq_rel);
         pthread_mutex_unlock(&pool->lock);
-        leave_caller_cpu(pool);
+        restore_affinity(pool);
         if (g != seen) return g;
     }
 }
@@ -167,12 +175,11 @@ static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
 /* A run starts: sleeping workers wake now, so they are up (and placed) before the first parallel loop. */
 static void aic_pool_enter(aic_pool *pool) {
     if (pool->num_threads == 1) return;
-#if defined(__linux__)
-    atomic_store_explicit(&pool->caller_cpu, sched_getcpu(), memory_order_relaxed);
-#endif
     atomic_store(&pool->running, 1); /* seq_cst: a worker going to sleep sees it, or is counted below */
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->lock);
+        if (atomic_load(&pool->sleepers) == pool->num_threads - 1) /* all asleep: none runs on the caller's CPU */
+            steer_off_caller_cpu(pool);
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->lock);
     }
@@ -245,7 +252,9 @@ static void pool_stop(aic_pool *pool, int started) {
 
 static int pool_start(aic_pool *pool, int num_threads) {
     memset(pool, 0, sizeof *pool);
-    atomic_store(&pool->caller_cpu, -1);
+#if defined(__linux__)
+    if (pthread_getaffinity_np(pthread_self(), sizeof pool->cpus, &pool->cpus) != 0) CPU_ZERO(&pool->cpus);
+#endif
     pool->num_threads = num_threads;
     pool->spin_ns = DEFAULT_SPIN_US * 1000LL;
     const char *spin = getenv("AIC_SPIN");
