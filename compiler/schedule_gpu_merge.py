@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from aic.ir.loop import INDEX, Bin, Const, Expr, For, If, Let, Load, Seq, Stmt, Store, Var
-from aic.ir.loop_tools import binop, exprs_of, map_expr, map_stmt_exprs, static_int, subst
+from aic.ir.loop_tools import binop, exprs_of, map_expr, static_int, stmt_exprs, subst
 
 from .schedule_gpu_vector import stride_of
 
@@ -80,20 +80,9 @@ def _merge(outer: For, inner: For, exprs: list[Expr], stmt: Stmt) -> tuple[For, 
 
     new_exprs = [expr(e) for e in exprs]
     new_stmt = statement(stmt)
-    if new_stmt is None or not walks[0] or any(uses(e) for e in [*new_exprs, *_stmt_exprs(new_stmt)]):
+    if new_stmt is None or not walks[0] or any(uses(e) for e in [*new_exprs, *stmt_exprs(new_stmt)]):
         return None
     return For(v, binop("mul", outer.extent, inner.extent), Seq([])), new_exprs, new_stmt
-
-
-def _stmt_exprs(s: Stmt) -> list[Expr]:
-    out: list[Expr] = []
-
-    def visit(e: Expr) -> Expr:
-        out.append(e)
-        return e
-
-    map_stmt_exprs(s, visit)
-    return out
 
 
 def _poly(e: Expr) -> dict[tuple[int, ...], int] | None:

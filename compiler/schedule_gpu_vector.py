@@ -21,7 +21,16 @@ from __future__ import annotations
 from aic.codegen.cuda_vector import LANES, VECTOR_TYPES, VectorLoad, VectorStore
 from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Const, Expr, For, ForKind, Let, Load, Scope, Seq, Stmt, Store, Var
 from aic.ir.loop_printer import expr_text
-from aic.ir.loop_tools import binop, coefficient, exprs_of, map_expr, map_stmt_exprs, static_int, stmts_of, subst
+from aic.ir.loop_tools import (
+    binop,
+    coefficient,
+    exprs_of,
+    map_expr,
+    static_int,
+    stmt_exprs,
+    stmts_of,
+    subst,
+)
 
 
 def by_four(chain: list[For], sizes: frozenset[Var] = frozenset()) -> list[For] | None:
@@ -38,7 +47,7 @@ def by_four(chain: list[For], sizes: frozenset[Var] = frozenset()) -> list[For] 
     if any(not isinstance(s, (Let, Seq, Store)) for s in stmts_of(body)):
         return None
     stores = [s for s in stmts_of(body) if isinstance(s, Store)]
-    loads = [x for e in _exprs(body) for x in exprs_of(e) if isinstance(x, Load)]
+    loads = [x for e in stmt_exprs(body) for x in exprs_of(e) if isinstance(x, Load)]
     stored = {s.buffer for s in stores}
     if not stores or len(stored) != len(stores) or any(x.buffer in stored for x in loads):
         return None
@@ -183,14 +192,3 @@ def _multiple_of_lanes(e: Expr) -> bool:
         case Bin(op="add" | "sub", a=a, b=b):
             return _multiple_of_lanes(a) and _multiple_of_lanes(b)
     return False
-
-
-def _exprs(s: Stmt) -> list[Expr]:
-    out: list[Expr] = []
-
-    def visit(e: Expr) -> Expr:
-        out.append(e)
-        return e
-
-    map_stmt_exprs(s, visit)
-    return out

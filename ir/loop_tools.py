@@ -215,6 +215,18 @@ def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr]) -> Stmt:
 # ---------------------------------------------------------------- traversal
 
 
+def stmt_exprs(s: Stmt) -> list[Expr]:
+    """The top-level expressions `s` and its nested statements hold, in `map_stmt_exprs` order."""
+    out: list[Expr] = []
+
+    def visit(e: Expr) -> Expr:
+        out.append(e)
+        return e
+
+    map_stmt_exprs(s, visit)
+    return out
+
+
 def exprs_of(e: Expr) -> Iterator[Expr]:
     """`e` and all its subexpressions, pre-order."""
     yield e
