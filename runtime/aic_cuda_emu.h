@@ -279,8 +279,13 @@ inline float tf32_value(uint32_t u) {
     return f;
 }
 } // namespace aic_emu
-inline void aic_mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-    using namespace aic_emu;
+namespace aic_emu {
+/* One warp-wide mma.sync with float32 C/D: the 32 lanes exchange their A and B fragment registers, then each
+ * lane computes its four D elements (row g or g + 8, columns 2t and 2t + 1) over K, in k order.
+ * `product(a, b, row, col, k)` is A[row, k] * B[k, col] read from the warp's registers (a: the warp's
+ * first lane's A registers, lane (row & 7) * 4 + ..., likewise b). */
+template <int K, class Product>
+inline void mma_warp(float d[4], const uint32_t a[4], const uint32_t b[2], Product product) {
     const int me = cur->linear, base = me & ~31, lane = me & 31, g = lane >> 2, t = lane & 3;
     if (launch->count - base < 32) die("mma.sync in a partial warp");
     memcpy(mma_a[me], a, sizeof mma_a[me]);
@@ -290,15 +295,19 @@ inline void aic_mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t
     for (int e = 0; e < 4; e++) {
         int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
         float sum = d[e];
-        for (int k = 0; k < 8; k++) {
-            float av = tf32_value(mma_a[base + (row & 7) * 4 + (k & 3)][(row >= 8) + 2 * (k >= 4)]);
-            float bv = tf32_value(mma_b[base + col * 4 + (k & 3)][k >= 4]);
-            sum += av * bv;
-        }
+        for (int k = 0; k < K; k++) sum += product(mma_a + base, mma_b + base, row, col, k);
         out[e] = sum;
     }
     wait(AT_WARP); /* every lane has read the fragments */
     memcpy(d, out, sizeof out);
+}
+} // namespace aic_emu
+inline void aic_mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    using namespace aic_emu;
+    mma_warp<8>(d, a, b, [](const uint32_t (*ra)[4], const uint32_t (*rb)[2], int row, int col, int k) {
+        return tf32_value(ra[(row & 7) * 4 + (k & 3)][(row >= 8) + 2 * (k >= 4)]) *
+               tf32_value(rb[col * 4 + (k & 3)][k >= 4]);
+    });
 }
 
 /* mma.sync.m16n8k16.row.col with 16-bit A and B (float16 or bfloat16, decoded by `decode`) and float32
@@ -310,25 +319,11 @@ inline uint16_t half_of(const uint32_t *regs, int reg, int k) { return (uint16_t
 } // namespace aic_emu
 inline void aic_emu_mma_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2], float (*decode)(uint16_t)) {
     using namespace aic_emu;
-    const int me = cur->linear, base = me & ~31, lane = me & 31, g = lane >> 2, t = lane & 3;
-    if (launch->count - base < 32) die("mma.sync in a partial warp");
-    memcpy(mma_a[me], a, sizeof mma_a[me]);
-    memcpy(mma_b[me], b, sizeof mma_b[me]);
-    wait(AT_WARP);
-    float out[4];
-    for (int e = 0; e < 4; e++) {
-        int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
-        float sum = d[e];
-        for (int k = 0; k < 16; k++) {
-            int kk = k & 7; /* column within the 8-wide half: lane t holds 2t and 2t + 1 */
-            float av = decode(half_of(mma_a[base + (row & 7) * 4 + (kk >> 1)], (row >= 8) + 2 * (k >= 8), k));
-            float bv = decode(half_of(mma_b[base + col * 4 + (kk >> 1)], k >= 8, k));
-            sum += av * bv;
-        }
-        out[e] = sum;
-    }
-    wait(AT_WARP); /* every lane has read the fragments */
-    memcpy(d, out, sizeof out);
+    mma_warp<16>(d, a, b, [decode](const uint32_t (*ra)[4], const uint32_t (*rb)[2], int row, int col, int k) {
+        int kk = k & 7; /* column within the 8-wide half: lane t holds 2t and 2t + 1 */
+        return decode(half_of(ra[(row & 7) * 4 + (kk >> 1)], (row >= 8) + 2 * (k >= 8), k)) *
+               decode(half_of(rb[col * 4 + (kk >> 1)], k >= 8, k));
+    });
 }
 
 inline float __int_as_float(int x) {
