@@ -16,6 +16,8 @@ folding, which would turn small dequantized weights into float constants.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from aic.ir import DType, Graph, Node, Value
 
@@ -75,44 +77,74 @@ def _scalar_zero(rw: Rewriter, zero: Value | None) -> Value | None:
     return rw.op("Reshape", zero, rw.const(np.zeros(0, np.int64), "scalar_shape"))
 
 
+@dataclass
+class _Operands:
+    """The integer operands of a QDQ product: activations xq with one scale and zero point (or none),
+    constant weights with their scale and constant zero point (or none)."""
+
+    xq: Value
+    x_zero: Value | None
+    x_scale: np.ndarray
+    weights: np.ndarray
+    w_zero: np.ndarray | None
+    w_scale: np.ndarray
+
+
+def _operands(rw: Rewriter, node: Node) -> _Operands | None:
+    a, b = _dequantized(rw, node.inputs[0]), _dequantized(rw, node.inputs[1])
+    if a is None or b is None:
+        return None
+    xq, x_zero, x_scale = a
+    wq, w_zero, w_scale = b
+    weights = const_array(wq)
+    w_zero_array = None if w_zero is None else _constant(rw, w_zero)
+    if weights is None or x_scale.size != 1 or (w_zero is not None and w_zero_array is None):
+        return None
+    if x_zero is not None and x_zero.type.numel != 1:
+        return None
+    return _Operands(xq, x_zero, x_scale, weights, w_zero_array, w_scale)
+
+
+def _weight_zero(rw: Rewriter, w_zero: np.ndarray | None) -> Value | None:
+    return None if w_zero is None else rw.const(w_zero.reshape(-1 if w_zero.size > 1 else ()), "qdq_weight_zero")
+
+
+def _scaled(rw: Rewriter, acc: Value, ops: _Operands, channel_shape: list[int]) -> Value:
+    """The int32 product `acc` in float32 times x_scale * w_scale (per channel: w_scale as `channel_shape`)."""
+    w_scale = ops.w_scale.astype(np.float32).reshape(channel_shape if ops.w_scale.size > 1 else ())
+    scale = np.float32(ops.x_scale.reshape(())) * w_scale
+    return rw.op("Mul", rw.op("Cast", acc, to=DType.float32.onnx), rw.const(scale.astype(np.float32), "qdq_scale"))
+
+
+def _replace(rw: Rewriter, node: Node, out: Value, what: str) -> bool:
+    old = node.outputs[0]
+    if out.type != old.type or not rw.can_replace(old, out):
+        return False
+    rw.replace(old, out, what)
+    return True
+
+
 def _fuse(rw: Rewriter, node: Node) -> bool:
     gemm = node.op == "Gemm"
     if gemm and (node.attrs.get("transA", 0) or node.attrs.get("alpha", 1.0) != 1.0
                  or node.attrs.get("beta", 1.0) != 1.0):
         return False
-    a, b = _dequantized(rw, node.inputs[0]), _dequantized(rw, node.inputs[1])
-    if a is None or b is None:
+    ops = _operands(rw, node)
+    if ops is None or ops.weights.ndim != 2 or ops.xq.type.rank < 1:
         return False
-    xq, x_zero, x_scale = a
-    wq, w_zero, w_scale = b
-    weights = const_array(wq)
-    if weights is None or weights.ndim != 2 or x_scale.size != 1 or xq.type.rank < 1:
-        return False
+    weights = ops.weights
     transposed = bool(gemm and node.attrs.get("transB", 0))
     n = weights.shape[0] if transposed else weights.shape[1]
-    w_zero_array = None if w_zero is None else _constant(rw, w_zero)
-    if w_zero is not None and w_zero_array is None:
-        return False
-    if not all(_per_column(p, n, transposed) for p in (w_scale, w_zero_array) if p is not None):
-        return False
-    if x_zero is not None and x_zero.type.numel != 1:
+    if not all(_per_column(p, n, transposed) for p in (ops.w_scale, ops.w_zero) if p is not None):
         return False
     if transposed:
         weights = np.ascontiguousarray(weights.T)
-    w_value = rw.const(weights, "qdq_weights")
-    w_zero_value = None
-    if w_zero_array is not None:
-        w_zero_value = rw.const(w_zero_array.reshape(-1 if w_zero_array.size > 1 else ()), "qdq_weight_zero")
-    acc = rw.op("MatMulInteger", xq, w_value, _scalar_zero(rw, x_zero), w_zero_value, name=node.name)
-    scale = (np.float32(x_scale.reshape(())) * w_scale.astype(np.float32).reshape(-1 if w_scale.size > 1 else ()))
-    out = rw.op("Mul", rw.op("Cast", acc, to=DType.float32.onnx), rw.const(scale.astype(np.float32), "qdq_scale"))
+    acc = rw.op("MatMulInteger", ops.xq, rw.const(weights, "qdq_weights"), _scalar_zero(rw, ops.x_zero),
+                _weight_zero(rw, ops.w_zero), name=node.name)
+    out = _scaled(rw, acc, ops, [-1])
     if gemm and len(node.inputs) > 2 and node.inputs[2] is not None:
         out = rw.op("Add", out, node.inputs[2])
-    old = node.outputs[0]
-    if out.type != old.type or not rw.can_replace(old, out):
-        return False
-    rw.replace(old, out, f"QDQ {node.op} as MatMulInteger")
-    return True
+    return _replace(rw, node, out, f"QDQ {node.op} as MatMulInteger")
 
 
 def _per_channel(array: np.ndarray, oc: int) -> bool:
@@ -122,35 +154,19 @@ def _per_channel(array: np.ndarray, oc: int) -> bool:
 
 
 def _fuse_conv(rw: Rewriter, node: Node) -> bool:
-    a, b = _dequantized(rw, node.inputs[0]), _dequantized(rw, node.inputs[1])
-    if a is None or b is None:
+    ops = _operands(rw, node)
+    if ops is None or ops.weights.ndim < 3 or ops.xq.type.rank != ops.weights.ndim:
         return False
-    xq, x_zero, x_scale = a
-    wq, w_zero, w_scale = b
-    weights = const_array(wq)
-    if weights is None or weights.ndim < 3 or x_scale.size != 1 or xq.type.rank != weights.ndim:
+    weights = ops.weights
+    if not all(_per_channel(p, weights.shape[0]) for p in (ops.w_scale, ops.w_zero) if p is not None):
         return False
-    oc = weights.shape[0]
-    w_zero_array = None if w_zero is None else _constant(rw, w_zero)
-    if (w_zero is not None and w_zero_array is None) or (x_zero is not None and x_zero.type.numel != 1):
-        return False
-    if not all(_per_channel(p, oc) for p in (w_scale, w_zero_array) if p is not None):
-        return False
-    w_zero_value = None
-    if w_zero_array is not None:
-        w_zero_value = rw.const(w_zero_array.reshape(-1 if w_zero_array.size > 1 else ()), "qdq_weight_zero")
-    acc = rw.op("ConvInteger", xq, rw.const(weights, "qdq_weights"), _scalar_zero(rw, x_zero), w_zero_value,
-                name=node.name, **node.attrs)
+    acc = rw.op("ConvInteger", ops.xq, rw.const(weights, "qdq_weights"), _scalar_zero(rw, ops.x_zero),
+                _weight_zero(rw, ops.w_zero), name=node.name, **node.attrs)
     channels = [1, -1, *[1] * (weights.ndim - 2)]
-    scale = np.float32(x_scale.reshape(())) * w_scale.astype(np.float32).reshape(channels if w_scale.size > 1 else ())
-    out = rw.op("Mul", rw.op("Cast", acc, to=DType.float32.onnx), rw.const(scale.astype(np.float32), "qdq_scale"))
+    out = _scaled(rw, acc, ops, channels)
     if len(node.inputs) > 2 and node.inputs[2] is not None:
         out = rw.op("Add", out, rw.op("Reshape", node.inputs[2], rw.const(np.array(channels, np.int64), "bias_shape")))
-    old = node.outputs[0]
-    if out.type != old.type or not rw.can_replace(old, out):
-        return False
-    rw.replace(old, out, "QDQ Conv as ConvInteger")
-    return True
+    return _replace(rw, node, out, "QDQ Conv as ConvInteger")
 
 
 @each_scope
