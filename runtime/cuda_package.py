@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 CUDA_RUNTIME_SOURCES = (
     "cuda_runtime.c",
     "cuda_driver.h",
+    "cuda_sizes.h",
     "aic.h",
     "aic_internal.h",
     "aic_tables.h",
