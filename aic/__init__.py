@@ -12,12 +12,11 @@ Importing aic and loading a model does not import the compiler or LLVM.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aic.runtime.module import ModelLoadError, Module, RunError, TensorInfo, load
+from aic.runtime.module import ModelLoadError, Module, RunError, TensorInfo, load, load_scratch
 
 from .session import (
     GraphOptimizationLevel,
@@ -144,10 +143,7 @@ def compile(
         artifact = store.store(key, build, describe_source(model))
         return load(place_artifact(artifact, output) if output is not None else artifact, num_threads)
     path = build(output)
-    module = load(path, num_threads)
-    if output is None:  # the loaded code and weights stay mapped after the files are gone
-        shutil.rmtree(path.parent)
-    return module
+    return load(path, num_threads) if output is not None else load_scratch(path, num_threads)
 
 
 def _is_file(model: Any) -> bool:

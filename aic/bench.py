@@ -153,7 +153,7 @@ def bench(
 def _compile(graph: Any, opt_level: int, threads: int | None, bar: _Progress) -> Any:
     """Compile with the pipeline's steps on the progress bar; load, and drop the file."""
     from aic.compiler.pipeline import compile_model
-    from aic.runtime.module import load
+    from aic.runtime.module import load_scratch
 
     def step(index: int, steps: int, what: str, seconds: float | None) -> None:
         if seconds is None:
@@ -161,11 +161,7 @@ def _compile(graph: Any, opt_level: int, threads: int | None, bar: _Progress) ->
         else:
             bar.advance(1 / steps)
 
-    path = compile_model(graph, "llvm", opt_level, progress=step)
-    module = load(path, threads)
-    path.unlink()
-    path.parent.rmdir()
-    return module
+    return load_scratch(compile_model(graph, "llvm", opt_level, progress=step), threads)
 
 
 def _random(shape: Sequence[Any], dtype: np.dtype) -> np.ndarray:

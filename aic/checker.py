@@ -319,7 +319,7 @@ def first_divergence(
     from aic.compiler.pipeline import compile_model
     from aic.compiler.shapes import bind_shapes
     from aic.frontend.onnx import load_model
-    from aic.runtime.module import load
+    from aic.runtime.module import load_scratch
 
     graph = bind_shapes(load_model(model), shapes)
     original = {(n.name, n.op) for n in graph.nodes}
@@ -332,7 +332,7 @@ def first_divergence(
     if not shared:
         return None
     optimized.outputs = [*optimized.outputs, *(by_name[n] for n in shared)]
-    module = load(compile_model(optimized, target, opt_level, disable_passes=list(PASSES)))
+    module = load_scratch(compile_model(optimized, target, opt_level, disable_passes=list(PASSES)))
     first = len(optimized.outputs) - len(shared)
     ours = module.run(None, feeds)[first:]
     marked = onnx.ModelProto()

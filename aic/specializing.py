@@ -9,14 +9,12 @@ inputs) is compiled once, ahead of its first run, into an ordinary static
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aic.runtime.module import Module, Signature, TensorInfo, feed_array
+from aic.runtime.module import Module, Signature, TensorInfo, feed_array, load_scratch
 
 if TYPE_CHECKING:  # loading a compiled model does not import the graph IR
     from aic.ir import Graph
@@ -47,8 +45,7 @@ class SpecializingModule(Signature):
         if key not in self._cache:
             graph, frozen = specialize(self.graph, feeds)
             path = self._compile_static(graph)
-            module = Module(path, self._num_threads)
-            shutil.rmtree(os.path.dirname(path))  # the loaded code and weights stay mapped after the files are gone
+            module = load_scratch(path, self._num_threads)
             self._cache[key] = (module, frozen)
         module, frozen = self._cache[key]
         return module.run(output_names, {n: a for n, a in feeds.items() if n not in frozen})

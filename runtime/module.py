@@ -591,3 +591,11 @@ def load(
     """Load a model .so built by aic (`emulate`: run a cuda model in the CPU emulator; `device_id`:
     the CUDA device a cuda model runs on, None for AIC_CUDA_DEVICE, else 0)."""
     return Module(path, num_threads, emulate, device_id)
+
+
+def load_scratch(path: str | os.PathLike, num_threads: int | None = None) -> Module:
+    """Load a .so that `compile_model` wrote into a temporary folder of its own (no `output`), then delete
+    that folder with any side weights file: the loaded code and weights stay mapped."""
+    module = Module(path, num_threads)
+    shutil.rmtree(Path(path).parent)
+    return module
