@@ -38,6 +38,7 @@ from .table import Emit, anchor
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
 MAX_TILE = 64  # the largest tile side a schedule may ask for (its accumulators live on the stack)
 K_BLOCK_BYTES = 16 << 10  # a K block of one weight panel: half the L1 data cache
+FMA_CHAIN = 4  # cycles of one dependent FMA: the least time per k of a row strip
 STREAMED_A_BYTES = 512 << 10  # the largest left operand of the weight-streaming schedule: half of L2
 
 
@@ -180,6 +181,25 @@ def streams_weights(m: Size, k: Size) -> bool:
     return not isinstance(m, Sym) and not isinstance(k, Sym) and 4 * m * k <= STREAMED_A_BYTES
 
 
+def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:
+    """The default register tile of a product with constant weights: 6 rows x 2 vectors, or 4 rows x 3
+    vectors when the product streams its weights (few rows) and that takes 5% fewer cycles per column. A
+    strip of r rows x v vectors takes about r*v/2 cycles per k (two FMA pipes), at least FMA_CHAIN (the
+    FMA latency, when it has too few accumulators): 32 rows are 5 strips of 6 and a slow one of 2, or 8
+    strips of 4; 7 rows are 6 + 1 or 4 + 3."""
+    tiles = [MicroKernel(ROWS, 2 * lanes), MicroKernel(4, 3 * lanes)]
+    if not streams_weights(m, k):
+        return tiles[0]
+
+    def cycles_per_column(tile: MicroKernel) -> float:
+        vectors = tile.cols // lanes
+        full, tail = divmod(int(m), tile.rows)
+        return (full * tile.rows * vectors / 2 + (max(tail * vectors / 2, FMA_CHAIN) if tail else 0)) / vectors
+
+    wide, narrow = cycles_per_column(tiles[0]), cycles_per_column(tiles[1])
+    return tiles[1] if narrow < 0.95 * wide else tiles[0]  # switch only for a clear gain (32 or 7 rows, not 128)
+
+
 def k_block(k: int, width: int) -> int | None:
     """The K block of a column panel: the longest divisor of k (at least 64) whose slice of the panel fits
     K_BLOCK_BYTES, so that every row tile reads it from L1; None when the whole panel fits (or no divisor)."""
@@ -280,10 +300,11 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
 
         return _dot_nest(ctx, (*batch, m, n), k, term, cdtype(dtype),
                          lambda index, s: finish(*_split(index, batch), s))
-    tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))
+    packable = weight is not None and b_rank > 1
+    tile = register_tile(ctx, row_tile(m, k, ctx.lanes) if packable else MicroKernel(ROWS, 2 * ctx.lanes))
     width = tile.cols
     packed = None
-    if weight_packing(ctx, width, weight is not None and b_rank > 1) is not None:
+    if weight_packing(ctx, width, packable) is not None:
         packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width), "w")
     b_batch = () if weight is None or b_rank == 1 else weight.shape[:-2]
 
