@@ -153,6 +153,7 @@ def bench(
 def _compile(graph: Any, opt_level: int, threads: int | None, bar: _Progress) -> Any:
     """Compile with the pipeline's steps on the progress bar; load, and drop the file."""
     from aic.compiler.pipeline import compile_model
+    from aic.runtime.artifact import weights_path
     from aic.runtime.module import load
 
     def step(index: int, steps: int, what: str, seconds: float | None) -> None:
@@ -163,7 +164,8 @@ def _compile(graph: Any, opt_level: int, threads: int | None, bar: _Progress) ->
 
     path = compile_model(graph, "llvm", opt_level, progress=step)
     module = load(path, threads)
-    path.unlink()
+    for file in (path, weights_path(path)):  # large weights are a side file (mapped when loaded)
+        file.unlink(missing_ok=True)
     path.parent.rmdir()
     return module
 
