@@ -20,7 +20,23 @@ import sys
 from collections.abc import Callable
 
 from aic.ir.dtypes import DType
-from aic.ir.loop import INDEX, Allocate, Barrier, Buffer, Const, Expr, For, ForKind, If, Let, Scope, Seq, Stmt, Store
+from aic.ir.loop import (
+    INDEX,
+    Allocate,
+    Barrier,
+    Buffer,
+    Const,
+    Expr,
+    For,
+    ForKind,
+    If,
+    Let,
+    Prefetch,
+    Scope,
+    Seq,
+    Stmt,
+    Store,
+)
 from aic.ir.loop_vectorize import vector_reject_reason
 from llvmlite import ir
 
@@ -62,6 +78,8 @@ class StmtEmitter(ExprEmitter):
                 self.allocate(s)
             case Barrier():
                 pass  # only GPU threads need to meet
+            case Prefetch(buffer=buf, index=i):
+                self.prefetch(buf, i)
             case _:
                 raise self.error(f"unknown statement {s!r}")
 
@@ -212,6 +230,12 @@ class StmtEmitter(ExprEmitter):
         b.call(run, [fn, slot, extent])
 
     # ------------------------------------------------------------ memory
+
+    def prefetch(self, buf: Buffer, index: Expr) -> None:
+        """llvm.prefetch of one element's line: a read, kept in all cache levels (locality 3), data."""
+        i32 = ir.IntType(32)
+        args = [self.element_ptr(buf, self.emit(index)), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        self.intrinsic("llvm.prefetch.p0", ir.VoidType(), args)
 
     def allocate(self, s: Allocate) -> None:
         buf = s.buffer

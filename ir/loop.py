@@ -327,6 +327,15 @@ class Seq(Stmt):
 
 
 @dataclass(eq=False)
+class Prefetch(Stmt):
+    """Ask for the cache line of `buffer[index]` to be brought near (a load that is never waited for);
+    no effect on results, a no-op on targets without it."""
+
+    buffer: Buffer
+    index: Expr
+
+
+@dataclass(eq=False)
 class Barrier(Stmt):
     """GPU block-level barrier (__syncthreads); a no-op on CPUs."""
 

@@ -30,6 +30,7 @@ from .loop import (
     Kernel,
     Let,
     Load,
+    Prefetch,
     Program,
     ProgramBuffer,
     Ramp,
@@ -261,7 +262,7 @@ class _Translator:
                     self.stmt(x, ind, out)
                 if not stmts:
                     out.append(f"{ind}pass")
-            case Barrier():
+            case Barrier() | Prefetch():
                 out.append(f"{ind}pass")
             case _:
                 raise TypeError(f"unknown statement {s!r}")

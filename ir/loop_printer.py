@@ -20,6 +20,7 @@ from .loop import (
     Let,
     Load,
     LoopStep,
+    Prefetch,
     Program,
     Ramp,
     Select,
@@ -101,6 +102,8 @@ def stmt_text(s: Stmt, indent: str = "") -> list[str]:
             return [line for st in stmts for line in stmt_text(st, indent)]
         case Barrier():
             return [f"{indent}barrier"]
+        case Prefetch(buffer=buf, index=i):
+            return [f"{indent}prefetch {buf.name}[{expr_text(i)}]"]
     raise TypeError(f"unknown statement {s!r}")
 
 

@@ -34,6 +34,7 @@ from .loop import (
     Kernel,
     Let,
     Load,
+    Prefetch,
     Ramp,
     Select,
     Seq,
@@ -199,6 +200,8 @@ def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr]) -> Stmt:
             return replace(s, extent=fn(s.extent), start=fn(s.start), body=map_stmt_exprs(s.body, fn))
         case Store(buffer=buf, index=i, value=v):
             return Store(buf, fn(i), fn(v))
+        case Prefetch(buffer=buf, index=i):
+            return Prefetch(buf, fn(i))
         case Let(var=v, value=val, body=body):
             return Let(v, fn(val), map_stmt_exprs(body, fn))
         case Allocate(buffer=buf, body=body):
@@ -393,6 +396,8 @@ def structural_key(kernel: Kernel) -> tuple:
                 return ("seq", *(st(x) for x in stmts))
             case Barrier():
                 return ("barrier",)
+            case Prefetch(buffer=buf, index=i):
+                return ("prefetch", num(buf), ex(i))
         raise TypeError(f"unknown statement {s!r}")
 
     params = tuple((num(p), p.dtype.name, repr(p.size), p.scope.value) for p in kernel.params)

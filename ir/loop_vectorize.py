@@ -40,6 +40,7 @@ from .loop import (
     If,
     Let,
     Load,
+    Prefetch,
     Ramp,
     Scope,
     Select,
@@ -123,6 +124,8 @@ def rename(s: Stmt, suffix: str) -> Stmt:
                 return Allocate(bufs[b], walk(body))
             case Store(buffer=b, index=i, value=val):
                 return Store(bufs.get(b, b), ex(i), ex(val))
+            case Prefetch(buffer=b, index=i):
+                return Prefetch(bufs.get(b, b), ex(i))
             case If(cond=c, then=t, orelse=o):
                 return If(ex(c), walk(t), walk(o) if o is not None else None)
             case Seq(stmts=stmts):
@@ -245,6 +248,8 @@ class _Vectorizer:
                 return Seq([self.stmt(x) for x in stmts])
             case Barrier():
                 return s
+            case Prefetch(index=i) if not self.varies(i):
+                return s
         raise ScheduleError(f"cannot vectorize the statement {type(s).__name__}")
 
     def store(self, buf: Buffer, i: Expr, val: Expr) -> Stmt:
@@ -306,4 +311,7 @@ def vector_reject_reason(s: Stmt, var: Var, lets: dict[Var, Expr]) -> str | None
             return "it allocates a local buffer"
         case Barrier():
             return None
+        case Prefetch(index=i):
+            return _expr_reason(i) or ("a prefetch address depends on the lane" if depends_on(inline_lets(i, lets), var)
+                                       else None)
     raise TypeError(f"unknown statement {s!r}")

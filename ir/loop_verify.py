@@ -39,6 +39,7 @@ from .loop import (
     Kernel,
     Let,
     Load,
+    Prefetch,
     Ramp,
     Select,
     Seq,
@@ -197,6 +198,11 @@ class _Verifier:
             case Seq(stmts=stmts):
                 for x in stmts:
                     self.stmt(x, sc)
+            case Prefetch(buffer=buf, index=i):
+                self.expr(i, sc)
+                if i.lanes != 1:
+                    raise self.fail(f"prefetch of {buf.name} with {i.lanes} index lanes")
+                self.access("prefetch of", buf, i, 1, sc)
             case Barrier():
                 if not self.gpu:
                     raise self.fail("a barrier in a kernel for a CPU target")

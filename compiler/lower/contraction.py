@@ -1,10 +1,14 @@
 """Lowering of matrix products: MatMul, Gemm, MatMulInteger (its plain nest), Einsum.
 
-Float32 products use a register-tiled micro-kernel: each `rows` x `cols` output tile is
-accumulated in a stack array over the whole K loop (unrolled over rows, vectorized over
-columns, fused multiply-adds), then written through the epilogue. A constant right-hand
-side is packed at compile time into column panels [batch, N/cols, K, cols] (zero padded),
-so the inner loop streams it contiguously. Other types use a plain dot-product nest.
+Float32 products use the register-tiled micro-kernel of micro_kernel.py: each `rows` x `cols`
+output tile is accumulated in registers over K, then written through the epilogue. A constant
+right-hand side is packed at compile time into column panels [batch, N/cols, K, cols] (zero
+padded), so the inner loop streams it contiguously. Other types use a plain dot-product nest.
+
+When the left operand is small enough to stay in L2 (few rows: MLPs, decoders, short sequences;
+`streams_weights`), each weight panel is read from memory once: it is split into K blocks that
+fit L1, every row tile of the panel runs on one block before the next (partial sums carried in a
+stack buffer), the left operand is packed in row strips, and the next block is prefetched.
 
 The tile, the packing and the order of the tile loops are the schedule records
 `MicroKernel(rows, cols)`, `CachePack(1, cols)` and `TileOrder("cols")` (column panels
@@ -19,20 +23,23 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Call, Cast, Expr, For, If, Load, Stmt, Store
+from aic.ir.loop import Allocate, Bin, Buffer, Cast, Expr, Load, Prefetch, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
-from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder, Unroll, Vectorize
+from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder
 
 from .core import LowerCtx, Tensor, broadcast_index, cdtype, clamp, const, idx, node_error
 from .mathx import add, mul
+from .micro_kernel import Carry, micro_kernel, tiles
 from .reduce import accumulate, stack
-from .sizes import Size, Sym, as_expr, shape_of
+from .sizes import Size, Sym, shape_of, size_prod
 from .table import Emit, anchor
 
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
 MAX_TILE = 64  # the largest tile side a schedule may ask for (its accumulators live on the stack)
-EXACT_TAILS = 8  # run-time remainders of tiles up to this side get one exact tail tile per possible size
+K_BLOCK_BYTES = 16 << 10  # a K block of one weight panel: half the L1 data cache
+FMA_CHAIN = 4  # cycles of one dependent FMA: the least time per k of a row strip
+STREAMED_A_BYTES = 512 << 10  # the largest left operand of the weight-streaming schedule: half of L2
 
 
 def register_tile(ctx: LowerCtx, default: MicroKernel) -> MicroKernel:
@@ -74,75 +81,6 @@ def weight_packing(ctx: LowerCtx, panel: int, packable: bool, required: bool = F
     return given
 
 
-def micro_kernel(
-    ctx: LowerCtx,
-    ks: list[int],
-    rows: int,
-    width: int,
-    cols: int,
-    a: Callable[[Expr, list[Expr]], Expr],
-    b: Callable[[list[Expr], Expr, Expr], Expr],
-    out: Callable[[Expr, Expr, Expr, Expr], Stmt],
-    groups: int = 1,
-) -> Stmt:
-    """acc[r, g, c] = sum over the k loops (extents `ks`) of a(r, k) * b(k, g, c), for r < rows, g < groups,
-    c < width; then out(r, g, c, acc) for c < cols. Each a(r, k) feeds `groups` column vectors."""
-    acc = stack(ctx, DType.float32, rows * groups * width)
-
-    def at(r: Expr, g: Expr, c: Expr) -> Expr:
-        return binop("add", binop("mul", binop("add", binop("mul", r, idx(groups)), g), idx(width)), c)
-
-    zero_value = const(0, DType.float32)
-    zero = ctx.loops((rows, groups), lambda rg: ctx.loop(width, lambda c: Store(acc, at(*rg, c), zero_value), "zc"),
-                     "zr")
-    r_var: list[Stmt] = []
-    g_var: list[Stmt] = []
-    c_var: list[Stmt] = []
-
-    def row(kk: list[Expr], r: Expr) -> Stmt:
-        av = ctx.let(a(r, kk), "a")
-
-        def group(g: Expr) -> Stmt:
-            def col(c: Expr) -> Stmt:
-                return Store(acc, at(r, g, c), Call("fma", (av, b(kk, g, c), Load(acc, at(r, g, c)))))
-
-            loop = ctx.loop(width, col, "c")
-            c_var.append(loop)
-            return loop
-
-        loop = ctx.loop(groups, group, "g")
-        g_var.append(loop)
-        return loop
-
-    def step(kk: list[Expr]) -> Stmt:
-        loop = ctx.loop(rows, lambda r: row(kk, r), "r")
-        r_var.append(loop)
-        return loop
-
-    main = ctx.loops(ks, step, "k")
-    store = ctx.loops((rows, groups), lambda rg: ctx.loop(cols, lambda c: out(*rg, c, Load(acc, at(*rg, c))), "sc"),
-                      "sr")
-    hints(ctx, r_var + g_var, c_var, width)
-    return Allocate(acc, seq(zero, main, store))
-
-
-def hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> None:
-    """Unroll the row loop; vectorize the column loop and unroll its whole vectors."""
-    for loop in rows:
-        if isinstance(loop, For):
-            ctx.hints.append(Unroll(loop.var.name))
-    for loop in cols:
-        if not isinstance(loop, For):
-            continue
-        name, lanes = loop.var.name, min(ctx.lanes, width)  # a short row is one (odd-width) vector
-        if lanes >= 4:
-            ctx.hints.append(Vectorize(name, lanes))
-            if width // lanes > 1:
-                ctx.hints.append(Unroll(f"{name}.v"))
-        else:
-            ctx.hints.append(Unroll(name))
-
-
 def tiled_product(
     ctx: LowerCtx,
     m: Size,
@@ -153,55 +91,124 @@ def tiled_product(
     out: Callable[[Expr, Expr, Expr], Stmt],
     packed: bool,
     tile: MicroKernel,
+    strips: bool = False,
 ) -> Stmt:
     """All `tile.rows` x `tile.cols` tiles of an m x n product. `b(k, n0, c)` reads column n0 + c (a packed b
-    reads panel n0 // width); `out(i, j, value)` stores element (i, j)."""
+    reads panel n0 // width); `out(i, j, value)` stores element (i, j). With `strips` (and m, k known), `a` is
+    first copied to strips of rows (`pack_rows`)."""
     rows, width = tile.rows, tile.cols
+    order = tile_order(ctx, "cols")
+    streamed = packed and order == "cols" and streams_weights(m, k)
+    kc = k_block(int(k), width) if streamed else None
+    copy = None
+    if streamed and strips:
+        buf, copy = pack_rows(ctx, int(m), int(k), rows, a)
 
-    def part(m0: Expr, nrows: int, n0: Expr, cols: int) -> Stmt:
+        def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
+            return Load(buf, binop("add", binop("add", binop("mul", m0, idx(k)), binop("mul", kk, idx(rows))), r))
+    else:
+        def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
+            return a(binop("add", m0, r), kk)
+
+    def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, carry: Carry | None = None) -> Stmt:
         w = width if packed else cols
+        # one strip reads its block as it computes (the hardware prefetcher keeps up; a software prefetch
+        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle
+        ahead = (kc or int(k)) * width if streamed and int(m) > rows else None
         return micro_kernel(
-            ctx, [k], nrows, w, cols,
-            lambda r, kk: a(binop("add", m0, r), kk[0]),
-            lambda kk, g, c: b(kk[0], n0, c),
+            ctx, [kc or k], nrows, w, cols,
+            lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
+            lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
             lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
+            carry=carry,
+            prefetch=(lambda kk: prefetch_ahead(b(binop("add", k0, kk[0]), n0, idx(0)), ahead)) if ahead else None,
         )
 
     def column(n0: Expr, cols: int) -> Stmt:
-        return tiles(ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols), "mo")
+        if kc is None:
+            return tiles(ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols, idx(0)), "mo")
+        sums = stack(ctx, DType.float32, int(m) * width, "sums")  # at most STREAMED_A_BYTES / 64
+
+        def block(kb: Expr) -> Stmt:
+            first, last = Bin("eq", kb, idx(0)), Bin("eq", kb, idx(int(k) // kc - 1))
+
+            def strip(m0: Expr, nrows: int) -> Stmt:
+                def at(r: Expr, c: Expr) -> Expr:
+                    return binop("add", binop("mul", binop("add", m0, r), idx(width)), c)
+
+                return part(m0, nrows, n0, cols, binop("mul", kb, idx(kc)), Carry(sums, at, first, last))
+
+            return tiles(ctx, m, rows, strip, "mo")
+
+        return Allocate(sums, ctx.loop(int(k) // kc, block, "kb"))
 
     def row(m0: Expr, nrows: int) -> Stmt:
-        return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols), "no")
+        return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols, idx(0)), "no")
 
-    if tile_order(ctx, "cols") == "rows":  # a row strip of `a` stays in cache while b streams
+    if order == "rows":  # a row strip of `a` stays in cache while b streams
         return tiles(ctx, m, rows, row, "mo")
-    return tiles(ctx, n, width, column, "no")
+    return seq(copy, tiles(ctx, n, width, column, "no"))
 
 
-def tiles(ctx: LowerCtx, extent: Size, size: int, body: Callable[[Expr, int], Stmt], hint: str) -> Stmt:
-    """body(start, count) for the whole tiles of `size` along `extent`, then for the remainder. A
-    run-time remainder r gets the tile of exactly r under a test for each possible r when tiles are
-    short (row tiles), else one tile per set bit of r (16 + 4 + 1 columns for 21)."""
-    whole = ctx.loop(extent // size, lambda t: body(binop("mul", t, idx(size)), size), hint)
-    full = extent // size * size
-    if not isinstance(extent, Sym):
-        return seq(whole, body(idx(full), extent - full) if extent > full else None)
-    rest = ctx.let(as_expr(extent % size), f"{hint}r")
-    n = as_expr(extent)
+def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
+    """Prefetch the element `ahead` elements after a load from a packed panel (the next K block of the
+    panel, or the next panel): the weights come from memory while the row tiles of this block compute."""
+    if not isinstance(load, Load) or isinstance(load.buffer.size, Sym):
+        return None
+    return Prefetch(load.buffer, clamp(binop("add", load.index, idx(ahead)), 0, int(load.buffer.size) - 1))
 
-    def at_end(count: int, left: Expr) -> Expr:
-        # extent - left, where the `left` last elements remain; clamped to where a tile of `count`
-        # fits (the values it takes when the tile runs), so that the verifier can bound the tile
-        return clamp(binop("sub", n, left), 0, extent.hi - count)
 
-    if size <= EXACT_TAILS:
-        tails = [If(Bin("eq", rest, idx(r)), body(at_end(r, idx(r)), r)) for r in range(1, min(size, extent.hi + 1))]
-    else:
-        bits = [1 << b for b in range(size.bit_length()) if 1 << b < size and 1 << b <= extent.hi]
-        tails = [If(Bin("eq", binop("mod", binop("div", rest, idx(p)), idx(2)), idx(1)),
-                    body(at_end(p, binop("mod", rest, idx(2 * p))), p))
-                 for p in reversed(bits)]  # fmt: skip
-    return seq(whole, *tails)
+def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr]) -> tuple[Buffer, Stmt]:
+    """`a` (m x k) copied to strips of `rows` rows, each k-major ([ceil(m/rows), k, rows], the last strip
+    short): a row tile reads one contiguous run per k instead of one float of `rows` rows k apart, which
+    share few L1 sets when k*4 bytes is a multiple of a large power of two (1024, 3072, 4096)."""
+    buf = ctx.scratch(DType.float32, -(-m // rows) * rows * k)
+
+    def strip(m0: Expr, nrows: int) -> Stmt:
+        def copy(i: list[Expr]) -> Stmt:
+            at = binop("add", binop("add", binop("mul", m0, idx(k)), binop("mul", i[0], idx(rows))), i[1])
+            return Store(buf, at, a(binop("add", m0, i[1]), i[0]))
+
+        return ctx.loops((k, nrows), copy, "pa")
+
+    return buf, tiles(ctx, m, rows, strip, "ps")
+
+
+def streams_weights(m: Size, k: Size) -> bool:
+    """Whether a product with packed weights takes the weight-streaming schedule: `a` (m x k, both known)
+    fits STREAMED_A_BYTES, so it stays in L2 while every weight panel passes once (few rows: MLPs, decoders,
+    short sequences). Its panels are K-blocked (`k_block`), `a` is packed in row strips (`pack_rows`) and
+    the next weight block is prefetched. A larger `a` keeps the plain panel loop, which streams `a` in long
+    rows (K-blocking it there was measured slower: BENCHMARKS.md, "fp32 matrix products")."""
+    return not isinstance(m, Sym) and not isinstance(k, Sym) and 4 * m * k <= STREAMED_A_BYTES
+
+
+def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:
+    """The default register tile of a product with constant weights: 6 rows x 2 vectors, or 4 rows x 3
+    vectors when the product streams its weights (few rows) and that takes 5% fewer cycles per column. A
+    strip of r rows x v vectors takes about r*v/2 cycles per k (two FMA pipes), at least FMA_CHAIN (the
+    FMA latency, when it has too few accumulators): 32 rows are 5 strips of 6 and a slow one of 2, or 8
+    strips of 4; 7 rows are 6 + 1 or 4 + 3."""
+    tiles = [MicroKernel(ROWS, 2 * lanes), MicroKernel(4, 3 * lanes)]
+    if not streams_weights(m, k):
+        return tiles[0]
+
+    def cycles_per_column(tile: MicroKernel) -> float:
+        vectors = tile.cols // lanes
+        full, tail = divmod(int(m), tile.rows)
+        return (full * tile.rows * vectors / 2 + (max(tail * vectors / 2, FMA_CHAIN) if tail else 0)) / vectors
+
+    wide, narrow = cycles_per_column(tiles[0]), cycles_per_column(tiles[1])
+    return tiles[1] if narrow < 0.95 * wide else tiles[0]  # switch only for a clear gain (32 or 7 rows, not 128)
+
+
+def k_block(k: int, width: int) -> int | None:
+    """The K block of a column panel: the longest divisor of k (at least 64) whose slice of the panel fits
+    K_BLOCK_BYTES, so that every row tile reads it from L1; None when the whole panel fits (or no divisor)."""
+    most = K_BLOCK_BYTES // (4 * width)
+    if k <= most:
+        return None
+    return next((d for d in range(most, 63, -1) if k % d == 0), None)
 
 
 def pack_columns(b: np.ndarray, width: int) -> np.ndarray:
@@ -295,10 +302,11 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
 
         return _dot_nest(ctx, (*batch, m, n), k, term, cdtype(dtype),
                          lambda index, s: finish(*_split(index, batch), s))
-    tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))
+    packable = weight is not None and b_rank > 1
+    tile = register_tile(ctx, row_tile(m, k, ctx.lanes) if packable else MicroKernel(ROWS, 2 * ctx.lanes))
     width = tile.cols
     packed = None
-    if weight_packing(ctx, width, weight is not None and b_rank > 1) is not None:
+    if weight_packing(ctx, width, packable) is not None:
         packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width), "w")
     b_batch = () if weight is None or b_rank == 1 else weight.shape[:-2]
 
@@ -309,7 +317,7 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
             return packed.at([*broadcast_index(bi, b_batch), binop("div", n0, idx(width)), kk, c])
 
         return tiled_product(ctx, m, n, k, lambda i, kk: a_at(bi, i, kk), b,
-                             lambda i, j, v: finish(bi, i, j, v), packed is not None, tile)
+                             lambda i, j, v: finish(bi, i, j, v), packed is not None, tile, size_prod(batch) == 1)
 
     return ctx.loops(batch, per_batch, "b")
 

@@ -33,9 +33,10 @@ from aic.ir.loop import Allocate, Bin, Call, Cast, Const, Expr, Load, Stmt, Stor
 from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import MicroKernel
 
-from .contraction import hints, matmul_integer_nest, register_tile
+from .contraction import matmul_integer_nest, register_tile
 from .core import LowerCtx, Tensor, broadcast_index, idx, linear
 from .mathx import add
+from .micro_kernel import hints
 from .reduce import accumulate, stack
 from .sizes import shape_of, size_prod
 from .table import Emit, anchor

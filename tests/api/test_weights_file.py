@@ -84,18 +84,3 @@ def test_cli_flags_choose_the_weights_placement(tmp_path, capsys):
                            text=True, check=True).stdout for n in "ab"]  # fmt: skip
     assert sums[0] == sums[1] and sums[0].strip()
 
-
-def test_a_scratch_compile_with_side_weights_leaves_nothing_behind(monkeypatch, rng):
-    """`aic bench`/`aic profile` compile into a temporary folder: the side weights file goes with it."""
-    from aic.compiler import pipeline
-
-    from aic.bench import _compile, _Progress
-
-    monkeypatch.setattr(package, "EMBED_LIMIT", 1024)
-    made = []
-    default_output = pipeline._default_output
-    monkeypatch.setattr(pipeline, "_default_output", lambda *a: made.append(default_output(*a)) or made[-1])
-    module = _compile(mlp(), 2, 1, _Progress(False))
-    assert made and not made[0].parent.exists()
-    x = rng.standard_normal((4, 32)).astype(np.float32)
-    np.testing.assert_allclose(module.run(None, {"x": x})[0], expected(mlp(), x), rtol=1e-4, atol=1e-4)

@@ -24,6 +24,7 @@ from aic.ir.loop import (
     If,
     Let,
     Load,
+    Prefetch,
     Ramp,
     Scope,
     Select,
@@ -60,6 +61,13 @@ def loop_cases(rng: np.random.Generator) -> tuple[list[Case], dict[str, np.ndarr
     body = For(i, Const(2), Let(s, (Cast(F32, i) + f32(1)) * f32(10), For(j, Const(37), inner, ForKind.PARALLEL)))
     cases.append(Case("parallel", body, {x: data}, [y]))
     expected["parallel"] = (data.reshape(2, 37, 1) + (np.arange(2).reshape(2, 1, 1) + 1) * 10).repeat(3, 2).ravel()
+
+    # a prefetch of the line 4 elements ahead changes nothing
+    x, y = Buffer("x", F32, 12), Buffer("y", F32, 12)
+    data = rng.normal(size=12).astype(np.float32)
+    body = For(i, Const(12), Seq([Prefetch(x, Bin("min", i + 4, Const(11))), Store(y, i, Load(x, i) * f32(2))]))
+    cases.append(Case("prefetch", body, {x: data}, [y]))
+    expected["prefetch"] = data * 2
 
     # vectorized, contiguous, with a scalar weight broadcast into the lanes; start offset
     x, c, y = Buffer("x", F32, 32), Buffer("c", F32, 1), Buffer("y", F32, 32)
@@ -158,6 +166,7 @@ def test_generated_ir(rng):
     assert "<8 x float>" in ir and "load <8 x float>" in ir  # vectorized loops are vector code
     assert "@llvm.masked.load.v8f32" in ir and "@llvm.masked.store.v8f32" in ir  # the tail is masked
     assert "@llvm.masked.gather.v8f32" in ir  # stride-5 lanes gather
+    assert "call void @llvm.prefetch.p0(ptr" in ir
     assert "call void @aic_parallel_for(ptr" in ir and "aic_k_parallel.par" in ir
     assert "define internal" in ir and "define hidden void @aic_entry" in ir
     assert code.object[:4] == b"\x7fELF"

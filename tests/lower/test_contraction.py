@@ -19,6 +19,9 @@ def i8(*shape: int) -> np.ndarray:
 # (op, graph inputs, attributes, constant inputs, node input order)
 CASES = [
     ("MatMul", {"a": f(7, 5)}, {}, {"b": f(5, 35)}, ["a", "b"]),  # packed constant, row and column tails
+    ("MatMul", {"a": f(13, 600)}, {}, {"b": f(600, 37)}, ["a", "b"]),  # K blocks of 200, rows packed in strips
+    ("Gemm", {"a": f(520, 9)}, {"transA": 1}, {"b": f(520, 20), "c": f(20)}, ["a", "b", "c"]),  # K blocks of 130
+    ("Gemm", {"a": f(1, 300)}, {"transB": 1}, {"b": f(50, 300)}, ["a", "b"]),  # one row: 4x24 tile, K blocks of 150
     ("MatMul", {"a": f(2, 3, 7, 5), "b": f(3, 5, 9)}, {}, None, None),  # broadcast batches, activation operand
     ("MatMul", {"a": f(5), "b": f(2, 5, 4)}, {}, None, None),  # 1-D left operand
     ("MatMul", {"a": f(3, 5)}, {}, {"b": f(5)}, ["a", "b"]),  # 1-D right operand

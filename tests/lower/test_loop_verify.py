@@ -5,7 +5,23 @@ import pytest
 from aic.codegen.target import Target
 from aic.compiler.schedule import apply_all
 from aic.ir.dtypes import DType
-from aic.ir.loop import INDEX, Barrier, Bin, Buffer, Const, For, ForKind, If, Kernel, Let, Load, Seq, Store, Var
+from aic.ir.loop import (
+    INDEX,
+    Barrier,
+    Bin,
+    Buffer,
+    Const,
+    For,
+    ForKind,
+    If,
+    Kernel,
+    Let,
+    Load,
+    Prefetch,
+    Seq,
+    Store,
+    Var,
+)
 from aic.ir.loop_verify import LoopVerifyError, verify_kernel
 from aic.ir.schedule import Split
 
@@ -27,6 +43,18 @@ def test_in_bounds_accesses_pass_and_out_of_bounds_ones_are_named():
         verify_kernel(copy_kernel(8, 6, 8))
     with pytest.raises(LoopVerifyError, match=r"store to out\[\(i \+ 1\)\] reaches elements 1..8 of 8"):
         verify_kernel(copy_kernel(8, 8, 8, shift=1))
+
+
+def test_a_prefetch_stays_inside_its_buffer():
+    a, out = Buffer("a", F32, 8), Buffer("out", F32, 8)
+    i = Var("i")
+
+    def kernel(ahead: int) -> Kernel:
+        return Kernel("ahead", [a, out], For(i, Const(8), Seq([Prefetch(a, i + ahead), Store(out, i, Load(a, i))])))
+
+    verify_kernel(kernel(0))
+    with pytest.raises(LoopVerifyError, match=r"prefetch of a\[\(i \+ 2\)\] reaches elements 2..9 of 8"):
+        verify_kernel(kernel(2))
 
 
 def test_a_guard_bounds_the_expression_it_tests():

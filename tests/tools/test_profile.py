@@ -35,3 +35,17 @@ def test_profile_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "GFLOP/s" in text and text.count("MatMul") == 2  # --top 2
     assert len(json.loads(out.read_text())["kernels"]) == 3
+
+
+def test_profile_of_a_model_with_a_side_weights_file(tmp_path, monkeypatch):
+    import tempfile
+
+    import aic.runtime.package
+
+    monkeypatch.setattr(aic.runtime.package, "EMBED_LIMIT", 0)  # every weight to model.weights, as large models
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = tmp_path / "mlp.onnx"
+    onnx.save(mlp(), path)
+    result = profile(path, runs=2, threads=1)
+    assert len(result.kernels) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.onnx"]  # the compiled files are gone

@@ -48,7 +48,7 @@ def test_kernel_table_counts_matmul_flops():
     assert [r.group for r in records] == ["MatMul+Add+Relu", "MatMul+Relu", "MatMul"]
     assert records[0].flops == 2 * 4 * 32 * 32 + 4 * 32  # the product and the bias add
     assert 2 * 4 * 32 * 8 <= records[2].flops <= 2 * 4 * 32 * 16  # executed work: columns may be padded to a tile
-    assert records[0].bytes == (4 * 32 + 32 * 32 + 32 + 4 * 32) * 4  # x, W1, b, the result
+    assert records[0].bytes == (4 * 32 + 32 * 32 + 32 + 4 * 32 + 6 * 32) * 4  # x, W1, b, the result, x in a strip
 
 
 def test_calls_inside_a_loop_are_timed_per_iteration():

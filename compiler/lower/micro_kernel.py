@@ -1,0 +1,140 @@
+"""The float32 register tile shared by matrix products and dense convolutions.
+
+`micro_kernel` accumulates a `rows` x `width` output tile in a stack array (unrolled over rows,
+vectorized over columns, fused multiply-adds) over its K loops, then writes it through the
+epilogue. With a `Carry` the tile covers one block of K only: it starts from the partial sums
+of the previous block (kept in a buffer of the column panel) and passes its own on, and only
+the last block runs the epilogue. `tiles` covers an extent with whole tiles and a remainder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aic.ir.dtypes import DType
+from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, If, Load, Stmt, Store
+from aic.ir.loop_tools import binop, seq
+from aic.ir.schedule import Unroll, Vectorize
+
+from .core import LowerCtx, clamp, const, idx
+from .reduce import stack
+from .sizes import Size, Sym, as_expr
+
+EXACT_TAILS = 8  # run-time remainders of tiles up to this side get one exact tail tile per possible size
+
+
+@dataclass(frozen=True)
+class Carry:
+    """Partial sums of a K-blocked tile: `buffer[at(r, c)]` holds element (r, c) of the tile between
+    blocks; the block where `first` holds starts from zero, the one where `last` holds finishes."""
+
+    buffer: Buffer
+    at: Callable[[Expr, Expr], Expr]
+    first: Expr
+    last: Expr
+
+
+def micro_kernel(
+    ctx: LowerCtx,
+    ks: list[int],
+    rows: int,
+    width: int,
+    cols: int,
+    a: Callable[[Expr, list[Expr]], Expr],
+    b: Callable[[list[Expr], Expr, Expr], Expr],
+    out: Callable[[Expr, Expr, Expr, Expr], Stmt],
+    groups: int = 1,
+    carry: Carry | None = None,
+    prefetch: Callable[[list[Expr]], Stmt] | None = None,
+) -> Stmt:
+    """acc[r, g, c] = sum over the k loops (extents `ks`) of a(r, k) * b(k, g, c), for r < rows, g < groups,
+    c < width; then out(r, g, c, acc) for c < cols. Each a(r, k) feeds `groups` column vectors. With a
+    `carry` (groups == 1) the sums continue those of the previous K block and pass on to the next;
+    `prefetch(k)` runs at each k step."""
+    acc = stack(ctx, DType.float32, rows * groups * width)
+
+    def at(r: Expr, g: Expr, c: Expr) -> Expr:
+        return binop("add", binop("mul", binop("add", binop("mul", r, idx(groups)), g), idx(width)), c)
+
+    def each(extent: int, body: Callable[[Expr, Expr, Expr], Stmt], hint: str) -> Stmt:
+        return ctx.loops((rows, groups), lambda rg: ctx.loop(extent, lambda c: body(*rg, c), f"{hint}c"),
+                         f"{hint}r")
+
+    zero_value = const(0, DType.float32)
+    init = each(width, lambda r, g, c: Store(acc, at(r, g, c), zero_value), "z")
+    r_var: list[Stmt] = []
+    g_var: list[Stmt] = []
+    c_var: list[Stmt] = []
+
+    def row(kk: list[Expr], r: Expr) -> Stmt:
+        av = ctx.let(a(r, kk), "a")
+
+        def group(g: Expr) -> Stmt:
+            def col(c: Expr) -> Stmt:
+                return Store(acc, at(r, g, c), Call("fma", (av, b(kk, g, c), Load(acc, at(r, g, c)))))
+
+            loop = ctx.loop(width, col, "c")
+            c_var.append(loop)
+            return loop
+
+        loop = ctx.loop(groups, group, "g")
+        g_var.append(loop)
+        return loop
+
+    def step(kk: list[Expr]) -> Stmt:
+        loop = ctx.loop(rows, lambda r: row(kk, r), "r")
+        r_var.append(loop)
+        return seq(prefetch(kk), loop) if prefetch is not None else loop
+
+    main = ctx.loops(ks, step, "k")
+    finish = each(cols, lambda r, g, c: out(r, g, c, Load(acc, at(r, g, c))), "s")
+    if carry is not None:
+        resume = each(width, lambda r, g, c: Store(acc, at(r, g, c), Load(carry.buffer, carry.at(r, c))), "l")
+        keep = each(width, lambda r, g, c: Store(carry.buffer, carry.at(r, c), Load(acc, at(r, g, c))), "p")
+        init, finish = If(carry.first, init, resume), If(carry.last, finish, keep)
+    hints(ctx, r_var + g_var, c_var, width)
+    return Allocate(acc, seq(init, main, finish))
+
+
+def hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> None:
+    """Unroll the row loop; vectorize the column loop and unroll its whole vectors."""
+    for loop in rows:
+        if isinstance(loop, For):
+            ctx.hints.append(Unroll(loop.var.name))
+    for loop in cols:
+        if not isinstance(loop, For):
+            continue
+        name, lanes = loop.var.name, min(ctx.lanes, width)  # a short row is one (odd-width) vector
+        if lanes >= 4:
+            ctx.hints.append(Vectorize(name, lanes))
+            if width // lanes > 1:
+                ctx.hints.append(Unroll(f"{name}.v"))
+        else:
+            ctx.hints.append(Unroll(name))
+
+
+def tiles(ctx: LowerCtx, extent: Size, size: int, body: Callable[[Expr, int], Stmt], hint: str) -> Stmt:
+    """body(start, count) for the whole tiles of `size` along `extent`, then for the remainder. A
+    run-time remainder r gets the tile of exactly r under a test for each possible r when tiles are
+    short (row tiles), else one tile per set bit of r (16 + 4 + 1 columns for 21)."""
+    whole = ctx.loop(extent // size, lambda t: body(binop("mul", t, idx(size)), size), hint)
+    full = extent // size * size
+    if not isinstance(extent, Sym):
+        return seq(whole, body(idx(full), extent - full) if extent > full else None)
+    rest = ctx.let(as_expr(extent % size), f"{hint}r")
+    n = as_expr(extent)
+
+    def at_end(count: int, left: Expr) -> Expr:
+        # extent - left, where the `left` last elements remain; clamped to where a tile of `count`
+        # fits (the values it takes when the tile runs), so that the verifier can bound the tile
+        return clamp(binop("sub", n, left), 0, extent.hi - count)
+
+    if size <= EXACT_TAILS:
+        tails = [If(Bin("eq", rest, idx(r)), body(at_end(r, idx(r)), r)) for r in range(1, min(size, extent.hi + 1))]
+    else:
+        bits = [1 << b for b in range(size.bit_length()) if 1 << b < size and 1 << b <= extent.hi]
+        tails = [If(Bin("eq", binop("mod", binop("div", rest, idx(p)), idx(2)), idx(1)),
+                    body(at_end(p, binop("mod", rest, idx(2 * p))), p))
+                 for p in reversed(bits)]  # fmt: skip
+    return seq(whole, *tails)
