@@ -142,6 +142,22 @@ class Poly:
             p = self.muladd(p, x, self.c(k))
         return p
 
+    def estrin(self, coeffs: Sequence[float], x: ir.Value, tail: int = 2) -> ir.Value:
+        """The polynomial of `horner` (coefficients highest first) with its high-order part by Estrin's
+        scheme (pairs of terms joined by x^2, x^4, ...: a dependent chain about log2(degree) long
+        instead of degree) and the last `tail` steps by Horner's, which keep its rounding error."""
+        head = [self.c(k) for k in reversed(coeffs[:len(coeffs) - tail])]  # lowest first
+        power = x
+        while len(head) > 1:
+            pairs = [head[i:i + 2] for i in range(0, len(head), 2)]
+            head = [self.muladd(pair[1], power, pair[0]) if len(pair) == 2 else pair[0] for pair in pairs]
+            if len(head) > 1:
+                power = self.b.fmul(power, power)
+        p = head[0]
+        for k in coeffs[len(coeffs) - tail:]:
+            p = self.muladd(p, x, self.c(k))
+        return p
+
     def lt(self, a: ir.Value, value: float) -> ir.Value:
         return self.b.fcmp_ordered("<", a, self.c(value))
 
@@ -157,7 +173,7 @@ def exp_f32(p: Poly, x: ir.Value) -> ir.Value:
     k = p.call("roundeven", b.fmul(xc, p.c(1.4426950408889634)))
     r = p.muladd(k, p.c(-0.693359375), xc)  # ln2 split in two: the first part times k is exact
     r = p.muladd(k, p.c(2.12194440e-4), r)
-    er = p.horner([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r)
+    er = p.estrin([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r)
     ki = b.fptosi(b.select(b.fcmp_unordered("uno", k, k), p.c(0.0), k), p.it)  # k is in [-150, 129] or NaN
     k1 = b.ashr(ki, p.ci(1))  # 2^k as two factors so k in [-150, 129] stays in the exponent range
     k2 = b.sub(ki, k1)
@@ -181,7 +197,7 @@ def sigmoid_f32(p: Poly, x: ir.Value) -> ir.Value:
     k = b.fsub(kf, shifter)
     r = p.muladd(k, p.c(-0.693359375), t)  # ln2 split in two: the first part times k is exact
     r = p.muladd(k, p.c(2.12194440e-4), r)
-    er = p.horner([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r)
+    er = p.estrin([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r, tail=1)  # SiLU: latency-bound
     ki = b.sub(b.bitcast(kf, p.it), b.bitcast(shifter, p.it))
     scale = b.bitcast(b.shl(b.add(ki, p.ci(127)), p.ci(23)), p.t)
     return b.fdiv(p.c(1.0), b.fadd(p.c(1.0), b.fmul(er, scale)))
@@ -203,9 +219,9 @@ def erf_f32(p: Poly, x: ir.Value) -> ir.Value:
     b = p.b
     ax = p.call("fabs", x)
     z = b.fmul(x, x)
-    small = b.fmul(x, p.horner(_ERF_SMALL, z))
+    small = b.fmul(x, p.estrin(_ERF_SMALL, z))
     ax_c = b.select(p.ge(ax, 4.0), p.c(4.0), ax)
-    q = p.horner(_ERFC_SCALED, b.fdiv(p.c(1.0), ax_c))
+    q = p.estrin(_ERFC_SCALED, b.fdiv(p.c(1.0), ax_c))
     large = b.fsub(p.c(1.0), b.fmul(exp_f32(p, b.fneg(b.fmul(ax_c, ax_c))), q))
     large = b.select(p.ge(ax, 4.0), p.c(1.0), large)
     return b.select(p.lt(ax, 1.0), small, p.call("copysign", large, x))
