@@ -185,22 +185,27 @@ def exp_f32(p: Poly, x: ir.Value) -> ir.Value:
 
 
 def sigmoid_f32(p: Poly, x: ir.Value) -> ir.Value:
-    """1 / (1 + e^-x). e^-x = 2^k * e^r, k = round(-x / ln2) by adding 1.5 * 2^23 (k then sits in the
-    low mantissa bits, so no float-to-int conversion, defined for NaN), e^r by its degree-7 Taylor
-    polynomial; -x clamped to [-87, 88] keeps 2^k a normal float (a NaN passes the clamps)."""
+    """1 / (1 + e^-x), -x clamped to [-87, 88] (a NaN passes the clamps) for `exp_bounded_f32`."""
     b = p.b
     t = b.fneg(x)
     t = b.select(p.ge(t, 88.0), p.c(88.0), t)
     t = b.select(p.lt(t, -87.0), p.c(-87.0), t)
+    return b.fdiv(p.c(1.0), b.fadd(p.c(1.0), exp_bounded_f32(p, t, tail=1)))  # SiLU: latency-bound
+
+
+def exp_bounded_f32(p: Poly, t: ir.Value, tail: int = 2) -> ir.Value:
+    """e^t for t in [-87, 88] (or NaN): 2^k * e^r, k = round(t / ln2) by adding 1.5 * 2^23 (k then sits
+    in the low mantissa bits, so no float-to-int conversion, defined for NaN), 2^k a normal float (one
+    factor, no clamps or overflow fix-ups), e^r by its degree-7 Taylor polynomial (`tail` as in estrin)."""
+    b = p.b
     shifter = p.c(12582912.0)  # 1.5 * 2^23
     kf = p.muladd(t, p.c(1.4426950408889634), shifter)
     k = b.fsub(kf, shifter)
     r = p.muladd(k, p.c(-0.693359375), t)  # ln2 split in two: the first part times k is exact
     r = p.muladd(k, p.c(2.12194440e-4), r)
-    er = p.estrin([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r, tail=1)  # SiLU: latency-bound
+    er = p.estrin([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r, tail)
     ki = b.sub(b.bitcast(kf, p.it), b.bitcast(shifter, p.it))
-    scale = b.bitcast(b.shl(b.add(ki, p.ci(127)), p.ci(23)), p.t)
-    return b.fdiv(p.c(1.0), b.fadd(p.c(1.0), b.fmul(er, scale)))
+    return b.fmul(er, b.bitcast(b.shl(b.add(ki, p.ci(127)), p.ci(23)), p.t))
 
 
 def tanh_f32(p: Poly, x: ir.Value) -> ir.Value:
@@ -222,6 +227,6 @@ def erf_f32(p: Poly, x: ir.Value) -> ir.Value:
     small = b.fmul(x, p.estrin(_ERF_SMALL, z))
     ax_c = b.select(p.ge(ax, 4.0), p.c(4.0), ax)
     q = p.estrin(_ERFC_SCALED, b.fdiv(p.c(1.0), ax_c))
-    large = b.fsub(p.c(1.0), b.fmul(exp_f32(p, b.fneg(b.fmul(ax_c, ax_c))), q))
+    large = b.fsub(p.c(1.0), b.fmul(exp_bounded_f32(p, b.fneg(b.fmul(ax_c, ax_c))), q))  # -x^2 >= -16
     large = b.select(p.ge(ax, 4.0), p.c(1.0), large)
     return b.select(p.lt(ax, 1.0), small, p.call("copysign", large, x))
