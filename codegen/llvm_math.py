@@ -11,7 +11,9 @@ Choices:
 - sigmoid in float32 is 1 / (1 + e^-x) with its own e^-x: the argument clamped to [-87, 88], so one
   power-of-two factor scales it and no overflow or NaN fix-ups are needed (SiLU's cost is this
   function); max error about 2 ulp for x >= -87, and below that 0 to within 6e-39. Other float
-  types: 1 / (1 + exp(-x)).
+  types: 1 / (1 + exp(-x)). erf's e^(-x^2) (argument in [-16, 0]) uses the same bounded exp.
+- Polynomials are evaluated by Estrin's scheme with a Horner tail (`Poly.estrin`): these functions
+  are latency-bound in activation epilogues, and the tail keeps Horner's rounding error.
 - Everything else (log, pow, trig, hyperbolic, float64 exp/tanh/erf) calls libm: LLVM
   intrinsics where they exist, else the libm function by name; vectors call it lane by lane.
 """
