@@ -133,7 +133,7 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
     width, lanes = outs[-1], ctx.lanes
     tail = width % lanes
     if not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2:  # a 1, 2 or 4-lane tail is native
-        if len(outs) == 2 and outs[0] >= 2 * ROWS_PER_STEP:
+        if len(outs) == 2 and outs[0] >= 2 * ROWS_PER_STEP and lanes > 1:
             return _rows_in_steps(ctx, outs, lead, row)
         return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
     whole = -(-width // lanes) * lanes

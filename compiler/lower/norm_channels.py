@@ -30,7 +30,9 @@ def reads_channels_first(node: Node, x: Tensor, axis: int, lanes: int) -> bool:
     """Whether LayerNorm `node` over its last axis reads, through a fused Transpose (`x` computed, not
     stored), a tensor whose contiguous axis is the one before the last here."""
     src = node.inputs[0].producer if node.inputs[0] is not None else None
-    if isinstance(x, BufferTensor) or src is None or src.op != "Transpose" or axis != x.rank - 1 or x.rank < 3:
+    if lanes < 2 or isinstance(x, BufferTensor) or src is None or src.op != "Transpose":
+        return False  # a scalar target (CUDA) keeps the reduction its schedules expect
+    if axis != x.rank - 1 or x.rank < 3:
         return False
     perm = list(src.attrs.get("perm", []))
     ints = all(isinstance(d, int) for d in x.shape)
