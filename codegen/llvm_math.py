@@ -11,7 +11,9 @@ Choices:
 - sigmoid in float32 is 1 / (1 + e^-x) with its own e^-x: the argument clamped to [-87, 88], so one
   power-of-two factor scales it and no overflow or NaN fix-ups are needed (SiLU's cost is this
   function); max error about 2 ulp for x >= -87, and below that 0 to within 6e-39. Other float
-  types: 1 / (1 + exp(-x)).
+  types: 1 / (1 + exp(-x)). erf's e^(-x^2) (argument in [-16, 0]) uses the same bounded exp.
+- Polynomials are evaluated by Estrin's scheme with a Horner tail (`Poly.estrin`): these functions
+  are latency-bound in activation epilogues, and the tail keeps Horner's rounding error.
 - Everything else (log, pow, trig, hyperbolic, float64 exp/tanh/erf) calls libm: LLVM
   intrinsics where they exist, else the libm function by name; vectors call it lane by lane.
 """
@@ -142,6 +144,22 @@ class Poly:
             p = self.muladd(p, x, self.c(k))
         return p
 
+    def estrin(self, coeffs: Sequence[float], x: ir.Value, tail: int = 2) -> ir.Value:
+        """The polynomial of `horner` (coefficients highest first) with its high-order part by Estrin's
+        scheme (pairs of terms joined by x^2, x^4, ...: a dependent chain about log2(degree) long
+        instead of degree) and the last `tail` steps by Horner's, which keep its rounding error."""
+        head = [self.c(k) for k in reversed(coeffs[:len(coeffs) - tail])]  # lowest first
+        power = x
+        while len(head) > 1:
+            pairs = [head[i:i + 2] for i in range(0, len(head), 2)]
+            head = [self.muladd(pair[1], power, pair[0]) if len(pair) == 2 else pair[0] for pair in pairs]
+            if len(head) > 1:
+                power = self.b.fmul(power, power)
+        p = head[0]
+        for k in coeffs[len(coeffs) - tail:]:
+            p = self.muladd(p, x, self.c(k))
+        return p
+
     def lt(self, a: ir.Value, value: float) -> ir.Value:
         return self.b.fcmp_ordered("<", a, self.c(value))
 
@@ -157,7 +175,7 @@ def exp_f32(p: Poly, x: ir.Value) -> ir.Value:
     k = p.call("roundeven", b.fmul(xc, p.c(1.4426950408889634)))
     r = p.muladd(k, p.c(-0.693359375), xc)  # ln2 split in two: the first part times k is exact
     r = p.muladd(k, p.c(2.12194440e-4), r)
-    er = p.horner([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r)
+    er = p.estrin([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r)
     ki = b.fptosi(b.select(b.fcmp_unordered("uno", k, k), p.c(0.0), k), p.it)  # k is in [-150, 129] or NaN
     k1 = b.ashr(ki, p.ci(1))  # 2^k as two factors so k in [-150, 129] stays in the exponent range
     k2 = b.sub(ki, k1)
@@ -169,22 +187,27 @@ def exp_f32(p: Poly, x: ir.Value) -> ir.Value:
 
 
 def sigmoid_f32(p: Poly, x: ir.Value) -> ir.Value:
-    """1 / (1 + e^-x). e^-x = 2^k * e^r, k = round(-x / ln2) by adding 1.5 * 2^23 (k then sits in the
-    low mantissa bits, so no float-to-int conversion, defined for NaN), e^r by its degree-7 Taylor
-    polynomial; -x clamped to [-87, 88] keeps 2^k a normal float (a NaN passes the clamps)."""
+    """1 / (1 + e^-x), -x clamped to [-87, 88] (a NaN passes the clamps) for `exp_bounded_f32`."""
     b = p.b
     t = b.fneg(x)
     t = b.select(p.ge(t, 88.0), p.c(88.0), t)
     t = b.select(p.lt(t, -87.0), p.c(-87.0), t)
+    return b.fdiv(p.c(1.0), b.fadd(p.c(1.0), exp_bounded_f32(p, t, tail=1)))  # SiLU: latency-bound
+
+
+def exp_bounded_f32(p: Poly, t: ir.Value, tail: int = 2) -> ir.Value:
+    """e^t for t in [-87, 88] (or NaN): 2^k * e^r, k = round(t / ln2) by adding 1.5 * 2^23 (k then sits
+    in the low mantissa bits, so no float-to-int conversion, defined for NaN), 2^k a normal float (one
+    factor, no clamps or overflow fix-ups), e^r by its degree-7 Taylor polynomial (`tail` as in estrin)."""
+    b = p.b
     shifter = p.c(12582912.0)  # 1.5 * 2^23
     kf = p.muladd(t, p.c(1.4426950408889634), shifter)
     k = b.fsub(kf, shifter)
     r = p.muladd(k, p.c(-0.693359375), t)  # ln2 split in two: the first part times k is exact
     r = p.muladd(k, p.c(2.12194440e-4), r)
-    er = p.horner([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r)
+    er = p.estrin([1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0], r, tail)
     ki = b.sub(b.bitcast(kf, p.it), b.bitcast(shifter, p.it))
-    scale = b.bitcast(b.shl(b.add(ki, p.ci(127)), p.ci(23)), p.t)
-    return b.fdiv(p.c(1.0), b.fadd(p.c(1.0), b.fmul(er, scale)))
+    return b.fmul(er, b.bitcast(b.shl(b.add(ki, p.ci(127)), p.ci(23)), p.t))
 
 
 def tanh_f32(p: Poly, x: ir.Value) -> ir.Value:
@@ -203,9 +226,9 @@ def erf_f32(p: Poly, x: ir.Value) -> ir.Value:
     b = p.b
     ax = p.call("fabs", x)
     z = b.fmul(x, x)
-    small = b.fmul(x, p.horner(_ERF_SMALL, z))
+    small = b.fmul(x, p.estrin(_ERF_SMALL, z))
     ax_c = b.select(p.ge(ax, 4.0), p.c(4.0), ax)
-    q = p.horner(_ERFC_SCALED, b.fdiv(p.c(1.0), ax_c))
-    large = b.fsub(p.c(1.0), b.fmul(exp_f32(p, b.fneg(b.fmul(ax_c, ax_c))), q))
+    q = p.estrin(_ERFC_SCALED, b.fdiv(p.c(1.0), ax_c))
+    large = b.fsub(p.c(1.0), b.fmul(exp_bounded_f32(p, b.fneg(b.fmul(ax_c, ax_c))), q))  # -x^2 >= -16
     large = b.select(p.ge(ax, 4.0), p.c(1.0), large)
     return b.select(p.lt(ax, 1.0), small, p.call("copysign", large, x))

@@ -27,6 +27,7 @@ from .reduce import stack
 from .rows import vector_row
 from .sizes import bounds, size_prod
 
+ROWS_PER_STEP = 2  # output rows computed together (measured: BENCHMARKS.md)
 LOCAL_PLANE = 1 << 16  # floats: a phase-split plane up to this size lives on the stack, one per channel
 
 
@@ -132,6 +133,8 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
     width, lanes = outs[-1], ctx.lanes
     tail = width % lanes
     if not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2:  # a 1, 2 or 4-lane tail is native
+        if len(outs) == 2 and outs[0] >= 2 * ROWS_PER_STEP and lanes > 1:
+            return _rows_in_steps(ctx, outs, lead, row)
         return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
     whole = -(-width // lanes) * lanes
     columns: list[Expr] = []
@@ -144,6 +147,21 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
     if not _spill_safe(body, columns):
         return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
     return seq(body, vector_row(ctx, width, lambda v: row(lead, [idx(outs[0] - 1), v])))
+
+
+def _rows_in_steps(ctx: LowerCtx, outs: list[int], lead: list[Expr],
+                   row: Callable[[list[Expr], list[Expr]], Stmt]) -> Stmt:
+    """Output rows ROWS_PER_STEP at a time, their vectors side by side: neighbouring rows share all but
+    one of their input rows (loaded once), and their independent epilogues (a SiLU is a long dependent
+    chain) overlap."""
+    steps, rest = divmod(outs[0], ROWS_PER_STEP)
+
+    def rows(first: Expr, count: int) -> Stmt:
+        return vector_row(ctx, outs[1], lambda v: seq(*(row(lead, [binop("add", first, idx(k)), v])
+                                                        for k in range(count))))
+
+    body = ctx.loop(steps, lambda h: rows(binop("mul", h, idx(ROWS_PER_STEP)), ROWS_PER_STEP), "oh")
+    return seq(body, rows(idx(steps * ROWS_PER_STEP), rest) if rest else None)
 
 
 def _spill_safe(body: Stmt, columns: list[Expr]) -> bool:

@@ -35,6 +35,7 @@ from .rows import vector_row
 from .sizes import Size, current_symbols, numel_bound, shape_of
 from .symbols import bind_symbols, symbol_tensor
 from .table import lowering_of
+from .transposed_rows import gathered_axis, rows_by_tiles
 
 
 @dataclass
@@ -154,6 +155,9 @@ def _store_outputs(ctx: LowerCtx, needed: list[Value], tensors: dict[int, Tensor
     def nest(shape: tuple[Size, ...], values: list[Value]) -> Stmt:
         if not shape:
             return body([], values)
+        axis = gathered_axis(ctx, shape, lambda index: body(index, values))
+        if axis is not None:
+            return rows_by_tiles(ctx, shape, axis, lambda index: body(index, values))  # type: ignore[arg-type]
         return ctx.loops(shape[:-1], lambda lead: vector_row(ctx, shape[-1], lambda v: body([*lead, v], values)))
 
     return seq(*(nest(shape, values) for shape, values in by_shape.items()))

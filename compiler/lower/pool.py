@@ -184,11 +184,12 @@ def _global_pool(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit
         full: list[Expr | None] = [*index, *[None] * (rank - 2)]
         out = [*index, *[idx(0)] * (rank - 2)]
         if node.op == "GlobalMaxPool":
-            return accumulate(ctx, full, x.shape, x.at, const(lowest(dt), dt), maximum, lambda s: emit(0, out, s))
+            return accumulate(ctx, full, x.shape, x.at, const(lowest(dt), dt), maximum, lambda s: emit(0, out, s),
+                              flatten=True)
         if node.op == "GlobalLpPool":
             return accumulate(ctx, full, x.shape, lambda i: _power(absolute(x.at(i)), p), const(0, dt), add,
                               lambda s: emit(0, out, _root(s, p)))
         mean = (lambda s: Bin("div", s, size_const(count, dt))) if bound(count) else (lambda s: const(0, dt))
-        return accumulate(ctx, full, x.shape, x.at, const(0, dt), add, lambda s: emit(0, out, mean(s)))
+        return accumulate(ctx, full, x.shape, x.at, const(0, dt), add, lambda s: emit(0, out, mean(s)), flatten=True)
 
     return ctx.loops(x.shape[:2], per_channel)

@@ -42,11 +42,16 @@ def accumulate(
     combine: Combine,
     then: Callable[[Expr], Stmt],
     keep: Buffer | None = None,
+    flatten: bool = False,
 ) -> Stmt:
     """Fold `value(index)` over the axes of `index` that are None (sizes in `extents`), then `then(result)`.
 
-    With `keep` (a buffer as long as the one reduced axis), each value is also stored there."""
+    With `keep` (a buffer as long as the one reduced axis), each value is also stored there. With
+    `flatten` (the reduced axes are trailing axes of a row-major tensor `value` reads), trailing reduced
+    axes too short for partial lanes (a 7x7 or 14x14 map) are folded as one axis, so they vectorize."""
     free = [a for a, e in enumerate(index) if e is None]
+    if flatten and keep is None and _flattens(free, index, extents, ctx.lanes):
+        return _flattened(ctx, index, extents, value, init, combine, then, free[0])
     assert keep is None or len(free) == 1
     acc_dtype = init.dtype
     last = free[-1] if free else None
@@ -102,6 +107,30 @@ def accumulate(
     with ctx.scope() as sc:
         done = sc.wrap(then(ctx.let(Load(acc, idx(0)), "s")))
     return Allocate(acc, seq(init_lanes, loops, fold_lanes(acc, lanes, combine), done))
+
+
+def _flattens(free: list[int], index: list[Expr | None], extents: Sequence[int], lanes: int) -> bool:
+    rows = free[:-1]
+    return (len(free) >= 2 and free == list(range(free[0], len(index)))
+            and all(isinstance(extents[a], int) for a in free) and extents[free[-1]] % lanes != 0
+            and int(np.prod([extents[a] for a in rows])) > 1 and lanes > 1)
+
+
+def _flattened(ctx: LowerCtx, index: list[Expr | None], extents: Sequence[int], value: Callable[[list[Expr]], Expr],
+               init: Expr, combine: Combine, then: Callable[[Expr], Stmt], first: int) -> Stmt:
+    """accumulate over the trailing axes from `first` as one axis of their product."""
+    sizes = [int(e) for e in extents[first:]]
+
+    def unflat(i: list[Expr]) -> list[Expr]:
+        pos, parts = i[first], []
+        for a in range(len(sizes)):
+            inner = int(np.prod(sizes[a + 1:]))
+            part = binop("div", pos, idx(inner)) if inner > 1 else pos
+            parts.append(binop("mod", part, idx(sizes[a])) if a else part)
+        return [*i[:first], *parts]
+
+    return accumulate(ctx, [*index[:first], None], [*extents[:first], int(np.prod(sizes))],
+                      lambda i: value(unflat(i)), init, combine, then)
 
 
 def fold_lanes(acc: Buffer, lanes: int, combine: Combine) -> Stmt:
@@ -187,7 +216,8 @@ def _reduce(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> 
     def one(init: float | int | bool, combine: Combine, pre: Callable[[Expr], Expr], post: Callable[[Expr], Expr],
             index: list[Expr | None], then: Callable[[Expr], Stmt]) -> Stmt:
         start = const(init, dt)
-        return accumulate(ctx, index, x.shape, lambda i: pre(x.at(i)), start, combine, lambda s: then(post(s)))
+        return accumulate(ctx, index, x.shape, lambda i: pre(x.at(i)), start, combine, lambda s: then(post(s)),
+                          flatten=True)
 
     def body(index: list[Expr | None]) -> Stmt:
         out = out_index(index, keep)
