@@ -104,7 +104,7 @@ class Stage:
 
 
 CLEANUP = ("fold-constants", "remove-noops", "cse", "dead-code")
-FUSE = ("fuse-gelu", "fuse-layernorm", "fuse-softmax", "fuse-attention", "fuse-activations")
+FUSE = ("fuse-gelu", "fuse-layernorm", "fuse-softmax", "fuse-activations")
 O2_STAGES = (
     Stage(("fuse-qdq",), fixpoint=False),  # before folding turns small dequantized weights into floats
     Stage(CLEANUP),
@@ -114,6 +114,8 @@ O2_STAGES = (
     Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", *CLEANUP)),
     # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
     Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
+    # last: the scale and the mask of an attention are constants and plain Adds only once folded
+    Stage(("fuse-attention",), fixpoint=False),
 )
 LEVELS: dict[int, tuple[Stage, ...]] = {0: (), 1: (Stage(CLEANUP),), 2: O2_STAGES, 3: O2_STAGES}
 REPEAT_WHOLE = frozenset({3})
