@@ -37,26 +37,23 @@ _NATIVE = {"sqrt": "sqrt", "abs": "fabs", "floor": "floor", "ceil": "ceil", "tru
 _LLVM_LIBM = {"exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "pow"}
 _LIBM_ONLY = {"erf", "asinh", "acosh", "atanh"}
 
-_ERF_SMALL = (
-    8.006874122656882e-05,
-    -0.0008053751080296934,
-    0.005192957818508148,
-    -0.0268560703843832,
-    0.11283634603023529,
-    -0.3761262893676758,
+_ERF_P = (
+    -1.3668564946556216e-08,
+    4.7809185161895584e-06,
+    0.00038270550430752337,
+    0.0038395079318434,
+    0.054332710802555084,
+    0.18470872938632965,
     1.128379225730896,
-)  # erf(x)/x in x^2, |x| < 1
-_ERFC_SCALED = (
-    -0.010098984465003014,
-    0.03119996190071106,
-    0.019414380192756653,
-    -0.23834717273712158,
-    0.4955395758152008,
-    -0.4715007543563843,
-    0.042087357491254807,
-    0.5590164661407471,
-    0.0002726722741499543,
-)  # erfc(x) * exp(x^2) in 1/x, 1 <= x < 4
+)  # erf(x) = x * P(x^2) / Q(x^2) on |x| <= 4, a rational least-squares fit (error 1.5e-9 in float64)
+_ERF_Q = (
+    6.401291466318071e-05,
+    0.0013095929753035307,
+    0.015453516505658627,
+    0.11382593214511871,
+    0.4970273971557617,
+    1.0,
+)
 _TANH_TAYLOR = (21844 / 6081075, -1382 / 155925, 62 / 2835, -17 / 315, 2 / 15, -1 / 3)  # x^13 .. x^3
 
 
@@ -222,13 +219,12 @@ def tanh_f32(p: Poly, x: ir.Value) -> ir.Value:
 
 
 def erf_f32(p: Poly, x: ir.Value) -> ir.Value:
-    """x * P(x^2) below |x| = 1, else sign(x) * (1 - e^(-x^2) * Q(1/|x|)); 1 from |x| = 4."""
+    """x * P(x^2) / Q(x^2) with x clamped to [-4, 4] (erf(4) rounds to 1 in float32), the result kept in
+    [-1, 1]: one division and two short polynomials for every lane (NaN passes the clamps)."""
     b = p.b
-    ax = p.call("fabs", x)
-    z = b.fmul(x, x)
-    small = b.fmul(x, p.estrin(_ERF_SMALL, z))
-    ax_c = b.select(p.ge(ax, 4.0), p.c(4.0), ax)
-    q = p.estrin(_ERFC_SCALED, b.fdiv(p.c(1.0), ax_c))
-    large = b.fsub(p.c(1.0), b.fmul(exp_bounded_f32(p, b.fneg(b.fmul(ax_c, ax_c))), q))  # -x^2 >= -16
-    large = b.select(p.ge(ax, 4.0), p.c(1.0), large)
-    return b.select(p.lt(ax, 1.0), small, p.call("copysign", large, x))
+    xc = b.select(p.ge(x, 4.0), p.c(4.0), x)
+    xc = b.select(p.lt(xc, -4.0), p.c(-4.0), xc)
+    z = b.fmul(xc, xc)
+    y = b.fdiv(b.fmul(xc, p.estrin(_ERF_P, z)), p.estrin(_ERF_Q, z))
+    y = b.select(p.ge(y, 1.0), p.c(1.0), y)
+    return b.select(p.lt(y, -1.0), p.c(-1.0), y)

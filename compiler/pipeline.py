@@ -33,6 +33,7 @@ from .passes import optimize
 from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes, split_ranges
 
+CPU_ONLY_PASSES = ("fuse-attention",)
 COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
 _compiles = itertools.count(1)
 
@@ -72,7 +73,7 @@ def compile_model(
         fixed, ranges = split_ranges(graph, shapes)
         graph = bind_shapes(graph, fixed, allow_unbound=bool(ranges))
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
-        graph, _ = optimize(graph, opt_level, disable=disable_passes)
+        graph, _ = optimize(graph, opt_level, disable=_disabled(target, disable_passes))
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
         program = build_program(graph, target, schedules, ranges)
@@ -109,8 +110,15 @@ def lower_model(
     """The loop-IR program `compile_model` would generate code for (for inspection and tuning)."""
     graph = read_model(model)
     fixed, ranges = split_ranges(graph, shapes)
-    graph, _ = optimize(bind_shapes(graph, fixed, allow_unbound=bool(ranges)), opt_level)
+    graph, _ = optimize(bind_shapes(graph, fixed, allow_unbound=bool(ranges)), opt_level,
+                        disable=_disabled(Target.parse(target), ()))
     return build_program(graph, target, schedules, ranges)
+
+
+def _disabled(target: Target, disable: Sequence[str]) -> tuple[str, ...]:
+    """The passes to skip: those asked for, and for cuda the fusions whose kernels are CPU-shaped
+    (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU)."""
+    return (*disable, *CPU_ONLY_PASSES) if target.kind == "cuda" else tuple(disable)
 
 
 def _default_output(name: str, cross: bool) -> Path:

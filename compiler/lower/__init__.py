@@ -4,6 +4,7 @@ Importing this package registers every lowering.
 """
 
 from . import (  # noqa: F401  (register lowerings)
+    attention,
     contraction,
     conv,
     dynamic_ops,

@@ -7,7 +7,7 @@ order, again and again until a whole round changes nothing (at most MAX_ROUNDS):
 - ``-O1``: cleanup and folding: constant folding (shape arithmetic included),
   no-op removal, CSE, dead code.
 - ``-O2`` (default): O1, then recognition of composite patterns (GELU,
-  LayerNorm, Softmax, SiLU, HardSwish), batch-norm and affine-constant folding
+  LayerNorm, Softmax, attention, SiLU, HardSwish), batch-norm and affine-constant folding
   into Conv/Gemm/MatMul, algebraic simplification and transpose/reshape
   sinking (through reductions and Pad too), then folding again (the
   per-channel constants sinking brought next to a Conv, zero Pads into the
@@ -44,6 +44,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
 from .fold_pad import fold_pad
 from .fuse_activations import fuse_activations
+from .fuse_attention import fuse_attention
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
 from .fuse_qdq import fuse_qdq
@@ -82,6 +83,7 @@ PASSES: dict[str, Pass] = {
         Pass("fuse-gelu", fuse_gelu),
         Pass("fuse-layernorm", fuse_layernorm),
         Pass("fuse-softmax", fuse_softmax),
+        Pass("fuse-attention", fuse_attention),
         Pass("fuse-activations", fuse_activations),
         Pass("fuse-qdq", fuse_qdq),
         Pass("fold-batchnorm", fold_batchnorm),
@@ -112,6 +114,8 @@ O2_STAGES = (
     Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", *CLEANUP)),
     # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
     Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
+    # last: the scale and the mask of an attention are constants and plain Adds only once folded
+    Stage(("fuse-attention",), fixpoint=False),
 )
 LEVELS: dict[int, tuple[Stage, ...]] = {0: (), 1: (Stage(CLEANUP),), 2: O2_STAGES, 3: O2_STAGES}
 REPEAT_WHOLE = frozenset({3})

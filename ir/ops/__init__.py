@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (registers ops)
     activation,
+    attention,
     cast,
     control,
     conv,

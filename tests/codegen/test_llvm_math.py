@@ -73,7 +73,7 @@ def test_float32_polynomials(lanes, tmp_path):
     ref = REF["erf"](x)
     assert np.isnan(erf[4]) and np.isnan(results["tanh"][0][4]) and np.isnan(results["exp"][0][4])
     finite = ~np.isnan(x)
-    assert np.abs(erf - ref)[finite].max() < 1.5e-7
+    assert np.abs(erf - ref)[finite].max() < 3e-7  # 5 float32 spacings below 1
     small = finite & (np.abs(x) < 1) & (x != 0)
     assert (np.abs(erf - ref)[small] / np.abs(ref[small])).max() < 3e-7
 

@@ -1,0 +1,90 @@
+"""Lowering of SoftmaxAttention: softmax(q @ kt * scale + mask) @ v without storing the scores.
+
+Per batch index and block of ROWS query rows:
+
+1. the block's scores q[rows] @ kt, scaled and masked, into a stack buffer [rows, Sk] (the
+   contraction's register-tiled micro-kernel, column tiles of 2 vectors);
+2. per row: the maximum, exp(score - max) in place, and the reciprocal of their sum;
+3. the block's output exp-scores @ v with the same micro-kernel (Sk deep), each row multiplied
+   by its reciprocal sum on the way out, through the epilogue.
+
+The block's scores stay in L1/L2 between the three steps: the Sq x Sk score matrix of the
+unfused graph (written by one kernel, read twice by the softmax, once by the second product)
+never reaches memory. The batch loops are the parallel loop.
+"""
+
+from __future__ import annotations
+
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import Allocate, Bin, Expr, Load, Stmt, Store
+from aic.ir.loop_tools import binop, seq
+
+from .contraction import ROWS, micro_kernel, tiles
+from .core import LowerCtx, Tensor, broadcast_index, const, idx
+from .mathx import add, exp, fast_max, mul, sub
+from .reduce import accumulate, lowest, stack
+from .rows import vector_row
+from .sizes import shape_of
+from .table import Emit, anchor
+
+
+@anchor("SoftmaxAttention")
+def _attention(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    q, kt, v = ins[0], ins[1], ins[2]
+    mask = ins[3] if len(ins) > 3 else None
+    assert q is not None and kt is not None and v is not None
+    out_shape = shape_of(node.outputs[0].type)
+    batch = out_shape[:-2]
+    sq, depth, keys, dv = q.shape[-2], q.shape[-1], kt.shape[-1], v.shape[-1]
+    scale = const(node.attrs["scale"], DType.float32)
+    width = 2 * ctx.lanes
+    f32 = DType.float32
+
+    def block(bi: list[Expr], m0: Expr, rows: int) -> Stmt:
+        scores = stack(ctx, f32, rows * keys, "scores")
+        inv = stack(ctx, f32, rows, "inv")
+        qb, kb, vb = (broadcast_index(bi, t.shape[:-2]) for t in (q, kt, v))
+
+        def at(r: Expr, j: Expr) -> Expr:
+            return binop("add", binop("mul", r, idx(keys)), j)
+
+        def score(r: Expr, j: Expr, value: Expr) -> Stmt:
+            s = mul(value, scale)
+            if mask is not None:
+                s = add(s, mask.at(broadcast_index([*bi, binop("add", m0, r), j], mask.shape)))
+            return Store(scores, at(r, j), s)
+
+        def score_tile(n0: Expr, cols: int) -> Stmt:
+            return micro_kernel(
+                ctx, [depth], rows, cols, cols,
+                lambda r, kk: q.at([*qb, binop("add", m0, r), kk[0]]),
+                lambda kk, g, c: kt.at([*kb, kk[0], binop("add", n0, c)]),
+                lambda r, g, c, value: score(r, binop("add", n0, c), value),
+            )
+
+        def normalise(r: Expr) -> Stmt:
+            def with_max(m: Expr) -> Stmt:
+                peak = ctx.let(m, "peak")
+                shift = vector_row(ctx, keys, lambda j: Store(scores, at(r, j), exp(sub(Load(scores, at(r, j)), peak))))
+                total = accumulate(ctx, [None], [keys], lambda i: Load(scores, at(r, i[0])), const(0, f32), add,
+                                   lambda s: Store(inv, r, Bin("div", const(1, f32), s)))
+                return seq(shift, total)
+
+            return accumulate(ctx, [None], [keys], lambda i: Load(scores, at(r, i[0])), const(lowest(f32), f32),
+                              fast_max, with_max)
+
+        def out_tile(n0: Expr, cols: int) -> Stmt:
+            return micro_kernel(
+                ctx, [keys], rows, cols, cols,
+                lambda r, kk: Load(scores, at(r, kk[0])),
+                lambda kk, g, c: v.at([*vb, kk[0], binop("add", n0, c)]),
+                lambda r, g, c, value: emit(0, [*bi, binop("add", m0, r), binop("add", n0, c)],
+                                            mul(value, Load(inv, r))),
+            )
+
+        body = seq(tiles(ctx, keys, width, score_tile, "no"), ctx.loop(rows, normalise, "sr"),
+                   tiles(ctx, dv, width, out_tile, "vo"))
+        return Allocate(scores, Allocate(inv, body))
+
+    return ctx.loops(batch, lambda bi: tiles(ctx, sq, ROWS, lambda m0, rows: block(bi, m0, rows), "mo"), "b")
