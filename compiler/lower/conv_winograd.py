@@ -39,7 +39,8 @@ TILE = 4  # output tile side (m of F(m, 3))
 KERNEL = 3
 SPAN = TILE + KERNEL - 1  # input patch side
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # finite interpolation points; the last one is infinity
-COLUMNS = 16  # micro-kernel columns (tiles); a block is a whole number of them
+COLUMNS = 16  # micro-kernel columns (tiles)
+LANES = 8  # a block is a whole number of vectors of tiles (its last micro-kernel tile may be one vector)
 BLOCK_BYTES = 320 << 10  # V and M of one block: within the core's L2 (512 KiB)
 MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
 MIN_CHANNELS = 32  # input and output channels at least (shallower convolutions stay direct)
@@ -98,10 +99,10 @@ def transform_weights(weights: np.ndarray) -> np.ndarray:
 
 
 def block_tiles(channels: int, tiles: int) -> int:
-    """Tiles per block: a whole number of micro-kernel columns. All of an image's tiles when they take at
+    """Tiles per block: a whole number of vectors. All of an image's tiles when they take at
     most MAX_BLOCK (small maps: the transformed weights, 4x the filters, are read once per image), else as
     many as keep the block's V and M (36 floats per tile and channel, in and out) within BLOCK_BYTES."""
-    whole = -(-tiles // COLUMNS) * COLUMNS
+    whole = -(-tiles // LANES) * LANES
     if whole <= MAX_BLOCK:
         return whole
     fit = BLOCK_BYTES // (SPAN * SPAN * 4 * channels) // COLUMNS * COLUMNS
@@ -170,7 +171,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     table = ctx.weight(np.ascontiguousarray(at.T).astype(np.float32), "at")  # [6, 4]: A^T's columns by row
 
     def v_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
-        return linear([slot, idx(xi) if isinstance(xi, int) else xi, c, t], (slots, SPAN * SPAN, cin, block))
+        return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (slots, cin, SPAN * SPAN, block))
 
     def m_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
         return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (slots, cout, SPAN * SPAN, block))
@@ -187,20 +188,25 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         return seq(*stores)
 
     def products(slot: Expr) -> Stmt:
-        def part(xi: Expr, o0: Expr, ot: Expr, nrows: int, c0: Expr) -> Stmt:
+        def part(xi: Expr, o0: Expr, ot: Expr, nrows: int, c0: Expr, cols: int) -> Stmt:
             return micro_kernel(
-                ctx, [cin], nrows, COLUMNS, COLUMNS,
+                ctx, [cin], nrows, cols, cols,
                 lambda r, ks: packed.at([xi, ot, ks[0], r]),
                 lambda ks, _, c: Load(v_buf, v_at(slot, xi, ks[0], binop("add", c0, c))),
                 lambda r, _, c, v: Store(m_buf, m_at(slot, xi, binop("add", o0, r), binop("add", c0, c)), v))
 
-        def channel_tiles(xi: Expr, c0: Expr) -> Stmt:
-            whole = ctx.loop(cout // ROWS, lambda o: part(xi, binop("mul", o, idx(ROWS)), o, ROWS, c0), "wo")
+        def channel_tiles(xi: Expr, c0: Expr, cols: int) -> Stmt:
+            whole = ctx.loop(cout // ROWS, lambda o: part(xi, binop("mul", o, idx(ROWS)), o, ROWS, c0, cols), "wo")
             full = cout // ROWS * ROWS
-            return seq(whole, part(xi, idx(full), idx(full // ROWS), cout - full, c0) if cout > full else None)
+            return seq(whole, part(xi, idx(full), idx(full // ROWS), cout - full, c0, cols) if cout > full else None)
 
-        return ctx.loop(SPAN * SPAN, lambda xi: ctx.loop(
-            block // COLUMNS, lambda q: channel_tiles(xi, binop("mul", q, idx(COLUMNS))), "wc"), "wx")
+        def column_tiles(xi: Expr) -> Stmt:
+            whole = ctx.loop(block // COLUMNS, lambda q: channel_tiles(xi, binop("mul", q, idx(COLUMNS)), COLUMNS),
+                             "wc")
+            full = block // COLUMNS * COLUMNS
+            return seq(whole, channel_tiles(xi, idx(full), block - full) if block > full else None)
+
+        return ctx.loop(SPAN * SPAN, column_tiles, "wx")
 
     vector_loops: list[tuple[str, int]] = []
 
