@@ -3,12 +3,13 @@
 Each 4x4 output tile is Y = A^T [U . V] A, where U = G g G^T is the 6x6 transform of a 3x3 filter and
 V = B^T d B that of the 6x6 input patch d under the tile: per tile and channel pair, 36 products instead
 of 144. The matrices come from the interpolation points (0, 1, -1, 2, -2, infinity), derived here
-(`winograd_matrices`). Per image, the tiles (tile rows of `tw + 1` tiles: one past the last column, never
-stored, keeps the input reads contiguous) are cut into blocks of `block` tiles; per block:
+(`winograd_matrices`). Per image, the tiles (row-major; with a spare one per row where that is cheaper than
+a second input copy, see below) are cut into blocks of `block` tiles; per block:
 
 1. input transform: V[xi, c, t] for every channel, vectorized over tiles. The input is read from a
-   copy split by column and row phase mod 4 (depthwise.py `PhaseSplit`), so each of the 36 taps of
-   consecutive tiles is a contiguous vector;
+   copy split by row and column phase mod 4 (depthwise.py `PhaseSplit`, planes of one column per tile)
+   and a second one of the next tile's first two columns, so each of the 36 taps of consecutive tiles is a
+   contiguous vector;
 2. 36 independent products M[xi] = U[xi] . V[xi] (output channels x tiles) on the register-tiled
    micro-kernel of contraction.py, U packed at compile time (transformed in float64);
 3. output transform: Y = A^T M A per tile and output channel, each output row of 4 one vector, through
@@ -45,6 +46,7 @@ BLOCK_BYTES = 320 << 10  # V and M of one block: within the core's L2 (512 KiB)
 MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
 MIN_CHANNELS = 32  # input and output channels at least (shallower convolutions stay direct)
 MIN_MAP = 8  # output rows and columns at least
+SPARE_TILE = 8  # tile rows get a spare tile (not a second input copy) below this many output channels per tile
 
 
 @cache
@@ -156,14 +158,23 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     cout = weights.shape[0]
     oh, ow = outs
     th, tw = -(-oh // TILE), -(-ow // TILE)
-    row = tw + 1  # tiles per tile row: one past the last, computed and never stored
+    # Tile rows of `row` tiles: with a spare tile past the last column (computed, never stored), every tap of
+    # a tile is in one phase-split copy whose planes have a column per tile and one more; without, taps 4 and 5
+    # of a patch row are in a second copy (phases 0 and 1 of the next tile's columns), both planes tw wide.
+    spare = cout < SPARE_TILE * tw  # a spare tile per row costs less than the second copy
+    row = tw + 1 if spare else tw
     tiles = th * row
     block = block_tiles(max(cin, cout), tiles)
     blocks = -(-tiles // block)
     slots = n_batch * blocks
     begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(x.shape[2:])]
-    split = PhaseSplit(ctx, x, Window((SPAN, SPAN), (TILE, TILE), (1, 1), (*begins, 0, 0)), [SPAN, SPAN], [th, tw],
-                       local=False, slack=blocks * block - tiles + row + 1)
+    slack = blocks * block - tiles + row
+    near_taps = SPAN if spare else TILE
+    near = PhaseSplit(ctx, x, Window((SPAN, near_taps), (TILE, TILE), (1, 1), (*begins, 0, 0)), [SPAN, near_taps],
+                      [th, tw], local=False, slack=slack)
+    far = None if spare else PhaseSplit(
+        ctx, x, Window((SPAN, 2), (TILE, TILE), (1, 1), (begins[0], begins[1] - TILE, 0, 0)), [SPAN, 2], [th, tw],
+        local=False, slack=slack)
     v_buf = ctx.scratch(DType.float32, slots * SPAN * SPAN * cin * block)
     m_buf = ctx.scratch(DType.float32, slots * SPAN * SPAN * cout * block)
     chan_tiles = -(-cout // ROWS)
@@ -180,7 +191,12 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
 
     def input_tile(n: Expr, slot: Expr, c: Expr, t0: Expr, t: Expr) -> Stmt:
         tile = binop("add", t0, t)  # taps (i, j) of consecutive tiles are consecutive in the phase split
-        d = [[ctx.let(split.read(n, c, [idx(0), tile], [i, j]), "d") for j in range(SPAN)] for i in range(SPAN)]
+        def tap(i: int, j: int) -> Expr:
+            if far is None or j < TILE:
+                return near.read(n, c, [idx(0), tile], [i, j])
+            return far.read(n, c, [idx(0), tile], [i, j - TILE])
+
+        d = [[ctx.let(tap(i, j), "d") for j in range(SPAN)] for i in range(SPAN)]
         cols = [combine(ctx, bt, [d[i][j] for i in range(SPAN)]) for j in range(SPAN)]  # cols[j][a] = (B^T d)[a, j]
         cols = [[ctx.let(v, "bd") for v in col] for col in cols]
         stores = []
@@ -239,10 +255,10 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
             return loop
 
         if ow % TILE == 0:
-            body = If(binop("lt", tx, idx(tw)), whole())
+            body = If(binop("lt", tx, idx(tw)), whole()) if spare else whole()
         else:  # the last tile column is partial: scalar columns, each checked
-            body = If(binop("lt", tx, idx(tw - 1)), whole(),
-                      If(binop("eq", tx, idx(tw - 1)), ctx.loop(TILE, lambda j: columns(j, True), "we")))
+            edge = ctx.loop(TILE, lambda j: columns(j, True), "we")
+            body = If(binop("lt", tx, idx(tw - 1)), whole(), If(binop("eq", tx, idx(tw - 1)), edge) if spare else edge)
         return If(binop("lt", tile, idx(tiles)), body) if blocks * block > tiles else body
 
     def tiled(body: Callable[[Expr, Expr], Stmt], hint: str, lanes: int) -> Callable[[Expr], Stmt]:
@@ -265,7 +281,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     if isinstance(main, For):
         ctx.hints.append(Parallel(main.var.name))
     ctx.hints.extend(Vectorize(name, lanes) for name, lanes in vector_loops)
-    return seq(split.prepare(), main)
+    return seq(near.prepare(), far.prepare() if far is not None else None, main)
 
 
 def _weighted(values: list[Expr], coefficients: list[Expr]) -> Expr:
