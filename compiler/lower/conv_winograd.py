@@ -44,7 +44,8 @@ COLUMNS = 16  # micro-kernel columns (tiles)
 LANES = 8  # a block is a whole number of vectors of tiles (its last micro-kernel tile may be one vector)
 BLOCK_BYTES = 320 << 10  # V and M of one block: within the core's L2 (512 KiB)
 MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
-MIN_CHANNELS = 32  # input and output channels at least (shallower convolutions stay direct)
+MIN_CHANNELS = 16  # input and output channels at least (shallower convolutions stay direct)
+MIN_PRODUCT = 512  # input x output channels at least (16 x 16 loses, 16 x 32 and 24 x 24 win)
 MIN_MAP = 8  # output rows and columns at least
 SPARE_TILE = 8  # tile rows get a spare tile (not a second input copy) below this many output channels per tile
 
@@ -75,7 +76,8 @@ def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int,
                    outs: list[int]) -> bool:
     """Whether the convolution runs as Winograd F(4,3): a `Winograd` directive of its schedule says so,
     else the rule (a schedule giving the direct kernel's tiling keeps it): 3x3, stride 1, no dilation, one
-    group, at least MIN_CHANNELS in and out, output at least MIN_MAP x MIN_MAP (measured in BENCHMARKS.md,
+    group, at least MIN_CHANNELS in and out and MIN_PRODUCT their product, output at least MIN_MAP x MIN_MAP
+    (measured in BENCHMARKS.md,
     "Winograd F(4,3)")."""
     fits = (ctx.lanes >= 8 and kernel == [KERNEL, KERNEL] and group == 1 and len(outs) == 2
             and all(s == 1 for s in window.strides) and all(d == 1 for d in window.dilations))
@@ -87,7 +89,8 @@ def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int,
         return given.on
     if any(isinstance(r, (MicroKernel, CachePack, TileOrder)) for r in ctx.directives):
         return False
-    chosen = fits and min(channels) >= MIN_CHANNELS and min(outs) >= MIN_MAP
+    chosen = fits and min(channels) >= MIN_CHANNELS and channels[0] * channels[1] >= MIN_PRODUCT \
+        and min(outs) >= MIN_MAP
     if chosen:
         ctx.hints.append(Winograd(True))
     return chosen

@@ -82,8 +82,10 @@ def schedule_of(model) -> str:
 
 RULE = [
     ((1, 64, 56, 56), 64, {}, True),
-    ((1, 16, 32, 32), 64, {}, False),  # shallow input
-    ((1, 64, 32, 32), 16, {}, False),  # few output channels
+    ((1, 16, 32, 32), 32, {}, True),
+    ((1, 16, 32, 32), 16, {}, False),  # too few channels in and out
+    ((1, 8, 32, 32), 128, {}, False),  # shallow input
+    ((1, 64, 32, 32), 8, {}, False),  # few output channels
     ((1, 64, 7, 7), 64, {}, False),  # map below 8x8
     ((1, 64, 32, 32), 64, {"strides": [2, 2]}, False),
     ((1, 64, 32, 32), 64, {"dilations": [2, 2]}, False),
