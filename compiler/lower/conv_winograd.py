@@ -26,7 +26,7 @@ from functools import cache
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Expr, For, If, Load, Stmt, Store
+from aic.ir.loop import Allocate, Expr, For, If, Load, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, TileOrder, Vectorize, Winograd
@@ -35,6 +35,7 @@ from .contraction import ROWS, micro_kernel
 from .core import LowerCtx, Tensor, idx, linear
 from .depthwise import PhaseSplit
 from .mathx import add, call, k, mul
+from .reduce import stack
 
 TILE = 4  # output tile side (m of F(m, 3))
 KERNEL = 3
@@ -47,6 +48,7 @@ MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
 MIN_CHANNELS = 16  # input and output channels at least (shallower convolutions stay direct)
 MIN_PRODUCT = 512  # input x output channels at least (16 x 16 loses, 16 x 32 and 24 x 24 win)
 MIN_MAP = 8  # output rows and columns at least
+LOCAL_BYTES = 512 << 10  # V and M of a block on the stack up to this size
 SPARE_TILE = 8  # tile rows get a spare tile (not a second input copy) below this many output channels per tile
 
 
@@ -178,8 +180,14 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     far = None if spare else PhaseSplit(
         ctx, x, Window((SPAN, 2), (TILE, TILE), (1, 1), (begins[0], begins[1] - TILE, 0, 0)), [SPAN, 2], [th, tw],
         local=False, slack=slack)
-    v_buf = ctx.scratch(DType.float32, slots * SPAN * SPAN * cin * block)
-    m_buf = ctx.scratch(DType.float32, slots * SPAN * SPAN * cout * block)
+    # V and M: per block on the stack of the thread running it (reused, so they stay in cache), when the
+    # blocks are the parallel loop and small enough; else arena scratch for every block of every image.
+    local = slots > 1 and SPAN * SPAN * (cin + cout) * block * 4 <= LOCAL_BYTES
+    spaces = 1 if local else slots
+    v_buf = stack(ctx, DType.float32, SPAN * SPAN * cin * block, "wv") if local else ctx.scratch(
+        DType.float32, slots * SPAN * SPAN * cin * block)
+    m_buf = stack(ctx, DType.float32, SPAN * SPAN * cout * block, "wm") if local else ctx.scratch(
+        DType.float32, slots * SPAN * SPAN * cout * block)
     chan_tiles = -(-cout // ROWS)
     u = np.zeros((SPAN * SPAN, chan_tiles * ROWS, cin))
     u[:, :cout] = transform_weights(weights)
@@ -187,10 +195,10 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     table = ctx.weight(np.ascontiguousarray(at.T).astype(np.float32), "at")  # [6, 4]: A^T's columns by row
 
     def v_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
-        return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (slots, cin, SPAN * SPAN, block))
+        return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (spaces, cin, SPAN * SPAN, block))
 
     def m_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
-        return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (slots, cout, SPAN * SPAN, block))
+        return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (spaces, cout, SPAN * SPAN, block))
 
     def input_tile(n: Expr, slot: Expr, c: Expr, t0: Expr, t: Expr) -> Stmt:
         tile = binop("add", t0, t)  # taps (i, j) of consecutive tiles are consecutive in the phase split
@@ -276,9 +284,11 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         n = binop("div", s, idx(blocks)) if n_batch > 1 else idx(0)  # (an epilogue indexes size-1 axes by 0)
         b = binop("mod", s, idx(blocks))
         t0 = binop("mul", b, idx(block))
-        transform = ctx.loop(cin, tiled(lambda c, t: input_tile(n, s, c, t0, t), "wt", ctx.lanes), "wi")
-        back = ctx.loop(cout, tiled(lambda c, t: output_tile(n, s, c, t0, t), "wu", 0), "wv")
-        return seq(transform, products(s), back)
+        space = idx(0) if local else s
+        transform = ctx.loop(cin, tiled(lambda c, t: input_tile(n, space, c, t0, t), "wt", ctx.lanes), "wi")
+        back = ctx.loop(cout, tiled(lambda c, t: output_tile(n, space, c, t0, t), "wu", 0), "wv")
+        body = seq(transform, products(space), back)
+        return Allocate(v_buf, Allocate(m_buf, body)) if local else body
 
     main = ctx.loop(slots, per_block, "wb")
     if isinstance(main, For):
