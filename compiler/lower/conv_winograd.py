@@ -182,7 +182,8 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         local=False, slack=slack)
     # V and M: per block on the stack of the thread running it (reused, so they stay in cache), when the
     # blocks are the parallel loop and small enough; else arena scratch for every block of every image.
-    local = slots > 1 and SPAN * SPAN * (cin + cout) * block * 4 <= LOCAL_BYTES
+    one_image = isinstance(n_batch, int) and n_batch == 1  # (a batch known only at run time may be larger)
+    local = not (one_image and blocks == 1) and SPAN * SPAN * (cin + cout) * block * 4 <= LOCAL_BYTES
     spaces = 1 if local else slots
     v_buf = stack(ctx, DType.float32, SPAN * SPAN * cin * block, "wv") if local else ctx.scratch(
         DType.float32, slots * SPAN * SPAN * cin * block)
@@ -281,7 +282,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         return per_channel
 
     def per_block(s: Expr) -> Stmt:
-        n = binop("div", s, idx(blocks)) if n_batch > 1 else idx(0)  # (an epilogue indexes size-1 axes by 0)
+        n = idx(0) if one_image else binop("div", s, idx(blocks))  # (an epilogue indexes size-1 axes by 0)
         b = binop("mod", s, idx(blocks))
         t0 = binop("mul", b, idx(block))
         space = idx(0) if local else s

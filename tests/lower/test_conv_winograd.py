@@ -113,3 +113,15 @@ def test_directives():
     strided, _ = conv_model((1, 32, 10, 10), 32, 1, strides=[2, 2])
     with pytest.raises(ScheduleError, match="winograd"):
         lower_model(strided, schedules={kernel_of(strided): [Winograd(True)]})
+
+
+def test_run_time_batch():
+    """One artifact for batch 1..4: the blocks of tiles of every image, the batch known at run time."""
+    model, _ = conv_model((1, 32, 12, 12), 32, 1, act="Relu")
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    assert "winograd(on)" in "; ".join(str(r) for r in lower_model(model, shapes={"batch": (1, 4, 1)}).kernels[
+        0].attrs["schedule"])
+    module = aic.compile(model, shapes={"batch": (1, 4, 1)}, num_threads=1, cache=False)
+    for batch in (1, 3):
+        feeds = {"x": f(batch, 32, 12, 12)}
+        assert_close(module.run(None, feeds)[0], run_ort(model, feeds)[0], 1e-4, 2e-5)
