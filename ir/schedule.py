@@ -126,9 +126,21 @@ class TileOrder:
         return f"tile_order({self.outer})"
 
 
-DIRECTIVES = (CachePack, MicroKernel, TileOrder)
+@dataclass(frozen=True)
+class Winograd:
+    """Whether a 3x3 stride-1 convolution runs as Winograd F(4,3) (`on`) or as the direct kernel (a lowering
+    directive; by default a rule decides)."""
 
-Record = MicroKernel | Split | Reorder | Fuse | Tile | Vectorize | Parallel | Unroll | Bind | CachePack | TileOrder
+    on: bool
+
+    def __str__(self) -> str:
+        return f"winograd({'on' if self.on else 'off'})"
+
+
+DIRECTIVES = (CachePack, MicroKernel, TileOrder, Winograd)
+
+Record = (MicroKernel | Split | Reorder | Fuse | Tile | Vectorize | Parallel | Unroll | Bind | CachePack | TileOrder
+          | Winograd)
 
 
 def schedule_text(records: tuple[Record, ...] | list[Record]) -> str:

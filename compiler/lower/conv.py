@@ -23,6 +23,7 @@ from aic.ir.ops.window import Window, make_window
 
 from .conv_dense import conv_rows, conv_tiled, pointwise_flat
 from .conv_transpose import conv_transpose_phases
+from .conv_winograd import conv_winograd, takes_winograd
 from .core import (
     BufferTensor,
     ComputeTensor,
@@ -98,6 +99,8 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         return seq(prep, pointwise_flat(ctx, node, xp, np.asarray(weights, np.float32), outs, group, finish))
     if fast and pointwise and ocg >= ctx.lanes:  # other 1x1 (7x7 maps): tiles over a packed copy
         return conv_tiled(ctx, node, x, np.asarray(weights, np.float32), window, outs, group, finish)
+    if fast and takes_winograd(ctx, window, kernel, group, (x.shape[1], out_shape[1]), outs):
+        return conv_winograd(ctx, node, x, np.asarray(weights, np.float32), window, outs, finish)
     if fast and all(s == 1 for s in window.strides) and 2 * outs[-1] > ctx.lanes and not _ragged_rows(
             ctx, outs, depth, ocg):
         slack = 0 if outs[-1] % ctx.lanes == 0 else 2 * ctx.lanes  # row tiles compute whole vectors

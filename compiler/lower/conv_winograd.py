@@ -1,0 +1,305 @@
+"""Winograd F(4,3) for float32 3x3 stride-1 convolutions (Lavin & Gray 2015).
+
+Each 4x4 output tile is Y = A^T [U . V] A, where U = G g G^T is the 6x6 transform of a 3x3 filter and
+V = B^T d B that of the 6x6 input patch d under the tile: per tile and channel pair, 36 products instead
+of 144. The matrices come from the interpolation points (0, 1, -1, 2, -2, infinity), derived here
+(`winograd_matrices`). Per image, the tiles (row-major; with a spare one per row where that is cheaper than
+a second input copy, see below) are cut into blocks of `block` tiles; per block:
+
+1. input transform: V[xi, c, t] for every channel, vectorized over tiles. The input is read from a
+   copy split by row and column phase mod 4 (depthwise.py `PhaseSplit`, planes of one column per tile)
+   and a second one of the next tile's first two columns, so each of the 36 taps of consecutive tiles is a
+   contiguous vector;
+2. 36 independent products M[xi] = U[xi] . V[xi] (output channels x tiles) on the register-tiled
+   micro-kernel of contraction.py, U packed at compile time (transformed in float64);
+3. output transform: Y = A^T M A per tile and output channel, each output row of 4 one vector, through
+   the convolution's fused epilogue; rows and columns past the output are not written.
+
+Blocks are independent: the block loop is the parallel one, and a block's V and M stay in cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import Allocate, Expr, For, If, Load, Stmt, Store
+from aic.ir.loop_tools import binop, seq
+from aic.ir.ops.window import Window
+from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, TileOrder, Vectorize, Winograd
+
+from .contraction import ROWS, micro_kernel
+from .core import LowerCtx, Tensor, idx, linear
+from .depthwise import PhaseSplit
+from .mathx import add, call, k, mul
+from .reduce import stack
+
+TILE = 4  # output tile side (m of F(m, 3))
+KERNEL = 3
+SPAN = TILE + KERNEL - 1  # input patch side
+POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # finite interpolation points; the last one is infinity
+COLUMNS = 16  # micro-kernel columns (tiles)
+LANES = 8  # a block is a whole number of vectors of tiles (its last micro-kernel tile may be one vector)
+BLOCK_BYTES = 320 << 10  # V and M of one block: within the core's L2 (512 KiB)
+MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
+MIN_CHANNELS = 16  # input and output channels at least (shallower convolutions stay direct)
+MIN_PRODUCT = 512  # input x output channels at least (16 x 16 loses, 16 x 32 and 24 x 24 win)
+MIN_MAP = 8  # output rows and columns at least
+LOCAL_BYTES = 512 << 10  # V and M of a block on the stack up to this size
+SPARE_TILE = 8  # tile rows get a spare tile (not a second input copy) below this many output channels per tile
+
+
+@cache
+def winograd_matrices(m: int = TILE, r: int = KERNEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A^T [m, n], G [n, r], B^T [n, n]), n = m + r - 1, for the points 0, 1, -1, 2, -2, ... and infinity:
+    A^T's columns are the points' powers, G's rows the filter's powers over the Lagrange denominators,
+    and B^T solves A^T [(G g) . (B^T d)] = correlation(d, g) for every d and g (exact: integers)."""
+    n = m + r - 1
+    points = np.array(POINTS[: n - 1])
+    at, g = np.zeros((m, n)), np.zeros((n, r))
+    for i, p in enumerate(points):
+        at[:, i] = p ** np.arange(m)
+        g[i] = p ** np.arange(r) / np.prod([p - q for q in points if q != p])
+    at[m - 1, n - 1] = g[n - 1, r - 1] = 1.0
+    system = np.einsum("ok,kb->obk", at, g).reshape(m * r, n)  # row (o, b): output o, filter tap b
+    shift = np.zeros((m * r, n))
+    for o in range(m):
+        for b in range(r):
+            shift[o * r + b, o + b] = 1.0
+    bt = np.linalg.lstsq(system, shift, rcond=None)[0]
+    assert np.allclose(system @ bt, shift, atol=1e-9) and np.allclose(bt, np.rint(bt), atol=1e-9)
+    return at, g, np.rint(bt)
+
+
+def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int, channels: tuple[int, int],
+                   outs: list[int]) -> bool:
+    """Whether the convolution runs as Winograd F(4,3): a `Winograd` directive of its schedule says so,
+    else the rule (a schedule giving the direct kernel's tiling keeps it): 3x3, stride 1, no dilation, one
+    group, at least MIN_CHANNELS in and out and MIN_PRODUCT their product, output at least MIN_MAP x MIN_MAP
+    (measured in BENCHMARKS.md,
+    "Winograd F(4,3)")."""
+    fits = (ctx.lanes >= 8 and kernel == [KERNEL, KERNEL] and group == 1 and len(outs) == 2
+            and all(s == 1 for s in window.strides) and all(d == 1 for d in window.dilations))
+    given = next((r for r in ctx.directives if isinstance(r, Winograd)), None)
+    if given is not None:
+        if given.on and not fits:
+            raise ScheduleError(f"{given}: only 3x3, stride-1, undilated, single-group 2-D convolutions")
+        ctx.hints.append(given)
+        return given.on
+    if any(isinstance(r, (MicroKernel, CachePack, TileOrder)) for r in ctx.directives):
+        return False
+    chosen = fits and min(channels) >= MIN_CHANNELS and channels[0] * channels[1] >= MIN_PRODUCT \
+        and min(outs) >= MIN_MAP
+    if chosen:
+        ctx.hints.append(Winograd(True))
+    return chosen
+
+
+def transform_weights(weights: np.ndarray) -> np.ndarray:
+    """U = G g G^T of every filter, in float64: [36, C_out, C_in] (index xi = 6 * row + column)."""
+    _, g, _ = winograd_matrices()
+    u = np.einsum("ak,ockl,bl->aboc", g, weights.astype(np.float64), g)
+    return u.reshape(SPAN * SPAN, *weights.shape[:2])
+
+
+def block_tiles(channels: int, tiles: int) -> int:
+    """Tiles per block: a whole number of vectors. All of an image's tiles when they take at
+    most MAX_BLOCK (small maps: the transformed weights, 4x the filters, are read once per image), else as
+    many as keep the block's V and M (36 floats per tile and channel, in and out) within BLOCK_BYTES, in
+    an even number of blocks where that wastes the fewest tiles (two threads share them)."""
+    whole = -(-tiles // LANES) * LANES
+    if whole <= MAX_BLOCK:
+        return whole
+    fit = max(COLUMNS, min(BLOCK_BYTES // (SPAN * SPAN * 4 * channels), MAX_BLOCK) // LANES * LANES)
+    # the size computing the fewest tiles when the blocks are shared by two threads (then the largest)
+    return min(range(COLUMNS, fit + 1, LANES), key=lambda b: (-(-tiles // (2 * b)) * 2 * b, -b))
+
+
+def combine(ctx: LowerCtx, matrix: np.ndarray, values: list[Expr]) -> list[Expr]:
+    """matrix @ values with the constant coefficients folded (zeros skipped, fused multiply-adds). Two rows
+    whose half sum and half difference are sparser share them: rows 1, 2 and 3, 4 of B^T."""
+    rows = [np.asarray(r, np.float64) for r in matrix]
+    out: list[Expr | None] = [None] * len(rows)
+    done: set[int] = set()
+    for p in range(len(rows)):
+        for q in range(p + 1, len(rows)):
+            if p in done or q in done:
+                continue
+            half_sum, half_diff = (rows[p] + rows[q]) / 2, (rows[p] - rows[q]) / 2
+            if np.count_nonzero(half_sum) + np.count_nonzero(half_diff) + 2 < \
+                    np.count_nonzero(rows[p]) + np.count_nonzero(rows[q]):
+                s, d = ctx.let(_dot(half_sum, values), "ws"), ctx.let(_dot(half_diff, values), "wd")
+                out[p], out[q] = add(s, d), binop("sub", s, d)
+                done |= {p, q}
+    return [o if o is not None else _dot(rows[i], values) for i, o in enumerate(out)]
+
+
+def _dot(coefficients: np.ndarray, values: list[Expr]) -> Expr:
+    acc: Expr | None = None
+    for c, v in zip(coefficients, values):
+        if c == 0:
+            continue
+        if acc is None:
+            acc = v if c == 1 else mul(k(c, v), v)
+        elif c == 1:
+            acc = add(acc, v)
+        elif c == -1:
+            acc = binop("sub", acc, v)
+        else:
+            acc = call("fma", k(c, v), v, acc)
+    assert acc is not None
+    return acc
+
+
+def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
+                  finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """The convolution of `x` by constant 3x3 `weights` [C_out, C_in, 3, 3] (stride 1, one group) into `outs`,
+    each output element passed to finish([n, c, h, w], value)."""
+    at, _, bt = winograd_matrices()
+    n_batch, cin = x.shape[:2]
+    cout = weights.shape[0]
+    oh, ow = outs
+    th, tw = -(-oh // TILE), -(-ow // TILE)
+    # Tile rows of `row` tiles: with a spare tile past the last column (computed, never stored), every tap of
+    # a tile is in one phase-split copy whose planes have a column per tile and one more; without, taps 4 and 5
+    # of a patch row are in a second copy (phases 0 and 1 of the next tile's columns), both planes tw wide.
+    spare = cout < SPARE_TILE * tw  # a spare tile per row costs less than the second copy
+    row = tw + 1 if spare else tw
+    tiles = th * row
+    block = block_tiles(max(cin, cout), tiles)
+    blocks = -(-tiles // block)
+    slots = n_batch * blocks
+    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(x.shape[2:])]
+    slack = blocks * block - tiles + row
+    near_taps = SPAN if spare else TILE
+    near = PhaseSplit(ctx, x, Window((SPAN, near_taps), (TILE, TILE), (1, 1), (*begins, 0, 0)), [SPAN, near_taps],
+                      [th, tw], local=False, slack=slack)
+    far = None if spare else PhaseSplit(
+        ctx, x, Window((SPAN, 2), (TILE, TILE), (1, 1), (begins[0], begins[1] - TILE, 0, 0)), [SPAN, 2], [th, tw],
+        local=False, slack=slack)
+    # V and M: per block on the stack of the thread running it (reused, so they stay in cache), when the
+    # blocks are the parallel loop and small enough; else arena scratch for every block of every image.
+    one_image = isinstance(n_batch, int) and n_batch == 1  # (a batch known only at run time may be larger)
+    local = not (one_image and blocks == 1) and SPAN * SPAN * (cin + cout) * block * 4 <= LOCAL_BYTES
+    spaces = 1 if local else slots
+    v_buf = stack(ctx, DType.float32, SPAN * SPAN * cin * block, "wv") if local else ctx.scratch(
+        DType.float32, slots * SPAN * SPAN * cin * block)
+    m_buf = stack(ctx, DType.float32, SPAN * SPAN * cout * block, "wm") if local else ctx.scratch(
+        DType.float32, slots * SPAN * SPAN * cout * block)
+    chan_tiles = -(-cout // ROWS)
+    u = np.zeros((SPAN * SPAN, chan_tiles * ROWS, cin))
+    u[:, :cout] = transform_weights(weights)
+    packed = ctx.weight(np.moveaxis(u.reshape(SPAN * SPAN, chan_tiles, ROWS, cin), 2, -1).astype(np.float32), "u")
+    table = ctx.weight(np.ascontiguousarray(at.T).astype(np.float32), "at")  # [6, 4]: A^T's columns by row
+
+    def v_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
+        return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (spaces, cin, SPAN * SPAN, block))
+
+    def m_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
+        return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (spaces, cout, SPAN * SPAN, block))
+
+    def input_tile(n: Expr, slot: Expr, c: Expr, t0: Expr, t: Expr) -> Stmt:
+        tile = binop("add", t0, t)  # taps (i, j) of consecutive tiles are consecutive in the phase split
+        def tap(i: int, j: int) -> Expr:
+            if far is None or j < TILE:
+                return near.read(n, c, [idx(0), tile], [i, j])
+            return far.read(n, c, [idx(0), tile], [i, j - TILE])
+
+        d = [[ctx.let(tap(i, j), "d") for j in range(SPAN)] for i in range(SPAN)]
+        cols = [combine(ctx, bt, [d[i][j] for i in range(SPAN)]) for j in range(SPAN)]  # cols[j][a] = (B^T d)[a, j]
+        cols = [[ctx.let(v, "bd") for v in col] for col in cols]
+        stores = []
+        for a in range(SPAN):
+            for b, v in enumerate(combine(ctx, bt, [cols[j][a] for j in range(SPAN)])):
+                stores.append(Store(v_buf, v_at(slot, SPAN * a + b, c, t), v))
+        return seq(*stores)
+
+    def products(slot: Expr) -> Stmt:
+        def part(xi: Expr, o0: Expr, ot: Expr, nrows: int, c0: Expr, cols: int) -> Stmt:
+            return micro_kernel(
+                ctx, [cin], nrows, cols, cols,
+                lambda r, ks: packed.at([xi, ot, ks[0], r]),
+                lambda ks, _, c: Load(v_buf, v_at(slot, xi, ks[0], binop("add", c0, c))),
+                lambda r, _, c, v: Store(m_buf, m_at(slot, xi, binop("add", o0, r), binop("add", c0, c)), v))
+
+        def channel_tiles(xi: Expr, c0: Expr, cols: int) -> Stmt:
+            whole = ctx.loop(cout // ROWS, lambda o: part(xi, binop("mul", o, idx(ROWS)), o, ROWS, c0, cols), "wo")
+            full = cout // ROWS * ROWS
+            return seq(whole, part(xi, idx(full), idx(full // ROWS), cout - full, c0, cols) if cout > full else None)
+
+        def column_tiles(xi: Expr) -> Stmt:
+            whole = ctx.loop(block // COLUMNS, lambda q: channel_tiles(xi, binop("mul", q, idx(COLUMNS)), COLUMNS),
+                             "wc")
+            full = block // COLUMNS * COLUMNS
+            return seq(whole, channel_tiles(xi, idx(full), block - full) if block > full else None)
+
+        return ctx.loop(SPAN * SPAN, column_tiles, "wx")
+
+    vector_loops: list[tuple[str, int]] = []
+
+    def output_tile(n: Expr, slot: Expr, oc: Expr, t0: Expr, t: Expr) -> Stmt:
+        tile = binop("add", t0, t)
+        ty, tx = binop("div", tile, idx(row)), binop("mod", tile, idx(row))
+        m = [ctx.let(Load(m_buf, m_at(slot, xi, oc, t)), "m") for xi in range(SPAN * SPAN)]
+
+        def columns(j: Expr, exact: bool) -> Stmt:
+            # z[a] = (M A)[a, j]: one lane per output column j of the tile
+            z = [ctx.let(_weighted(m[SPAN * a: SPAN * (a + 1)], [table.at([idx(b), j]) for b in range(SPAN)]), "z")
+                 for a in range(SPAN)]
+            w = binop("add", binop("mul", tx, idx(TILE)), j)
+            stores = []
+            for i, y in enumerate(combine(ctx, at, z)):
+                h = binop("add", binop("mul", ty, idx(TILE)), idx(i))
+                s = finish([n, oc, h, w], y)
+                if oh % TILE and i >= oh % TILE:  # rows past the output in the last tile row
+                    s = If(binop("lt", h, idx(oh)), s)
+                stores.append(s)
+            body = seq(*stores)
+            return If(binop("lt", w, idx(ow)), body) if exact else body
+
+        def whole() -> Stmt:
+            loop = ctx.loop(TILE, lambda j: columns(j, False), "wj")
+            assert isinstance(loop, For)
+            vector_loops.append((loop.var.name, TILE))
+            return loop
+
+        if ow % TILE == 0:
+            body = If(binop("lt", tx, idx(tw)), whole()) if spare else whole()
+        else:  # the last tile column is partial: scalar columns, each checked
+            edge = ctx.loop(TILE, lambda j: columns(j, True), "we")
+            body = If(binop("lt", tx, idx(tw - 1)), whole(), If(binop("eq", tx, idx(tw - 1)), edge) if spare else edge)
+        return If(binop("lt", tile, idx(tiles)), body) if blocks * block > tiles else body
+
+    def tiled(body: Callable[[Expr, Expr], Stmt], hint: str, lanes: int) -> Callable[[Expr], Stmt]:
+        def per_channel(c: Expr) -> Stmt:
+            loop = ctx.loop(block, lambda t: body(c, t), hint)
+            if lanes and isinstance(loop, For):
+                vector_loops.append((loop.var.name, lanes))
+            return loop
+        return per_channel
+
+    def per_block(s: Expr) -> Stmt:
+        n = idx(0) if one_image else binop("div", s, idx(blocks))  # (an epilogue indexes size-1 axes by 0)
+        b = binop("mod", s, idx(blocks))
+        t0 = binop("mul", b, idx(block))
+        space = idx(0) if local else s
+        transform = ctx.loop(cin, tiled(lambda c, t: input_tile(n, space, c, t0, t), "wt", ctx.lanes), "wi")
+        back = ctx.loop(cout, tiled(lambda c, t: output_tile(n, space, c, t0, t), "wu", 0), "wv")
+        body = seq(transform, products(space), back)
+        return Allocate(v_buf, Allocate(m_buf, body)) if local else body
+
+    main = ctx.loop(slots, per_block, "wb")
+    if isinstance(main, For):
+        ctx.hints.append(Parallel(main.var.name))
+    ctx.hints.extend(Vectorize(name, lanes) for name, lanes in vector_loops)
+    return seq(near.prepare(), far.prepare() if far is not None else None, main)
+
+
+def _weighted(values: list[Expr], coefficients: list[Expr]) -> Expr:
+    acc = mul(values[0], coefficients[0])
+    for v, c in zip(values[1:], coefficients[1:]):
+        acc = call("fma", v, c, acc)
+    return acc
