@@ -7,9 +7,10 @@
  *   they spin (pause, yielding now and then) for the whole run, so no parallel loop of a run
  *   pays a wake-up, and for AIC_SPIN microseconds after it (default 2000), then sleep on
  *   a condition variable, so an idle model costs no CPU. aic_parallel_for splits
- *   [0, n) into chunks that the caller and the workers claim atomically; the caller
- *   never waits for a worker that has not started (on a busy machine it runs the chunks
- *   itself); nested parallel loops run serially inside their chunk.
+ *   [0, n) into chunks that the caller and the workers claim atomically, largest first
+ *   (sizes shrink linearly to one iteration), so the threads finish within a small chunk
+ *   of each other; the caller never waits for a worker that has not started (on a busy
+ *   machine it runs the chunks itself); nested parallel loops run serially inside their chunk.
  * - A load-time check that this CPU has the features the kernels were compiled for.
  */
 #define _GNU_SOURCE
@@ -42,7 +43,7 @@ _Static_assert(offsetof(aic_model_info, num_inputs) == 24 && offsetof(aic_model_
 #define SPIN_ITERATIONS 4000 /* about 0.1 ms of pause instructions */
 #define SPIN_CHECK 256         /* pauses between looks at the clock (and a sched_yield) */
 #define DEFAULT_SPIN_US 2000   /* workers keep spinning this long after a run (AIC_SPIN) */
-#define CHUNKS_PER_THREAD 4
+#define CHUNKS_PER_THREAD 8 /* claims per thread and job at most: big chunks first, then smaller */
 
 static _Thread_local char last_error[512];
 static _Thread_local struct aic_pool *current_pool; /* the pool of the model running on this thread */
@@ -89,6 +90,19 @@ typedef struct aic_pool {
     int64_t n;
 } aic_pool;
 
+/* Where chunk c of `count` starts in [0, n). With at least two iterations per chunk the sizes shrink
+ * linearly (chunk c covers n * ((count-c)^2 - (count-c-1)^2) / count^2 iterations): the first claims take
+ * big chunks, the last ones a few iterations, so a thread that claims late or runs slower (a shared core)
+ * holds up the others by a small chunk only, for the same number of claims as equal chunks. */
+static int64_t chunk_begin(int64_t c, int64_t count, int64_t n) {
+    if (n < 2 * count) {
+        int64_t per = n / count, extra = n % count;
+        return c * per + (c < extra ? c : extra);
+    }
+    unsigned __int128 left = (unsigned __int128)(count - c) * (unsigned __int128)(count - c);
+    return n - (int64_t)(left * (unsigned __int128)n / ((unsigned __int128)count * (unsigned __int128)count));
+}
+
 /* Claim and run chunks of the job posted as `tickets` value `posted`; returns when none are left. */
 static void run_chunks(aic_pool *pool, unsigned long long posted) {
     unsigned long long job = posted >> CHUNK_BITS, chunks = job & CHUNK_MASK;
@@ -99,9 +113,8 @@ static void run_chunks(aic_pool *pool, unsigned long long posted) {
                                                    memory_order_acquire))
             continue;
         int64_t c = (int64_t)(t & CHUNK_MASK), count = (int64_t)chunks;
-        int64_t per = pool->n / count, extra = pool->n % count;
-        int64_t begin = c * per + (c < extra ? c : extra);
-        pool->fn(pool->closure, begin, begin + per + (c < extra));
+        int64_t begin = chunk_begin(c, count, pool->n), end = chunk_begin(c + 1, count, pool->n);
+        if (end > begin) pool->fn(pool->closure, begin, end);
         if (atomic_fetch_sub_explicit(&pool->unfinished, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&pool->lock);
             pthread_cond_signal(&pool->done);

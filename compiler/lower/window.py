@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from aic.ir.loop import Bin, Expr, Stmt
+from aic.ir.loop import Bin, Expr, If, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 
@@ -84,17 +84,39 @@ def padded_input(
     ctx: LowerCtx, x: Tensor, begins: list[int], extents: list[int], slack: int = 0
 ) -> tuple[Tensor, Stmt | None]:
     """x with its spatial axes zero padded (`begins` before, total sizes `extents`), in a scratch buffer
-    with `slack` zeros after the end (so vector reads may run past the last row)."""
+    with `slack` zeros after the end (so vector reads may run past the last row).
+
+    One pass over the padded rows: a row inside the input is its left zeros, the copied input row and its
+    right zeros; a row in the padding is all zeros. Every element is written once, and the parallel loop
+    over channels (and rows) needs no barrier after a separate zero fill."""
     spatial = x.shape[2:]
     if list(spatial) == extents and not slack and isinstance(x, BufferTensor):
         return x, None
     shape = (*x.shape[:2], *extents)
-    size = size_prod(shape) + slack
-    buf = ctx.scratch(x.dtype, size)
-    zero = ctx.loops((size,), lambda i: store(buf, i[0], const(0, x.dtype)), "z")
+    buf = ctx.scratch(x.dtype, size_prod(shape) + slack)
+    zero = const(0, x.dtype)
+    outer = list(zip(begins[:-1], spatial[:-1]))
+    begin, width, extent = begins[-1], spatial[-1], extents[-1]
 
-    def copy(index: list[Expr]) -> Stmt:
-        to = [*index[:2], *(binop("add", i, idx(b)) for i, b in zip(index[2:], begins))]
-        return store(buf, linear(to, shape), x.at(index))
+    def row(index: list[Expr]) -> Stmt:
+        start = linear([*index, idx(0)], shape)
 
-    return BufferTensor(shape, x.dtype, lambda: buf), seq(zero, ctx.loops(x.shape, copy, "p"))
+        def at(j: Expr, offset: int) -> Expr:
+            return binop("add", start, binop("add", j, idx(offset)))
+
+        def zeros(lo: int, hi: int) -> Stmt:
+            return ctx.loop(hi - lo, lambda j: store(buf, at(j, lo), zero), "z")
+
+        source = [*index[:2], *(binop("sub", i, idx(b)) for i, (b, _) in zip(index[2:], outer))]
+        copy = ctx.loop(width, lambda j: store(buf, at(j, begin), x.at([*source, j])), "p")
+        inside: Expr | None = None
+        for i, (b, size) in zip(index[2:], outer):
+            cond = Bin("and", Bin("ge", i, idx(b)), Bin("lt", i, idx(b + size)))
+            inside = cond if inside is None else Bin("and", inside, cond)
+        filled = seq(zeros(0, begin), copy, zeros(begin + width, extent))
+        return filled if inside is None else If(inside, filled, zeros(0, extent))
+
+    rows = ctx.loops(shape[:-1], row, "p")
+    end = idx(size_prod(shape))
+    tail = ctx.loop(slack, lambda j: store(buf, binop("add", end, j), zero), "z") if slack else None
+    return BufferTensor(shape, x.dtype, lambda: buf), seq(rows, tail)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import onnx
+import pytest
 from aic.ir.loop import ForKind
 from onnx import TensorProto, helper, numpy_helper
 
@@ -50,3 +51,23 @@ def test_reduction_loops_are_not_parallel():
             shared = outer_locals - inner_locals
             writes = {s.buffer for s in stmts_of(loop.body) if isinstance(s, Store)}
             assert not (writes & shared), f"parallel loop {loop.var.name} in {kernel.name} writes a shared local buffer"
+
+
+@pytest.mark.parametrize("rows", [17, 37, 1000])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_every_iteration_of_a_parallel_loop_runs_once(rows, threads):
+    # The pool's chunks: equal ones below two iterations per chunk (17 rows), shrinking ones above (37, 1000).
+    cols = 65536 // rows + 1
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["t"]), helper.make_node("Add", ["t", "x"], ["y"])],
+        "scale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, cols])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, cols])],
+        [numpy_helper.from_array(np.array(2.0, np.float32), "two")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 8
+    x = np.random.default_rng(rows).standard_normal((rows, cols)).astype(np.float32)
+    module = aic.compile(model, num_threads=threads)
+    for _ in range(3):
+        np.testing.assert_array_equal(module.run(None, {"x": x})[0], x * 2 + x)
