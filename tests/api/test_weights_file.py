@@ -83,4 +83,3 @@ def test_cli_flags_choose_the_weights_placement(tmp_path, capsys):
     sums = [subprocess.run([sys.executable, "-c", code % str(tmp_path / f"{n}.so")], capture_output=True,
                            text=True, check=True).stdout for n in "ab"]  # fmt: skip
     assert sums[0] == sums[1] and sums[0].strip()
-
