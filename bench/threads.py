@@ -58,7 +58,7 @@ def main() -> None:
     kernels = [c.kernel for c in kernel_calls(lower_model(args.model).calls)]
     so = compile_model(args.model, output=Path(tempfile.mkdtemp()) / "model.so")
     one, many = aic.load(so, num_threads=1), aic.load(so, num_threads=args.threads)
-    feeds = {i.name: np.random.default_rng(0).random(i.shape, np.float32) for i in one.inputs}
+    feeds = {i.name: np.random.default_rng(0).random(i.shape).astype(i.dtype) for i in one.inputs}  # ids: 0
     runs: dict[int, list[Profile]] = {1: [], args.threads: []}
     for _ in range(args.rounds):
         runs[1].append(profile_module(one, feeds, args.runs))

@@ -81,6 +81,7 @@ typedef struct aic_pool {
     atomic_int running;        /* a run is under way: workers spin instead of sleeping */
     atomic_llong spin_until;   /* after a run, workers spin until this time (ns, CLOCK_MONOTONIC) */
     atomic_int sleepers;       /* workers waiting on `wake` */
+    atomic_int waiting;        /* the caller waits on `done` */
 #if defined(__linux__)
     cpu_set_t cpus;            /* the CPUs the workers may use (the creating thread's affinity) */
 #endif
@@ -103,24 +104,29 @@ static int64_t chunk_begin(int64_t c, int64_t count, int64_t n) {
     return n - (int64_t)(left * (unsigned __int128)n / ((unsigned __int128)count * (unsigned __int128)count));
 }
 
-/* Claim and run chunks of the job posted as `tickets` value `posted`; returns when none are left. */
+/* Claim and run chunks of the job posted as `tickets` value `posted`; returns when none are left. The chunks
+ * it ran are subtracted from `unfinished` once, at the end: one write to the shared counter per thread and job,
+ * not one per chunk (a step of a recurrent layer is a job of a few microseconds in 16 chunks). */
 static void run_chunks(aic_pool *pool, unsigned long long posted) {
     unsigned long long job = posted >> CHUNK_BITS, chunks = job & CHUNK_MASK;
     unsigned long long t = atomic_load_explicit(&pool->tickets, memory_order_acquire);
+    long long ran = 0;
     for (;;) {
-        if ((t >> CHUNK_BITS) != job || (t & CHUNK_MASK) >= chunks) return;
+        if ((t >> CHUNK_BITS) != job || (t & CHUNK_MASK) >= chunks) break;
         if (!atomic_compare_exchange_weak_explicit(&pool->tickets, &t, t + 1, memory_order_acquire,
                                                    memory_order_acquire))
             continue;
         int64_t c = (int64_t)(t & CHUNK_MASK), count = (int64_t)chunks;
         int64_t begin = chunk_begin(c, count, pool->n), end = chunk_begin(c + 1, count, pool->n);
         if (end > begin) pool->fn(pool->closure, begin, end);
-        if (atomic_fetch_sub_explicit(&pool->unfinished, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&pool->lock);
-            pthread_cond_signal(&pool->done);
-            pthread_mutex_unlock(&pool->lock);
-        }
+        ran++;
         t = atomic_load_explicit(&pool->tickets, memory_order_acquire);
+    }
+    /* seq_cst with the caller's store of `waiting`: it sees the count reach zero, or is signalled */
+    if (ran > 0 && atomic_fetch_sub(&pool->unfinished, ran) == ran && atomic_load(&pool->waiting)) {
+        pthread_mutex_lock(&pool->lock);
+        pthread_cond_signal(&pool->done);
+        pthread_mutex_unlock(&pool->lock);
     }
 }
 
@@ -175,8 +181,7 @@ static unsigned wait_for_job(aic_pool *pool, unsigned seen) {
         pthread_mutex_lock(&pool->lock);
         unsigned g;
         atomic_fetch_add(&pool->sleepers, 1); /* seq_cst, as the stores and loads of aic_pool_enter */
-        while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
-               !atomic_load(&pool->running))
+        while ((g = atomic_load(&pool->generation)) == seen && !atomic_load(&pool->running))
             pthread_cond_wait(&pool->wake, &pool->lock);
         atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_acq_rel);
         pthread_mutex_unlock(&pool->lock);
@@ -216,9 +221,12 @@ static void *worker_main(void *arg) {
     }
 }
 
+/* Post a job; the lock and the broadcast only when a worker sleeps (seq_cst with a worker going to sleep:
+ * it sees the new generation, or is counted in `sleepers` here). */
 static void post(aic_pool *pool) {
+    atomic_fetch_add(&pool->generation, 1);
+    if (atomic_load(&pool->sleepers) == 0) return;
     pthread_mutex_lock(&pool->lock);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
 }
@@ -247,8 +255,9 @@ void aic_parallel_for(aic_task_fn fn, void *closure, int64_t n) {
         cpu_relax();
     if (atomic_load_explicit(&pool->unfinished, memory_order_acquire) > 0) {
         pthread_mutex_lock(&pool->lock);
-        while (atomic_load_explicit(&pool->unfinished, memory_order_acquire) > 0)
-            pthread_cond_wait(&pool->done, &pool->lock);
+        atomic_store(&pool->waiting, 1); /* seq_cst with the last chunk's count in run_chunks */
+        while (atomic_load(&pool->unfinished) > 0) pthread_cond_wait(&pool->done, &pool->lock);
+        atomic_store(&pool->waiting, 0);
         pthread_mutex_unlock(&pool->lock);
     }
 }
