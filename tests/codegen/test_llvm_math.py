@@ -79,6 +79,19 @@ def test_float32_polynomials(lanes, tmp_path):
 
 
 @pytest.mark.parametrize("lanes", [1, 8])
+def test_float32_tanh_dense(lanes, tmp_path):
+    """The rational tanh over a dense sweep: within 5 ulp (the worst lanes sit near |x| = 7, results a few
+    ulp below 1), odd, exactly +-1 from |x| = 9 and x itself for tiny x."""
+    data = np.concatenate([np.linspace(-10, 10, 400_000, dtype=np.float32),
+                           np.geomspace(1e-30, 10, 20_006, dtype=np.float32), np.array([np.inf, -np.inf], np.float32)])
+    got = run_cases([unary_case("tanh", "tanh", DType.float32, data, lanes)], tmp_path)["tanh"][0]
+    err = ulp_error(got, np.tanh(data.astype(np.float64)))
+    assert err.max() <= 5, f"tanh: {err.max()} ulp at x={data[err.argmax()]}"
+    np.testing.assert_array_equal(got[:400_000], -got[:400_000][::-1])
+    assert (np.abs(got[np.abs(data) >= 9]) == 1).all() and got[400_000] == np.float32(1e-30)
+
+
+@pytest.mark.parametrize("lanes", [1, 8])
 def test_float32_sigmoid(lanes, tmp_path):
     """Within 3 ulp where the result is a normal float32, within 6.1e-39 below; NaN stays NaN."""
     edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 87.0, 87.5, -87.0, -87.5, -88.0, -88.5, -103.9, -104.5,
