@@ -26,13 +26,13 @@ from functools import cache
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Expr, For, If, Load, Stmt, Store
+from aic.ir.loop import Allocate, Expr, For, If, Load, Seq, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, TileOrder, Vectorize, Winograd
 
 from .contraction import ROWS, micro_kernel
-from .core import LowerCtx, Tensor, idx, linear
+from .core import LowerCtx, Tensor, const, idx, linear, store
 from .depthwise import PhaseSplit
 from .mathx import add, call, k, mul
 from .reduce import stack
@@ -295,7 +295,30 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     if isinstance(main, For):
         ctx.hints.append(Parallel(main.var.name))
     ctx.hints.extend(Vectorize(name, lanes) for name, lanes in vector_loops)
-    return seq(near.prepare(), far.prepare() if far is not None else None, main)
+    return seq(split_copy(ctx, near), split_copy(ctx, far) if far is not None else None, main)
+
+
+def split_copy(ctx: LowerCtx, split: PhaseSplit) -> Stmt:
+    """`split.prepare()` with each part of a plane's copy (a phase's zero head, copied middle or zero tail)
+    one iteration of the parallel loop, chosen by a chain of checks. The parts stay apart in separate basic
+    blocks: written as one sequence, LLVM fully unrolls the short row loops of small maps into one block of
+    a thousand loads and stores, whose instruction selection and scheduling took 2-4 s per copy (UNet)."""
+    def parts(n: Expr, c: Expr) -> list[Stmt]:
+        body = split._fill(n, c)
+        return list(body.stmts) if isinstance(body, Seq) else [body]
+
+    count = len(parts(idx(0), idx(0)))
+
+    def one_part(i: list[Expr]) -> Stmt:
+        chain: Stmt | None = None
+        for j, part in reversed(list(enumerate(parts(i[0], i[1])))):
+            chain = part if chain is None else If(binop("eq", i[2], idx(j)), part, chain)
+        assert chain is not None
+        return chain
+
+    zero = const(split.fill, split.x.dtype)
+    tail = ctx.loop(split.slack, lambda i: store(split.buf, binop("add", i, idx(split.size)), zero), "ps")
+    return seq(ctx.loops((*split.x.shape[:2], count), one_part, "p"), tail)
 
 
 def _weighted(values: list[Expr], coefficients: list[Expr]) -> Expr:
