@@ -28,6 +28,7 @@ from .rows import vector_row
 from .sizes import bounds, size_prod
 
 ROWS_PER_STEP = 2  # output rows computed together (measured: BENCHMARKS.md)
+VECTORS_PER_STEP = 2  # target vectors of a row computed as one wide vector (measured: BENCHMARKS.md)
 LOCAL_PLANE = 1 << 16  # floats: a phase-split plane up to this size lives on the stack, one per channel
 
 
@@ -153,12 +154,14 @@ def _rows_in_steps(ctx: LowerCtx, outs: list[int], lead: list[Expr],
                    row: Callable[[list[Expr], list[Expr]], Stmt]) -> Stmt:
     """Output rows ROWS_PER_STEP at a time, their vectors side by side: neighbouring rows share all but
     one of their input rows (loaded once), and their independent epilogues (a SiLU is a long dependent
-    chain) overlap."""
+    chain) overlap. Each row's vector is VECTORS_PER_STEP target vectors wide: LLVM emits the halves of
+    every operation next to each other, so the chains also interleave in program order (the two rows'
+    chains come one after the other)."""
     steps, rest = divmod(outs[0], ROWS_PER_STEP)
 
     def rows(first: Expr, count: int) -> Stmt:
         return vector_row(ctx, outs[1], lambda v: seq(*(row(lead, [binop("add", first, idx(k)), v])
-                                                        for k in range(count))))
+                                                        for k in range(count))), VECTORS_PER_STEP * ctx.lanes)
 
     body = ctx.loop(steps, lambda h: rows(binop("mul", h, idx(ROWS_PER_STEP)), ROWS_PER_STEP), "oh")
     return seq(body, rows(idx(steps * ROWS_PER_STEP), rest) if rest else None)
