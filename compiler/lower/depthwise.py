@@ -129,8 +129,9 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
 
     With `spill` (the rows of one plane run in order on one thread), a 2-D map whose rows end in an
     odd-width vector (a tail of 3, 5, 6 or 7 lanes: 7, 14, 13 wide) computes every row but the last as
-    whole vectors: the extra lanes are written into the start of the next row, which that row then
-    overwrites. LLVM assembles odd-width vectors from pieces; they are left to the last row."""
+    whole vectors (VECTORS_PER_STEP wide where they fit, as in `_rows_in_steps`): the extra lanes are
+    written into the start of the next row, which that row then overwrites. LLVM assembles odd-width
+    vectors from pieces; they are left to the last row."""
     width, lanes = outs[-1], ctx.lanes
     tail = width % lanes
     if not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2:  # a 1, 2 or 4-lane tail is native
@@ -144,7 +145,8 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
         columns.append(v)
         return row(lead, [h, v])
 
-    body = ctx.loop(outs[0] - 1, lambda h: vector_row(ctx, whole, lambda v: spilled(v, h)), "oh")
+    wide = VECTORS_PER_STEP * lanes if whole % (VECTORS_PER_STEP * lanes) == 0 else 0  # (rows of 14: one 16-lane)
+    body = ctx.loop(outs[0] - 1, lambda h: vector_row(ctx, whole, lambda v: spilled(v, h), wide), "oh")
     if not _spill_safe(body, columns):
         return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
     return seq(body, vector_row(ctx, width, lambda v: row(lead, [idx(outs[0] - 1), v])))
