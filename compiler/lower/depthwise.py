@@ -28,6 +28,7 @@ from .rows import vector_row
 from .sizes import bounds, size_prod
 
 ROWS_PER_STEP = 2  # output rows computed together (measured: BENCHMARKS.md)
+VECTORS_PER_STEP = 2  # target vectors of a row computed as one wide vector (measured: BENCHMARKS.md)
 LOCAL_PLANE = 1 << 16  # floats: a phase-split plane up to this size lives on the stack, one per channel
 
 
@@ -128,8 +129,9 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
 
     With `spill` (the rows of one plane run in order on one thread), a 2-D map whose rows end in an
     odd-width vector (a tail of 3, 5, 6 or 7 lanes: 7, 14, 13 wide) computes every row but the last as
-    whole vectors: the extra lanes are written into the start of the next row, which that row then
-    overwrites. LLVM assembles odd-width vectors from pieces; they are left to the last row."""
+    whole vectors (VECTORS_PER_STEP wide where they fit, as in `_rows_in_steps`): the extra lanes are
+    written into the start of the next row, which that row then overwrites. LLVM assembles odd-width
+    vectors from pieces; they are left to the last row."""
     width, lanes = outs[-1], ctx.lanes
     tail = width % lanes
     if not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2:  # a 1, 2 or 4-lane tail is native
@@ -143,7 +145,8 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
         columns.append(v)
         return row(lead, [h, v])
 
-    body = ctx.loop(outs[0] - 1, lambda h: vector_row(ctx, whole, lambda v: spilled(v, h)), "oh")
+    wide = VECTORS_PER_STEP * lanes if whole % (VECTORS_PER_STEP * lanes) == 0 else 0  # (rows of 14: one 16-lane)
+    body = ctx.loop(outs[0] - 1, lambda h: vector_row(ctx, whole, lambda v: spilled(v, h), wide), "oh")
     if not _spill_safe(body, columns):
         return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
     return seq(body, vector_row(ctx, width, lambda v: row(lead, [idx(outs[0] - 1), v])))
@@ -153,12 +156,14 @@ def _rows_in_steps(ctx: LowerCtx, outs: list[int], lead: list[Expr],
                    row: Callable[[list[Expr], list[Expr]], Stmt]) -> Stmt:
     """Output rows ROWS_PER_STEP at a time, their vectors side by side: neighbouring rows share all but
     one of their input rows (loaded once), and their independent epilogues (a SiLU is a long dependent
-    chain) overlap."""
+    chain) overlap. Each row's vector is VECTORS_PER_STEP target vectors wide: LLVM emits the halves of
+    every operation next to each other, so the chains also interleave in program order (the two rows'
+    chains come one after the other)."""
     steps, rest = divmod(outs[0], ROWS_PER_STEP)
 
     def rows(first: Expr, count: int) -> Stmt:
         return vector_row(ctx, outs[1], lambda v: seq(*(row(lead, [binop("add", first, idx(k)), v])
-                                                        for k in range(count))))
+                                                        for k in range(count))), VECTORS_PER_STEP * ctx.lanes)
 
     body = ctx.loop(steps, lambda h: rows(binop("mul", h, idx(ROWS_PER_STEP)), ROWS_PER_STEP), "oh")
     return seq(body, rows(idx(steps * ROWS_PER_STEP), rest) if rest else None)

@@ -57,9 +57,16 @@ def micro_kernel(
     def at(r: Expr, g: Expr, c: Expr) -> Expr:
         return binop("add", binop("mul", binop("add", binop("mul", r, idx(groups)), g), idx(width)), c)
 
+    epilogue_cols: list[Stmt] = []
+
     def each(extent: int, body: Callable[[Expr, Expr, Expr], Stmt], hint: str) -> Stmt:
-        return ctx.loops((rows, groups), lambda rg: ctx.loop(extent, lambda c: body(*rg, c), f"{hint}c"),
-                         f"{hint}r")
+        def inner(rg: list[Expr]) -> Stmt:
+            loop = ctx.loop(extent, lambda c: body(*rg, c), f"{hint}c")
+            if hint == "s":
+                epilogue_cols.append(loop)
+            return loop
+
+        return ctx.loops((rows, groups), inner, f"{hint}r")
 
     zero_value = const(0, DType.float32)
     init = each(width, lambda r, g, c: Store(acc, at(r, g, c), zero_value), "z")
@@ -94,6 +101,7 @@ def micro_kernel(
         keep = each(width, lambda r, g, c: Store(carry.buffer, carry.at(r, c), Load(acc, at(r, g, c))), "p")
         init, finish = If(carry.first, init, resume), If(carry.last, finish, keep)
     hints(ctx, r_var + g_var, c_var, width)
+    wide_epilogue(ctx, epilogue_cols, cols)
     return Allocate(acc, seq(init, main, finish))
 
 
@@ -112,6 +120,18 @@ def hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> None
                 ctx.hints.append(Unroll(f"{name}.v"))
         else:
             ctx.hints.append(Unroll(name))
+
+
+def wide_epilogue(ctx: LowerCtx, loops: list[Stmt], cols: int) -> None:
+    """Vectorize the epilogue's column loop as one vector of the tile's width when that is several target
+    vectors: LLVM splits each operation into target vectors side by side, so their independent chains
+    interleave in program order instead of queueing one after the other in the scheduler (a SiLU is ~25
+    dependent operations per vector; measured in BENCHMARKS.md)."""
+    if cols <= ctx.lanes or cols % ctx.lanes:
+        return
+    for loop in loops:
+        if isinstance(loop, For):
+            ctx.hints.append(Vectorize(loop.var.name, cols))
 
 
 def tiles(ctx: LowerCtx, extent: Size, size: int, body: Callable[[Expr, int], Stmt], hint: str) -> Stmt:

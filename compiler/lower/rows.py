@@ -14,11 +14,11 @@ from .sizes import Size, Sym
 MIN_TAIL_LANES = 4  # a shorter remainder stays scalar (an outer loop may vectorize instead)
 
 
-def vector_row(ctx: LowerCtx, extent: Size, body: Callable[[Expr], Stmt]) -> Stmt:
-    """for v in extent: body(v), as whole vectors of the target's lanes plus one shorter vector
-    for the remainder (asked of the schedule as `Vectorize` hints). A run-time extent gets
+def vector_row(ctx: LowerCtx, extent: Size, body: Callable[[Expr], Stmt], lanes: int = 0) -> Stmt:
+    """for v in extent: body(v), as whole vectors of `lanes` (default: the target's) plus one shorter
+    vector for the remainder (asked of the schedule as `Vectorize` hints). A run-time extent gets
     a loop of whole vectors and a scalar remainder loop (one plain loop for a scalar target)."""
-    lanes = ctx.lanes
+    lanes = lanes or ctx.lanes
     if isinstance(extent, Sym) and lanes == 1:
         return ctx.loop(extent, body)
     if isinstance(extent, Sym):

@@ -192,13 +192,13 @@ def test_dense_conv_run_time_batch(xs, ws, attrs):
 
 def test_pointwise_conv_stores_vectors():
     """A 1x1 convolution on a 6x6 map stores whole 8-lane vectors along the flattened positions (rows of 6
-    would store 6-lane vectors)."""
+    would store 6-lane vectors); a tile's two vectors are stored as one 16-lane vector."""
     x = f(1, 32, 6, 6)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
     program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
     lanes = [s.value.lanes for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
              and s.buffer.name.startswith("out")]
-    assert max(lanes) == 8, lanes
+    assert max(lanes) == 16 and 6 not in lanes, lanes
 
 
 MAX_POOL = [
