@@ -190,15 +190,18 @@ def test_dense_conv_run_time_batch(xs, ws, attrs):
         np.testing.assert_allclose(module.run(None, feeds)[0], run_ort(model, feeds)[0], rtol=1e-4, atol=1e-5)
 
 
-def test_pointwise_conv_stores_vectors():
+@pytest.mark.parametrize("silu, widest", [(False, 8), (True, 16)], ids=["relu", "silu"])
+def test_pointwise_conv_stores_vectors(silu, widest):
     """A 1x1 convolution on a 6x6 map stores whole 8-lane vectors along the flattened positions (rows of 6
-    would store 6-lane vectors); a tile's two vectors are stored as one 16-lane vector."""
+    would store 6-lane vectors); with a SiLU epilogue a tile's two vectors are one 16-lane vector."""
     x = f(1, 32, 6, 6)
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    act = ([helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])] if silu
+           else [helper.make_node("Relu", ["c"], ["y"])])  # fmt: skip
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), *act]
     program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
     lanes = [s.value.lanes for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
              and s.buffer.name.startswith("out")]
-    assert max(lanes) == 16 and 6 not in lanes, lanes
+    assert max(lanes) == widest and 6 not in lanes, lanes
 
 
 MAX_POOL = [
