@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from onnx import external_data_helper, numpy_helper
 from .errors import FrontendError
 from .validate import validate_model
 
+LOAD_COPIES = 2  # the bytes read from the file and the proto's copy of them, both alive while loading
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -38,11 +40,50 @@ def read_proto(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
             f"as an ONNX ModelProto: {type(err).__name__})"
         ) from None
     check_structure(proto, str(path))
+    check_memory(proto, path)
     try:
         external_data_helper.load_external_data_for_model(proto, str(path.parent))
     except Exception as err:  # OSError, or onnx's checker rejecting a missing or odd file
         raise FrontendError(f"{path}: cannot read external weights: {err}") from None
     return proto
+
+
+def available_memory() -> int | None:
+    """The bytes this machine can still give a process (MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as info:
+            fields = dict(line.split(":", 1) for line in info)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(proto: onnx.ModelProto, path: Path) -> None:
+    """Refuse, naming the largest tensors, external weights that do not fit the memory left: loading
+    them would get the process killed (or protobuf would crash) rather than fail with a message."""
+    sizes = []
+    for tensor in _initializers(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            length = {e.key: e.value for e in tensor.external_data}.get("length", "")
+            sizes.append((int(length) if length.isdigit() else 0, tensor.name))
+    free = available_memory()
+    total = sum(size for size, _ in sizes)
+    if free is None or LOAD_COPIES * total <= free:
+        return
+    largest = ", ".join(f"'{name}' {size / 2**30:.2f} GiB" for size, name in sorted(sizes, reverse=True)[:3])
+    raise FrontendError(
+        f"{path}: its external weights take {total / 2**30:.1f} GiB; loading them needs {LOAD_COPIES}x that, more "
+        f"than the {free / 2**30:.1f} GiB of memory available (largest: {largest})"
+    )
+
+
+def _initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """The initializers of `graph` and of the subgraphs of its nodes (If, Loop, Scan bodies)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else attr.graphs:
+                yield from _initializers(sub)
 
 
 def check_structure(proto: onnx.ModelProto, where: str) -> None:

@@ -166,3 +166,14 @@ def test_output_names_survive_name_clashes(rng):
     x = rng.standard_normal((2, 3, 4)).astype(F32)
     for a, e in zip(run_interpreter(model, {"x": x}), run_ort(model, {"x": x})):
         assert_close(a, e, rtol=1e-5)
+
+
+def test_external_data_larger_than_the_memory_left(rng, tmp_path, monkeypatch):
+    from aic.frontend.onnx import reader
+
+    path = tmp_path / "ext.onnx"
+    onnx.save(mlp(rng), path, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    monkeypatch.setattr(reader, "available_memory", lambda: 100)
+    with pytest.raises(FrontendError, match=r"ext\.onnx: its external weights take 0\.0 GiB; loading them needs 2x "
+                       r"that, more than the 0\.0 GiB of memory available \(largest: 'w\d' 0\.00 GiB, "):
+        load_model(path)
