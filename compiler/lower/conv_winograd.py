@@ -304,7 +304,7 @@ def split_copy(ctx: LowerCtx, split: PhaseSplit) -> Stmt:
     blocks: written as one sequence, LLVM fully unrolls the short row loops of small maps into one block of
     a thousand loads and stores, whose instruction selection and scheduling took 2-4 s per copy (UNet)."""
     def parts(n: Expr, c: Expr) -> list[Stmt]:
-        body = split._fill(n, c)
+        body = split.copy_plane(n, c)
         return list(body.stmts) if isinstance(body, Seq) else [body]
 
     count = len(parts(idx(0), idx(0)))

@@ -75,15 +75,15 @@ class PhaseSplit:
         assert not self.local
         zero = const(self.fill, self.x.dtype)
         tail = self.ctx.loop(self.slack, lambda i: store(self.buf, binop("add", i, idx(self.size)), zero), "ps")
-        return seq(self.ctx.loops(self.x.shape[:2], lambda i: self._fill(i[0], i[1]), "p"), tail)
+        return seq(self.ctx.loops(self.x.shape[:2], lambda i: self.copy_plane(i[0], i[1]), "p"), tail)
 
     def channels(self, lead: tuple[int, ...], body: Callable[[list[Expr]], Stmt]) -> Stmt:
         """Loops over `lead` (batch, channel) running body(index) after the plane it reads is written."""
         if self.local:
-            return self.ctx.loops(lead, lambda i: Allocate(self.buf, seq(self._fill(i[0], i[1]), body(i))), "dc")
+            return self.ctx.loops(lead, lambda i: Allocate(self.buf, seq(self.copy_plane(i[0], i[1]), body(i))), "dc")
         return seq(self.prepare(), self.ctx.loops(lead, body, "dc"))
 
-    def _fill(self, n: Expr, c: Expr) -> Stmt:
+    def copy_plane(self, n: Expr, c: Expr) -> Stmt:
         """Plane (n, c): per phase and axis, sub-positions split into a `fill` head, a copied middle and a
         `fill` tail, so the copy has no bounds checks (with unit strides it reads whole input rows: vectors)."""
         ctx, x = self.ctx, self.x
