@@ -20,7 +20,7 @@ Choices:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aic.ir.dtypes import DType
@@ -215,25 +215,24 @@ def exp_bounded_f32(p: Poly, t: ir.Value, tail: int = 2) -> ir.Value:
     return b.fmul(er, b.bitcast(b.shl(b.add(ki, p.ci(127)), p.ci(23)), p.t))
 
 
-def tanh_f32(p: Poly, x: ir.Value) -> ir.Value:
-    """x * P(x^2) / Q(x^2) with x clamped to [-9, 9] (tanh(9) rounds to 1 in float32), the result kept in
-    [-1, 1]: one division and two short polynomials for every lane, no exponential (NaN passes the clamps)."""
+def _odd_rational(p: Poly, x: ir.Value, bound: float, num: Sequence[float], den: Sequence[float],
+                  poly: Callable[[Sequence[float], ir.Value], ir.Value]) -> ir.Value:
+    """x * num(x^2) / den(x^2) with x clamped to [-bound, bound] and the result kept in [-1, 1]: one division
+    and two short polynomials (`poly`: Poly.horner or Poly.estrin) for every lane; NaN passes the clamps."""
     b = p.b
-    xc = b.select(p.ge(x, 9.0), p.c(9.0), x)
-    xc = b.select(p.lt(xc, -9.0), p.c(-9.0), xc)
+    xc = b.select(p.ge(x, bound), p.c(bound), x)
+    xc = b.select(p.lt(xc, -bound), p.c(-bound), xc)
     z = b.fmul(xc, xc)
-    y = b.fdiv(b.fmul(xc, p.horner(_TANH_P, z)), p.horner(_TANH_Q, z))
+    y = b.fdiv(b.fmul(xc, poly(num, z)), poly(den, z))
     y = b.select(p.ge(y, 1.0), p.c(1.0), y)
     return b.select(p.lt(y, -1.0), p.c(-1.0), y)
+
+
+def tanh_f32(p: Poly, x: ir.Value) -> ir.Value:
+    """A rational function on [-9, 9] (tanh(9) rounds to 1 in float32), no exponential."""
+    return _odd_rational(p, x, 9.0, _TANH_P, _TANH_Q, p.horner)
 
 
 def erf_f32(p: Poly, x: ir.Value) -> ir.Value:
-    """x * P(x^2) / Q(x^2) with x clamped to [-4, 4] (erf(4) rounds to 1 in float32), the result kept in
-    [-1, 1]: one division and two short polynomials for every lane (NaN passes the clamps)."""
-    b = p.b
-    xc = b.select(p.ge(x, 4.0), p.c(4.0), x)
-    xc = b.select(p.lt(xc, -4.0), p.c(-4.0), xc)
-    z = b.fmul(xc, xc)
-    y = b.fdiv(b.fmul(xc, p.estrin(_ERF_P, z)), p.estrin(_ERF_Q, z))
-    y = b.select(p.ge(y, 1.0), p.c(1.0), y)
-    return b.select(p.lt(y, -1.0), p.c(-1.0), y)
+    """A rational function on [-4, 4] (erf(4) rounds to 1 in float32)."""
+    return _odd_rational(p, x, 4.0, _ERF_P, _ERF_Q, p.estrin)
