@@ -69,7 +69,7 @@ def emit_call(em: ExprEmitter, e: Call) -> ir.Value:
     dt, fn = e.dtype, e.fn
     args = [em.emit(a) for a in e.args]
     n = max(lanes_of(a) for a in args)
-    if fn in ("dot4", "dot2", "dotw"):  # bytes or int16 pairs in int32 / int16 lanes: no conversion
+    if fn in ("dot4", "dot2", "dotw", "dot4sat"):  # bytes or int16 pairs in int32 / int16 lanes: no conversion
         return emit_byte_dot(em, fn, *(splat(em.builder, v, n) for v in args))
     args = [em.cast(a.dtype, dt, splat(em.builder, v, n)) for a, v in zip(e.args, args)]
     if not dt.is_float:

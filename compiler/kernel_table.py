@@ -5,7 +5,7 @@ the entry function use): the kernel's name, the fused group it computes, an esti
 its floating-point operations and its compulsory memory traffic.
 
 - flops: float arithmetic in the kernel's loop IR (add, sub, mul, div, min, max: 1; fma: 2;
-  other intrinsics: 1; the int8 dot products dot4 / dot2 / dotw: 2 per product) times lanes
+  other intrinsics: 1; the int8 dot products dot4 / dot2 / dotw / dot4sat: 2 per product) times lanes
   times the trip counts of the enclosing loops. Both arms
   of a conditional count, so padded or guarded code counts as executed.
 - bytes: the size of every distinct buffer the call reads or writes, once: the traffic a
@@ -89,7 +89,7 @@ def _stmt_flops(stmt: Stmt | None) -> int:
     return 0
 
 
-_BYTE_DOTS = {"dot4": 4, "dot2": 2, "dotw": 2}  # products per lane
+_BYTE_DOTS = {"dot4": 4, "dot2": 2, "dotw": 2, "dot4sat": 4}  # products per lane
 
 
 def _expr_flops(e: Expr) -> int:

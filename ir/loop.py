@@ -177,11 +177,13 @@ class Load(Expr):
 # `dot4(acc, a, b)` (acc, a, b int32) and `dot2(acc, a, b)` (acc int32; a, b int16) add to each lane of
 # acc the sum over the bytes q of the lane of a and b of uint8(a byte q) * int8(b byte q), wrapping
 # (x86 `vpdpbusd`, `vpmaddwd` on the bytes widened); `dotw(acc, a, b)` (all int32) adds the sum of the
-# products of the two int16 halves of a and b (`vpmaddwd`). The CPU target renders them; CUDA does not.
+# products of the two int16 halves of a and b (`vpmaddwd`); `dot4sat(acc, a, b)` is dot4 with each of the two
+# pair sums (bytes 0+1, 2+3) saturated to int16 first (x86 `vpmaddubsw` then `vpmaddwd` by ones), for
+# weights chosen so that no pair saturates. The CPU target renders them; CUDA does not.
 # `sigmoid(x)` is 1 / (1 + exp(-x)).
 INTRINSICS = frozenset(
     "exp log sqrt tanh erf sin cos tan asin acos atan sinh cosh asinh acosh atanh "
-    "abs floor ceil round trunc pow fma sigmoid dot4 dot2 dotw".split()
+    "abs floor ceil round trunc pow fma sigmoid dot4 dot2 dotw dot4sat".split()
 )
 
 

@@ -122,6 +122,17 @@ def _byte_dot(lane: type) -> Callable:
     return dot
 
 
+def _saturating_byte_dot(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """acc + the two pair sums of uint8 bytes of a times int8 bytes of b per int32 lane, each saturated to
+    int16 (bytes 0+1 and 2+3; `vpmaddubsw`), summed into int32 (wrapping)."""
+    acc, a, b = np.broadcast_arrays(np.asarray(acc, np.int32), np.asarray(a, np.int32), np.asarray(b, np.int32))
+    ua = np.ascontiguousarray(a).reshape(-1).view(np.uint8).reshape(-1, 2, 2).astype(np.int64)
+    sb = np.ascontiguousarray(b).reshape(-1).view(np.int8).reshape(-1, 2, 2).astype(np.int64)
+    pairs = np.clip((ua * sb).sum(axis=2), -(2**15), 2**15 - 1)
+    total = acc.reshape(-1).astype(np.int64) + pairs.sum(axis=1)
+    return total.astype(np.int32).reshape(acc.shape)[()]
+
+
 def _word_dot(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """acc + the sum of the products of the two int16 halves of each int32 lane of a and b (wrapping)."""
     acc, a, b = np.broadcast_arrays(np.asarray(acc, np.int32), np.asarray(a, np.int32), np.asarray(b, np.int32))
@@ -159,6 +170,7 @@ _CALLS: dict[str, Callable] = {
     "dot4": _byte_dot(np.int32),
     "dot2": _byte_dot(np.int16),
     "dotw": _word_dot,
+    "dot4sat": _saturating_byte_dot,
 }
 
 _PY_OPS = {"add": "+", "sub": "-", "mul": "*", "and": "&", "or": "|", "xor": "^"}

@@ -10,7 +10,12 @@ accumulating in int32 registers:
   (weights at compile time, activations by a pass before the tiles), `dotw` (one `vpmaddwd`, exact:
   |uint8 * int8| < 2^15); 1.3x faster than widening in the loop, for twice the weight bytes;
 - AVX2 with a single row (bandwidth-bound): group 2 as bytes in int16 lanes, `dot2` (the bytes
-  widened in the loop, 16 bytes of weights feed 8 columns).
+  widened in the loop, 16 bytes of weights feed 8 columns);
+- AVX2, several rows, weights whose byte pairs can be made saturation-free with few fixes: group 4 as
+  bytes, `dot4sat` (`vpmaddubsw` + `vpmaddwd` by ones: 3 uops per 32 products against dotw's 4), on
+  W_safe = W - W_fix (`saturation_free`), the activations packed 4 bytes a lane by a pass before the
+  tiles; the sparse remainder A x W_fix is summed exactly by a pass into an int32 buffer that the
+  tiles' store adds (`MAX_FIXES`: else dotw).
 
 The intrinsics multiply uint8 by int8, so operands are shifted into those ranges and the zero
 points corrected with the weights' column sums (exact in int32):
@@ -29,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Call, Cast, Const, Expr, Load, Stmt, Store
+from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Call, Cast, Const, Expr, Load, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import MicroKernel
 
@@ -44,6 +49,26 @@ from .table import Emit, anchor
 I32 = DType.int32
 LANE = {4: DType.int32, 2: DType.int16}  # the lane type holding `group` bytes
 INTRINSIC = {4: "dot4", 2: "dot2"}
+PAIR_MAX = 128  # |w0| + |w1| of a same-signed pair: 255 * 128 = 32640 fits a saturating int16 either sign
+MAX_FIXES = 1 / 1024  # dot4sat when at most this fraction of the weights needs a fix (one per pair)
+
+
+def saturation_free(w: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """int8 [K, N] -> (W_safe, the fixes (k, n, delta) with W = W_safe + delta at (k, n)): no pair
+    (w[2t, n], w[2t+1, n]) of W_safe has a same-signed sum beyond PAIR_MAX, so `vpmaddubsw`'s int16 pair
+    sums of any uint8 activations are exact. The larger weight of an offending pair is clipped."""
+    k, n = w.shape
+    safe = np.zeros((k + k % 2, n), np.int32)
+    safe[:k] = w
+    first, second = safe[0::2], safe[1::2]  # views: clipping writes through
+    for sign in (1, -1):
+        excess = np.maximum(np.maximum(sign * first, 0) + np.maximum(sign * second, 0) - PAIR_MAX, 0)
+        larger = np.abs(first) >= np.abs(second)
+        first -= sign * np.where(larger, excess, 0)
+        second -= sign * np.where(larger, 0, excess)
+    safe = safe[:k]
+    at_k, at_n = np.nonzero(safe != w)
+    return safe.astype(np.int8), (at_k, at_n, (w[at_k, at_n].astype(np.int32) - safe[at_k, at_n]))
 
 
 def packed_weights(b: np.ndarray, cols: int, group: int = 4) -> np.ndarray:
@@ -106,11 +131,25 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     if tile.cols % ctx.lanes:
         tile = MicroKernel(tile.rows, -(-tile.cols // ctx.lanes) * ctx.lanes)
     group = 4 if ctx.lanes >= 16 else 2
-    lane_t = LANE[group]
     words = group == 2 and tile.rows > 1  # several rows share each weight vector: widen once, in advance
-    packed = ctx.weight(packed_words(w, tile.cols) if words else packed_weights(w, tile.cols, group), "wq")
+    fixes = None
+    if words and ctx.lanes == 8:  # AVX2: bytes with vpmaddubsw where few pairs need a fix
+        w_safe, fixes = saturation_free(w)
+        if len(fixes[2]) <= MAX_FIXES * w.size:
+            w, words, group = w_safe, False, 4
+        else:
+            fixes = None
+    quads = fixes is not None  # the activations packed 4 bytes a lane in advance, as the weights
+    lane_t = LANE[group]
+    if words:
+        packed = ctx.weight(packed_words(w, tile.cols), "wq")
+    else:
+        packed = ctx.weight(packed_weights(w, tile.cols, group), "wq")
     steps = -(-k // group)
-    colsum = ctx.weight(np.pad(w.astype(np.int32).sum(axis=0, dtype=np.int32), (0, tile.cols)), "wsum")
+    exact = w.astype(np.int32)
+    if fixes is not None:
+        np.add.at(exact, fixes[:2], fixes[2])  # the column sums are those of W = W_safe + W_fix
+    colsum = ctx.weight(np.pad(exact.sum(axis=0, dtype=np.int32), (0, tile.cols)), "wsum")
     shift = 128 if x.dtype == DType.int8 else 0  # int8 activations are read as uint8 a + 128
 
     def a_zero(i: Expr) -> Expr:
@@ -145,11 +184,27 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
             halves.append(Bin("add", value, Const(shift, I32)) if shift else value)
         return Bin("or", halves[0], Bin("shl", halves[1], Const(16, I32)))
 
-    if words:  # the activations widened to int16 pairs once, read by every column panel
+    def a_quad(bi: list[Expr], i: Expr, j: Expr) -> Expr:
+        """Activations 4j .. 4j+3 of row i in the uint8 range as the bytes of an int32 (past K: the last)."""
+        word: Expr = Const(0, I32)
+        for q in range(4):
+            kk = binop("min", binop("add", binop("mul", j, idx(4)), idx(q)), idx(k - 1))
+            value = Bin("and", Bin("add", Cast(I32, a_at(bi, i, kk)), Const(shift, I32)), Const(255, I32))
+            word = Bin("or", word, Bin("shl", value, Const(8 * q, I32)) if q else value)
+        return word
+
+    if words or quads:  # the activations in the weights' lane layout once, read by every column panel
         widened = ctx.scratch(I32, size_prod(batch) * m * steps)
+        lane_of = a_quad if quads else a_word
         prologue = seq(prologue, ctx.loops((*batch, m, steps), lambda ix: Store(
             widened, binop("add", binop("mul", _row(ix[:-2], batch, m, ix[-2]), idx(steps)), ix[-1]),
-            a_word(ix[:-2], ix[-2], ix[-1])), "aw"))
+            lane_of(ix[:-2], ix[-2], ix[-1])), "aw"))
+    corrections = None
+    if fixes is not None and len(fixes[2]):
+        corrections = ctx.scratch(I32, size_prod(batch) * m * n)
+        prologue = seq(prologue, _fix_sums(ctx, corrections, fixes, (*batch, m), n,
+                                           lambda ix, kk: Bin("add", Cast(I32, a_at(ix[:-1], ix[-1], kk)),
+                                                              Const(shift, I32))))
 
     def per_batch(bi: list[Expr]) -> Stmt:
         def a_byte(i: Expr, kk: Expr) -> Expr:
@@ -158,7 +213,7 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
 
         def a_lane(i: Expr, g: Expr) -> Expr:
             """Bytes of step g of row i as one lane (bytes past K repeat the last: their weights are 0)."""
-            if words:
+            if words or quads:
                 return Load(widened, binop("add", binop("mul", _row(bi, batch, m, i), idx(steps)), g))
             word: Expr | None = None
             for q in range(group):
@@ -175,6 +230,8 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         def out(i: Expr, j: Expr, acc: Expr) -> Stmt:
             """sum (a - za)(b - zb) = acc - za * colsum(b) - zb * (rowsum(a) - K * za)."""
             zero = a_zero(i)
+            if corrections is not None:  # A x W_fix
+                acc = Bin("add", acc, Load(corrections, binop("add", binop("mul", _row(bi, batch, m, i), idx(n)), j)))
             if not (isinstance(zero, Const) and zero.value == 0):
                 acc = Bin("sub", acc, Bin("mul", zero, colsum.at([j])))
             if row_sums is not None:
@@ -182,10 +239,29 @@ def _matmul_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
                 acc = Bin("sub", acc, Bin("mul", zero_w.at([j]), rows))
             return emit(0, [*bi, *([i] if x.rank > 1 else []), j], acc)
 
-        return int_tiles(ctx, m, n, [steps], tile, "dotw" if words else INTRINSIC[group],
+        fn = "dotw" if words else "dot4sat" if quads else INTRINSIC[group]
+        return int_tiles(ctx, m, n, [steps], tile, fn,
                          lambda i, g: a_lane(i, g[0]), lambda p, g, c: packed.at([p, g[0], c]), out)
 
     return seq(prologue, ctx.loops(batch, per_batch, "b"))
+
+
+def _fix_sums(ctx: LowerCtx, sums: Buffer, fixes: tuple[np.ndarray, np.ndarray, np.ndarray],
+              rows: tuple[int, ...], n: int, a_at: Callable[[list[Expr], Expr], Expr]) -> Stmt:
+    """sums[row, n] = sum over the fixes (k, n, delta) of a_at(row, k) * delta: the exact product of the
+    activations by the sparse W_fix, for the tiles' store (fixes of one column accumulate in turn:
+    the fix loop is serial)."""
+    at_k, at_n, delta = (ctx.weight(v.astype(np.int32), h) for v, h in zip(fixes, ("fk", "fn", "fd")))
+    count = len(fixes[2])
+    zero = ctx.loops((size_prod(rows) * n,), lambda ix: Store(sums, ix[0], Const(0, I32)), "fz")
+
+    def fix(ix: list[Expr]) -> Stmt:
+        row, f = ix[:-1], ix[-1]
+        at = binop("add", binop("mul", linear(row, rows), idx(n)), Cast(INDEX, at_n.at([f])))
+        product = Bin("mul", a_at(row, Cast(INDEX, at_k.at([f]))), delta.at([f]))
+        return Store(sums, at, Bin("add", Load(sums, at), product))
+
+    return seq(zero, ctx.loops((*rows, count), fix, "fx"))
 
 
 def _row(bi: list[Expr], batch: tuple[int, ...], m: int, i: Expr) -> Expr:

@@ -1,6 +1,7 @@
-"""The int8 dot-product intrinsics dot4 / dot2 / dotw rendered to LLVM and run, against the loop
-evaluator's numpy definition: scalar and 8 lanes, on the host (AVX2: vpmaddwd for dot2 and dotw) and
-without AVX2 (plain LLVM IR); full byte and int16 ranges, so any saturating step would show."""
+"""The int8 dot-product intrinsics dot4 / dot2 / dotw / dot4sat rendered to LLVM and run, against the loop
+evaluator's numpy definition: scalar and 8 lanes, on the host (AVX2: vpmaddwd for dot2 and dotw,
+vpmaddubsw + vpmaddwd for dot4sat) and without AVX2 (plain LLVM IR); full byte and int16 ranges, so any
+saturating step would show (dot4sat's pair sums must saturate exactly as defined)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def dot_case(fn: str, lane: DType, n: int, lanes: int) -> Case:
 @pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx2"])
 def test_byte_dots_match_the_definition(target, tmp_path):
     n = 64
-    cases = [dot_case(fn, lane, n, lanes) for fn, lane in (("dot4", DType.int32), ("dot2", DType.int16),
-                                                          ("dotw", DType.int32)) for lanes in (1, 8)]
+    kinds = (("dot4", DType.int32), ("dot2", DType.int16), ("dotw", DType.int32), ("dot4sat", DType.int32))
+    cases = [dot_case(fn, lane, n, lanes) for fn, lane in kinds for lanes in (1, 8)]
     got = run_cases(cases, tmp_path, target=target)
     for case in cases:
         acc, a, b = (case.inputs[k] for k in case.inputs)
@@ -55,3 +56,6 @@ def test_definition_by_hand():
     assert int(_CALLS["dot2"](np.int32(-1), np.int16(-1), np.int16(-32768))) == -1 + 255 * 0 + 255 * -128
     assert int(_CALLS["dotw"](np.int32(1), np.int32(0x0003FFFF), np.int32(0x7FFF0002))) == 1 - 2 + 3 * 32767
     assert int(_CALLS["dotw"](np.int32(0), np.int32(-0x7FFF8000), np.int32(-0x7FFF8000))) == -(2**31)
+    assert int(_CALLS["dot4sat"](np.int32(5), a, b)[0]) == 5 + (255 * 2 + 128 * -1) + (255 * -128 + 1 * 127)
+    every_byte = np.array([-1], np.int32)  # 255 in each byte: pairs 255 * (127 + 127) and 255 * (-128 - 128)
+    assert int(_CALLS["dot4sat"](np.int32(0), every_byte, np.array([0x7F7F8080], np.int32))[0]) == 32767 - 32768
