@@ -42,7 +42,7 @@ from .contraction import register_tile
 from .conv import conv_integer_nest, window_of
 from .core import ComputeTensor, LowerCtx, Tensor, delinear, idx, linear, store
 from .depthwise import depthwise
-from .quant_matmul import int_tile, int_tiles
+from .quant_matmul import int_tile, int_tiles, saturation_free
 from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
@@ -99,7 +99,7 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if icg == 1 and ocg == 1 and int(np.prod(kernel)) * 255 * 255 < 1 << 24:
         return _depthwise_exact(ctx, x, weights - zero_w.reshape(-1, *[1] * len(kernel), 1), za, window, outs,
                                 emit)
-    per = 4 if ctx.lanes >= 16 and not zero_w.any() else 2
+    per = 4 if not zero_w.any() and (ctx.lanes >= 16 or (ctx.lanes == 8 and pairs_safe(weights))) else 2
     zero_a = ctx.let(Bin("add", za, Const(shift, I32)) if shift else za, "za")
     by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
     plane = LanePlane(ctx, x, window, kernel, outs, group, per, split=by_rows, slack=4 * ctx.lanes)
@@ -107,6 +107,18 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit)
     return seq(plane.fill(shift, zero_a), ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"),
                                                    "n"))
+
+
+def pairs_safe(weights: np.ndarray) -> bool:
+    """Whether no pair of consecutive input channels (the byte pairs of a lane of 4) of one output channel and
+    tap can saturate `vpmaddubsw`'s int16 sums (weights [OC, icg, *kernel], int8), so `dot4sat` is exact."""
+    return not len(saturation_free(np.moveaxis(weights, 1, 0).reshape(weights.shape[1], -1).astype(np.int8))[1][2])
+
+
+def _dot(ctx: LowerCtx, per: int) -> str:
+    """The intrinsic for lanes of `per` channels: int16 pairs, or bytes (exact with VNNI's 16 lanes; on 8 lanes
+    the saturating `vpmaddubsw`, chosen only for pair-safe weights)."""
+    return "dotw" if per == 2 else "dot4" if ctx.lanes >= 16 else "dot4sat"
 
 
 ROWS_MAX_DEPTH = 512  # reductions at least this deep amortise the scalar epilogue of position tiles
@@ -151,7 +163,7 @@ def _row_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.
                 return emit(0, [n, channel, *outer, binop("add", w0, c)], value)
 
             compute = -(-cols // lanes) * lanes  # whole vectors: the plane has slack, extra lanes are dropped
-            return int_tile(ctx, nrows, compute, cols, steps, "dotw" if per == 2 else "dot4", a_lane, b_lane,
+            return int_tile(ctx, nrows, compute, cols, steps, _dot(ctx, per), a_lane, b_lane,
                             out, swap=True)
 
         def channel_tile(o0: Expr, nrows: int) -> Stmt:
@@ -191,7 +203,7 @@ def _position_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w
             value = Bin("sub", acc, Bin("mul", zero_a, colsum.at([channel])))
             return emit(0, [n, channel, *delinear(p, outs)], value)
 
-        return int_tiles(ctx, size_prod(outs), ocg, [plane.lanes, *kernel], tile, "dotw" if per == 2 else "dot4",
+        return int_tiles(ctx, size_prod(outs), ocg, [plane.lanes, *kernel], tile, _dot(ctx, per),
                          a_lane, b_lane, out)
 
     return per_image

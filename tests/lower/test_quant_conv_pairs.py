@@ -1,0 +1,91 @@
+"""ConvInteger on AVX2 as `dot4sat` (`vpmaddubsw`, saturating int16 pair sums) when no pair of consecutive
+input channels of the weights can saturate (7-bit weights, as onnxruntime's reduce_range makes): exact int32
+results against onnx's reference on both tile shapes (row and position tiles, strided, padded, grouped, int8
+and uint8 operands), on the host, without AVX2 and in the loop evaluator; weights with a saturating pair
+keep the exact int16 pairs (`dotw`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from aic.codegen.llvm import kernel_llvm
+from aic.compiler.lower.quant_conv import pairs_safe
+from aic.compiler.program import build_program
+from aic.frontend.onnx import load_model
+from aic.ir.loop_eval import run_program
+from aic.ir.loop_printer import kernel_text
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import aic
+
+rng = np.random.default_rng(13)
+ONNX_TYPE = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
+AVX2 = "llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=haswell"
+
+
+def _case(x_shape, w_shape, x_type, w_type, attrs, zw=None):
+    """A ConvInteger with 7-bit weights (|w - zw| <= 64) and full-range activations, some of them 255."""
+    w = rng.integers(-64, 64, size=w_shape) + (0 if w_type == np.int8 else 128)
+    x = rng.integers(*((0, 256) if x_type == np.uint8 else (-128, 128)), size=x_shape).astype(x_type)
+    x.reshape(-1)[: x.size // 3] = np.iinfo(x_type).max
+    inits, names = [numpy_helper.from_array(w.astype(w_type), "w")], ["x", "w", "zx"]
+    if zw is not None:
+        inits.append(numpy_helper.from_array(np.asarray(zw, w_type), "zw"))
+        names.append("zw")
+    graph = helper.make_graph(
+        [helper.make_node("ConvInteger", names, ["y"], **attrs)], "qconv",
+        [helper.make_tensor_value_info("x", ONNX_TYPE[x_type], list(x_shape)),
+         helper.make_tensor_value_info("zx", ONNX_TYPE[x_type], [])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    feeds = {"x": x, "zx": np.asarray(3, x_type)}
+    return model, feeds, ReferenceEvaluator(model).run(None, feeds)[0]
+
+
+def _calls(model: onnx.ModelProto, fn: str, target: str = AVX2) -> int:
+    return sum(kernel_text(k).count(f" = {fn}(") for k in build_program(load_model(model), target).kernels)
+
+
+CASES = [  # x shape, w shape, activation type, weight type, attributes, weight zero point
+    ((1, 8, 9, 9), (20, 8, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 1, 1]}, None),  # row tiles, tails
+    ((2, 5, 7, 6), (18, 5, 3, 3), np.int8, np.int8, {"pads": [1, 0, 2, 1], "strides": [2, 1]}, None),  # odd icg
+    ((1, 16, 6, 6), (24, 16, 1, 1), np.uint8, np.uint8, {}, 128),  # 1x1, uint8 weights (zero point 128)
+    ((1, 6, 8, 8), (12, 3, 3, 3), np.uint8, np.int8, {"group": 2, "pads": [1, 1, 1, 1]}, 0),
+    ((1, 64, 7, 7), (20, 64, 3, 3), np.int8, np.int8, {"pads": [1, 1, 1, 1]}, None),  # position tiles
+    ((2, 61, 9, 8), (12, 61, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 0, 1], "strides": [2, 2]}, None),
+]
+
+
+@pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx2"])
+@pytest.mark.parametrize("x_shape,w_shape,x_type,w_type,attrs,zw", CASES)
+def test_exact_with_seven_bit_weights(x_shape, w_shape, x_type, w_type, attrs, zw, target):
+    model, feeds, exact = _case(x_shape, w_shape, x_type, w_type, attrs, zw)
+    assert _calls(model, "dot4sat") > 0 and _calls(model, "dotw") == 0
+    np.testing.assert_array_equal(aic.compile(model, target=target).run(None, feeds)[0], exact)
+
+
+def test_rendering_and_loop_evaluator():
+    model, feeds, exact = _case((1, 8, 6, 6), (16, 8, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 1, 1]})
+    program = build_program(load_model(model), AVX2)
+    kernel = next(k for k in program.kernels if " = dot4sat(" in kernel_text(k))
+    assert "llvm.x86.avx2.pmadd.ub.sw" in kernel_llvm(kernel, AVX2)
+    np.testing.assert_array_equal(run_program(program, feeds)[0], exact)
+
+
+def test_a_saturating_pair_keeps_int16_pairs():
+    model, feeds, exact = _case((1, 8, 6, 6), (16, 8, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 1, 1]})
+    w = numpy_helper.to_array(model.graph.initializer[0]).copy()
+    assert pairs_safe(w.astype(np.int32))
+    w[5, 2:4, 1, 1] = (100, 29)  # 255 * 129 > 32767
+    assert not pairs_safe(w.astype(np.int32))
+    w[5, 2:4, 1, 1] = (29, 99)
+    assert pairs_safe(w.astype(np.int32))
+    w[5, 0:4, 1, 1] = (0, 127, 127, 0)  # channels 1 and 2 belong to different pairs
+    assert pairs_safe(w.astype(np.int32))
+    w[5, 2:4, 1, 1] = (-64, -65)
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(w, "w"))
+    assert _calls(model, "dotw") > 0 and _calls(model, "dot4sat") == 0
+    exact = ReferenceEvaluator(model).run(None, feeds)[0]
+    np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
