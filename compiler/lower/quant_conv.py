@@ -15,6 +15,10 @@ four bytes for `dot4`), the padding filled with the activation zero point, split
 tiles, so a window tap of `per` channels is one load and the inner loop has no bounds checks. Weights
 are packed at compile time to [group, channel panels, ceil(icg / per), *kernel, panel width] lanes:
 - 16 int32 lanes (AVX-512) with zero weight zero points: `dot4` on bytes (one `vpdpbusd` with VNNI);
+- 8 int32 lanes (AVX2) with zero weight zero points and few pairs of consecutive input channels that could
+  saturate int16 (`conv_split`, MAX_CONV_FIXES): `dot4sat` on bytes (`vpmaddubsw` + `vpmaddwd` by ones) of
+  W_safe, the sparse remainder (a - za) x W_fix summed exactly by a pass per fix over the output positions
+  into an int32 buffer that the tiles' store adds;
 - otherwise `dotw` on int16 pairs (one `vpmaddwd`): the weights' zero points are subtracted at compile
   time (|w - zw| <= 255 and 0 <= a <= 255 keep every pair sum exact in int32), so no row sums are needed.
 With the activations a (zero point za) in the uint8 range, sum (a - za)(w - zw) = acc - za * colsum(w - zw),
@@ -33,7 +37,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Bin, Cast, Const, Expr, Load, Stmt
+from aic.ir.loop import INDEX, Bin, Buffer, Cast, Const, Expr, Load, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 from aic.ir.schedule import MicroKernel
@@ -99,20 +103,73 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if icg == 1 and ocg == 1 and int(np.prod(kernel)) * 255 * 255 < 1 << 24:
         return _depthwise_exact(ctx, x, weights - zero_w.reshape(-1, *[1] * len(kernel), 1), za, window, outs,
                                 emit)
-    per = 4 if not zero_w.any() and (ctx.lanes >= 16 or (ctx.lanes == 8 and pairs_safe(weights))) else 2
+    per, fixes = 2, None
+    if not zero_w.any() and ctx.lanes >= 16:
+        per = 4
+    elif not zero_w.any() and ctx.lanes == 8:  # AVX2: vpmaddubsw on bytes where few pairs need a fix
+        safe, split = conv_split(weights)
+        if len(split[-1]) <= MAX_CONV_FIXES * weights.size:
+            per, weights, fixes = 4, safe, split if len(split[-1]) else None
     zero_a = ctx.let(Bin("add", za, Const(shift, I32)) if shift else za, "za")
     by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
     plane = LanePlane(ctx, x, window, kernel, outs, group, per, split=by_rows, slack=4 * ctx.lanes)
+    shape = (x.shape[0], out_channels, *outs)
+    sums = ctx.scratch(I32, size_prod(shape)) if fixes else None
+
+    def emit_fixed(i: int, index: list[Expr], value: Expr) -> Stmt:  # + (a - za) x W_fix
+        return emit(i, index, value if sums is None else Bin("add", value, Load(sums, linear(index, shape))))
+
     tiles = _row_tiles if by_rows else _position_tiles
-    body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit)
-    return seq(plane.fill(shift, zero_a), ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"),
-                                                   "n"))
+    body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit_fixed)
+    fix_pass = _fix_sums(ctx, plane, fixes, ocg, shape, zero_a, sums) if fixes and sums else None
+    return seq(plane.fill(shift, zero_a), fix_pass,
+               ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"), "n"))
+
+
+MAX_CONV_FIXES = 1 / 256  # dot4sat when at most this fraction of the weights needs a fix (measured in BENCHMARKS.md)
+Fixes = tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]  # output channel, input channel, taps, delta
+
+
+def conv_split(weights: np.ndarray) -> tuple[np.ndarray, Fixes]:
+    """int8-range weights [OC, icg, *kernel] -> (W_safe, the fixes): no pair of consecutive input channels (the
+    byte pairs of a lane of 4) of one output channel and tap of W_safe can saturate `vpmaddubsw`'s int16 sums;
+    W = W_safe + delta at each fix's (output channel, input channel, *taps) (quant_matmul.saturation_free)."""
+    oc, icg, *kernel = weights.shape
+    safe, (ic, col, delta) = saturation_free(np.moveaxis(weights, 1, 0).reshape(icg, -1).astype(np.int8))
+    channel, *taps = np.unravel_index(col, (oc, *kernel))
+    return np.moveaxis(safe.astype(np.int32).reshape(icg, oc, *kernel), 0, 1), (channel, ic, list(taps), delta)
+
+
+def _fix_sums(ctx: LowerCtx, plane: LanePlane, fixes: Fixes, ocg: int, shape: tuple[int, ...], zero_a: Expr,
+              sums: Buffer) -> Stmt:
+    """sums[n, channel, *position] = sum over the fixes of that channel of (a - za) * delta, a the fix's input
+    channel at its tap of the window of the position (read from the byte lanes of the plane: padding holds za),
+    a pass over the output positions per fix (vectors along the rows of a stride-split plane)."""
+    channel_t, ic_t, delta_t = (ctx.weight(v.astype(np.int32), h) for v, h in zip(
+        (fixes[0], fixes[1], fixes[3]), ("xo", "xi", "xd")))
+    taps_t = [ctx.weight(t.astype(np.int32), "xt") for t in fixes[2]]
+    zero = ctx.loops((size_prod(shape),), lambda ix: Store(sums, ix[0], Const(0, I32)), "xz")
+
+    def fix(n: Expr, f: Expr) -> Stmt:
+        channel, ic = Cast(INDEX, channel_t.at([f])), Cast(INDEX, ic_t.at([f]))
+        taps = [Cast(INDEX, t.at([f])) for t in taps_t]
+        byte = Cast(I32, binop("mul", binop("mod", ic, idx(4)), idx(8)))
+
+        def position(o: list[Expr]) -> Stmt:
+            lane = plane.read(n, binop("div", channel, idx(ocg)), binop("div", ic, idx(4)), o, taps)
+            a = Bin("and", Bin("shr", lane, byte), Const(255, I32))
+            at = linear([n, channel, *o], shape)
+            return Store(sums, at, Bin("add", Load(sums, at), Bin("mul", Bin("sub", a, zero_a), delta_t.at([f]))))
+
+        return ctx.loops(shape[2:], position, "xp")
+
+    return seq(zero, ctx.loop(shape[0], lambda n: ctx.loop(len(fixes[3]), lambda f: fix(n, f), "xf"), "xn"))
 
 
 def pairs_safe(weights: np.ndarray) -> bool:
     """Whether no pair of consecutive input channels (the byte pairs of a lane of 4) of one output channel and
-    tap can saturate `vpmaddubsw`'s int16 sums (weights [OC, icg, *kernel], int8), so `dot4sat` is exact."""
-    return not len(saturation_free(np.moveaxis(weights, 1, 0).reshape(weights.shape[1], -1).astype(np.int8))[1][2])
+    tap can saturate `vpmaddubsw`'s int16 sums (weights [OC, icg, *kernel], int8): `dot4sat` needs no fix."""
+    return not len(conv_split(weights)[1][-1])
 
 
 def _dot(ctx: LowerCtx, per: int) -> str:
