@@ -133,9 +133,12 @@ Fixes = tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]  # output ch
 def conv_split(weights: np.ndarray) -> tuple[np.ndarray, Fixes]:
     """int8-range weights [OC, icg, *kernel] -> (W_safe, the fixes): no pair of consecutive input channels (the
     byte pairs of a lane of 4) of one output channel and tap of W_safe can saturate `vpmaddubsw`'s int16 sums;
-    W = W_safe + delta at each fix's (output channel, input channel, *taps) (quant_matmul.saturation_free)."""
+    W = W_safe + delta at each fix's (output channel, input channel, *taps) (quant_matmul.saturation_free), the
+    fixes in output channel order (the pass over them updates one channel's positions at a time: in cache)."""
     oc, icg, *kernel = weights.shape
     safe, (ic, col, delta) = saturation_free(np.moveaxis(weights, 1, 0).reshape(icg, -1).astype(np.int8))
+    order = np.argsort(col // int(np.prod(kernel)), kind="stable")
+    ic, col, delta = ic[order], col[order], delta[order]
     channel, *taps = np.unravel_index(col, (oc, *kernel))
     return np.moveaxis(safe.astype(np.int32).reshape(icg, oc, *kernel), 0, 1), (channel, ic, list(taps), delta)
 
