@@ -6,9 +6,10 @@ right-hand side is packed at compile time into column panels [batch, N/cols, K, 
 padded), so the inner loop streams it contiguously. Other types use a plain dot-product nest.
 
 When the left operand is small enough to stay in L2 (few rows: MLPs, decoders, short sequences;
-`streams_weights`), each weight panel is read from memory once: it is split into K blocks that
-fit L1, every row tile of the panel runs on one block before the next (partial sums carried in a
-stack buffer), the left operand is packed in row strips, and the next block is prefetched.
+`streams_weights`), each weight panel is read from memory once: every row tile of the panel runs on
+one K block before the next (partial sums carried in a stack buffer), the left operand is packed in
+row strips, and the next block is prefetched. Blocks fit L1 when the rows are few; from 48 rows
+the block is the whole panel, read from L2 (`stream_block`).
 
 The tile, the packing and the order of the tile loops are the schedule records
 `MicroKernel(rows, cols)`, `CachePack(1, cols)` and `TileOrder("cols")` (column panels
@@ -39,7 +40,9 @@ ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit th
 MAX_TILE = 64  # the largest tile side a schedule may ask for (its accumulators live on the stack)
 K_BLOCK_BYTES = 16 << 10  # a K block of one weight panel: half the L1 data cache
 FMA_CHAIN = 4  # cycles of one dependent FMA: the least time per k of a row strip
-STREAMED_A_BYTES = 512 << 10  # the largest left operand of the weight-streaming schedule: half of L2
+L2_BYTES = 512 << 10  # the per-core L2 that `stream_block` sizes for (AMD Zen 3; many x86 cores have more)
+STREAMED_A_BYTES = 512 << 10  # the largest left operand kept whole while the weight panels stream
+UNBLOCKED_ROWS = 48  # from this many rows, panels are not cut into L1-sized K blocks when L2 holds them
 
 
 def register_tile(ctx: LowerCtx, default: MicroKernel) -> MicroKernel:
@@ -98,10 +101,9 @@ def tiled_product(
     first copied to strips of rows (`pack_rows`)."""
     rows, width = tile.rows, tile.cols
     order = tile_order(ctx, "cols")
-    streamed = packed and order == "cols" and streams_weights(m, k)
-    kc = k_block(int(k), width) if streamed else None
+    kc = stream_block(m, k, width) if packed and order == "cols" else None
     copy = None
-    if streamed and strips:
+    if kc is not None and strips:
         buf, copy = pack_rows(ctx, int(m), int(k), rows, a)
 
         def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
@@ -110,13 +112,14 @@ def tiled_product(
         def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
             return a(binop("add", m0, r), kk)
 
-    def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, carry: Carry | None = None) -> Stmt:
+    def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
         w = width if packed else cols
-        # one strip reads its block as it computes (the hardware prefetcher keeps up; a software prefetch
-        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle
-        ahead = (kc or int(k)) * width if streamed and int(m) > rows else None
+        # one strip reads its weights as it computes (the hardware prefetcher keeps up; a software prefetch
+        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so each
+        # k step asks for the weights one block ahead
+        ahead = kc * width if kc is not None and int(m) > rows else None
         return micro_kernel(
-            ctx, [kc or k], nrows, w, cols,
+            ctx, [klen], nrows, w, cols,
             lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
             lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
             lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
@@ -124,30 +127,43 @@ def tiled_product(
             prefetch=(lambda kk: prefetch_ahead(b(binop("add", k0, kk[0]), n0, idx(0)), ahead)) if ahead else None,
         )
 
+    def row(m0: Expr, nrows: int) -> Stmt:
+        return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols, idx(0), k), "no")
+
+    if order == "rows":  # a row strip of `a` stays in cache while b streams
+        return tiles(ctx, m, rows, row, "mo")
+    if kc is None:
+        return tiles(ctx, n, width, lambda n0, cols: tiles(
+            ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols, idx(0), k), "mo"), "no")
+    return seq(copy, streamed_panels(ctx, int(m), n, int(k), rows, width, kc, part))
+
+
+def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: int, kc: int,
+                    part: Callable[..., Stmt]) -> Stmt:
+    """The column panels of a weight-streaming product (`stream_block`): per panel, per K block of `kc`,
+    every row strip; `part(m0, nrows, n0, cols, k0, klen, carry)` is one tile. The partial sums of a
+    panel pass between its blocks in a stack buffer."""
+    blocks = k // kc
+
     def column(n0: Expr, cols: int) -> Stmt:
-        if kc is None:
-            return tiles(ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols, idx(0)), "mo")
-        sums = stack(ctx, DType.float32, int(m) * width, "sums")  # at most STREAMED_A_BYTES / 64
+        if blocks == 1:
+            return tiles(ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols, idx(0), k), "mo")
+        sums = stack(ctx, DType.float32, m * width, "sums")  # at most STREAMED_A_BYTES / 64
 
         def block(kb: Expr) -> Stmt:
-            first, last = Bin("eq", kb, idx(0)), Bin("eq", kb, idx(int(k) // kc - 1))
+            first, last = Bin("eq", kb, idx(0)), Bin("eq", kb, idx(blocks - 1))
 
             def strip(m0: Expr, nrows: int) -> Stmt:
                 def at(r: Expr, c: Expr) -> Expr:
                     return binop("add", binop("mul", binop("add", m0, r), idx(width)), c)
 
-                return part(m0, nrows, n0, cols, binop("mul", kb, idx(kc)), Carry(sums, at, first, last))
+                return part(m0, nrows, n0, cols, binop("mul", kb, idx(kc)), kc, Carry(sums, at, first, last))
 
             return tiles(ctx, m, rows, strip, "mo")
 
-        return Allocate(sums, ctx.loop(int(k) // kc, block, "kb"))
+        return Allocate(sums, ctx.loop(blocks, block, "kb"))
 
-    def row(m0: Expr, nrows: int) -> Stmt:
-        return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols, idx(0)), "no")
-
-    if order == "rows":  # a row strip of `a` stays in cache while b streams
-        return tiles(ctx, m, rows, row, "mo")
-    return seq(copy, tiles(ctx, n, width, column, "no"))
+    return tiles(ctx, n, width, column, "no")
 
 
 def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
@@ -177,10 +193,25 @@ def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr]
 def streams_weights(m: Size, k: Size) -> bool:
     """Whether a product with packed weights takes the weight-streaming schedule: `a` (m x k, both known)
     fits STREAMED_A_BYTES, so it stays in L2 while every weight panel passes once (few rows: MLPs, decoders,
-    short sequences). Its panels are K-blocked (`k_block`), `a` is packed in row strips (`pack_rows`) and
-    the next weight block is prefetched. A larger `a` keeps the plain panel loop, which streams `a` in long
-    rows (K-blocking it there was measured slower: BENCHMARKS.md, "fp32 matrix products")."""
+    short sequences). A larger `a` keeps the plain panel loop, which streams `a` in long rows (K-blocking
+    it there was measured slower: BENCHMARKS.md, "fp32 matrix products"; so was cutting K into spans of `a`
+    that fit L2: "fp32 micro-kernel efficiency")."""
     return not isinstance(m, Sym) and not isinstance(k, Sym) and 4 * m * k <= STREAMED_A_BYTES
+
+
+def stream_block(m: Size, k: Size, width: int) -> int | None:
+    """The K block of each weight panel of a product with packed weights that streams them
+    (`streams_weights`; K: the panel is not cut), else None. Every row strip runs on one block before the
+    next, `a` is packed in row strips (`pack_rows`) and each k step prefetches the weights one block
+    ahead (the next block of the panel, or the same k of the next panel). Panels of few rows are cut into
+    blocks that fit L1 (`k_block`); from UNBLOCKED_ROWS rows, when `a` and two panels fit L2, they are
+    not: each strip's start on a block and its carried sums cost more than reading the panel from L2
+    (BENCHMARKS.md, "fp32 micro-kernel efficiency")."""
+    if not streams_weights(m, k):
+        return None
+    m, k = int(m), int(k)
+    whole = m >= UNBLOCKED_ROWS and 4 * k * (m + 2 * width) <= L2_BYTES
+    return k if whole else k_block(k, width) or k
 
 
 def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:

@@ -1,0 +1,45 @@
+"""Weight-streaming products: where their panels are cut into K blocks, and their results either way."""
+
+import numpy as np
+import pytest
+from aic.compiler.lower.contraction import stream_block
+from onnx import TensorProto, helper, numpy_helper
+
+import aic
+
+
+@pytest.mark.parametrize(("m", "k", "width", "block"), [
+    (64, 768, 16, 768),  # GPT-2 projections: the whole panel (a and two panels fit L2)
+    (128, 768, 16, 768),  # BERT projections: 384 KiB of a + 2 x 48 KiB of panel still fit
+    (32, 1024, 24, 128),  # few rows: blocks of at most 16 KiB (L1)
+    (64, 1536, 16, 256),  # a and two panels over L2: L1 blocks
+    (64, 3072, 16, None),  # a over STREAMED_A_BYTES: the plain panel loop
+])
+def test_panels_are_cut_only_for_few_rows_or_a_full_l2(m, k, width, block):
+    assert stream_block(m, k, width) == block
+
+
+def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"])], "streamed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    return model, w.astype(np.float64), bias.astype(np.float64)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("m", "k", "n"), [
+    (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
+    (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
+])
+def test_streamed_products_match_float64(m, k, n, threads):
+    rng = np.random.default_rng(m + k)
+    model, w, bias = _gemm(m, k, n, rng)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    got = aic.compile(model, num_threads=threads, cache=False).run(None, {"x": x})[0]
+    want = x.astype(np.float64) @ w + bias
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
