@@ -115,16 +115,18 @@ def tiled_product(
     def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
         w = width if packed else cols
         # one strip reads its weights as it computes (the hardware prefetcher keeps up; a software prefetch
-        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so each
-        # k step asks for the weights one block ahead
-        ahead = kc * width if kc is not None and int(m) > rows else None
+        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so
+        # every strip asks for its share of the next block of weights
+        strips = -(-int(m) // rows) if kc is not None else 1
+        ahead = kc * width if strips > 1 else None
         return micro_kernel(
             ctx, [klen], nrows, w, cols,
             lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
             lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
             lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
             carry=carry,
-            prefetch=(lambda kk: prefetch_ahead(b(binop("add", k0, kk[0]), n0, idx(0)), ahead)) if ahead else None,
+            prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, binop("div", m0, idx(rows)), strips,
+                                                int(klen), kk[0])) if ahead else None,
         )
 
     def row(m0: Expr, nrows: int) -> Stmt:
@@ -166,12 +168,20 @@ def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: in
     return tiles(ctx, n, width, column, "no")
 
 
-def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
-    """Prefetch the element `ahead` elements after a load from a packed panel (the next K block of the
-    panel, or the next panel): the weights come from memory while the row tiles of this block compute."""
-    if not isinstance(load, Load) or isinstance(load.buffer.size, Sym):
+def prefetch_share(start: Expr, ahead: int, strip: Expr, strips: int, klen: int, kk: Expr) -> Stmt | None:
+    """Row strip `strip`'s share of the prefetch of the `ahead` elements after `start` (the first element
+    of a block of `klen` k steps of a packed panel; the next `ahead` elements are the next block or panel):
+    each of the `strips` strips of the block asks for its 1/strips of them over its own `klen` k steps,
+    one line every few steps (at k step `kk`, element ahead * (strip * klen + kk) / (strips * klen)).
+    Asked for by the first strip alone, the next block kept about one new line in flight per k step of
+    that strip, more than a core tracks over a memory latency, and the strip stalled (BENCHMARKS.md,
+    "fp32 micro-kernel efficiency")."""
+    if not isinstance(start, Load) or isinstance(start.buffer.size, Sym):
         return None
-    return Prefetch(load.buffer, clamp(binop("add", load.index, idx(ahead)), 0, int(load.buffer.size) - 1))
+    step = binop("add", binop("mul", strip, idx(klen)), kk)
+    share = binop("div", binop("mul", step, idx(ahead // klen)), idx(strips))
+    at = binop("add", binop("add", start.index, idx(ahead)), share)
+    return Prefetch(start.buffer, clamp(at, 0, int(start.buffer.size) - 1))
 
 
 def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr]) -> tuple[Buffer, Stmt]:
