@@ -2,21 +2,23 @@
 
 import numpy as np
 import pytest
-from aic.compiler.lower.contraction import stream_block
+from aic.compiler.lower.contraction import stream_plan
 from onnx import TensorProto, helper, numpy_helper
 
 import aic
 
 
-@pytest.mark.parametrize(("m", "k", "width", "block"), [
-    (64, 768, 16, 768),  # GPT-2 projections: the whole panel (a and two panels fit L2)
-    (128, 768, 16, 768),  # BERT projections: 384 KiB of a + 2 x 48 KiB of panel still fit
-    (32, 1024, 24, 128),  # few rows: blocks of at most 16 KiB (L1)
-    (64, 1536, 16, 256),  # a and two panels over L2: L1 blocks
-    (64, 3072, 16, None),  # a over STREAMED_A_BYTES: the plain panel loop
+@pytest.mark.parametrize(("m", "k", "width", "plan"), [
+    (64, 768, 16, (768, 768)),  # GPT-2 projections: the whole panel (a and two panels fit L2)
+    (128, 768, 16, (768, 768)),  # BERT projections: 384 KiB of a + 2 x 48 KiB of panel still fit
+    (32, 1024, 24, (1024, 128)),  # few rows: blocks of at most 16 KiB (L1)
+    (64, 1536, 16, (1536, 256)),  # a and two panels over L2: L1 blocks
+    (64, 3072, 16, (1024, 1024)),  # a over STREAMED_A_BYTES: spans of 256 KiB of a
+    (128, 3072, 16, (512, 512)),
+    (512, 1024, 16, None),  # a span of 256 KiB would be under MIN_SPAN: the plain panel loop
 ])
-def test_panels_are_cut_only_for_few_rows_or_a_full_l2(m, k, width, block):
-    assert stream_block(m, k, width) == block
+def test_k_spans_and_blocks(m, k, width, plan):
+    assert stream_plan(m, k, width) == plan
 
 
 def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
@@ -35,6 +37,7 @@ def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
 @pytest.mark.parametrize(("m", "k", "n"), [
     (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
     (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
+    (48, 2816, 37),  # 4 K spans of 704 (a over STREAMED_A_BYTES), sums of all panels between spans
 ])
 def test_streamed_products_match_float64(m, k, n, threads):
     rng = np.random.default_rng(m + k)
