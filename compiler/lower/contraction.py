@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Buffer, Cast, Expr, For, Load, Prefetch, Stmt, Store
+from aic.ir.loop import Allocate, Bin, Buffer, Cast, Expr, For, Load, Prefetch, Seq, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
 from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, TileOrder
@@ -183,8 +183,8 @@ def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: in
 
     def span_panels(ks: Expr) -> Stmt:
         panels = tiles(ctx, n, width, lambda n0, cols: column(ks, n0, cols), "no")
-        whole = panels if isinstance(panels, For) else next((s for s in getattr(panels, "stmts", [])
-                                                              if isinstance(s, For)), None)
+        loops = [panels] if isinstance(panels, For) else panels.stmts if isinstance(panels, Seq) else []
+        whole = next((s for s in loops if isinstance(s, For)), None)  # the whole panels; the tail follows
         if whole is not None:
             ctx.hints.append(Parallel(whole.var.name))
         return panels
