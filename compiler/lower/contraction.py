@@ -6,9 +6,11 @@ right-hand side is packed at compile time into column panels [batch, N/cols, K, 
 padded), so the inner loop streams it contiguously. Other types use a plain dot-product nest.
 
 When the left operand is small enough to stay in L2 (few rows: MLPs, decoders, short sequences;
-`streams_weights`), each weight panel is read from memory once: it is split into K blocks that
-fit L1, every row tile of the panel runs on one block before the next (partial sums carried in a
-stack buffer), the left operand is packed in row strips, and the next block is prefetched.
+`streams_weights`), each weight panel is read from memory once: every row tile of the panel runs on
+one K block before the next (partial sums carried in a stack buffer), the left operand is packed in
+row strips, and the next block is prefetched. Blocks fit L1 when the rows are few; from 48 rows
+the block is the whole panel, read from L2; a larger left operand is taken in K spans that fit
+L2, the partial sums of all panels kept between spans (`stream_plan`).
 
 The tile, the packing and the order of the tile loops are the schedule records
 `MicroKernel(rows, cols)`, `CachePack(1, cols)` and `TileOrder("cols")` (column panels
@@ -23,10 +25,10 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Buffer, Cast, Expr, Load, Prefetch, Stmt, Store
+from aic.ir.loop import Allocate, Bin, Buffer, Cast, Expr, For, Load, Prefetch, Seq, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
-from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder
+from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, TileOrder
 
 from .core import LowerCtx, Tensor, broadcast_index, cdtype, clamp, const, idx, node_error
 from .mathx import add, mul
@@ -39,7 +41,11 @@ ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit th
 MAX_TILE = 64  # the largest tile side a schedule may ask for (its accumulators live on the stack)
 K_BLOCK_BYTES = 16 << 10  # a K block of one weight panel: half the L1 data cache
 FMA_CHAIN = 4  # cycles of one dependent FMA: the least time per k of a row strip
-STREAMED_A_BYTES = 512 << 10  # the largest left operand of the weight-streaming schedule: half of L2
+L2_BYTES = 512 << 10  # the per-core L2 that `stream_plan` sizes for (AMD Zen 3; many x86 cores have more)
+STREAMED_A_BYTES = 512 << 10  # the largest left operand kept whole while the weight panels stream
+SPAN_A_BYTES = 256 << 10  # the columns of a larger left operand kept in L2 at once (a K span)
+MIN_SPAN = 256  # shorter spans store and reload the partial sums of all panels too often
+UNBLOCKED_ROWS = 48  # from this many rows, panels are not cut into L1-sized K blocks when L2 holds them
 
 
 def register_tile(ctx: LowerCtx, default: MicroKernel) -> MicroKernel:
@@ -98,10 +104,9 @@ def tiled_product(
     first copied to strips of rows (`pack_rows`)."""
     rows, width = tile.rows, tile.cols
     order = tile_order(ctx, "cols")
-    streamed = packed and order == "cols" and streams_weights(m, k)
-    kc = k_block(int(k), width) if streamed else None
+    plan = stream_plan(m, k, width) if packed and order == "cols" else None
     copy = None
-    if streamed and strips:
+    if plan is not None and strips:
         buf, copy = pack_rows(ctx, int(m), int(k), rows, a)
 
         def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
@@ -110,52 +115,103 @@ def tiled_product(
         def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
             return a(binop("add", m0, r), kk)
 
-    def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, carry: Carry | None = None) -> Stmt:
+    def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
         w = width if packed else cols
-        # one strip reads its block as it computes (the hardware prefetcher keeps up; a software prefetch
-        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle
-        ahead = (kc or int(k)) * width if streamed and int(m) > rows else None
+        # one strip reads its weights as it computes (the hardware prefetcher keeps up; a software prefetch
+        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so
+        # every strip asks for its share of the next block of weights
+        strips = -(-int(m) // rows) if plan is not None else 1
+        ahead = None
+        if plan is not None and strips > 1:  # the next block of the panel, or the same k of the next panel
+            ahead = (plan[1] if plan[0] == int(k) else int(k)) * width
         return micro_kernel(
-            ctx, [kc or k], nrows, w, cols,
+            ctx, [klen], nrows, w, cols,
             lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
             lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
             lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
             carry=carry,
-            prefetch=(lambda kk: prefetch_ahead(b(binop("add", k0, kk[0]), n0, idx(0)), ahead)) if ahead else None,
+            prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, int(klen), width,
+                                                binop("div", m0, idx(rows)), strips, kk[0])) if ahead else None,
         )
 
-    def column(n0: Expr, cols: int) -> Stmt:
-        if kc is None:
-            return tiles(ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols, idx(0)), "mo")
-        sums = stack(ctx, DType.float32, int(m) * width, "sums")  # at most STREAMED_A_BYTES / 64
-
-        def block(kb: Expr) -> Stmt:
-            first, last = Bin("eq", kb, idx(0)), Bin("eq", kb, idx(int(k) // kc - 1))
-
-            def strip(m0: Expr, nrows: int) -> Stmt:
-                def at(r: Expr, c: Expr) -> Expr:
-                    return binop("add", binop("mul", binop("add", m0, r), idx(width)), c)
-
-                return part(m0, nrows, n0, cols, binop("mul", kb, idx(kc)), Carry(sums, at, first, last))
-
-            return tiles(ctx, m, rows, strip, "mo")
-
-        return Allocate(sums, ctx.loop(int(k) // kc, block, "kb"))
-
     def row(m0: Expr, nrows: int) -> Stmt:
-        return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols, idx(0)), "no")
+        return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols, idx(0), k), "no")
 
     if order == "rows":  # a row strip of `a` stays in cache while b streams
         return tiles(ctx, m, rows, row, "mo")
-    return seq(copy, tiles(ctx, n, width, column, "no"))
+    if plan is None:
+        return tiles(ctx, n, width, lambda n0, cols: tiles(
+            ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols, idx(0), k), "mo"), "no")
+    return seq(copy, streamed_panels(ctx, int(m), n, int(k), rows, width, plan, part))
 
 
-def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
-    """Prefetch the element `ahead` elements after a load from a packed panel (the next K block of the
-    panel, or the next panel): the weights come from memory while the row tiles of this block compute."""
-    if not isinstance(load, Load) or isinstance(load.buffer.size, Sym):
+def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: int, plan: tuple[int, int],
+                    part: Callable[..., Stmt]) -> Stmt:
+    """The column panels of a weight-streaming product (`stream_plan`): per K span, per panel, per K
+    block, every row strip; `part(m0, nrows, n0, cols, k0, klen, carry)` is one tile. The partial sums of
+    a panel pass between its blocks in a stack buffer, or between spans in a buffer of all panels (whose
+    loop, inside the span loop, is then the parallel one)."""
+    span, kc = plan
+    spans, blocks = k // span, span // kc
+    shared = ctx.scratch(DType.float32, -(-int(n) // width) * width * m) if spans > 1 else None
+
+    def column(ks: Expr, n0: Expr, cols: int) -> Stmt:
+        if spans * blocks == 1:
+            return tiles(ctx, m, rows, lambda m0, nrows: part(m0, nrows, n0, cols, idx(0), k), "mo")
+        sums = shared if shared is not None else stack(ctx, DType.float32, m * width, "sums")
+
+        def block(kb: Expr) -> Stmt:
+            loops = [(v, extent) for v, extent in ((ks, spans), (kb, blocks)) if extent > 1]
+            first = _all([Bin("eq", v, idx(0)) for v, _ in loops])
+            last = _all([Bin("eq", v, idx(extent - 1)) for v, extent in loops])
+            k0 = binop("add", binop("mul", ks, idx(span)), binop("mul", kb, idx(kc)))
+
+            def strip(m0: Expr, nrows: int) -> Stmt:
+                def at(r: Expr, c: Expr) -> Expr:
+                    row = binop("add", binop("mul", binop("add", m0, r), idx(width)), c)
+                    return row if shared is None else binop("add", binop("mul", n0, idx(m)), row)
+
+                return part(m0, nrows, n0, cols, k0, kc, Carry(sums, at, first, last))
+
+            return tiles(ctx, m, rows, strip, "mo")
+
+        loop = ctx.loop(blocks, block, "kb")
+        return loop if shared is not None else Allocate(sums, loop)
+
+    if spans == 1:
+        return tiles(ctx, n, width, lambda n0, cols: column(idx(0), n0, cols), "no")
+
+    def span_panels(ks: Expr) -> Stmt:
+        panels = tiles(ctx, n, width, lambda n0, cols: column(ks, n0, cols), "no")
+        loops = [panels] if isinstance(panels, For) else panels.stmts if isinstance(panels, Seq) else []
+        whole = next((s for s in loops if isinstance(s, For)), None)  # the whole panels; the tail follows
+        if whole is not None:
+            ctx.hints.append(Parallel(whole.var.name))
+        return panels
+
+    return ctx.loop(spans, span_panels, "ks")
+
+
+def _all(tests: list[Expr]) -> Expr:
+    return tests[0] if len(tests) == 1 else binop("and", tests[0], _all(tests[1:]))
+
+
+def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, strips: int,
+                   kk: Expr) -> Stmt | None:
+    """Row strip `strip`'s share of the prefetch of the block `ahead` elements after `start` (the first
+    element of a block of `klen` k steps of a packed panel of `width` columns; `ahead`: the next block, or
+    the same block of the next panel): each of the `strips` strips of the block asks for 1/strips of it
+    over its own k steps, one line every few steps (at k step `kk`, element (strip * klen + kk) * width /
+    strips of the block).
+    Asked for by the first strip alone, the next block kept about one new line in flight per k step of
+    that strip, more than a core tracks over a memory latency, and the strip stalled (BENCHMARKS.md,
+    "fp32 micro-kernel efficiency")."""
+    if not isinstance(start, Load) or isinstance(start.buffer.size, Sym):
         return None
-    return Prefetch(load.buffer, clamp(binop("add", load.index, idx(ahead)), 0, int(load.buffer.size) - 1))
+    step = binop("add", binop("mul", strip, idx(klen)), kk)
+    share = binop("div", binop("mul", step, idx(width)), idx(strips))
+    at = binop("add", binop("add", start.index, idx(ahead)), share)
+    return Prefetch(start.buffer, clamp(at, 0, int(start.buffer.size) - 1))
 
 
 def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr]) -> tuple[Buffer, Stmt]:
@@ -175,12 +231,31 @@ def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr]
 
 
 def streams_weights(m: Size, k: Size) -> bool:
-    """Whether a product with packed weights takes the weight-streaming schedule: `a` (m x k, both known)
-    fits STREAMED_A_BYTES, so it stays in L2 while every weight panel passes once (few rows: MLPs, decoders,
-    short sequences). Its panels are K-blocked (`k_block`), `a` is packed in row strips (`pack_rows`) and
-    the next weight block is prefetched. A larger `a` keeps the plain panel loop, which streams `a` in long
-    rows (K-blocking it there was measured slower: BENCHMARKS.md, "fp32 matrix products")."""
+    """Whether all of `a` (m x k, both known) fits STREAMED_A_BYTES, so that it stays in L2 while every
+    weight panel passes once (few rows: MLPs, decoders, short sequences; `stream_plan`)."""
     return not isinstance(m, Sym) and not isinstance(k, Sym) and 4 * m * k <= STREAMED_A_BYTES
+
+
+def stream_plan(m: Size, k: Size, width: int) -> tuple[int, int] | None:
+    """(span, block): how a product with packed weights and known m, k streams them, or None for the plain
+    panel loop. `a` is packed in row strips (`pack_rows`), `span` columns of it stay in L2 while every
+    weight panel passes over them once, each panel's span in K blocks of `block` (== span: not cut), every
+    row strip on one block before the next, the next block prefetched (`prefetch_share`). The span is K
+    when `a` fits L2 (`streams_weights`), else the longest divisor of K (at least MIN_SPAN) whose columns of
+    `a` fit SPAN_A_BYTES (GPT-2's and BERT's K = 3072 products), the partial sums kept between spans; more
+    rows keep the plain loop. Spans of few rows are cut into blocks that fit L1 (`k_block`); from
+    UNBLOCKED_ROWS rows, when `a`'s span and two panel spans fit L2, they are not: each strip's start on
+    a block and its carried sums cost more than reading the panel from L2 (BENCHMARKS.md, "fp32
+    micro-kernel efficiency")."""
+    if isinstance(m, Sym) or isinstance(k, Sym):
+        return None
+    m, k = int(m), int(k)
+    span = k if streams_weights(m, k) else next(
+        (d for d in range(min(k, SPAN_A_BYTES // (4 * m)), MIN_SPAN - 1, -1) if k % d == 0), None)
+    if span is None:
+        return None
+    whole = m >= UNBLOCKED_ROWS and 4 * span * (m + 2 * width) <= L2_BYTES
+    return span, span if whole else k_block(span, width) or span
 
 
 def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:

@@ -1,0 +1,48 @@
+"""Weight-streaming products: where their panels are cut into K blocks, and their results either way."""
+
+import numpy as np
+import pytest
+from aic.compiler.lower.contraction import stream_plan
+from onnx import TensorProto, helper, numpy_helper
+
+import aic
+
+
+@pytest.mark.parametrize(("m", "k", "width", "plan"), [
+    (64, 768, 16, (768, 768)),  # GPT-2 projections: the whole panel (a and two panels fit L2)
+    (128, 768, 16, (768, 768)),  # BERT projections: 384 KiB of a + 2 x 48 KiB of panel still fit
+    (32, 1024, 24, (1024, 128)),  # few rows: blocks of at most 16 KiB (L1)
+    (64, 1536, 16, (1536, 256)),  # a and two panels over L2: L1 blocks
+    (64, 3072, 16, (1024, 1024)),  # a over STREAMED_A_BYTES: spans of 256 KiB of a
+    (128, 3072, 16, (512, 512)),
+    (512, 1024, 16, None),  # a span of 256 KiB would be under MIN_SPAN: the plain panel loop
+])
+def test_k_spans_and_blocks(m, k, width, plan):
+    assert stream_plan(m, k, width) == plan
+
+
+def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"])], "streamed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    return model, w.astype(np.float64), bias.astype(np.float64)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("m", "k", "n"), [
+    (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
+    (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
+    (48, 2816, 37),  # 4 K spans of 704 (a over STREAMED_A_BYTES), sums of all panels between spans
+])
+def test_streamed_products_match_float64(m, k, n, threads):
+    rng = np.random.default_rng(m + k)
+    model, w, bias = _gemm(m, k, n, rng)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    got = aic.compile(model, num_threads=threads, cache=False).run(None, {"x": x})[0]
+    want = x.astype(np.float64) @ w + bias
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
