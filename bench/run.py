@@ -26,12 +26,10 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from aic.compiler.summary import summarize
 from aic.frontend.onnx import load_model
 
@@ -40,9 +38,9 @@ from aic.peak import measure_peak
 from bench.check_interp import relative_error
 from bench.export_models import EXPORTERS, model_path
 from bench.models import MODELS
+from bench.peers import Runner, ort_runner, ov_runner
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
 
 @dataclass
@@ -74,35 +72,6 @@ class Row:
 
     def gflops(self, ms: float | None) -> float | None:
         return self.gflop / (ms / 1e3) if ms else None
-
-
-def ort_runner(path: Path, threads: int) -> Runner:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda feeds: session.run(None, feeds)
-
-
-def ov_runner(path: Path, threads: int) -> Runner | None:
-    """An OpenVINO CPU model of `path` in fp32, or None without the `openvino` package."""
-    try:
-        import openvino as ov
-    except ImportError:
-        return None
-    core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
-              "INFERENCE_NUM_THREADS": str(threads)}
-    compiled = core.compile_model(str(path), "CPU", config)
-    request = compiled.create_infer_request()
-
-    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        request.infer(feeds)
-        return [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
-
-    return run
 
 
 SETTLE_S = 0.05  # pause before each timed run
