@@ -4,10 +4,11 @@
 
 Each round runs every build once (and onnxruntime and OpenVINO with `--peers`), in every order in turn, each
 run after `--pause` ms idle as in bench/run.py. Per build: the median and quartiles, the median of its
-per-round ratio to the first build (paired: both saw the same minute of a noisy machine), and its median by
-the runner that ran just before it (a runtime whose workers keep spinning after its run slows whoever runs
-next). The build loaded first can run a few percent faster or slower than an identical one loaded second:
-repeat with the builds swapped and take the geometric mean of the two ratios.
+per-round ratio to the first build (paired: both saw the same minute of a noisy machine), its minimum (the run
+that met the fewest other processes), and its median by the runner that ran just before it (a runtime whose
+workers keep spinning after its run slows whoever runs next). The build loaded first can run a few percent
+faster or slower than an identical one loaded second: repeat with the builds swapped and take the geometric
+mean of the two ratios.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def report(samples: dict[str, list[tuple[float, str, int]]], builds: list[str]) 
     for name, runs in samples.items():
         ms = [m for m, _, _ in runs]
         q1, q3 = np.percentile(ms, [25, 75])
-        line = f"  {name:>8}: median {statistics.median(ms):8.3f} ms (quartiles {q1:.3f}-{q3:.3f})"
+        line = f"  {name:>8}: median {statistics.median(ms):8.3f} ms (quartiles {q1:.3f}-{q3:.3f}, min {min(ms):.3f})"
         if name in builds[1:]:
             ratios = [m / first[r] for m, _, r in runs]
             r1, r3 = np.percentile(ratios, [25, 75])
