@@ -85,8 +85,11 @@ def duration(seconds: float) -> str:
     return f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
 
 
-def profile_module(module: Any, feeds: Mapping[str, np.ndarray], runs: int = 20, trace: str | None = None) -> Profile:
-    """Time every kernel call of a loaded `module` over `runs` runs (after one warm-up run)."""
+def profile_module(
+    module: Any, feeds: Mapping[str, np.ndarray], runs: int = 20, trace: str | None = None, pause: float = 0.0
+) -> Profile:
+    """Time every kernel call of a loaded `module` over `runs` runs (after one warm-up run), each after
+    `pause` seconds of idling (as a service between requests; 0: back to back)."""
     import time
 
     module.run(None, feeds)
@@ -94,6 +97,8 @@ def profile_module(module: Any, feeds: Mapping[str, np.ndarray], runs: int = 20,
     module.enable_profiling(prefix)
     walls, per_call = [], []
     for _ in range(max(runs, 1)):
+        if pause > 0:
+            time.sleep(pause)
         start = time.perf_counter()
         module.run(None, feeds)
         walls.append(time.perf_counter() - start)

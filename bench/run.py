@@ -1,6 +1,6 @@
 """The benchmark: aic against onnxruntime and OpenVINO on the same models, in the same run, same threads.
 
-    python -m bench.run [--models resnet50 bert_base] [--threads 1 2] [--runs 30] [--warmup 5]
+    python -m bench.run [--models resnet50 bert_base] [--threads 1 2] [--runs 30] [--warmup 5] [--pause 50]
                         [--exporter dynamo|torchscript] [--opset 17|20] [--out bench/out]
 
 For each model (static shapes, exported once to bench/models/ if missing): compile it with
@@ -26,12 +26,10 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from aic.compiler.summary import summarize
 from aic.frontend.onnx import load_model
 
@@ -40,9 +38,9 @@ from aic.peak import measure_peak
 from bench.check_interp import relative_error
 from bench.export_models import EXPORTERS, model_path
 from bench.models import MODELS
+from bench.peers import Runner, ort_runner, ov_runner
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
 
 @dataclass
@@ -76,50 +74,22 @@ class Row:
         return self.gflop / (ms / 1e3) if ms else None
 
 
-def ort_runner(path: Path, threads: int) -> Runner:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda feeds: session.run(None, feeds)
-
-
-def ov_runner(path: Path, threads: int) -> Runner | None:
-    """An OpenVINO CPU model of `path` in fp32, or None without the `openvino` package."""
-    try:
-        import openvino as ov
-    except ImportError:
-        return None
-    core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
-              "INFERENCE_NUM_THREADS": str(threads)}
-    compiled = core.compile_model(str(path), "CPU", config)
-    request = compiled.create_infer_request()
-
-    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        request.infer(feeds)
-        return [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
-
-    return run
-
-
 SETTLE_S = 0.05  # pause before each timed run
 
 
 def time_interleaved(
-    runners: dict[str, Runner], feeds: dict[str, np.ndarray], warmup: int, runs: int
+    runners: dict[str, Runner], feeds: dict[str, np.ndarray], warmup: int, runs: int, pause: float = SETTLE_S
 ) -> dict[str, float]:
     """Median milliseconds per runner; one run of each per round, the order alternating by round.
 
-    Each timed run starts after a short pause, so the thread pool of the runtime that ran last (onnxruntime's
-    workers spin after a run) has gone idle and does not take a core from the next one."""
+    Each timed run starts after a pause (50 ms by default, as a service between requests). onnxruntime's worker
+    keeps ~40% of a CPU busy for ~100 ms after a 2-thread run, so at 50 ms whoever runs right after onnxruntime
+    shares a core with it (BENCHMARKS.md, "Two threads on every model"); with `--pause 150` that spin has ended."""
     samples: dict[str, list[float]] = {name: [] for name in runners}
     order = list(runners)
     for i in range(warmup + runs):
         for name in order if i % 2 == 0 else order[::-1]:
-            time.sleep(SETTLE_S)
+            time.sleep(pause)
             start = time.perf_counter_ns()
             runners[name](feeds)
             elapsed = (time.perf_counter_ns() - start) / 1e6
@@ -144,7 +114,7 @@ def bench_model(name: str, path: Path, args: argparse.Namespace, peak: float) ->
             runners["ov"] = ov
         if compiled is not None:
             runners["aic"] = aic_runner(so_path, t)
-        medians = time_interleaved(runners, feeds, args.warmup, args.runs)
+        medians = time_interleaved(runners, feeds, args.warmup, args.runs, args.pause / 1e3)
         arena = None if compiled is None else compiled.metadata.get("arena_bytes")
         rows.append(Row(name, t, gflop, medians["ort"], medians.get("aic"), compile_s, arena, err, error,
                         medians.get("ov")))
@@ -296,6 +266,8 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--pause", type=float, default=SETTLE_S * 1e3,
+                        help="milliseconds idle before each timed run (onnxruntime's workers spin ~100 ms after a run)")
     parser.add_argument("--exporter", default="dynamo", choices=list(EXPORTERS))
     parser.add_argument("--opset", type=int, default=20)
     parser.add_argument("--opt-level", type=int, default=2, help="aic optimisation level (0-3)")

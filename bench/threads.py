@@ -1,6 +1,6 @@
 """Where two threads lose: per-kernel times at 1 and at N threads, with each kernel's parallel split.
 
-    python -m bench.threads MODEL.onnx [--threads 2] [--rounds 6] [--runs 5] [--top 20]
+    python -m bench.threads MODEL.onnx [--threads 2] [--rounds 6] [--runs 5] [--top 20] [--pause MS]
 
 The model is compiled once and loaded twice in one process (1 thread and N threads); the two are
 profiled in turns (`rounds` x `runs` runs each, aic's per-kernel timing) and each kernel call's time is its
@@ -8,7 +8,8 @@ median. The loop IR of the same compile gives each kernel's parallel loops: thei
 balance of those iterations over N threads (the most any thread runs over the even share). A kernel's loss
 is its N-thread time minus its 1-thread time / N. The cause column reads: `serial` (no parallel loop),
 `imbalance` (a parallel loop's balance above 1.05), else `sync/memory` (barriers, wake-ups, shared
-bandwidth: what the structure does not explain).
+bandwidth: what the structure does not explain). `--pause 50` idles 50 ms before each profiled run, as the
+benchmark does: the first kernels then show what an idle core's wake-up and cold caches cost.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--runs", type=int, default=5, help="profiled runs per round and thread count")
     p.add_argument("--top", type=int, default=20)
+    p.add_argument("--pause", type=float, default=0.0, help="milliseconds idle before each profiled run")
     args = p.parse_args()
 
     kernels = [c.kernel for c in kernel_calls(lower_model(args.model).calls)]
@@ -61,8 +63,8 @@ def main() -> None:
     feeds = {i.name: np.random.default_rng(0).random(i.shape).astype(i.dtype) for i in one.inputs}  # ids: 0
     runs: dict[int, list[Profile]] = {1: [], args.threads: []}
     for _ in range(args.rounds):
-        runs[1].append(profile_module(one, feeds, args.runs))
-        runs[args.threads].append(profile_module(many, feeds, args.runs))
+        runs[1].append(profile_module(one, feeds, args.runs, pause=args.pause / 1e3))
+        runs[args.threads].append(profile_module(many, feeds, args.runs, pause=args.pause / 1e3))
     t1, tn = merged(runs[1]), merged(runs[args.threads])
     n = args.threads
     wall1 = np.median([r.run_seconds for r in runs[1]])

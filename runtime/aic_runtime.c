@@ -6,11 +6,13 @@
  * - A thread pool for generated parallel loops. aic_run wakes the workers when it starts;
  *   they spin (pause, yielding now and then) for the whole run, so no parallel loop of a run
  *   pays a wake-up, and for AIC_SPIN microseconds after it (default 2000), then sleep on
- *   a condition variable, so an idle model costs no CPU. aic_parallel_for splits
- *   [0, n) into chunks that the caller and the workers claim atomically, largest first
- *   (sizes shrink linearly to one iteration), so the threads finish within a small chunk
- *   of each other; the caller never waits for a worker that has not started (on a busy
- *   machine it runs the chunks itself); nested parallel loops run serially inside their chunk.
+ *   a condition variable, so an idle model costs no CPU. aic_parallel_for gives each
+ *   thread one contiguous range of [0, n), cut into chunks that shrink towards its end;
+ *   a thread claims its own range's chunks first, then what is left of the others', so
+ *   consecutive loops keep their data on the core that wrote it and the threads finish
+ *   within a small chunk of each other; the caller never waits for a worker that has not
+ *   started (on a busy machine it runs the chunks itself); nested parallel loops run
+ *   serially inside their chunk.
  * - A load-time check that this CPU has the features the kernels were compiled for.
  */
 #define _GNU_SOURCE
@@ -61,35 +63,49 @@ static inline void cpu_relax(void) {
 
 /* ------------------------------------------------------------------ thread pool */
 
-/* A job's chunks are claimed through one 64-bit word: generation (24 bits) | chunk count
- * (20 bits) | next chunk (20 bits). A worker that wakes late sees a finished or newer
- * generation and claims nothing, so the caller never waits for a worker that did not
+/* A job's n iterations are cut into one contiguous range per thread (range r: [n r / T, n (r+1) / T)), each in
+ * chunks that shrink along the range. Thread r claims its own range's chunks first, from the front, then the
+ * other ranges' remaining chunks. So a thread meets the same iterations in consecutive loops of the same size
+ * (the data it wrote last loop is in its own cache), its claims touch a cache line no other thread writes
+ * until it steals, and the threads still finish within a small chunk of each other. A range is claimed
+ * through its own 64-bit word: job (32 bits) | chunk count (16) | next chunk (16). A worker that wakes late
+ * sees another job in the words and claims nothing, so the caller never waits for a worker that did not
  * start: it runs the chunks nobody claimed and waits only for chunks in flight. */
-#define CHUNK_BITS 20
-#define CHUNK_MASK ((1ull << CHUNK_BITS) - 1)
+#define NEXT_BITS 16
+#define NEXT_MASK ((1ull << NEXT_BITS) - 1)
+
+typedef struct aic_range {
+    _Alignas(64) atomic_ullong word; /* job | chunks | next chunk; one cache line per range */
+} aic_range;
 
 typedef struct aic_pool {
     int num_threads; /* the caller included */
     pthread_t *workers;
+    aic_range *ranges; /* num_threads of them */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_cond_t done;
-    atomic_uint generation;   /* bumped to post a job (or to stop) */
-    atomic_ullong tickets;    /* generation | chunks | next chunk */
-    atomic_llong unfinished;  /* chunks of the current job not yet done */
     atomic_int stop;
     atomic_int running;        /* a run is under way: workers spin instead of sleeping */
     atomic_llong spin_until;   /* after a run, workers spin until this time (ns, CLOCK_MONOTONIC) */
     atomic_int sleepers;       /* workers waiting on `wake` */
     atomic_int waiting;        /* the caller waits on `done` */
+    atomic_int started;        /* workers that took their range index */
 #if defined(__linux__)
     cpu_set_t cpus;            /* the CPUs the workers may use (the creating thread's affinity) */
 #endif
     long long spin_ns;
+    char line_a[64]; /* what follows is written once per job and read by all threads while it runs */
+    atomic_uint generation; /* the current job (bumped to post one, or to stop) */
     aic_task_fn fn; /* the current job; stable while any of its chunks is unfinished */
     void *closure;
     int64_t n;
+    char line_b[64];
+    atomic_llong unfinished; /* chunks of the current job not yet done; each thread writes it once per job */
+    char line_c[64];
 } aic_pool;
+
+static _Thread_local int range_index; /* this thread's own range: 0 for the caller, 1.. for the workers */
 
 /* Where chunk c of `count` starts in [0, n). With at least two iterations per chunk the sizes shrink
  * linearly (chunk c covers n * ((count-c)^2 - (count-c-1)^2) / count^2 iterations): the first claims take
@@ -104,24 +120,37 @@ static int64_t chunk_begin(int64_t c, int64_t count, int64_t n) {
     return n - (int64_t)(left * (unsigned __int128)n / ((unsigned __int128)count * (unsigned __int128)count));
 }
 
-/* Claim and run chunks of the job posted as `tickets` value `posted`; returns when none are left. The chunks
- * it ran are subtracted from `unfinished` once, at the end: one write to the shared counter per thread and job,
- * not one per chunk (a step of a recurrent layer is a job of a few microseconds in 16 chunks). */
-static void run_chunks(aic_pool *pool, unsigned long long posted) {
-    unsigned long long job = posted >> CHUNK_BITS, chunks = job & CHUNK_MASK;
-    unsigned long long t = atomic_load_explicit(&pool->tickets, memory_order_acquire);
+static int64_t range_begin(int64_t r, int64_t threads, int64_t n) {
+    return (int64_t)((unsigned __int128)n * (unsigned __int128)r / (unsigned __int128)threads);
+}
+
+/* Claim and run the chunks of range r that belong to `job`; returns how many it ran. */
+static long long run_range(aic_pool *pool, unsigned job, int r) {
+    atomic_ullong *word = &pool->ranges[r].word;
+    unsigned long long w = atomic_load_explicit(word, memory_order_acquire);
     long long ran = 0;
     for (;;) {
-        if ((t >> CHUNK_BITS) != job || (t & CHUNK_MASK) >= chunks) break;
-        if (!atomic_compare_exchange_weak_explicit(&pool->tickets, &t, t + 1, memory_order_acquire,
-                                                   memory_order_acquire))
+        unsigned long long count = (w >> NEXT_BITS) & NEXT_MASK, c = w & NEXT_MASK;
+        if ((unsigned)(w >> 32) != job || c >= count) return ran;
+        if (!atomic_compare_exchange_weak_explicit(word, &w, w + 1, memory_order_acquire, memory_order_acquire))
             continue;
-        int64_t c = (int64_t)(t & CHUNK_MASK), count = (int64_t)chunks;
-        int64_t begin = chunk_begin(c, count, pool->n), end = chunk_begin(c + 1, count, pool->n);
+        /* The claim pins the job: it cannot end, nor the next be posted, before this chunk is done. */
+        int64_t rb = range_begin(r, pool->num_threads, pool->n), re = range_begin(r + 1, pool->num_threads, pool->n);
+        int64_t begin = rb + chunk_begin((int64_t)c, (int64_t)count, re - rb);
+        int64_t end = rb + chunk_begin((int64_t)c + 1, (int64_t)count, re - rb);
         if (end > begin) pool->fn(pool->closure, begin, end);
         ran++;
-        t = atomic_load_explicit(&pool->tickets, memory_order_acquire);
+        w = atomic_load_explicit(word, memory_order_acquire);
     }
+}
+
+/* Run this thread's own range, then whatever the others left unclaimed. The chunks it ran are subtracted from
+ * `unfinished` once, at the end: one write to the shared counter per thread and job, not one per chunk (a step
+ * of a recurrent layer is a job of a few microseconds). */
+static void run_chunks(aic_pool *pool, unsigned job) {
+    int threads = pool->num_threads;
+    long long ran = 0;
+    for (int k = 0; k < threads; k++) ran += run_range(pool, job, (range_index + k) % threads);
     /* seq_cst with the caller's store of `waiting`: it sees the count reach zero, or is signalled */
     if (ran > 0 && atomic_fetch_sub(&pool->unfinished, ran) == ran && atomic_load(&pool->waiting)) {
         pthread_mutex_lock(&pool->lock);
@@ -214,10 +243,11 @@ static void *worker_main(void *arg) {
     aic_pool *pool = arg;
     unsigned seen = 0;
     inside_job = 1;
+    range_index = atomic_fetch_add_explicit(&pool->started, 1, memory_order_relaxed) + 1;
     for (;;) {
         seen = wait_for_job(pool, seen);
         if (atomic_load_explicit(&pool->stop, memory_order_acquire)) return NULL;
-        run_chunks(pool, atomic_load_explicit(&pool->tickets, memory_order_acquire));
+        run_chunks(pool, seen);
     }
 }
 
@@ -238,18 +268,25 @@ void aic_parallel_for(aic_task_fn fn, void *closure, int64_t n) {
         fn(closure, 0, n);
         return;
     }
-    int64_t chunks = (int64_t)pool->num_threads * CHUNKS_PER_THREAD;
-    chunks = n < chunks ? n : chunks;
-    unsigned long long job = (atomic_load_explicit(&pool->tickets, memory_order_relaxed) >> (2 * CHUNK_BITS)) + 1;
-    unsigned long long posted = ((job & 0xFFFFFF) << (2 * CHUNK_BITS)) | ((unsigned long long)chunks << CHUNK_BITS);
+    /* The caller alone writes the ranges and the job; no thread claims a chunk between the end of one job
+     * (`unfinished` reached 0) and the post of the next, and the post's release makes them visible. */
+    unsigned job = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;
+    int64_t chunks = 0;
+    for (int r = 0; r < pool->num_threads; r++) {
+        int64_t length = range_begin(r + 1, pool->num_threads, n) - range_begin(r, pool->num_threads, n);
+        int64_t count = length < CHUNKS_PER_THREAD ? length : CHUNKS_PER_THREAD;
+        chunks += count;
+        atomic_store_explicit(&pool->ranges[r].word, ((unsigned long long)job << 32) | ((unsigned long long)count << NEXT_BITS),
+                              memory_order_relaxed);
+    }
     pool->fn = fn;
     pool->closure = closure;
     pool->n = n;
     atomic_store_explicit(&pool->unfinished, chunks, memory_order_relaxed);
-    atomic_store_explicit(&pool->tickets, posted, memory_order_release);
     post(pool);
     inside_job = 1;
-    run_chunks(pool, posted);
+    range_index = 0;
+    run_chunks(pool, job);
     inside_job = 0;
     for (int i = 0; i < SPIN_ITERATIONS && atomic_load_explicit(&pool->unfinished, memory_order_acquire) > 0; i++)
         cpu_relax();
@@ -270,6 +307,7 @@ static void pool_stop(aic_pool *pool, int started) {
     pthread_cond_destroy(&pool->wake);
     pthread_cond_destroy(&pool->done);
     free(pool->workers);
+    free(pool->ranges);
 }
 
 static int pool_start(aic_pool *pool, int num_threads) {
@@ -293,7 +331,9 @@ static int pool_start(aic_pool *pool, int num_threads) {
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);
     pool->workers = calloc((size_t)num_threads, sizeof(pthread_t));
-    if (pool->workers == NULL) {
+    if (posix_memalign((void **)&pool->ranges, 64, (size_t)num_threads * sizeof(aic_range)) != 0) pool->ranges = NULL;
+    else memset(pool->ranges, 0, (size_t)num_threads * sizeof(aic_range));
+    if (pool->workers == NULL || pool->ranges == NULL) {
         pool_stop(pool, 0);
         return fail(AIC_ERROR_OUT_OF_MEMORY, "aic: cannot allocate a pool of %d threads", num_threads);
     }

@@ -1,0 +1,85 @@
+"""The thread pool under stress: every parallel loop's iterations run exactly once at any thread count.
+
+Parallel loops of many sizes (a few iterations up to thousands, fewer than the threads too) are run at 2, 3 and
+5 threads, with fresh inputs each run (an iteration skipped would leave the previous run's values), and from
+several Python threads at once with more pool threads than CPUs, so that workers start late, share cores and
+their ranges are taken over by other threads. The results must equal the 1-thread run's bit for bit.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import aic
+
+F = onnx.TensorProto.FLOAT
+
+
+def many_loops_model() -> onnx.ModelProto:
+    """Kernels whose parallel loops have 2 to thousands of iterations."""
+    nodes = [
+        helper.make_node("MaxPool", ["a"], ["pa"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),  # 3 channels
+        helper.make_node("Conv", ["b", "wb"], ["cb"], pads=[1, 1, 1, 1]),  # 7 output channels, 40x40
+        helper.make_node("Relu", ["cb"], ["rb"]),
+        helper.make_node("Softmax", ["c"], ["sc"], axis=1),  # 37 rows of 2048
+        helper.make_node("MatMul", ["d", "wd"], ["md"]),  # 13 x 512 @ 512 x 200
+        helper.make_node("MaxPool", ["e"], ["pe"], kernel_shape=[2, 2], strides=[2, 2]),  # 2 channels
+        helper.make_node("Sigmoid", ["f"], ["sf"]),  # 300k elements
+    ]
+    shapes = {"a": [1, 3, 96, 96], "b": [1, 5, 40, 40], "c": [37, 2048], "d": [13, 512], "e": [1, 2, 256, 256],
+              "f": [3, 100, 1000]}  # fmt: skip
+    outs = {"pa": [1, 3, 96, 96], "rb": [1, 7, 40, 40], "sc": [37, 2048], "md": [13, 200], "pe": [1, 2, 128, 128],
+            "sf": [3, 100, 1000]}  # fmt: skip
+    rng = np.random.default_rng(0)
+    weights = [onnx.numpy_helper.from_array(rng.standard_normal((7, 5, 3, 3)).astype(np.float32), "wb"),
+               onnx.numpy_helper.from_array(rng.standard_normal((512, 200)).astype(np.float32), "wd")]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "loops", [helper.make_tensor_value_info(n, F, s) for n, s in shapes.items()],
+        [helper.make_tensor_value_info(n, F, s) for n, s in outs.items()], weights,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stress") / "loops.so"
+    aic.compile(many_loops_model(), output=path)
+    return path
+
+
+def _feeds(module, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in module.inputs}
+
+
+def _check_runs(path, threads: int, runs: int, seed: int, failures: list[str]) -> None:
+    one, many = aic.load(path, num_threads=1), aic.load(path, num_threads=threads)
+    for r in range(runs):
+        feeds = _feeds(one, seed + r)
+        for name, a, b in zip([o.name for o in one.outputs], one.run(None, feeds), many.run(None, feeds)):
+            if not np.array_equal(a, b):
+                failures.append(f"{threads} threads, run {r}: output {name} differs from 1 thread")
+                return
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_every_iteration_runs_once(artifact, threads):
+    failures: list[str] = []
+    _check_runs(artifact, threads, 60, 1000 * threads, failures)
+    assert not failures, failures
+
+
+def test_concurrent_models_with_more_threads_than_cpus(artifact):
+    failures: list[str] = []
+    callers = [threading.Thread(target=_check_runs, args=(artifact, 3, 40, 100 * i, failures)) for i in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in callers), "a run did not finish (deadlock?)"
+    assert not failures, failures
