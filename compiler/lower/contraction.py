@@ -196,6 +196,14 @@ def _all(tests: list[Expr]) -> Expr:
     return tests[0] if len(tests) == 1 else binop("and", tests[0], _all(tests[1:]))
 
 
+def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
+    """Prefetch the element `ahead` elements after a load from a packed panel (the next panel of an int8
+    product): the weights come from memory while the row tiles of this panel compute."""
+    if not isinstance(load, Load) or isinstance(load.buffer.size, Sym):
+        return None
+    return Prefetch(load.buffer, clamp(binop("add", load.index, idx(ahead)), 0, int(load.buffer.size) - 1))
+
+
 def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, strips: int,
                    kk: Expr) -> Stmt | None:
     """Row strip `strip`'s share of the prefetch of the block `ahead` elements after `start` (the first
