@@ -33,7 +33,7 @@ from .passes import optimize
 from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes, split_ranges
 
-CPU_ONLY_PASSES = ("fuse-attention",)
+CPU_ONLY_PASSES = ("fuse-attention", "blocked-layout")
 COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
 _compiles = itertools.count(1)
 

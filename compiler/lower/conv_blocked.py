@@ -1,0 +1,199 @@
+"""Lowering of the blocked channel layout (NCHWc): BlockChannels, UnblockChannels and ConvBlocked.
+
+A blocked tensor [N, C/B, H, W, B] has the B channels of a block side by side at every position,
+so the channel block is the vector (B = 8 floats on AVX2):
+
+- convolutions with one group (1x1 and kxk, any stride and padding) are products of positions (rows,
+  one broadcast input value each) by output channels (two blocks = two vectors per row), over the
+  reduction (taps x input channels): every tile is whole vectors whatever the map size (49 positions
+  of a 7x7 map are 8 tiles of 6 and one of 1, not ragged rows), on the shared micro-kernel; the weights
+  are packed at compile time as [Cout/2B][kh][kw][Cin][2][B];
+- depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
+  weight vector), one independent chain per kernel row; windows in the padding are bounds checked
+  only at the map's borders (window.py);
+- the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
+  the output vectors and stores them whole.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import Bin, Call, Expr, For, Stmt
+from aic.ir.loop_tools import binop, select, seq
+from aic.ir.ops.window import Window
+from aic.ir.schedule import Vectorize
+
+from .conv import window_of
+from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, node_error
+from .mathx import add, mul
+from .micro_kernel import micro_kernel, tiles
+from .sizes import shape_of
+from .table import Emit, anchor, compute
+from .window import clamped, inside_input, interior, tap_coords, window_loops
+
+ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
+PAIR = 2  # output channel blocks per register tile
+
+Finish = Callable[[list[Expr], Expr], Stmt]
+
+
+@compute("BlockChannels", cheap=True)
+def _block(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
+    x = ins[0]
+    assert x is not None
+    block, channels = node.attrs["block"], x.shape[1]
+    t = node.outputs[0].type
+
+    def at(i: list[Expr]) -> Expr:
+        c = binop("add", binop("mul", i[1], idx(block)), i[-1])
+        if channels % block == 0:
+            return x.at([i[0], c, *i[2:-1]])
+        value = x.at([i[0], clamp(c, 0, channels - 1), *i[2:-1]])
+        return select(Bin("lt", c, idx(channels)), value, const(0, x.dtype))
+
+    return [ComputeTensor(shape_of(t), t.dtype, at)]
+
+
+@compute("UnblockChannels", cheap=True)
+def _unblock(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
+    x = ins[0]
+    assert x is not None
+    block = x.shape[-1]
+    t = node.outputs[0].type
+    return [ComputeTensor(shape_of(t), t.dtype, lambda i: x.at(
+        [i[0], binop("div", i[1], idx(block)), *i[2:], binop("mod", i[1], idx(block))]))]
+
+
+@anchor("ConvBlocked")
+def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x = ins[0]
+    bias = ins[2] if len(ins) > 2 else None
+    weights = node.inputs[1].const if node.inputs[1] is not None else None
+    assert x is not None
+    if weights is None or x.dtype != DType.float32 or x.rank != 5:
+        raise node_error(node, "blocked convolutions need float32 2-D inputs and constant weights")
+    weights = np.asarray(weights, np.float32)
+    block = x.shape[-1]
+    window = window_of(node, list(weights.shape[2:]))
+    out_shape = list(shape_of(node.outputs[0].type))
+    if any(d != 1 for d in window.dilations):
+        raise node_error(node, f"blocked convolutions take unit dilations, got {list(window.dilations)}")
+
+    def finish(index: list[Expr], v: Expr) -> Stmt:
+        if bias is not None:
+            v = add(v, bias.at([binop("add", binop("mul", index[1], idx(block)), index[-1])]))
+        return emit(0, index, v)
+
+    group = node.attrs.get("group", 1)
+    if group == 1:
+        return blocked_products(ctx, x, weights, window, out_shape, finish)
+    if group == weights.shape[0] == x.shape[1] * block:
+        return blocked_depthwise(ctx, x, weights, window, out_shape, finish)
+    raise node_error(node, f"blocked convolutions are dense or depthwise, not {group} groups")
+
+
+def pack_pairs(weights: np.ndarray, block: int) -> np.ndarray:
+    """[Cout, Cin, kh, kw] -> [ceil(Cout / (PAIR*block)), kh, kw, Cin, PAIR, block], zero padded."""
+    cout, cin = weights.shape[:2]
+    panels = -(-cout // (PAIR * block))
+    w = np.zeros((panels * PAIR * block, cin, *weights.shape[2:]), np.float32)
+    w[:cout] = weights
+    w = w.reshape(panels, PAIR, block, cin, *weights.shape[2:])
+    return np.ascontiguousarray(np.transpose(w, (0, 4, 5, 3, 1, 2)))
+
+
+def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
+                     finish: Finish) -> Stmt:
+    """A convolution with one group: output positions (rows) x PAIR output channel blocks (vectors) over
+    (kh, kw, input block, lane); input values read in the padding are zero (checked only when the
+    window has padding)."""
+    n_batch, in_blocks, *spatial, block = x.shape
+    kernel = list(weights.shape[2:])
+    outs = out_shape[2:-1]
+    out_blocks = out_shape[1]
+    positions = int(np.prod(outs))
+    packed = ctx.weight(pack_pairs(weights, block), "w")
+    padded = any(window.pads)
+    flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides)
+    xb = x.buffer if isinstance(x, BufferTensor) else None
+    source = BufferTensor((n_batch, in_blocks, positions, block), x.dtype, lambda: xb) if flat else x
+
+    def per_panel(n: Expr, panel: Expr, groups: int) -> Stmt:
+        def part(p0: Expr, rows: int) -> Stmt:
+            def a(r: Expr, ks: list[Expr]) -> Expr:
+                taps, kb, lane = ks[:-2], ks[-2], ks[-1]
+                p = binop("add", p0, r)
+                if flat:
+                    return source.at([n, kb, p, lane])
+                coords = tap_coords(window, spatial, delinear(p, outs), taps)
+                if not padded:
+                    return x.at([n, kb, *coords, lane])
+                value = x.at([n, kb, *clamped(coords, spatial), lane])
+                return select(inside_input(coords, spatial), value, const(0, x.dtype))
+
+            def b(ks: list[Expr], g: Expr, c: Expr) -> Expr:
+                taps, kb, lane = ks[:-2], ks[-2], ks[-1]
+                return packed.at([panel, *taps, binop("add", binop("mul", kb, idx(block)), lane), g, c])
+
+            def out(r: Expr, g: Expr, c: Expr, v: Expr) -> Stmt:
+                cb = binop("add", binop("mul", panel, idx(PAIR)), g)
+                return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
+
+            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=groups)
+
+        return tiles(ctx, positions, ROWS, part, "pt")
+
+    def per_image(n: Expr) -> Stmt:
+        whole = ctx.loop(out_blocks // PAIR, lambda panel: per_panel(n, panel, PAIR), "cp")
+        odd = per_panel(n, idx(out_blocks // PAIR), 1) if out_blocks % PAIR else None
+        return seq(whole, odd)
+
+    return ctx.loop(n_batch, per_image, "n")
+
+
+def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
+                      finish: Finish) -> Stmt:
+    """Depthwise: per output position and channel block, one vector multiply-add per tap (input vector x
+    weight vector), one independent chain per kernel row; bounds checks only in the border windows."""
+    n_batch, blocks, *spatial, block = x.shape
+    kernel = list(weights.shape[2:])
+    outs = out_shape[2:-1]
+    packed = ctx.weight(np.moveaxis(weights.reshape(blocks, block, *kernel), 1, -1), "w")  # [C/B, kh, kw, B]
+    lanes: list[Stmt] = []
+
+    def element(index: list[Expr], inside: bool) -> Stmt:
+        n, cb, o = index[0], index[1], index[2:]
+
+        def lane(c: Expr) -> Stmt:
+            total: Expr | None = None
+            for first in range(kernel[0]):
+                chain: Expr | None = None
+                for rest in itertools.product(*(range(k) for k in kernel[1:])):
+                    taps = [first, *rest]
+                    coords = tap_coords(window, spatial, o, [idx(t) for t in taps])
+                    wv = packed.at([cb, *(idx(t) for t in taps), c])
+                    if inside:
+                        xv = x.at([n, cb, *coords, c])
+                    else:
+                        xv = select(inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]),
+                                    const(0, x.dtype))
+                    chain = mul(xv, wv) if chain is None else Call("fma", (xv, wv, chain))
+                assert chain is not None
+                total = chain if total is None else add(total, chain)
+            assert total is not None
+            return finish([n, cb, *o, c], total)
+
+        loop = ctx.loop(block, lane, "c")
+        lanes.append(loop)
+        return loop
+
+    nest = window_loops(ctx, [n_batch, blocks], outs, interior(window, spatial, outs), element)
+    for loop in lanes:
+        if isinstance(loop, For) and block >= 4:
+            ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))
+    return nest

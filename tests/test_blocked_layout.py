@@ -1,0 +1,118 @@
+"""The blocked channel layout (NCHW8c): the `blocked-layout` pass's decisions on small graphs, and the
+blocked kernels (1x1, depthwise, dense kxk with padding and strides, fused epilogues) compiled, against
+onnxruntime (1e-4 relative), odd channel counts included."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from aic.compiler.passes import optimize
+from aic.frontend.onnx import load_model
+from aic.ir import run_graph
+from aic.ir.ops.blocked import block_array, unblock_array
+from onnx import helper
+
+import aic
+from tests.onnx_util import assert_close, run_ort
+
+rng = np.random.default_rng(8)
+
+
+def f(*shape: int, scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def model(nodes, inputs: dict[str, np.ndarray], outputs: list[str], weights: dict[str, np.ndarray]):
+    infos = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, a.shape) for n, a in inputs.items()]
+    consts = [onnx.numpy_helper.from_array(a, n) for n, a in weights.items()]
+    graph = helper.make_graph(nodes, "g", infos, [onnx.ValueInfoProto(name=o) for o in outputs], consts)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    return m
+
+
+def conv(x: str, y: str, cin: int, cout: int, weights: dict, k: int = 1, group: int = 1, **attrs) -> onnx.NodeProto:
+    weights[f"{y}_w"] = f(cout, cin // group, k, k, scale=1 / np.sqrt(cin // group * k * k))
+    weights[f"{y}_b"] = f(cout, scale=0.1)
+    return helper.make_node("Conv", [x, f"{y}_w", f"{y}_b"], [y], group=group, **attrs)
+
+
+def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True):
+    """expand 1x1 + SiLU, depthwise kxk + SiLU, squeeze-excite, project 1x1, residual add (stride 1)."""
+    w: dict[str, np.ndarray] = {}
+    hidden = channels * expand
+    nodes = [conv("x", "e", channels, hidden, w), helper.make_node("Sigmoid", ["e"], ["es"]),
+             helper.make_node("Mul", ["e", "es"], ["ea"]),
+             conv("ea", "d", hidden, hidden, w, k, hidden, strides=[stride, stride], pads=[k // 2] * 4),
+             helper.make_node("Sigmoid", ["d"], ["ds"]), helper.make_node("Mul", ["d", "ds"], ["da"])]
+    top = "da"
+    if se:
+        nodes += [helper.make_node("GlobalAveragePool", ["da"], ["p"]), conv("p", "s1", hidden, 4, w),
+                  helper.make_node("Relu", ["s1"], ["s1r"]), conv("s1r", "s2", 4, hidden, w),
+                  helper.make_node("Sigmoid", ["s2"], ["sg"]), helper.make_node("Mul", ["da", "sg"], ["se"])]
+        top = "se"
+    nodes.append(conv(top, "pr", hidden, channels, w))
+    out = "pr"
+    if stride == 1:
+        nodes.append(helper.make_node("Add", ["pr", "x"], ["y"]))
+        out = "y"
+    x = f(1, channels, size, size)
+    return model(nodes, {"x": x}, [out], w), {"x": x}
+
+
+def check(m: onnx.ModelProto, feeds: dict[str, np.ndarray], blocked: bool = True) -> None:
+    graph, _ = optimize(load_model(m), 2)
+    ops = {n.op for n in graph.nodes}
+    assert ("ConvBlocked" in ops) == blocked, sorted(ops)
+    expected = run_ort(m, feeds)
+    actual = aic.compile(m, num_threads=1, cache=False).run(None, feeds)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+def test_block_round_trip():
+    x = f(2, 13, 3, 5)
+    b = block_array(x, 8)
+    assert b.shape == (2, 2, 3, 5, 8) and not b[:, 1, ..., 5:].any()
+    assert np.array_equal(unblock_array(b, 13), x)
+
+
+@pytest.mark.parametrize(("channels", "expand", "k", "stride", "size"),
+                         [(16, 4, 3, 1, 14), (12, 6, 5, 2, 14), (20, 3, 3, 1, 7)],
+                         ids=["3x3s1", "5x5s2-odd", "7x7-odd"])
+def test_mbconv_block(channels, expand, k, stride, size):
+    check(*mbconv(channels, expand, k, stride, size))
+
+
+def test_region_is_converted_at_its_edges_only():
+    m, _ = mbconv(16, 4, 3, 1, 14)
+    graph, _ = optimize(load_model(m), 2)
+    ops = [n.op for n in graph.nodes]
+    assert ops.count("ConvBlocked") == 5  # expand, depthwise, squeeze, excite, project
+    assert ops.count("BlockChannels") == 1  # the input (read by the residual add too)
+    assert ops.count("UnblockChannels") == 1  # the output
+    assert "GlobalAveragePool" not in ops and "ReduceMean" in ops
+
+
+def test_large_maps_and_lone_convs_stay_plain():
+    w: dict[str, np.ndarray] = {}
+    big = model([conv("x", "a", 16, 16, w), helper.make_node("Relu", ["a"], ["r"]), conv("r", "y", 16, 16, w)],
+                {"x": f(1, 16, 56, 56)}, ["y"], w)
+    lone = model([conv("x", "a", 16, 16, w), helper.make_node("Relu", ["a"], ["y"])], {"x": f(1, 16, 14, 14)}, ["y"], w)
+    for m in (big, lone):
+        graph, _ = optimize(load_model(m), 2)
+        assert "ConvBlocked" not in {n.op for n in graph.nodes}
+
+
+def test_disabled_by_name():
+    m, _ = mbconv(16, 4, 3, 1, 7)
+    graph, _ = optimize(load_model(m), 2, disable=["blocked-layout"])
+    assert "ConvBlocked" not in {n.op for n in graph.nodes}
+
+
+def test_reference_semantics_match_conv():
+    m, feeds = mbconv(12, 2, 3, 2, 9)
+    graph, _ = optimize(load_model(m), 2)
+    assert "ConvBlocked" in {n.op for n in graph.nodes}
+    assert_close(run_graph(graph, feeds)[0], run_ort(m, feeds)[0], rtol=1e-4, atol=1e-4)
