@@ -34,10 +34,11 @@ from .mathx import add, mul
 from .micro_kernel import micro_kernel, tiles
 from .sizes import shape_of
 from .table import Emit, anchor, compute
-from .window import clamped, inside_input, interior, tap_coords, window_loops
+from .window import clamped, inside_input, interior, tap_coords
 
 ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
 PAIR = 2  # output channel blocks per register tile
+SPAN = 4  # depthwise: output positions along a row computed together
 
 Finish = Callable[[list[Expr], Expr], Stmt]
 
@@ -158,41 +159,68 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
 def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
                       finish: Finish) -> Stmt:
-    """Depthwise: per output position and channel block, one vector multiply-add per tap (input vector x
-    weight vector), one independent chain per kernel row; bounds checks only in the border windows."""
+    """Depthwise: one vector multiply-add per tap (input vector x weight vector). Inside the map, SPAN
+    positions along a row are computed together: each weight vector is loaded once for all of them and
+    each input vector once for every tap that reads it (stride 1: SPAN + kw - 1 per kernel row instead
+    of SPAN x kw), and their SPAN chains are independent; windows in the padding are bounds checked one
+    position at a time, at the map's borders only."""
     n_batch, blocks, *spatial, block = x.shape
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
     packed = ctx.weight(np.moveaxis(weights.reshape(blocks, block, *kernel), 1, -1), "w")  # [C/B, kh, kw, B]
+    (row_lo, row_hi), (col_lo, col_hi) = interior(window, spatial, outs)
+    taps = list(itertools.product(*(range(k) for k in kernel)))
     lanes: list[Stmt] = []
 
-    def element(index: list[Expr], inside: bool) -> Stmt:
-        n, cb, o = index[0], index[1], index[2:]
-
+    def positions(n: Expr, cb: Expr, oh: Expr, ow: Expr, count: int, inside: bool) -> Stmt:
+        """Outputs (oh, ow + t) for t < count, one vector of channels each."""
         def lane(c: Expr) -> Stmt:
-            total: Expr | None = None
-            for first in range(kernel[0]):
-                chain: Expr | None = None
-                for rest in itertools.product(*(range(k) for k in kernel[1:])):
-                    taps = [first, *rest]
-                    coords = tap_coords(window, spatial, o, [idx(t) for t in taps])
-                    wv = packed.at([cb, *(idx(t) for t in taps), c])
+            wv = {t: ctx.let(packed.at([cb, idx(t[0]), idx(t[1]), c]), "wv") for t in taps} if count > 1 else {}
+            loads: dict[tuple[int, int], Expr] = {}
+            stores = []
+            for t in range(count):
+                o = [oh, binop("add", ow, idx(t))]
+                total: Expr | None = None
+                for tap in taps:
+                    coords = tap_coords(window, spatial, o, [idx(v) for v in tap])
                     if inside:
-                        xv = x.at([n, cb, *coords, c])
+                        key = (tap[0], t * window.strides[1] + tap[1])
+                        if key not in loads:
+                            loads[key] = ctx.let(x.at([n, cb, *coords, c]), "xv") if count > 1 else x.at(
+                                [n, cb, *coords, c])
+                        xv = loads[key]
                     else:
                         xv = select(inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]),
                                     const(0, x.dtype))
-                    chain = mul(xv, wv) if chain is None else Call("fma", (xv, wv, chain))
-                assert chain is not None
-                total = chain if total is None else add(total, chain)
-            assert total is not None
-            return finish([n, cb, *o, c], total)
+                    w = wv[tap] if tap in wv else packed.at([cb, idx(tap[0]), idx(tap[1]), c])
+                    total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
+                assert total is not None
+                stores.append(finish([n, cb, *o, c], total))
+            return seq(*stores)
 
         loop = ctx.loop(block, lane, "c")
         lanes.append(loop)
         return loop
 
-    nest = window_loops(ctx, [n_batch, blocks], outs, interior(window, spatial, outs), element)
+    def row(n: Expr, cb: Expr, oh: Expr, inside_rows: bool) -> Stmt:
+        def singles(lo: int, hi: int, inside: bool) -> Stmt:
+            return ctx.loop(hi - lo, lambda j: positions(n, cb, oh, binop("add", j, idx(lo)), 1, inside), "ow")
+
+        if not inside_rows:
+            return singles(0, outs[1], False)
+        whole = (col_hi - col_lo) // SPAN * SPAN
+        tiled = ctx.loop(whole // SPAN, lambda j: positions(
+            n, cb, oh, binop("add", binop("mul", j, idx(SPAN)), idx(col_lo)), SPAN, True), "ot")
+        return seq(singles(0, col_lo, False), tiled, singles(col_lo + whole, col_hi, True),
+                   singles(col_hi, outs[1], False))
+
+    def plane(n: Expr, cb: Expr) -> Stmt:
+        def rows(lo: int, hi: int, inside: bool) -> Stmt:
+            return ctx.loop(hi - lo, lambda i: row(n, cb, binop("add", i, idx(lo)), inside), "oh")
+
+        return seq(rows(0, row_lo, False), rows(row_lo, row_hi, True), rows(row_hi, outs[0], False))
+
+    nest = ctx.loops([n_batch, blocks], lambda i: plane(*i), "i")
     for loop in lanes:
         if isinstance(loop, For) and block >= 4:
             ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))

@@ -1,17 +1,18 @@
 """Blocked channel layout: small-map convolution chains run on [N, C/8, H, W, 8] tensors (NCHW8c).
 
 A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group or
-depthwise, output maps of at most MAX_POSITIONS positions) joined by the elementwise work between them
-(Relu, Clip, Sigmoid, HardSwish, Swish, ..., Add/Mul/Sub with blocked, per-channel or scalar operands:
-residual adds and squeeze-excite scales stay blocked). A region of at least MIN_CONVS convolutions is
-rewritten: each Conv becomes a ConvBlocked (weights and bias zero padded to whole blocks of channels),
-each elementwise node the same op on blocked operands (a per-channel constant blocked at compile time,
-an [N, C, 1, 1] scale or a plain tensor through BlockChannels), and a GlobalAveragePool of a blocked
-tensor a ReduceMean over its spatial axes. Plain readers (Flatten, Gemm, Concat, graph outputs, ...)
-read an UnblockChannels of the blocked value, so the layout changes only at the region's edges;
-BlockChannels(UnblockChannels(b)) of one block size folds to b. Padding lanes stay finite (the ops kept
-blocked map finite values to finite values) and the weights reading them are zero. Measured and
-decided in docs/decisions.md ("Blocked channel layout").
+depthwise; output maps of at most MAX_POSITIONS positions) joined by the elementwise work between
+them (Relu, Clip, Sigmoid, HardSwish, Swish, ..., Add/Mul/Sub with blocked, per-channel or scalar
+operands: residual adds and squeeze-excite scales stay blocked). A region with at least MIN_CONVS
+convolutions on maps larger than 1x1 is rewritten: each Conv becomes a ConvBlocked (weights and bias
+zero padded to whole blocks of channels), each elementwise node the same op on blocked operands (a
+per-channel constant blocked at compile time, an [N, C, 1, 1] scale or a plain tensor through
+BlockChannels), and a mean over the spatial axes of a blocked tensor (GlobalAveragePool, ReduceMean)
+a ReduceMean of the blocked tensor. Plain readers (Flatten, Gemm, Concat, graph outputs, ...) read
+an UnblockChannels of the blocked value, so the layout changes only at the region's edges;
+BlockChannels(UnblockChannels(b)) of one block size folds to b. Padding lanes stay finite (the ops
+kept blocked map finite values to finite values) and the weights reading them are zero. Measured
+and decided in docs/decisions.md ("Blocked channel layout").
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ def _convertible(node: Node) -> bool:
     depthwise = group == channels == out_channels and group > 1
     pointwise = group == 1 and kernel == [1, 1] and not any(node.attrs.get("pads") or []) and \
         node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
-    out_h, out_w = node.outputs[0].type.shape[2:]
-    return (depthwise or pointwise) and out_h * out_w <= MAX_POSITIONS
+    return (depthwise or pointwise) and _positions(node) <= MAX_POSITIONS
 
 
 def _operand_fits(v: Value | None, like: Value, blocked: set[int]) -> bool:
@@ -109,9 +109,14 @@ def _regions(graph: Graph) -> set[int]:
             if v is not None and id(v) in member:
                 parent[root(id(node))] = root(member[id(v)])
     sizes: dict[int, int] = {}
-    for i in convs:
-        sizes[root(i)] = sizes.get(root(i), 0) + 1
-    return {i for i in convs if sizes[root(i)] >= MIN_CONVS}
+    for node in nodes:
+        if id(node) in convs and _positions(node) > 1:  # (a squeeze-excite pair alone gains nothing)
+            sizes[root(id(node))] = sizes.get(root(id(node)), 0) + 1
+    return {i for i in convs if sizes.get(root(i), 0) >= MIN_CONVS}
+
+
+def _positions(node: Node) -> int:
+    return int(np.prod(node.outputs[0].type.shape[2:]))
 
 
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
@@ -166,11 +171,33 @@ class _Region:
                 inputs.append(self.block(v))
         return self.rw.node(node.op, inputs, node.attrs, name=node.name)[0]
 
+    def mean(self, node: Node) -> None:
+        """A mean over the spatial axes of a blocked tensor: a ReduceMean of its blocked form, unblocked."""
+        x, old = node.inputs[0], node.outputs[0]
+        assert x is not None
+        axes = self.rw.const(np.array([2, 3], np.int64), "axes")
+        mean = self.rw.op("ReduceMean", self.blocked[id(x)], axes, name=node.name, keepdims=1)
+        plain = self.rw.op("UnblockChannels", mean, channels=x.type.shape[1])
+        if old.type.rank != 4:  # keepdims=0: [N, C]
+            plain = self.rw.op("Reshape", plain, self.rw.const(np.array(old.type.shape, np.int64), "shape"))
+        self.rw.replace(old, plain, "blocked mean")
+
     def unblocked(self, old: Value, new: Value) -> None:
         """Plain readers of `old` read `new` unblocked (dropped when none is left)."""
         plain = self.rw.op("UnblockChannels", new, channels=old.type.shape[1])
         self.blocked[id(old)] = self.blocked[id(plain)] = new
         self.rw.replace(old, plain, "blocked layout")
+
+
+def _spatial_mean(node: Node) -> bool:
+    """GlobalAveragePool, or ReduceMean over the two spatial axes of a 4-D tensor."""
+    if node.op == "GlobalAveragePool":
+        return True
+    if node.op != "ReduceMean" or len(node.inputs) < 2 or node.attrs.get("noop_with_empty_axes", 0):
+        return False
+    axes = const_array(node.inputs[1])
+    return axes is not None and sorted(int(a) % 4 for a in axes.reshape(-1)) == [2, 3] and \
+        node.inputs[0] is not None and node.inputs[0].type.rank == 4
 
 
 def _rewrite(graph: Graph) -> bool:
@@ -184,11 +211,8 @@ def _rewrite(graph: Graph) -> bool:
         if id(node) in planned:
             new = region.conv(node) if node.op == "Conv" else region.elementwise(node)
             region.unblocked(node.outputs[0], new)
-        elif node.op == "GlobalAveragePool" and id(node.inputs[0]) in region.blocked:
-            old = node.outputs[0]
-            mean = rw.op("ReduceMean", region.blocked[id(node.inputs[0])], rw.const(np.array([2, 3], np.int64), "axes"),
-                         name=node.name, keepdims=1)
-            rw.replace(old, rw.op("UnblockChannels", mean, channels=old.type.shape[1]), "blocked pooling")
+        elif _spatial_mean(node) and id(node.inputs[0]) in region.blocked:
+            region.mean(node)
     refined = rw.finish()
     return apply_rules(graph, {"BlockChannels": [_cancel]}) or refined
 
