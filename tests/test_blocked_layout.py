@@ -95,12 +95,16 @@ def test_region_is_converted_at_its_edges_only():
     assert "GlobalAveragePool" not in ops and "ReduceMean" in ops
 
 
-def test_large_maps_and_lone_convs_stay_plain():
+def test_large_maps_lone_convs_and_bottlenecks_stay_plain():
     w: dict[str, np.ndarray] = {}
     big = model([conv("x", "a", 16, 16, w), helper.make_node("Relu", ["a"], ["r"]), conv("r", "y", 16, 16, w)],
                 {"x": f(1, 16, 56, 56)}, ["y"], w)
     lone = model([conv("x", "a", 16, 16, w), helper.make_node("Relu", ["a"], ["y"])], {"x": f(1, 16, 14, 14)}, ["y"], w)
-    for m in (big, lone):
+    bottleneck = model([conv("x", "a", 64, 16, w), helper.make_node("Relu", ["a"], ["r"]),
+                        conv("r", "b", 16, 16, w, 3, pads=[1, 1, 1, 1]), conv("b", "c", 16, 64, w),
+                        helper.make_node("Add", ["c", "x"], ["d"]), conv("d", "y", 64, 16, w)],
+                       {"x": f(1, 64, 14, 14)}, ["y"], w)  # 1x1 chains cut by a 3x3: not depthwise-separable
+    for m in (big, lone, bottleneck):
         graph, _ = optimize(load_model(m), 2)
         assert "ConvBlocked" not in {n.op for n in graph.nodes}
 
@@ -116,3 +120,38 @@ def test_reference_semantics_match_conv():
     graph, _ = optimize(load_model(m), 2)
     assert "ConvBlocked" in {n.op for n in graph.nodes}
     assert_close(run_graph(graph, feeds)[0], run_ort(m, feeds)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("cin", "cout", "k", "attrs"), [
+    (16, 24, 3, {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # padded, strided, an odd number of output blocks
+    (8, 16, 3, {"pads": [0, 1, 2, 0]}),  # uneven pads
+    (24, 40, 1, {"strides": [2, 2]}),  # strided 1x1
+], ids=["3x3s2", "3x3-uneven", "1x1s2"])
+def test_dense_blocked_kernels(cin, cout, k, attrs):
+    """ConvBlocked with one group, built directly (the pass takes 1x1 and depthwise only), with a fused
+    Relu, against the float64 reference."""
+    from aic.ir import DType, GraphBuilder, TensorType
+
+    x, w, bias = f(1, cin, 11, 10), f(cout, cin, k, k), f(cout)
+    b = GraphBuilder("g", 21)
+    xv = b.input("x", TensorType(DType.float32, x.shape))
+    blocked = b.op("BlockChannels", xv, block=8)
+    y = b.op("ConvBlocked", blocked, b.const(w, "w"), b.const(bias, "b"), **attrs)
+    out = b.op("UnblockChannels", b.op("Relu", y), channels=cout)
+    graph = b.build([out])
+    expected = run_graph(graph, {"x": x})[0]
+    plain = np.maximum(run_ort(model([helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)], {"x": x}, ["y"],
+                                     {"w": w, "b": bias}), {"x": x})[0], 0)
+    assert_close(expected, plain, rtol=1e-4, atol=1e-4)
+    assert_close(aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x})[0], plain, rtol=1e-4, atol=1e-4)
+
+
+def test_mean_without_kept_dims_feeds_a_gemm():
+    w: dict[str, np.ndarray] = {}
+    nodes = [conv("x", "a", 16, 32, w), helper.make_node("Relu", ["a"], ["r"]),
+             conv("r", "d", 32, 32, w, 3, 32, pads=[1, 1, 1, 1]), helper.make_node("Clip", ["d", "lo", "hi"], ["c"]),
+             helper.make_node("ReduceMean", ["c", "axes"], ["m"], keepdims=0),
+             helper.make_node("Gemm", ["m", "g"], ["y"], transB=1)]
+    w.update(lo=np.array(0, np.float32), hi=np.array(6, np.float32), axes=np.array([-2, -1], np.int64), g=f(10, 32))
+    m = model(nodes, {"x": f(2, 16, 7, 7)}, ["y"], w)
+    check(m, {"x": f(2, 16, 7, 7)})

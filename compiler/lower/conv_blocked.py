@@ -23,22 +23,23 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Bin, Call, Expr, For, Stmt
+from aic.ir.loop import Allocate, Bin, Call, Expr, For, Load, Stmt, Store
 from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.window import Window
 from aic.ir.schedule import Vectorize
 
 from .conv import window_of
-from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, node_error
+from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, linear, node_error
 from .mathx import add, mul
 from .micro_kernel import micro_kernel, tiles
+from .reduce import stack
 from .sizes import shape_of
 from .table import Emit, anchor, compute
-from .window import clamped, inside_input, interior, tap_coords
+from .window import clamped, inside_input, tap_coords
 
 ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
 PAIR = 2  # output channel blocks per register tile
-SPAN = 4  # depthwise: output positions along a row computed together
+SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 
 Finish = Callable[[list[Expr], Expr], Stmt]
 
@@ -159,66 +160,92 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
 def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
                       finish: Finish) -> Stmt:
-    """Depthwise: one vector multiply-add per tap (input vector x weight vector). Inside the map, SPAN
-    positions along a row are computed together: each weight vector is loaded once for all of them and
-    each input vector once for every tap that reads it (stride 1: SPAN + kw - 1 per kernel row instead
-    of SPAN x kw), and their SPAN chains are independent; windows in the padding are bounds checked one
-    position at a time, at the map's borders only."""
+    """Depthwise: one vector multiply-add per tap (input vector x weight vector). A padded window first
+    copies the channel block's plane into a zero-padded stack buffer (read back from L1), so no tap is
+    bounds checked. SPAN positions along a row are computed together, kernel row by kernel row: each
+    weight vector is loaded once for all of them and each input vector once for every tap that reads it
+    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains."""
     n_batch, blocks, *spatial, block = x.shape
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
     packed = ctx.weight(np.moveaxis(weights.reshape(blocks, block, *kernel), 1, -1), "w")  # [C/B, kh, kw, B]
-    (row_lo, row_hi), (col_lo, col_hi) = interior(window, spatial, outs)
-    taps = list(itertools.product(*(range(k) for k in kernel)))
+    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+    extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
+    inner = Window(window.kernel, window.strides, window.dilations, (0,) * 4)
     lanes: list[Stmt] = []
 
-    def positions(n: Expr, cb: Expr, oh: Expr, ow: Expr, count: int, inside: bool) -> Stmt:
-        """Outputs (oh, ow + t) for t < count, one vector of channels each."""
-        def lane(c: Expr) -> Stmt:
-            wv = {t: ctx.let(packed.at([cb, idx(t[0]), idx(t[1]), c]), "wv") for t in taps} if count > 1 else {}
-            loads: dict[tuple[int, int], Expr] = {}
-            stores = []
-            for t in range(count):
-                o = [oh, binop("add", ow, idx(t))]
-                total: Expr | None = None
-                for tap in taps:
-                    coords = tap_coords(window, spatial, o, [idx(v) for v in tap])
-                    if inside:
-                        key = (tap[0], t * window.strides[1] + tap[1])
-                        if key not in loads:
-                            loads[key] = ctx.let(x.at([n, cb, *coords, c]), "xv") if count > 1 else x.at(
-                                [n, cb, *coords, c])
-                        xv = loads[key]
-                    else:
-                        xv = select(inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]),
-                                    const(0, x.dtype))
-                    w = wv[tap] if tap in wv else packed.at([cb, idx(tap[0]), idx(tap[1]), c])
-                    total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
-                assert total is not None
-                stores.append(finish([n, cb, *o, c], total))
-            return seq(*stores)
-
-        loop = ctx.loop(block, lane, "c")
+    def vector_loop(body: Callable[[Expr], Stmt]) -> Stmt:
+        loop = ctx.loop(block, body, "c")
         lanes.append(loop)
         return loop
 
-    def row(n: Expr, cb: Expr, oh: Expr, inside_rows: bool) -> Stmt:
-        def singles(lo: int, hi: int, inside: bool) -> Stmt:
-            return ctx.loop(hi - lo, lambda j: positions(n, cb, oh, binop("add", j, idx(lo)), 1, inside), "ow")
+    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+        """Output (oh, ow): one chain of multiply-adds over the taps."""
+        def lane(c: Expr) -> Stmt:
+            total: Expr | None = None
+            for tap in itertools.product(*(range(k) for k in kernel)):
+                coords = tap_coords(inner, extents, [oh, ow], [idx(v) for v in tap])
+                xv, w = src.at([n, cb, *coords, c]), packed.at([cb, idx(tap[0]), idx(tap[1]), c])
+                total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
+            assert total is not None
+            return finish([n, cb, oh, ow, c], total)
 
-        if not inside_rows:
-            return singles(0, outs[1], False)
-        whole = (col_hi - col_lo) // SPAN * SPAN
-        tiled = ctx.loop(whole // SPAN, lambda j: positions(
-            n, cb, oh, binop("add", binop("mul", j, idx(SPAN)), idx(col_lo)), SPAN, True), "ot")
-        return seq(singles(0, col_lo, False), tiled, singles(col_lo + whole, col_hi, True),
-                   singles(col_hi, outs[1], False))
+        return vector_loop(lane)
+
+    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+        """Outputs (oh, ow + t), t < SPAN: accumulators on the stack, a loop over the kernel rows."""
+        acc = stack(ctx, x.dtype, SPAN * block)
+        zero = const(0, x.dtype)
+        init = vector_loop(lambda c: seq(*(Store(acc, binop("add", idx(t * block), c), zero) for t in range(SPAN))))
+
+        def kernel_row(i: Expr) -> Stmt:
+            def lane(c: Expr) -> Stmt:
+                wv = [ctx.let(packed.at([cb, i, idx(j), c]), "wv") for j in range(kernel[1])]
+                loads: dict[int, Expr] = {}
+                stores = []
+                for t in range(SPAN):
+                    at = binop("add", idx(t * block), c)
+                    total: Expr = Load(acc, at)
+                    for j in range(kernel[1]):
+                        col = t * window.strides[1] + j
+                        if col not in loads:
+                            coords = tap_coords(inner, extents, [oh, ow], [i, idx(col)])
+                            loads[col] = ctx.let(src.at([n, cb, *coords, c]), "xv")
+                        total = Call("fma", (loads[col], wv[j], total))
+                    stores.append(Store(acc, at, total))
+                return seq(*stores)
+
+            return vector_loop(lane)
+
+        rows = ctx.loop(kernel[0], kernel_row, "kr")
+        done = vector_loop(lambda c: seq(*(
+            finish([n, cb, oh, binop("add", ow, idx(t)), c], Load(acc, binop("add", idx(t * block), c)))
+            for t in range(SPAN))))
+        return Allocate(acc, seq(init, rows, done))
+
+    def output_rows(src: Tensor, n: Expr, cb: Expr) -> Stmt:
+        whole = outs[1] // SPAN * SPAN
+
+        def row(oh: Expr) -> Stmt:
+            tiled = ctx.loop(outs[1] // SPAN, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN))), "ot")
+            rest = ctx.loop(outs[1] - whole, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole))), "ow")
+            return seq(tiled, rest)
+
+        return ctx.loop(outs[0], row, "oh")
 
     def plane(n: Expr, cb: Expr) -> Stmt:
-        def rows(lo: int, hi: int, inside: bool) -> Stmt:
-            return ctx.loop(hi - lo, lambda i: row(n, cb, binop("add", i, idx(lo)), inside), "oh")
+        if extents == spatial:
+            return output_rows(x, n, cb)
+        buf = stack(ctx, x.dtype, int(np.prod(extents)) * block, "xp")
 
-        return seq(rows(0, row_lo, False), rows(row_lo, row_hi, True), rows(row_hi, outs[0], False))
+        def fill(hw: list[Expr]) -> Stmt:
+            coords = [binop("sub", v, idx(b)) for v, b in zip(hw, begins)]
+            return vector_loop(lambda c: Store(buf, linear([*hw, c], [*extents, block]), select(
+                inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]), const(0, x.dtype))))
+
+        src = ComputeTensor((n_batch, blocks, *extents, block), x.dtype,
+                            lambda i: Load(buf, linear(i[2:], [*extents, block])))
+        return Allocate(buf, seq(ctx.loops(extents, fill, "pp"), output_rows(src, n, cb)))
 
     nest = ctx.loops([n_batch, blocks], lambda i: plane(*i), "i")
     for loop in lanes:

@@ -3,8 +3,8 @@
 A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group or
 depthwise; output maps of at most MAX_POSITIONS positions) joined by the elementwise work between
 them (Relu, Clip, Sigmoid, HardSwish, Swish, ..., Add/Mul/Sub with blocked, per-channel or scalar
-operands: residual adds and squeeze-excite scales stay blocked). A region with at least MIN_CONVS
-convolutions on maps larger than 1x1 is rewritten: each Conv becomes a ConvBlocked (weights and bias
+operands: residual adds and squeeze-excite scales stay blocked). A region with a depthwise convolution and at
+least MIN_CONVS convolutions on maps larger than 1x1 is rewritten: each Conv becomes a ConvBlocked (weights and bias
 zero padded to whole blocks of channels), each elementwise node the same op on blocked operands (a
 per-channel constant blocked at compile time, an [N, C, 1, 1] scale or a plain tensor through
 BlockChannels), and a mean over the spatial axes of a blocked tensor (GlobalAveragePool, ReduceMean)
@@ -93,7 +93,9 @@ def _plan(graph: Graph, convs: set[int]) -> list[Node]:
 
 
 def _regions(graph: Graph) -> set[int]:
-    """The convolutions of regions with at least MIN_CONVS convolutions."""
+    """The convolutions of depthwise-separable regions with at least MIN_CONVS convolutions (1x1 chains
+    alone, as in ResNet bottlenecks, are cut by the 3x3 convolutions between them: their reorders cost
+    more than the blocked 1x1 kernels gain)."""
     convs = {id(n) for n in graph.nodes if _convertible(n)}
     parent: dict[int, int] = {}
 
@@ -109,10 +111,13 @@ def _regions(graph: Graph) -> set[int]:
             if v is not None and id(v) in member:
                 parent[root(id(node))] = root(member[id(v)])
     sizes: dict[int, int] = {}
+    separable: set[int] = set()
     for node in nodes:
         if id(node) in convs and _positions(node) > 1:  # (a squeeze-excite pair alone gains nothing)
             sizes[root(id(node))] = sizes.get(root(id(node)), 0) + 1
-    return {i for i in convs if sizes.get(root(i), 0) >= MIN_CONVS}
+            if node.attrs.get("group", 1) > 1:
+                separable.add(root(id(node)))
+    return {i for i in convs if sizes.get(root(i), 0) >= MIN_CONVS and root(i) in separable}
 
 
 def _positions(node: Node) -> int:
