@@ -116,8 +116,9 @@ def lower_model(
 
 
 def _disabled(target: Target, disable: Sequence[str]) -> tuple[str, ...]:
-    """The passes to skip: those asked for, and for cuda the fusions whose kernels are CPU-shaped
-    (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU)."""
+    """The passes to skip: those asked for, and for cuda the rewrites whose kernels are CPU-shaped
+    (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU; the blocked
+    channel layout's blocks are AVX2 vectors)."""
     return (*disable, *CPU_ONLY_PASSES) if target.kind == "cuda" else tuple(disable)
 
 
