@@ -7,10 +7,10 @@ so the channel block is the vector (B = 8 floats on AVX2):
   one broadcast input value each) by output channels (two blocks = two vectors per row), over the
   reduction (taps x input channels): every tile is whole vectors whatever the map size (49 positions
   of a 7x7 map are 8 tiles of 6 and one of 1, not ragged rows), on the shared micro-kernel; the weights
-  are packed at compile time as [Cout/2B][kh][kw][Cin][2][B];
+  are packed at compile time as [Cout/2B][kh][kw][Cin][2][B] (an odd number of output blocks ends
+  with a panel of three blocks by 4 positions);
 - depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
-  weight vector), one independent chain per kernel row; windows in the padding are bounds checked
-  only at the map's borders (window.py);
+  weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
   the output vectors and stores them whole.
 """
@@ -39,6 +39,7 @@ from .window import clamped, inside_input, tap_coords
 
 ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
 PAIR = 2  # output channel blocks per register tile
+STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a multiple of every tile's rows)
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 
 Finish = Callable[[list[Expr], Expr], Stmt]
@@ -99,34 +100,50 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     raise node_error(node, f"blocked convolutions are dense or depthwise, not {group} groups")
 
 
-def pack_pairs(weights: np.ndarray, block: int) -> np.ndarray:
-    """[Cout, Cin, kh, kw] -> [ceil(Cout / (PAIR*block)), kh, kw, Cin, PAIR, block], zero padded."""
-    cout, cin = weights.shape[:2]
-    panels = -(-cout // (PAIR * block))
-    w = np.zeros((panels * PAIR * block, cin, *weights.shape[2:]), np.float32)
-    w[:cout] = weights
-    w = w.reshape(panels, PAIR, block, cin, *weights.shape[2:])
+def pack_panels(weights: np.ndarray, block: int, first: int, panels: int, width: int) -> np.ndarray:
+    """Output blocks first .. first + panels*width of [Cout, Cin, kh, kw] as [panels, kh, kw, Cin, width, block]
+    (zero padded past Cout)."""
+    cin = weights.shape[1]
+    w = np.zeros((panels * width * block, cin, *weights.shape[2:]), np.float32)
+    part = weights[first * block:(first + panels * width) * block]
+    w[:len(part)] = part
+    w = w.reshape(panels, width, block, cin, *weights.shape[2:])
     return np.ascontiguousarray(np.transpose(w, (0, 4, 5, 3, 1, 2)))
+
+
+def panel_plan(out_blocks: int) -> list[tuple[int, int, int, int]]:
+    """(first block, panels, blocks per panel, rows) covering the output blocks: pairs of blocks by ROWS
+    positions; an odd count ends with three blocks by 4 positions (12 accumulators, as the pairs), one
+    block alone by 2 * ROWS positions."""
+    if out_blocks == 1:
+        return [(0, 1, 1, 2 * ROWS)]
+    pairs = (out_blocks - 3) // PAIR if out_blocks % PAIR else out_blocks // PAIR
+    plan = [(0, pairs, PAIR, ROWS)] if pairs else []
+    if out_blocks % PAIR:
+        plan.append((pairs * PAIR, 1, 3, 4))
+    return plan
 
 
 def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
                      finish: Finish) -> Stmt:
-    """A convolution with one group: output positions (rows) x PAIR output channel blocks (vectors) over
-    (kh, kw, input block, lane); input values read in the padding are zero (checked only when the
-    window has padding)."""
+    """A convolution with one group: output positions (rows) x panels of output channel blocks (one vector
+    each) over (kh, kw, input block, lane); input values read in the padding are zero (checked only when
+    the window has padding)."""
     n_batch, in_blocks, *spatial, block = x.shape
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
-    out_blocks = out_shape[1]
     positions = int(np.prod(outs))
-    packed = ctx.weight(pack_pairs(weights, block), "w")
     padded = any(window.pads)
     flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides)
     xb = x.buffer if isinstance(x, BufferTensor) else None
     source = BufferTensor((n_batch, in_blocks, positions, block), x.dtype, lambda: xb) if flat else x
 
-    def per_panel(n: Expr, panel: Expr, groups: int) -> Stmt:
-        def part(p0: Expr, rows: int) -> Stmt:
+    def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
+                  count: int) -> Stmt:
+        """Positions start .. start + count of one panel, in tiles of `tile_rows`."""
+        def part(q0: Expr, rows: int) -> Stmt:
+            p0 = binop("add", start, q0)
+
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
                 p = binop("add", p0, r)
@@ -143,17 +160,30 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                 return packed.at([panel, *taps, binop("add", binop("mul", kb, idx(block)), lane), g, c])
 
             def out(r: Expr, g: Expr, c: Expr, v: Expr) -> Stmt:
-                cb = binop("add", binop("mul", panel, idx(PAIR)), g)
+                cb = binop("add", binop("add", binop("mul", panel, idx(width)), idx(first)), g)
                 return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
 
-            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=groups)
+            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=width)
 
-        return tiles(ctx, positions, ROWS, part, "pt")
+        return tiles(ctx, count, tile_rows, part, "pt")
+
+    plan = [(first, panels, width, rows, ctx.weight(pack_panels(weights, block, first, panels, width), "w"))
+            for first, panels, width, rows in panel_plan(out_shape[1])]
+
+    # A reduction deeper than the outputs (project convolutions): strips of positions outermost, so a strip's
+    # input stays in L1 while every panel of weights passes over it, instead of the whole input streaming once
+    # per panel. Otherwise (expand convolutions) panels outermost: each writes its few output planes in long
+    # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md).
+    weights_outer = in_blocks <= out_shape[1]
+
+    def panels_over(n: Expr, p0: Expr, count: int) -> Stmt:
+        return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
+            n, p, panel, f, w, r, p0, count), "cp") for first, panels, width, rows, packed in plan))
 
     def per_image(n: Expr) -> Stmt:
-        whole = ctx.loop(out_blocks // PAIR, lambda panel: per_panel(n, panel, PAIR), "cp")
-        odd = per_panel(n, idx(out_blocks // PAIR), 1) if out_blocks % PAIR else None
-        return seq(whole, odd)
+        if weights_outer:
+            return panels_over(n, idx(0), positions)
+        return tiles(ctx, positions, STRIP, lambda p0, count: panels_over(n, p0, count), "ps")
 
     return ctx.loop(n_batch, per_image, "n")
 
