@@ -85,6 +85,11 @@ def test_mbconv_block(channels, expand, k, stride, size):
     check(*mbconv(channels, expand, k, stride, size))
 
 
+def test_depthwise_plane_larger_than_the_stack():
+    """A padded 94x94 plane of 8 channels is more than the stack takes: the planes share one scratch."""
+    check(*mbconv(8, 1, 3, 1, 92, se=False))
+
+
 def test_region_is_converted_at_its_edges_only():
     m, _ = mbconv(16, 4, 3, 1, 14)
     graph, _ = optimize(load_model(m), 2)
@@ -97,8 +102,8 @@ def test_region_is_converted_at_its_edges_only():
 
 def test_large_maps_lone_convs_and_bottlenecks_stay_plain():
     w: dict[str, np.ndarray] = {}
-    big = model([conv("x", "a", 16, 16, w), helper.make_node("Relu", ["a"], ["r"]), conv("r", "y", 16, 16, w)],
-                {"x": f(1, 16, 56, 56)}, ["y"], w)
+    big = model([conv("x", "a", 8, 8, w), helper.make_node("Relu", ["a"], ["r"]),
+                 conv("r", "y", 8, 8, w, 3, 8, pads=[1, 1, 1, 1])], {"x": f(1, 8, 128, 128)}, ["y"], w)
     lone = model([conv("x", "a", 16, 16, w), helper.make_node("Relu", ["a"], ["y"])], {"x": f(1, 16, 14, 14)}, ["y"], w)
     bottleneck = model([conv("x", "a", 64, 16, w), helper.make_node("Relu", ["a"], ["r"]),
                         conv("r", "b", 16, 16, w, 3, pads=[1, 1, 1, 1]), conv("b", "c", 16, 64, w),

@@ -30,6 +30,7 @@ from aic.ir.schedule import Vectorize
 
 from .conv import window_of
 from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, linear, node_error
+from .depthwise import LOCAL_PLANE
 from .mathx import add, mul
 from .micro_kernel import micro_kernel, tiles
 from .reduce import stack
@@ -263,19 +264,27 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
 
         return ctx.loop(outs[0], row, "oh")
 
+    size = int(np.prod(extents)) * block
+    local = size <= LOCAL_PLANE
+    # a plane up to LOCAL_PLANE floats is a stack buffer of its own iteration; larger ones (112x112 maps) are
+    # parts of one scratch of all planes, each written just before it is read, as in depthwise.py
+    shared = None if local or extents == spatial else ctx.scratch(x.dtype, n_batch * blocks * size)
+
     def plane(n: Expr, cb: Expr) -> Stmt:
         if extents == spatial:
             return output_rows(x, n, cb)
-        buf = stack(ctx, x.dtype, int(np.prod(extents)) * block, "xp")
+        buf = stack(ctx, x.dtype, size, "xp") if shared is None else shared
+        base = idx(0) if shared is None else binop("mul", binop("add", binop("mul", n, idx(blocks)), cb), idx(size))
 
         def fill(hw: list[Expr]) -> Stmt:
             coords = [binop("sub", v, idx(b)) for v, b in zip(hw, begins)]
-            return vector_loop(lambda c: Store(buf, linear([*hw, c], [*extents, block]), select(
+            return vector_loop(lambda c: Store(buf, binop("add", base, linear([*hw, c], [*extents, block])), select(
                 inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]), const(0, x.dtype))))
 
         src = ComputeTensor((n_batch, blocks, *extents, block), x.dtype,
-                            lambda i: Load(buf, linear(i[2:], [*extents, block])))
-        return Allocate(buf, seq(ctx.loops(extents, fill, "pp"), output_rows(src, n, cb)))
+                            lambda i: Load(buf, binop("add", base, linear(i[2:], [*extents, block]))))
+        body = seq(ctx.loops(extents, fill, "pp"), output_rows(src, n, cb))
+        return Allocate(buf, body) if shared is None else body
 
     nest = ctx.loops([n_batch, blocks], lambda i: plane(*i), "i")
     for loop in lanes:

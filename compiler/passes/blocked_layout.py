@@ -25,7 +25,7 @@ from aic.ir.ops.blocked import block_array
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 
 BLOCK = 8  # channels per block: one AVX2 vector of float32
-MAX_POSITIONS = 28 * 28  # output maps this small or smaller are blocked (measured: docs/decisions.md)
+MAX_POSITIONS = 112 * 112  # output maps this small or smaller are blocked (measured: docs/decisions.md)
 MIN_CONVS = 2  # a region must hold this many convolutions to pay for its reorders
 UNARY = frozenset({"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Swish", "LeakyRelu", "Tanh",
                    "Identity", "Neg", "Abs"})
