@@ -36,9 +36,9 @@ def compare(label: str, model: onnx.ModelProto, threads: list[int], seconds: flo
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     want = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(None, feeds)
-    paths = {"plain": compile_model(model, disable_passes=["blocked-layout"]), "blocked": compile_model(model)}
     for n in threads:
-        modules = {name: load_scratch(path, n) for name, path in paths.items()}
+        modules = {"plain": load_scratch(compile_model(model, disable_passes=["blocked-layout"]), n),
+                   "blocked": load_scratch(compile_model(model), n)}
         errors = {name: max(relative_error(a, b) for a, b in zip(m.run(None, feeds), want))
                   for name, m in modules.items()}
         peer = ort.SessionOptions()
