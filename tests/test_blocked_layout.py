@@ -160,3 +160,22 @@ def test_mean_without_kept_dims_feeds_a_gemm():
     w.update(lo=np.array(0, np.float32), hi=np.array(6, np.float32), axes=np.array([-2, -1], np.int64), g=f(10, 32))
     m = model(nodes, {"x": f(2, 16, 7, 7)}, ["y"], w)
     check(m, {"x": f(2, 16, 7, 7)})
+
+
+def test_reorder_pairs_cancel_and_squeeze_excite_pairs_alone_stay_plain():
+    from aic.compiler.passes.blocked_layout import blocked_layout
+    from aic.ir import DType, GraphBuilder, TensorType
+
+    b = GraphBuilder("g", 21)
+    x = b.input("x", TensorType(DType.float32, (1, 2, 5, 5, 8)))
+    back = b.op("BlockChannels", b.op("UnblockChannels", x, channels=13), block=8)
+    graph = blocked_layout(b.build([b.op("Relu", back)]))
+    assert [n.op for n in graph.nodes] == ["Relu"] and graph.nodes[0].inputs[0] is graph.inputs[0]
+
+    w: dict[str, np.ndarray] = {}
+    se = model([helper.make_node("GlobalAveragePool", ["x"], ["p"]), conv("p", "s", 32, 8, w),
+                helper.make_node("Relu", ["s"], ["r"]), conv("r", "e", 8, 32, w),
+                helper.make_node("Sigmoid", ["e"], ["g"]), helper.make_node("Mul", ["x", "g"], ["y"])],
+               {"x": f(1, 32, 14, 14)}, ["y"], w)
+    graph, _ = optimize(load_model(se), 2)
+    assert "ConvBlocked" not in {n.op for n in graph.nodes}

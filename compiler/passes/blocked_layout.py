@@ -208,7 +208,7 @@ def _spatial_mean(node: Node) -> bool:
 def _rewrite(graph: Graph) -> bool:
     convs = _regions(graph)
     if not convs:
-        return False
+        return apply_rules(graph, {"BlockChannels": [_cancel]})
     planned = {id(n) for n in _plan(graph, convs)}
     rw = Rewriter(graph)
     region = _Region(rw)
