@@ -179,3 +179,11 @@ def test_reorder_pairs_cancel_and_squeeze_excite_pairs_alone_stay_plain():
                {"x": f(1, 32, 14, 14)}, ["y"], w)
     graph, _ = optimize(load_model(se), 2)
     assert "ConvBlocked" not in {n.op for n in graph.nodes}
+
+
+def test_same_padding_strided_depthwise_without_bias():
+    w = {"dw": f(24, 1, 3, 3), "pw": f(16, 24, 1, 1, scale=0.2)}
+    nodes = [helper.make_node("Conv", ["x", "dw"], ["d"], group=24, strides=[2, 2], auto_pad="SAME_UPPER"),
+             helper.make_node("HardSwish", ["d"], ["h"]), helper.make_node("Conv", ["h", "pw"], ["y"])]
+    x = f(1, 24, 10, 9)
+    check(model(nodes, {"x": x}, ["y"], w), {"x": x})
