@@ -12,7 +12,9 @@ so the channel block is the vector (B = 8 floats on AVX2):
 - depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
   weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
-  the output vectors and stores them whole.
+  the output vectors and stores them whole;
+- BlockChannels is a kernel of its own (no fused producers: they stay vector epilogues of their own
+  kernels), UnblockChannels a view fused into its readers.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ SPAN = 6  # depthwise: output positions along a row computed together (measured:
 Finish = Callable[[list[Expr], Expr], Stmt]
 
 
-@compute("BlockChannels", cheap=True)
-def _block(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
+@anchor("BlockChannels")
+def _block(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    """A kernel of its own that takes no fused producer: an activation before a region's entry stays in its
+    convolution's epilogue (vectors) instead of running here, on the channel-strided reads (scalars)."""
     x = ins[0]
     assert x is not None
     block, channels = node.attrs["block"], x.shape[1]
-    t = node.outputs[0].type
 
     def at(i: list[Expr]) -> Expr:
         c = binop("add", binop("mul", i[1], idx(block)), i[-1])
@@ -60,7 +63,7 @@ def _block(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
         value = x.at([i[0], clamp(c, 0, channels - 1), *i[2:-1]])
         return select(Bin("lt", c, idx(channels)), value, const(0, x.dtype))
 
-    return [ComputeTensor(shape_of(t), t.dtype, at)]
+    return ctx.loops(shape_of(node.outputs[0].type), lambda i: emit(0, i, at(i)), "b")
 
 
 @compute("UnblockChannels", cheap=True)
