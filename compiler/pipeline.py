@@ -33,7 +33,7 @@ from .passes import optimize
 from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes, split_ranges
 
-CPU_ONLY_PASSES = ("fuse-attention",)
+CPU_ONLY_PASSES = ("fuse-attention", "blocked-layout")
 COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
 _compiles = itertools.count(1)
 
@@ -116,8 +116,9 @@ def lower_model(
 
 
 def _disabled(target: Target, disable: Sequence[str]) -> tuple[str, ...]:
-    """The passes to skip: those asked for, and for cuda the fusions whose kernels are CPU-shaped
-    (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU)."""
+    """The passes to skip: those asked for, and for cuda the rewrites whose kernels are CPU-shaped
+    (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU; the blocked
+    channel layout's blocks are AVX2 vectors)."""
     return (*disable, *CPU_ONLY_PASSES) if target.kind == "cuda" else tuple(disable)
 
 

@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (register lowerings)
     attention,
     contraction,
     conv,
+    conv_blocked,
     dynamic_ops,
     elementwise,
     generate,

@@ -37,6 +37,7 @@ from pathlib import Path
 from aic.ir import Graph, print_graph, verify
 from aic.ir.graph_edit import clone_graph
 
+from .blocked_layout import blocked_layout
 from .cse import eliminate_common_subexpressions
 from .dead_code import eliminate_dead_code
 from .fold_affine import fold_affine_constants
@@ -93,6 +94,7 @@ PASSES: dict[str, Pass] = {
         Pass("simplify-chains", simplify_chains),
         Pass("sink-layout", sink_layout),
         Pass("sink-transpose", sink_transpose),
+        Pass("blocked-layout", blocked_layout),
     )
 }
 
@@ -114,6 +116,8 @@ O2_STAGES = (
     Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", *CLEANUP)),
     # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
     Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
+    # once the graph is final: small-map convolution chains on the blocked channel layout (NCHW8c)
+    Stage(("blocked-layout", *CLEANUP)),
     # last: the scale and the mask of an attention are constants and plain Adds only once folded
     Stage(("fuse-attention",), fixpoint=False),
 )

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (registers ops)
     activation,
     attention,
+    blocked,
     cast,
     control,
     conv,

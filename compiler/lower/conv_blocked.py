@@ -1,0 +1,296 @@
+"""Lowering of the blocked channel layout (NCHWc): BlockChannels, UnblockChannels and ConvBlocked.
+
+A blocked tensor [N, C/B, H, W, B] has the B channels of a block side by side at every position,
+so the channel block is the vector (B = 8 floats on AVX2):
+
+- convolutions with one group (1x1 and kxk, any stride and padding) are products of positions (rows,
+  one broadcast input value each) by output channels (two blocks = two vectors per row), over the
+  reduction (taps x input channels): every tile is whole vectors whatever the map size (49 positions
+  of a 7x7 map are 8 tiles of 6 and one of 1, not ragged rows), on the shared micro-kernel; the weights
+  are packed at compile time as [Cout/2B][kh][kw][Cin][2][B] (an odd number of output blocks ends
+  with a panel of three blocks by 4 positions);
+- depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
+  weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
+- the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
+  the output vectors and stores them whole;
+- BlockChannels is a kernel of its own (no fused producers: they stay vector epilogues of their own
+  kernels), UnblockChannels a view fused into its readers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+from aic.ir.dtypes import DType
+from aic.ir.graph import Node
+from aic.ir.loop import Allocate, Bin, Call, Expr, For, Load, Stmt, Store
+from aic.ir.loop_tools import binop, select, seq
+from aic.ir.ops.window import Window
+from aic.ir.schedule import Vectorize
+
+from .conv import window_of
+from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, linear, node_error
+from .depthwise import LOCAL_PLANE
+from .mathx import add, mul
+from .micro_kernel import micro_kernel, tiles
+from .reduce import stack
+from .sizes import shape_of
+from .table import Emit, anchor, compute
+from .window import clamped, inside_input, tap_coords
+
+ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
+PAIR = 2  # output channel blocks per register tile
+STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a multiple of every tile's rows)
+SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
+
+Finish = Callable[[list[Expr], Expr], Stmt]
+
+
+@anchor("BlockChannels")
+def _block(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    """A kernel of its own that takes no fused producer: an activation before a region's entry stays in its
+    convolution's epilogue (vectors) instead of running here, on the channel-strided reads (scalars)."""
+    x = ins[0]
+    assert x is not None
+    block, channels = node.attrs["block"], x.shape[1]
+
+    def at(i: list[Expr]) -> Expr:
+        c = binop("add", binop("mul", i[1], idx(block)), i[-1])
+        if channels % block == 0:
+            return x.at([i[0], c, *i[2:-1]])
+        value = x.at([i[0], clamp(c, 0, channels - 1), *i[2:-1]])
+        return select(Bin("lt", c, idx(channels)), value, const(0, x.dtype))
+
+    return ctx.loops(shape_of(node.outputs[0].type), lambda i: emit(0, i, at(i)), "b")
+
+
+@compute("UnblockChannels", cheap=True)
+def _unblock(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]:
+    x = ins[0]
+    assert x is not None
+    block = x.shape[-1]
+    t = node.outputs[0].type
+    return [ComputeTensor(shape_of(t), t.dtype, lambda i: x.at(
+        [i[0], binop("div", i[1], idx(block)), *i[2:], binop("mod", i[1], idx(block))]))]
+
+
+@anchor("ConvBlocked")
+def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x = ins[0]
+    bias = ins[2] if len(ins) > 2 else None
+    weights = node.inputs[1].const if node.inputs[1] is not None else None
+    assert x is not None
+    if weights is None or x.dtype != DType.float32 or x.rank != 5:
+        raise node_error(node, "blocked convolutions need float32 2-D inputs and constant weights")
+    weights = np.asarray(weights, np.float32)
+    block = x.shape[-1]
+    window = window_of(node, list(weights.shape[2:]))
+    out_shape = list(shape_of(node.outputs[0].type))
+    if any(d != 1 for d in window.dilations):
+        raise node_error(node, f"blocked convolutions take unit dilations, got {list(window.dilations)}")
+
+    def finish(index: list[Expr], v: Expr) -> Stmt:
+        if bias is not None:
+            v = add(v, bias.at([binop("add", binop("mul", index[1], idx(block)), index[-1])]))
+        return emit(0, index, v)
+
+    group = node.attrs.get("group", 1)
+    if group == 1:
+        return blocked_products(ctx, x, weights, window, out_shape, finish)
+    if group == weights.shape[0] == x.shape[1] * block:
+        return blocked_depthwise(ctx, x, weights, window, out_shape, finish)
+    raise node_error(node, f"blocked convolutions are dense or depthwise, not {group} groups")
+
+
+def pack_panels(weights: np.ndarray, block: int, first: int, panels: int, width: int) -> np.ndarray:
+    """Output blocks first .. first + panels*width of [Cout, Cin, kh, kw] as [panels, kh, kw, Cin, width, block]
+    (zero padded past Cout)."""
+    cin = weights.shape[1]
+    w = np.zeros((panels * width * block, cin, *weights.shape[2:]), np.float32)
+    part = weights[first * block:(first + panels * width) * block]
+    w[:len(part)] = part
+    w = w.reshape(panels, width, block, cin, *weights.shape[2:])
+    return np.ascontiguousarray(np.transpose(w, (0, 4, 5, 3, 1, 2)))
+
+
+def panel_plan(out_blocks: int) -> list[tuple[int, int, int, int]]:
+    """(first block, panels, blocks per panel, rows) covering the output blocks: pairs of blocks by ROWS
+    positions; an odd count ends with three blocks by 4 positions (12 accumulators, as the pairs), one
+    block alone by 2 * ROWS positions."""
+    if out_blocks == 1:
+        return [(0, 1, 1, 2 * ROWS)]
+    pairs = (out_blocks - 3) // PAIR if out_blocks % PAIR else out_blocks // PAIR
+    plan = [(0, pairs, PAIR, ROWS)] if pairs else []
+    if out_blocks % PAIR:
+        plan.append((pairs * PAIR, 1, 3, 4))
+    return plan
+
+
+def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
+                     finish: Finish) -> Stmt:
+    """A convolution with one group: output positions (rows) x panels of output channel blocks (one vector
+    each) over (kh, kw, input block, lane); input values read in the padding are zero (checked only when
+    the window has padding)."""
+    n_batch, in_blocks, *spatial, block = x.shape
+    kernel = list(weights.shape[2:])
+    outs = out_shape[2:-1]
+    positions = int(np.prod(outs))
+    padded = any(window.pads)
+    flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides)
+    xb = x.buffer if isinstance(x, BufferTensor) else None
+    source = BufferTensor((n_batch, in_blocks, positions, block), x.dtype, lambda: xb) if flat else x
+
+    def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
+                  count: int) -> Stmt:
+        """Positions start .. start + count of one panel, in tiles of `tile_rows`."""
+        def part(q0: Expr, rows: int) -> Stmt:
+            p0 = binop("add", start, q0)
+
+            def a(r: Expr, ks: list[Expr]) -> Expr:
+                taps, kb, lane = ks[:-2], ks[-2], ks[-1]
+                p = binop("add", p0, r)
+                if flat:
+                    return source.at([n, kb, p, lane])
+                coords = tap_coords(window, spatial, delinear(p, outs), taps)
+                if not padded:
+                    return x.at([n, kb, *coords, lane])
+                value = x.at([n, kb, *clamped(coords, spatial), lane])
+                return select(inside_input(coords, spatial), value, const(0, x.dtype))
+
+            def b(ks: list[Expr], g: Expr, c: Expr) -> Expr:
+                taps, kb, lane = ks[:-2], ks[-2], ks[-1]
+                return packed.at([panel, *taps, binop("add", binop("mul", kb, idx(block)), lane), g, c])
+
+            def out(r: Expr, g: Expr, c: Expr, v: Expr) -> Stmt:
+                cb = binop("add", binop("add", binop("mul", panel, idx(width)), idx(first)), g)
+                return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
+
+            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=width)
+
+        return tiles(ctx, count, tile_rows, part, "pt")
+
+    plan = [(first, panels, width, rows, ctx.weight(pack_panels(weights, block, first, panels, width), "w"))
+            for first, panels, width, rows in panel_plan(out_shape[1])]
+
+    # A reduction deeper than the outputs (project convolutions): strips of positions outermost, so a strip's
+    # input stays in L1 while every panel of weights passes over it, instead of the whole input streaming once
+    # per panel. Otherwise (expand convolutions) panels outermost: each writes its few output planes in long
+    # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md).
+    weights_outer = in_blocks <= out_shape[1]
+
+    def panels_over(n: Expr, p0: Expr, count: int) -> Stmt:
+        return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
+            n, p, panel, f, w, r, p0, count), "cp") for first, panels, width, rows, packed in plan))
+
+    def per_image(n: Expr) -> Stmt:
+        if weights_outer:
+            return panels_over(n, idx(0), positions)
+        return tiles(ctx, positions, STRIP, lambda p0, count: panels_over(n, p0, count), "ps")
+
+    return ctx.loop(n_batch, per_image, "n")
+
+
+def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
+                      finish: Finish) -> Stmt:
+    """Depthwise: one vector multiply-add per tap (input vector x weight vector). A padded window first
+    copies the channel block's plane into a zero-padded stack buffer (read back from L1), so no tap is
+    bounds checked. SPAN positions along a row are computed together, kernel row by kernel row: each
+    weight vector is loaded once for all of them and each input vector once for every tap that reads it
+    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains."""
+    n_batch, blocks, *spatial, block = x.shape
+    kernel = list(weights.shape[2:])
+    outs = out_shape[2:-1]
+    packed = ctx.weight(np.moveaxis(weights.reshape(blocks, block, *kernel), 1, -1), "w")  # [C/B, kh, kw, B]
+    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+    extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
+    inner = Window(window.kernel, window.strides, window.dilations, (0,) * 4)
+    lanes: list[Stmt] = []
+
+    def vector_loop(body: Callable[[Expr], Stmt]) -> Stmt:
+        loop = ctx.loop(block, body, "c")
+        lanes.append(loop)
+        return loop
+
+    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+        """Output (oh, ow): one chain of multiply-adds over the taps."""
+        def lane(c: Expr) -> Stmt:
+            total: Expr | None = None
+            for tap in itertools.product(*(range(k) for k in kernel)):
+                coords = tap_coords(inner, extents, [oh, ow], [idx(v) for v in tap])
+                xv, w = src.at([n, cb, *coords, c]), packed.at([cb, idx(tap[0]), idx(tap[1]), c])
+                total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
+            assert total is not None
+            return finish([n, cb, oh, ow, c], total)
+
+        return vector_loop(lane)
+
+    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+        """Outputs (oh, ow + t), t < SPAN: accumulators on the stack, a loop over the kernel rows."""
+        acc = stack(ctx, x.dtype, SPAN * block)
+        zero = const(0, x.dtype)
+        init = vector_loop(lambda c: seq(*(Store(acc, binop("add", idx(t * block), c), zero) for t in range(SPAN))))
+
+        def kernel_row(i: Expr) -> Stmt:
+            def lane(c: Expr) -> Stmt:
+                wv = [ctx.let(packed.at([cb, i, idx(j), c]), "wv") for j in range(kernel[1])]
+                loads: dict[int, Expr] = {}
+                stores = []
+                for t in range(SPAN):
+                    at = binop("add", idx(t * block), c)
+                    total: Expr = Load(acc, at)
+                    for j in range(kernel[1]):
+                        col = t * window.strides[1] + j
+                        if col not in loads:
+                            coords = tap_coords(inner, extents, [oh, ow], [i, idx(col)])
+                            loads[col] = ctx.let(src.at([n, cb, *coords, c]), "xv")
+                        total = Call("fma", (loads[col], wv[j], total))
+                    stores.append(Store(acc, at, total))
+                return seq(*stores)
+
+            return vector_loop(lane)
+
+        rows = ctx.loop(kernel[0], kernel_row, "kr")
+        done = vector_loop(lambda c: seq(*(
+            finish([n, cb, oh, binop("add", ow, idx(t)), c], Load(acc, binop("add", idx(t * block), c)))
+            for t in range(SPAN))))
+        return Allocate(acc, seq(init, rows, done))
+
+    def output_rows(src: Tensor, n: Expr, cb: Expr) -> Stmt:
+        whole = outs[1] // SPAN * SPAN
+
+        def row(oh: Expr) -> Stmt:
+            tiled = ctx.loop(outs[1] // SPAN, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN))), "ot")
+            rest = ctx.loop(outs[1] - whole, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole))), "ow")
+            return seq(tiled, rest)
+
+        return ctx.loop(outs[0], row, "oh")
+
+    size = int(np.prod(extents)) * block
+    local = size <= LOCAL_PLANE
+    # a plane up to LOCAL_PLANE floats is a stack buffer of its own iteration; larger ones (112x112 maps) are
+    # parts of one scratch of all planes, each written just before it is read, as in depthwise.py
+    shared = None if local or extents == spatial else ctx.scratch(x.dtype, n_batch * blocks * size)
+
+    def plane(n: Expr, cb: Expr) -> Stmt:
+        if extents == spatial:
+            return output_rows(x, n, cb)
+        buf = stack(ctx, x.dtype, size, "xp") if shared is None else shared
+        base = idx(0) if shared is None else binop("mul", binop("add", binop("mul", n, idx(blocks)), cb), idx(size))
+
+        def fill(hw: list[Expr]) -> Stmt:
+            coords = [binop("sub", v, idx(b)) for v, b in zip(hw, begins)]
+            return vector_loop(lambda c: Store(buf, binop("add", base, linear([*hw, c], [*extents, block])), select(
+                inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]), const(0, x.dtype))))
+
+        src = ComputeTensor((n_batch, blocks, *extents, block), x.dtype,
+                            lambda i: Load(buf, binop("add", base, linear(i[2:], [*extents, block]))))
+        body = seq(ctx.loops(extents, fill, "pp"), output_rows(src, n, cb))
+        return Allocate(buf, body) if shared is None else body
+
+    nest = ctx.loops([n_batch, blocks], lambda i: plane(*i), "i")
+    for loop in lanes:
+        if isinstance(loop, For) and block >= 4:
+            ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))
+    return nest

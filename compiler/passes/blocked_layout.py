@@ -1,0 +1,237 @@
+"""Blocked channel layout: small-map convolution chains run on [N, C/8, H, W, 8] tensors (NCHW8c).
+
+A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group or
+depthwise; output maps of at most MAX_POSITIONS positions) joined by the elementwise work between
+them (Relu, Clip, Sigmoid, HardSwish, Swish, ..., Add/Mul/Sub with blocked, per-channel or scalar
+operands: residual adds and squeeze-excite scales stay blocked). A region with a depthwise convolution and at
+least MIN_CONVS convolutions on maps larger than 1x1 is rewritten: each Conv becomes a ConvBlocked (weights and bias
+zero padded to whole blocks of channels), each elementwise node the same op on blocked operands (a
+per-channel constant blocked at compile time, an [N, C, 1, 1] scale or a plain tensor through
+BlockChannels), and a mean over the spatial axes of a blocked tensor (GlobalAveragePool, ReduceMean)
+a ReduceMean of the blocked tensor. Plain readers (Flatten, Gemm, Concat, graph outputs, ...) read
+an UnblockChannels of the blocked value, so the layout changes only at the region's edges;
+BlockChannels(UnblockChannels(b)) of one block size folds to b. Padding lanes stay finite (the ops
+kept blocked map finite values to finite values) and the weights reading them are zero. Measured
+and decided in docs/decisions.md ("Blocked channel layout").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from aic.ir import Graph, Node, Value
+from aic.ir.dtypes import DType
+from aic.ir.ops.blocked import block_array
+
+from .rewrite import Rewriter, apply_rules, const_array, each_scope
+
+BLOCK = 8  # channels per block: one AVX2 vector of float32
+MAX_POSITIONS = 112 * 112  # output maps this small or smaller are blocked (measured: docs/decisions.md)
+MIN_CONVS = 2  # a region must hold this many convolutions to pay for its reorders
+UNARY = frozenset({"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Swish", "LeakyRelu", "Tanh",
+                   "Identity", "Neg", "Abs"})
+BINARY = frozenset({"Add", "Mul", "Sub"})
+
+
+def _static4(v: Value | None) -> bool:
+    return v is not None and v.type.dtype == DType.float32 and v.type.rank == 4 and v.type.is_static
+
+
+def _convertible(node: Node) -> bool:
+    """A Conv the blocked kernels take, on a map small enough to gain."""
+    if node.op != "Conv" or len(node.inputs) < 2 or not _static4(node.inputs[0]) or not _static4(node.outputs[0]):
+        return False
+    w, bias = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
+    if w is None or w.const is None or (bias is not None and bias.const is None):
+        return False
+    if any(d != 1 for d in node.attrs.get("dilations") or []):
+        return False
+    channels, out_channels = node.inputs[0].type.shape[1], node.outputs[0].type.shape[1]
+    group = node.attrs.get("group", 1)
+    kernel = list(w.const.shape[2:])
+    depthwise = group == channels == out_channels and group > 1
+    pointwise = group == 1 and kernel == [1, 1] and not any(node.attrs.get("pads") or []) and \
+        node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+    return (depthwise or pointwise) and _positions(node) <= MAX_POSITIONS
+
+
+def _operand_fits(v: Value | None, like: Value, blocked: set[int]) -> bool:
+    """Whether `v` can be an operand of a blocked elementwise node whose output is shaped like `like`."""
+    if v is None or id(v) in blocked:
+        return True
+    c = const_array(v)
+    shape = like.type.shape
+    if c is not None:
+        if c.size == 1:
+            return True
+        full = (1,) * (4 - c.ndim) + c.shape if c.ndim <= 4 else None
+        return full is not None and full[0] == 1 and full[1] == shape[1] and full[2:] == (1, 1)
+    return _static4(v) and v.type.shape[1] == shape[1] and v.type.shape[0] == shape[0] and \
+        all(d in (1, s) for d, s in zip(v.type.shape[2:], shape[2:]))
+
+
+def _joins(node: Node, blocked: set[int]) -> bool:
+    """An elementwise node that stays blocked: a blocked input of the output's shape, the others fit."""
+    if node.op not in UNARY | BINARY or len(node.outputs) != 1 or not _static4(node.outputs[0]):
+        return False
+    out = node.outputs[0]
+    if not any(v is not None and id(v) in blocked and v.type == out.type for v in node.inputs):
+        return False
+    inputs = node.inputs if node.op in BINARY else node.inputs[:1]
+    return all(_operand_fits(v, out, blocked) for v in inputs) and all(
+        const_array(v) is not None and const_array(v).size == 1 for v in node.inputs[len(inputs):] if v is not None)
+
+
+def _plan(graph: Graph, convs: set[int]) -> list[Node]:
+    """The nodes a region rewrite converts, given the convolutions to block, in graph order."""
+    blocked: set[int] = set()
+    nodes = []
+    for node in graph.nodes:
+        if id(node) in convs or _joins(node, blocked):
+            nodes.append(node)
+            blocked.add(id(node.outputs[0]))
+    return nodes
+
+
+def _regions(graph: Graph) -> set[int]:
+    """The convolutions of depthwise-separable regions with at least MIN_CONVS convolutions (1x1 chains
+    alone, as in ResNet bottlenecks, are cut by the 3x3 convolutions between them: their reorders cost
+    more than the blocked 1x1 kernels gain)."""
+    convs = {id(n) for n in graph.nodes if _convertible(n)}
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            i = parent[i]
+        return i
+
+    nodes = _plan(graph, convs)
+    member = {id(n.outputs[0]): id(n) for n in nodes}
+    for node in nodes:
+        for v in node.inputs:
+            if v is not None and id(v) in member:
+                parent[root(id(node))] = root(member[id(v)])
+    sizes: dict[int, int] = {}
+    separable: set[int] = set()
+    for node in nodes:
+        if id(node) in convs and _positions(node) > 1:  # (a squeeze-excite pair alone gains nothing)
+            sizes[root(id(node))] = sizes.get(root(id(node)), 0) + 1
+            if node.attrs.get("group", 1) > 1:
+                separable.add(root(id(node)))
+    return {i for i in convs if sizes.get(root(i), 0) >= MIN_CONVS and root(i) in separable}
+
+
+def _positions(node: Node) -> int:
+    return int(np.prod(node.outputs[0].type.shape[2:]))
+
+
+def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, size - a.shape[axis])
+    return np.pad(a, widths)
+
+
+def _padded(channels: int) -> int:
+    return -(-channels // BLOCK) * BLOCK
+
+
+class _Region:
+    """Rewrites the planned nodes, keeping the blocked version of each value."""
+
+    def __init__(self, rw: Rewriter) -> None:
+        self.rw = rw
+        self.blocked: dict[int, Value] = {}
+
+    def block(self, v: Value) -> Value:
+        if id(v) not in self.blocked:
+            self.blocked[id(v)] = self.rw.op("BlockChannels", v, block=BLOCK)
+        return self.blocked[id(v)]
+
+    def conv(self, node: Node) -> Value:
+        x, w = node.inputs[0], node.inputs[1]
+        assert x is not None and w is not None and w.const is not None
+        channels, out_channels = x.type.shape[1], node.outputs[0].type.shape[1]
+        weights, attrs = np.asarray(w.const, np.float32), dict(node.attrs)
+        weights = _pad_axis(weights, 0, _padded(out_channels))
+        if attrs.get("group", 1) > 1:
+            attrs["group"] = _padded(channels)
+        else:
+            weights = _pad_axis(weights, 1, _padded(channels))
+        inputs = [self.block(x), self.rw.const(weights, f"{w.name}_blocked")]
+        if len(node.inputs) > 2 and node.inputs[2] is not None:
+            bias = np.asarray(node.inputs[2].const, np.float32)
+            inputs.append(self.rw.const(_pad_axis(bias, 0, _padded(out_channels)), f"{node.inputs[2].name}_blocked"))
+        return self.rw.node("ConvBlocked", inputs, attrs, name=node.name)[0]
+
+    def elementwise(self, node: Node) -> Value:
+        inputs: list[Value | None] = []
+        for i, v in enumerate(node.inputs):
+            c = const_array(v) if v is not None and id(v) not in self.blocked else None
+            if v is None or id(v) in self.blocked or (c is not None and c.size == 1) or (
+                    node.op in UNARY and i > 0):
+                inputs.append(self.blocked.get(id(v), v) if v is not None else None)
+            elif c is not None:  # per channel: [1, C, 1, 1] -> [1, C/B, 1, 1, B]
+                full = np.asarray(c).reshape((1,) * (4 - c.ndim) + c.shape)
+                inputs.append(self.rw.const(block_array(full, BLOCK), f"{v.name}_blocked"))
+            else:
+                inputs.append(self.block(v))
+        return self.rw.node(node.op, inputs, node.attrs, name=node.name)[0]
+
+    def mean(self, node: Node) -> None:
+        """A mean over the spatial axes of a blocked tensor: a ReduceMean of its blocked form, unblocked."""
+        x, old = node.inputs[0], node.outputs[0]
+        assert x is not None
+        axes = self.rw.const(np.array([2, 3], np.int64), "axes")
+        mean = self.rw.op("ReduceMean", self.blocked[id(x)], axes, name=node.name, keepdims=1)
+        plain = self.rw.op("UnblockChannels", mean, channels=x.type.shape[1])
+        if old.type.rank != 4:  # keepdims=0: [N, C]
+            plain = self.rw.op("Reshape", plain, self.rw.const(np.array(old.type.shape, np.int64), "shape"))
+        self.rw.replace(old, plain, "blocked mean")
+
+    def unblocked(self, old: Value, new: Value) -> None:
+        """Plain readers of `old` read `new` unblocked (dropped when none is left)."""
+        plain = self.rw.op("UnblockChannels", new, channels=old.type.shape[1])
+        self.blocked[id(old)] = self.blocked[id(plain)] = new
+        self.rw.replace(old, plain, "blocked layout")
+
+
+def _spatial_mean(node: Node) -> bool:
+    """GlobalAveragePool, or ReduceMean over the two spatial axes of a 4-D tensor."""
+    if node.op == "GlobalAveragePool":
+        return True
+    if node.op != "ReduceMean" or len(node.inputs) < 2 or node.attrs.get("noop_with_empty_axes", 0):
+        return False
+    axes = const_array(node.inputs[1])
+    return axes is not None and sorted(int(a) % 4 for a in axes.reshape(-1)) == [2, 3] and \
+        node.inputs[0] is not None and node.inputs[0].type.rank == 4
+
+
+def _rewrite(graph: Graph) -> bool:
+    convs = _regions(graph)
+    if not convs:
+        return apply_rules(graph, {"BlockChannels": [_cancel]})
+    planned = {id(n) for n in _plan(graph, convs)}
+    rw = Rewriter(graph)
+    region = _Region(rw)
+    for node in list(graph.nodes):
+        if id(node) in planned:
+            new = region.conv(node) if node.op == "Conv" else region.elementwise(node)
+            region.unblocked(node.outputs[0], new)
+        elif _spatial_mean(node) and id(node.inputs[0]) in region.blocked:
+            region.mean(node)
+    refined = rw.finish()
+    return apply_rules(graph, {"BlockChannels": [_cancel]}) or refined
+
+
+def _cancel(rw: Rewriter, node: Node) -> bool:
+    """BlockChannels(UnblockChannels(b)) -> b for one block size (padding lanes are unspecified)."""
+    unblock = rw.producer(node.inputs[0], "UnblockChannels")
+    if unblock is None or unblock.inputs[0] is None:
+        return False
+    inner = unblock.inputs[0]
+    if inner.type != node.outputs[0].type:
+        return False
+    rw.replace(node.outputs[0], inner, "cancelled reorders")
+    return True
+
+
+blocked_layout = each_scope(_rewrite)

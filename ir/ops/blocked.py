@@ -1,0 +1,130 @@
+"""The blocked channel layout (NCHWc): BlockChannels, UnblockChannels and ConvBlocked.
+
+A blocked tensor [N, ceil(C/B), *spatial, B] holds channel c at block c // B, lane c % B, so B
+channels (one vector) sit side by side at every position. Channels are padded with zeros to a
+multiple of B by BlockChannels; UnblockChannels keeps the first `channels` only. The padding lanes
+of a blocked tensor are finite but otherwise unspecified: the weights that read them are zero.
+
+ConvBlocked is Conv on blocked tensors: input [N, Cin/B, *spatial, B], weights [Cout, Cin/group,
+*kernel] in the usual layout (Cout and Cin padded to multiples of B; kernels pack them at compile
+time), optional bias [Cout], output [N, Cout/B, *outs, B]. Made by the `blocked-layout` pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..dims import Dim
+from ..types import TensorType
+from .conv import CONV_ATTRS, CONV_TYPES, _conv_reference, conv_flops
+from .registry import Attr, InferContext, OpDef, register
+from .window import make_window
+
+
+def block_array(x: np.ndarray, block: int) -> np.ndarray:
+    """[N, C, *spatial] -> [N, ceil(C/block), *spatial, block], zero padded."""
+    n, c, *spatial = x.shape
+    blocks = -(-c // block)
+    padded = np.zeros((n, blocks * block, *spatial), x.dtype)
+    padded[:, :c] = x
+    return np.moveaxis(padded.reshape(n, blocks, block, *spatial), 2, -1).copy()
+
+
+def unblock_array(x: np.ndarray, channels: int) -> np.ndarray:
+    """[N, C/B, *spatial, B] -> [N, channels, *spatial]."""
+    n, blocks, *spatial, block = x.shape
+    return np.moveaxis(x, -1, 2).reshape(n, blocks * block, *spatial)[:, :channels].copy()
+
+
+def _block_infer(ctx: InferContext) -> list[TensorType]:
+    t = ctx.input(0)
+    block = ctx.attrs["block"]
+    if t.rank < 3:
+        raise ctx.error("input must have rank >= 3 (N, C, spatial...)")
+    if block < 1 or not isinstance(t.shape[1], int):
+        raise ctx.error(f"channels {t.shape[1]} must be static and block {block} positive")
+    return [t.with_shape([t.shape[0], -(-t.shape[1] // block), *t.shape[2:], block])]
+
+
+def _unblock_infer(ctx: InferContext) -> list[TensorType]:
+    t = ctx.input(0)
+    channels = ctx.attrs["channels"]
+    if t.rank < 4 or not isinstance(t.shape[1], int) or not isinstance(t.shape[-1], int):
+        raise ctx.error("input must be blocked: [N, C/B, spatial..., B] with static C/B and B")
+    if not 0 < channels <= t.shape[1] * t.shape[-1]:
+        raise ctx.error(f"channels {channels} must be in 1..{t.shape[1] * t.shape[-1]}")
+    return [t.with_shape([t.shape[0], channels, *t.shape[2:-1]])]
+
+
+BlockChannels = register(
+    OpDef(
+        "BlockChannels",
+        _block_infer,
+        lambda ins, attrs: [block_array(ins[0], attrs["block"])],  # type: ignore[arg-type]
+        attrs={"block": Attr("int", 8)},
+        kind="movement",
+        doc="[N, C, spatial...] -> [N, ceil(C/block), spatial..., block], channels zero padded.",
+    )
+)
+
+UnblockChannels = register(
+    OpDef(
+        "UnblockChannels",
+        _unblock_infer,
+        lambda ins, attrs: [unblock_array(ins[0], attrs["channels"])],  # type: ignore[arg-type]
+        attrs={"channels": Attr("int")},
+        kind="movement",
+        doc="[N, C/B, spatial..., B] -> [N, channels, spatial...]: the first `channels` channels.",
+    )
+)
+
+
+def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
+    x, w = ctx.input(0), ctx.input(1)
+    if x.dtype != w.dtype:
+        raise ctx.error("input and weights must have one element type")
+    if x.rank < 4 or w.rank != x.rank - 1:
+        raise ctx.error(f"input must be [N, C/B, spatial..., B] and weights [M, C/group, kernel...], got ranks "
+                        f"{x.rank} and {w.rank}")
+    block, group = x.shape[-1], ctx.attrs["group"]
+    out_channels, in_channels = w.shape[0], w.shape[1]
+    blocks = x.shape[1]
+    if not all(isinstance(d, int) for d in (block, blocks, out_channels, in_channels, *w.shape[2:])):
+        raise ctx.error("channels, blocks and kernel must be static")
+    if out_channels % block or blocks * block != in_channels * group or out_channels % group:
+        raise ctx.error(f"weights {list(w.shape)} with group {group} do not fit {blocks} blocks of {block} "
+                        f"channels (output channels must be a multiple of {block})")
+    if ctx.has(2) and ctx.input(2).shape != (out_channels,):
+        raise ctx.error(f"bias shape {list(ctx.input(2).shape)} must be [{out_channels}]")
+    kernel = list(ctx.attrs["kernel_shape"] or w.shape[2:])
+    window = make_window(ctx.attrs, kernel, ctx.error)
+    outs: list[Dim] = [window.out_dim(i, d, ctx.fresh) for i, d in enumerate(x.shape[2:-1])]
+    if any(isinstance(d, int) and d < 1 for d in outs):
+        raise ctx.error(f"window {list(window.spans)} does not fit the padded input; output would be {outs}")
+    return [TensorType(x.dtype, (x.shape[0], out_channels // block, *outs, block))]
+
+
+def _conv_blocked_reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+    x = inputs[0]
+    assert x is not None
+    block = x.shape[-1]
+    plain = unblock_array(x, x.shape[1] * block)
+    y = _conv_reference([plain, *inputs[1:]], attrs)[0]
+    return [block_array(y, block)]
+
+
+ConvBlocked = register(
+    OpDef(
+        "ConvBlocked",
+        _conv_blocked_infer,
+        _conv_blocked_reference,
+        attrs=CONV_ATTRS,
+        inputs=(2, 3),
+        dtypes=CONV_TYPES,
+        kind="contraction",
+        flops=conv_flops,
+        doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...].",
+    )
+)

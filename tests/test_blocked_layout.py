@@ -1,0 +1,189 @@
+"""The blocked channel layout (NCHW8c): the `blocked-layout` pass's decisions on small graphs, and the
+blocked kernels (1x1, depthwise, dense kxk with padding and strides, fused epilogues) compiled, against
+onnxruntime (1e-4 relative), odd channel counts included."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from aic.compiler.passes import optimize
+from aic.frontend.onnx import load_model
+from aic.ir import run_graph
+from aic.ir.ops.blocked import block_array, unblock_array
+from onnx import helper
+
+import aic
+from tests.onnx_util import assert_close, run_ort
+
+rng = np.random.default_rng(8)
+
+
+def f(*shape: int, scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def model(nodes, inputs: dict[str, np.ndarray], outputs: list[str], weights: dict[str, np.ndarray]):
+    infos = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, a.shape) for n, a in inputs.items()]
+    consts = [onnx.numpy_helper.from_array(a, n) for n, a in weights.items()]
+    graph = helper.make_graph(nodes, "g", infos, [onnx.ValueInfoProto(name=o) for o in outputs], consts)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    return m
+
+
+def conv(x: str, y: str, cin: int, cout: int, weights: dict, k: int = 1, group: int = 1, **attrs) -> onnx.NodeProto:
+    weights[f"{y}_w"] = f(cout, cin // group, k, k, scale=1 / np.sqrt(cin // group * k * k))
+    weights[f"{y}_b"] = f(cout, scale=0.1)
+    return helper.make_node("Conv", [x, f"{y}_w", f"{y}_b"], [y], group=group, **attrs)
+
+
+def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True):
+    """expand 1x1 + SiLU, depthwise kxk + SiLU, squeeze-excite, project 1x1, residual add (stride 1)."""
+    w: dict[str, np.ndarray] = {}
+    hidden = channels * expand
+    nodes = [conv("x", "e", channels, hidden, w), helper.make_node("Sigmoid", ["e"], ["es"]),
+             helper.make_node("Mul", ["e", "es"], ["ea"]),
+             conv("ea", "d", hidden, hidden, w, k, hidden, strides=[stride, stride], pads=[k // 2] * 4),
+             helper.make_node("Sigmoid", ["d"], ["ds"]), helper.make_node("Mul", ["d", "ds"], ["da"])]
+    top = "da"
+    if se:
+        nodes += [helper.make_node("GlobalAveragePool", ["da"], ["p"]), conv("p", "s1", hidden, 4, w),
+                  helper.make_node("Relu", ["s1"], ["s1r"]), conv("s1r", "s2", 4, hidden, w),
+                  helper.make_node("Sigmoid", ["s2"], ["sg"]), helper.make_node("Mul", ["da", "sg"], ["se"])]
+        top = "se"
+    nodes.append(conv(top, "pr", hidden, channels, w))
+    out = "pr"
+    if stride == 1:
+        nodes.append(helper.make_node("Add", ["pr", "x"], ["y"]))
+        out = "y"
+    x = f(1, channels, size, size)
+    return model(nodes, {"x": x}, [out], w), {"x": x}
+
+
+def check(m: onnx.ModelProto, feeds: dict[str, np.ndarray], blocked: bool = True) -> None:
+    graph, _ = optimize(load_model(m), 2)
+    ops = {n.op for n in graph.nodes}
+    assert ("ConvBlocked" in ops) == blocked, sorted(ops)
+    expected = run_ort(m, feeds)
+    actual = aic.compile(m, num_threads=1, cache=False).run(None, feeds)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+def test_block_round_trip():
+    x = f(2, 13, 3, 5)
+    b = block_array(x, 8)
+    assert b.shape == (2, 2, 3, 5, 8) and not b[:, 1, ..., 5:].any()
+    assert np.array_equal(unblock_array(b, 13), x)
+
+
+@pytest.mark.parametrize(("channels", "expand", "k", "stride", "size"),
+                         [(16, 4, 3, 1, 14), (12, 6, 5, 2, 14), (20, 3, 3, 1, 7)],
+                         ids=["3x3s1", "5x5s2-odd", "7x7-odd"])
+def test_mbconv_block(channels, expand, k, stride, size):
+    check(*mbconv(channels, expand, k, stride, size))
+
+
+def test_depthwise_plane_larger_than_the_stack():
+    """A padded 94x94 plane of 8 channels is more than the stack takes: the planes share one scratch."""
+    check(*mbconv(8, 1, 3, 1, 92, se=False))
+
+
+def test_region_is_converted_at_its_edges_only():
+    m, _ = mbconv(16, 4, 3, 1, 14)
+    graph, _ = optimize(load_model(m), 2)
+    ops = [n.op for n in graph.nodes]
+    assert ops.count("ConvBlocked") == 5  # expand, depthwise, squeeze, excite, project
+    assert ops.count("BlockChannels") == 1  # the input (read by the residual add too)
+    assert ops.count("UnblockChannels") == 1  # the output
+    assert "GlobalAveragePool" not in ops and "ReduceMean" in ops
+
+
+def test_large_maps_lone_convs_and_bottlenecks_stay_plain():
+    w: dict[str, np.ndarray] = {}
+    big = model([conv("x", "a", 8, 8, w), helper.make_node("Relu", ["a"], ["r"]),
+                 conv("r", "y", 8, 8, w, 3, 8, pads=[1, 1, 1, 1])], {"x": f(1, 8, 128, 128)}, ["y"], w)
+    lone = model([conv("x", "a", 16, 16, w), helper.make_node("Relu", ["a"], ["y"])], {"x": f(1, 16, 14, 14)}, ["y"], w)
+    bottleneck = model([conv("x", "a", 64, 16, w), helper.make_node("Relu", ["a"], ["r"]),
+                        conv("r", "b", 16, 16, w, 3, pads=[1, 1, 1, 1]), conv("b", "c", 16, 64, w),
+                        helper.make_node("Add", ["c", "x"], ["d"]), conv("d", "y", 64, 16, w)],
+                       {"x": f(1, 64, 14, 14)}, ["y"], w)  # 1x1 chains cut by a 3x3: not depthwise-separable
+    for m in (big, lone, bottleneck):
+        graph, _ = optimize(load_model(m), 2)
+        assert "ConvBlocked" not in {n.op for n in graph.nodes}
+
+
+def test_disabled_by_name():
+    m, _ = mbconv(16, 4, 3, 1, 7)
+    graph, _ = optimize(load_model(m), 2, disable=["blocked-layout"])
+    assert "ConvBlocked" not in {n.op for n in graph.nodes}
+
+
+def test_reference_semantics_match_conv():
+    m, feeds = mbconv(12, 2, 3, 2, 9)
+    graph, _ = optimize(load_model(m), 2)
+    assert "ConvBlocked" in {n.op for n in graph.nodes}
+    assert_close(run_graph(graph, feeds)[0], run_ort(m, feeds)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("cin", "cout", "k", "attrs"), [
+    (16, 24, 3, {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # padded, strided, an odd number of output blocks
+    (8, 16, 3, {"pads": [0, 1, 2, 0]}),  # uneven pads
+    (24, 40, 1, {"strides": [2, 2]}),  # strided 1x1
+], ids=["3x3s2", "3x3-uneven", "1x1s2"])
+def test_dense_blocked_kernels(cin, cout, k, attrs):
+    """ConvBlocked with one group, built directly (the pass takes 1x1 and depthwise only), with a fused
+    Relu, against the float64 reference."""
+    from aic.ir import DType, GraphBuilder, TensorType
+
+    x, w, bias = f(1, cin, 11, 10), f(cout, cin, k, k), f(cout)
+    b = GraphBuilder("g", 21)
+    xv = b.input("x", TensorType(DType.float32, x.shape))
+    blocked = b.op("BlockChannels", xv, block=8)
+    y = b.op("ConvBlocked", blocked, b.const(w, "w"), b.const(bias, "b"), **attrs)
+    out = b.op("UnblockChannels", b.op("Relu", y), channels=cout)
+    graph = b.build([out])
+    expected = run_graph(graph, {"x": x})[0]
+    plain = np.maximum(run_ort(model([helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)], {"x": x}, ["y"],
+                                     {"w": w, "b": bias}), {"x": x})[0], 0)
+    assert_close(expected, plain, rtol=1e-4, atol=1e-4)
+    assert_close(aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x})[0], plain, rtol=1e-4, atol=1e-4)
+
+
+def test_mean_without_kept_dims_feeds_a_gemm():
+    w: dict[str, np.ndarray] = {}
+    nodes = [conv("x", "a", 16, 32, w), helper.make_node("Relu", ["a"], ["r"]),
+             conv("r", "d", 32, 32, w, 3, 32, pads=[1, 1, 1, 1]), helper.make_node("Clip", ["d", "lo", "hi"], ["c"]),
+             helper.make_node("ReduceMean", ["c", "axes"], ["m"], keepdims=0),
+             helper.make_node("Gemm", ["m", "g"], ["y"], transB=1)]
+    w.update(lo=np.array(0, np.float32), hi=np.array(6, np.float32), axes=np.array([-2, -1], np.int64), g=f(10, 32))
+    m = model(nodes, {"x": f(2, 16, 7, 7)}, ["y"], w)
+    check(m, {"x": f(2, 16, 7, 7)})
+
+
+def test_reorder_pairs_cancel_and_squeeze_excite_pairs_alone_stay_plain():
+    from aic.compiler.passes.blocked_layout import blocked_layout
+    from aic.ir import DType, GraphBuilder, TensorType
+
+    b = GraphBuilder("g", 21)
+    x = b.input("x", TensorType(DType.float32, (1, 2, 5, 5, 8)))
+    back = b.op("BlockChannels", b.op("UnblockChannels", x, channels=13), block=8)
+    graph = blocked_layout(b.build([b.op("Relu", back)]))
+    assert [n.op for n in graph.nodes] == ["Relu"] and graph.nodes[0].inputs[0] is graph.inputs[0]
+
+    w: dict[str, np.ndarray] = {}
+    se = model([helper.make_node("GlobalAveragePool", ["x"], ["p"]), conv("p", "s", 32, 8, w),
+                helper.make_node("Relu", ["s"], ["r"]), conv("r", "e", 8, 32, w),
+                helper.make_node("Sigmoid", ["e"], ["g"]), helper.make_node("Mul", ["x", "g"], ["y"])],
+               {"x": f(1, 32, 14, 14)}, ["y"], w)
+    graph, _ = optimize(load_model(se), 2)
+    assert "ConvBlocked" not in {n.op for n in graph.nodes}
+
+
+def test_same_padding_strided_depthwise_without_bias():
+    w = {"dw": f(24, 1, 3, 3), "pw": f(16, 24, 1, 1, scale=0.2)}
+    nodes = [helper.make_node("Conv", ["x", "dw"], ["d"], group=24, strides=[2, 2], auto_pad="SAME_UPPER"),
+             helper.make_node("HardSwish", ["d"], ["h"]), helper.make_node("Conv", ["h", "pw"], ["y"])]
+    x = f(1, 24, 10, 9)
+    check(model(nodes, {"x": x}, ["y"], w), {"x": x})
