@@ -1,6 +1,6 @@
 """The benchmark: aic against onnxruntime and OpenVINO on the same models, in the same run, same threads.
 
-    python -m bench.run [--models resnet50 bert_base] [--threads 1 2] [--runs 30] [--warmup 5] [--pause 50]
+    python -m bench.run [--models resnet50 bert_base] [--threads 1 2] [--runs 30] [--warmup 5] [--pause 150]
                         [--exporter dynamo|torchscript] [--opset 17|20] [--out bench/out]
 
 For each model (static shapes, exported once to bench/models/ if missing): compile it with
@@ -74,7 +74,7 @@ class Row:
         return self.gflop / (ms / 1e3) if ms else None
 
 
-SETTLE_S = 0.05  # pause before each timed run
+SETTLE_S = 0.15  # pause before each timed run: longer than onnxruntime's workers spin after one
 
 
 def time_interleaved(
@@ -82,9 +82,9 @@ def time_interleaved(
 ) -> dict[str, float]:
     """Median milliseconds per runner; one run of each per round, the order alternating by round.
 
-    Each timed run starts after a pause (50 ms by default, as a service between requests). onnxruntime's worker
-    keeps ~40% of a CPU busy for ~100 ms after a 2-thread run, so at 50 ms whoever runs right after onnxruntime
-    shares a core with it (BENCHMARKS.md, "Two threads on every model"); with `--pause 150` that spin has ended."""
+    Each timed run starts after a pause (150 ms by default, as a service between requests). onnxruntime's worker
+    keeps ~40% of a CPU busy for ~100 ms after a 2-thread run, so after a shorter pause whoever runs right after
+    onnxruntime shares a core with it (BENCHMARKS.md, "Two threads on every model")."""
     samples: dict[str, list[float]] = {name: [] for name in runners}
     order = list(runners)
     for i in range(warmup + runs):
