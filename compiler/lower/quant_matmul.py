@@ -38,12 +38,13 @@ from aic.ir.loop import INDEX, Allocate, Bin, Buffer, Call, Cast, Const, Expr, L
 from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import MicroKernel
 
-from .contraction import matmul_integer_nest, prefetch_ahead, register_tile
+from .contraction import matmul_integer_nest, register_tile
 from .core import LowerCtx, Tensor, broadcast_index, idx, linear
 from .mathx import add
 from .micro_kernel import hints
 from .reduce import accumulate, stack
 from .sizes import shape_of, size_prod
+from .streamed import prefetch_ahead
 from .table import Emit, anchor
 
 I32 = DType.int32

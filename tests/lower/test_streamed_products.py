@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from aic.compiler.lower.contraction import stream_plan
+from aic.compiler.lower.streamed import stream_plan
 from onnx import TensorProto, helper, numpy_helper
 
 import aic
