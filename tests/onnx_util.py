@@ -12,6 +12,19 @@ from aic.ir import DType, run_graph, verify
 from onnx import helper
 
 
+def graph_model(
+    nodes: list[onnx.NodeProto], inputs: dict[str, np.ndarray], outputs: Sequence[str],
+    weights: dict[str, np.ndarray], opset: int = 21,
+) -> onnx.ModelProto:
+    """A float32 graph of `nodes` reading `inputs` (graph inputs) and `weights` (initializers)."""
+    infos = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, a.shape) for n, a in inputs.items()]
+    consts = [onnx.numpy_helper.from_array(a, n) for n, a in weights.items()]
+    graph = helper.make_graph(nodes, "g", infos, [onnx.ValueInfoProto(name=o) for o in outputs], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8 if opset < 21 else 10
+    return model
+
+
 def node_model(
     op_type: str,
     inputs: dict[str, np.ndarray],

@@ -15,21 +15,13 @@ from onnx import helper
 
 import aic
 from tests.onnx_util import assert_close, run_ort
+from tests.onnx_util import graph_model as model
 
 rng = np.random.default_rng(8)
 
 
 def f(*shape: int, scale: float = 1.0) -> np.ndarray:
     return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-
-def model(nodes, inputs: dict[str, np.ndarray], outputs: list[str], weights: dict[str, np.ndarray]):
-    infos = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, a.shape) for n, a in inputs.items()]
-    consts = [onnx.numpy_helper.from_array(a, n) for n, a in weights.items()]
-    graph = helper.make_graph(nodes, "g", infos, [onnx.ValueInfoProto(name=o) for o in outputs], consts)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-    m.ir_version = 10
-    return m
 
 
 def conv(x: str, y: str, cin: int, cout: int, weights: dict, k: int = 1, group: int = 1, **attrs) -> onnx.NodeProto:

@@ -7,7 +7,7 @@ import pytest
 from onnx import helper
 
 import aic
-from tests.onnx_util import assert_close, node_model, run_ort
+from tests.onnx_util import assert_close, graph_model, node_model, run_ort
 
 rng = np.random.default_rng(7)
 
@@ -80,15 +80,6 @@ def test_compiled_op(op, inputs, attrs, consts, names, outputs):
     check_compiled(model, inputs, rtol=1e-4, atol=1e-5)
 
 
-def _graph_model(nodes, inputs: dict[str, np.ndarray], outputs: list[str], weights: dict[str, np.ndarray]):
-    infos = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, a.shape) for n, a in inputs.items()]
-    consts = [onnx.numpy_helper.from_array(a, n) for n, a in weights.items()]
-    graph = helper.make_graph(nodes, "g", infos, [onnx.ValueInfoProto(name=o) for o in outputs], consts)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-    model.ir_version = 10
-    return model
-
-
 def test_fused_feed_forward():
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
              helper.make_node("Gelu", ["hb"], ["g"]), helper.make_node("MatMul", ["g", "w2"], ["o"]),
@@ -96,7 +87,7 @@ def test_fused_feed_forward():
              helper.make_node("LayerNormalization", ["r", "s", "b"], ["y"])]
     inputs = {"x": f(10, 32)}
     weights = {"w1": f(32, 64), "b1": f(64), "w2": f(64, 32) / 8, "s": f(32), "b": f(32)}
-    check_compiled(_graph_model(nodes, inputs, ["y"], weights), inputs, rtol=1e-4, atol=1e-4)
+    check_compiled(graph_model(nodes, inputs, ["y"], weights), inputs, rtol=1e-4, atol=1e-4)
 
 
 def test_fused_attention():
@@ -104,7 +95,7 @@ def test_fused_attention():
              helper.make_node("Add", ["ss", "mask"], ["sm"]), helper.make_node("Softmax", ["sm"], ["p"], axis=-1),
              helper.make_node("MatMul", ["p", "v"], ["y"])]
     inputs = {"q": f(1, 2, 7, 16), "kt": f(1, 2, 16, 7), "v": f(1, 2, 7, 16), "mask": f(1, 1, 1, 7)}
-    check_compiled(_graph_model(nodes, inputs, ["y"], {"scale": np.array(0.25, np.float32)}), inputs)
+    check_compiled(graph_model(nodes, inputs, ["y"], {"scale": np.array(0.25, np.float32)}), inputs)
 
 
 def test_fused_conv_block():
@@ -115,4 +106,4 @@ def test_fused_conv_block():
              helper.make_node("Gemm", ["fl", "fw", "fb"], ["y"], transB=1)]
     inputs = {"x": f(1, 3, 12, 12)}
     weights = {"w": f(24, 3, 3, 3), "b": f(24), "fw": f(10, 24), "fb": f(10)}
-    check_compiled(_graph_model(nodes, inputs, ["y"], weights), inputs, rtol=1e-4, atol=1e-4)
+    check_compiled(graph_model(nodes, inputs, ["y"], weights), inputs, rtol=1e-4, atol=1e-4)

@@ -13,8 +13,8 @@ from onnx import helper
 
 import aic
 from tests.lower.lower_util import lower
-from tests.lower.test_compiled_ops import _graph_model, check_compiled
-from tests.onnx_util import run_ort
+from tests.lower.test_compiled_ops import check_compiled
+from tests.onnx_util import graph_model, run_ort
 
 rng = np.random.default_rng(14)
 
@@ -44,7 +44,7 @@ def test_conv_transpose(xs, ws, attrs):
     x, w = f(*xs), f(*ws)
     b = f(ws[1] * attrs.get("group", 1))
     nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
-    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 DEPTHWISE = [
@@ -69,7 +69,7 @@ def test_depthwise(ch, size, k, attrs):
     x, w, b = f(2, ch, *size), f(ch, 1, *k), f(ch)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=ch, **attrs),
              helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
-    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", [(7, 7), (14, 14), (10, 13), (1, 7), (5, 12)])
@@ -80,7 +80,7 @@ def test_depthwise_rows_spill_into_the_next(size):
     x, w, b = f(2, 5, *size), f(5, 1, 3, 3), f(5)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=5, pads=[1, 1, 1, 1]),
              helper.make_node("Add", ["c", "x"], ["y"])]
-    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("scale", [(1, 1, 1, 7), (1, 1, 7, 1), (1, 3, 7, 7)], ids=["row", "column", "full"])
@@ -90,7 +90,7 @@ def test_depthwise_rows_do_not_spill_past_a_broadcast_operand(scale):
     x, w, s = f(2, 3, 7, 7), f(3, 1, 3, 3), f(*scale)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=3, pads=[1, 1, 1, 1]),
              helper.make_node("Mul", ["c", "s"], ["y"])]
-    check_compiled(_graph_model(nodes, {"x": x, "s": s}, ["y"], {"w": w}), {"x": x, "s": s}, rtol=1e-4, atol=1e-5)
+    check_compiled(graph_model(nodes, {"x": x, "s": s}, ["y"], {"w": w}), {"x": x, "s": s}, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("conv", [False, True], ids=["silu", "depthwise-silu"])
@@ -104,7 +104,7 @@ def test_rows_leave_no_scalar_remainder(conv):
         weights = {"w": f(3, 1, 3, 3)}
     else:
         nodes.insert(0, helper.make_node("Identity", ["x"], ["c"]))
-    program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], weights)))
+    program = lower(load_model(graph_model(nodes, {"x": x}, ["y"], weights)))
     outputs = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
                and s.buffer.name.startswith("out")]
     assert outputs and all(s.value.lanes > 1 for s in outputs), [s.value.lanes for s in outputs]
@@ -132,7 +132,7 @@ def test_dense_conv_ragged_rows(xs, ws, attrs):
     x, w, b = f(*xs), f(*ws) / np.float32(np.sqrt(np.prod(ws[1:]))), f(ws[0])
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
              helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]
-    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 POINTWISE = [
@@ -163,14 +163,14 @@ def test_pointwise_conv_flat(xs, ws, group, operand):
         feeds["r"] = f(*operand)
         nodes.append(helper.make_node("Add", ["c", "r"], ["a"]))
     nodes.append(helper.make_node("Relu", [nodes[-1].output[0]], ["y"]))
-    check_compiled(_graph_model(nodes, feeds, ["y"], {"w": w, "b": b}), feeds, rtol=1e-4, atol=1e-5)
+    check_compiled(graph_model(nodes, feeds, ["y"], {"w": w, "b": b}), feeds, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(("xs", "ws", "attrs"), STRIDED_POINTWISE, ids=[str(i) for i in range(len(STRIDED_POINTWISE))])
 def test_strided_pointwise_conv(xs, ws, attrs):
     x, w = f(*xs), f(*ws) / np.float32(np.sqrt(ws[1]))
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
-    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {"w": w}), {"x": x}, rtol=1e-4, atol=1e-5)
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(("xs", "ws", "attrs"), [
@@ -182,7 +182,7 @@ def test_dense_conv_run_time_batch(xs, ws, attrs):
     """One artifact for batch 1..4: the packed copies and the loop order hold for a batch known at run time."""
     x = f(1, *xs)
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], **attrs)]
-    model = _graph_model(nodes, {"x": x}, ["y"], {"w": f(*ws) / np.float32(np.sqrt(np.prod(ws[1:])))})
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": f(*ws) / np.float32(np.sqrt(np.prod(ws[1:])))})
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     module = aic.compile(model, shapes={"batch": (1, 4, 1)}, num_threads=1, cache=False)
     for batch in (1, 3):
@@ -198,7 +198,7 @@ def test_pointwise_conv_stores_vectors(silu, widest):
     act = ([helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])] if silu
            else [helper.make_node("Relu", ["c"], ["y"])])  # fmt: skip
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), *act]
-    program = lower(load_model(_graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
+    program = lower(load_model(graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
     lanes = [s.value.lanes for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
              and s.buffer.name.startswith("out")]
     assert max(lanes) == widest and 6 not in lanes, lanes
@@ -219,4 +219,4 @@ MAX_POOL = [
 def test_max_pool(xs, attrs):
     x = f(*xs) - 3  # mostly negative: padding must not win
     nodes = [helper.make_node("MaxPool", ["x"], ["y"], **attrs)]
-    check_compiled(_graph_model(nodes, {"x": x}, ["y"], {}), {"x": x}, rtol=0, atol=0)
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], {}), {"x": x}, rtol=0, atol=0)

@@ -11,8 +11,7 @@ from aic.ir.schedule import MicroKernel, ScheduleError, Winograd
 from onnx import helper
 
 import aic
-from tests.lower.test_compiled_ops import _graph_model
-from tests.onnx_util import assert_close, run_ort
+from tests.onnx_util import assert_close, graph_model, run_ort
 
 rng = np.random.default_rng(43)
 
@@ -47,7 +46,7 @@ def conv_model(xs, co, pads, bias=True, act=None, residual=False, **attrs):
     if act:
         nodes.append(helper.make_node(act, [last], ["y"], **({"alpha": 0.1} if act == "LeakyRelu" else {})))
         last = "y"
-    return _graph_model(nodes, inputs, [last], weights), inputs
+    return graph_model(nodes, inputs, [last], weights), inputs
 
 
 CASES = [
@@ -97,7 +96,7 @@ RULE = [
 @pytest.mark.parametrize(("xs", "co", "attrs", "taken"), RULE, ids=[str(i) for i in range(len(RULE))])
 def test_rule(xs, co, attrs, taken):
     x, w = f(*xs), f(co, xs[1] // attrs.get("group", 1), 3, 3)
-    model = _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1] * 4, **attrs)], {"x": x}, ["y"],
+    model = graph_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1] * 4, **attrs)], {"x": x}, ["y"],
                          {"w": w})
     assert ("winograd(on)" in schedule_of(model)) == taken
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from tests.lower.test_compiled_ops import _graph_model, check_compiled
+from tests.lower.test_compiled_ops import check_compiled
+from tests.onnx_util import graph_model
 
 rng = np.random.default_rng(5)
 
@@ -36,5 +37,5 @@ def test_layer_norm_over_channels(shape, perm, after, shared):
     elif after == "back":
         nodes.append(helper.make_node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2]))
     outputs = ["y", "t"] if shared else ["y"]
-    model = _graph_model(nodes, {"x": x}, outputs, {"s": f(shape[perm[-1]]), "b": f(shape[perm[-1]])})
+    model = graph_model(nodes, {"x": x}, outputs, {"s": f(shape[perm[-1]]), "b": f(shape[perm[-1]])})
     check_compiled(model, {"x": x}, rtol=1e-5, atol=1e-5)

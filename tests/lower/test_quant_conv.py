@@ -29,7 +29,8 @@ ONNX_TYPE = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
 AVX512_VNNI = "llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=icelake-server"
 
 
-def _model(x_shape, w, x_type, attrs, zw=None) -> onnx.ModelProto:
+def conv_integer_model(x_shape, w, x_type, attrs, zw=None) -> onnx.ModelProto:
+    """One ConvInteger of input x (`x_type`), constant weights `w`, activation zero point input zx."""
     inits, names = [numpy_helper.from_array(w, "w")], ["x", "w", "zx"]
     if zw is not None:
         inits.append(numpy_helper.from_array(np.asarray(zw).astype(w.dtype), "zw"))
@@ -46,7 +47,7 @@ def _case(x_shape, w_shape, x_type, w_type, attrs, zw=None):
     w = rng.integers(*RANGE[w_type], size=w_shape).astype(w_type)
     feeds = {"x": rng.integers(*RANGE[x_type], size=x_shape).astype(x_type),
              "zx": np.asarray(rng.integers(*RANGE[x_type]), x_type)}
-    model = _model(x_shape, w, x_type, attrs, zw)
+    model = conv_integer_model(x_shape, w, x_type, attrs, zw)
     return model, feeds, ReferenceEvaluator(model).run(None, feeds)[0]
 
 

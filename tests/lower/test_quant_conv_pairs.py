@@ -15,13 +15,13 @@ from aic.compiler.program import build_program
 from aic.frontend.onnx import load_model
 from aic.ir.loop_eval import run_program
 from aic.ir.loop_printer import kernel_text
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import aic
+from tests.lower.test_quant_conv import conv_integer_model
 
 rng = np.random.default_rng(13)
-ONNX_TYPE = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
 AVX2 = "llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=haswell"
 
 
@@ -37,16 +37,7 @@ def _case(x_shape, w_shape, x_type, w_type, attrs, zw=None, planted=False):
     w = w + (0 if w_type == np.int8 else 128)
     x = rng.integers(*((0, 256) if x_type == np.uint8 else (-128, 128)), size=x_shape).astype(x_type)
     x.reshape(-1)[: x.size // 3] = np.iinfo(x_type).max
-    inits, names = [numpy_helper.from_array(w.astype(w_type), "w")], ["x", "w", "zx"]
-    if zw is not None:
-        inits.append(numpy_helper.from_array(np.asarray(zw, w_type), "zw"))
-        names.append("zw")
-    graph = helper.make_graph(
-        [helper.make_node("ConvInteger", names, ["y"], **attrs)], "qconv",
-        [helper.make_tensor_value_info("x", ONNX_TYPE[x_type], list(x_shape)),
-         helper.make_tensor_value_info("zx", ONNX_TYPE[x_type], [])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = conv_integer_model(x_shape, w.astype(w_type), x_type, attrs, zw)
     feeds = {"x": x, "zx": np.asarray(3, x_type)}
     return model, feeds, ReferenceEvaluator(model).run(None, feeds)[0]
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from tests.lower.test_compiled_ops import _graph_model, check_compiled
+from tests.lower.test_compiled_ops import check_compiled
+from tests.onnx_util import graph_model
 
 rng = np.random.default_rng(3)
 
@@ -38,4 +39,4 @@ def test_reduce_trailing_axes(op, shape, axes, keepdims, silu):
     else:
         weights["axes"] = np.array(axes, np.int64)
         nodes.append(helper.make_node(op, [src, "axes"], ["y"], keepdims=keepdims))
-    check_compiled(_graph_model(nodes, {"x": x}, ["y"], weights), {"x": x}, rtol=1e-5, atol=1e-5)
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], weights), {"x": x}, rtol=1e-5, atol=1e-5)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from tests.lower.test_compiled_ops import _graph_model, check_compiled
+from tests.lower.test_compiled_ops import check_compiled
+from tests.onnx_util import graph_model
 
 rng = np.random.default_rng(7)
 
@@ -40,4 +41,4 @@ def test_transposed_rows(shape, perm, extra):
     if extra == "residual":
         inputs["r"] = f(*[shape[p] for p in perm])
         nodes.append(helper.make_node("Add", ["t", "r"], ["y"]))
-    check_compiled(_graph_model(nodes, inputs, ["y"], weights), inputs, rtol=0, atol=1e-6)
+    check_compiled(graph_model(nodes, inputs, ["y"], weights), inputs, rtol=0, atol=1e-6)

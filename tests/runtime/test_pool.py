@@ -9,8 +9,7 @@ import pytest
 from onnx import helper
 
 import aic
-from tests.lower.test_compiled_ops import _graph_model
-from tests.onnx_util import assert_close, run_ort
+from tests.onnx_util import assert_close, graph_model, run_ort
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +18,7 @@ def model_file(tmp_path_factory):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 8, 40, 40)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])]
-    model = _graph_model(nodes, {"x": x}, ["y"], {"w": rng.standard_normal((32, 8, 3, 3)).astype(np.float32)})
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": rng.standard_normal((32, 8, 3, 3)).astype(np.float32)})
     path = tmp_path_factory.mktemp("pool") / "conv.so"
     aic.compile(model, output=path)
     np.save(path.with_suffix(".npy"), x)
