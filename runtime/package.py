@@ -5,7 +5,7 @@ The link inputs, all in a scratch folder:
 - weights.bin: every weight at its planned byte offset.
 - model.s (model_asm.py): `.incbin "weights.bin"` as `aic_weights`, and the signature
   tables with the metadata JSON as `aic_model_data`.
-- the runtime objects, compiled once from aic_runtime.c and aic_weights.c and cached
+- the runtime objects, compiled once from aic_runtime.c, aic_pool.c and aic_weights.c and cached
   (AIC_CACHE_DIR, else ~/.cache/aic).
 One `cc -shared` assembles and links them; the .so depends only on libc, libm and
 libpthread. The linked file is sealed with its size and SHA-256 (artifact.py). Set
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from aic.codegen.target import Target
 
 RUNTIME_DIR = Path(__file__).resolve().parent
-RUNTIME_C = ("aic_runtime.c", "aic_weights.c")
-RUNTIME_SOURCES = (*RUNTIME_C, "aic.h", "aic_internal.h", "aic_tables.h", "aic_kernel_error.h")
+RUNTIME_C = ("aic_runtime.c", "aic_pool.c", "aic_weights.c")
+RUNTIME_SOURCES = (*RUNTIME_C, "aic.h", "aic_internal.h", "aic_pool.h", "aic_tables.h", "aic_kernel_error.h")
 C_FLAGS = ["-O2", "-fPIC", "-fvisibility=hidden", "-std=gnu11", "-Wall"]
 EMBED_LIMIT = 64 << 20  # weights above this many bytes go to a side file unless embedding is asked for
 WEIGHTS_MAGIC = b"AICWGT01"
