@@ -8,7 +8,8 @@ For each model (static shapes, exported once to bench/models/ if missing): compi
 session (ORT_ENABLE_ALL, intra_op_num_threads = the same count) and, when the `openvino` package
 is installed, an OpenVINO CPU model (f32, LATENCY, one stream, INFERENCE_NUM_THREADS = the count)
 alternately, run by run, so all see the same machine state; after the warm-up runs, report
-medians and aic's ratio to the best peer. aic's outputs are
+medians, aic's ratio to the best peer, and the quartiles of the paired ratio (aic's run over the faster
+peer's run of the same round, robust to a shared host's slow minutes). aic's outputs are
 checked against onnxruntime's (max|aic - ORT| / max|ORT|). FLOPs come from aic's model
 summary. A model aic fails to compile is still timed on onnxruntime, and the failure is
 listed. Results go to <out>/results.json and <out>/results.md, with the machine, versions
@@ -57,6 +58,8 @@ class Row:
     max_rel_err: float | None = None
     error: str = ""  # why aic failed to compile or run the model
     ov_ms: float | None = None  # OpenVINO, when installed
+    paired: tuple[float, float, float] | None = None  # quartiles of aic / best peer of the same round
+
 
     @property
     def best_ms(self) -> float:
@@ -79,8 +82,8 @@ SETTLE_S = 0.15  # pause before each timed run: longer than onnxruntime's worker
 
 def time_interleaved(
     runners: dict[str, Runner], feeds: dict[str, np.ndarray], warmup: int, runs: int, pause: float = SETTLE_S
-) -> dict[str, float]:
-    """Median milliseconds per runner; one run of each per round, the order alternating by round.
+) -> dict[str, list[float]]:
+    """Milliseconds of each timed run per runner; one run of each per round, the order alternating by round.
 
     Each timed run starts after a pause (150 ms by default, as a service between requests). onnxruntime's worker
     keeps ~40% of a CPU busy for ~100 ms after a 2-thread run, so after a shorter pause whoever runs right after
@@ -95,7 +98,20 @@ def time_interleaved(
             elapsed = (time.perf_counter_ns() - start) / 1e6
             if i >= warmup:
                 samples[name].append(elapsed)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
+
+
+def paired_quartiles(samples: dict[str, list[float]]) -> tuple[float, float, float] | None:
+    """Quartiles of aic's time over the faster peer's time in the same round.
+
+    Both ran within the same second, so a slow minute of a shared host moves numerator and denominator together:
+    the spread of these ratios is the spread of the comparison, not of the host."""
+    if "aic" not in samples:
+        return None
+    peers = [s for name, s in samples.items() if name != "aic"]
+    ratios = [a / min(p) for a, *p in zip(samples["aic"], *peers)]
+    q1, q2, q3 = statistics.quantiles(ratios, n=4)
+    return q1, q2, q3
 
 
 def bench_model(name: str, path: Path, args: argparse.Namespace, peak: float) -> list[Row]:
@@ -114,10 +130,11 @@ def bench_model(name: str, path: Path, args: argparse.Namespace, peak: float) ->
             runners["ov"] = ov
         if compiled is not None:
             runners["aic"] = aic_runner(so_path, t)
-        medians = time_interleaved(runners, feeds, args.warmup, args.runs, args.pause / 1e3)
+        samples = time_interleaved(runners, feeds, args.warmup, args.runs, args.pause / 1e3)
+        medians = {name: statistics.median(s) for name, s in samples.items()}
         arena = None if compiled is None else compiled.metadata.get("arena_bytes")
         rows.append(Row(name, t, gflop, medians["ort"], medians.get("aic"), compile_s, arena, err, error,
-                        medians.get("ov")))
+                        medians.get("ov"), paired_quartiles(samples)))
         print(markdown_row(rows[-1], peak), flush=True)
     return rows
 
@@ -151,9 +168,9 @@ def fmt_ms(value: float | None) -> str:
 
 
 HEADER = [
-    "| model | threads | aic ms | ORT ms | OpenVINO ms | aic/ORT | aic/best | aic GFLOP/s | aic % peak "
-    "| ORT GFLOP/s | GFLOP | compile s | arena MiB | max rel err |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| model | threads | aic ms | ORT ms | OpenVINO ms | aic/ORT | aic/best | paired aic/best (quartiles) "
+    "| aic GFLOP/s | aic % peak | ORT GFLOP/s | GFLOP | compile s | arena MiB | max rel err |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
 
 
@@ -170,6 +187,7 @@ def markdown_row(r: Row, peak_per_core: float) -> str:
         fmt_ms(r.ov_ms),
         fmt(r.ratio, ".2f"),
         fmt(r.best_ratio, ".2f"),
+        "n/a" if r.paired is None else f"{r.paired[1]:.2f} ({r.paired[0]:.2f}–{r.paired[2]:.2f})",
         fmt(aic_gflops, ".1f"),
         fmt(peak, ".0f"),
         fmt(r.gflops(r.ort_ms), ".1f"),
@@ -239,7 +257,8 @@ def write_results(rows: list[Row], settings: dict[str, object], peak: float, out
         f"{m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} CPUs; "
         f"aic -O{settings['opt_level']}; {settings['exporter']} export opset {settings['opset']}, "
         f"median of {settings['runs']} runs "
-        f"after {settings['warmup']} warm-up, interleaved. % peak: of {peak:.0f} GFLOP/s per thread "
+        f"after {settings['warmup']} warm-up, interleaved; paired aic/best: aic's time over the faster peer's "
+        "in the same round. % peak: of {peak:.0f} GFLOP/s per thread "
         "(FP32 FMA peak of one core, measured at the start).",
         "",
         *HEADER,
