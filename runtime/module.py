@@ -22,12 +22,10 @@ in progress, then frees the native instance and unmaps the library.
 
 from __future__ import annotations
 
-import _ctypes
 import ctypes
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import ArtifactError, verify, weights_path
+from .artifact import ArtifactError, verify
 from .dim_expr import eval_dim
+from .library import bind_abi, close_library, is_onnx_file, open_library
 from .profiling import KernelEvent, Profiler, bind_profiling
 
 ABI_VERSION = 2
@@ -78,86 +77,6 @@ class TensorInfo:
 
     def describe(self) -> str:
         return f"{self.name} ({self.dtype.name}{list(self.shape)})"
-
-
-class _TensorInfo(ctypes.Structure):  # aic_tensor_info of aic.h
-    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_char_p), ("rank", ctypes.c_int),
-                ("shape", ctypes.POINTER(ctypes.c_int64)), ("nbytes", ctypes.c_size_t)]  # fmt: skip
-
-
-_OPENED: dict[str, list[Any]] = {}  # path -> [(device, inode) of the file dlopen'ed under that path, open count]
-_OPENED_LOCK = threading.Lock()
-
-
-def _open_library(path: Path) -> ctypes.CDLL:
-    """dlopen `path`. dlopen returns the library already loaded under a name, so a model
-    rebuilt at the same path while the old one is open is opened through a fresh name (a
-    hard link, else a copy)."""
-    real = str(path.resolve())
-    st = os.stat(real)
-    with _OPENED_LOCK:
-        entry = _OPENED.get(real)
-        if entry is None or entry[1] == 0:
-            entry = _OPENED[real] = [(st.st_dev, st.st_ino), 0]
-        if entry[0] == (st.st_dev, st.st_ino):
-            lib = ctypes.CDLL(real)
-            entry[1] += 1
-            lib._aic_opened = real  # type: ignore[attr-defined]
-            return lib
-    with tempfile.TemporaryDirectory(prefix="aic-load-") as folder:
-        alias = Path(folder) / path.name
-        for source, target in [(real, alias), (weights_path(real), weights_path(alias))]:
-            if target == alias or os.path.isfile(source):  # a side weights file travels with its .so
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copyfile(source, target)
-        return ctypes.CDLL(str(alias))  # the mappings outlive the files
-
-
-def _is_onnx(path: Path) -> bool:
-    """An ONNX file (by name, or a protobuf rather than an ELF header)."""
-    if path.suffix.lower() == ".onnx":
-        return True
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return head != b"\x7fELF" and head[:1] == b"\x08"  # ModelProto starts with field 1 (ir_version), varint
-
-
-def _close_library(lib: ctypes.CDLL) -> None:
-    """dlclose: unmap the model's code and data once no Module uses them."""
-    real = getattr(lib, "_aic_opened", None)
-    if real is not None:
-        with _OPENED_LOCK:
-            _OPENED[real][1] -= 1
-    _ctypes.dlclose(lib._handle)
-
-
-def _bind(lib: ctypes.CDLL) -> None:
-    lib.aic_signature.restype = ctypes.c_char_p
-    lib.aic_abi_version.restype = ctypes.c_int
-    lib.aic_num_inputs.restype = ctypes.c_int
-    lib.aic_num_outputs.restype = ctypes.c_int
-    for table in (lib.aic_input_info, lib.aic_output_info):
-        table.restype = ctypes.POINTER(_TensorInfo)
-        table.argtypes = [ctypes.c_int]
-    lib.aic_create.restype = ctypes.c_void_p
-    lib.aic_create.argtypes = [ctypes.c_int]
-    lib.aic_num_threads.restype = ctypes.c_int
-    lib.aic_num_threads.argtypes = [ctypes.c_void_p]
-    lib.aic_run.restype = ctypes.c_int
-    lib.aic_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    if hasattr(lib, "aic_run_shaped"):  # a model built by a runtime without it returns shapes separately
-        lib.aic_run_shaped.restype = ctypes.c_int
-        lib.aic_run_shaped.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    if hasattr(lib, "aic_run_dims"):
-        lib.aic_run_dims.restype = ctypes.c_int
-        lib.aic_run_dims.argtypes = [ctypes.c_void_p] * 5
-    lib.aic_last_error.restype = ctypes.c_char_p
-    lib.aic_destroy.restype = None
-    lib.aic_destroy.argtypes = [ctypes.c_void_p]
-    lib.aic_output_shape.restype = ctypes.c_int
-    lib.aic_output_shape.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
 
 
 class Signature:
@@ -204,7 +123,7 @@ class Module(Signature):
             raise ValueError(f"device_id must be a CUDA device number (an int >= 0) or None, got {device_id!r}")
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
-        if _is_onnx(self.path):
+        if is_onnx_file(self.path):
             raise ModelLoadError(
                 f"{self.path}: this is an ONNX model, not a compiled one; compile it with aic.compile({str(path)!r}) "
                 "(or `aic compile`), or run it through aic.InferenceSession"
@@ -214,7 +133,7 @@ class Module(Signature):
         except (ArtifactError, OSError, ValueError) as err:
             raise ModelLoadError(str(err) if isinstance(err, ArtifactError) else f"{self.path}: {err}") from None
         try:
-            self._lib = _open_library(self.path)
+            self._lib = open_library(self.path)
         except OSError as err:
             raise ModelLoadError(f"{self.path}: cannot be loaded on this machine: {err}") from None
         try:
@@ -238,7 +157,7 @@ class Module(Signature):
             if not self._handle:
                 raise ModelLoadError(f"{self.path}: {self._lib.aic_last_error().decode()}")
         except BaseException:
-            _close_library(self._lib)
+            close_library(self._lib)
             raise
 
     def _read_signature(self) -> None:
@@ -250,7 +169,7 @@ class Module(Signature):
         if abi != ABI_VERSION:
             raise ModelLoadError(f"{self.path}: model ABI version {abi}, this aic runtime reads version {ABI_VERSION}; "
                                  "rebuild the model with this aic")  # fmt: skip
-        _bind(self._lib)
+        bind_abi(self._lib)
         try:
             self.metadata: dict[str, Any] = json.loads(self._lib.aic_signature().decode())
             entries = {"inputs": list(self.metadata["inputs"]), "outputs": list(self.metadata["outputs"])}
@@ -538,7 +457,7 @@ class Module(Signature):
                 state.wait()
         if handle:
             self._lib.aic_destroy(handle)
-            _close_library(self._lib)
+            close_library(self._lib)
 
     def __enter__(self) -> Module:
         return self
