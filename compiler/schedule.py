@@ -19,7 +19,10 @@ from aic.codegen.target import Target
 from aic.ir.loop import (
     INDEX,
     Allocate,
+    Bin,
+    Broadcast,
     Buffer,
+    Cast,
     Const,
     Expr,
     For,
@@ -28,13 +31,25 @@ from aic.ir.loop import (
     Kernel,
     Let,
     Load,
+    Ramp,
     Scope,
+    Select,
     Seq,
     Stmt,
     Store,
     Var,
 )
-from aic.ir.loop_tools import binop, exprs_of, map_stmt, static_int, stmts_of, subst, subst_stmt
+from aic.ir.loop_tools import (
+    binop,
+    coefficient,
+    exprs_of,
+    inline_lets,
+    map_stmt,
+    static_int,
+    stmts_of,
+    subst,
+    subst_stmt,
+)
 from aic.ir.loop_vectorize import vectorize_loop
 from aic.ir.schedule import (
     DIRECTIVES,
@@ -322,7 +337,74 @@ def _independent(loop: For) -> bool:
             if s.buffer.scope is not Scope.GLOBAL or not any(x in varying for x in exprs_of(s.index)):
                 return False
             stored.setdefault(s.buffer, []).append(s.index)
-    return all(ld.index in stored[ld.buffer] for ld in _accesses(loop) if isinstance(ld, Load) and ld.buffer in stored)
+    reread = {ld.buffer for ld in _accesses(loop) if isinstance(ld, Load) and ld.buffer in stored}
+    return all(
+        _sliced(loop, b) for b in reread if any(ld.index not in stored[b] for ld in _accesses(loop) if ld.buffer is b)
+    )
+
+
+Interval = tuple[int, int]
+
+
+def _sliced(loop: For, buffer: Buffer) -> bool:
+    """Whether every access to `buffer` in `loop` stays in its iteration's own slice [c v, c v + c) (v the loop
+    variable, c > 0 the same coefficient for all): a scratch region per iteration (a padded copy of one
+    channel block, written and then read through a window), which iterations can use at once."""
+    lets = {s.var: s.value for s in stmts_of(loop.body) if isinstance(s, Let)}
+    ranges: dict[Var, Interval] = {}
+    for inner in (s for s in stmts_of(loop.body) if isinstance(s, For)):
+        start, extent = _interval(inner.start, ranges), static_int(inner.extent)
+        if start is None or extent is None or extent < 1:
+            return False
+        ranges[inner.var] = (start[0], start[1] + extent - 1)
+    slices = set()
+    for access in _accesses(loop):
+        if access.buffer is not buffer:
+            continue
+        lanes = access.lanes if isinstance(access, Load) else access.value.lanes
+        index = inline_lets(access.index, lets)
+        c = coefficient(index, loop.var)
+        rest = _interval(subst(index, {loop.var: Const(0, index.dtype)}), ranges)
+        if c is None or c <= 0 or rest is None or rest[0] < 0 or rest[1] + (lanes if index.lanes == 1 else 1) > c:
+            return False
+        slices.add(c)
+    return len(slices) == 1
+
+
+def _interval(e: Expr, ranges: dict[Var, Interval]) -> Interval | None:
+    """The values integer expression `e` takes with the variables in `ranges` (None: unknown)."""
+    match e:
+        case Const(value=int(v)) if not isinstance(v, bool):
+            return (v, v)
+        case Var():
+            return ranges.get(e)
+        case Cast(a=a) if e.dtype.is_int and a.dtype.is_int:
+            return _interval(a, ranges)
+        case Broadcast(value=x):
+            return _interval(x, ranges)
+        case Ramp(base=b, stride=st, lanes=n):
+            r = _interval(b, ranges)
+            return None if r is None else (r[0] + min(0, st * (n - 1)), r[1] + max(0, st * (n - 1)))
+        case Select(a=a, b=b):
+            ra, rb = _interval(a, ranges), _interval(b, ranges)
+            return None if ra is None or rb is None else (min(ra[0], rb[0]), max(ra[1], rb[1]))
+        case Bin(op="add" | "sub" | "mul" | "min" | "max" | "div" | "mod" as op, a=a, b=b):
+            ra, rb = _interval(a, ranges), _interval(b, ranges)
+            if ra is None or rb is None:
+                return None
+            (la, ha), (lb, hb) = ra, rb
+            if op == "add":
+                return (la + lb, ha + hb)
+            if op == "sub":
+                return (la - hb, ha - lb)
+            if op in ("mul", "min", "max"):
+                fn = {"mul": lambda x, y: x * y, "min": min, "max": max}[op]
+                values = [fn(x, y) for x in (la, ha) for y in (lb, hb)]
+                return (min(values), max(values))
+            if lb <= 0 or la < 0:  # div/mod by a positive number of a non-negative one only
+                return None
+            return (la // hb, ha // lb) if op == "div" else (0, min(ha, hb - 1))
+    return None
 
 
 def _typical_extent(loop: For, typical: dict[Var, Expr]) -> int | None:

@@ -7,10 +7,10 @@ from aic.compiler.lower.core import LowerCtx, linear, store
 from aic.compiler.schedule import apply, apply_all, default_schedule
 from aic.ir import GraphBuilder, TensorType
 from aic.ir.dtypes import DType
-from aic.ir.loop import Allocate, Buffer, Const, For, ForKind, Kernel, Load, Scope, Store
+from aic.ir.loop import INDEX, Allocate, Buffer, Const, For, ForKind, Kernel, Load, Scope, Store, Var
 from aic.ir.loop_eval import run_kernel
 from aic.ir.loop_printer import kernel_text
-from aic.ir.loop_tools import seq
+from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import (
     Bind,
     CachePack,
@@ -56,24 +56,39 @@ def run(kernel: Kernel, rows: int = 5, cols: int = 12) -> np.ndarray:
 
 
 def test_records_print_and_compare():
-    records = [Split("i0", 4), Reorder(("i1", "i0")), Fuse("i0", "i1"), Tile("i0", "i1", 2, 4), Vectorize("i1", 8),
-               Parallel("i0"), Unroll("i1"), Bind("i0", "blockIdx.x"), CachePack(1, 16), MicroKernel(6, 16)]
-    assert schedule_text(records) == ("split(i0, 4); reorder(i1, i0); fuse(i0, i1); tile(i0, i1, 2, 4); "
-                                      "vectorize(i1, 8); parallel(i0); unroll(i1); bind(i0, blockIdx.x); "
-                                      "cache_pack(input 1, 16); micro_kernel(6, 16)")
+    records = [
+        Split("i0", 4),
+        Reorder(("i1", "i0")),
+        Fuse("i0", "i1"),
+        Tile("i0", "i1", 2, 4),
+        Vectorize("i1", 8),
+        Parallel("i0"),
+        Unroll("i1"),
+        Bind("i0", "blockIdx.x"),
+        CachePack(1, 16),
+        MicroKernel(6, 16),
+    ]
+    assert schedule_text(records) == (
+        "split(i0, 4); reorder(i1, i0); fuse(i0, i1); tile(i0, i1, 2, 4); "
+        "vectorize(i1, 8); parallel(i0); unroll(i1); bind(i0, blockIdx.x); "
+        "cache_pack(input 1, 16); micro_kernel(6, 16)"
+    )
     assert Split("i0", 4) == Split("i0", 4) != Split("i0", 8)
     assert len({Split("i0", 4), Split("i0", 4), Parallel("i0")}) == 2
 
 
-@pytest.mark.parametrize("records", [
-    [Split("i1", 5)],  # 12 is not a multiple of 5: a guarded tail
-    [Reorder(("i1", "i0"))],
-    [Fuse("i0", "i1"), Split("i0.i1", 8), Parallel("i0.i1.o")],
-    [Tile("i0", "i1", 2, 4), Unroll("i1.i")],
-    [Vectorize("i1", 8)],  # one whole vector and a remainder of 4
-    [Reorder(("i1", "i0")), Vectorize("i1", 4)],  # an outer loop: the inner loop runs on vectors of columns
-    [MicroKernel(6, 16), Parallel("i0")],  # directives change nothing after lowering
-])
+@pytest.mark.parametrize(
+    "records",
+    [
+        [Split("i1", 5)],  # 12 is not a multiple of 5: a guarded tail
+        [Reorder(("i1", "i0"))],
+        [Fuse("i0", "i1"), Split("i0.i1", 8), Parallel("i0.i1.o")],
+        [Tile("i0", "i1", 2, 4), Unroll("i1.i")],
+        [Vectorize("i1", 8)],  # one whole vector and a remainder of 4
+        [Reorder(("i1", "i0")), Vectorize("i1", 4)],  # an outer loop: the inner loop runs on vectors of columns
+        [MicroKernel(6, 16), Parallel("i0")],  # directives change nothing after lowering
+    ],
+)
 def test_records_keep_results(records):
     kernel = apply_all(add_kernel(), records)
     run(kernel)
@@ -143,3 +158,36 @@ def test_default_schedule_vectorizes_and_parallelizes_large_elementwise():
     text = kernel_text(kernel)
     assert "for parallel i0" in text and "x8" in text
     run(kernel, 64, 1024)
+
+
+def scratch_kernel(blocks: int, width: int, reach: int) -> Kernel:
+    """Per block i: tmp[i*width + p] = x[i*width + p], then out[i*width + q] = tmp[i*width + q] + tmp[i*width + q
+    + reach] for q < width - 2: a scratch slice per block read through a window (reach 2 stays in the slice)."""
+    f32 = DType.float32
+    x, tmp, out = (Buffer(n, f32, blocks * width) for n in ("x", "tmp", "out"))
+    i, p, q = Var("i"), Var("p"), Var("q")
+    base = binop("mul", i, Const(width, INDEX))
+
+    def at(v: Var, plus: int = 0):
+        return binop("add", base, binop("add", v, Const(plus, INDEX)))
+
+    copy = For(p, Const(width, INDEX), Store(tmp, at(p), Load(x, at(p))))
+    window = For(q, Const(width - 2, INDEX), Store(out, at(q), Load(tmp, at(q)) + Load(tmp, at(q, reach))))
+    return Kernel("scratch", [x, tmp, out], For(i, Const(blocks, INDEX), seq(copy, window)))
+
+
+def test_default_schedule_parallelizes_blocks_that_reread_their_own_scratch_slice():
+    blocks, width = 8, 8192
+    kernel = default_schedule(scratch_kernel(blocks, width, 2), AVX2)
+    assert "for parallel i" in kernel_text(kernel)
+    x = rng.standard_normal(blocks * width).astype(np.float32)
+    out = np.zeros_like(x)
+    run_kernel(kernel, [x, np.zeros_like(x), out])
+    xs, want = x.reshape(blocks, width), np.zeros((blocks, width), np.float32)
+    want[:, : width - 2] = xs[:, : width - 2] + xs[:, 2:]
+    np.testing.assert_array_equal(out.reshape(blocks, width), want)
+
+
+def test_default_schedule_keeps_blocks_serial_when_a_window_reaches_the_next_slice():
+    kernel = default_schedule(scratch_kernel(8, 8192, 3), AVX2)  # q + 3 reaches element `width` of the slice
+    assert "parallel" not in kernel_text(kernel)

@@ -3,19 +3,27 @@
 Parallel loops of many sizes (a few iterations up to thousands, fewer than the threads too) are run at 2, 3 and
 5 threads, with fresh inputs each run (an iteration skipped would leave the previous run's values), and from
 several Python threads at once with more pool threads than CPUs, so that workers start late, share cores and
-their ranges are taken over by other threads. The results must equal the 1-thread run's bit for bit.
+their ranges are taken over by other threads; with workers that sleep between runs (`AIC_SPIN=0`), so every run
+wakes them; and on a blocked depthwise convolution whose channel blocks run in parallel, each through its own
+slice of one padded scratch buffer. The results must equal the 1-thread run's bit for bit.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import onnx
 import pytest
+from aic.compiler.kernel_table import kernel_calls
+from aic.compiler.pipeline import lower_model
+from aic.ir.loop import For, ForKind
+from aic.ir.loop_tools import stmts_of
 from onnx import helper
 
 import aic
+from tests.onnx_util import graph_model
 
 F = onnx.TensorProto.FLOAT
 
@@ -57,9 +65,42 @@ def _feeds(module, seed: int) -> dict[str, np.ndarray]:
     return {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in module.inputs}
 
 
-def _check_runs(path, threads: int, runs: int, seed: int, failures: list[str]) -> None:
+def depthwise_model() -> onnx.ModelProto:
+    """1x1 expand, depthwise 3x3 stride 2 (4 channel blocks, each padded into its slice of one scratch buffer), 1x1
+    project: the blocked layout's kernels."""
+    rng = np.random.default_rng(1)
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["e"]),
+        helper.make_node("Clip", ["e", "lo", "hi"], ["ea"]),
+        helper.make_node("Conv", ["ea", "w2"], ["d"], group=32, strides=[2, 2], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Clip", ["d", "lo", "hi"], ["da"]),
+        helper.make_node("Conv", ["da", "w3"], ["y"]),
+    ]
+    weights = {"w1": w(32, 16, 1, 1), "w2": w(32, 1, 3, 3), "w3": w(16, 32, 1, 1), "lo": np.array(0, np.float32),
+               "hi": np.array(6, np.float32)}  # fmt: skip
+    return graph_model(nodes, {"x": np.zeros((1, 16, 96, 96), np.float32)}, ["y"], weights)
+
+
+@pytest.fixture(scope="module")
+def depthwise_artifact(tmp_path_factory):
+    blocked = [c.kernel for c in kernel_calls(lower_model(depthwise_model()).calls) if "convblocked" in c.kernel.name]
+    parallel = [
+        k.name for k in blocked if any(isinstance(s, For) and s.kind is ForKind.PARALLEL for s in stmts_of(k.body))
+    ]
+    assert len(blocked) == 3 and len(parallel) == 3, f"expected 3 parallel blocked convolutions, got {parallel}"
+    path = tmp_path_factory.mktemp("stress") / "depthwise.so"
+    aic.compile(depthwise_model(), output=path)
+    return path
+
+
+def _check_runs(path, threads: int, runs: int, seed: int, failures: list[str], pause: float = 0.0) -> None:
     one, many = aic.load(path, num_threads=1), aic.load(path, num_threads=threads)
     for r in range(runs):
+        time.sleep(pause)
         feeds = _feeds(one, seed + r)
         for name, a, b in zip([o.name for o in one.outputs], one.run(None, feeds), many.run(None, feeds)):
             if not np.array_equal(a, b):
@@ -82,4 +123,19 @@ def test_concurrent_models_with_more_threads_than_cpus(artifact):
     for t in callers:
         t.join(timeout=120)
     assert not any(t.is_alive() for t in callers), "a run did not finish (deadlock?)"
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_workers_woken_for_every_run(artifact, threads, monkeypatch):
+    monkeypatch.setenv("AIC_SPIN", "0")  # workers sleep as soon as a run ends: every run wakes them
+    failures: list[str] = []
+    _check_runs(artifact, threads, 30, 7000 * threads, failures, pause=0.002)
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_depthwise_scratch_slices_in_parallel(depthwise_artifact, threads):
+    failures: list[str] = []
+    _check_runs(depthwise_artifact, threads, 40, 300 * threads, failures)
     assert not failures, failures
