@@ -30,7 +30,7 @@ def conv(x: str, y: str, cin: int, cout: int, weights: dict, k: int = 1, group: 
     return helper.make_node("Conv", [x, f"{y}_w", f"{y}_b"], [y], group=group, **attrs)
 
 
-def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True):
+def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True, batch: int = 1):
     """expand 1x1 + SiLU, depthwise kxk + SiLU, squeeze-excite, project 1x1, residual add (stride 1)."""
     w: dict[str, np.ndarray] = {}
     hidden = channels * expand
@@ -49,7 +49,7 @@ def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool 
     if stride == 1:
         nodes.append(helper.make_node("Add", ["pr", "x"], ["y"]))
         out = "y"
-    x = f(1, channels, size, size)
+    x = f(batch, channels, size, size)
     return model(nodes, {"x": x}, [out], w), {"x": x}
 
 
@@ -75,6 +75,18 @@ def test_block_round_trip():
                          ids=["3x3s1", "5x5s2-odd", "7x7-odd"])
 def test_mbconv_block(channels, expand, k, stride, size):
     check(*mbconv(channels, expand, k, stride, size))
+
+
+@pytest.mark.parametrize(("channels", "expand", "size", "folded"), [(16, 4, 14, 1), (12, 6, 5, 1), (16, 1, 7, 0)],
+                         ids=["14x14", "odd-blocks", "no-fewer-outputs"])
+def test_squeeze_excite_scale_read_by_the_project_convolution(channels, expand, size, folded):
+    """The SE scale Mul becomes the project 1x1's input scale (per image: a batch of two) when the project has
+    fewer output than input blocks; 196 and 25 positions end in a partial strip of 12."""
+    m, feeds = mbconv(channels, expand, 3, 1, size, batch=2)
+    graph, _ = optimize(load_model(m), 2)
+    scaled = [n for n in graph.nodes if n.op == "ConvBlocked" and len(n.inputs) > 3]
+    assert len(scaled) == folded and ("Mul" in {n.op for n in graph.nodes}) != bool(folded)
+    check(m, feeds)
 
 
 def test_depthwise_plane_larger_than_the_stack():

@@ -13,6 +13,8 @@ so the channel block is the vector (B = 8 floats on AVX2):
   weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
   the output vectors and stores them whole;
+- an input scale (a squeeze-excite scale folded into its project 1x1 convolution) multiplies each strip of
+  positions as it is copied into a stack buffer, which the weight panels then read from L1;
 - BlockChannels is a kernel of its own (no fused producers: they stay vector epilogues of their own
   kernels), UnblockChannels a view fused into its readers.
 """
@@ -25,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Call, Expr, For, Load, Stmt, Store
+from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, Load, Stmt, Store
 from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.window import Window
 from aic.ir.schedule import Vectorize
@@ -80,6 +82,7 @@ def _unblock(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor
 def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x = ins[0]
     bias = ins[2] if len(ins) > 2 else None
+    scale = ins[3] if len(ins) > 3 else None
     weights = node.inputs[1].const if node.inputs[1] is not None else None
     assert x is not None
     if weights is None or x.dtype != DType.float32 or x.rank != 5:
@@ -97,8 +100,12 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
         return emit(0, index, v)
 
     group = node.attrs.get("group", 1)
+    if scale is not None and (group != 1 or weights.shape[2:] != (1, 1) or any(window.pads) or
+                              any(st != 1 for st in window.strides) or x.shape[1] * block <= weights.shape[0]):
+        raise node_error(node, f"an input scale needs a 1x1 convolution with one group, unit strides, no padding "
+                               f"and more input than output channels, got weights {list(weights.shape)}")
     if group == 1:
-        return blocked_products(ctx, x, weights, window, out_shape, finish)
+        return blocked_products(ctx, x, weights, window, out_shape, finish, scale)
     if group == weights.shape[0] == x.shape[1] * block:
         return blocked_depthwise(ctx, x, weights, window, out_shape, finish)
     raise node_error(node, f"blocked convolutions are dense or depthwise, not {group} groups")
@@ -129,10 +136,11 @@ def panel_plan(out_blocks: int) -> list[tuple[int, int, int, int]]:
 
 
 def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
-                     finish: Finish) -> Stmt:
+                     finish: Finish, scale: Tensor | None = None) -> Stmt:
     """A convolution with one group: output positions (rows) x panels of output channel blocks (one vector
     each) over (kh, kw, input block, lane); input values read in the padding are zero (checked only when
-    the window has padding)."""
+    the window has padding). An input `scale` [N, C/B, 1, 1, B] (1x1, strips outermost only) is applied
+    to each strip of positions as it is copied into a stack buffer [C/B, STRIP, B] that the panels read."""
     n_batch, in_blocks, *spatial, block = x.shape
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
@@ -143,14 +151,17 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     source = BufferTensor((n_batch, in_blocks, positions, block), x.dtype, lambda: xb) if flat else x
 
     def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
-                  count: int) -> Stmt:
-        """Positions start .. start + count of one panel, in tiles of `tile_rows`."""
+                  count: int, strip: Buffer | None) -> Stmt:
+        """Positions start .. start + count of one panel, in tiles of `tile_rows` (their input read from
+        `strip` [C/B, STRIP, B] when given)."""
         def part(q0: Expr, rows: int) -> Stmt:
             p0 = binop("add", start, q0)
 
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
                 p = binop("add", p0, r)
+                if strip is not None:
+                    return Load(strip, linear([kb, binop("add", q0, r), lane], [in_blocks, STRIP, block]))
                 if flat:
                     return source.at([n, kb, p, lane])
                 coords = tap_coords(window, spatial, delinear(p, outs), taps)
@@ -180,14 +191,36 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md).
     weights_outer = in_blocks <= out_shape[1]
 
-    def panels_over(n: Expr, p0: Expr, count: int) -> Stmt:
+    def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None) -> Stmt:
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
-            n, p, panel, f, w, r, p0, count), "cp") for first, panels, width, rows, packed in plan))
+            n, p, panel, f, w, r, p0, count, strip), "cp") for first, panels, width, rows, packed in plan))
+
+    def scaled_strip(n: Expr, p0: Expr, count: int) -> Stmt:
+        """The strip's input times the scale, copied into a stack buffer, then every panel over it."""
+        assert scale is not None
+        strip = stack(ctx, x.dtype, in_blocks * STRIP * block, "xs")
+
+        def copy(i: list[Expr]) -> Stmt:
+            kb, q = i
+
+            def lane(c: Expr) -> Stmt:
+                p = binop("add", p0, q)
+                value = source.at([n, kb, p, c]) if flat else x.at([n, kb, *delinear(p, spatial), c])
+                return Store(strip, linear([kb, q, c], [in_blocks, STRIP, block]),
+                             mul(value, scale.at([n, kb, idx(0), idx(0), c])))
+
+            loop = ctx.loop(block, lane, "sc")
+            if isinstance(loop, For):
+                ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))
+            return loop
+
+        return Allocate(strip, seq(ctx.loops([in_blocks, count], copy, "sq"), panels_over(n, p0, count, strip)))
 
     def per_image(n: Expr) -> Stmt:
         if weights_outer:
             return panels_over(n, idx(0), positions)
-        return tiles(ctx, positions, STRIP, lambda p0, count: panels_over(n, p0, count), "ps")
+        strip = panels_over if scale is None else scaled_strip
+        return tiles(ctx, positions, STRIP, lambda p0, count: strip(n, p0, count), "ps")
 
     return ctx.loop(n_batch, per_image, "n")
 

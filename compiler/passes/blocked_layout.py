@@ -11,8 +11,10 @@ BlockChannels), and a mean over the spatial axes of a blocked tensor (GlobalAver
 a ReduceMean of the blocked tensor. Plain readers (Flatten, Gemm, Concat, graph outputs, ...) read
 an UnblockChannels of the blocked value, so the layout changes only at the region's edges;
 BlockChannels(UnblockChannels(b)) of one block size folds to b. Padding lanes stay finite (the ops
-kept blocked map finite values to finite values) and the weights reading them are zero. Measured
-and decided in docs/decisions.md ("Blocked channel layout").
+kept blocked map finite values to finite values) and the weights reading them are zero. A squeeze-excite
+scale read only by a project convolution (1x1, more input than output blocks) becomes that convolution's
+input scale: ConvBlocked(x * s) -> ConvBlocked(x, w, b, s), no pass of its own over the tensor. Measured
+and decided in docs/decisions.md ("Blocked channel layout", "Squeeze-excite scale in the project convolution").
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ def _spatial_mean(node: Node) -> bool:
 def _rewrite(graph: Graph) -> bool:
     convs = _regions(graph)
     if not convs:
-        return apply_rules(graph, {"BlockChannels": [_cancel]})
+        return apply_rules(graph, {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input]})
     planned = {id(n) for n in _plan(graph, convs)}
     rw = Rewriter(graph)
     region = _Region(rw)
@@ -219,7 +221,7 @@ def _rewrite(graph: Graph) -> bool:
         elif _spatial_mean(node) and id(node.inputs[0]) in region.blocked:
             region.mean(node)
     refined = rw.finish()
-    return apply_rules(graph, {"BlockChannels": [_cancel]}) or refined
+    return apply_rules(graph, {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input]}) or refined
 
 
 def _cancel(rw: Rewriter, node: Node) -> bool:
@@ -231,6 +233,33 @@ def _cancel(rw: Rewriter, node: Node) -> bool:
     if inner.type != node.outputs[0].type:
         return False
     rw.replace(node.outputs[0], inner, "cancelled reorders")
+    return True
+
+
+def _scaled_input(rw: Rewriter, node: Node) -> bool:
+    """ConvBlocked(x * s) -> ConvBlocked(x, w, b, s) for a per-image channel scale s [N, C/B, 1, 1, B] read
+    only here, when the convolution is a project 1x1 (more input than output blocks: its kernel runs strips of
+    positions outermost and scales each strip's input as it copies it into L1)."""
+    if len(node.inputs) > 3 or node.attrs.get("group", 1) != 1 or node.inputs[1] is None:
+        return False
+    mul = rw.producer(node.inputs[0], "Mul")
+    if mul is None or rw.only_reader(mul.outputs[0]) is not node or len(mul.inputs) != 2:
+        return False
+    x, s = mul.inputs
+    if x is not None and s is not None and x.type != mul.outputs[0].type:
+        x, s = s, x
+    if x is None or s is None or x.type != mul.outputs[0].type or x.type.rank != 5:
+        return False
+    n, blocks, *_, block = x.type.shape
+    out_blocks = node.outputs[0].type.shape[1]
+    pointwise = list(node.inputs[1].type.shape[2:]) == [1, 1] and not any(node.attrs.get("pads") or []) and \
+        all(v == 1 for v in node.attrs.get("strides") or []) and \
+        node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+    if not pointwise or s.type != x.type.with_shape((n, blocks, 1, 1, block)) or blocks <= out_blocks:
+        return False
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    scaled = rw.node("ConvBlocked", [x, node.inputs[1], bias, s], node.attrs, name=node.name)[0]
+    rw.replace(node.outputs[0], scaled, "squeeze-excite scale in the project convolution")
     return True
 
 

@@ -7,7 +7,9 @@ of a blocked tensor are finite but otherwise unspecified: the weights that read 
 
 ConvBlocked is Conv on blocked tensors: input [N, Cin/B, *spatial, B], weights [Cout, Cin/group,
 *kernel] in the usual layout (Cout and Cin padded to multiples of B; kernels pack them at compile
-time), optional bias [Cout], output [N, Cout/B, *outs, B]. Made by the `blocked-layout` pass.
+time), optional bias [Cout], optional scale [N, Cin/B, 1, 1, B] (a per-image factor of every input channel,
+as a squeeze-excite block computes: the convolution reads x * scale), output [N, Cout/B, *outs, B]. Made by the
+`blocked-layout` pass.
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
                         f"channels (output channels must be a multiple of {block})")
     if ctx.has(2) and ctx.input(2).shape != (out_channels,):
         raise ctx.error(f"bias shape {list(ctx.input(2).shape)} must be [{out_channels}]")
+    scale = (x.shape[0], blocks, *(1 for _ in x.shape[2:-1]), block)
+    if ctx.has(3) and (ctx.input(3).shape != scale or ctx.input(3).dtype != x.dtype):
+        raise ctx.error(f"scale {ctx.input(3)} must be {TensorType(x.dtype, scale)}: one factor per image and "
+                        "input channel")
     kernel = list(ctx.attrs["kernel_shape"] or w.shape[2:])
     window = make_window(ctx.attrs, kernel, ctx.error)
     outs: list[Dim] = [window.out_dim(i, d, ctx.fresh) for i, d in enumerate(x.shape[2:-1])]
@@ -110,8 +116,10 @@ def _conv_blocked_reference(inputs: list[np.ndarray | None], attrs: dict[str, An
     x = inputs[0]
     assert x is not None
     block = x.shape[-1]
+    if len(inputs) > 3 and inputs[3] is not None:
+        x = x * inputs[3]
     plain = unblock_array(x, x.shape[1] * block)
-    y = _conv_reference([plain, *inputs[1:]], attrs)[0]
+    y = _conv_reference([plain, *inputs[1:3]], attrs)[0]
     return [block_array(y, block)]
 
 
@@ -121,10 +129,11 @@ ConvBlocked = register(
         _conv_blocked_infer,
         _conv_blocked_reference,
         attrs=CONV_ATTRS,
-        inputs=(2, 3),
+        inputs=(2, 4),
         dtypes=CONV_TYPES,
         kind="contraction",
         flops=conv_flops,
-        doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...].",
+        doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...]; "
+            "optional bias [M] and input scale [N, C/B, 1..., B].",
     )
 )
