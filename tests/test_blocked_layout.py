@@ -30,14 +30,19 @@ def conv(x: str, y: str, cin: int, cout: int, weights: dict, k: int = 1, group: 
     return helper.make_node("Conv", [x, f"{y}_w", f"{y}_b"], [y], group=group, **attrs)
 
 
-def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True, batch: int = 1):
-    """expand 1x1 + SiLU, depthwise kxk + SiLU, squeeze-excite, project 1x1, residual add (stride 1)."""
+def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True, batch: int = 1,
+           act: str = "SiLU"):
+    """expand 1x1 + SiLU, depthwise kxk + `act` (SiLU or an op name), squeeze-excite, project 1x1, residual add
+    (stride 1)."""
     w: dict[str, np.ndarray] = {}
     hidden = channels * expand
     nodes = [conv("x", "e", channels, hidden, w), helper.make_node("Sigmoid", ["e"], ["es"]),
              helper.make_node("Mul", ["e", "es"], ["ea"]),
-             conv("ea", "d", hidden, hidden, w, k, hidden, strides=[stride, stride], pads=[k // 2] * 4),
-             helper.make_node("Sigmoid", ["d"], ["ds"]), helper.make_node("Mul", ["d", "ds"], ["da"])]
+             conv("ea", "d", hidden, hidden, w, k, hidden, strides=[stride, stride], pads=[k // 2] * 4)]
+    if act == "SiLU":
+        nodes += [helper.make_node("Sigmoid", ["d"], ["ds"]), helper.make_node("Mul", ["d", "ds"], ["da"])]
+    else:
+        nodes.append(helper.make_node(act, ["d"], ["da"]))
     top = "da"
     if se:
         nodes += [helper.make_node("GlobalAveragePool", ["da"], ["p"]), conv("p", "s1", hidden, 4, w),
@@ -89,9 +94,20 @@ def test_squeeze_excite_scale_read_by_the_project_convolution(channels, expand, 
     check(m, feeds)
 
 
-def test_depthwise_plane_larger_than_the_stack():
+@pytest.mark.parametrize(("act", "k", "stride", "size"), [("SiLU", 5, 2, 9), ("HardSwish", 3, 1, 7), ("Relu", 3, 2, 8)])
+def test_squeeze_excite_pool_summed_by_the_depthwise_convolution(act, k, stride, size):
+    """The pool of the activated depthwise output is the depthwise kernel's second output (a batch of two;
+    rows of 5, 7 and 4 outputs: spans of 6 and single positions)."""
+    m, feeds = mbconv(12, 4, k, stride, size, batch=2, act=act)
+    graph, _ = optimize(load_model(m), 2)
+    assert "ReduceMean" not in {n.op for n in graph.nodes}
+    check(m, feeds)
+
+
+@pytest.mark.parametrize("se", [False, True], ids=["plain", "pooled"])
+def test_depthwise_plane_larger_than_the_stack(se):
     """A padded 94x94 plane of 8 channels is more than the stack takes: the planes share one scratch."""
-    check(*mbconv(8, 1, 3, 1, 92, se=False))
+    check(*mbconv(8, 1, 3, 1, 92, se=se))
 
 
 def test_region_is_converted_at_its_edges_only():
@@ -101,7 +117,9 @@ def test_region_is_converted_at_its_edges_only():
     assert ops.count("ConvBlocked") == 5  # expand, depthwise, squeeze, excite, project
     assert ops.count("BlockChannels") == 1  # the input (read by the residual add too)
     assert ops.count("UnblockChannels") == 1  # the output
-    assert "GlobalAveragePool" not in ops and "ReduceMean" in ops
+    assert "GlobalAveragePool" not in ops and "ReduceMean" not in ops  # the pool: the depthwise's second output
+    depthwise = next(n for n in graph.nodes if n.op == "ConvBlocked" and n.attrs["group"] > 1)
+    assert depthwise.attrs["activation"] == "Swish" and len(depthwise.outputs) == 2
 
 
 def test_large_maps_lone_convs_and_bottlenecks_stay_plain():

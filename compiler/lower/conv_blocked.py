@@ -15,6 +15,9 @@ so the channel block is the vector (B = 8 floats on AVX2):
   the output vectors and stores them whole;
 - an input scale (a squeeze-excite scale folded into its project 1x1 convolution) multiplies each strip of
   positions as it is copied into a stack buffer, which the weight panels then read from L1;
+- the op's own activation (an elementwise op's lowering) runs before the fused epilogue; a depthwise
+  convolution's second output, the mean over positions (a squeeze-excite pool), is summed per channel block
+  as the block's plane is written (one vector add per output vector) and stored after the plane;
 - BlockChannels is a kernel of its own (no fused producers: they stay vector epilogues of their own
   kernels), UnblockChannels a view fused into its readers.
 """
@@ -26,11 +29,13 @@ from collections.abc import Callable
 
 import numpy as np
 from aic.ir.dtypes import DType
-from aic.ir.graph import Node
+from aic.ir.graph import Node, Value
 from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, Load, Stmt, Store
 from aic.ir.loop_tools import binop, select, seq
+from aic.ir.ops.registry import get_op
 from aic.ir.ops.window import Window
 from aic.ir.schedule import Vectorize
+from aic.ir.types import TensorType
 
 from .conv import window_of
 from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, linear, node_error
@@ -39,7 +44,7 @@ from .mathx import add, mul
 from .micro_kernel import micro_kernel, tiles
 from .reduce import stack
 from .sizes import shape_of
-from .table import Emit, anchor, compute
+from .table import Emit, anchor, compute, lowering_of
 from .window import clamped, inside_input, tap_coords
 
 ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
@@ -48,6 +53,7 @@ STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a 
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 
 Finish = Callable[[list[Expr], Expr], Stmt]
+Store_ = Callable[[int, list[Expr], Expr], Stmt]
 
 
 @anchor("BlockChannels")
@@ -94,12 +100,20 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if any(d != 1 for d in window.dilations):
         raise node_error(node, f"blocked convolutions take unit dilations, got {list(window.dilations)}")
 
-    def finish(index: list[Expr], v: Expr) -> Stmt:
+    activation = node.attrs.get("activation", "")
+
+    def value(index: list[Expr], v: Expr) -> Expr:
         if bias is not None:
             v = add(v, bias.at([binop("add", binop("mul", index[1], idx(block)), index[-1])]))
-        return emit(0, index, v)
+        return activate(ctx, activation, v) if activation else v
+
+    def finish(index: list[Expr], v: Expr) -> Stmt:
+        return emit(0, index, value(index, v))
 
     group = node.attrs.get("group", 1)
+    pooled = len(node.outputs) > 1 and emit.needed(1)
+    if pooled and group == 1:
+        raise node_error(node, "the mean output is computed by depthwise blocked convolutions only")
     if scale is not None and (group != 1 or weights.shape[2:] != (1, 1) or any(window.pads) or
                               any(st != 1 for st in window.strides) or x.shape[1] * block <= weights.shape[0]):
         raise node_error(node, f"an input scale needs a 1x1 convolution with one group, unit strides, no padding "
@@ -107,8 +121,16 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if group == 1:
         return blocked_products(ctx, x, weights, window, out_shape, finish, scale)
     if group == weights.shape[0] == x.shape[1] * block:
-        return blocked_depthwise(ctx, x, weights, window, out_shape, finish)
+        return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled)
     raise node_error(node, f"blocked convolutions are dense or depthwise, not {group} groups")
+
+
+def activate(ctx: LowerCtx, op: str, v: Expr) -> Expr:
+    """The elementwise op `op` (one input, default attributes) of `v`, by that op's own lowering."""
+    node = Node(op, [None], [Value(op, TensorType(v.dtype, ()))], get_op(op).check_attrs({}), name=op)
+    fn = lowering_of(node).fn
+    assert fn is not None
+    return fn(ctx, node, [ComputeTensor((), v.dtype, lambda i: v)])[0].at([])
 
 
 def pack_panels(weights: np.ndarray, block: int, first: int, panels: int, width: int) -> np.ndarray:
@@ -226,15 +248,35 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
 
 def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
-                      finish: Finish) -> Stmt:
+                      value: Callable[[list[Expr], Expr], Expr], store: Store_, pooled: bool = False) -> Stmt:
     """Depthwise: one vector multiply-add per tap (input vector x weight vector). A padded window first
     copies the channel block's plane into a zero-padded stack buffer (read back from L1), so no tap is
     bounds checked. SPAN positions along a row are computed together, kernel row by kernel row: each
     weight vector is loaded once for all of them and each input vector once for every tap that reads it
-    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains."""
+    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains. Each output is
+    value(index, sum of taps), written by store(0, ...). `pooled`: the sum of each span's (or single
+    position's) values is stored in a slot of a stack buffer (a store, not a running sum: one more vector
+    live across the tap loops made it spill), and after the plane the slots' mean is written by store(1, ...)."""
     n_batch, blocks, *spatial, block = x.shape
-    kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
+    spans, rest = divmod(outs[1], SPAN)
+    slots = outs[0] * (spans + rest)
+    partial = stack(ctx, x.dtype, slots * block, "part")
+
+    def finish(items: list[tuple[list[Expr], Expr]], slot: Expr) -> Stmt:
+        """Outputs (index, sum of taps) of one lane `c`, their values summed into `slot` when pooled."""
+        if not pooled:
+            return seq(*(store(0, index, value(index, v)) for index, v in items))
+        at = binop("add", binop("mul", slot, idx(block)), items[0][0][-1])
+        stmts = []
+        for k, (index, v) in enumerate(items):
+            with ctx.scope() as sc:  # each value bound just before its two uses: it dies there (no spills)
+                y = ctx.let(value(index, v), "y")
+                summed = add(Load(partial, at), y) if k else y
+                stmts.append(sc.wrap(seq(store(0, index, y), Store(partial, at, summed))))
+        return seq(*stmts)
+
+    kernel = list(weights.shape[2:])
     packed = ctx.weight(np.moveaxis(weights.reshape(blocks, block, *kernel), 1, -1), "w")  # [C/B, kh, kw, B]
     begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
     extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
@@ -246,7 +288,7 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         lanes.append(loop)
         return loop
 
-    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr) -> Stmt:
         """Output (oh, ow): one chain of multiply-adds over the taps."""
         def lane(c: Expr) -> Stmt:
             total: Expr | None = None
@@ -255,11 +297,11 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
                 xv, w = src.at([n, cb, *coords, c]), packed.at([cb, idx(tap[0]), idx(tap[1]), c])
                 total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
             assert total is not None
-            return finish([n, cb, oh, ow, c], total)
+            return finish([([n, cb, oh, ow, c], total)], slot)
 
         return vector_loop(lane)
 
-    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr) -> Stmt:
         """Outputs (oh, ow + t), t < SPAN: accumulators on the stack, a loop over the kernel rows."""
         acc = stack(ctx, x.dtype, SPAN * block)
         zero = const(0, x.dtype)
@@ -285,18 +327,21 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
             return vector_loop(lane)
 
         rows = ctx.loop(kernel[0], kernel_row, "kr")
-        done = vector_loop(lambda c: seq(*(
-            finish([n, cb, oh, binop("add", ow, idx(t)), c], Load(acc, binop("add", idx(t * block), c)))
-            for t in range(SPAN))))
+        done = vector_loop(lambda c: finish([
+            ([n, cb, oh, binop("add", ow, idx(t)), c], Load(acc, binop("add", idx(t * block), c)))
+            for t in range(SPAN)], slot))
         return Allocate(acc, seq(init, rows, done))
 
     def output_rows(src: Tensor, n: Expr, cb: Expr) -> Stmt:
-        whole = outs[1] // SPAN * SPAN
+        whole = spans * SPAN
 
         def row(oh: Expr) -> Stmt:
-            tiled = ctx.loop(outs[1] // SPAN, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN))), "ot")
-            rest = ctx.loop(outs[1] - whole, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole))), "ow")
-            return seq(tiled, rest)
+            first = binop("mul", oh, idx(spans + rest))
+            tiled = ctx.loop(spans, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN)),
+                                                   binop("add", first, j)), "ot")
+            tail = ctx.loop(rest, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole)),
+                                                   binop("add", first, binop("add", j, idx(spans)))), "ow")
+            return seq(tiled, tail)
 
         return ctx.loop(outs[0], row, "oh")
 
@@ -322,7 +367,17 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         body = seq(ctx.loops(extents, fill, "pp"), output_rows(src, n, cb))
         return Allocate(buf, body) if shared is None else body
 
-    nest = ctx.loops([n_batch, blocks], lambda i: plane(*i), "i")
+    def pooled_plane(n: Expr, cb: Expr) -> Stmt:
+        """The plane, then the mean of its slots."""
+        total = stack(ctx, x.dtype, block, "sum")
+        zero = vector_loop(lambda c: Store(total, c, const(0, x.dtype)))
+        sums = ctx.loop(slots, lambda q: vector_loop(lambda c: Store(total, c, add(
+            Load(total, c), Load(partial, binop("add", binop("mul", q, idx(block)), c))))), "sq")
+        mean = vector_loop(lambda c: store(1, [n, cb, idx(0), idx(0), c], mul(
+            Load(total, c), const(1 / (outs[0] * outs[1]), x.dtype))))
+        return Allocate(partial, Allocate(total, seq(plane(n, cb), zero, sums, mean)))
+
+    nest = ctx.loops([n_batch, blocks], lambda i: pooled_plane(*i) if pooled else plane(*i), "i")
     for loop in lanes:
         if isinstance(loop, For) and block >= 4:
             ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))

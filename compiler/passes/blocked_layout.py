@@ -13,7 +13,9 @@ an UnblockChannels of the blocked value, so the layout changes only at the regio
 BlockChannels(UnblockChannels(b)) of one block size folds to b. Padding lanes stay finite (the ops
 kept blocked map finite values to finite values) and the weights reading them are zero. A squeeze-excite
 scale read only by a project convolution (1x1, more input than output blocks) becomes that convolution's
-input scale: ConvBlocked(x * s) -> ConvBlocked(x, w, b, s), no pass of its own over the tensor. Measured
+input scale: ConvBlocked(x * s) -> ConvBlocked(x, w, b, s), no pass of its own over the tensor; a squeeze-excite
+pool of an activated depthwise convolution, ReduceMean(act(ConvBlocked(x))), becomes that convolution's second
+output (the activation its own), summed as the output is written. Measured
 and decided in docs/decisions.md ("Blocked channel layout", "Squeeze-excite scale in the project convolution").
 """
 
@@ -22,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 from aic.ir import Graph, Node, Value
 from aic.ir.dtypes import DType
-from aic.ir.ops.blocked import block_array
+from aic.ir.ops.blocked import ACTIVATIONS, block_array
+from aic.ir.ops.registry import get_op
 
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 
@@ -210,7 +213,7 @@ def _spatial_mean(node: Node) -> bool:
 def _rewrite(graph: Graph) -> bool:
     convs = _regions(graph)
     if not convs:
-        return apply_rules(graph, {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input]})
+        return apply_rules(graph, FOLDS)
     planned = {id(n) for n in _plan(graph, convs)}
     rw = Rewriter(graph)
     region = _Region(rw)
@@ -221,7 +224,7 @@ def _rewrite(graph: Graph) -> bool:
         elif _spatial_mean(node) and id(node.inputs[0]) in region.blocked:
             region.mean(node)
     refined = rw.finish()
-    return apply_rules(graph, {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input]}) or refined
+    return apply_rules(graph, FOLDS) or refined
 
 
 def _cancel(rw: Rewriter, node: Node) -> bool:
@@ -263,4 +266,28 @@ def _scaled_input(rw: Rewriter, node: Node) -> bool:
     return True
 
 
+def _pooled_output(rw: Rewriter, node: Node) -> bool:
+    """ReduceMean(act(ConvBlocked(x))) over the spatial axes of a depthwise convolution (keeping them) ->
+    output 1 of ConvBlocked(x, activation=act), whose output 0 replaces act's: the pool is summed as the
+    kernel writes its output, instead of a pass of its own reading it back."""
+    x = node.inputs[0]
+    axes = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+    if x is None or x.type.rank != 5 or axes is None or not node.attrs.get("keepdims", 1) or \
+            sorted(int(a) % 5 for a in axes.reshape(-1)) != [2, 3]:
+        return False
+    act = rw.producer(x, *(a for a in ACTIVATIONS if a))
+    if act is None or act.attrs != get_op(act.op).check_attrs({}) or act.inputs[0] is None:
+        return False
+    conv = rw.producer(act.inputs[0], "ConvBlocked")
+    if conv is None or rw.only_reader(act.inputs[0]) is not act or len(conv.outputs) != 1 or \
+            conv.attrs.get("activation") or conv.attrs.get("group", 1) == 1:
+        return False
+    y, mean = rw.node("ConvBlocked", conv.inputs, {**conv.attrs, "activation": act.op}, name=conv.name,
+                      num_outputs=2)
+    rw.replace(x, y, "activation in the depthwise convolution")
+    rw.replace(node.outputs[0], mean, "squeeze-excite pool in the depthwise convolution")
+    return True
+
+
+FOLDS = {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input], "ReduceMean": [_pooled_output]}
 blocked_layout = each_scope(_rewrite)
