@@ -120,6 +120,8 @@ def test_region_is_converted_at_its_edges_only():
     assert "GlobalAveragePool" not in ops and "ReduceMean" not in ops  # the pool: the depthwise's second output
     depthwise = next(n for n in graph.nodes if n.op == "ConvBlocked" and n.attrs["group"] > 1)
     assert depthwise.attrs["activation"] == "Swish" and len(depthwise.outputs) == 2
+    assert [n.attrs["activation"] for n in graph.nodes if n.op == "ConvBlocked"] == \
+        ["Swish", "Swish", "", "Sigmoid", ""]  # expand, depthwise, squeeze (Relu fused), excite, project
 
 
 def test_large_maps_lone_convs_and_bottlenecks_stay_plain():
@@ -171,6 +173,26 @@ def test_dense_blocked_kernels(cin, cout, k, attrs):
                                      {"w": w, "b": bias}), {"x": x})[0], 0)
     assert_close(expected, plain, rtol=1e-4, atol=1e-4)
     assert_close(aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x})[0], plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cout", [8, 16, 24, 40], ids=["1-block", "pairs", "3-block-panel", "pairs-and-3"])
+def test_activation_over_whole_tile_rows(cout):
+    """A 1x1 ConvBlocked with its own SiLU (computed over a tile row's blocks as one vector) and a fused
+    residual Add after it, against the float64 reference and onnxruntime."""
+    from aic.ir import DType, GraphBuilder, TensorType
+
+    x, w, bias, r = f(1, 16, 7, 9), f(cout, 16, 1, 1, scale=0.5), f(cout), f(1, cout, 7, 9)
+    b = GraphBuilder("g", 21)
+    xv, rv = b.input("x", TensorType(DType.float32, x.shape)), b.input("r", TensorType(DType.float32, r.shape))
+    y = b.op("ConvBlocked", b.op("BlockChannels", xv, block=8), b.const(w, "w"), b.const(bias, "b"), activation="Swish")
+    out = b.op("UnblockChannels", b.op("Add", y, b.op("BlockChannels", rv, block=8)), channels=cout)
+    graph = b.build([out])
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("Sigmoid", ["c"], ["s"]),
+             helper.make_node("Mul", ["c", "s"], ["a"]), helper.make_node("Add", ["a", "r"], ["y"])]
+    want = run_ort(model(nodes, {"x": x, "r": r}, ["y"], {"w": w, "b": bias}), {"x": x, "r": r})[0]
+    assert_close(run_graph(graph, {"x": x, "r": r})[0], want, rtol=1e-4, atol=1e-4)
+    got = aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x, "r": r})[0]
+    assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_mean_without_kept_dims_feeds_a_gemm():

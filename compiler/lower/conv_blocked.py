@@ -34,7 +34,7 @@ from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, Load, Stmt, Stor
 from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.registry import get_op
 from aic.ir.ops.window import Window
-from aic.ir.schedule import Vectorize
+from aic.ir.schedule import Unroll, Vectorize
 from aic.ir.types import TensorType
 
 from .conv import window_of
@@ -118,6 +118,12 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
                               any(st != 1 for st in window.strides) or x.shape[1] * block <= weights.shape[0]):
         raise node_error(node, f"an input scale needs a 1x1 convolution with one group, unit strides, no padding "
                                f"and more input than output channels, got weights {list(weights.shape)}")
+    if group == 1 and activation:
+        def channel_value(channel: Expr, v: Expr) -> Expr:
+            return activate(ctx, activation, add(v, bias.at([channel])) if bias is not None else v)
+
+        return blocked_products(ctx, x, weights, window, out_shape, lambda index, v: emit(0, index, v), scale,
+                                channel_value)
     if group == 1:
         return blocked_products(ctx, x, weights, window, out_shape, finish, scale)
     if group == weights.shape[0] == x.shape[1] * block:
@@ -158,11 +164,15 @@ def panel_plan(out_blocks: int) -> list[tuple[int, int, int, int]]:
 
 
 def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
-                     finish: Finish, scale: Tensor | None = None) -> Stmt:
+                     finish: Finish, scale: Tensor | None = None,
+                     channel_value: Callable[[Expr, Expr], Expr] | None = None) -> Stmt:
     """A convolution with one group: output positions (rows) x panels of output channel blocks (one vector
     each) over (kh, kw, input block, lane); input values read in the padding are zero (checked only when
     the window has padding). An input `scale` [N, C/B, 1, 1, B] (1x1, strips outermost only) is applied
-    to each strip of positions as it is copied into a stack buffer [C/B, STRIP, B] that the panels read."""
+    to each strip of positions as it is copied into a stack buffer [C/B, STRIP, B] that the panels read.
+    `channel_value(channel, sum)` (bias and activation) runs on each finished register tile in place, a
+    row's blocks (contiguous in the tile) as one vector of 2 or 3 target vectors: their long chains (SiLU)
+    interleave; `finish` then only stores."""
     n_batch, in_blocks, *spatial, block = x.shape
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
@@ -200,7 +210,28 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                 cb = binop("add", binop("add", binop("mul", panel, idx(width)), idx(first)), g)
                 return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
 
-            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=width)
+            def tile(acc: Buffer) -> Stmt:
+                assert channel_value is not None
+                lanes = width * block
+                first_channel = binop("mul", binop("add", binop("mul", panel, idx(width)), idx(first)), idx(block))
+
+                def row(r: Expr) -> Stmt:
+                    def lane(j: Expr) -> Stmt:
+                        at = binop("add", binop("mul", r, idx(lanes)), j)
+                        return Store(acc, at, channel_value(binop("add", first_channel, j), Load(acc, at)))
+
+                    loop = ctx.loop(lanes, lane, "tc")
+                    if isinstance(loop, For):
+                        ctx.hints.append(Vectorize(loop.var.name, lanes))
+                    return loop
+
+                loop = ctx.loop(rows, row, "tr")
+                if isinstance(loop, For):
+                    ctx.hints.append(Unroll(loop.var.name))
+                return loop
+
+            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=width,
+                                tile=tile if channel_value is not None else None)
 
         return tiles(ctx, count, tile_rows, part, "pt")
 

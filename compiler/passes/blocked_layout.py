@@ -289,5 +289,19 @@ def _pooled_output(rw: Rewriter, node: Node) -> bool:
     return True
 
 
-FOLDS = {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input], "ReduceMean": [_pooled_output]}
+def _wide_activation(rw: Rewriter, node: Node) -> bool:
+    """act(ConvBlocked(x)) -> ConvBlocked(x, activation=act) for a one-group convolution read only by a sigmoid
+    activation (SiLU, Sigmoid): its kernel computes the activation over a row's two or three output blocks as
+    one vector, where a fused epilogue runs block by block (chains one after the other)."""
+    conv = rw.producer(node.inputs[0], "ConvBlocked")
+    if conv is None or node.attrs != get_op(node.op).check_attrs({}) or rw.only_reader(conv.outputs[0]) is not node \
+            or len(conv.outputs) != 1 or conv.attrs.get("activation") or conv.attrs.get("group", 1) != 1:
+        return False
+    y = rw.node("ConvBlocked", conv.inputs, {**conv.attrs, "activation": node.op}, name=conv.name)[0]
+    rw.replace(node.outputs[0], y, "activation in the blocked convolution")
+    return True
+
+
+FOLDS = {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input], "ReduceMean": [_pooled_output],
+         "Swish": [_wide_activation], "Sigmoid": [_wide_activation]}
 blocked_layout = each_scope(_rewrite)
