@@ -30,14 +30,19 @@ def conv(x: str, y: str, cin: int, cout: int, weights: dict, k: int = 1, group: 
     return helper.make_node("Conv", [x, f"{y}_w", f"{y}_b"], [y], group=group, **attrs)
 
 
-def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True):
-    """expand 1x1 + SiLU, depthwise kxk + SiLU, squeeze-excite, project 1x1, residual add (stride 1)."""
+def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool = True, batch: int = 1,
+           act: str = "SiLU"):
+    """expand 1x1 + SiLU, depthwise kxk + `act` (SiLU or an op name), squeeze-excite, project 1x1, residual add
+    (stride 1)."""
     w: dict[str, np.ndarray] = {}
     hidden = channels * expand
     nodes = [conv("x", "e", channels, hidden, w), helper.make_node("Sigmoid", ["e"], ["es"]),
              helper.make_node("Mul", ["e", "es"], ["ea"]),
-             conv("ea", "d", hidden, hidden, w, k, hidden, strides=[stride, stride], pads=[k // 2] * 4),
-             helper.make_node("Sigmoid", ["d"], ["ds"]), helper.make_node("Mul", ["d", "ds"], ["da"])]
+             conv("ea", "d", hidden, hidden, w, k, hidden, strides=[stride, stride], pads=[k // 2] * 4)]
+    if act == "SiLU":
+        nodes += [helper.make_node("Sigmoid", ["d"], ["ds"]), helper.make_node("Mul", ["d", "ds"], ["da"])]
+    else:
+        nodes.append(helper.make_node(act, ["d"], ["da"]))
     top = "da"
     if se:
         nodes += [helper.make_node("GlobalAveragePool", ["da"], ["p"]), conv("p", "s1", hidden, 4, w),
@@ -49,7 +54,7 @@ def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool 
     if stride == 1:
         nodes.append(helper.make_node("Add", ["pr", "x"], ["y"]))
         out = "y"
-    x = f(1, channels, size, size)
+    x = f(batch, channels, size, size)
     return model(nodes, {"x": x}, [out], w), {"x": x}
 
 
@@ -77,9 +82,32 @@ def test_mbconv_block(channels, expand, k, stride, size):
     check(*mbconv(channels, expand, k, stride, size))
 
 
-def test_depthwise_plane_larger_than_the_stack():
+@pytest.mark.parametrize(("channels", "expand", "size", "folded"), [(16, 4, 14, 1), (12, 6, 5, 1), (16, 1, 7, 0)],
+                         ids=["14x14", "odd-blocks", "no-fewer-outputs"])
+def test_squeeze_excite_scale_read_by_the_project_convolution(channels, expand, size, folded):
+    """The SE scale Mul becomes the project 1x1's input scale (per image: a batch of two) when the project has
+    fewer output than input blocks; 196 and 25 positions end in a partial strip of 12."""
+    m, feeds = mbconv(channels, expand, 3, 1, size, batch=2)
+    graph, _ = optimize(load_model(m), 2)
+    scaled = [n for n in graph.nodes if n.op == "ConvBlocked" and len(n.inputs) > 3]
+    assert len(scaled) == folded and ("Mul" in {n.op for n in graph.nodes}) != bool(folded)
+    check(m, feeds)
+
+
+@pytest.mark.parametrize(("act", "k", "stride", "size"), [("SiLU", 5, 2, 9), ("HardSwish", 3, 1, 7), ("Relu", 3, 2, 8)])
+def test_squeeze_excite_pool_summed_by_the_depthwise_convolution(act, k, stride, size):
+    """The pool of the activated depthwise output is the depthwise kernel's second output (a batch of two;
+    rows of 5, 7 and 4 outputs: spans of 6 and single positions)."""
+    m, feeds = mbconv(12, 4, k, stride, size, batch=2, act=act)
+    graph, _ = optimize(load_model(m), 2)
+    assert "ReduceMean" not in {n.op for n in graph.nodes}
+    check(m, feeds)
+
+
+@pytest.mark.parametrize("se", [False, True], ids=["plain", "pooled"])
+def test_depthwise_plane_larger_than_the_stack(se):
     """A padded 94x94 plane of 8 channels is more than the stack takes: the planes share one scratch."""
-    check(*mbconv(8, 1, 3, 1, 92, se=False))
+    check(*mbconv(8, 1, 3, 1, 92, se=se))
 
 
 def test_region_is_converted_at_its_edges_only():
@@ -89,7 +117,11 @@ def test_region_is_converted_at_its_edges_only():
     assert ops.count("ConvBlocked") == 5  # expand, depthwise, squeeze, excite, project
     assert ops.count("BlockChannels") == 1  # the input (read by the residual add too)
     assert ops.count("UnblockChannels") == 1  # the output
-    assert "GlobalAveragePool" not in ops and "ReduceMean" in ops
+    assert "GlobalAveragePool" not in ops and "ReduceMean" not in ops  # the pool: the depthwise's second output
+    depthwise = next(n for n in graph.nodes if n.op == "ConvBlocked" and n.attrs["group"] > 1)
+    assert depthwise.attrs["activation"] == "Swish" and len(depthwise.outputs) == 2
+    assert [n.attrs["activation"] for n in graph.nodes if n.op == "ConvBlocked"] == \
+        ["Swish", "Swish", "", "Sigmoid", ""]  # expand, depthwise, squeeze (Relu fused), excite, project
 
 
 def test_large_maps_lone_convs_and_bottlenecks_stay_plain():
@@ -141,6 +173,26 @@ def test_dense_blocked_kernels(cin, cout, k, attrs):
                                      {"w": w, "b": bias}), {"x": x})[0], 0)
     assert_close(expected, plain, rtol=1e-4, atol=1e-4)
     assert_close(aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x})[0], plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cout", [8, 16, 24, 40], ids=["1-block", "pairs", "3-block-panel", "pairs-and-3"])
+def test_activation_over_whole_tile_rows(cout):
+    """A 1x1 ConvBlocked with its own SiLU (computed over a tile row's blocks as one vector) and a fused
+    residual Add after it, against the float64 reference and onnxruntime."""
+    from aic.ir import DType, GraphBuilder, TensorType
+
+    x, w, bias, r = f(1, 16, 7, 9), f(cout, 16, 1, 1, scale=0.5), f(cout), f(1, cout, 7, 9)
+    b = GraphBuilder("g", 21)
+    xv, rv = b.input("x", TensorType(DType.float32, x.shape)), b.input("r", TensorType(DType.float32, r.shape))
+    y = b.op("ConvBlocked", b.op("BlockChannels", xv, block=8), b.const(w, "w"), b.const(bias, "b"), activation="Swish")
+    out = b.op("UnblockChannels", b.op("Add", y, b.op("BlockChannels", rv, block=8)), channels=cout)
+    graph = b.build([out])
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("Sigmoid", ["c"], ["s"]),
+             helper.make_node("Mul", ["c", "s"], ["a"]), helper.make_node("Add", ["a", "r"], ["y"])]
+    want = run_ort(model(nodes, {"x": x, "r": r}, ["y"], {"w": w, "b": bias}), {"x": x, "r": r})[0]
+    assert_close(run_graph(graph, {"x": x, "r": r})[0], want, rtol=1e-4, atol=1e-4)
+    got = aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x, "r": r})[0]
+    assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_mean_without_kept_dims_feeds_a_gemm():

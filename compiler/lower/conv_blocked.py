@@ -13,6 +13,11 @@ so the channel block is the vector (B = 8 floats on AVX2):
   weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
   the output vectors and stores them whole;
+- an input scale (a squeeze-excite scale folded into its project 1x1 convolution) multiplies each strip of
+  positions as it is copied into a stack buffer, which the weight panels then read from L1;
+- the op's own activation (an elementwise op's lowering) runs before the fused epilogue; a depthwise
+  convolution's second output, the mean over positions (a squeeze-excite pool), is summed per channel block
+  as the block's plane is written (one vector add per output vector) and stored after the plane;
 - BlockChannels is a kernel of its own (no fused producers: they stay vector epilogues of their own
   kernels), UnblockChannels a view fused into its readers.
 """
@@ -24,11 +29,13 @@ from collections.abc import Callable
 
 import numpy as np
 from aic.ir.dtypes import DType
-from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Call, Expr, For, Load, Stmt, Store
+from aic.ir.graph import Node, Value
+from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, Load, Stmt, Store
 from aic.ir.loop_tools import binop, select, seq
+from aic.ir.ops.registry import get_op
 from aic.ir.ops.window import Window
-from aic.ir.schedule import Vectorize
+from aic.ir.schedule import Unroll, Vectorize
+from aic.ir.types import TensorType
 
 from .conv import window_of
 from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, linear, node_error
@@ -37,7 +44,7 @@ from .mathx import add, mul
 from .micro_kernel import micro_kernel, tiles
 from .reduce import stack
 from .sizes import shape_of
-from .table import Emit, anchor, compute
+from .table import Emit, anchor, compute, lowering_of
 from .window import clamped, inside_input, tap_coords
 
 ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
@@ -46,6 +53,7 @@ STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a 
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 
 Finish = Callable[[list[Expr], Expr], Stmt]
+Store_ = Callable[[int, list[Expr], Expr], Stmt]
 
 
 @anchor("BlockChannels")
@@ -80,6 +88,7 @@ def _unblock(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor
 def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     x = ins[0]
     bias = ins[2] if len(ins) > 2 else None
+    scale = ins[3] if len(ins) > 3 else None
     weights = node.inputs[1].const if node.inputs[1] is not None else None
     assert x is not None
     if weights is None or x.dtype != DType.float32 or x.rank != 5:
@@ -91,17 +100,43 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if any(d != 1 for d in window.dilations):
         raise node_error(node, f"blocked convolutions take unit dilations, got {list(window.dilations)}")
 
-    def finish(index: list[Expr], v: Expr) -> Stmt:
+    activation = node.attrs.get("activation", "")
+
+    def value(index: list[Expr], v: Expr) -> Expr:
         if bias is not None:
             v = add(v, bias.at([binop("add", binop("mul", index[1], idx(block)), index[-1])]))
-        return emit(0, index, v)
+        return activate(ctx, activation, v) if activation else v
+
+    def finish(index: list[Expr], v: Expr) -> Stmt:
+        return emit(0, index, value(index, v))
 
     group = node.attrs.get("group", 1)
+    pooled = len(node.outputs) > 1 and emit.needed(1)
+    if pooled and group == 1:
+        raise node_error(node, "the mean output is computed by depthwise blocked convolutions only")
+    if scale is not None and (group != 1 or weights.shape[2:] != (1, 1) or any(window.pads) or
+                              any(st != 1 for st in window.strides) or x.shape[1] * block <= weights.shape[0]):
+        raise node_error(node, f"an input scale needs a 1x1 convolution with one group, unit strides, no padding "
+                               f"and more input than output channels, got weights {list(weights.shape)}")
+    if group == 1 and activation:
+        def channel_value(channel: Expr, v: Expr) -> Expr:
+            return activate(ctx, activation, add(v, bias.at([channel])) if bias is not None else v)
+
+        return blocked_products(ctx, x, weights, window, out_shape, lambda index, v: emit(0, index, v), scale,
+                                channel_value)
     if group == 1:
-        return blocked_products(ctx, x, weights, window, out_shape, finish)
+        return blocked_products(ctx, x, weights, window, out_shape, finish, scale)
     if group == weights.shape[0] == x.shape[1] * block:
-        return blocked_depthwise(ctx, x, weights, window, out_shape, finish)
+        return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled)
     raise node_error(node, f"blocked convolutions are dense or depthwise, not {group} groups")
+
+
+def activate(ctx: LowerCtx, op: str, v: Expr) -> Expr:
+    """The elementwise op `op` (one input, default attributes) of `v`, by that op's own lowering."""
+    node = Node(op, [None], [Value(op, TensorType(v.dtype, ()))], get_op(op).check_attrs({}), name=op)
+    fn = lowering_of(node).fn
+    assert fn is not None
+    return fn(ctx, node, [ComputeTensor((), v.dtype, lambda i: v)])[0].at([])
 
 
 def pack_panels(weights: np.ndarray, block: int, first: int, panels: int, width: int) -> np.ndarray:
@@ -129,10 +164,15 @@ def panel_plan(out_blocks: int) -> list[tuple[int, int, int, int]]:
 
 
 def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
-                     finish: Finish) -> Stmt:
+                     finish: Finish, scale: Tensor | None = None,
+                     channel_value: Callable[[Expr, Expr], Expr] | None = None) -> Stmt:
     """A convolution with one group: output positions (rows) x panels of output channel blocks (one vector
     each) over (kh, kw, input block, lane); input values read in the padding are zero (checked only when
-    the window has padding)."""
+    the window has padding). An input `scale` [N, C/B, 1, 1, B] (1x1, strips outermost only) is applied
+    to each strip of positions as it is copied into a stack buffer [C/B, STRIP, B] that the panels read.
+    `channel_value(channel, sum)` (bias and activation) runs on each finished register tile in place, a
+    row's blocks (contiguous in the tile) as one vector of 2 or 3 target vectors: their long chains (SiLU)
+    interleave; `finish` then only stores."""
     n_batch, in_blocks, *spatial, block = x.shape
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
@@ -143,14 +183,17 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     source = BufferTensor((n_batch, in_blocks, positions, block), x.dtype, lambda: xb) if flat else x
 
     def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
-                  count: int) -> Stmt:
-        """Positions start .. start + count of one panel, in tiles of `tile_rows`."""
+                  count: int, strip: Buffer | None) -> Stmt:
+        """Positions start .. start + count of one panel, in tiles of `tile_rows` (their input read from
+        `strip` [C/B, STRIP, B] when given)."""
         def part(q0: Expr, rows: int) -> Stmt:
             p0 = binop("add", start, q0)
 
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
                 p = binop("add", p0, r)
+                if strip is not None:
+                    return Load(strip, linear([kb, binop("add", q0, r), lane], [in_blocks, STRIP, block]))
                 if flat:
                     return source.at([n, kb, p, lane])
                 coords = tap_coords(window, spatial, delinear(p, outs), taps)
@@ -167,7 +210,28 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                 cb = binop("add", binop("add", binop("mul", panel, idx(width)), idx(first)), g)
                 return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
 
-            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=width)
+            def tile(acc: Buffer) -> Stmt:
+                assert channel_value is not None
+                lanes = width * block
+                first_channel = binop("mul", binop("add", binop("mul", panel, idx(width)), idx(first)), idx(block))
+
+                def row(r: Expr) -> Stmt:
+                    def lane(j: Expr) -> Stmt:
+                        at = binop("add", binop("mul", r, idx(lanes)), j)
+                        return Store(acc, at, channel_value(binop("add", first_channel, j), Load(acc, at)))
+
+                    loop = ctx.loop(lanes, lane, "tc")
+                    if isinstance(loop, For):
+                        ctx.hints.append(Vectorize(loop.var.name, lanes))
+                    return loop
+
+                loop = ctx.loop(rows, row, "tr")
+                if isinstance(loop, For):
+                    ctx.hints.append(Unroll(loop.var.name))
+                return loop
+
+            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=width,
+                                tile=tile if channel_value is not None else None)
 
         return tiles(ctx, count, tile_rows, part, "pt")
 
@@ -180,28 +244,70 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md).
     weights_outer = in_blocks <= out_shape[1]
 
-    def panels_over(n: Expr, p0: Expr, count: int) -> Stmt:
+    def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None) -> Stmt:
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
-            n, p, panel, f, w, r, p0, count), "cp") for first, panels, width, rows, packed in plan))
+            n, p, panel, f, w, r, p0, count, strip), "cp") for first, panels, width, rows, packed in plan))
+
+    def scaled_strip(n: Expr, p0: Expr, count: int) -> Stmt:
+        """The strip's input times the scale, copied into a stack buffer, then every panel over it."""
+        assert scale is not None
+        strip = stack(ctx, x.dtype, in_blocks * STRIP * block, "xs")
+
+        def copy(i: list[Expr]) -> Stmt:
+            kb, q = i
+
+            def lane(c: Expr) -> Stmt:
+                p = binop("add", p0, q)
+                value = source.at([n, kb, p, c]) if flat else x.at([n, kb, *delinear(p, spatial), c])
+                return Store(strip, linear([kb, q, c], [in_blocks, STRIP, block]),
+                             mul(value, scale.at([n, kb, idx(0), idx(0), c])))
+
+            loop = ctx.loop(block, lane, "sc")
+            if isinstance(loop, For):
+                ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))
+            return loop
+
+        return Allocate(strip, seq(ctx.loops([in_blocks, count], copy, "sq"), panels_over(n, p0, count, strip)))
 
     def per_image(n: Expr) -> Stmt:
         if weights_outer:
             return panels_over(n, idx(0), positions)
-        return tiles(ctx, positions, STRIP, lambda p0, count: panels_over(n, p0, count), "ps")
+        strip = panels_over if scale is None else scaled_strip
+        return tiles(ctx, positions, STRIP, lambda p0, count: strip(n, p0, count), "ps")
 
     return ctx.loop(n_batch, per_image, "n")
 
 
 def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
-                      finish: Finish) -> Stmt:
+                      value: Callable[[list[Expr], Expr], Expr], store: Store_, pooled: bool = False) -> Stmt:
     """Depthwise: one vector multiply-add per tap (input vector x weight vector). A padded window first
     copies the channel block's plane into a zero-padded stack buffer (read back from L1), so no tap is
     bounds checked. SPAN positions along a row are computed together, kernel row by kernel row: each
     weight vector is loaded once for all of them and each input vector once for every tap that reads it
-    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains."""
+    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains. Each output is
+    value(index, sum of taps), written by store(0, ...). `pooled`: the sum of each span's (or single
+    position's) values is stored in a slot of a stack buffer (a store, not a running sum: one more vector
+    live across the tap loops made it spill), and after the plane the slots' mean is written by store(1, ...)."""
     n_batch, blocks, *spatial, block = x.shape
-    kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
+    spans, rest = divmod(outs[1], SPAN)
+    slots = outs[0] * (spans + rest)
+    partial = stack(ctx, x.dtype, slots * block, "part")
+
+    def finish(items: list[tuple[list[Expr], Expr]], slot: Expr) -> Stmt:
+        """Outputs (index, sum of taps) of one lane `c`, their values summed into `slot` when pooled."""
+        if not pooled:
+            return seq(*(store(0, index, value(index, v)) for index, v in items))
+        at = binop("add", binop("mul", slot, idx(block)), items[0][0][-1])
+        stmts = []
+        for k, (index, v) in enumerate(items):
+            with ctx.scope() as sc:  # each value bound just before its two uses: it dies there (no spills)
+                y = ctx.let(value(index, v), "y")
+                summed = add(Load(partial, at), y) if k else y
+                stmts.append(sc.wrap(seq(store(0, index, y), Store(partial, at, summed))))
+        return seq(*stmts)
+
+    kernel = list(weights.shape[2:])
     packed = ctx.weight(np.moveaxis(weights.reshape(blocks, block, *kernel), 1, -1), "w")  # [C/B, kh, kw, B]
     begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
     extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
@@ -213,7 +319,7 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         lanes.append(loop)
         return loop
 
-    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr) -> Stmt:
         """Output (oh, ow): one chain of multiply-adds over the taps."""
         def lane(c: Expr) -> Stmt:
             total: Expr | None = None
@@ -222,11 +328,11 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
                 xv, w = src.at([n, cb, *coords, c]), packed.at([cb, idx(tap[0]), idx(tap[1]), c])
                 total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
             assert total is not None
-            return finish([n, cb, oh, ow, c], total)
+            return finish([([n, cb, oh, ow, c], total)], slot)
 
         return vector_loop(lane)
 
-    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr) -> Stmt:
+    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr) -> Stmt:
         """Outputs (oh, ow + t), t < SPAN: accumulators on the stack, a loop over the kernel rows."""
         acc = stack(ctx, x.dtype, SPAN * block)
         zero = const(0, x.dtype)
@@ -252,18 +358,21 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
             return vector_loop(lane)
 
         rows = ctx.loop(kernel[0], kernel_row, "kr")
-        done = vector_loop(lambda c: seq(*(
-            finish([n, cb, oh, binop("add", ow, idx(t)), c], Load(acc, binop("add", idx(t * block), c)))
-            for t in range(SPAN))))
+        done = vector_loop(lambda c: finish([
+            ([n, cb, oh, binop("add", ow, idx(t)), c], Load(acc, binop("add", idx(t * block), c)))
+            for t in range(SPAN)], slot))
         return Allocate(acc, seq(init, rows, done))
 
     def output_rows(src: Tensor, n: Expr, cb: Expr) -> Stmt:
-        whole = outs[1] // SPAN * SPAN
+        whole = spans * SPAN
 
         def row(oh: Expr) -> Stmt:
-            tiled = ctx.loop(outs[1] // SPAN, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN))), "ot")
-            rest = ctx.loop(outs[1] - whole, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole))), "ow")
-            return seq(tiled, rest)
+            first = binop("mul", oh, idx(spans + rest))
+            tiled = ctx.loop(spans, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN)),
+                                                   binop("add", first, j)), "ot")
+            tail = ctx.loop(rest, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole)),
+                                                   binop("add", first, binop("add", j, idx(spans)))), "ow")
+            return seq(tiled, tail)
 
         return ctx.loop(outs[0], row, "oh")
 
@@ -289,7 +398,17 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         body = seq(ctx.loops(extents, fill, "pp"), output_rows(src, n, cb))
         return Allocate(buf, body) if shared is None else body
 
-    nest = ctx.loops([n_batch, blocks], lambda i: plane(*i), "i")
+    def pooled_plane(n: Expr, cb: Expr) -> Stmt:
+        """The plane, then the mean of its slots."""
+        total = stack(ctx, x.dtype, block, "sum")
+        zero = vector_loop(lambda c: Store(total, c, const(0, x.dtype)))
+        sums = ctx.loop(slots, lambda q: vector_loop(lambda c: Store(total, c, add(
+            Load(total, c), Load(partial, binop("add", binop("mul", q, idx(block)), c))))), "sq")
+        mean = vector_loop(lambda c: store(1, [n, cb, idx(0), idx(0), c], mul(
+            Load(total, c), const(1 / (outs[0] * outs[1]), x.dtype))))
+        return Allocate(partial, Allocate(total, seq(plane(n, cb), zero, sums, mean)))
+
+    nest = ctx.loops([n_batch, blocks], lambda i: pooled_plane(*i) if pooled else plane(*i), "i")
     for loop in lanes:
         if isinstance(loop, For) and block >= 4:
             ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))

@@ -47,11 +47,13 @@ def micro_kernel(
     groups: int = 1,
     carry: Carry | None = None,
     prefetch: Callable[[list[Expr]], Stmt] | None = None,
+    tile: Callable[[Buffer], Stmt] | None = None,
 ) -> Stmt:
     """acc[r, g, c] = sum over the k loops (extents `ks`) of a(r, k) * b(k, g, c), for r < rows, g < groups,
     c < width; then out(r, g, c, acc) for c < cols. Each a(r, k) feeds `groups` column vectors. With a
     `carry` (groups == 1) the sums continue those of the previous K block and pass on to the next;
-    `prefetch(k)` runs at each k step."""
+    `prefetch(k)` runs at each k step; `tile(acc)` (no carry) runs on the finished tile, acc[(r * groups + g)
+    * width + c], before the epilogue."""
     acc = stack(ctx, DType.float32, rows * groups * width)
 
     def at(r: Expr, g: Expr, c: Expr) -> Expr:
@@ -95,6 +97,9 @@ def micro_kernel(
         return seq(prefetch(kk), loop) if prefetch is not None else loop
 
     main = ctx.loops(ks, step, "k")
+    if tile is not None:
+        assert carry is None, "a tile pass runs on whole sums"
+        main = seq(main, tile(acc))
     finish = each(cols, lambda r, g, c: out(r, g, c, Load(acc, at(r, g, c))), "s")
     if carry is not None:
         resume = each(width, lambda r, g, c: Store(acc, at(r, g, c), Load(carry.buffer, carry.at(r, c))), "l")

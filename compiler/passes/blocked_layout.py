@@ -11,8 +11,12 @@ BlockChannels), and a mean over the spatial axes of a blocked tensor (GlobalAver
 a ReduceMean of the blocked tensor. Plain readers (Flatten, Gemm, Concat, graph outputs, ...) read
 an UnblockChannels of the blocked value, so the layout changes only at the region's edges;
 BlockChannels(UnblockChannels(b)) of one block size folds to b. Padding lanes stay finite (the ops
-kept blocked map finite values to finite values) and the weights reading them are zero. Measured
-and decided in docs/decisions.md ("Blocked channel layout").
+kept blocked map finite values to finite values) and the weights reading them are zero. A squeeze-excite
+scale read only by a project convolution (1x1, more input than output blocks) becomes that convolution's
+input scale: ConvBlocked(x * s) -> ConvBlocked(x, w, b, s), no pass of its own over the tensor; a squeeze-excite
+pool of an activated depthwise convolution, ReduceMean(act(ConvBlocked(x))), becomes that convolution's second
+output (the activation its own), summed as the output is written. Measured
+and decided in docs/decisions.md ("Blocked channel layout", "Squeeze-excite scale in the project convolution").
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 from aic.ir import Graph, Node, Value
 from aic.ir.dtypes import DType
-from aic.ir.ops.blocked import block_array
+from aic.ir.ops.blocked import ACTIVATIONS, block_array
+from aic.ir.ops.registry import get_op
 
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 
@@ -208,7 +213,7 @@ def _spatial_mean(node: Node) -> bool:
 def _rewrite(graph: Graph) -> bool:
     convs = _regions(graph)
     if not convs:
-        return apply_rules(graph, {"BlockChannels": [_cancel]})
+        return apply_rules(graph, FOLDS)
     planned = {id(n) for n in _plan(graph, convs)}
     rw = Rewriter(graph)
     region = _Region(rw)
@@ -219,7 +224,7 @@ def _rewrite(graph: Graph) -> bool:
         elif _spatial_mean(node) and id(node.inputs[0]) in region.blocked:
             region.mean(node)
     refined = rw.finish()
-    return apply_rules(graph, {"BlockChannels": [_cancel]}) or refined
+    return apply_rules(graph, FOLDS) or refined
 
 
 def _cancel(rw: Rewriter, node: Node) -> bool:
@@ -234,4 +239,69 @@ def _cancel(rw: Rewriter, node: Node) -> bool:
     return True
 
 
+def _scaled_input(rw: Rewriter, node: Node) -> bool:
+    """ConvBlocked(x * s) -> ConvBlocked(x, w, b, s) for a per-image channel scale s [N, C/B, 1, 1, B] read
+    only here, when the convolution is a project 1x1 (more input than output blocks: its kernel runs strips of
+    positions outermost and scales each strip's input as it copies it into L1)."""
+    if len(node.inputs) > 3 or node.attrs.get("group", 1) != 1 or node.inputs[1] is None:
+        return False
+    mul = rw.producer(node.inputs[0], "Mul")
+    if mul is None or rw.only_reader(mul.outputs[0]) is not node or len(mul.inputs) != 2:
+        return False
+    x, s = mul.inputs
+    if x is not None and s is not None and x.type != mul.outputs[0].type:
+        x, s = s, x
+    if x is None or s is None or x.type != mul.outputs[0].type or x.type.rank != 5:
+        return False
+    n, blocks, *_, block = x.type.shape
+    out_blocks = node.outputs[0].type.shape[1]
+    pointwise = list(node.inputs[1].type.shape[2:]) == [1, 1] and not any(node.attrs.get("pads") or []) and \
+        all(v == 1 for v in node.attrs.get("strides") or []) and \
+        node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+    if not pointwise or s.type != x.type.with_shape((n, blocks, 1, 1, block)) or blocks <= out_blocks:
+        return False
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    scaled = rw.node("ConvBlocked", [x, node.inputs[1], bias, s], node.attrs, name=node.name)[0]
+    rw.replace(node.outputs[0], scaled, "squeeze-excite scale in the project convolution")
+    return True
+
+
+def _pooled_output(rw: Rewriter, node: Node) -> bool:
+    """ReduceMean(act(ConvBlocked(x))) over the spatial axes of a depthwise convolution (keeping them) ->
+    output 1 of ConvBlocked(x, activation=act), whose output 0 replaces act's: the pool is summed as the
+    kernel writes its output, instead of a pass of its own reading it back."""
+    x = node.inputs[0]
+    axes = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+    if x is None or x.type.rank != 5 or axes is None or not node.attrs.get("keepdims", 1) or \
+            sorted(int(a) % 5 for a in axes.reshape(-1)) != [2, 3]:
+        return False
+    act = rw.producer(x, *(a for a in ACTIVATIONS if a))
+    if act is None or act.attrs != get_op(act.op).check_attrs({}) or act.inputs[0] is None:
+        return False
+    conv = rw.producer(act.inputs[0], "ConvBlocked")
+    if conv is None or rw.only_reader(act.inputs[0]) is not act or len(conv.outputs) != 1 or \
+            conv.attrs.get("activation") or conv.attrs.get("group", 1) == 1:
+        return False
+    y, mean = rw.node("ConvBlocked", conv.inputs, {**conv.attrs, "activation": act.op}, name=conv.name,
+                      num_outputs=2)
+    rw.replace(x, y, "activation in the depthwise convolution")
+    rw.replace(node.outputs[0], mean, "squeeze-excite pool in the depthwise convolution")
+    return True
+
+
+def _wide_activation(rw: Rewriter, node: Node) -> bool:
+    """act(ConvBlocked(x)) -> ConvBlocked(x, activation=act) for a one-group convolution read only by a sigmoid
+    activation (SiLU, Sigmoid): its kernel computes the activation over a row's two or three output blocks as
+    one vector, where a fused epilogue runs block by block (chains one after the other)."""
+    conv = rw.producer(node.inputs[0], "ConvBlocked")
+    if conv is None or node.attrs != get_op(node.op).check_attrs({}) or rw.only_reader(conv.outputs[0]) is not node \
+            or len(conv.outputs) != 1 or conv.attrs.get("activation") or conv.attrs.get("group", 1) != 1:
+        return False
+    y = rw.node("ConvBlocked", conv.inputs, {**conv.attrs, "activation": node.op}, name=conv.name)[0]
+    rw.replace(node.outputs[0], y, "activation in the blocked convolution")
+    return True
+
+
+FOLDS = {"BlockChannels": [_cancel], "ConvBlocked": [_scaled_input], "ReduceMean": [_pooled_output],
+         "Swish": [_wide_activation], "Sigmoid": [_wide_activation]}
 blocked_layout = each_scope(_rewrite)

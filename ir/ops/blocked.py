@@ -7,7 +7,11 @@ of a blocked tensor are finite but otherwise unspecified: the weights that read 
 
 ConvBlocked is Conv on blocked tensors: input [N, Cin/B, *spatial, B], weights [Cout, Cin/group,
 *kernel] in the usual layout (Cout and Cin padded to multiples of B; kernels pack them at compile
-time), optional bias [Cout], output [N, Cout/B, *outs, B]. Made by the `blocked-layout` pass.
+time), optional bias [Cout], optional scale [N, Cin/B, 1, 1, B] (a per-image factor of every input channel,
+as a squeeze-excite block computes: the convolution reads x * scale), output [N, Cout/B, *outs, B], after the
+`activation` (an elementwise op of one input, with its default attributes; none when empty). An optional second
+output is the mean of the first over the spatial positions, [N, Cout/B, 1, 1, B] (a squeeze-excite pool computed
+as the output is written). Made by the `blocked-layout` pass.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 from ..dims import Dim
 from ..types import TensorType
 from .conv import CONV_ATTRS, CONV_TYPES, _conv_reference, conv_flops
-from .registry import Attr, InferContext, OpDef, register
+from .registry import Attr, InferContext, OpDef, get_op, register
 from .window import make_window
 
 
@@ -81,6 +85,9 @@ UnblockChannels = register(
 )
 
 
+ACTIVATIONS = ("", "Relu", "Swish", "HardSwish", "Sigmoid", "HardSigmoid")  # ConvBlocked's own activation
+
+
 def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
     x, w = ctx.input(0), ctx.input(1)
     if x.dtype != w.dtype:
@@ -98,21 +105,32 @@ def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
                         f"channels (output channels must be a multiple of {block})")
     if ctx.has(2) and ctx.input(2).shape != (out_channels,):
         raise ctx.error(f"bias shape {list(ctx.input(2).shape)} must be [{out_channels}]")
+    scale = (x.shape[0], blocks, *(1 for _ in x.shape[2:-1]), block)
+    if ctx.has(3) and (ctx.input(3).shape != scale or ctx.input(3).dtype != x.dtype):
+        raise ctx.error(f"scale {ctx.input(3)} must be {TensorType(x.dtype, scale)}: one factor per image and "
+                        "input channel")
     kernel = list(ctx.attrs["kernel_shape"] or w.shape[2:])
     window = make_window(ctx.attrs, kernel, ctx.error)
     outs: list[Dim] = [window.out_dim(i, d, ctx.fresh) for i, d in enumerate(x.shape[2:-1])]
     if any(isinstance(d, int) and d < 1 for d in outs):
         raise ctx.error(f"window {list(window.spans)} does not fit the padded input; output would be {outs}")
-    return [TensorType(x.dtype, (x.shape[0], out_channels // block, *outs, block))]
+    y = (x.shape[0], out_channels // block, *outs, block)
+    return [TensorType(x.dtype, y), TensorType(x.dtype, (*y[:2], *(1 for _ in outs), block))]
 
 
 def _conv_blocked_reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
     x = inputs[0]
     assert x is not None
     block = x.shape[-1]
+    if len(inputs) > 3 and inputs[3] is not None:
+        x = x * inputs[3]
     plain = unblock_array(x, x.shape[1] * block)
-    y = _conv_reference([plain, *inputs[1:]], attrs)[0]
-    return [block_array(y, block)]
+    conv = {k: v for k, v in attrs.items() if k != "activation"}
+    y = block_array(_conv_reference([plain, *inputs[1:3]], conv)[0], block)
+    if attrs.get("activation"):
+        act = get_op(attrs["activation"])
+        y = act.reference([y], act.check_attrs({}))[0]
+    return [y, y.mean(axis=tuple(range(2, y.ndim - 1)), keepdims=True)]
 
 
 ConvBlocked = register(
@@ -120,11 +138,13 @@ ConvBlocked = register(
         "ConvBlocked",
         _conv_blocked_infer,
         _conv_blocked_reference,
-        attrs=CONV_ATTRS,
-        inputs=(2, 3),
+        attrs={**CONV_ATTRS, "activation": Attr("string", "", ACTIVATIONS)},
+        inputs=(2, 4),
+        outputs=(1, 2),
         dtypes=CONV_TYPES,
         kind="contraction",
         flops=conv_flops,
-        doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...].",
+        doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...]; "
+            "optional bias [M] and input scale [N, C/B, 1..., B].",
     )
 )
