@@ -3,8 +3,10 @@
 Per batch index and block of ROWS query rows:
 
 1. the block's scores q[rows] @ kt, scaled and masked, into a stack buffer [rows, Sk] (the
-   contraction's register-tiled micro-kernel, column tiles of 2 vectors);
-2. per row: the maximum, exp(score - max) in place, and the reciprocal of their sum;
+   contraction's register-tiled micro-kernel, column tiles of 2 vectors); the tile's epilogue also
+   keeps each row's running maximum per column of the tile, so no pass over the scores finds it;
+2. per row: exp(score - max) in place (`exp_nonpos`: the argument is never positive) and their sum
+   in the same pass, then its reciprocal;
 3. the block's output exp-scores @ v with the same micro-kernel (Sk deep), each row multiplied
    by its reciprocal sum on the way out, through the epilogue.
 
@@ -22,7 +24,7 @@ from aic.ir.loop_tools import binop, seq
 
 from .contraction import ROWS, micro_kernel, tiles
 from .core import LowerCtx, Tensor, broadcast_index, const, idx
-from .mathx import add, exp, fast_max, mul, sub
+from .mathx import add, exp_nonpos, fast_max, mul, sub
 from .reduce import accumulate, lowest, stack
 from .rows import vector_row
 from .sizes import shape_of
@@ -44,35 +46,39 @@ def _attention(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) 
     def block(bi: list[Expr], m0: Expr, rows: int) -> Stmt:
         scores = stack(ctx, f32, rows * keys, "scores")
         inv = stack(ctx, f32, rows, "inv")
+        peaks = stack(ctx, f32, rows * width, "peaks")  # per row, the maximum seen in each column of a tile
         qb, kb, vb = (broadcast_index(bi, t.shape[:-2]) for t in (q, kt, v))
 
         def at(r: Expr, j: Expr) -> Expr:
             return binop("add", binop("mul", r, idx(keys)), j)
 
-        def score(r: Expr, j: Expr, value: Expr) -> Stmt:
+        def score(r: Expr, n0: Expr, c: Expr, value: Expr) -> Stmt:
+            j = binop("add", n0, c)
             s = mul(value, scale)
             if mask is not None:
                 s = add(s, mask.at(broadcast_index([*bi, binop("add", m0, r), j], mask.shape)))
-            return Store(scores, at(r, j), s)
+            s = ctx.let(s, "s")
+            peak = binop("add", binop("mul", r, idx(width)), c)
+            return seq(Store(scores, at(r, j), s), Store(peaks, peak, fast_max(Load(peaks, peak), s)))
 
         def score_tile(n0: Expr, cols: int) -> Stmt:
             return micro_kernel(
                 ctx, [depth], rows, cols, cols,
                 lambda r, kk: q.at([*qb, binop("add", m0, r), kk[0]]),
                 lambda kk, g, c: kt.at([*kb, kk[0], binop("add", n0, c)]),
-                lambda r, g, c, value: score(r, binop("add", n0, c), value),
+                lambda r, g, c, value: score(r, n0, c, value),
             )
 
         def normalise(r: Expr) -> Stmt:
             def with_max(m: Expr) -> Stmt:
                 peak = ctx.let(m, "peak")
-                shift = vector_row(ctx, keys, lambda j: Store(scores, at(r, j), exp(sub(Load(scores, at(r, j)), peak))))
-                total = accumulate(ctx, [None], [keys], lambda i: Load(scores, at(r, i[0])), const(0, f32), add,
-                                   lambda s: Store(inv, r, Bin("div", const(1, f32), s)))
-                return seq(shift, total)
+                return accumulate(ctx, [None], [keys], lambda i: exp_nonpos(sub(Load(scores, at(r, i[0])), peak)),
+                                  const(0, f32), add, lambda s: Store(inv, r, Bin("div", const(1, f32), s)),
+                                  keep=scores, keep_from=at(r, idx(0)))
 
-            return accumulate(ctx, [None], [keys], lambda i: Load(scores, at(r, i[0])), const(lowest(f32), f32),
-                              fast_max, with_max)
+            row_peaks = binop("mul", r, idx(width))
+            return accumulate(ctx, [None], [width], lambda i: Load(peaks, binop("add", row_peaks, i[0])),
+                              const(lowest(f32), f32), fast_max, with_max)
 
         def out_tile(n0: Expr, cols: int) -> Stmt:
             return micro_kernel(
@@ -83,8 +89,9 @@ def _attention(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) 
                                             mul(value, Load(inv, r))),
             )
 
-        body = seq(tiles(ctx, keys, width, score_tile, "no"), ctx.loop(rows, normalise, "sr"),
+        lowest_score = vector_row(ctx, rows * width, lambda i: Store(peaks, i, const(lowest(f32), f32)))
+        body = seq(lowest_score, tiles(ctx, keys, width, score_tile, "no"), ctx.loop(rows, normalise, "sr"),
                    tiles(ctx, dv, width, out_tile, "vo"))
-        return Allocate(scores, Allocate(inv, body))
+        return Allocate(scores, Allocate(inv, Allocate(peaks, body)))
 
     return ctx.loops(batch, lambda bi: tiles(ctx, sq, ROWS, lambda m0, rows: block(bi, m0, rows), "mo"), "b")
