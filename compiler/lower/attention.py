@@ -38,7 +38,7 @@ from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
 
-@anchor("SoftmaxAttention")
+@anchor("SoftmaxAttention", views=True)
 def _attention(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     q, kt, v = ins[0], ins[1], ins[2]
     mask = ins[3] if len(ins) > 3 else None
