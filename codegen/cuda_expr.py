@@ -210,6 +210,9 @@ class ExprRenderer:
             if fn == "abs":
                 return f"aic_iabs<{_C[dt]}>({xs})"
             raise self.error(f"{fn} on {dt.name}")
+        if fn == "exp_nonpos":
+            f64 = dt is DType.float64
+            return f"{'exp' if f64 else 'expf'}({'aic_fmin' if f64 else 'aic_fminf'}({xs}, 0))"  # NaN stays NaN
         if fn == "sigmoid":
             one = "1.0" if dt is DType.float64 else "1.0f"
             return f"({one} / ({one} + {'exp' if dt is DType.float64 else 'expf'}(-({xs}))))"

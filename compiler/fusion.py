@@ -7,7 +7,9 @@ Groups grow backwards from a root (the last node of a kernel) by pulling in prod
 - one anchor per kernel (a contraction, reduction or normalization): its elementwise
   consumers of the same shape become its epilogue (bias, activation, residual add), and
   anchors that allow it take elementwise producers as a prologue (LayerNorm(x + r),
-  Softmax(x * s + mask)).
+  Softmax(x * s + mask)); anchors that read their inputs many times may still take
+  index-only producers (`views`: the Transposes and Slices that split q, k, v for attention),
+  so those are read in place instead of copied by kernels of their own.
 
 A producer joins only if every reader of its outputs is in the group and none is a graph
 output, so each kernel writes just its root's outputs and groups stay acyclic. Alias ops
@@ -48,6 +50,7 @@ class Group:
     alias: bool = False
     control: bool = False
     refusals: list[str] = field(default_factory=list)
+    views: set[int] = field(default_factory=set)  # the views anchor and its fused producers (index-only)
 
     @property
     def root(self) -> Node:
@@ -103,6 +106,8 @@ def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner
                 pushed.add(id(p))
                 heapq.heappush(heap, (-order[id(p)], id(p), p))
 
+    if lowering_of(root).views:
+        group.views.add(id(root))
     push_producers(root)
     while heap:
         _, _, cand = heapq.heappop(heap)
@@ -122,6 +127,8 @@ def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner
         group.nodes.append(cand)
         if lowering_of(cand).kind == "anchor":
             group.anchor = cand
+        if lowering_of(cand).views or any(id(r) in group.views for o in cand.outputs for r in readers.get(id(o), [])):
+            group.views.add(id(cand))
         push_producers(cand)
     group.nodes.sort(key=lambda n: order[id(n)])
 
@@ -144,6 +151,10 @@ def _refusal(cand: Node, group: Group, members: set[int], readers, outputs: set[
         return _anchor_refusal(cand, low, group)
     for user in users:
         ulow = lowering_of(user)
+        if id(user) in group.views:
+            if not low.cheap:
+                return f"only index-only producers (Transpose, Slice) fuse into the inputs of {group.anchor.op}"
+            continue
         if ulow.kind == "anchor" and not ulow.prologue:
             return f"{user.op} reads its inputs many times and needs them materialized"
         if ulow.kind == "anchor" and not low.elementwise and not low.cheap:

@@ -180,9 +180,10 @@ class Load(Expr):
 # products of the two int16 halves of a and b (`vpmaddwd`); `dot4sat(acc, a, b)` is dot4 with each of the two
 # pair sums (bytes 0+1, 2+3) saturated to int16 first (x86 `vpmaddubsw` then `vpmaddwd` by ones), for
 # weights chosen so that no pair saturates. The CPU target renders them; CUDA does not.
-# `sigmoid(x)` is 1 / (1 + exp(-x)).
+# `sigmoid(x)` is 1 / (1 + exp(-x)); `exp_nonpos(x)` is exp(min(x, 0)) (a softmax's shifted scores, which
+# need no overflow handling).
 INTRINSICS = frozenset(
-    "exp log sqrt tanh erf sin cos tan asin acos atan sinh cosh asinh acosh atanh "
+    "exp exp_nonpos log sqrt tanh erf sin cos tan asin acos atan sinh cosh asinh acosh atanh "
     "abs floor ceil round trunc pow fma sigmoid dot4 dot2 dotw dot4sat".split()
 )
 

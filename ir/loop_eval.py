@@ -144,6 +144,7 @@ def _word_dot(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 _CALLS: dict[str, Callable] = {
     "exp": np.exp,
+    "exp_nonpos": lambda a: np.exp(np.minimum(a, 0)),
     "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
     "log": np.log,
     "sqrt": np.sqrt,

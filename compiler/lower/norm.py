@@ -18,7 +18,7 @@ from aic.ir.loop import INDEX, Allocate, Bin, Cast, Expr, Load, Stmt, Store
 from aic.ir.loop_tools import binop, select, seq
 
 from .core import ComputeTensor, LowerCtx, Tensor, cdtype, const, idx
-from .mathx import absolute, add, call, exp, fast_max, mul, sub
+from .mathx import absolute, add, call, exp_nonpos, fast_max, mul, sub
 from .norm_channels import normalize_rows_as_lanes, reads_channels_first
 from .reduce import accumulate, lowest, reduce_each, stack
 from .sizes import bound, size_const, size_max
@@ -246,7 +246,7 @@ def _softmax(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) ->
             peak = ctx.let(m, "peak")
 
             def shifted(i: list[Expr]) -> Expr:
-                return exp(sub(x.at(i), peak))
+                return exp_nonpos(sub(x.at(i), peak))
 
             def finish(total: Expr) -> Stmt:
                 scale = ctx.let(call("log", total) if log else Bin("div", const(1, dt), total), "norm")
@@ -256,7 +256,7 @@ def _softmax(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) ->
                     if keep is not None:
                         return emit(0, at, mul(Load(keep, j), scale))
                     s = sub(x.at(at), peak)
-                    return emit(0, at, sub(s, scale) if log else mul(exp(s), scale))
+                    return emit(0, at, sub(s, scale) if log else mul(exp_nonpos(s), scale))
 
                 return ctx.loop(n, out, "j")
 

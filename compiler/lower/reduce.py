@@ -43,10 +43,12 @@ def accumulate(
     then: Callable[[Expr], Stmt],
     keep: Buffer | None = None,
     flatten: bool = False,
+    keep_from: Expr | None = None,
 ) -> Stmt:
     """Fold `value(index)` over the axes of `index` that are None (sizes in `extents`), then `then(result)`.
 
-    With `keep` (a buffer as long as the one reduced axis), each value is also stored there. With
+    With `keep` (a buffer as long as the one reduced axis, from element `keep_from` on), each value is
+    also stored there. With
     `flatten` (the reduced axes are trailing axes of a row-major tensor `value` reads), trailing reduced
     axes too short for partial lanes (a 7x7 or 14x14 map) are folded as one axis, so they vectorize."""
     free = [a for a, e in enumerate(index) if e is None]
@@ -66,7 +68,8 @@ def accumulate(
         if keep is None:
             return Store(cell, slot, combine(Load(cell, slot), v))
         v = ctx.let(v, "e")
-        return seq(Store(keep, position, v), Store(cell, slot, combine(Load(cell, slot), v)))
+        kept = position if keep_from is None else binop("add", keep_from, position)
+        return seq(Store(keep, kept, v), Store(cell, slot, combine(Load(cell, slot), v)))
 
     if not partial:
         acc = stack(ctx, acc_dtype, 1)

@@ -62,6 +62,7 @@ class Lowering:
     elementwise: bool = False  # compute: output element i reads inputs only at broadcast(i)
     cheap: bool = False  # compute: index arithmetic only, fine to recompute under broadcast
     prologue: bool = False  # anchor: inputs may be fused compute producers
+    views: bool = False  # anchor: inputs may be fused index-only producers (Transpose, Slice: `cheap` ones)
     epilogue: bool = True  # anchor: elementwise consumers of output 0 may fuse
     reason: str = ""  # refused: why
     dynamic: Dynamic | None = None  # an anchor with data-dependent output sizes
@@ -86,10 +87,10 @@ def compute(*names: str, elementwise: bool = False, cheap: bool = False, root: A
     return deco
 
 
-def anchor(*names: str, prologue: bool = False, epilogue: bool = True):
+def anchor(*names: str, prologue: bool = False, epilogue: bool = True, views: bool = False):
     def deco(fn: AnchorFn) -> AnchorFn:
         for name in names:
-            _add(name, Lowering("anchor", fn, prologue=prologue, epilogue=epilogue))
+            _add(name, Lowering("anchor", fn, prologue=prologue, epilogue=epilogue, views=views))
         return fn
 
     return deco

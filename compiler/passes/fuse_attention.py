@@ -4,10 +4,16 @@ The scale is a scalar constant (Mul on either side, or Div), optional; the mask 
 tensor, optional, that must not broadcast the scores to a larger shape. Only static float32
 shapes are fused, and only up to MAX_KEYS keys: the lowering keeps a block of score rows on the
 stack (compiler/lower/attention.py). The intermediates must have no reader outside the pattern.
+
+An operand that is a Squeeze or Reshape dropping a leading unit dim (q, k, v taken from one fused
+projection: Transpose, Slice, then Squeeze) is read with that dim instead, and the output reshaped
+back: aliases are never fused, so the Squeeze kept the Slice and Transpose before it as kernels of
+their own, where the attention kernel can read them in place (its `views` inputs, compiler/fusion.py).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from aic.ir import Graph, Node, Value
 from aic.ir.dtypes import DType
 
@@ -74,6 +80,37 @@ def _fusable(p: Pattern, node: Node, prod: Node, mask: Value | None) -> bool:
     return p.closed(node)
 
 
+def _with_unit_dim(rw: Rewriter, v: Value | None) -> Value | None:
+    """x when `v` is x without its leading unit dim (a Squeeze or Reshape of a static x), else None."""
+    drop = rw.producer(v, "Squeeze", "Reshape")
+    if v is None or drop is None:
+        return None
+    x = drop.inputs[0]
+    shape = x.type.shape
+    if not x.type.is_static or len(shape) != v.type.rank + 1 or shape[0] != 1 or tuple(shape[1:]) != v.type.shape:
+        return None
+    return x
+
+
+def _unit_dims(rw: Rewriter, node: Node) -> bool:
+    q, kt, v = node.inputs[:3]
+    mask = node.inputs[3] if len(node.inputs) > 3 else None
+    new_q, new_v, new_kt = _with_unit_dim(rw, q), _with_unit_dim(rw, v), None
+    transpose = rw.producer(kt, "Transpose")
+    k = _with_unit_dim(rw, transpose.inputs[0]) if transpose is not None else None
+    if transpose is not None and k is not None and transpose.attrs.get("perm") is not None:
+        new_kt = rw.op("Transpose", k, perm=[0, *(p + 1 for p in transpose.attrs["perm"])])
+    if new_q is None and new_kt is None and new_v is None:
+        return False
+    fused = rw.op("SoftmaxAttention", new_q or q, new_kt or kt, new_v or v, mask, name=node.name,
+                  scale=node.attrs["scale"])
+    out = node.outputs[0]
+    if fused.type.shape != out.type.shape:
+        fused = rw.op("Reshape", fused, rw.const(np.array(out.type.shape, np.int64)))
+    rw.replace(out, fused, "attention operands with their leading unit dim")
+    return True
+
+
 @each_scope
 def fuse_attention(graph: Graph) -> bool:
-    return apply_rules(graph, {"MatMul": (_attention,)})
+    return apply_rules(graph, {"MatMul": (_attention,), "SoftmaxAttention": (_unit_dims,)})

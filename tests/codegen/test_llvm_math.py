@@ -1,4 +1,4 @@
-"""Intrinsic calls against float64 numpy references: the float32 polynomials (exp, tanh,
+"""Intrinsic calls against float64 numpy references: the float32 polynomials (exp, exp_nonpos, tanh,
 erf, sigmoid; scalar and 8-lane), libm-backed functions in float32/float64, half-precision
 inputs, and the integer forms (abs, pow)."""
 
@@ -18,7 +18,7 @@ REF = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
     "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
     "abs": np.abs, "floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc,
-    "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+    "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "exp_nonpos": lambda v: np.exp(np.minimum(v, 0)),
 }  # fmt: skip
 DOMAIN = {
     "log": (0.01, 50), "sqrt": (0, 50), "asin": (-1, 1), "acos": (-1, 1), "acosh": (1, 20), "atanh": (-0.99, 0.99),
@@ -108,6 +108,23 @@ def test_float32_sigmoid(lanes, tmp_path):
     err = ulp_error(got[normal], ref[normal])
     assert err.max() <= 3, f"sigmoid: {err.max()} ulp at x={data[normal][err.argmax()]}"
     np.testing.assert_allclose(got[finite & ~normal], ref[finite & ~normal], rtol=0, atol=6.1e-39)
+
+
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_float32_exp_nonpos(lanes, tmp_path):
+    """e^min(x, 0): within 2 ulp down to -87, exactly 0 below (where e^x < 1.7e-38), 1 for x >= 0, NaN stays NaN."""
+    edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5.0, 3.0e38, -86.9, -87.0, -87.01, -104.0, -1e-30, -1e-8,
+                     -0.5, -3.0e38, -20.0], np.float32)  # fmt: skip
+    data = np.concatenate([edge, np.linspace(-100, 0, 16000, dtype=np.float32),
+                           np.linspace(-4, 0, 8000, dtype=np.float32)])
+    got = run_cases([unary_case("e", "exp_nonpos", DType.float32, data, lanes)], tmp_path)["e"][0]
+    x = data.astype(np.float64)
+    ref = np.exp(np.minimum(x, 0)).astype(np.float32).astype(np.float64)
+    assert np.isnan(got[4]) and (got[[0, 1, 2, 5, 6]] == 1).all() and got[3] == 0
+    inside = ~np.isnan(x) & (x >= -87)
+    err = ulp_error(got[inside], ref[inside])
+    assert err.max() <= 2, f"exp_nonpos: {err.max()} ulp at x={data[inside][err.argmax()]}"
+    assert (got[x < -87] == 0).all()
 
 
 @pytest.mark.parametrize("dt", [DType.float32, DType.float64, DType.float16], ids=lambda d: d.name)

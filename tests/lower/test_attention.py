@@ -99,3 +99,52 @@ def test_cuda_keeps_the_unfused_products():
     groups = [c.attrs.get("group", "") for c in lower_model(model, "cuda").calls]
     assert "SoftmaxAttention" not in groups and any("Softmax" in g for g in groups)
     assert "SoftmaxAttention" in [c.attrs.get("group", "") for c in lower_model(model).calls]
+
+
+def test_index_only_producers_fuse_into_the_kernel(rng):
+    """kt = Transpose(k) is read in place by the attention kernel (no transpose kernel of its own); an elementwise
+    producer (q + bias) is not, since every element of q is read once per tile of keys."""
+    batch, sq, sk, d = (1, 2), 9, 21, 8
+    inputs = [helper.make_tensor_value_info("q", TensorProto.FLOAT, [*batch, sq, d]),
+              helper.make_tensor_value_info("k", TensorProto.FLOAT, [*batch, sk, d]),
+              helper.make_tensor_value_info("v", TensorProto.FLOAT, [*batch, sk, d])]
+    bias = onnx.numpy_helper.from_array(rng.standard_normal(d).astype(np.float32), "b")
+    scale = onnx.numpy_helper.from_array(np.array(d**-0.5, np.float32), "s")
+    nodes = [helper.make_node("Add", ["q", "b"], ["qb"]),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["qb", "kt"], ["p"]), helper.make_node("Mul", ["p", "s"], ["ps"]),
+             helper.make_node("Softmax", ["ps"], ["a"], axis=-1), helper.make_node("MatMul", ["a", "v"], ["y"])]
+    graph = helper.make_graph(nodes, "attention", inputs, [onnx.ValueInfoProto(name="y")], [bias, scale])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    groups = [c.attrs.get("group", "") for c in lower_model(model).calls]
+    assert "Transpose+SoftmaxAttention" in groups and "Add" in groups and len(groups) == 2, groups
+    feeds = feeds_for(model, rng)
+    (actual,) = aic.compile(model, num_threads=2, cache=False).run(None, feeds)
+    assert_close(actual, run_ort(model, feeds)[0], 1e-5, 1e-6, "attention over a transposed k")
+
+
+def test_split_of_one_projection_is_read_in_place(rng):
+    """q, k, v sliced from one [1, S, 3, H, D] projection (Transpose, Slice, Squeeze, as torch exports
+    `qkv.view(...).permute(2, 0, 3, 1, 4)` and indexing) are read by the attention kernel in place: the
+    Squeezes are looked through, so the Transpose and Slices fuse into it and the whole is one kernel."""
+    s, h, d = 19, 2, 8
+    qkv = helper.make_tensor_value_info("qkv", TensorProto.FLOAT, [1, s, 3, h, d])
+    inits = [onnx.numpy_helper.from_array(np.array(v, np.int64), n)
+             for n, v in (("zero", [0]), ("one", [1]), ("two", [2]), ("three", [3]))]
+    inits.append(onnx.numpy_helper.from_array(np.array(d**-0.5, np.float32), "s"))
+    nodes = [helper.make_node("Transpose", ["qkv"], ["t"], perm=[2, 0, 3, 1, 4])]
+    for name, (lo, hi) in zip("qkv", (("zero", "one"), ("one", "two"), ("two", "three"))):
+        nodes += [helper.make_node("Slice", ["t", lo, hi, "zero"], [f"{name}5"]),
+                  helper.make_node("Squeeze", [f"{name}5", "zero"], [f"{name}4"])]
+    nodes += [helper.make_node("Transpose", ["k4"], ["kt"], perm=[0, 1, 3, 2]),
+              helper.make_node("MatMul", ["q4", "kt"], ["p"]), helper.make_node("Mul", ["p", "s"], ["ps"]),
+              helper.make_node("Softmax", ["ps"], ["a"], axis=-1), helper.make_node("MatMul", ["a", "v4"], ["y"])]
+    graph = helper.make_graph(nodes, "attention", [qkv], [onnx.ValueInfoProto(name="y")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    groups = [c.attrs.get("group", "") for c in lower_model(model).calls]
+    assert len(groups) == 1 and groups[0].endswith("SoftmaxAttention"), groups
+    feeds = feeds_for(model, rng)
+    (actual,) = aic.compile(model, num_threads=2, cache=False).run(None, feeds)
+    (expected,) = run_ort(model, feeds)
+    assert actual.shape == expected.shape == (1, h, s, d)
+    assert_close(actual, expected, 1e-5, 1e-6, "attention over slices of one projection")
