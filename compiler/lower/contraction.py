@@ -138,10 +138,13 @@ def tiled_product(
 
 def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:
     """The default register tile of a product with constant weights: 6 rows x 2 vectors, or 4 rows x 3
-    vectors when the product streams its weights (few rows) and that takes 5% fewer cycles per column. A
-    strip of r rows x v vectors takes about r*v/2 cycles per k (two FMA pipes), at least FMA_CHAIN (the
-    FMA latency, when it has too few accumulators): 32 rows are 5 strips of 6 and a slow one of 2, or 8
-    strips of 4; 7 rows are 6 + 1 or 4 + 3."""
+    vectors when the product streams its weights (few rows) and that takes 5% fewer cycles per column, or
+    as many cycles while 6 x 2 would end on a short strip and 4 x 3 would not. A strip of r rows x v vectors
+    takes about r*v/2 cycles per k (two FMA pipes), at least FMA_CHAIN (the FMA latency, when it has too few
+    accumulators): 32 rows are 5 strips of 6 and a slow one of 2, or 8 strips of 4; 7 rows are 6 + 1 or
+    4 + 3. 64 rows (10 x 6 + 4 or 16 x 4) tie on that count, but the 4 x 2 strip has no slack on the FMA
+    latency and the 16-column panels are 1.5 times as many, each re-reading the left operand: 4 x 3 was
+    5-8% faster there (BENCHMARKS.md, "fp32 products with weights from DRAM")."""
     tiles = [MicroKernel(ROWS, 2 * lanes), MicroKernel(4, 3 * lanes)]
     if not streams_weights(m, k):
         return tiles[0]
@@ -152,7 +155,8 @@ def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:
         return (full * tile.rows * vectors / 2 + (max(tail * vectors / 2, FMA_CHAIN) if tail else 0)) / vectors
 
     wide, narrow = cycles_per_column(tiles[0]), cycles_per_column(tiles[1])
-    return tiles[1] if narrow < 0.95 * wide else tiles[0]  # switch only for a clear gain (32 or 7 rows, not 128)
+    tie = narrow == wide and int(m) % ROWS != 0 and int(m) % 4 == 0
+    return tiles[1] if narrow < 0.95 * wide or tie else tiles[0]  # a clear gain (32, 7 rows) or a tie (64, not 128)
 
 
 def pack_columns(b: np.ndarray, width: int) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+from aic.compiler.lower.contraction import row_tile
 from aic.compiler.lower.streamed import stream_plan
+from aic.ir.schedule import MicroKernel
 from onnx import TensorProto, helper, numpy_helper
 
 import aic
@@ -21,6 +23,21 @@ def test_k_spans_and_blocks(m, k, width, plan):
     assert stream_plan(m, k, width) == plan
 
 
+@pytest.mark.parametrize(("m", "tile"), [
+    (7, (4, 3)),  # 6 + 1 rows: the 1-row strip is latency-bound; 4 + 3 takes fewer cycles
+    (32, (4, 3)),  # 5 x 6 + 2 against 8 x 4
+    (64, (4, 3)),  # a tie on cycles, but 6 x 2 would end on a 4-row strip (10 x 6 + 4 against 16 x 4)
+    (28, (4, 3)),  # the same tie (4 x 6 + 4 against 7 x 4)
+    (48, (6, 2)),  # a tie with whole strips both ways
+    (96, (6, 2)),
+    (128, (6, 2)),  # 21 x 6 + 2 against 32 x 4: within 5%
+    (1500, (6, 2)),  # a over STREAMED_A_BYTES: not a streaming product
+])
+def test_row_tile(m, tile):
+    rows, vectors = tile
+    assert row_tile(m, 768, 8) == MicroKernel(rows, vectors * 8)
+
+
 def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
     w = rng.standard_normal((k, n)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
@@ -35,6 +52,7 @@ def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(("m", "k", "n"), [
+    (28, 200, 37),  # 4 x 24 tiles: 7 strips of 4 rows, a 13-column tail panel
     (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
     (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
     (48, 2816, 37),  # 4 K spans of 704 (a over STREAMED_A_BYTES), sums of all panels between spans
