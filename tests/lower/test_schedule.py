@@ -56,39 +56,24 @@ def run(kernel: Kernel, rows: int = 5, cols: int = 12) -> np.ndarray:
 
 
 def test_records_print_and_compare():
-    records = [
-        Split("i0", 4),
-        Reorder(("i1", "i0")),
-        Fuse("i0", "i1"),
-        Tile("i0", "i1", 2, 4),
-        Vectorize("i1", 8),
-        Parallel("i0"),
-        Unroll("i1"),
-        Bind("i0", "blockIdx.x"),
-        CachePack(1, 16),
-        MicroKernel(6, 16),
-    ]
-    assert schedule_text(records) == (
-        "split(i0, 4); reorder(i1, i0); fuse(i0, i1); tile(i0, i1, 2, 4); "
-        "vectorize(i1, 8); parallel(i0); unroll(i1); bind(i0, blockIdx.x); "
-        "cache_pack(input 1, 16); micro_kernel(6, 16)"
-    )
+    records = [Split("i0", 4), Reorder(("i1", "i0")), Fuse("i0", "i1"), Tile("i0", "i1", 2, 4), Vectorize("i1", 8),
+               Parallel("i0"), Unroll("i1"), Bind("i0", "blockIdx.x"), CachePack(1, 16), MicroKernel(6, 16)]
+    assert schedule_text(records) == ("split(i0, 4); reorder(i1, i0); fuse(i0, i1); tile(i0, i1, 2, 4); "
+                                      "vectorize(i1, 8); parallel(i0); unroll(i1); bind(i0, blockIdx.x); "
+                                      "cache_pack(input 1, 16); micro_kernel(6, 16)")
     assert Split("i0", 4) == Split("i0", 4) != Split("i0", 8)
     assert len({Split("i0", 4), Split("i0", 4), Parallel("i0")}) == 2
 
 
-@pytest.mark.parametrize(
-    "records",
-    [
-        [Split("i1", 5)],  # 12 is not a multiple of 5: a guarded tail
-        [Reorder(("i1", "i0"))],
-        [Fuse("i0", "i1"), Split("i0.i1", 8), Parallel("i0.i1.o")],
-        [Tile("i0", "i1", 2, 4), Unroll("i1.i")],
-        [Vectorize("i1", 8)],  # one whole vector and a remainder of 4
-        [Reorder(("i1", "i0")), Vectorize("i1", 4)],  # an outer loop: the inner loop runs on vectors of columns
-        [MicroKernel(6, 16), Parallel("i0")],  # directives change nothing after lowering
-    ],
-)
+@pytest.mark.parametrize("records", [
+    [Split("i1", 5)],  # 12 is not a multiple of 5: a guarded tail
+    [Reorder(("i1", "i0"))],
+    [Fuse("i0", "i1"), Split("i0.i1", 8), Parallel("i0.i1.o")],
+    [Tile("i0", "i1", 2, 4), Unroll("i1.i")],
+    [Vectorize("i1", 8)],  # one whole vector and a remainder of 4
+    [Reorder(("i1", "i0")), Vectorize("i1", 4)],  # an outer loop: the inner loop runs on vectors of columns
+    [MicroKernel(6, 16), Parallel("i0")],  # directives change nothing after lowering
+])
 def test_records_keep_results(records):
     kernel = apply_all(add_kernel(), records)
     run(kernel)
