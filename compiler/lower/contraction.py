@@ -30,7 +30,7 @@ from .core import LowerCtx, Tensor, broadcast_index, cdtype, const, idx, node_er
 from .mathx import add, mul
 from .micro_kernel import Carry, micro_kernel, tiles
 from .reduce import accumulate
-from .sizes import Size, shape_of, size_prod
+from .sizes import Size, Sym, shape_of, size_prod
 from .streamed import pack_rows, prefetch_share, stream_plan, streamed_panels, streams_weights
 from .table import Emit, anchor
 
@@ -136,15 +136,16 @@ def tiled_product(
     return seq(copy, streamed_panels(ctx, int(m), n, int(k), rows, width, plan, part))
 
 
-def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:
+def row_tile(m: Size, k: Size, lanes: int, n: Size | None = None) -> MicroKernel:
     """The default register tile of a product with constant weights: 6 rows x 2 vectors, or 4 rows x 3
     vectors when the product streams its weights (few rows) and that takes 5% fewer cycles per column, or
-    as many cycles while 6 x 2 would end on a short strip and 4 x 3 would not. A strip of r rows x v vectors
-    takes about r*v/2 cycles per k (two FMA pipes), at least FMA_CHAIN (the FMA latency, when it has too few
-    accumulators): 32 rows are 5 strips of 6 and a slow one of 2, or 8 strips of 4; 7 rows are 6 + 1 or
-    4 + 3. 64 rows (10 x 6 + 4 or 16 x 4) tie on that count, but the 4 x 2 strip has no slack on the FMA
-    latency and the 16-column panels are 1.5 times as many, each re-reading the left operand: 4 x 3 was
-    5-8% faster there (BENCHMARKS.md, "fp32 products with weights from DRAM")."""
+    as many cycles while 6 x 2 would end on a short strip and 4 x 3 would not (and n, when known, pads to
+    at most 1% more columns in 3-vector panels). A strip of r rows x v vectors takes about r*v/2 cycles per
+    k (two FMA pipes), at least FMA_CHAIN (the FMA latency, when it has too few accumulators): 32 rows are
+    5 strips of 6 and a slow one of 2, or 8 strips of 4; 7 rows are 6 + 1 or 4 + 3. 64 rows (10 x 6 + 4 or
+    16 x 4) tie on that count, but the 4 x 2 strip has no slack on the FMA latency and the 16-column panels
+    are 1.5 times as many, each re-reading the left operand: 4 x 3 was 5-8% faster there (BENCHMARKS.md,
+    "fp32 products with weights from DRAM")."""
     tiles = [MicroKernel(ROWS, 2 * lanes), MicroKernel(4, 3 * lanes)]
     if not streams_weights(m, k):
         return tiles[0]
@@ -154,8 +155,13 @@ def row_tile(m: Size, k: Size, lanes: int) -> MicroKernel:
         full, tail = divmod(int(m), tile.rows)
         return (full * tile.rows * vectors / 2 + (max(tail * vectors / 2, FMA_CHAIN) if tail else 0)) / vectors
 
+    def padded(tile: MicroKernel) -> int:
+        return -(-int(n) // tile.cols) * tile.cols
+
     wide, narrow = cycles_per_column(tiles[0]), cycles_per_column(tiles[1])
     tie = narrow == wide and int(m) % ROWS != 0 and int(m) % 4 == 0
+    if tie and n is not None and not isinstance(n, Sym):
+        tie = padded(tiles[1]) <= 1.01 * padded(tiles[0])
     return tiles[1] if narrow < 0.95 * wide or tie else tiles[0]  # a clear gain (32, 7 rows) or a tie (64, not 128)
 
 
@@ -251,7 +257,7 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
         return _dot_nest(ctx, (*batch, m, n), k, term, cdtype(dtype),
                          lambda index, s: finish(*_split(index, batch), s))
     packable = weight is not None and b_rank > 1
-    tile = register_tile(ctx, row_tile(m, k, ctx.lanes) if packable else MicroKernel(ROWS, 2 * ctx.lanes))
+    tile = register_tile(ctx, row_tile(m, k, ctx.lanes, n) if packable else MicroKernel(ROWS, 2 * ctx.lanes))
     width = tile.cols
     packed = None
     if weight_packing(ctx, width, packable) is not None:

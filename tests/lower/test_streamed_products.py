@@ -38,6 +38,13 @@ def test_row_tile(m, tile):
     assert row_tile(m, 768, 8) == MicroKernel(rows, vectors * 8)
 
 
+@pytest.mark.parametrize(("n", "tile"), [(768, (4, 3)), (50257, (4, 3)), (32, (6, 2)), (512, (6, 2))])
+def test_row_tile_ties_count_padded_columns(n, tile):
+    # a tie (64 rows) takes 3-vector panels only if they pad n to at most 1% more columns (32 -> 48: no)
+    rows, vectors = tile
+    assert row_tile(64, 768, 8, n) == MicroKernel(rows, vectors * 8)
+
+
 def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
     w = rng.standard_normal((k, n)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
