@@ -58,12 +58,12 @@ def mbconv(channels: int, expand: int, k: int, stride: int, size: int, se: bool 
     return model(nodes, {"x": x}, [out], w), {"x": x}
 
 
-def check(m: onnx.ModelProto, feeds: dict[str, np.ndarray], blocked: bool = True) -> None:
+def check(m: onnx.ModelProto, feeds: dict[str, np.ndarray], blocked: bool = True, threads: int = 1) -> None:
     graph, _ = optimize(load_model(m), 2)
     ops = {n.op for n in graph.nodes}
     assert ("ConvBlocked" in ops) == blocked, sorted(ops)
     expected = run_ort(m, feeds)
-    actual = aic.compile(m, num_threads=1, cache=False).run(None, feeds)
+    actual = aic.compile(m, num_threads=threads, cache=False).run(None, feeds)
     for a, e in zip(actual, expected):
         assert_close(a, e, rtol=1e-4, atol=1e-4)
 
@@ -97,17 +97,18 @@ def test_squeeze_excite_scale_read_by_the_project_convolution(channels, expand, 
 @pytest.mark.parametrize(("act", "k", "stride", "size"), [("SiLU", 5, 2, 9), ("HardSwish", 3, 1, 7), ("Relu", 3, 2, 8)])
 def test_squeeze_excite_pool_summed_by_the_depthwise_convolution(act, k, stride, size):
     """The pool of the activated depthwise output is the depthwise kernel's second output (a batch of two;
-    rows of 5, 7 and 4 outputs: spans of 6 and single positions)."""
+    rows of 5, 7 and 4 outputs: spans of 6 and single positions), on two threads."""
     m, feeds = mbconv(12, 4, k, stride, size, batch=2, act=act)
     graph, _ = optimize(load_model(m), 2)
     assert "ReduceMean" not in {n.op for n in graph.nodes}
-    check(m, feeds)
+    check(m, feeds, threads=2)
 
 
-@pytest.mark.parametrize("se", [False, True], ids=["plain", "pooled"])
-def test_depthwise_plane_larger_than_the_stack(se):
-    """A padded 94x94 plane of 8 channels is more than the stack takes: the planes share one scratch."""
-    check(*mbconv(8, 1, 3, 1, 92, se=se))
+@pytest.mark.parametrize(("stride", "se"), [(1, False), (2, True)], ids=["plain", "strided-pooled"])
+def test_depthwise_plane_larger_than_the_stack(stride, se):
+    """A padded 94x94 plane of 8 channels is more than the stack takes: it is copied in bands of rows (92 output
+    rows: bands of 8 and one of 4; strided, 46: bands of 4 and one of 2)."""
+    check(*mbconv(8, 1, 3, stride, 92, se=se))
 
 
 def test_region_is_converted_at_its_edges_only():

@@ -51,6 +51,7 @@ ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 wei
 PAIR = 2  # output channel blocks per register tile
 STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a multiple of every tile's rows)
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
+BAND_ROWS = 10  # depthwise planes larger than LOCAL_PLANE: padded input rows copied per band of output rows
 
 Finish = Callable[[list[Expr], Expr], Stmt]
 Store_ = Callable[[int, list[Expr], Expr], Stmt]
@@ -319,12 +320,12 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         lanes.append(loop)
         return loop
 
-    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr) -> Stmt:
-        """Output (oh, ow): one chain of multiply-adds over the taps."""
+    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr, src_oh: Expr) -> Stmt:
+        """Output (oh, ow), read at row src_oh of `src`: one chain of multiply-adds over the taps."""
         def lane(c: Expr) -> Stmt:
             total: Expr | None = None
             for tap in itertools.product(*(range(k) for k in kernel)):
-                coords = tap_coords(inner, extents, [oh, ow], [idx(v) for v in tap])
+                coords = tap_coords(inner, extents, [src_oh, ow], [idx(v) for v in tap])
                 xv, w = src.at([n, cb, *coords, c]), packed.at([cb, idx(tap[0]), idx(tap[1]), c])
                 total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
             assert total is not None
@@ -332,8 +333,9 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
 
         return vector_loop(lane)
 
-    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr) -> Stmt:
-        """Outputs (oh, ow + t), t < SPAN: accumulators on the stack, a loop over the kernel rows."""
+    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr, src_oh: Expr) -> Stmt:
+        """Outputs (oh, ow + t), t < SPAN, read at row src_oh of `src`: accumulators on the stack, a loop over
+        the kernel rows."""
         acc = stack(ctx, x.dtype, SPAN * block)
         zero = const(0, x.dtype)
         init = vector_loop(lambda c: seq(*(Store(acc, binop("add", idx(t * block), c), zero) for t in range(SPAN))))
@@ -349,7 +351,7 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
                     for j in range(kernel[1]):
                         col = t * window.strides[1] + j
                         if col not in loads:
-                            coords = tap_coords(inner, extents, [oh, ow], [i, idx(col)])
+                            coords = tap_coords(inner, extents, [src_oh, ow], [i, idx(col)])
                             loads[col] = ctx.let(src.at([n, cb, *coords, c]), "xv")
                         total = Call("fma", (loads[col], wv[j], total))
                     stores.append(Store(acc, at, total))
@@ -363,40 +365,50 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
             for t in range(SPAN)], slot))
         return Allocate(acc, seq(init, rows, done))
 
-    def output_rows(src: Tensor, n: Expr, cb: Expr) -> Stmt:
+    def output_rows(src: Tensor, n: Expr, cb: Expr, top: Expr | None = None, count: int = outs[0]) -> Stmt:
+        """Output rows top .. top + count (all by default); with a `top`, `src` holds the band's rows from 0."""
         whole = spans * SPAN
 
-        def row(oh: Expr) -> Stmt:
+        def row(q: Expr) -> Stmt:
+            oh = q if top is None else binop("add", top, q)
             first = binop("mul", oh, idx(spans + rest))
             tiled = ctx.loop(spans, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN)),
-                                                   binop("add", first, j)), "ot")
+                                                   binop("add", first, j), q), "ot")
             tail = ctx.loop(rest, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole)),
-                                                   binop("add", first, binop("add", j, idx(spans)))), "ow")
+                                                   binop("add", first, binop("add", j, idx(spans))), q), "ow")
             return seq(tiled, tail)
 
-        return ctx.loop(outs[0], row, "oh")
+        return ctx.loop(count, row, "oh")
 
-    size = int(np.prod(extents)) * block
-    local = size <= LOCAL_PLANE
-    # a plane up to LOCAL_PLANE floats is a stack buffer of its own iteration; larger ones (112x112 maps) are
-    # parts of one scratch of all planes, each written just before it is read, as in depthwise.py
-    shared = None if local or extents == spatial else ctx.scratch(x.dtype, n_batch * blocks * size)
+    local = int(np.prod(extents)) * block <= LOCAL_PLANE
+    # a padded plane up to LOCAL_PLANE floats is a stack buffer of its own iteration; a larger one (112x112
+    # maps) is copied band by band: `band` output rows read `band_rows` padded input rows (L1-sized)
+    stride = window.strides[0]
+    band = extents[0] if local else max(1, (BAND_ROWS - kernel[0]) // stride + 1)
+    band_rows = min(extents[0], (band - 1) * stride + kernel[0])
 
     def plane(n: Expr, cb: Expr) -> Stmt:
         if extents == spatial:
             return output_rows(x, n, cb)
-        buf = stack(ctx, x.dtype, size, "xp") if shared is None else shared
-        base = idx(0) if shared is None else binop("mul", binop("add", binop("mul", n, idx(blocks)), cb), idx(size))
 
-        def fill(hw: list[Expr]) -> Stmt:
-            coords = [binop("sub", v, idx(b)) for v, b in zip(hw, begins)]
-            return vector_loop(lambda c: Store(buf, binop("add", base, linear([*hw, c], [*extents, block])), select(
-                inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]), const(0, x.dtype))))
+        def rows_of(first: Expr, count: int) -> Stmt:
+            """Output rows first .. first + count from a padded copy of the input rows they read."""
+            buf = stack(ctx, x.dtype, band_rows * extents[1] * block, "xp")
+            top = binop("mul", first, idx(stride))  # the band's first padded input row
+            shape = [band_rows, extents[1], block]
 
-        src = ComputeTensor((n_batch, blocks, *extents, block), x.dtype,
-                            lambda i: Load(buf, binop("add", base, linear(i[2:], [*extents, block]))))
-        body = seq(ctx.loops(extents, fill, "pp"), output_rows(src, n, cb))
-        return Allocate(buf, body) if shared is None else body
+            def fill(hw: list[Expr]) -> Stmt:
+                coords = [binop("sub", binop("add", hw[0], top), idx(begins[0])), binop("sub", hw[1], idx(begins[1]))]
+                return vector_loop(lambda c: Store(buf, linear([*hw, c], shape), select(
+                    inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]), const(0, x.dtype))))
+
+            src = ComputeTensor((n_batch, blocks, *shape), x.dtype, lambda i: Load(buf, linear(i[2:], shape)))
+            copy = ctx.loops([(count - 1) * stride + kernel[0], extents[1]], fill, "pp")
+            return Allocate(buf, seq(copy, output_rows(src, n, cb, first, count)))
+
+        if local:
+            return rows_of(idx(0), outs[0])
+        return tiles(ctx, outs[0], band, rows_of, "bd")
 
     def pooled_plane(n: Expr, cb: Expr) -> Stmt:
         """The plane, then the mean of its slots."""
