@@ -258,7 +258,7 @@ def write_results(rows: list[Row], settings: dict[str, object], peak: float, out
         f"aic -O{settings['opt_level']}; {settings['exporter']} export opset {settings['opset']}, "
         f"median of {settings['runs']} runs "
         f"after {settings['warmup']} warm-up, interleaved; paired aic/best: aic's time over the faster peer's "
-        "in the same round. % peak: of {peak:.0f} GFLOP/s per thread "
+        f"in the same round. % peak: of {peak:.0f} GFLOP/s per thread "
         "(FP32 FMA peak of one core, measured at the start).",
         "",
         *HEADER,
