@@ -60,6 +60,12 @@ extern const aic_weights_info aic_weights_data;
  * does not belong to this .so (why may be NULL). */
 const void *aic_weights_base(const char **why);
 
+/* Memory of AIC_HUGE_BYTES or more (the weights, the arena) sits on 2 MiB transparent huge pages where the
+ * kernel allows it: aic_huge_alloc returns 2 MiB-aligned zeroed memory advised MADV_HUGEPAGE, or NULL. */
+#define AIC_HUGE_BYTES ((size_t)4 << 20)
+void *aic_huge_alloc(size_t bytes);
+void aic_huge_free(void *p, size_t bytes);
+
 /* The generated entry: runs every kernel in order. */
 void aic_entry(void *arena, const void *const *inputs, void *const *outputs, const void *weights);
 

@@ -155,6 +155,13 @@ static int default_threads(int *out) {
     return AIC_OK;
 }
 
+static void free_arena(void *arena) {
+    if (aic_model_data.arena_bytes >= AIC_HUGE_BYTES)
+        aic_huge_free(arena, aic_model_data.arena_bytes);
+    else
+        free(arena);
+}
+
 AIC_API aic_model *aic_create(int num_threads) {
     char missing[32];
     const char *why;
@@ -176,7 +183,11 @@ AIC_API aic_model *aic_create(int num_threads) {
         return NULL;
     }
     size_t arena = aic_model_data.arena_bytes;
-    if (arena > 0 && posix_memalign(&model->arena, 64, (arena + 63) / 64 * 64) != 0) {
+    if (arena >= AIC_HUGE_BYTES)
+        model->arena = aic_huge_alloc(arena);
+    else if (arena > 0 && posix_memalign(&model->arena, 64, (arena + 63) / 64 * 64) != 0)
+        model->arena = NULL;
+    if (arena > 0 && model->arena == NULL) {
         fail(AIC_ERROR_OUT_OF_MEMORY, "aic: cannot allocate the %zu-byte scratch arena", arena);
         free(model);
         return NULL;
@@ -185,7 +196,7 @@ AIC_API aic_model *aic_create(int num_threads) {
     int status = aic_pool_start(&model->pool, num_threads, reason, sizeof reason);
     if (status != AIC_OK) {
         fail(status, "%s", reason);
-        free(model->arena);
+        free_arena(model->arena);
         free(model);
         return NULL;
     }
@@ -285,7 +296,7 @@ AIC_API void aic_destroy(aic_model *model) {
     aic_profile_enable(model, 0);
     free(model->profile.events);
     pthread_mutex_destroy(&model->run_lock);
-    free(model->arena);
+    free_arena(model->arena);
     free(model);
 }
 

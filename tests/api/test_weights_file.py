@@ -83,3 +83,35 @@ def test_cli_flags_choose_the_weights_placement(tmp_path, capsys):
     sums = [subprocess.run([sys.executable, "-c", code % str(tmp_path / f"{n}.so")], capture_output=True,
                            text=True, check=True).stdout for n in "ab"]  # fmt: skip
     assert sums[0] == sums[1] and sums[0].strip()
+
+
+def big_mlp() -> onnx.ModelProto:
+    """4 MiB of weights and a 4 MiB hidden layer in the arena: both go to huge-page memory."""
+    rng = np.random.default_rng(0)
+    w1 = onnx.numpy_helper.from_array(rng.standard_normal((1024, 1024)).astype(np.float32) / 32, "w1")
+    w2 = onnx.numpy_helper.from_array(rng.standard_normal((1024, 8)).astype(np.float32), "w2")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w1"], ["h"]), onnx.helper.make_node("Relu", ["h"], ["r"]),
+         onnx.helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        "big", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1024, 1024])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1024, 8])], [w1, w2],
+    )  # fmt: skip
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("keep_mapping", [False, True])
+def test_large_weights_are_copied_off_the_file_unless_asked(tmp_path, rng, monkeypatch, keep_mapping):
+    """Weights of 4 MiB or more are copied to huge-page memory and the file unmapped; AIC_WEIGHTS_MAP=1 keeps
+    the file mapped. Both run the same."""
+    model = big_mlp()
+    so = compile_model(model, output=tmp_path / "big.so", embed_weights=False)
+    monkeypatch.setenv("AIC_WEIGHTS_MAP", "1" if keep_mapping else "0")  # read when the .so is opened
+    module = aic.load(so, num_threads=2)
+    assert module.metadata["arena_bytes"] >= 4 << 20
+    x = rng.standard_normal((1024, 1024)).astype(np.float32)
+    w1, w2 = (onnx.numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer)
+    want = np.maximum(x @ w1, 0) @ w2
+    np.testing.assert_allclose(module.run(None, {"x": x})[0], want, rtol=1e-4, atol=1e-3)
+    with open("/proc/self/maps") as maps:
+        mapped = str(tmp_path / "big.weights") in maps.read()
+    assert mapped == keep_mapping
