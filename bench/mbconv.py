@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from bench.cnn import make_divisible, randomise_batchnorm
-from bench.zoo import MBConv, conv_bn
+from bench.zoo import InvertedResidual, MBConv, conv_bn
 
 SEED = 0
 
@@ -38,19 +38,13 @@ class HardSqueezeExcite(nn.Module):
         return x * nn.functional.hardsigmoid(self.expand(s))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(InvertedResidual):
     def __init__(self, cin: int, mid: int, cout: int, k: int, stride: int, se: bool, hard: bool) -> None:
-        super().__init__()
         act: type[nn.Module] = nn.Hardswish if hard else nn.ReLU
         layers: list[nn.Module] = [conv_bn(cin, mid, 1, act=act())] if mid != cin else []
         layers += [conv_bn(mid, mid, k, stride, mid, act()), *([HardSqueezeExcite(mid)] if se else []),
                    conv_bn(mid, cout, 1)]
-        self.block = nn.Sequential(*layers)
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.block(x)
-        return x + y if self.residual else y
+        super().__init__(layers, cin, cout, stride)
 
 
 def mobilenet_v3_like() -> nn.Module:

@@ -43,19 +43,26 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
     return nn.Sequential(*layers, *([act] if act is not None else []))
 
 
-class MBConv(nn.Module):
-    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int) -> None:
+class InvertedResidual(nn.Module):
+    """`layers` in sequence, plus the input where they keep its shape (stride 1, cin == cout)."""
+
+    def __init__(self, layers: list[nn.Module], cin: int, cout: int, stride: int) -> None:
         super().__init__()
-        mid = cin * expand
-        layers: list[nn.Module] = [conv_bn(cin, mid, 1, act=nn.SiLU())] if expand != 1 else []
-        layers += [conv_bn(mid, mid, k, stride, mid, nn.SiLU()), SqueezeExcite(mid, max(1, cin // 4)),
-                   conv_bn(mid, cout, 1)]
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.block(x)
         return x + y if self.residual else y
+
+
+class MBConv(InvertedResidual):
+    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int) -> None:
+        mid = cin * expand
+        layers: list[nn.Module] = [conv_bn(cin, mid, 1, act=nn.SiLU())] if expand != 1 else []
+        layers += [conv_bn(mid, mid, k, stride, mid, nn.SiLU()), SqueezeExcite(mid, max(1, cin // 4)),
+                   conv_bn(mid, cout, 1)]
+        super().__init__(layers, cin, cout, stride)
 
 
 def efficientnet_b0_module() -> nn.Module:
