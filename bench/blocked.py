@@ -21,8 +21,9 @@ import onnxruntime as ort
 from aic.compiler.pipeline import compile_model
 from aic.runtime.module import load_scratch
 
+from bench.check_interp import ort_session, relative_error
 from bench.int8 import interleaved
-from bench.winograd import MODELS_DIR, feeds_of, relative_error
+from bench.winograd import MODELS_DIR, feeds_of
 
 
 def model_of(name: str, folder: Path) -> onnx.ModelProto:
@@ -33,9 +34,7 @@ def model_of(name: str, folder: Path) -> onnx.ModelProto:
 def compare(label: str, model: onnx.ModelProto, threads: list[int], seconds: float) -> None:
     """Plain vs blocked modules of `model`, interleaved, at each thread count; errors against onnxruntime."""
     feeds = feeds_of(model)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    want = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    want = ort_session(model.SerializeToString()).run(None, feeds)
     for n in threads:
         modules = {"plain": load_scratch(compile_model(model, disable_passes=["blocked-layout"]), n),
                    "blocked": load_scratch(compile_model(model), n)}

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from aic.compiler.lower import conv_winograd
 from onnx import TensorProto, helper, numpy_helper
 
 import aic
+from bench.check_interp import ort_session, relative_error
 from bench.int8 import interleaved
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -79,11 +79,6 @@ def conv_layer(cin: int, h: int, w: int, cout: int, seed: int = 0) -> onnx.Model
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    """max|got - want| / max|want|."""
-    return float(np.abs(got.astype(np.float64) - want).max() / max(float(np.abs(want).max()), 1e-30))
-
-
 def feeds_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
     inits = {i.name for i in model.graph.initializer}
@@ -94,9 +89,7 @@ def feeds_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
 def compare(label: str, model: onnx.ModelProto, threads: list[int], seconds: float) -> None:
     """Direct vs Winograd modules of `model`, interleaved, at each thread count; errors against onnxruntime."""
     feeds = feeds_of(model)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    want = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    want = ort_session(model.SerializeToString()).run(None, feeds)
     for n in threads:
         modules = {}
         for name, on in (("direct", False), ("winograd", True)):
