@@ -5,7 +5,23 @@
 
 #include "aic.h"
 
+#include <errno.h>
+#include <stdlib.h>
+
 #define AIC_API __attribute__((visibility("default")))
+
+/* The integer in environment variable `name`: 0 when it is unset or empty, 1 with *out set when it is a
+ * whole decimal number in [lo, hi], -1 otherwise (*env is then the text, for the message). */
+static inline int aic_env_long(const char *name, long lo, long hi, long *out, const char **env) {
+    *env = getenv(name);
+    if (*env == NULL || !**env) return 0;
+    char *end;
+    errno = 0;
+    long value = strtol(*env, &end, 10);
+    if (errno || *end || value < lo || value > hi) return -1;
+    *out = value;
+    return 1;
+}
 
 /* Written by runtime/model_asm.py into model.s (keep the layouts in step). */
 typedef struct aic_symbol_info {

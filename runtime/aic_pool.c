@@ -2,7 +2,6 @@
  * aic_pool.h for the ranges each thread claims). */
 #include "aic_pool.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,17 +247,12 @@ int aic_pool_start(aic_pool *pool, int num_threads, char *why, size_t size) {
     if (pthread_getaffinity_np(pthread_self(), sizeof pool->cpus, &pool->cpus) != 0) CPU_ZERO(&pool->cpus);
 #endif
     pool->num_threads = num_threads;
-    pool->spin_ns = DEFAULT_SPIN_US * 1000LL;
-    const char *spin = getenv("AIC_SPIN");
-    if (spin != NULL && *spin) {
-        char *end;
-        errno = 0;
-        long us = strtol(spin, &end, 10);
-        if (errno || *end || us < 0 || us > 10000000)
-            return refuse(AIC_ERROR_INVALID_ARGUMENT, why, size, "aic: AIC_SPIN='%s' is not a spin time in microseconds "
-                        "(0..10000000)", spin);
-        pool->spin_ns = us * 1000LL;
-    }
+    long us = DEFAULT_SPIN_US;
+    const char *spin;
+    if (aic_env_long("AIC_SPIN", 0, 10000000, &us, &spin) < 0)
+        return refuse(AIC_ERROR_INVALID_ARGUMENT, why, size, "aic: AIC_SPIN='%s' is not a spin time in microseconds "
+                      "(0..10000000)", spin);
+    pool->spin_ns = us * 1000LL;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);

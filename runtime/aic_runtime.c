@@ -18,7 +18,6 @@
 #define _GNU_SOURCE
 #include "aic_pool.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
@@ -139,13 +138,12 @@ struct aic_model {
 
 
 static int default_threads(int *out) {
-    const char *env = getenv("AIC_NUM_THREADS");
-    if (env != NULL && *env) {
-        char *end;
-        errno = 0;
-        long n = strtol(env, &end, 10);
-        if (errno || *end || n < 1 || n > 4096)
-            return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: AIC_NUM_THREADS='%s' is not a thread count (1..4096)", env);
+    const char *env;
+    long n;
+    int found = aic_env_long("AIC_NUM_THREADS", 1, 4096, &n, &env);
+    if (found < 0)
+        return fail(AIC_ERROR_INVALID_ARGUMENT, "aic: AIC_NUM_THREADS='%s' is not a thread count (1..4096)", env);
+    if (found) {
         *out = (int)n;
         return AIC_OK;
     }

@@ -114,7 +114,7 @@ static void open_side_file(void) {
     mapped_bytes = expected;
     base = p;
     const char *keep = getenv("AIC_WEIGHTS_MAP");
-    if (aic_weights_data.nbytes >= AIC_HUGE_BYTES && !(keep != NULL && strcmp(keep, "1") == 0)) copy_to_huge_pages();
+    if ((size_t)aic_weights_data.nbytes >= AIC_HUGE_BYTES && !(keep != NULL && strcmp(keep, "1") == 0)) copy_to_huge_pages();
 }
 
 __attribute__((constructor)) static void weights_open(void) {
