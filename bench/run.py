@@ -110,6 +110,8 @@ def paired_quartiles(samples: dict[str, list[float]]) -> tuple[float, float, flo
         return None
     peers = [s for name, s in samples.items() if name != "aic"]
     ratios = [a / min(p) for a, *p in zip(samples["aic"], *peers)]
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
     return q1, q2, q3
 
