@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import aic
 from aic.peak import measure_peak
+from bench.check_interp import relative_error
 
 
 def product_model(m: int, k: int, n: int, seed: int = 0) -> onnx.ModelProto:
@@ -79,7 +80,7 @@ def main() -> None:
         runners = {"aic": lambda f, mod=module: mod.run(None, f), "ort": lambda f, s=session: s.run(None, f)}
         feeds = {"x": np.random.default_rng(1).random((m, k), dtype=np.float32)}
         ref = session.run(None, feeds)[0]
-        err = float(np.max(np.abs(module.run(None, feeds)[0] - ref)) / np.max(np.abs(ref)))
+        err = relative_error(module.run(None, feeds)[0], ref)
         flop, weight_bytes = 2 * m * k * n, 4 * k * n
         floor = max(flop / peak / 1e6, weight_bytes / bandwidth / 1e6)
         print(f"{shape}: {flop / 1e9:.2f} GFLOP, {weight_bytes / 2**20:.0f} MiB of weights, floor {floor:.2f} ms "
