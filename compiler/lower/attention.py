@@ -24,13 +24,11 @@ from collections.abc import Callable
 
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Bin, Buffer, Expr, For, Load, Stmt, Store
+from aic.ir.loop import Allocate, Bin, Buffer, Expr, Load, Stmt, Store
 from aic.ir.loop_tools import binop, seq
-from aic.ir.schedule import Parallel
 
-from ..schedule import PARALLEL_MIN_WORK
 from .contraction import ROWS, micro_kernel, tiles
-from .core import LowerCtx, Tensor, broadcast_index, const, idx
+from .core import LowerCtx, Tensor, broadcast_index, const, delinear, idx
 from .mathx import add, exp_nonpos, fast_max, mul, sub
 from .reduce import accumulate, lowest, stack
 from .rows import vector_row
@@ -142,14 +140,7 @@ def _attention(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) 
         return Allocate(scores, Allocate(inv, Allocate(peaks, body)))
 
     def head(flat: Expr) -> Stmt:
-        bi, stride = [], size_prod(batch)
-        for extent in batch:
-            stride //= extent
-            bi.append(binop("mod", binop("div", flat, idx(stride)), idx(extent)))
+        bi = delinear(flat, batch)
         return seq(pack(bi, flat), tiles(ctx, sq, ROWS, lambda m0, rows: block(bi, flat, m0, rows), "mo"))
 
-    heads = ctx.loop(size_prod(batch), head, "b")
-    # the panels are read back where they were not stored, which the default schedule's test refuses
-    if isinstance(heads, For) and size_prod(batch) * sq * keys * (depth + dv) >= PARALLEL_MIN_WORK:
-        ctx.hints.append(Parallel(heads.var.name))
-    return heads
+    return ctx.loop(size_prod(batch), head, "b")
