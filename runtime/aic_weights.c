@@ -7,8 +7,9 @@
  * its trailer's magic, and its sha256 against the one recorded in the .so. A failure is
  * reported by aic_create.
  *
- * A checked file of AIC_HUGE_BYTES or more is then copied into anonymous memory on 2 MiB pages (transparent
- * huge pages, asked for with madvise) and unmapped: a product streaming 100 MB of weights through a 4 KiB file
+ * A checked file of AIC_HUGE_BYTES or more is copied into anonymous memory on 2 MiB pages (transparent
+ * huge pages, asked for with madvise) and unmapped when the first model instance is created, so loads that
+ * only read the .so's metadata (aic inspect, a compile-cache hit) pay nothing: a product streaming 100 MB of weights through a 4 KiB file
  * mapping walks the page tables every 4 KiB, and those walks cost most after the process has been idle (the
  * MLP's run after a 150 ms pause took 1.4x its back-to-back time; BENCHMARKS.md, "Weights on huge pages").
  * AIC_WEIGHTS_MAP=1 keeps the file mapping instead (processes loading one model then share its page cache).
@@ -17,6 +18,7 @@
 #include "aic_internal.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -113,8 +115,14 @@ static void open_side_file(void) {
     mapping = p;
     mapped_bytes = expected;
     base = p;
+}
+
+static pthread_once_t huge_pages_once = PTHREAD_ONCE_INIT;
+
+static void move_to_huge_pages(void) {
     const char *keep = getenv("AIC_WEIGHTS_MAP");
-    if ((size_t)aic_weights_data.nbytes >= AIC_HUGE_BYTES && !(keep != NULL && strcmp(keep, "1") == 0)) copy_to_huge_pages();
+    if (mapping != NULL && (size_t)aic_weights_data.nbytes >= AIC_HUGE_BYTES && !(keep != NULL && strcmp(keep, "1") == 0))
+        copy_to_huge_pages();
 }
 
 __attribute__((constructor)) static void weights_open(void) {
@@ -134,6 +142,7 @@ __attribute__((destructor)) static void weights_close(void) {
 }
 
 const void *aic_weights_base(const char **why) {
+    pthread_once(&huge_pages_once, move_to_huge_pages);
     if (base == NULL && why != NULL) *why = error;
     return base;
 }
