@@ -11,7 +11,9 @@ A constant R is packed at compile time into [D, H/width, H, G, width]: a block's
 contiguous run of 4 * G * width * H bytes in the order the K loop reads them, so each step streams R
 once. The packed array is made once per R and shared by every step's kernel (one weight in the
 artifact). A non-constant R is read in place. The step number is data (a table of each direction's time step),
-so the kernels of all steps but the first (which starts from a zero state) are one piece of code.
+so the kernels of all steps but the first (which starts from a zero state) are two pieces of code: even
+steps run the blocks in ascending order, odd steps in descending, so the blocks a step reads last (their R
+still in L2) are the next step's first.
 """
 
 from __future__ import annotations
@@ -246,8 +248,15 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         store = loop(rows, finish, "sr", unrolled)
         return Allocate(acc, seq(zero, main, store))
 
+    blocks = hidden // width
+
+    def ordered(jb: Expr) -> Expr:
+        """Odd steps take a thread's blocks in reverse: what the last step read last is still in its L2 (a
+        direction's R, 1 MiB at H 256, streams through a 512 KiB L2; in one order every block would miss)."""
+        return binop("sub", idx(blocks - 1), jb) if step % 2 else jb
+
     body = ctx.loops(
-        (dirs, hidden // width, batch // rows), lambda i: block(i[0], i[1], binop("mul", i[2], idx(rows))), "blk"
+        (dirs, blocks, batch // rows), lambda i: block(i[0], ordered(i[1]), binop("mul", i[2], idx(rows))), "blk"
     )
     _hints(ctx, unrolled, vec_loops, width)
     return body
