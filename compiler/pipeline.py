@@ -34,6 +34,7 @@ from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes, split_ranges
 
 CPU_ONLY_PASSES = ("fuse-attention", "blocked-layout")
+GPU_ONLY_PASSES = ("split-recurrence",)  # one kernel per recurrent step: a GPU needs each step's blocks at once
 COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
 _compiles = itertools.count(1)
 
@@ -73,7 +74,7 @@ def compile_model(
         fixed, ranges = split_ranges(graph, shapes)
         graph = bind_shapes(graph, fixed, allow_unbound=bool(ranges))
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
-        graph, _ = optimize(graph, opt_level, disable=_disabled(target, disable_passes))
+        graph, _ = optimize(graph, opt_level, disable=_disabled(target, disable_passes), enable=_enabled(target))
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
         program = build_program(graph, target, schedules, ranges)
@@ -111,7 +112,7 @@ def lower_model(
     graph = read_model(model)
     fixed, ranges = split_ranges(graph, shapes)
     graph, _ = optimize(bind_shapes(graph, fixed, allow_unbound=bool(ranges)), opt_level,
-                        disable=_disabled(Target.parse(target), ()))
+                        disable=_disabled(Target.parse(target), ()), enable=_enabled(Target.parse(target)))
     return build_program(graph, target, schedules, ranges)
 
 
@@ -120,6 +121,10 @@ def _disabled(target: Target, disable: Sequence[str]) -> tuple[str, ...]:
     (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU; the blocked
     channel layout's blocks are AVX2 vectors)."""
     return (*disable, *CPU_ONLY_PASSES) if target.kind == "cuda" else tuple(disable)
+
+
+def _enabled(target: Target) -> tuple[str, ...]:
+    return GPU_ONLY_PASSES if target.kind == "cuda" else ()
 
 
 def _default_output(name: str, cross: bool) -> Path:

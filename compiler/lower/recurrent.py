@@ -11,7 +11,9 @@ A constant R is packed at compile time into [D, H/width, H, G, width]: a block's
 contiguous run of 4 * G * width * H bytes in the order the K loop reads them, so each step streams R
 once. The packed array is made once per R and shared by every step's kernel (one weight in the
 artifact). A non-constant R is read in place. The step number is data (a table of each direction's time step),
-so the kernels of all steps but the first (which starts from a zero state) are one piece of code.
+so the kernels of all steps but the first (which starts from a zero state) are two pieces of code: even
+steps run the blocks in ascending order, odd steps in descending, so the blocks a step reads last (their R
+still in L2) are the next step's first.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from aic.ir.loop import Allocate, Call, Expr, For, Load, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import Unroll, Vectorize
 
-from .core import LowerCtx, Tensor, const, idx
+from .core import LowerCtx, Tensor, const, idx, linear
 from .mathx import add, call, maximum, minimum, mul, sigmoid, sub
 from .reduce import stack
 from .table import Emit, anchor
@@ -154,6 +156,10 @@ UPDATES: dict[str, Update] = {
 }
 
 
+Prev = Callable[[int, Expr, Expr, Expr], Expr | None]  # (state row, d, b, j) -> the previous state; None: zeros
+Put = Callable[[int, Expr, Expr, Expr, Expr], Stmt]  # (state row, d, b, j, value) -> its stores
+
+
 @anchor(*GATES, epilogue=False)
 def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
     xw, state, r = ins[0], ins[1], ins[2]
@@ -162,10 +168,9 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     (gates, first), update = GATES[node.op], UPDATES[node.op]
     steps, batch, _ = xw.shape
     dirs, _, hidden = r.shape
-    step, clip = node.attrs["step"], node.attrs.get("clip")
-    times = [steps - 1 - step if rev else step for rev in node.attrs["reverse"]]
+    step, clip, whole = node.attrs["step"], node.attrs.get("clip"), node.attrs.get("whole", 0)
     width = block_width(hidden, ctx.lanes, gates) if ctx.lanes > 1 else 1
-    rows = _rows(batch)
+    rows, blocks = _rows(batch), hidden // width
     r_const = node.inputs[2].const
     packed = None
     if r_const is not None and ctx.lanes > 1:
@@ -173,12 +178,11 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
     vec_loops: list[str] = []
     unrolled: list[str] = []
 
-    # The time step each direction reads, as a small weight rather than a constant in the code: every step's
-    # kernel is then the same code (compiled once), bound to its own step table.
-    step_table = ctx.weight(np.asarray(times, np.int64), "t")
-
-    def time_of(d: Expr) -> Expr:
-        return step_table.at([d])
+    # The time step each direction reads (per step with `whole`), as a small weight rather than a constant in
+    # the code: every step's kernel is then the same code (compiled once), bound to its own step table.
+    ks = range(steps) if whole else [step]
+    step_table = ctx.weight(np.asarray([[steps - 1 - k if rev else k for k in ks] for rev in node.attrs["reverse"]],
+                                       np.int64), "t")  # fmt: skip
 
     def weight(d: Expr, jb: Expr, k: Expr, g: int, c: Expr) -> Expr:
         if packed is not None:
@@ -195,7 +199,7 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
             names.append(s.var.name)
         return s
 
-    def block(d: Expr, jb: Expr, b0: Expr) -> Stmt:
+    def block(d: Expr, jb: Expr, b0: Expr, k: Expr, prev: Prev, put: Put) -> Stmt:
         acc = stack(ctx, F32, rows * gates * width)
 
         def at(rr: Expr, g: int, c: Expr) -> Expr:
@@ -206,14 +210,14 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
 
         zero = loop(rows, lambda rr: per_gate(lambda g, c: Store(acc, at(rr, g, c), const(0, F32))), "zr", unrolled)
         main = None
-        if state is not None:
+        if prev(0, d, b0, idx(0)) is not None:
 
-            def k_step(k: Expr) -> Stmt:
+            def k_step(kk: Expr) -> Stmt:
                 def row(rr: Expr) -> Stmt:
-                    hk = ctx.let(state.at([idx(0), d, binop("add", b0, rr), k]), "h")
+                    hk = ctx.let(prev(0, d, binop("add", b0, rr), kk), "h")  # type: ignore[arg-type]
                     return per_gate(
                         lambda g, c: Store(
-                            acc, at(rr, g, c), Call("fma", (hk, weight(d, jb, k, g, c), Load(acc, at(rr, g, c))))
+                            acc, at(rr, g, c), Call("fma", (hk, weight(d, jb, kk, g, c), Load(acc, at(rr, g, c))))
                         )
                     )
 
@@ -229,28 +233,92 @@ def _recurrent_step(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
                 def x(g: int) -> Expr:
                     per_dir = xw.shape[2] // dirs
                     column = binop("add", binop("mul", d, idx(per_dir)), binop("add", idx((first + g) * hidden), j))
-                    return xw.at([time_of(d), b, column])
+                    return xw.at([step_table.at([d, k]), b, column])
 
-                def prev(which: int) -> Expr | None:
-                    return ctx.let(state.at([idx(which), d, b, j]), "s") if state is not None else None
+                def previous(which: int) -> Expr | None:
+                    v = prev(which, d, b, j)
+                    return ctx.let(v, "s") if v is not None else None
 
                 def extra(i: int, g: int) -> Expr | None:
                     t = extras[i] if i < len(extras) else None
                     return t.at([d, binop("add", idx(g * hidden), j)]) if t is not None else None
 
-                values = update(ctx, node, Unit(lambda g: Load(acc, at(rr, g, c)), x, prev, extra, clipped))
-                return seq(*[emit(0, [idx(w), d, b, j], v) for w, v in enumerate(values)])
+                values = update(ctx, node, Unit(lambda g: Load(acc, at(rr, g, c)), x, previous, extra, clipped))
+                return seq(*[put(w, d, b, j, v) for w, v in enumerate(values)])
 
             return loop(width, unit, "u", vec_loops)
 
         store = loop(rows, finish, "sr", unrolled)
         return Allocate(acc, seq(zero, main, store))
 
-    body = ctx.loops(
-        (dirs, hidden // width, batch // rows), lambda i: block(i[0], i[1], binop("mul", i[2], idx(rows))), "blk"
-    )
+    def blocks_of(d: Expr, k: Expr, reverse: bool, prev: Prev, put: Put) -> Stmt:
+        """One step of direction d over its blocks; in reverse order on odd steps: what the last step read last
+        (a direction's R, 1 MiB at H 256, streams through a 512 KiB L2) is then still in L2 for this one."""
+
+        def ordered(jb: Expr) -> Expr:
+            return binop("sub", idx(blocks - 1), jb) if reverse else jb
+
+        return ctx.loops(
+            (blocks, batch // rows),
+            lambda i: block(d, ordered(i[0]), binop("mul", i[1], idx(rows)), k, prev, put),
+            "blk",
+        )
+
+    def given(which: int, d: Expr, b: Expr, j: Expr) -> Expr | None:
+        return state.at([idx(which), d, b, j]) if state is not None else None
+
+    if not whole:
+        body = ctx.loop(
+            dirs,
+            lambda d: blocks_of(d, idx(0), step % 2 == 1, given, lambda w, d, b, j, v: emit(0, [idx(w), d, b, j], v)),
+            "blk",
+        )
+    else:
+        body = _whole_sequence(ctx, node, emit, blocks_of, given, (dirs, steps, batch, hidden))
     _hints(ctx, unrolled, vec_loops, width)
     return body
+
+
+def _whole_sequence(
+    ctx: LowerCtx, node: Node, emit: Emit, blocks_of: Callable[..., Stmt], given: Prev, sizes: tuple[int, ...]
+) -> Stmt:
+    """Every step, one direction per iteration of the outer (parallel) loop: a thread runs its direction's
+    whole sequence with no barrier between steps. Step k's state goes to the output [D, S, N, B, H] and to
+    slot k % 2 of a scratch [D, 2, N, B, H] that step k + 1 reads (each direction's own slice of both)."""
+    dirs, steps, batch, hidden = sizes
+    rows_out = node.outputs[0].type.shape[2]
+    shape = (dirs, 2, rows_out, batch, hidden)
+    scratch = ctx.scratch(F32, int(np.prod(shape)))
+
+    def at(d: Expr, slot: int, which: int, b: Expr, j: Expr) -> Expr:
+        return linear([d, idx(slot), idx(which), b, j], shape)
+
+    def put(k: Expr, slot: int) -> Put:
+        def stores(which: int, d: Expr, b: Expr, j: Expr, v: Expr) -> Stmt:
+            v = ctx.let(v, "n")
+            return seq(emit(0, [d, k, idx(which), b, j], v), Store(scratch, at(d, slot, which, b, j), v))
+
+        return stores
+
+    def read(slot: int) -> Prev:
+        return lambda which, d, b, j: Load(scratch, at(d, slot, which, b, j))
+
+    def step(d: Expr, k: Expr, odd: int) -> Stmt:
+        return blocks_of(d, k, odd == 1, read(1 - odd), put(k, odd))
+
+    def direction(d: Expr) -> Stmt:
+        pairs = ctx.loop(
+            (steps - 1) // 2,
+            lambda p: seq(
+                step(d, binop("add", binop("mul", p, idx(2)), idx(1)), 1),
+                step(d, binop("add", binop("mul", p, idx(2)), idx(2)), 0),
+            ),
+            "pair",
+        )
+        last = step(d, idx(steps - 1), 1) if steps > 1 and (steps - 1) % 2 == 1 else None
+        return seq(blocks_of(d, idx(0), False, given, put(idx(0), 0)), pairs, last)
+
+    return ctx.loop(dirs, direction, "dir")
 
 
 def _hints(ctx: LowerCtx, unrolled: list[str], vec_loops: list[str], width: int) -> None:

@@ -104,6 +104,8 @@ def _steps(run: _Recurrence, op: str, xw: Value, rows: int, extra: list[Value], 
     e = run.e
     state = _initial_state(run, rows)
     common = {"reverse": [int(d.reverse) for d in run.dirs], "clip": run.ctx.attrs.get("clip"), **attrs}
+    if run.num_dirs == 2:
+        return _whole_outputs(run, e.op(op, xw, state, run.ctx.inputs[2], *extra, step=0, whole=1, **common), rows)
     states = []
     for k in range(run.steps):
         state = e.op(op, xw, state, run.ctx.inputs[2], *extra, step=k, **common)
@@ -167,4 +169,38 @@ def _step_outputs(run: _Recurrence, states: list[Value], rows: int) -> list[Valu
                 results[which + 1] = e.out(which + 1, "Transpose", e.op("Reshape", last, final_shape), perm=[1, 0, 2])
             else:
                 results[which + 1] = e.out(which + 1, "Reshape", last, final_shape)
+    return results
+
+
+def _whole_outputs(run: _Recurrence, out: Value, rows: int) -> list[Value | None]:
+    """Y and the final states from a whole-sequence op's [D, S, N, B, H] (each direction's state after each of
+    its steps): direction d's output at time t is its step t, or step S-1-t when it runs in reverse."""
+    e, names, steps = run.e, run.ctx.output_names, run.steps
+    wanted = [k < len(names) and bool(names[k]) for k in range(1 + rows)]
+    results: list[Value | None] = [None] * (1 + rows)
+    if wanted[0]:
+        limit = np.iinfo(np.int64).min
+        per_dir = [
+            e.op(
+                "Slice",
+                out,
+                e.ints([i, steps - 1, 0]),
+                e.ints([i + 1, limit, 1]),
+                e.ints([0, 1, 2]),
+                e.ints([1, -1, 1]),
+            )
+            if d.reverse
+            else e.op("Slice", out, e.ints([i, 0, 0]), e.ints([i + 1, steps, 1]), e.ints([0, 1, 2]))
+            for i, d in enumerate(run.dirs)
+        ]
+        y = e.op("Reshape", e.op("Concat", *per_dir, axis=0), e.ints([run.num_dirs, steps, -1, run.hidden]))
+        results[0] = e.out(0, "Transpose", y, perm=[2, 1, 0, 3] if run.batch_major else [1, 0, 2, 3])
+    for which in range(rows):
+        if wanted[which + 1]:
+            last = e.op("Slice", out, e.ints([steps - 1, which]), e.ints([steps, which + 1]), e.ints([1, 2]))
+            shape = e.ints([run.num_dirs, -1, run.hidden])
+            if run.batch_major:
+                results[which + 1] = e.out(which + 1, "Transpose", e.op("Reshape", last, shape), perm=[1, 0, 2])
+            else:
+                results[which + 1] = e.out(which + 1, "Reshape", last, shape)
     return results

@@ -15,7 +15,9 @@ Inputs (G gates: LSTM 4 (i, o, f, c), GRU 3 (z, r, h), RNN 1, in ONNX order):
   h gate, which linear_before_reset keeps apart (optional).
 
 Output: the new state, shaped like ``state``. Direction d reads time step ``step`` of ``xw``, or
-S - 1 - ``step`` when ``reverse[d]``. ``clip`` bounds the pre-activations. LSTM: sigmoid, tanh, tanh,
+S - 1 - ``step`` when ``reverse[d]``. With ``whole`` = 1 (and ``step`` 0) the op runs all S steps, each
+direction on its own, and its output is every step's state, [D, S, N, B, H] (step k's, not time k's).
+``clip`` bounds the pre-activations. LSTM: sigmoid, tanh, tanh,
 ``input_forget`` couples f = 1 - i. GRU (linear_before_reset): sigmoid, tanh. RNN: ``activation``.
 
 A GRU without linear_before_reset needs the whole reset gate before its h gate's product, so a step is
@@ -55,6 +57,9 @@ def _infer_for(
             raise ctx.error(f"reverse {ctx.attrs['reverse']} must give one flag per direction ({dirs})")
         if not 0 <= ctx.attrs["step"] < steps:
             raise ctx.error(f"step {ctx.attrs['step']} is outside the {steps} steps of xw")
+        whole = ctx.attrs.get("whole", 0)
+        if whole and (ctx.attrs["step"] != 0 or rows[0] != rows[1]):
+            raise ctx.error("whole=1 runs every step from step 0, of an op whose state rows in and out agree")
         state = (rows[0], dirs, batch, hidden)
         if ctx.has(1) and tuple(ctx.input(1).shape) != state:
             raise ctx.error(f"state must be {list(state)}")
@@ -63,6 +68,8 @@ def _infer_for(
         for i in range(4):
             if ctx.has(i) and ctx.input(i).dtype != DType.float32:
                 raise ctx.error("only float32 is supported")
+        if whole:
+            return [TensorType(DType.float32, (dirs, steps, rows[1], batch, hidden))]
         return [TensorType(DType.float32, (rows[1], dirs, batch, hidden))]
 
     return infer
@@ -127,14 +134,17 @@ def _reference_for(gates: int, rows: tuple[int, int], cell: Cell):
         dirs, _, hidden = r.shape
         if state is None:
             state = np.zeros((rows[0], dirs, batch, hidden), np.float32)
-        out = np.empty((rows[1], dirs, batch, hidden), np.float64)
+        whole = attrs.get("whole", 0)
+        out = np.empty((dirs, steps if whole else 1, rows[1], batch, hidden), np.float64)
         for d, rev in enumerate(attrs["reverse"]):
-            t = steps - 1 - attrs["step"] if rev else attrs["step"]
             prev = state[:, d].astype(np.float64)
-            x = xw[t, :, d * gates * hidden : (d + 1) * gates * hidden].astype(np.float64)
-            hr = prev[0] @ r[d].T.astype(np.float64)
-            out[:, d] = cell(attrs, x, hr, prev, extra[d].astype(np.float64) if extra is not None else None)
-        return [out.astype(np.float32)]
+            for k in range(attrs["step"], steps if whole else attrs["step"] + 1):
+                t = steps - 1 - k if rev else k
+                x = xw[t, :, d * gates * hidden : (d + 1) * gates * hidden].astype(np.float64)
+                hr = prev[0] @ r[d].T.astype(np.float64)
+                prev = np.stack(cell(attrs, x, hr, prev, extra[d].astype(np.float64) if extra is not None else None))
+                out[d, k - attrs["step"]] = prev
+        return [(out if whole else out[:, 0].transpose(1, 0, 2, 3)).astype(np.float32)]
 
     return reference
 
@@ -143,7 +153,8 @@ def _flops_for(gates: int):
     def flops(ins: list[TensorType | None], outs: list[TensorType], attrs: dict[str, Any]) -> Any:
         """2 G H flops of the recurrent product (G of the op's gates) per hidden unit, plus about 10 per unit."""
         hidden = outs[0].shape[-1]
-        return dim_mul(outs[0].numel // outs[0].shape[0], 2 * gates * hidden + 10)
+        rows = outs[0].shape[2] if attrs.get("whole", 0) else outs[0].shape[0]
+        return dim_mul(outs[0].numel // rows, 2 * gates * hidden + 10)
 
     return flops
 
@@ -158,7 +169,7 @@ def _step_op(
     doc: str,
 ) -> OpDef:
     """`gates`: (gates of R and xw, gates this op computes); `rows`: rows of the state in and out."""
-    common = {"step": Attr("int"), "reverse": Attr("ints"), "clip": Attr("float", None)}
+    common = {"step": Attr("int"), "reverse": Attr("ints"), "clip": Attr("float", None), "whole": Attr("int", 0)}
     return register(
         OpDef(
             name,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from aic.compiler.pipeline import lower_model
 
 from tests.onnx_util import assert_close, node_model, run_ort
 from tests.test_models_interp import cnn, transformer_block
@@ -51,3 +52,19 @@ def test_lstm(tmp_path):
     model = node_model("LSTM", {"x": x}, outputs=("y", "y_h"), attrs={"hidden_size": hidden},
                        initializers={"w": w, "r": r, "b": b})  # fmt: skip
     check(model, {"x": x}, tmp_path, "lstm")
+
+
+def test_bidirectional_lstm(tmp_path):
+    """A bidirectional layer is one whole-sequence op on a CPU; for the GPU it is split into one kernel per step."""
+    rng = np.random.default_rng(4)
+    seq, batch, inp, hidden = 5, 2, 4, 6
+    x = rng.standard_normal((seq, batch, inp)).astype(F32)
+    w = (rng.standard_normal((2, 4 * hidden, inp)) * 0.4).astype(F32)
+    r = (rng.standard_normal((2, 4 * hidden, hidden)) * 0.4).astype(F32)
+    b = (rng.standard_normal((2, 8 * hidden)) * 0.1).astype(F32)
+    model = node_model("LSTM", {"x": x}, outputs=("y", "y_h", "y_c"),
+                       attrs={"hidden_size": hidden, "direction": "bidirectional"},
+                       initializers={"w": w, "r": r, "b": b})  # fmt: skip
+    groups = [c.attrs.get("group") for c in lower_model(model, target="cuda").calls]
+    assert groups.count("LSTMStep") == seq
+    check(model, {"x": x}, tmp_path, "lstm_bi")

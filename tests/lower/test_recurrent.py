@@ -74,21 +74,44 @@ def test_batch_major_steps(rng, kind):
 
 
 def test_one_kernel_per_step_and_one_packed_weight(rng):
-    """Each step of both directions is one parallel kernel, the same code for every step; R is packed once for
-    all of them; the input projection of every direction is one MatMul."""
+    """Each step of a unidirectional layer is one parallel kernel, two codes for all steps (even steps take the
+    blocks in ascending order, odd ones in descending); R is packed once for all of them; the input projection
+    is one MatMul."""
     steps = 5
-    m, feeds = recurrence(rng, "LSTM", steps=steps, batch=1, size=8, hidden=64, direction="bidirectional")
+    m, feeds = recurrence(rng, "LSTM", steps=steps, batch=1, size=8, hidden=128)
     with_constant_weights(m, feeds)
     program = lower(load_model(m))
     groups = [c.attrs.get("group", "") for c in program.calls]
     assert groups.count("LSTMStep") == steps
     assert sum("MatMul" in g for g in groups) == 1
     assert len(program.calls) <= steps + 6  # + the projection, the initial state, Y (stack, slices), final states
-    assert len({c.kernel.name for c in program.calls if c.attrs.get("group") == "LSTMStep"}) == 1  # one code
+    assert len({c.kernel.name for c in program.calls if c.attrs.get("group") == "LSTMStep"}) == 2  # two codes
     step_kernels = [k for k in program.kernels if "lstmstep" in k.name]
     assert step_kernels and all(any(str(r).startswith("parallel") for r in k.attrs["schedule"]) for k in step_kernels)
     packed = [w for w in program.weights if "rp" in w.name]
-    assert len(packed) == 1 and packed[0].shape == (2, 4, 64, 4, 16)
+    assert len(packed) == 1 and packed[0].shape == (1, 8, 128, 4, 16)
+
+
+def test_bidirectional_layer_is_one_kernel_parallel_over_directions(rng, monkeypatch):
+    """A bidirectional layer runs as one kernel whose parallel loop is over the two directions (each thread runs
+    one direction's whole sequence, no barrier between steps), and the same outputs, bit for bit, at 1, 2 and
+    3 threads, with the workers asleep between runs (a late worker's direction is run by the caller)."""
+    monkeypatch.setenv("AIC_SPIN", "0")
+    m, feeds = recurrence(rng, "LSTM", steps=7, batch=1, size=8, hidden=64, direction="bidirectional")
+    feeds = with_constant_weights(m, feeds)
+    program = lower(load_model(m))
+    steps = [c for c in program.calls if c.attrs.get("group") == "LSTMStep"]
+    assert len(steps) == 1
+    kernel = next(k for k in program.kernels if k.name == steps[0].kernel.name)
+    assert [str(r) for r in kernel.attrs["schedule"] if str(r).startswith("parallel")] == ["parallel(dir0)"]
+    expected = run_ort(m, feeds)
+    modules = [aic.compile(m, num_threads=t) for t in (1, 2, 3)]
+    outputs = [module.run(None, feeds) for module in modules for _ in range(3)]
+    for got in outputs:
+        for a, b in zip(got, outputs[0]):
+            np.testing.assert_array_equal(a, b)
+    for a, e in zip(outputs[0], expected):
+        assert_close(a, e, rtol=1e-4, atol=1e-5)
 
 
 def test_recurrent_packing():
