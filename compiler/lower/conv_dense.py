@@ -75,15 +75,18 @@ def _pack_strips(ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], ou
     buf = ctx.scratch(x.dtype, n_batch * strips * channels * taps * rows)
 
     def copy(i: list[Expr]) -> Stmt:
-        n, c, tap, p = i
+        # loops over the kernel's taps and the output's axes, so that only a position's strip and row are
+        # divided out (dividing the flat position into coordinates made the copy of a 3x3 stride-2
+        # convolution onto a 7x7 map a fifth of its kernel's time)
+        n, c, ks, o = i[0], i[1], i[2:2 + len(kernel)], i[2 + len(kernel):]
+        p = linear(o, outs)
         strip, r = binop("div", p, idx(rows)), binop("mod", p, idx(rows))
-        at = linear([n, strip, c, tap, r], (n_batch, strips, channels, taps, rows))
-        ks = delinear(tap, kernel)
-        coords = [binop("add", binop("mul", o, idx(s)), binop("mul", k, idx(d)))
-                  for o, k, s, d in zip(delinear(p, outs), ks, window.strides, window.dilations)]
+        at = linear([n, strip, c, linear(ks, kernel), r], (n_batch, strips, channels, taps, rows))
+        coords = [binop("add", binop("mul", oi, idx(s)), binop("mul", k, idx(d)))
+                  for oi, k, s, d in zip(o, ks, window.strides, window.dilations)]
         return store(buf, at, x.at([n, c, *coords]))
 
-    return buf, ctx.loops((n_batch, channels, taps, positions), copy, "pk")
+    return buf, ctx.loops((n_batch, channels, *kernel, *outs), copy, "pk")
 
 
 def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
