@@ -33,6 +33,8 @@ from .sizes import size_prod
 TapRead = Callable[[Expr, Expr, list[Expr], list[Expr]], Expr]
 WEIGHTS_OUTER = 4  # weights this many times the size of the input: loop over weight tiles outermost
 CACHE_LINE = 64  # bytes
+BLOCK_BYTES = 192 << 10  # packed input of one block of output rows: stays in L2 while the weight panels pass
+L2_WEIGHTS = 1 << 20  # strided convolutions with weights over twice L2 take blocks of output rows
 
 
 def pointwise_flat(ctx: LowerCtx, node: Node, x: BufferTensor, weights: np.ndarray, outs: list[int], group: int,
@@ -67,23 +69,35 @@ def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:
 
 
 def _pack_strips(ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], outs: list[int],
-                 rows: int) -> tuple[Buffer, Stmt]:
-    """The input of each strip of `rows` output positions, tap by tap, copied from the (padded) input `x` to
-    [N, strips, C, *kernel, rows]: one contiguous stream per tile (the last strip is short)."""
+                 rows: int) -> tuple[Buffer, Callable[[Expr, Expr, int], Stmt]]:
+    """A scratch [N, strips, C, *kernel, rows] for the input of each strip of `rows` output positions, tap by
+    tap: one contiguous stream per tile (the last strip is short); and `pack(n, block, size, count)`, the copy
+    of `count` output rows (along the output's first axis) from row block * size of image n, out of the (padded)
+    input `x`; blocks of `size` rows are whole strips."""
     n_batch, channels, positions = x.shape[0], x.shape[1], size_prod(outs)
     strips, taps = -(-positions // rows), int(np.prod(kernel))
     buf = ctx.scratch(x.dtype, n_batch * strips * channels * taps * rows)
 
-    def copy(i: list[Expr]) -> Stmt:
-        n, c, tap, p = i
-        strip, r = binop("div", p, idx(rows)), binop("mod", p, idx(rows))
-        at = linear([n, strip, c, tap, r], (n_batch, strips, channels, taps, rows))
-        ks = delinear(tap, kernel)
-        coords = [binop("add", binop("mul", o, idx(s)), binop("mul", k, idx(d)))
-                  for o, k, s, d in zip(delinear(p, outs), ks, window.strides, window.dilations)]
-        return store(buf, at, x.at([n, c, *coords]))
+    inner = size_prod(outs[1:])
 
-    return buf, ctx.loops((n_batch, channels, taps, positions), copy, "pk")
+    def pack(n: Expr, block: Expr, size: int, count: int) -> Stmt:
+        def copy(i: list[Expr]) -> Stmt:
+            # loops over the kernel's taps and the output's axes, so that only a position's strip and row are
+            # divided out (dividing the flat position into coordinates made the copy of a 3x3 stride-2
+            # convolution onto a 7x7 map a fifth of its kernel's time)
+            c, ks, o = i[0], i[1:1 + len(kernel)], i[1 + len(kernel):]
+            q = linear(o, (count, *outs[1:]))  # within the block, which starts a strip
+            strip = binop("add", binop("mul", block, idx(size * inner // rows)), binop("div", q, idx(rows)))
+            r = binop("mod", q, idx(rows))
+            o = [binop("add", binop("mul", block, idx(size)), o[0]), *o[1:]]
+            at = linear([n, strip, c, linear(ks, kernel), r], (n_batch, strips, channels, taps, rows))
+            coords = [binop("add", binop("mul", oi, idx(s)), binop("mul", k, idx(d)))
+                      for oi, k, s, d in zip(o, ks, window.strides, window.dilations)]
+            return store(buf, at, x.at([n, c, *coords]))
+
+        return ctx.loops((channels, *kernel, count, *outs[1:]), copy, "pk")
+
+    return buf, pack
 
 
 def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
@@ -103,14 +117,22 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
     order = tile_order(ctx, "cols" if heavy else "rows")
     pointwise = all(k == 1 for k in kernel) and all(s == 1 for s in window.strides) and list(xp.shape[2:]) == outs
     strided = any(s > 1 for s in window.strides)
+    # Strided convolutions whose weights outgrow L2 (not the input): read per strip, the weights would stream
+    # from L3 once per strip; instead blocks of output rows are packed and every weight panel passes over each.
+    lead = row_block(channels, kernel, outs, rows) if strided and group == 1 and not heavy \
+        and weights.nbytes > L2_WEIGHTS else None
+    order = "blocks" if lead is not None and order == "rows" else order
     pack: Stmt | None = None
-    if pointwise or (strided and order == "cols"):  # (measured: other convolutions read the padded planes faster)
-        source, pack = _pack_strips(ctx, xp, window, kernel, outs, rows)
+    pack_rows = None
+    if pointwise or (strided and order in ("cols", "blocks")):  # (measured: others read the padded planes faster)
+        source, pack_rows = _pack_strips(ctx, xp, window, kernel, outs, rows)
+        if order != "blocks":
+            pack = ctx.loop(n_batch, lambda n: pack_rows(n, idx(0), outs[0], outs[0]), "n")  # one block: all rows
     elif isinstance(xp, BufferTensor):
         source = xp.buffer
     else:
         raise node_error(node, "the input must be materialized")
-    packed_input = pack is not None
+    packed_input = pack_rows is not None
     strips = -(-size_prod(outs) // rows)
     padded = list(xp.shape[2:])
     icg = channels // group
@@ -129,12 +151,13 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
     def per_image(n: Expr, g: Expr) -> Stmt:
         chan0 = binop("mul", g, idx(icg))
 
-        def part(p0: Expr, nrows: int, c0: Expr, cols: int) -> Stmt:
+        def part(p0: Expr, nrows: int, c0: Expr, cols: int, strip_at: Expr | None = None) -> Stmt:
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 # Loop-invariant parts (the row's offset, once rows are unrolled) are hoisted by the back end.
                 ic, taps = ks[0], ks[1:]
                 if packed_input:
-                    strip = binop("add", binop("mul", n, idx(strips)), binop("div", p0, idx(rows)))
+                    at_strip = binop("div", p0, idx(rows)) if strip_at is None else strip_at  # (p0 starts a strip)
+                    strip = binop("add", binop("mul", n, idx(strips)), at_strip)
                     at = linear([strip, binop("add", chan0, ic), linear(taps, kernel), r],
                                 (n_batch * strips, channels, int(np.prod(kernel)), rows))
                     return Load(source, at)
@@ -165,6 +188,30 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
             rest = part(idx(full_p), positions - full_p, c0, cols) if positions > full_p else None
             return seq(whole, rest)
 
+        if order == "blocks":  # each block of output rows is packed, then every weight panel passes over it
+            assert lead is not None and pack_rows is not None
+            inner = positions // outs[0]
+
+            def rows_block(b: Expr, count: int) -> Stmt:
+                start = binop("mul", b, idx(lead * inner))
+                span = count * inner
+                first = binop("mul", b, idx(lead * inner // rows))  # the block's first strip: each block's
+                # strips indexed from it, so that the schedule sees the blocks' packed slices apart
+
+                def panel_in(c0: Expr, cols: int) -> Stmt:
+                    whole = ctx.loop(span // rows, lambda s: part(
+                        binop("add", start, binop("mul", s, idx(rows))), rows, c0, cols, binop("add", first, s)), "po")
+                    rest = part(binop("add", start, idx(span // rows * rows)), span % rows, c0, cols,
+                                binop("add", first, idx(span // rows))) if span % rows else None
+                    return seq(whole, rest)
+
+                main = ctx.loop(ocg // width, lambda t: panel_in(binop("mul", t, idx(width)), width), "ct")
+                return seq(pack_rows(n, b, lead, count), main,
+                           panel_in(idx(full_c), ocg - full_c) if ocg > full_c else None)
+
+            left = outs[0] % lead
+            return seq(ctx.loop(outs[0] // lead, lambda b: rows_block(b, lead), "pb"),
+                       rows_block(idx(outs[0] // lead), left) if left else None)
         if order == "cols":  # a panel of weights stays in cache while the input streams
             main = ctx.loop(ocg // width, lambda t: panel(binop("mul", t, idx(width)), width), "ct")
             return seq(main, panel(idx(full_c), ocg - full_c) if ocg > full_c else None)
@@ -173,6 +220,17 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
         return seq(main, tail)
 
     return seq(pack, ctx.loop(n_batch, lambda n: ctx.loop(group, lambda g: per_image(n, g), "g"), "n"))
+
+
+def row_block(channels: int, kernel: list[int], outs: list[int], rows: int) -> int | None:
+    """Output rows (along the first output axis) per block of the "blocks" order: whole strips of `rows`
+    positions (so each block starts a strip), as many as keep the packed block within BLOCK_BYTES; None when
+    a block would be all of the output."""
+    inner = int(np.prod(outs[1:]))
+    step = next(m for m in range(1, rows + 1) if m * inner % rows == 0)
+    per_row = 4 * channels * int(np.prod(kernel)) * inner
+    lead = max(1, BLOCK_BYTES // (per_row * step)) * step
+    return lead if lead < outs[0] else None
 
 
 def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],

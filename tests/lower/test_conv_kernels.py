@@ -123,6 +123,7 @@ DENSE = [
     ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
     ((1, 2, 40, 38), (8, 2, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2], "dilations": [2, 1]}),
     ((1, 64, 7, 7), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weights >> input: packed strips
+    ((1, 128, 30, 30), (240, 128, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weights over 1 MiB: row blocks
     ((1, 48, 5, 4), (64, 24, 3, 2), {"strides": [2, 2], "pads": [1, 0, 1, 1], "group": 2, "dilations": [1, 2]}),
 ]
 
@@ -177,7 +178,8 @@ def test_strided_pointwise_conv(xs, ws, attrs):
     ((32, 7, 7), (48, 32, 1, 1), {}),  # tiles over packed strips
     ((32, 14, 14), (48, 32, 1, 1), {"strides": [2, 2]}),  # flattened rows over the subsampled copy
     ((64, 8, 8), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weight panels outer, packed
-], ids=["7x7", "strided-1x1", "strided-3x3"])
+    ((128, 30, 30), (240, 128, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # blocks of packed rows
+], ids=["7x7", "strided-1x1", "strided-3x3", "strided-3x3-blocks"])
 def test_dense_conv_run_time_batch(xs, ws, attrs):
     """One artifact for batch 1..4: the packed copies and the loop order hold for a batch known at run time."""
     x = f(1, *xs)
