@@ -54,7 +54,10 @@ setup(
             "nvidia-cuda-crt==13.0.*",
             "nvidia-cuda-cccl==13.0.*",
         ],
-        "bench": ["onnxruntime>=1.20", "torch==2.13.0", "transformers", "onnxscript", "openvino>=2024.0"],
+        "bench": [
+            "onnxruntime>=1.20", "torch==2.13.0", "torchvision==0.28.0", "transformers", "onnxscript",
+            "openvino>=2024.0",
+        ],
         "tensorboard": ["tensorboard>=2.14"],
     },
     entry_points={"console_scripts": ["aic=aic.cli:main"]},

@@ -166,14 +166,17 @@ def model_filename(name: str, dynamo: bool, opset: int, dynamic: bool = False) -
     return f"{name}_{exporter}_op{opset}{'_dyn' if dynamic else ''}.onnx"
 
 
-def export(name: str, path: str | os.PathLike, opset: int, dynamo: bool, dynamic: bool = False) -> Path:
-    """Export model `name` to ONNX at `path` (one self-contained file).
+def export(
+    name: str, path: str | os.PathLike, opset: int, dynamo: bool, dynamic: bool = False, spec: ModelSpec | None = None
+) -> Path:
+    """Export model `name` (or `spec`, a model outside MODELS) to ONNX at `path` (one self-contained file).
 
     Shapes are static unless `dynamic`, which makes the spec's axes (batch, and sequence for
     the transformers) symbolic.
     """
-    spec = MODELS[name]
-    module = build(name)
+    spec = spec or MODELS[name]
+    torch.manual_seed(SEED)
+    module = spec.build()
     feeds = spec.inputs()
     args = tuple(torch.from_numpy(a) for a in feeds.values())
     path = Path(path)

@@ -31,6 +31,7 @@ from .core import (
     linear,
     store,
 )
+from .movement import Segment, concat_head, concat_segments
 from .rows import vector_row
 from .sizes import Size, current_symbols, numel_bound, shape_of
 from .symbols import bind_symbols, symbol_tensor
@@ -75,18 +76,22 @@ def lower_group(
         return tensors[id(v)]
 
     slots: dict[int, SlotTensor] = {}
-    for node in nodes:
-        ins = [tensor_of(v) for v in node.inputs]
-        if node is anchor:
-            for o in node.outputs:
-                slots[id(o)] = tensors[id(o)] = SlotTensor(shape_of(o.type), o.type.dtype)
-            continue
-        low = lowering_of(node)
-        if node is root and low.root is not None:
-            continue
-        outs = low.fn(ctx, node, ins)
-        for o, t in zip(node.outputs, outs):
-            tensors[id(o)] = MemoTensor(t, ctx) if reads[id(o)] > 1 else t
+
+    def lower_nodes(part: list[Node]) -> None:
+        for node in part:
+            ins = [tensor_of(v) for v in node.inputs]
+            if node is anchor:
+                for o in node.outputs:
+                    slots[id(o)] = tensors[id(o)] = SlotTensor(shape_of(o.type), o.type.dtype)
+                continue
+            low = lowering_of(node)
+            if node is root and low.root is not None:
+                continue
+            outs = low.fn(ctx, node, ins)
+            for o, t in zip(node.outputs, outs):
+                tensors[id(o)] = MemoTensor(t, ctx) if reads[id(o)] > 1 else t
+
+    lower_nodes(nodes)
 
     def emit_for(source: Node):
         class _Emit:
@@ -117,6 +122,13 @@ def lower_group(
             body = lowering_of(anchor).fn(ctx, anchor, [tensor_of(v) for v in anchor.inputs], emit_for(anchor))
         elif lowering_of(root).root is not None:
             body = lowering_of(root).root(ctx, root, [tensor_of(v) for v in root.inputs], emit_for(root))
+        elif (head := concat_head(nodes, needed)) is not None:
+            concat = nodes[head]
+            body = seq(*(
+                _store_outputs(ctx, needed, tensors, out_bufs, segment)
+                for segment in concat_segments(concat, [tensor_of(v) for v in concat.inputs], tensors,
+                                               lambda: lower_nodes(nodes[head + 1 :]))
+            ))
         else:
             body = _store_outputs(ctx, needed, tensors, out_bufs)
         body = seq(*ctx.checks, top.wrap(body))  # checks bind their values inside their own loops
@@ -144,15 +156,26 @@ def _external(ctx: LowerCtx, v: Value) -> Tensor:
     return BufferTensor(shape, v.type.dtype, get)
 
 
-def _store_outputs(ctx: LowerCtx, needed: list[Value], tensors: dict[int, Tensor], bufs: dict[int, Buffer]) -> Stmt:
+def _store_outputs(
+    ctx: LowerCtx,
+    needed: list[Value],
+    tensors: dict[int, Tensor],
+    bufs: dict[int, Buffer],
+    segment: Segment | None = None,
+) -> Stmt:
+    """Loop nests storing the `needed` values; with a `segment`, only its slab of each (all of one shape)."""
     by_shape: dict[tuple[Size, ...], list[Value]] = {}
     for v in needed:
         by_shape.setdefault(shape_of(v.type), []).append(v)
 
     def body(index: list[Expr], values: list[Value]) -> Stmt:
+        if segment is not None:
+            index = segment.place(index)
         return seq(*(store(bufs[id(v)], linear(index, shape_of(v.type)), tensors[id(v)].at(index)) for v in values))
 
     def nest(shape: tuple[Size, ...], values: list[Value]) -> Stmt:
+        if segment is not None:
+            shape = segment.shape
         if not shape:
             return body([], values)
         axis = gathered_axis(ctx, shape, lambda index: body(index, values))

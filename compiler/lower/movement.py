@@ -4,6 +4,9 @@ ReverseSequence, Trilu). Reshape-like ops are aliases: the same bytes, no kernel
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 from aic.ir.graph import Node
 from aic.ir.loop import INDEX, Bin, Cast, Expr, Stmt
 from aic.ir.loop_tools import binop, select, seq
@@ -21,7 +24,7 @@ from .core import (
     static_sizes,
 )
 from .sizes import Size, Sym, SymbolicSizeError, bound, bounds, shape_of, size_min
-from .table import Emit, alias, compute
+from .table import Emit, alias, compute, lowering_of
 
 alias("Reshape", "Squeeze", "Unsqueeze", "Flatten")
 
@@ -158,6 +161,51 @@ def _concat(ctx: LowerCtx, node: Node, ins: list[Tensor | None]) -> list[Tensor]
         return value
 
     return [ComputeTensor(shape, dtype, at)]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The slab of a Concat's output that one of its inputs fills: `shape`, from `offset` along `axis`."""
+
+    shape: tuple[Size, ...]
+    axis: int
+    offset: Size
+
+    def place(self, index: list[Expr]) -> list[Expr]:
+        """The output index of element `index` of the slab."""
+        return [binop("add", e, idx(self.offset)) if k == self.axis else e for k, e in enumerate(index)]
+
+
+def concat_head(nodes: list[Node], needed: list) -> int | None:
+    """Position of the group's one Concat when only elementwise nodes of its shape follow it and every stored value
+    is one of theirs (or the Concat's): the kernel can then run one loop nest per Concat input, each reading that
+    input directly, instead of choosing among all the inputs at every element (DenseNet's Concat + BN + ReLU)."""
+    heads = [i for i, n in enumerate(nodes) if n.op == "Concat"]
+    if len(heads) != 1 or heads[0] == len(nodes) - 1:
+        return None
+    head = heads[0]
+    shape = shape_of(nodes[head].outputs[0].type)
+    tail = nodes[head + 1 :]
+    if any(not lowering_of(n).elementwise or any(shape_of(o.type) != shape for o in n.outputs) for n in tail):
+        return None
+    produced = {id(o) for n in nodes[head:] for o in n.outputs}
+    return head if all(id(v) in produced and shape_of(v.type) == shape for v in needed) else None
+
+
+def concat_segments(
+    node: Node, ins: list[Tensor | None], tensors: dict[int, Tensor], relower: Callable[[], None]
+) -> Iterator[Segment]:
+    """Per input of Concat `node`: bind its output to that input alone (valid within the input's slab), `relower`
+    the nodes that read it, and yield the slab."""
+    axis, parts = _concat_parts(node, ins)
+    shape, dtype = _out(node)
+    for offset, t in parts:
+        def at(index: list[Expr], offset: Size = offset, t: Tensor = t) -> Expr:
+            return t.at([binop("sub", e, idx(offset)) if k == axis else e for k, e in enumerate(index)])
+
+        tensors[id(node.outputs[0])] = ComputeTensor(shape, dtype, at)
+        relower()
+        yield Segment(tuple(t.shape), axis, offset)
 
 
 # ---------------------------------------------------------------- Pad

@@ -139,3 +139,21 @@ def test_unsupported_ops_are_listed_together(monkeypatch):
     y = b.op("Erf", b.op("Erf", b.op("Relu", x)))
     with pytest.raises(LoweringError, match=r"Erf x2 \(e.g. node '.*'\): refused for this test"):
         fuse(b.build([y]))
+
+
+def test_concat_with_elementwise_tail_runs_one_loop_nest_per_input():
+    """DenseNet's Concat + BatchNorm + ReLU: each input's slab is its own loop nest reading that input alone, not a
+    choice among all the inputs at every element."""
+    b = GraphBuilder()
+    widths = (3, 5, 2, 4, 6)
+    parts = [b.input(f"x{i}", TensorType(F32, (1, w, 3, 4))) for i, w in enumerate(widths)]
+    channels = sum(widths)
+    y = b.op("Concat", *parts, axis=1)
+    y = b.op("Relu", b.op("Add", b.op("Mul", y, b.const(f(channels, 1, 1))), b.const(f(channels, 1, 1))))
+    feeds = {f"x{i}": f(1, w, 3, 4) for i, w in enumerate(widths)}
+    groups, program = compiled(b, [y], feeds)
+    assert [g.describe() for g in groups] == ["Concat+Mul+Add+Relu"]
+    text = kernel_text(program.kernels[0])
+    nests = [line for line in text.splitlines() if line.startswith("  for ")]
+    assert len(nests) == len(widths)
+    assert text.count("select(") == len(widths)  # the ReLU of each slab; no choice among the inputs
