@@ -7,6 +7,13 @@ per-kernel timing on (runtime/profiling.py). Each kernel call's time is its medi
 the runs (a call inside a loop: the sum of its iterations in a run); its share is of the
 summed kernel time; GFLOP/s and GB/s divide the call's estimated FLOPs and compulsory
 bytes (compiler/kernel_table.py) by that time. `--trace` writes the Chrome trace.
+
+The time outside the kernels is measured run by run: a run's wall time (the Python call and
+the reading of its kernel events included) less the kernel time of that same run. It is never
+the median run less the sum of per-call medians: on a loaded host most runs hold a few kernels
+slowed by other processes, which the per-call medians drop and the run's median keeps. Where
+Linux reports it (/proc/thread-self/schedstat), the calling thread's time spent ready but
+waiting for a CPU is given too: the part of the run that other processes took.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ class Profile:
     run_seconds: float  # median wall time of a run
     kernels: list[KernelProfile] = field(default_factory=list)  # in program order
     trace: str = ""
+    kernel_run_seconds: float = 0.0  # median over runs of a run's summed kernel time
+    outside_seconds: float = 0.0  # median over runs of (run wall time - that run's kernel time)
+    cpu_wait_seconds: float | None = None  # median time per run the caller waited for a CPU (None: not known)
 
     @property
     def kernel_seconds(self) -> float:
@@ -66,9 +76,12 @@ class Profile:
         return out
 
     def text(self, count: int = 15) -> str:
+        waited = "" if self.cpu_wait_seconds is None else f"; waiting for a CPU {duration(self.cpu_wait_seconds)}"
         lines = [
             f"aic profile {self.model}: {self.runs} runs on {self.threads} thread(s), median run "
-            f"{duration(self.run_seconds)}, kernels {duration(self.kernel_seconds)} ({len(self.kernels)} calls)",
+            f"{duration(self.run_seconds)}: kernels {duration(self.kernel_run_seconds)}, outside them "
+            f"{duration(self.outside_seconds)}{waited} (medians of each run's own figures)",
+            f"{len(self.kernels)} kernel calls, per-call medians summing to {duration(self.kernel_seconds)}",
             f"{'#':>4}  {'time':>10}  {'share':>6}  {'GFLOP/s':>8}  {'GB/s':>7}  kernel",
         ]
         for k in self.top(count):
@@ -95,13 +108,15 @@ def profile_module(
     module.run(None, feeds)
     prefix = str(Path(trace).with_suffix("")) if trace else os.path.join(_scratch(), "aic_profile")
     module.enable_profiling(prefix)
-    walls, per_call = [], []
+    walls, waits, per_call = [], [], []
     for _ in range(max(runs, 1)):
         if pause > 0:
             time.sleep(pause)
-        start = time.perf_counter()
+        waited, start = _cpu_wait_ns(), time.perf_counter()
         module.run(None, feeds)
         walls.append(time.perf_counter() - start)
+        after = _cpu_wait_ns()
+        waits.append(None if waited is None or after is None else after - waited)
         totals: dict[int, list[float]] = {}
         for e in module.last_profile:
             totals.setdefault(e.call, []).append(e.seconds)
@@ -113,7 +128,27 @@ def profile_module(
         os.unlink(path)
         os.rmdir(os.path.dirname(path))
     calls = module.metadata.get("kernel_calls") or []
-    result = Profile(str(module.path.name), module.num_threads, len(walls), float(np.median(walls)), trace=trace or "")
+    result = summarize(str(module.path.name), module.num_threads, walls, per_call, calls, waits)
+    result.trace = trace or ""
+    return result
+
+
+def summarize(
+    model: str,
+    threads: int,
+    walls: list[float],
+    per_call: list[dict[int, list[float]]],
+    calls: list[dict[str, Any]],
+    waits: list[int | None] | None = None,
+) -> Profile:
+    """The profile of runs with wall times `walls` (seconds), each run's kernel times `per_call`
+    (call -> seconds of its iterations) and waits for a CPU `waits` (ns; None where unknown)."""
+    in_run = [sum(sum(t) for t in totals.values()) for totals in per_call]
+    result = Profile(model, threads, len(walls), float(np.median(walls)),
+                     kernel_run_seconds=float(np.median(in_run)),
+                     outside_seconds=float(np.median([w - k for w, k in zip(walls, in_run)])))  # fmt: skip
+    if waits and all(w is not None for w in waits):
+        result.cpu_wait_seconds = float(np.median(waits)) * 1e-9
     for call in sorted({c for totals in per_call for c in totals}):
         times = [sum(t.get(call, [0.0])) for t in per_call]
         count = max(len(t.get(call, [])) for t in per_call)
@@ -125,6 +160,15 @@ def profile_module(
     for k in result.kernels:
         k.share = k.seconds / total if total > 0 else 0.0
     return result
+
+
+def _cpu_wait_ns() -> int | None:
+    """Nanoseconds this thread has spent runnable but not running (Linux schedstat), or None."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def profile(
