@@ -36,6 +36,7 @@ def test_report_renders_in_chromium(tmp_path, capsys):
     after = element(dom, "svg", "graph-after")
     assert after.count('class="group"') == 3
     assert ">k0 MatMul+Add+Relu<" in after and ">k2 MatMul<" in after
+    assert "outside them" in element(dom, "div", "kernel-summary")  # each run's kernel and other time
     kernels = element(dom, "table", "kernels")
     assert kernels.count("<tr>") == 1 + 3  # header and one row per kernel call
     assert "k1_matmul_relu" in kernels
@@ -51,6 +52,7 @@ def test_report_data_without_check(tmp_path):
     onnx.save(mlp(), model)
     data = report_data(model, runs=2, run_check=False)
     assert data["check"] is None and data["model"] == str(model)
+    assert 0 < data["profile"]["outside_seconds"] < data["profile"]["run_seconds"]
     assert [g["label"] for g in data["graphs"]["after"]["groups"]] == ["MatMul+Add+Relu", "MatMul+Relu", "MatMul"]
     assert len(data["kernels"]) == 3 and all(k["seconds"] > 0 for k in data["kernels"])
     page = render({**data, "model": "</script><b>"})
