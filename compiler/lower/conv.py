@@ -92,8 +92,8 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
         split = PhaseSplit(ctx, x, window, kernel, outs, local=False, slack=2 * ctx.lanes)
         return seq(split.prepare(), conv_rows(ctx, node, x, np.asarray(weights, np.float32), window, outs, group,
                                                finish, split.read))
-    if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and \
-            outs[0] * outs[1] > ctx.lanes and outs[0] * outs[1] % 4 == 0:
+    if fast and pointwise and all(s == 1 for s in window.strides) and len(outs) == 2 and _flat_rows(
+            ctx, outs[0] * outs[1]):
         xp, prep = padded_input(ctx, x, [0, 0], outs)  # (a copy only of a subsampled or computed input)
         assert isinstance(xp, BufferTensor)
         return seq(prep, pointwise_flat(ctx, node, xp, np.asarray(weights, np.float32), outs, group, finish))
@@ -115,8 +115,18 @@ def _conv(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> St
 
 
 ROWS_MAX_DEPTH = 512  # above this reduction depth, ragged rows go to position x channel tiles
+FLAT_MIN_USE = 0.9  # 1x1 rows over flattened positions whose tiles of two vectors are at least this full
 STRIDED_ROWS_DEPTH = 64  # strided convolutions this shallow run as rows over a phase-split input
 STRIDED_ROWS_CHANNELS = 4  # so do strided convolutions of this few input channels per group, whatever the kernel
+
+
+def _flat_rows(ctx: LowerCtx, positions: int) -> bool:
+    """Whether a 1x1 stride-1 convolution runs as rows over its flattened positions: position counts that are
+    multiples of 4, or whose tiles of two vectors waste under a tenth of their lanes (13x13, 27x27, 55x55: 1.6-2.2x
+    faster than position x channel tiles on SqueezeNet's shallow 1x1 convolutions; 7x7 maps, 49 positions in
+    tiles of 16, keep the position x channel tiles). Measured in BENCHMARKS.md."""
+    width = 2 * ctx.lanes
+    return positions > ctx.lanes and (positions % 4 == 0 or positions >= FLAT_MIN_USE * -(-positions // width) * width)
 
 
 def _ragged_rows(ctx: LowerCtx, outs: list[int], depth: int, ocg: int) -> bool:

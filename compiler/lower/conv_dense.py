@@ -33,6 +33,7 @@ from .sizes import size_prod
 TapRead = Callable[[Expr, Expr, list[Expr], list[Expr]], Expr]
 WEIGHTS_OUTER = 4  # weights this many times the size of the input: loop over weight tiles outermost
 CACHE_LINE = 64  # bytes
+PACK_MIN_CHANNELS = 32  # 1x1 rows over misaligned planes read a packed copy above this many output channels
 BLOCK_BYTES = 192 << 10  # packed input of one block of output rows: stays in L2 while the weight panels pass
 L2_WEIGHTS = 1 << 20  # strided convolutions with weights over twice L2 take blocks of output rows
 
@@ -53,10 +54,12 @@ def pointwise_flat(ctx: LowerCtx, node: Node, x: BufferTensor, weights: np.ndarr
     outer = weights.nbytes > WEIGHTS_OUTER * x.shape[1] * height * width * 4  # small maps, large weights
     # Planes that are not whole cache lines (14x14: 784 bytes) make every vector load straddle two lines;
     # their tiles read an aligned copy packed by strips of columns instead (measured: aligned planes gain
-    # nothing from the copy, and shallow ones lose).
+    # nothing from the copy, and shallow ones lose). With few output channels the copy's own pass over the
+    # input is not repaid: those read the plane in place (SqueezeNet's squeezes to 16-32 channels: 0.83-0.87).
     misaligned = height * width * x.dtype.itemsize % CACHE_LINE != 0
+    copy = misaligned and weights.shape[0] // group > PACK_MIN_CHANNELS
     return conv_rows(ctx, node, flat, weights.reshape(*weights.shape[:2], 1), window, [height * width], group,
-                      to_plane, exact=True, channels_outer=outer, pack_columns=misaligned)
+                      to_plane, exact=True, channels_outer=outer, pack_columns=copy)
 
 
 def _tap_offset(window: Window, padded: list[int], taps: list[Expr]) -> Expr:

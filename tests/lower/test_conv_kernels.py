@@ -140,17 +140,21 @@ POINTWISE = [
     # x shape, w shape, group, fused operand shape (None: none): 1x1 stride-1 convolutions over flattened positions
     ((1, 24, 6, 6), (40, 24, 1, 1), 1, (1, 40, 6, 6)),  # 36 positions: 2 tiles of 16 and one of 4; residual
     ((1, 24, 7, 7), (40, 24, 1, 1), 1, (1, 40, 7, 7)),  # 49 positions (not a multiple of 4): tiles over strips
-    ((2, 16, 14, 14), (20, 16, 1, 1), 1, None),  # 196 positions (planes not whole cache lines: packed columns)
+    ((2, 16, 14, 14), (40, 16, 1, 1), 1, None),  # 196 positions (planes not whole cache lines: packed columns)
+    ((1, 16, 14, 14), (20, 16, 1, 1), 1, None),  # the same with few output channels: read in place
     ((1, 64, 3, 5), (256, 64, 1, 1), 1, (1, 256, 1, 1)),  # weights far larger than the input: channel tiles outer
     ((1, 12, 6, 9), (18, 4, 1, 1), 3, (1, 1, 1, 9)),  # groups; an operand broadcast along rows
     ((1, 8, 5, 12), (9, 8, 1, 1), 1, (1, 9, 5, 1)),  # an operand broadcast along columns
     ((2, 32, 5, 5), (32, 16, 1, 1), 2, (1, 32, 5, 5)),  # 25 positions: tiles over strips; batch 2, groups
     ((1, 16, 4, 8), (24, 16, 1, 1), 1, (1, 24, 4, 8)),  # planes of whole cache lines: read in place
     ((2, 16, 4, 4), (24, 8, 1, 1), 2, None),  # the same with groups
+    ((1, 16, 13, 13), (24, 16, 1, 1), 1, (1, 24, 13, 13)),  # 169 positions, odd: 11 tiles of 16, the last of 9
+    ((1, 16, 13, 13), (40, 16, 1, 1), 1, None),  # the same, more than 32 output channels: packed columns
+    ((2, 8, 11, 11), (12, 8, 1, 1), 1, None),  # 121 positions, odd; batch 2
 ]
 STRIDED_POINTWISE = [
     ((1, 24, 14, 14), (40, 24, 1, 1), {"strides": [2, 2]}),  # 49 positions, tiles over packed strips
-    ((2, 16, 9, 11), (24, 16, 1, 1), {"strides": [2, 3]}),  # 20 positions: a subsampled copy, packed columns
+    ((2, 16, 9, 11), (40, 16, 1, 1), {"strides": [2, 3]}),  # 20 positions: a subsampled copy, packed columns
     ((1, 16, 8, 32), (24, 16, 1, 1), {"strides": [2, 2]}),  # 64 positions: a subsampled copy read in place
 ]
 
@@ -190,6 +194,18 @@ def test_dense_conv_run_time_batch(xs, ws, attrs):
     for batch in (1, 3):
         feeds = {"x": f(batch, *xs)}
         np.testing.assert_allclose(module.run(None, feeds)[0], run_ort(model, feeds)[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("size", "widest"), [(13, 8), (7, 1)], ids=["13x13", "7x7"])
+def test_pointwise_conv_odd_positions(size, widest):
+    """An odd position count whose tiles of 16 are nearly full (13x13: 169 in 11 tiles) runs as rows over the
+    flattened positions (vector stores); 7x7 (49 in 4 tiles) keeps position x channel tiles (scalar stores)."""
+    x = f(1, 32, size, size)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    program = lower(load_model(graph_model(nodes, {"x": x}, ["y"], {"w": f(48, 32, 1, 1)})))
+    lanes = [s.value.lanes for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)
+             and s.buffer.name.startswith("out")]
+    assert max(lanes) == widest, lanes
 
 
 @pytest.mark.parametrize("silu, widest", [(False, 8), (True, 16)], ids=["relu", "silu"])
