@@ -13,31 +13,19 @@ medians, paired ratio to the faster peer) and its outputs checked against onnxru
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from aic.compiler.summary import summarize
-from aic.frontend.onnx import load_model
 from torch import nn
 
 from aic.peak import measure_peak
 from bench.check_interp import relative_error
 from bench.cnn import randomise_batchnorm
 from bench.models import SEED, ModelSpec, export
-from bench.peers import ort_runner, ov_runner
-from bench.run import (
-    HEADER,
-    Row,
-    aic_runner,
-    compile_aic,
-    markdown_row,
-    paired_quartiles,
-    time_interleaved,
-    write_results,
-)
+from bench.peers import ort_runner
+from bench.run import HEADER, bench_model, write_results
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "heldout"
 OUT_DIR = Path(__file__).resolve().parent / "out" / "heldout"
@@ -208,31 +196,6 @@ def exported(spec: ModelSpec) -> Path:
     return path
 
 
-def bench_model(spec: ModelSpec, path: Path, args: argparse.Namespace, peak: float) -> list[Row]:
-    """bench/run.py's bench_model for a spec outside its model table."""
-    feeds = spec.inputs()
-    gflop = summarize(load_model(path)).flops / 1e9
-    ort_outputs = ort_runner(path, 1)(feeds)
-    so_path = args.out / "so" / f"{path.stem}.so"
-    compiled, aic_outputs, compile_s, error = compile_aic(path, feeds, so_path, 2)
-    err = None if aic_outputs is None else max(relative_error(a, o) for a, o in zip(aic_outputs, ort_outputs))
-    rows = []
-    for t in args.threads:
-        runners = {"ort": ort_runner(path, t)}
-        ov = ov_runner(path, t)
-        if ov is not None:
-            runners["ov"] = ov
-        if compiled is not None:
-            runners["aic"] = aic_runner(so_path, t)
-        samples = time_interleaved(runners, feeds, args.warmup, args.runs, args.pause / 1e3)
-        medians = {name: statistics.median(s) for name, s in samples.items()}
-        arena = None if compiled is None else compiled.metadata.get("arena_bytes")
-        rows.append(Row(spec.name, t, gflop, medians["ort"], medians.get("aic"), compile_s, arena, err, error,
-                        medians.get("ov"), paired_quartiles(samples)))
-        print(markdown_row(rows[-1], peak), flush=True)
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -242,6 +205,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=150.0, help="milliseconds idle before each timed run")
     parser.add_argument("--export-only", action="store_true", help="export the models, time nothing")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--opt-level", type=int, default=2, help="aic optimisation level (0-3)")
     args = parser.parse_args()
     if args.export_only:
         for name in args.models:
@@ -257,7 +221,7 @@ def main() -> None:
     print(f"FP32 FMA peak of one core: {peak:.1f} GFLOP/s", *HEADER, sep="\n", flush=True)
     rows = []
     for name in args.models:
-        rows += bench_model(MODELS[name], exported(MODELS[name]), args, peak)
+        rows += bench_model(name, exported(MODELS[name]), args, peak, MODELS[name].inputs())
     print()
     print(write_results(rows, settings, peak, args.out))
 

@@ -116,9 +116,12 @@ def paired_quartiles(samples: dict[str, list[float]]) -> tuple[float, float, flo
     return q1, q2, q3
 
 
-def bench_model(name: str, path: Path, args: argparse.Namespace, peak: float) -> list[Row]:
-    """All thread counts of one model: compile once, check numerics once, time per thread count."""
-    feeds = MODELS[name].inputs()
+def bench_model(
+    name: str, path: Path, args: argparse.Namespace, peak: float, feeds: dict[str, np.ndarray] | None = None
+) -> list[Row]:
+    """All thread counts of one model: compile once, check numerics once, time per thread count. `feeds` default
+    to the benchmark's model table's inputs for `name`."""
+    feeds = MODELS[name].inputs() if feeds is None else feeds
     gflop = summarize(load_model(path)).flops / 1e9
     ort_outputs = ort_runner(path, 1)(feeds)
     so_path = args.out / "so" / f"{path.stem}.so"
