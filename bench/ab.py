@@ -72,6 +72,20 @@ def report(samples: dict[str, list[tuple[float, str, int]]], builds: list[str]) 
     return lines
 
 
+def build_runners(model: Path, builds: dict[str, str], threads: int, peers: bool) -> tuple[dict, dict]:
+    """Runners of each labelled build (and of onnxruntime and OpenVINO on `model` if `peers`), and random feeds."""
+    modules = {label: aic.load(path, num_threads=threads) for label, path in builds.items()}
+    runners = {label: module_runner(m) for label, m in modules.items()}
+    if peers:
+        from bench.peers import ort_runner, ov_runner
+
+        runners["ort"] = ort_runner(model, threads)
+        ov = ov_runner(model, threads)
+        if ov is not None:
+            runners["ov"] = ov
+    return runners, random_feeds(next(iter(modules.values())))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="the ONNX model the builds were compiled from (for the peers)")
@@ -84,16 +98,7 @@ def main() -> None:
 
     builds = dict(spec.split("=", 1) for spec in args.builds)
     for threads in args.threads:
-        modules = {label: aic.load(path, num_threads=threads) for label, path in builds.items()}
-        runners = {label: module_runner(m) for label, m in modules.items()}
-        if args.peers:
-            from bench.peers import ort_runner, ov_runner
-
-            runners["ort"] = ort_runner(args.model, threads)
-            ov = ov_runner(args.model, threads)
-            if ov is not None:
-                runners["ov"] = ov
-        feeds = random_feeds(next(iter(modules.values())))
+        runners, feeds = build_runners(args.model, builds, threads, args.peers)
         samples = time_rounds(runners, feeds, args.rounds, args.pause / 1e3)
         print(f"{args.model.name}, {threads} thread(s), {args.rounds} rounds, {args.pause:.0f} ms pause:")
         print("\n".join(report(samples, list(builds))), flush=True)

@@ -107,23 +107,13 @@ def main() -> None:
     if args.model is None or not args.builds:
         p.error("give MODEL.onnx and at least one LABEL=path.so")
 
-    import aic
-    from bench.ab import module_runner, random_feeds, report
+    from bench.ab import build_runners, report
 
     clock = time.perf_counter_ns if args.clock == "wall" else time.process_time_ns
     cpus = sorted(os.sched_getaffinity(0))
     builds = dict(spec.split("=", 1) for spec in args.builds)
     for threads in args.threads:
-        modules = {label: aic.load(path, num_threads=threads) for label, path in builds.items()}
-        runners = {label: module_runner(m) for label, m in modules.items()}
-        if args.peers:
-            from bench.peers import ort_runner, ov_runner
-
-            runners["ort"] = ort_runner(args.model, threads)
-            ov = ov_runner(args.model, threads)
-            if ov is not None:
-                runners["ov"] = ov
-        feeds = random_feeds(next(iter(modules.values())))
+        runners, feeds = build_runners(args.model, builds, threads, args.peers)
         pinned = threads == 1 and len(cpus) > 1
         for load in args.load:
             os.sched_setaffinity(0, cpus[:1] if pinned else cpus)
