@@ -26,6 +26,7 @@ from bench.cnn import randomise_batchnorm
 from bench.models import SEED, ModelSpec, export
 from bench.peers import ort_runner
 from bench.run import HEADER, bench_model, write_results
+from bench.zoo import Tagger
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "heldout"
 OUT_DIR = Path(__file__).resolve().parent / "out" / "heldout"
@@ -113,17 +114,9 @@ def vit_small() -> nn.Module:
     return HiddenStates(ViTModel(config, add_pooling_layer=False)).eval()
 
 
-class GRUTagger(nn.Module):
-    """Embedding, a two-layer bidirectional GRU, a per-token linear classifier."""
-
-    def __init__(self, vocab: int = 8000, dim: int = 128, hidden: int = 192, tags: int = 17) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, dim)
-        self.gru = nn.GRU(dim, hidden, num_layers=2, bidirectional=True, batch_first=True)
-        self.out = nn.Linear(2 * hidden, tags)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.out(self.gru(self.embed(ids))[0])
+def gru_tagger() -> nn.Module:
+    """The benchmark's tagger with a GRU of hidden size 192 (vocabulary 8000, 17 tags)."""
+    return Tagger(8000, 128, 192, 17, rnn=nn.GRU).eval()
 
 
 class MixerBlock(nn.Module):
@@ -170,7 +163,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("distilbert", distilbert, lambda: tokens(30522), ("last_hidden_state",), {}),
         ModelSpec("t5_encoder", t5_encoder, lambda: tokens(32128), ("last_hidden_state",), {}),
         ModelSpec("vit_small", vit_small, lambda: {"pixel_values": image(224)["input"]}, ("last_hidden_state",), {}),
-        ModelSpec("gru_tagger", lambda: GRUTagger().eval(), lambda: tokens(8000, 48, mask=False), ("tags",), {}),
+        ModelSpec("gru_tagger", gru_tagger, lambda: tokens(8000, 48, mask=False), ("tags",), {}),
         ModelSpec("mlp_mixer", lambda: Mixer().eval(), lambda: image(224), ("logits",), {}),
     )
 }

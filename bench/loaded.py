@@ -23,7 +23,6 @@ work".
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import subprocess
 import sys
@@ -59,23 +58,6 @@ def corun(kind: str) -> None:
         raise SystemExit(f"unknown load {kind!r}: one of {', '.join(LOADS[1:])}")
 
 
-def time_rounds(runners: dict, feeds: dict, rounds: int, pause: float, clock) -> dict[str, list]:
-    """(ms, runner before it, round) per run of each runner by `clock` (ns), every order of the runners in turn."""
-    orders = list(itertools.permutations(runners))
-    samples: dict[str, list[tuple[float, str, int]]] = {name: [] for name in runners}
-    for run in runners.values():  # warm-up
-        run(feeds)
-    previous = ""
-    for r in range(rounds):
-        for name in orders[r % len(orders)]:
-            time.sleep(pause)
-            start = clock()
-            runners[name](feeds)
-            samples[name].append(((clock() - start) / 1e6, previous, r))
-            previous = name
-    return samples
-
-
 def start_corunner(kind: str, cpu: int | None) -> subprocess.Popen | None:
     if kind == "quiet":
         return None
@@ -107,7 +89,7 @@ def main() -> None:
     if args.model is None or not args.builds:
         p.error("give MODEL.onnx and at least one LABEL=path.so")
 
-    from bench.ab import build_runners, report
+    from bench.ab import build_runners, report, time_rounds
 
     clock = time.perf_counter_ns if args.clock == "wall" else time.process_time_ns
     cpus = sorted(os.sched_getaffinity(0))

@@ -243,10 +243,14 @@ def convnext_module() -> nn.Module:
 
 
 class Tagger(nn.Module):
-    def __init__(self, vocab: int = 5000, emb: int = 128, hidden: int = 256, tags: int = 20) -> None:
+    """Embedding, a two-layer bidirectional recurrent layer (`rnn`: nn.LSTM or nn.GRU), a per-token classifier."""
+
+    def __init__(
+        self, vocab: int = 5000, emb: int = 128, hidden: int = 256, tags: int = 20, rnn: type = nn.LSTM
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, emb)
-        self.lstm = nn.LSTM(emb, hidden, num_layers=2, bidirectional=True, batch_first=True)
+        self.lstm = rnn(emb, hidden, num_layers=2, bidirectional=True, batch_first=True)
         self.out = nn.Linear(2 * hidden, tags)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

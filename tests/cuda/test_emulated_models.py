@@ -42,29 +42,20 @@ def test_transformer_block(tmp_path):
     check(transformer_block(rng), {"x": rng.standard_normal((2, 4, 8)).astype(F32)}, tmp_path, "block", {"batch": 2})
 
 
-def test_lstm(tmp_path):
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_lstm(tmp_path, direction):
+    """A bidirectional layer is one whole-sequence op on a CPU; for the GPU it is split into one kernel per step."""
     rng = np.random.default_rng(3)
     seq, batch, inp, hidden = 5, 2, 4, 6
+    dirs = 2 if direction == "bidirectional" else 1
     x = rng.standard_normal((seq, batch, inp)).astype(F32)
-    w = (rng.standard_normal((1, 4 * hidden, inp)) * 0.4).astype(F32)
-    r = (rng.standard_normal((1, 4 * hidden, hidden)) * 0.4).astype(F32)
-    b = (rng.standard_normal((1, 8 * hidden)) * 0.1).astype(F32)
-    model = node_model("LSTM", {"x": x}, outputs=("y", "y_h"), attrs={"hidden_size": hidden},
-                       initializers={"w": w, "r": r, "b": b})  # fmt: skip
-    check(model, {"x": x}, tmp_path, "lstm")
-
-
-def test_bidirectional_lstm(tmp_path):
-    """A bidirectional layer is one whole-sequence op on a CPU; for the GPU it is split into one kernel per step."""
-    rng = np.random.default_rng(4)
-    seq, batch, inp, hidden = 5, 2, 4, 6
-    x = rng.standard_normal((seq, batch, inp)).astype(F32)
-    w = (rng.standard_normal((2, 4 * hidden, inp)) * 0.4).astype(F32)
-    r = (rng.standard_normal((2, 4 * hidden, hidden)) * 0.4).astype(F32)
-    b = (rng.standard_normal((2, 8 * hidden)) * 0.1).astype(F32)
+    w = (rng.standard_normal((dirs, 4 * hidden, inp)) * 0.4).astype(F32)
+    r = (rng.standard_normal((dirs, 4 * hidden, hidden)) * 0.4).astype(F32)
+    b = (rng.standard_normal((dirs, 8 * hidden)) * 0.1).astype(F32)
     model = node_model("LSTM", {"x": x}, outputs=("y", "y_h", "y_c"),
-                       attrs={"hidden_size": hidden, "direction": "bidirectional"},
+                       attrs={"hidden_size": hidden, "direction": direction},
                        initializers={"w": w, "r": r, "b": b})  # fmt: skip
-    groups = [c.attrs.get("group") for c in lower_model(model, target="cuda").calls]
-    assert groups.count("LSTMStep") == seq
-    check(model, {"x": x}, tmp_path, "lstm_bi")
+    if direction == "bidirectional":
+        groups = [c.attrs.get("group") for c in lower_model(model, target="cuda").calls]
+        assert groups.count("LSTMStep") == seq
+    check(model, {"x": x}, tmp_path, f"lstm_{direction}")
