@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from aic.compiler.lower.contraction import row_tile
+from aic.compiler.lower.contraction import row_tile, weights_stay_in_l2
 from aic.compiler.lower.streamed import stream_plan
 from aic.ir.schedule import MicroKernel
 from onnx import TensorProto, helper, numpy_helper
@@ -57,8 +57,20 @@ def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
     return model, w.astype(np.float64), bias.astype(np.float64)
 
 
+@pytest.mark.parametrize(("m", "k", "n", "rows_outer"), [
+    (3136, 96, 384, True),  # ConvNeXt's expansion at 56x56: 144 KiB of weights, a (1.2 MB) over L2
+    (3136, 384, 96, True),
+    (784, 192, 768, False),  # 576 KiB of weights: over half of L2
+    (128, 768, 768, False),  # a streams (stream_plan): the weight panels are the outer loop
+])
+def test_rows_outer_when_weights_stay_in_l2(m, k, n, rows_outer):
+    assert weights_stay_in_l2(m, n, k, 16) == rows_outer
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(("m", "k", "n"), [
+    (1501, 96, 45),  # rows outer: every 6-row strip over all weight panels (a 13-column tail panel)
+
     (28, 200, 37),  # 4 x 24 tiles: 7 strips of 4 rows, a 13-column tail panel
     (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
     (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
