@@ -83,3 +83,23 @@ def test_streamed_products_match_float64(m, k, n, threads):
     got = aic.compile(model, num_threads=threads, cache=False).run(None, {"x": x})[0]
     want = x.astype(np.float64) @ w + bias
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_outer_product_over_nhwc_with_epilogue(threads):
+    # [1, 30, 50, 96] x [96, 40] + bias + residual: one product over 1500 rows (576 KiB of a, over L2), rows outer
+    rng = np.random.default_rng(5)
+    w, bias = rng.standard_normal((96, 40)).astype(np.float32), rng.standard_normal(40).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["z"]),
+             helper.make_node("Add", ["z", "r"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "nhwc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 30, 50, 96]),
+                        helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 30, 50, 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 30, 50, 40])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    x = rng.standard_normal((1, 30, 50, 96)).astype(np.float32)
+    r = rng.standard_normal((1, 30, 50, 40)).astype(np.float32)
+    got = aic.compile(model, num_threads=threads, cache=False).run(None, {"x": x, "r": r})[0]
+    want = x.astype(np.float64) @ w + bias + r
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
