@@ -23,6 +23,7 @@ CASES = [
     ("Gemm", {"a": f(520, 9)}, {"transA": 1}, {"b": f(520, 20), "c": f(20)}, ["a", "b", "c"]),  # K blocks of 130
     ("Gemm", {"a": f(1, 300)}, {"transB": 1}, {"b": f(50, 300)}, ["a", "b"]),  # one row: 4x24 tile, K blocks of 150
     ("MatMul", {"a": f(2, 3, 7, 5), "b": f(3, 5, 9)}, {}, None, None),  # broadcast batches, activation operand
+    ("MatMul", {"a": f(2, 1, 13, 40)}, {}, {"b": f(40, 21)}, ["a", "b"]),  # one product over 26 rows
     ("MatMul", {"a": f(5), "b": f(2, 5, 4)}, {}, None, None),  # 1-D left operand
     ("MatMul", {"a": f(3, 5)}, {}, {"b": f(5)}, ["a", "b"]),  # 1-D right operand
     ("MatMul", {"a": f(4, 6).astype(np.float64), "b": f(6, 3).astype(np.float64)}, {}, None, None),

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from aic.compiler.lower.contraction import row_tile
+from aic.compiler.lower.contraction import row_tile, weights_stay_in_l2
 from aic.compiler.lower.streamed import stream_plan
 from aic.ir.schedule import MicroKernel
 from onnx import TensorProto, helper, numpy_helper
@@ -57,8 +57,20 @@ def _gemm(m: int, k: int, n: int, rng: np.random.Generator):
     return model, w.astype(np.float64), bias.astype(np.float64)
 
 
+@pytest.mark.parametrize(("m", "k", "n", "rows_outer"), [
+    (3136, 96, 384, True),  # ConvNeXt's expansion at 56x56: 144 KiB of weights, a (1.2 MB) over L2
+    (3136, 384, 96, True),
+    (784, 192, 768, False),  # 576 KiB of weights: over half of L2
+    (128, 768, 768, False),  # a streams (stream_plan): the weight panels are the outer loop
+])
+def test_rows_outer_when_weights_stay_in_l2(m, k, n, rows_outer):
+    assert weights_stay_in_l2(m, n, k, 16) == rows_outer
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(("m", "k", "n"), [
+    (1501, 96, 45),  # rows outer: every 6-row strip over all weight panels (a 13-column tail panel)
+
     (28, 200, 37),  # 4 x 24 tiles: 7 strips of 4 rows, a 13-column tail panel
     (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
     (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
@@ -70,4 +82,24 @@ def test_streamed_products_match_float64(m, k, n, threads):
     x = rng.standard_normal((m, k)).astype(np.float32)
     got = aic.compile(model, num_threads=threads, cache=False).run(None, {"x": x})[0]
     want = x.astype(np.float64) @ w + bias
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_outer_product_over_nhwc_with_epilogue(threads):
+    # [1, 30, 50, 96] x [96, 40] + bias + residual: one product over 1500 rows (576 KiB of a, over L2), rows outer
+    rng = np.random.default_rng(5)
+    w, bias = rng.standard_normal((96, 40)).astype(np.float32), rng.standard_normal(40).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["z"]),
+             helper.make_node("Add", ["z", "r"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "nhwc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 30, 50, 96]),
+                        helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 30, 50, 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 30, 50, 40])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    x = rng.standard_normal((1, 30, 50, 96)).astype(np.float32)
+    r = rng.standard_normal((1, 30, 50, 40)).astype(np.float32)
+    got = aic.compile(model, num_threads=threads, cache=False).run(None, {"x": x, "r": r})[0]
+    want = x.astype(np.float64) @ w + bias + r
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
