@@ -107,6 +107,23 @@ def transform_weights(weights: np.ndarray) -> np.ndarray:
     return u.reshape(SPAN * SPAN, *weights.shape[:2])
 
 
+def tile_grid(cin: int, cout: int, oh: int, ow: int) -> tuple[bool, int, int]:
+    """(spare, tiles per tile row, tiles per image). Tile rows of `row` tiles: with a spare tile past the last
+    column (computed, never stored), every tap of a tile is in one phase-split copy whose planes have a column
+    per tile and one more; without, taps 4 and 5 of a patch row are in a second copy (phases 0 and 1 of the
+    next tile's columns). The spare tile is taken where it costs less than the second copy, or where the
+    blocks compute no more tiles with it than without (28x28: 56 tiles either way)."""
+    th, tw = -(-oh // TILE), -(-ow // TILE)
+
+    def computed(row: int) -> int:
+        block = block_tiles(max(cin, cout), th * row)
+        return -(-th * row // block) * block
+
+    spare = cout < SPARE_TILE * tw or computed(tw + 1) <= computed(tw)
+    row = tw + 1 if spare else tw
+    return spare, row, th * row
+
+
 def block_tiles(channels: int, tiles: int) -> int:
     """Tiles per block: a whole number of vectors. All of an image's tiles when they take at
     most MAX_BLOCK (small maps: the transformed weights, 4x the filters, are read once per image), else as
@@ -187,12 +204,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     cout = weights.shape[0]
     oh, ow = outs
     th, tw = -(-oh // TILE), -(-ow // TILE)
-    # Tile rows of `row` tiles: with a spare tile past the last column (computed, never stored), every tap of
-    # a tile is in one phase-split copy whose planes have a column per tile and one more; without, taps 4 and 5
-    # of a patch row are in a second copy (phases 0 and 1 of the next tile's columns), both planes tw wide.
-    spare = cout < SPARE_TILE * tw  # a spare tile per row costs less than the second copy
-    row = tw + 1 if spare else tw
-    tiles = th * row
+    spare, row, tiles = tile_grid(cin, cout, oh, ow)
     block = block_tiles(max(cin, cout), tiles)
     blocks = -(-tiles // block)
     slots = n_batch * blocks
