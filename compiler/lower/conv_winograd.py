@@ -13,9 +13,8 @@ a second input copy, see below) are cut into blocks of `block` tiles; per block:
 2. 36 independent products M[xi] = U[xi] . V[xi] (output channels x tiles) on the register-tiled
    micro-kernel of contraction.py, U packed at compile time (transformed in float64);
 3. output transform: Y = A^T M A per output channel, vectorized over the block's tiles (M's taps are whole
-   vectors, the constant coefficients folded as `output_rows`), each of a tile's 16 outputs passed through
-   the convolution's fused epilogue and stored lane by lane; rows and columns past the output are not
-   written.
+   vectors, the constant coefficients folded as `output_rows`) into a stack buffer, from which each tile's 16
+   outputs pass through the convolution's fused epilogue; rows and columns past the output are not written.
 
 Blocks are independent: the block loop is the parallel one, and a block's V and M stay in cache.
 """
@@ -287,7 +286,8 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
                      for j in range(TILE) for i, y in enumerate(output_rows(ctx, [ma[a][j] for a in range(SPAN)]))))
 
     def output_tile(n: Expr, oc: Expr, tile: Expr, lane: Expr) -> Stmt:
-        """Tile `tile`'s 16 outputs from lane `lane` of y_buf through the fused epilogue, a row of 4 a vector."""
+        """Tile `tile`'s 16 outputs from lane `lane` of y_buf through the fused epilogue, element by element (a
+        vector of a row's 4 would read y_buf with a stride, which the vectorizer does not emit)."""
         ty, tx = binop("div", tile, idx(row)), binop("mod", tile, idx(row))
 
         def columns(j: Expr, exact: bool) -> Stmt:
@@ -302,17 +302,12 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
             body = seq(*stores)
             return If(binop("lt", w, idx(ow)), body) if exact else body
 
-        def whole() -> Stmt:
-            loop = ctx.loop(TILE, lambda j: columns(j, False), "wj")
-            assert isinstance(loop, For)
-            vector_loops.append((loop.var.name, TILE))
-            return loop
-
+        whole = ctx.loop(TILE, lambda j: columns(j, False), "wj")
         if ow % TILE == 0:
-            body = If(binop("lt", tx, idx(tw)), whole()) if spare else whole()
-        else:  # the last tile column is partial: scalar columns, each checked
+            body = If(binop("lt", tx, idx(tw)), whole) if spare else whole
+        else:  # the last tile column is partial: columns, each checked
             edge = ctx.loop(TILE, lambda j: columns(j, True), "we")
-            body = If(binop("lt", tx, idx(tw - 1)), whole(), If(binop("eq", tx, idx(tw - 1)), edge) if spare else edge)
+            body = If(binop("lt", tx, idx(tw - 1)), whole, If(binop("eq", tx, idx(tw - 1)), edge) if spare else edge)
         return If(binop("lt", tile, idx(tiles)), body) if blocks * block > tiles else body
 
     def output_channel(n: Expr, slot: Expr, oc: Expr, t0: Expr) -> Stmt:
