@@ -318,7 +318,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
             vector_loops.append((transform.var.name, LANES))
             tile = binop("add", t0, first)
             return seq(transform, ctx.loop(LANES, lambda t: output_tile(n, oc, binop("add", tile, t), t), "wz"))
-        return ctx.loop(block // LANES, one_vector, "wq")
+        return Allocate(y_buf, ctx.loop(block // LANES, one_vector, "wq"))  # (inside: the oc loop may be parallel)
 
     def tiled(body: Callable[[Expr, Expr], Stmt], hint: str, lanes: int) -> Callable[[Expr], Stmt]:
         def per_channel(c: Expr) -> Stmt:
@@ -335,7 +335,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         space = idx(0) if local else s
         transform = ctx.loop(cin, tiled(lambda c, t: input_tile(n, space, c, t0, t), "wt", ctx.lanes), "wi")
         back = ctx.loop(cout, lambda c: output_channel(n, space, c, t0), "wv")
-        body = seq(transform, products(space), Allocate(y_buf, back))
+        body = seq(transform, products(space), back)
         return Allocate(v_buf, Allocate(m_buf, body)) if local else body
 
     main = ctx.loop(slots, per_block, "wb")
