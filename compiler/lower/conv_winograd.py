@@ -12,8 +12,9 @@ a second input copy, see below) are cut into blocks of `block` tiles; per block:
    contiguous vector;
 2. 36 independent products M[xi] = U[xi] . V[xi] (output channels x tiles) on the register-tiled
    micro-kernel of contraction.py, U packed at compile time (transformed in float64);
-3. output transform: Y = A^T M A per tile and output channel, each output row of 4 one vector, through
-   the convolution's fused epilogue; rows and columns past the output are not written.
+3. output transform: Y = A^T M A per output channel, vectorized over the block's tiles (M's taps are whole
+   vectors, the constant coefficients folded as `output_rows`) into a stack buffer, from which each tile's 16
+   outputs pass through the convolution's fused epilogue; rows and columns past the output are not written.
 
 Blocks are independent: the block loop is the parallel one, and a block's V and M stay in cache.
 """
@@ -105,6 +106,23 @@ def transform_weights(weights: np.ndarray) -> np.ndarray:
     return u.reshape(SPAN * SPAN, *weights.shape[:2])
 
 
+def tile_grid(cin: int, cout: int, oh: int, ow: int) -> tuple[bool, int, int]:
+    """(spare, tiles per tile row, tiles per image). Tile rows of `row` tiles: with a spare tile past the last
+    column (computed, never stored), every tap of a tile is in one phase-split copy whose planes have a column
+    per tile and one more; without, taps 4 and 5 of a patch row are in a second copy (phases 0 and 1 of the
+    next tile's columns). The spare tile is taken where it costs less than the second copy, or where the
+    blocks compute no more tiles with it than without (28x28: 56 tiles either way)."""
+    th, tw = -(-oh // TILE), -(-ow // TILE)
+
+    def computed(row: int) -> int:
+        block = block_tiles(max(cin, cout), th * row)
+        return -(-th * row // block) * block
+
+    spare = cout < SPARE_TILE * tw or computed(tw + 1) <= computed(tw)
+    row = tw + 1 if spare else tw
+    return spare, row, th * row
+
+
 def block_tiles(channels: int, tiles: int) -> int:
     """Tiles per block: a whole number of vectors. All of an image's tiles when they take at
     most MAX_BLOCK (small maps: the transformed weights, 4x the filters, are read once per image), else as
@@ -154,21 +172,38 @@ def _dot(coefficients: np.ndarray, values: list[Expr]) -> Expr:
     return acc
 
 
+def output_rows(ctx: LowerCtx, values: list[Expr]) -> list[Expr]:
+    """A^T @ values (the n values at the points 0, +-1, +-2, infinity): each pair of opposite points enters
+    as its sum (even powers) and difference (odd powers), 10 operations for 4 rows instead of 17."""
+    points = POINTS[: len(values) - 1]
+    pairs = []
+    for i, p in enumerate(points):
+        if p > 0 and -p in points:
+            a, b = values[i], values[points.index(-p)]
+            pairs.append((p, ctx.let(add(a, b), "os"), ctx.let(binop("sub", a, b), "od")))
+    rows = []
+    for power in range(TILE):
+        terms = [(1.0, values[0])] if power == 0 else []
+        terms += [(p ** power, d if power % 2 else s) for p, s, d in pairs]
+        if power == TILE - 1:
+            terms.append((1.0, values[-1]))
+        acc = terms[0][1] if terms[0][0] == 1 else mul(k(terms[0][0], terms[0][1]), terms[0][1])
+        for c, v in terms[1:]:
+            acc = add(acc, v) if c == 1 else call("fma", k(c, v), v, acc)
+        rows.append(acc)
+    return rows
+
+
 def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
                   finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
     """The convolution of `x` by constant 3x3 `weights` [C_out, C_in, 3, 3] (stride 1, one group) into `outs`,
     each output element passed to finish([n, c, h, w], value)."""
-    at, _, bt = winograd_matrices()
+    _, _, bt = winograd_matrices()
     n_batch, cin = x.shape[:2]
     cout = weights.shape[0]
     oh, ow = outs
     th, tw = -(-oh // TILE), -(-ow // TILE)
-    # Tile rows of `row` tiles: with a spare tile past the last column (computed, never stored), every tap of
-    # a tile is in one phase-split copy whose planes have a column per tile and one more; without, taps 4 and 5
-    # of a patch row are in a second copy (phases 0 and 1 of the next tile's columns), both planes tw wide.
-    spare = cout < SPARE_TILE * tw  # a spare tile per row costs less than the second copy
-    row = tw + 1 if spare else tw
-    tiles = th * row
+    spare, row, tiles = tile_grid(cin, cout, oh, ow)
     block = block_tiles(max(cin, cout), tiles)
     blocks = -(-tiles // block)
     slots = n_batch * blocks
@@ -193,7 +228,6 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     u = np.zeros((SPAN * SPAN, chan_tiles * ROWS, cin))
     u[:, :cout] = transform_weights(weights)
     packed = ctx.weight(np.moveaxis(u.reshape(SPAN * SPAN, chan_tiles, ROWS, cin), 2, -1).astype(np.float32), "u")
-    table = ctx.weight(np.ascontiguousarray(at.T).astype(np.float32), "at")  # [6, 4]: A^T's columns by row
 
     def v_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
         return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (spaces, cin, SPAN * SPAN, block))
@@ -240,38 +274,51 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
 
     vector_loops: list[tuple[str, int]] = []
 
-    def output_tile(n: Expr, slot: Expr, oc: Expr, t0: Expr, t: Expr) -> Stmt:
-        tile = binop("add", t0, t)
-        ty, tx = binop("div", tile, idx(row)), binop("mod", tile, idx(row))
+    y_buf = stack(ctx, DType.float32, TILE * TILE * LANES, "wy")  # Y of a vector of tiles: [i, j, tile]
+
+    def output_vector(slot: Expr, oc: Expr, first: Expr, lane: Expr) -> Stmt:
+        """Y = A^T M A of the LANES tiles from `first`, vectorized over `lane` (M's taps are whole vectors),
+        into y_buf."""
+        t = binop("add", first, lane)
         m = [ctx.let(Load(m_buf, m_at(slot, xi, oc, t)), "m") for xi in range(SPAN * SPAN)]
+        ma = [[ctx.let(v, "z") for v in output_rows(ctx, m[SPAN * a: SPAN * (a + 1)])] for a in range(SPAN)]
+        return seq(*(Store(y_buf, linear([idx(i), idx(j), lane], (TILE, TILE, LANES)), y)
+                     for j in range(TILE) for i, y in enumerate(output_rows(ctx, [ma[a][j] for a in range(SPAN)]))))
+
+    def output_tile(n: Expr, oc: Expr, tile: Expr, lane: Expr) -> Stmt:
+        """Tile `tile`'s 16 outputs from lane `lane` of y_buf through the fused epilogue, element by element (a
+        vector of a row's 4 would read y_buf with a stride, which the vectorizer does not emit)."""
+        ty, tx = binop("div", tile, idx(row)), binop("mod", tile, idx(row))
 
         def columns(j: Expr, exact: bool) -> Stmt:
-            # z[a] = (M A)[a, j]: one lane per output column j of the tile
-            z = [ctx.let(_weighted(m[SPAN * a: SPAN * (a + 1)], [table.at([idx(b), j]) for b in range(SPAN)]), "z")
-                 for a in range(SPAN)]
             w = binop("add", binop("mul", tx, idx(TILE)), j)
             stores = []
-            for i, y in enumerate(combine(ctx, at, z)):
+            for i in range(TILE):
                 h = binop("add", binop("mul", ty, idx(TILE)), idx(i))
-                s = finish([n, oc, h, w], y)
+                s = finish([n, oc, h, w], Load(y_buf, linear([idx(i), j, lane], (TILE, TILE, LANES))))
                 if oh % TILE and i >= oh % TILE:  # rows past the output in the last tile row
                     s = If(binop("lt", h, idx(oh)), s)
                 stores.append(s)
             body = seq(*stores)
             return If(binop("lt", w, idx(ow)), body) if exact else body
 
-        def whole() -> Stmt:
-            loop = ctx.loop(TILE, lambda j: columns(j, False), "wj")
-            assert isinstance(loop, For)
-            vector_loops.append((loop.var.name, TILE))
-            return loop
-
+        whole = ctx.loop(TILE, lambda j: columns(j, False), "wj")
         if ow % TILE == 0:
-            body = If(binop("lt", tx, idx(tw)), whole()) if spare else whole()
-        else:  # the last tile column is partial: scalar columns, each checked
+            body = If(binop("lt", tx, idx(tw)), whole) if spare else whole
+        else:  # the last tile column is partial: columns, each checked
             edge = ctx.loop(TILE, lambda j: columns(j, True), "we")
-            body = If(binop("lt", tx, idx(tw - 1)), whole(), If(binop("eq", tx, idx(tw - 1)), edge) if spare else edge)
+            body = If(binop("lt", tx, idx(tw - 1)), whole, If(binop("eq", tx, idx(tw - 1)), edge) if spare else edge)
         return If(binop("lt", tile, idx(tiles)), body) if blocks * block > tiles else body
+
+    def output_channel(n: Expr, slot: Expr, oc: Expr, t0: Expr) -> Stmt:
+        def one_vector(q: Expr) -> Stmt:
+            first = binop("mul", q, idx(LANES))
+            transform = ctx.loop(LANES, lambda t: output_vector(slot, oc, first, t), "wu")
+            assert isinstance(transform, For)
+            vector_loops.append((transform.var.name, LANES))
+            tile = binop("add", t0, first)
+            return seq(transform, ctx.loop(LANES, lambda t: output_tile(n, oc, binop("add", tile, t), t), "wz"))
+        return Allocate(y_buf, ctx.loop(block // LANES, one_vector, "wq"))  # (inside: the oc loop may be parallel)
 
     def tiled(body: Callable[[Expr, Expr], Stmt], hint: str, lanes: int) -> Callable[[Expr], Stmt]:
         def per_channel(c: Expr) -> Stmt:
@@ -287,7 +334,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         t0 = binop("mul", b, idx(block))
         space = idx(0) if local else s
         transform = ctx.loop(cin, tiled(lambda c, t: input_tile(n, space, c, t0, t), "wt", ctx.lanes), "wi")
-        back = ctx.loop(cout, tiled(lambda c, t: output_tile(n, space, c, t0, t), "wu", 0), "wv")
+        back = ctx.loop(cout, lambda c: output_channel(n, space, c, t0), "wv")
         body = seq(transform, products(space), back)
         return Allocate(v_buf, Allocate(m_buf, body)) if local else body
 
@@ -320,9 +367,3 @@ def split_copy(ctx: LowerCtx, split: PhaseSplit) -> Stmt:
     tail = ctx.loop(split.slack, lambda i: store(split.buf, binop("add", i, idx(split.size)), zero), "ps")
     return seq(ctx.loops((*split.x.shape[:2], count), one_part, "p"), tail)
 
-
-def _weighted(values: list[Expr], coefficients: list[Expr]) -> Expr:
-    acc = mul(values[0], coefficients[0])
-    for v, c in zip(values[1:], coefficients[1:]):
-        acc = call("fma", v, c, acc)
-    return acc

@@ -7,6 +7,7 @@ import pytest
 from aic.codegen.llvm import kernel_llvm
 from aic.compiler.lower.conv_winograd import transform_weights, winograd_matrices
 from aic.compiler.pipeline import lower_model
+from aic.ir.loop_printer import kernel_text
 from aic.ir.schedule import MicroKernel, ScheduleError, Winograd
 from onnx import helper
 
@@ -137,3 +138,12 @@ def test_input_copy_stays_in_small_blocks():
     assert copies
     largest = max(block.count(" store ") for fn in copies for block in fn.split("\n\n"))
     assert largest < 300, largest
+
+
+def test_one_block_phases_are_parallel():
+    """A map whose tiles make one block (28x28: 56 tiles) splits its three phases among threads instead: the
+    input transform over input channels, the products over the 36 taps, the output transform over output
+    channels (its stack buffer allocated per channel, so the loop stays parallel)."""
+    model, _ = conv_model((1, 128, 28, 28), 128, 1, act="Relu")
+    text = kernel_text(lower_model(model).kernels[0])
+    assert [line.split()[2] for line in text.splitlines() if "for parallel" in line][1:] == ["wi0", "wx0", "wv0"]
