@@ -156,7 +156,8 @@ def test_reference_semantics_match_conv():
     (16, 24, 3, {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # padded, strided, an odd number of output blocks
     (8, 16, 3, {"pads": [0, 1, 2, 0]}),  # uneven pads
     (24, 40, 1, {"strides": [2, 2]}),  # strided 1x1
-], ids=["3x3s2", "3x3-uneven", "1x1s2"])
+    (256, 120, 1, {}),  # a project 1x1 whose weights outweigh its input: panels outermost
+], ids=["3x3s2", "3x3-uneven", "1x1s2", "1x1-project-large-weights"])
 def test_dense_blocked_kernels(cin, cout, k, attrs):
     """ConvBlocked with one group, built directly (the pass takes 1x1 and depthwise only), with a fused
     Relu, against the float64 reference."""

@@ -280,7 +280,10 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     # per panel. Otherwise (expand convolutions) panels outermost: each writes its few output planes in long
     # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md).
     # Grouped convolutions run panels outermost within each group.
-    weights_outer = in_blocks <= out_blocks or group > 1
+    # Weights larger than an image's input (project convolutions on 7x7 maps) stream once, panels outermost,
+    # where strips would stream them once per strip (five times for 49 positions, one strip of a single position).
+    larger = weights.nbytes > in_blocks * positions * block * 4 and scale is None
+    weights_outer = in_blocks <= out_blocks or group > 1 or larger
 
     def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None, gi: Expr | None = None) -> Stmt:
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
