@@ -156,7 +156,8 @@ def test_reference_semantics_match_conv():
     (16, 24, 3, {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # padded, strided, an odd number of output blocks
     (8, 16, 3, {"pads": [0, 1, 2, 0]}),  # uneven pads
     (24, 40, 1, {"strides": [2, 2]}),  # strided 1x1
-], ids=["3x3s2", "3x3-uneven", "1x1s2"])
+    (256, 120, 1, {}),  # a project 1x1 whose weights outweigh its input: panels outermost
+], ids=["3x3s2", "3x3-uneven", "1x1s2", "1x1-project-large-weights"])
 def test_dense_blocked_kernels(cin, cout, k, attrs):
     """ConvBlocked with one group, built directly (the pass takes 1x1 and depthwise only), with a fused
     Relu, against the float64 reference."""
@@ -232,3 +233,38 @@ def test_same_padding_strided_depthwise_without_bias():
              helper.make_node("HardSwish", ["d"], ["h"]), helper.make_node("Conv", ["h", "pw"], ["y"])]
     x = f(1, 24, 10, 9)
     check(model(nodes, {"x": x}, ["y"], w), {"x": x})
+
+
+def regnet_block(cin: int, width: int, group_width: int, stride: int, size: int):
+    """1x1 + Relu, grouped 3x3 (`group_width` channels per group) + Relu, squeeze-excite, 1x1 project, the
+    residual add (stride 1) or a strided 1x1 shortcut, Relu: a RegNetY block."""
+    w: dict[str, np.ndarray] = {}
+    nodes = [conv("x", "a", cin, width, w), helper.make_node("Relu", ["a"], ["ar"]),
+             conv("ar", "g", width, width, w, 3, width // group_width, strides=[stride, stride], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["g"], ["gr"]), helper.make_node("GlobalAveragePool", ["gr"], ["p"]),
+             conv("p", "s1", width, 4, w), helper.make_node("Relu", ["s1"], ["s1r"]), conv("s1r", "s2", 4, width, w),
+             helper.make_node("Sigmoid", ["s2"], ["sg"]), helper.make_node("Mul", ["gr", "sg"], ["se"]),
+             conv("se", "pr", width, width, w)]
+    shortcut = "x" if stride == 1 and cin == width else "sc"
+    if shortcut == "sc":
+        nodes.append(conv("x", "sc", cin, width, w, strides=[stride, stride]))
+    nodes += [helper.make_node("Add", ["pr", shortcut], ["sum"]), helper.make_node("Relu", ["sum"], ["y"])]
+    x = f(1, cin, size, size)
+    return model(nodes, {"x": x}, ["y"], w), {"x": x}
+
+
+@pytest.mark.parametrize(("cin", "width", "group_width", "stride", "size", "threads"),
+                         [(24, 24, 8, 1, 9, 1), (16, 48, 16, 2, 14, 2), (24, 40, 8, 2, 7, 1)],
+                         ids=["gw8", "gw16-strided-2threads", "gw8-odd-blocks"])
+def test_grouped_convolutions_of_whole_blocks(cin, width, group_width, stride, size, threads):
+    m, feeds = regnet_block(cin, width, group_width, stride, size)
+    graph, _ = optimize(load_model(m), 2)
+    grouped = [n for n in graph.nodes if n.op == "ConvBlocked" and n.attrs["group"] == width // group_width]
+    assert len(grouped) == 1 and len(grouped[0].outputs) == 1  # the pool stays a mean of its own
+    check(m, feeds, threads=threads)
+
+
+def test_groups_narrower_than_a_block_stay_plain():
+    m, _ = regnet_block(16, 16, 4, 1, 9)
+    graph, _ = optimize(load_model(m), 2)
+    assert "ConvBlocked" not in {n.op for n in graph.nodes}

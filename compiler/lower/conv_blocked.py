@@ -9,6 +9,8 @@ so the channel block is the vector (B = 8 floats on AVX2):
   of a 7x7 map are 8 tiles of 6 and one of 1, not ragged rows), on the shared micro-kernel; the weights
   are packed at compile time as [Cout/2B][kh][kw][Cin][2][B] (an odd number of output blocks ends
   with a panel of three blocks by 4 positions);
+- grouped convolutions whose groups are whole blocks (in and out) are those products per group, the weights
+  packed per group, over a zero-padded copy of the input when the window has padding (no bounds checks);
 - depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
   weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
@@ -45,7 +47,7 @@ from .micro_kernel import micro_kernel, tiles
 from .reduce import stack
 from .sizes import shape_of
 from .table import Emit, anchor, compute, lowering_of
-from .window import clamped, inside_input, tap_coords
+from .window import clamped, inside_input, padded_input, tap_coords
 
 ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
 PAIR = 2  # output channel blocks per register tile
@@ -119,17 +121,35 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
                               any(st != 1 for st in window.strides) or x.shape[1] * block <= weights.shape[0]):
         raise node_error(node, f"an input scale needs a 1x1 convolution with one group, unit strides, no padding "
                                f"and more input than output channels, got weights {list(weights.shape)}")
-    if group == 1 and activation:
+    grouped = group == 1 or (weights.shape[0] % (group * block) == 0 and weights.shape[1] % block == 0 and
+                             weights.shape[1] * group == x.shape[1] * block)
+    prep: Stmt | None = None
+    if grouped and group > 1 and any(window.pads):
+        x, prep, window = _padded_blocks(ctx, x, window, out_shape)
+    if grouped and activation:
         def channel_value(channel: Expr, v: Expr) -> Expr:
             return activate(ctx, activation, add(v, bias.at([channel])) if bias is not None else v)
 
-        return blocked_products(ctx, x, weights, window, out_shape, lambda index, v: emit(0, index, v), scale,
-                                channel_value)
-    if group == 1:
-        return blocked_products(ctx, x, weights, window, out_shape, finish, scale)
+        return seq(prep, blocked_products(ctx, x, weights, window, out_shape, lambda index, v: emit(0, index, v),
+                                          scale, channel_value, group))
+    if grouped:
+        return seq(prep, blocked_products(ctx, x, weights, window, out_shape, finish, scale, group=group))
     if group == weights.shape[0] == x.shape[1] * block:
         return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled)
-    raise node_error(node, f"blocked convolutions are dense or depthwise, not {group} groups")
+    raise node_error(node, f"blocked convolutions are dense, depthwise or grouped by whole blocks of {block} channels, "
+                           f"not {group} groups of weights {list(weights.shape)}")
+
+
+def _padded_blocks(ctx: LowerCtx, x: Tensor, window: Window, out_shape: list[int]) -> tuple[Tensor, Stmt, Window]:
+    """x zero padded in a scratch (one pass) and the window without padding: the products then read every tap
+    unchecked (grouped convolutions: a bounds check per position and tap made them 2.6x slower)."""
+    spatial, block, kernel = x.shape[2:-1], x.shape[-1], window.kernel
+    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+    extents = [max(b + d, (o - 1) * st + k)
+               for b, d, o, st, k in zip(begins, spatial, out_shape[2:-1], window.strides, kernel)]
+    xp, prep = padded_input(ctx, x, [*begins, 0], [*extents, block])
+    assert prep is not None
+    return xp, prep, Window(window.kernel, window.strides, window.dilations, (0,) * (2 * len(spatial)))
 
 
 def activate(ctx: LowerCtx, op: str, v: Expr) -> Expr:
@@ -166,25 +186,27 @@ def panel_plan(out_blocks: int) -> list[tuple[int, int, int, int]]:
 
 def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
                      finish: Finish, scale: Tensor | None = None,
-                     channel_value: Callable[[Expr, Expr], Expr] | None = None) -> Stmt:
-    """A convolution with one group: output positions (rows) x panels of output channel blocks (one vector
-    each) over (kh, kw, input block, lane); input values read in the padding are zero (checked only when
-    the window has padding). An input `scale` [N, C/B, 1, 1, B] (1x1, strips outermost only) is applied
-    to each strip of positions as it is copied into a stack buffer [C/B, STRIP, B] that the panels read.
-    `channel_value(channel, sum)` (bias and activation) runs on each finished register tile in place, a
-    row's blocks (contiguous in the tile) as one vector of 2 or 3 target vectors: their long chains (SiLU)
-    interleave; `finish` then only stores."""
-    n_batch, in_blocks, *spatial, block = x.shape
+                     channel_value: Callable[[Expr, Expr], Expr] | None = None, group: int = 1) -> Stmt:
+    """A convolution with one group, or `group` groups of whole channel blocks (each group a product of its own
+    input blocks, panels of its own output blocks, weights packed per group; groups outermost): output positions
+    (rows) x panels of output channel blocks (one vector each) over (kh, kw, input block, lane); input values
+    read in the padding are zero (checked only when the window has padding). An input `scale` [N, C/B, 1, 1, B]
+    (1x1, strips outermost only) is applied to each strip of positions as it is copied into a stack buffer
+    [C/B, STRIP, B] that the panels read. `channel_value(channel, sum)` (bias and activation) runs on each
+    finished register tile in place, a row's blocks (contiguous in the tile) as one vector of 2 or 3 target
+    vectors: their long chains (SiLU) interleave; `finish` then only stores."""
+    n_batch, all_blocks, *spatial, block = x.shape
+    in_blocks, out_blocks = all_blocks // group, out_shape[1] // group  # per group
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
     positions = int(np.prod(outs))
     padded = any(window.pads)
     flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides)
     xb = x.buffer if isinstance(x, BufferTensor) else None
-    source = BufferTensor((n_batch, in_blocks, positions, block), x.dtype, lambda: xb) if flat else x
+    source = BufferTensor((n_batch, all_blocks, positions, block), x.dtype, lambda: xb) if flat else x
 
     def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
-                  count: int, strip: Buffer | None) -> Stmt:
+                  count: int, strip: Buffer | None, gi: Expr | None) -> Stmt:
         """Positions start .. start + count of one panel, in tiles of `tile_rows` (their input read from
         `strip` [C/B, STRIP, B] when given)."""
         def part(q0: Expr, rows: int) -> Stmt:
@@ -193,6 +215,8 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
                 p = binop("add", p0, r)
+                if gi is not None:
+                    kb = binop("add", kb, binop("mul", gi, idx(in_blocks)))
                 if strip is not None:
                     return Load(strip, linear([kb, binop("add", q0, r), lane], [in_blocks, STRIP, block]))
                 if flat:
@@ -205,16 +229,21 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
             def b(ks: list[Expr], g: Expr, c: Expr) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
-                return packed.at([panel, *taps, binop("add", binop("mul", kb, idx(block)), lane), g, c])
+                inner = [panel, *taps, binop("add", binop("mul", kb, idx(block)), lane), g, c]
+                return packed.at(inner if gi is None else [gi, *inner])
+
+            def first_block() -> Expr:
+                fb = binop("add", binop("mul", panel, idx(width)), idx(first))
+                return fb if gi is None else binop("add", fb, binop("mul", gi, idx(out_blocks)))
 
             def out(r: Expr, g: Expr, c: Expr, v: Expr) -> Stmt:
-                cb = binop("add", binop("add", binop("mul", panel, idx(width)), idx(first)), g)
+                cb = binop("add", first_block(), g)
                 return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
 
             def tile(acc: Buffer) -> Stmt:
                 assert channel_value is not None
                 lanes = width * block
-                first_channel = binop("mul", binop("add", binop("mul", panel, idx(width)), idx(first)), idx(block))
+                first_channel = binop("mul", first_block(), idx(block))
 
                 def row(r: Expr) -> Stmt:
                     def lane(j: Expr) -> Stmt:
@@ -236,18 +265,29 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
         return tiles(ctx, count, tile_rows, part, "pt")
 
-    plan = [(first, panels, width, rows, ctx.weight(pack_panels(weights, block, first, panels, width), "w"))
-            for first, panels, width, rows in panel_plan(out_shape[1])]
+    def pack(first: int, panels: int, width: int) -> np.ndarray:
+        if group == 1:
+            return pack_panels(weights, block, first, panels, width)
+        size = out_blocks * block
+        return np.stack([pack_panels(weights[g * size:(g + 1) * size], block, first, panels, width)
+                         for g in range(group)])
+
+    plan = [(first, panels, width, rows, ctx.weight(pack(first, panels, width), "w"))
+            for first, panels, width, rows in panel_plan(out_blocks)]
 
     # A reduction deeper than the outputs (project convolutions): strips of positions outermost, so a strip's
     # input stays in L1 while every panel of weights passes over it, instead of the whole input streaming once
     # per panel. Otherwise (expand convolutions) panels outermost: each writes its few output planes in long
     # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md).
-    weights_outer = in_blocks <= out_shape[1]
+    # Grouped convolutions run panels outermost within each group.
+    # Weights larger than an image's input (project convolutions on 7x7 maps) stream once, panels outermost,
+    # where strips would stream them once per strip (five times for 49 positions, one strip of a single position).
+    larger = weights.nbytes > in_blocks * positions * block * 4 and scale is None
+    weights_outer = in_blocks <= out_blocks or group > 1 or larger
 
-    def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None) -> Stmt:
+    def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None, gi: Expr | None = None) -> Stmt:
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
-            n, p, panel, f, w, r, p0, count, strip), "cp") for first, panels, width, rows, packed in plan))
+            n, p, panel, f, w, r, p0, count, strip, gi), "cp") for first, panels, width, rows, packed in plan))
 
     def scaled_strip(n: Expr, p0: Expr, count: int) -> Stmt:
         """The strip's input times the scale, copied into a stack buffer, then every panel over it."""
@@ -271,6 +311,8 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
         return Allocate(strip, seq(ctx.loops([in_blocks, count], copy, "sq"), panels_over(n, p0, count, strip)))
 
     def per_image(n: Expr) -> Stmt:
+        if group > 1:
+            return ctx.loop(group, lambda gi: panels_over(n, idx(0), positions, gi=gi), "g")
         if weights_outer:
             return panels_over(n, idx(0), positions)
         strip = panels_over if scale is None else scaled_strip

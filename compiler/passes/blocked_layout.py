@@ -1,9 +1,10 @@
 """Blocked channel layout: small-map convolution chains run on [N, C/8, H, W, 8] tensors (NCHW8c).
 
-A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group or
-depthwise; output maps of at most MAX_POSITIONS positions) joined by the elementwise work between
+A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group,
+depthwise, or grouped by whole blocks of channels (RegNet's group width 8, 16, ...); output maps of at most
+MAX_POSITIONS positions) joined by the elementwise work between
 them (Relu, Clip, Sigmoid, HardSwish, Swish, ..., Add/Mul/Sub with blocked, per-channel or scalar
-operands: residual adds and squeeze-excite scales stay blocked). A region with a depthwise convolution and at
+operands: residual adds and squeeze-excite scales stay blocked). A region with a depthwise or grouped convolution and at
 least MIN_CONVS convolutions on maps larger than 1x1 is rewritten: each Conv becomes a ConvBlocked (weights and bias
 zero padded to whole blocks of channels), each elementwise node the same op on blocked operands (a
 per-channel constant blocked at compile time, an [N, C, 1, 1] scale or a plain tensor through
@@ -54,9 +55,11 @@ def _convertible(node: Node) -> bool:
     group = node.attrs.get("group", 1)
     kernel = list(w.const.shape[2:])
     depthwise = group == channels == out_channels and group > 1
+    grouped = group > 1 and channels % group == 0 and out_channels % group == 0 and \
+        (channels // group) % BLOCK == 0 and (out_channels // group) % BLOCK == 0
     pointwise = group == 1 and kernel == [1, 1] and not any(node.attrs.get("pads") or []) and \
         node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
-    return (depthwise or pointwise) and _positions(node) <= MAX_POSITIONS
+    return (depthwise or grouped or pointwise) and _positions(node) <= MAX_POSITIONS
 
 
 def _operand_fits(v: Value | None, like: Value, blocked: set[int]) -> bool:
@@ -157,9 +160,10 @@ class _Region:
         channels, out_channels = x.type.shape[1], node.outputs[0].type.shape[1]
         weights, attrs = np.asarray(w.const, np.float32), dict(node.attrs)
         weights = _pad_axis(weights, 0, _padded(out_channels))
-        if attrs.get("group", 1) > 1:
+        group = attrs.get("group", 1)
+        if group == channels > 1:  # depthwise: one group per (padded) channel
             attrs["group"] = _padded(channels)
-        else:
+        elif group == 1:  # (groups of whole blocks have nothing to pad)
             weights = _pad_axis(weights, 1, _padded(channels))
         inputs = [self.block(x), self.rw.const(weights, f"{w.name}_blocked")]
         if len(node.inputs) > 2 and node.inputs[2] is not None:
@@ -280,7 +284,7 @@ def _pooled_output(rw: Rewriter, node: Node) -> bool:
         return False
     conv = rw.producer(act.inputs[0], "ConvBlocked")
     if conv is None or rw.only_reader(act.inputs[0]) is not act or len(conv.outputs) != 1 or \
-            conv.attrs.get("activation") or conv.attrs.get("group", 1) == 1:
+            conv.attrs.get("activation") or conv.inputs[1] is None or conv.inputs[1].type.shape[1] != 1:
         return False
     y, mean = rw.node("ConvBlocked", conv.inputs, {**conv.attrs, "activation": act.op}, name=conv.name,
                       num_outputs=2)
