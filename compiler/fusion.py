@@ -15,7 +15,9 @@ A producer joins only if every reader of its outputs is in the group and none is
 output, so each kernel writes just its root's outputs and groups stay acyclic. Alias ops
 (Reshape, Squeeze, ...) are never fused: they become views of their input's bytes.
 Control-flow nodes (If, Loop, Scan) are groups of their own: their bodies are fused
-separately when the node is lowered (compiler/control.py).
+separately when the node is lowered (compiler/control.py). A Concat placed in the arena
+(compiler/placement.py) is a group of its own that pulls in no producers and joins no
+consumer: its inputs are written into its buffer by their own kernels.
 
 A kernel's expression tree is at most MAX_DEPTH producers deep: a longer chain is cut
 into several kernels, so lowering (which builds the tree recursively) stays within
@@ -70,8 +72,9 @@ class Group:
         return "+".join(n.op for n in self.nodes)
 
 
-def fuse(graph: Graph) -> list[Group]:
-    """Partition the graph's nodes into groups, in an order that respects dependencies."""
+def fuse(graph: Graph, placed: frozenset[int] | set[int] = frozenset()) -> list[Group]:
+    """Partition the graph's nodes into groups, in an order that respects dependencies; the
+    nodes whose ids are in `placed` (Concats by placement) stay alone."""
     check_lowerable(list(graph.walk()))  # bodies too, so every unsupported op is listed at once
     order = {id(n): i for i, n in enumerate(graph.nodes)}
     readers = graph.consumers()
@@ -84,15 +87,16 @@ def fuse(graph: Graph) -> list[Group]:
         kind = lowering_of(node).kind
         group = Group([node], node if kind == "anchor" else None, alias=kind == "alias", control=kind == "control")
         owner[id(node)] = group
-        if kind in ("compute", "anchor"):
-            _grow(group, order, readers, outputs, owner)
+        if kind in ("compute", "anchor") and id(node) not in placed:
+            _grow(group, order, readers, outputs, owner, placed)
         groups.append(group)
     groups.reverse()
     _report(groups)
     return groups
 
 
-def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner: dict[int, Group]) -> None:
+def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner: dict[int, Group],
+          placed: frozenset[int] | set[int]) -> None:
     root = group.root
     members = {id(root)}
     depth = {id(root): 0}  # longest path to the root inside the group
@@ -112,6 +116,8 @@ def _grow(group: Group, order: dict[int, int], readers, outputs: set[int], owner
     while heap:
         _, _, cand = heapq.heappop(heap)
         reason = _refusal(cand, group, members, readers, outputs)
+        if id(cand) in placed:
+            reason = "it is placed: its inputs write into its buffer, which is read in place"
         if reason is None:
             # every reader of cand is a member already (else refused), so its depth is final
             level = 1 + max(depth[id(r)] for o in cand.outputs for r in readers.get(id(o), []))

@@ -5,12 +5,15 @@ Each buffer lives from the kernel that writes it first to the last kernel that r
 do not overlap may reuse the same bytes. Placement is greedy by size, largest first,
 each at the lowest 64-byte-aligned offset that does not collide with a placed buffer
 alive at the same time. Views (Reshape, Squeeze, Unsqueeze, Flatten, Identity) are not
-buffers: they extend the lifetime of the buffer they view.
+buffers: they extend the lifetime of the buffer they view. A buffer placed inside another
+(`ProgramBuffer.within`: a Concat's input in its slab) is part of that buffer's bytes and lifetime.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from aic.ir.loop import Program, ProgramBuffer, step_buffers
 
 ALIGN = 64
 
@@ -74,3 +77,44 @@ def check_plan(lifetimes: list[Lifetime], plan: ArenaPlan) -> None:
         for o2, e2, b in spans[i + 1 :]:
             if a.overlaps(b) and o1 < e2 and o2 < e1 and a.nbytes and b.nbytes:
                 raise AssertionError(f"{a.key} [{o1}, {e1}) and {b.key} [{o2}, {e2}) are alive together")
+
+
+def program_lifetimes(program: Program) -> list[Lifetime]:
+    """The arena buffers of a program's top-level steps (a placed buffer counted as the one it is
+    inside), each with the first and last step touching it; keys are the buffers."""
+    spans: dict[int, Lifetime] = {}
+    for step, call in enumerate(program.calls):
+        for b in step_buffers([call]):
+            if b.kind != "arena":
+                continue
+            b = b.within or b
+            lt = spans.setdefault(id(b), Lifetime(b, _nbytes(b), step, step))
+            lt.last = step
+    return list(spans.values())
+
+
+def check_program(program: Program) -> None:
+    """Raise AssertionError if two arena buffers of `program` alive at once share bytes, a placed
+    buffer leaves the one it is inside, or two placed in the same buffer overlap."""
+    lifetimes = program_lifetimes(program)
+    check_plan(lifetimes, ArenaPlan({lt.key: lt.key.offset for lt in lifetimes}, program.arena_bytes))
+    inside: dict[int, list[ProgramBuffer]] = {}
+    for b in step_buffers(program.calls):
+        if b.kind == "arena" and b.within is not None:
+            inside.setdefault(id(b.within), []).append(b)
+    for slabs in inside.values():
+        within = slabs[0].within
+        assert within is not None and within.within is None, f"{slabs[0].name} is inside a placed buffer"
+        spans = sorted({(b.offset, b.offset + _nbytes(b), b.name) for b in slabs})
+        for i, (o1, e1, a) in enumerate(spans):
+            assert within.offset <= o1 and e1 <= within.offset + _nbytes(within), f"{a} leaves {within.name}"
+            for o2, e2, b in spans[i + 1 :]:  # disjoint, or one inside the other (a placed Concat inside a Concat)
+                nested = (o1 <= o2 and e2 <= e1) or (o2 <= o1 and e1 <= e2)
+                assert e1 <= o2 or e2 <= o1 or nested, f"{a} [{o1}, {e1}) and {b} [{o2}, {e2}) overlap in {within.name}"
+
+
+def _nbytes(b: ProgramBuffer) -> int:
+    n = b.dtype.itemsize
+    for d in b.shape:
+        n *= d
+    return n

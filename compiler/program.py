@@ -3,7 +3,8 @@
 `build_program(graph, target)` expects static shapes and a graph already optimised by
 the graph passes. Its stages, each a public function below:
 
-1. `fuse_groups`: nodes -> fused groups (compiler/fusion.py);
+1. `fuse_groups`: nodes -> fused groups (compiler/fusion.py); Concats whose inputs can be
+   written into their slabs in place become no kernel (compiler/placement.py);
 2. `lower_groups`: each group -> a loop-IR kernel and what its parameters are bound to;
 3. `schedule_kernels`: each kernel's schedule applied (its lowering's requests, then the
    rule-based defaults of compiler/schedule.py);
@@ -12,6 +13,7 @@ the graph passes. Its stages, each a public function below:
    slots; a view shares the storage of the value it views; a kernel whose result is (a view
    of) a graph output writes straight into the output buffer), and the steps are numbered;
    copy kernels are added for graph outputs that are graph inputs, constants, or repeated;
+   the inputs of a placed Concat get their slabs of its arena slot as storage;
 6. `plan_memory`: arena offsets by liveness (compiler/memory.py);
    every kernel is then checked by the loop-IR verifier (`verify_kernels`, ir/loop_verify.py);
 7. `assemble_program`: the `Program`, with weights laid out in one blob (64-byte aligned).
@@ -57,6 +59,7 @@ from .lower.sizes import SymbolicSizeError, SymbolRange, Symbols, active_symbols
 from .lower.symbols import bind_symbols, fold_symbolic_values
 from .lower.table import lowering_of
 from .memory import ALIGN, ArenaPlan, Lifetime, align, plan_arena
+from .placement import Placement, plan_placement
 from .schedule import apply_all, default_schedule
 from .storage import KernelTable, ScopeBuilder, Storage, buffer_shape, ident, nbytes
 from .summary import group_flops
@@ -105,11 +108,12 @@ def build_program(
 def _build(graph: Graph, target: Target, schedules: Schedules | None, symbols: Symbols | None) -> Program:
     graph, bounds = prepare_graph(graph, symbols)  # static control resolved; every shape static, bounded or ranged
     table = KernelTable(schedules or {})  # the program's kernels, each kept once; given schedules
-    groups = fuse_groups(graph)  # nodes -> fused groups
+    placement = plan_placement(graph, SLAB_ALIGN.get(target.kind, 1))  # Concats written in place by their inputs
+    groups = fuse_groups(graph, placement)  # nodes -> fused groups
     lowered = lower_groups(graph, groups, target, table)  # each group -> a loop-IR kernel (tiled by its schedule)
     lowered = schedule_kernels(lowered, target)  # vectorize, parallelize, unroll (records kept per kernel)
     lowered = dedupe_kernels(lowered, table)  # identical kernels kept once
-    scope = assign_storage(graph, lowered, target, table, bounds)  # values -> buffers; numbered steps
+    scope = assign_storage(graph, lowered, target, table, bounds, placement)  # values -> buffers; numbered steps
     plan = plan_memory(scope)  # arena offsets by liveness
     check_schedules_used(table)
     verify_kernels(table.kernels, target)  # types, bounds, parallel writes, barriers
@@ -167,9 +171,14 @@ def _check_inputs(graph: Graph, symbols: Symbols) -> None:
                          f"{[f'{v.name} {v.type}' for v in graph.inputs]}")
 
 
-def fuse_groups(graph: Graph) -> list[Group]:
-    """The groups of `graph` that become steps, in dependency order (views become none)."""
-    return [g for g in fuse(graph) if not g.alias]
+SLAB_ALIGN = {"cuda": 16}
+"""Byte alignment of the slabs of a placed Concat, per target kind (CUDA kernels make 16-byte vector accesses)."""
+
+
+def fuse_groups(graph: Graph, placement: Placement | None = None) -> list[Group]:
+    """The groups of `graph` that become steps, in dependency order (views and placed Concats become none)."""
+    placed = placement.node_ids if placement is not None else set()
+    return [g for g in fuse(graph, placed) if not g.alias and id(g.root) not in placed]
 
 
 def lower_groups(graph: Graph, groups: list[Group], target: Target, table: KernelTable) -> list[LoweredGroup]:
@@ -249,10 +258,16 @@ def dedupe_kernels(lowered: list[LoweredGroup], table: KernelTable) -> list[Lowe
 
 
 def assign_storage(
-    graph: Graph, lowered: list[LoweredGroup], target: Target, table: KernelTable, bounds: dict[str, int]
+    graph: Graph,
+    lowered: list[LoweredGroup],
+    target: Target,
+    table: KernelTable,
+    bounds: dict[str, int],
+    placement: Placement | None = None,
 ) -> ScopeBuilder:
-    """The model's scope: its inputs and outputs placed, then one step per lowered group
-    (control flow expanded, its bodies lowered on the way) and the copies to the outputs."""
+    """The model's scope: its inputs and outputs placed, the inputs of placed Concats in their
+    slabs, then one step per lowered group (control flow expanded, its bodies lowered on the
+    way) and the copies to the outputs."""
     scope = ScopeBuilder(graph, target, table)
     scope.inputs = [ProgramBuffer(v.name, v.type.dtype, buffer_shape(v), "input") for v in graph.inputs]
     scope.bind(graph.inputs, [Storage(b) for b in scope.inputs])
@@ -261,6 +276,10 @@ def assign_storage(
         shape = bounded_shape(v, bounds) if any(d in bounds for d in v.type.shape) else buffer_shape(v)
         scope.outputs.append(ProgramBuffer(name, v.type.dtype, shape, "output"))
     scope.bind_outputs(graph.outputs, [Storage(b) for b in scope.outputs])
+    for concat, slabs in placement.concats if placement is not None else ():  # outer Concats first
+        within = scope.storage_of(concat.outputs[0])
+        for base, at in slabs:
+            scope.place(base, within, at)
     add_steps(scope, lowered)
     store_output_dims(scope, bounds)
     return scope
@@ -328,6 +347,8 @@ def plan_memory(scope: ScopeBuilder) -> ArenaPlan:
     plan = plan_arena([Lifetime(id(st), nbytes(st.buffer), st.first, st.last) for st in scope.arena])
     for st in scope.arena:
         st.buffer.offset = plan.offsets[id(st)]  # type: ignore[union-attr]
+    for st in scope.placed:
+        st.buffer.offset = st.within.buffer.offset + st.at  # type: ignore[union-attr]
     symbols = current_symbols()
     if symbols is not None:  # the arena is planned for the largest sizes; what smaller ones would need
         for which in ("min", "opt", "max"):
@@ -368,6 +389,7 @@ def assemble_program(scope: ScopeBuilder, plan: ArenaPlan) -> Program:
         "memory_report": plan.report(),
         "weight_bytes": offset,
         "groups": scope.groups,
+        "placed_bytes": sum(nbytes(st.buffer) for st in scope.placed),
         "error_slot": scope.error_slot[0].buffer.offset if scope.error_slot else -1,  # type: ignore[union-attr]
         "dims_slot": scope.dims_slot[0].buffer.offset if scope.dims_slot else -1,  # type: ignore[union-attr]
         "error_sites": scope.table.error_sites,

@@ -41,10 +41,14 @@ class Storage:
     first: int = -1  # first and last step touching it
     last: int = -1
     owner: ScopeBuilder | None = None  # the scope whose arena slot it is
+    within: Storage | None = None  # a slab of that arena slot's bytes (compiler/placement.py), from byte `at`
+    at: int = 0
 
     def touch(self, step: int) -> None:
         self.first = step if self.first < 0 else min(self.first, step)
         self.last = max(self.last, step)
+        if self.within is not None:  # the enclosing buffer lives while any of its slabs does
+            self.within.touch(step)
 
 
 @dataclass
@@ -114,12 +118,14 @@ class ScopeBuilder:
         if parent is not None:  # one program: storages, weights, arena, sizes and clock are shared
             self.storage, self.weights, self.groups = parent.storage, parent.weights, parent.groups
             self.arena, self.sizes, self.clock = parent.arena, parent.sizes, parent.clock
+            self.placed = parent.placed
             self.error_slot, self.dims_slot = parent.error_slot, parent.dims_slot
             return
         self.storage: dict[int, Storage] = {}
         self.weights: dict[int, ProgramBuffer] = {}
         self.groups: list[str] = []  # what each kernel call computes, in call order
         self.arena: list[Storage] = []
+        self.placed: list[Storage] = []  # slabs of arena slots, in placement order (outer before inner)
         self.sizes: list[tuple[Storage, tuple[str, ...]]] = []  # where kernels store data-dependent dims
         self.clock = [0]  # the next step's number, in program order across all scopes
         self.error_slot: list[Storage] = []  # the one slot where kernels report a bad index (lower/checks.py)
@@ -172,6 +178,19 @@ class ScopeBuilder:
         """A fresh arena slot owned by this scope."""
         st = Storage(ProgramBuffer(ident(name), dtype, shape, "arena"), owner=self)
         self.arena.append(st)
+        return st
+
+    def place(self, v: Value, within: Storage, at: int) -> Storage:
+        """Make the storage of `v` (of the value it views) the bytes of `within` from byte `at` on."""
+        base = view_base(v)
+        assert id(base) not in self.storage, f"{base.name} already has storage"
+        if within.within is not None:  # a slab of a slab: a slab of the outermost slot
+            within, at = within.within, within.at + at
+        assert within.buffer is not None and within.buffer.kind == "arena"
+        buffer = ProgramBuffer(ident(base.name), base.type.dtype, buffer_shape(base), "arena", within=within.buffer)
+        st = Storage(buffer, owner=self, within=within, at=at)
+        self.placed.append(st)
+        self.storage[id(base)] = st
         return st
 
     def owns(self, st: Storage) -> bool:

@@ -370,6 +370,9 @@ class ProgramBuffer:
     # offset of the int64 holding its size after a run); see compiler/lower/dynamic.py.
     dynamic: dict[int, tuple[str, int]] = field(default_factory=dict)
     dims: tuple[Dim, ...] | None = None  # the graph dims of a value sized at run time (`shape` holds the largest)
+    # An arena slice placed inside another arena buffer (a Concat's input in its slab of the
+    # Concat's buffer): `offset` is absolute; its bytes are part of `within`'s, which owns the lifetime.
+    within: ProgramBuffer | None = None
 
 
 @dataclass(eq=False)
