@@ -46,7 +46,7 @@ from .contraction import register_tile
 from .conv import conv_integer_nest, window_of
 from .core import ComputeTensor, LowerCtx, Tensor, delinear, idx, linear, store
 from .depthwise import depthwise
-from .quant_matmul import int_tile, int_tiles, saturation_free
+from .quant_matmul import PanelStage, int_tile, int_tiles, saturation_free
 from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
@@ -103,30 +103,33 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if icg == 1 and ocg == 1 and int(np.prod(kernel)) * 255 * 255 < 1 << 24:
         return _depthwise_exact(ctx, x, weights - zero_w.reshape(-1, *[1] * len(kernel), 1), za, window, outs,
                                 emit)
+    by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
     per, fixes = 2, None
     if not zero_w.any() and ctx.lanes >= 16:
         per = 4
     elif not zero_w.any() and ctx.lanes == 8:  # AVX2: vpmaddubsw on bytes where few pairs need a fix
         safe, split = conv_split(weights)
-        if len(split[-1]) <= MAX_CONV_FIXES * weights.size:
+        if len(split[-1]) <= (MAX_CONV_FIXES if by_rows else MAX_TILE_FIXES) * weights.size:
             per, weights, fixes = 4, safe, split if len(split[-1]) else None
     zero_a = ctx.let(Bin("add", za, Const(shift, I32)) if shift else za, "za")
-    by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
     plane = LanePlane(ctx, x, window, kernel, outs, group, per, split=by_rows, slack=4 * ctx.lanes)
     shape = (x.shape[0], out_channels, *outs)
-    sums = ctx.scratch(I32, size_prod(shape)) if fixes else None
+    sums = ctx.scratch(I32, size_prod(shape)) if fixes and by_rows else None
 
     def emit_fixed(i: int, index: list[Expr], value: Expr) -> Stmt:  # + (a - za) x W_fix
         return emit(i, index, value if sums is None else Bin("add", value, Load(sums, linear(index, shape))))
 
-    tiles = _row_tiles if by_rows else _position_tiles
-    body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit_fixed)
+    if by_rows:
+        body = _row_tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit_fixed)
+    else:  # position tiles add their panel's fixes in the registers: no pass, no buffer
+        body = _position_tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit, fixes)
     fix_pass = _fix_sums(ctx, plane, fixes, ocg, shape, zero_a, sums) if fixes and sums else None
     return seq(plane.fill(shift, zero_a), fix_pass,
                ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"), "n"))
 
 
-MAX_CONV_FIXES = 1 / 256  # dot4sat when at most this fraction of the weights needs a fix (measured in BENCHMARKS.md)
+MAX_CONV_FIXES = 1 / 256  # row tiles: dot4sat when at most this fraction of the weights needs a fix (BENCHMARKS.md)
+MAX_TILE_FIXES = 1 / 128  # position tiles, whose fixes are a second product in the registers (BENCHMARKS.md)
 Fixes = tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]  # output channel, input channel, taps, delta
 
 
@@ -241,14 +244,17 @@ def _row_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.
 
 
 def _position_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.ndarray, group: int,
-                    per: int, outs: list[int], zero_a: Expr, emit: Emit) -> TileBody:
+                    per: int, outs: list[int], zero_a: Expr, emit: Emit, fixes: Fixes | None = None) -> TileBody:
     """Tiles of flattened output positions (broadcast activation lanes) x output channels (vectors of packed
-    weights): every lane useful whatever the row length; the epilogue's stores are scalar (strided)."""
+    weights): every lane useful whatever the row length; the epilogue's stores are scalar (strided). With
+    `fixes` each tile adds A x W_fix of its channel panel in its registers after the main loop (`_panel_fixes`)."""
     lanes, ocg, kernel = ctx.lanes, weights.shape[0] // group, list(weights.shape[2:])
     tile = register_tile(ctx, MicroKernel(4, (4 if lanes >= 16 else 2) * lanes))
     if tile.cols % lanes:
         tile = MicroKernel(tile.rows, -(-tile.cols // lanes) * lanes)
     packed, sums = packed_conv_weights(weights, zero_w, group, per, tile.cols)
+    if fixes is not None:
+        np.add.at(sums, fixes[0], fixes[3].astype(np.int32))  # the column sums of W = W_safe + W_fix
     packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
 
     def per_image(n: Expr, g: Expr) -> Stmt:
@@ -263,10 +269,47 @@ def _position_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w
             value = Bin("sub", acc, Bin("mul", zero_a, colsum.at([channel])))
             return emit(0, [n, channel, *delinear(p, outs)], value)
 
+        then = _panel_fixes(ctx, plane, fixes, group, ocg, tile.cols, outs, n, g) if fixes is not None else None
         return int_tiles(ctx, size_prod(outs), ocg, [plane.lanes, *kernel], tile, _dot(ctx, per),
-                         a_lane, b_lane, out)
+                         a_lane, b_lane, out, then=then)
 
     return per_image
+
+
+def _panel_fixes(ctx: LowerCtx, plane: LanePlane, fixes: Fixes, group: int, ocg: int, width: int, outs: list[int],
+                 n: Expr, g: Expr) -> PanelStage:
+    """A x W_fix for position tiles, as a second `dot4sat` product in the tile's registers over the plane's own
+    lanes: the (lane of 4 input channels, tap) entries where any channel of a panel has a fix, padded to one
+    count for all panels (a flat plane offset per entry, from a table), W_fix packed as bytes
+    [group, panel, entry, width]. A byte pair of W_fix has at most one non-zero delta (one fix per pair) of at
+    most 128 in magnitude, so `vpmaddubsw` cannot saturate on it."""
+    channel, ic, taps, delta = fixes
+    panels = -(-ocg // width)
+    key = np.stack([ic // 4, *taps], axis=1)
+    where = np.stack([channel // ocg, (channel % ocg) // width], axis=1)
+    entries = {gp: np.unique(key[(where == gp).all(axis=1)], axis=0) for gp in {tuple(w) for w in where.tolist()}}
+    count = max(len(e) for e in entries.values())
+    strides = [int(np.prod(plane.shape[i + 1:])) for i in range(len(plane.shape))]
+    subs = strides[3 + len(taps):]
+    offsets = np.zeros((group, panels, count), np.int32)
+    deltas = np.zeros((group, panels, count, width, 4), np.int8)
+    slot = {}
+    for (gi, pi), found in entries.items():
+        slot.update({(gi, pi, *e): j for j, e in enumerate(found.tolist())})
+        offsets[gi, pi, : len(found)] = found[:, 0] * strides[2] + sum(
+            found[:, 1 + t] * d * s for t, (d, s) in enumerate(zip(plane.window.dilations, subs)))
+    for c, i, d, *t in zip(channel.tolist(), ic.tolist(), delta.tolist(), *(x.tolist() for x in taps)):
+        gi, pi = c // ocg, (c % ocg) // width
+        deltas[gi, pi, slot[gi, pi, i // 4, *t], (c % ocg) % width, i % 4] = d
+    offset_t = ctx.weight(offsets, "fo")
+    delta_t = ctx.weight(deltas.view(np.int32).reshape(group, panels, count, width), "fw")
+
+    def a_lane(position: Expr, p: Expr, step: list[Expr]) -> Expr:
+        base = plane.read(n, g, idx(0), delinear(position, outs), [idx(0)] * len(taps))
+        assert isinstance(base, Load)
+        return Load(plane.buf, binop("add", base.index, Cast(INDEX, offset_t.at([g, p, step[0]]))))
+
+    return [count], "dot4sat", a_lane, lambda p, step, c: delta_t.at([g, p, step[0], c])
 
 
 def _depthwise_exact(ctx: LowerCtx, x: Tensor, weights: np.ndarray, za: Expr, window: Window, outs: list[int],
