@@ -298,7 +298,7 @@ def int_tile(ctx: LowerCtx, nrows: int, width: int, cols: int, ks: list[int], fn
             av = ctx.let(a_of(r, g), "a")
 
             def col(c: Expr) -> Stmt:
-                operands = (b_of(g, c), av) if swap and first else (av, b_of(g, c))
+                operands = (b_of(g, c), av) if swap else (av, b_of(g, c))
                 return Store(acc, at(r, c), Call(dot, (Load(acc, at(r, c)), *operands)))
 
             loop = ctx.loop(width, col, "c")
