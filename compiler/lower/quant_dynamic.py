@@ -1,10 +1,10 @@
 """Lowering of DynamicQuantizeLinear as one kernel: a pass for the range, then the quantizer.
 
-The first pass folds min and max together (one `vminps` / `vmaxps` each, as onnxruntime's range
-search) into `lanes` partial results each (the lane loop vectorizes; accumulators start at 0, which
-widens the range to include 0 as the op defines); the lanes are folded, scale and zero point computed
-once, and a second pass quantizes every element (the input, just read, comes from cache). Arithmetic
-as ir/ops/quant.py states, in float32.
+The first pass folds min and max together (one `vminps` / `vmaxps` each: a NaN does not propagate)
+into `lanes` partial results each (the lane loop vectorizes; accumulators start at 0, which widens the
+range to include 0 as the op defines); the lanes are folded, scale and zero point computed once, and a
+second pass quantizes every element (the input, just read, comes from cache). Arithmetic as
+ir/ops/quant.py states, in float32.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _clip(ctx: LowerCtx, x: Expr, lo: float, hi: float) -> Expr:
 
 
 def _fast_min(a: Expr, b: Expr) -> Expr:
-    """a < b ? a : b: one `vminps` (NaN is not propagated, as onnxruntime's range search does not)."""
+    """a < b ? a : b: one `vminps` (a NaN is not propagated)."""
     return select(Bin("lt", a, b), a, b)
 
 
