@@ -34,7 +34,8 @@ from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes, split_ranges
 
 CPU_ONLY_PASSES = ("fuse-attention", "blocked-layout")
-GPU_ONLY_PASSES = ("split-recurrence",)  # one kernel per recurrent step: a GPU needs each step's blocks at once
+# one kernel per recurrent step: a GPU needs each step's blocks at once; the quantizer's range as block reductions
+GPU_ONLY_PASSES = ("split-recurrence", "split-dynamic-quantize")
 COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
 _compiles = itertools.count(1)
 

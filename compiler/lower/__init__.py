@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (register lowerings)
     norm,
     pool,
     quant_conv,
+    quant_dynamic,
     quant_matmul,
     recurrent,
     reduce,

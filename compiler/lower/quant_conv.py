@@ -16,9 +16,10 @@ tiles, so a window tap of `per` channels is one load and the inner loop has no b
 are packed at compile time to [group, channel panels, ceil(icg / per), *kernel, panel width] lanes:
 - 16 int32 lanes (AVX-512) with zero weight zero points: `dot4` on bytes (one `vpdpbusd` with VNNI);
 - 8 int32 lanes (AVX2) with zero weight zero points and few pairs of consecutive input channels that could
-  saturate int16 (`conv_split`, MAX_CONV_FIXES): `dot4sat` on bytes (`vpmaddubsw` + `vpmaddwd` by ones) of
-  W_safe, the sparse remainder (a - za) x W_fix summed exactly by a pass per fix over the output positions
-  into an int32 buffer that the tiles' store adds;
+  saturate int16 (`conv_split`, MAX_CONV_FIXES, MAX_TILE_FIXES): `dot4sat` on bytes (`vpmaddubsw` + `vpmaddwd`
+  by ones) of W_safe, then in the same registers the sparse remainder A x W_fix as a second `dot4sat` product
+  over the plane lanes that hold a fix of the tile's channels (`_fix_tables`: at most one delta per byte pair,
+  so it cannot saturate), the column sums taken over W_safe + W_fix;
 - otherwise `dotw` on int16 pairs (one `vpmaddwd`): the weights' zero points are subtracted at compile
   time (|w - zw| <= 255 and 0 <= a <= 255 keep every pair sum exact in int32), so no row sums are needed.
 With the activations a (zero point za) in the uint8 range, sum (a - za)(w - zw) = acc - za * colsum(w - zw),
@@ -37,7 +38,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import INDEX, Bin, Buffer, Cast, Const, Expr, Load, Stmt, Store
+from aic.ir.loop import INDEX, Bin, Cast, Const, Expr, Load, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 from aic.ir.schedule import MicroKernel
@@ -46,7 +47,7 @@ from .contraction import register_tile
 from .conv import conv_integer_nest, window_of
 from .core import ComputeTensor, LowerCtx, Tensor, delinear, idx, linear, store
 from .depthwise import depthwise
-from .quant_matmul import int_tile, int_tiles, saturation_free
+from .quant_matmul import PanelStage, int_tile, int_tiles, saturation_free
 from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 
@@ -103,30 +104,26 @@ def _conv_integer(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if icg == 1 and ocg == 1 and int(np.prod(kernel)) * 255 * 255 < 1 << 24:
         return _depthwise_exact(ctx, x, weights - zero_w.reshape(-1, *[1] * len(kernel), 1), za, window, outs,
                                 emit)
+    by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
     per, fixes = 2, None
     if not zero_w.any() and ctx.lanes >= 16:
         per = 4
     elif not zero_w.any() and ctx.lanes == 8:  # AVX2: vpmaddubsw on bytes where few pairs need a fix
         safe, split = conv_split(weights)
-        if len(split[-1]) <= MAX_CONV_FIXES * weights.size:
+        if len(split[-1]) <= (MAX_CONV_FIXES if by_rows else MAX_TILE_FIXES) * weights.size:
             per, weights, fixes = 4, safe, split if len(split[-1]) else None
     zero_a = ctx.let(Bin("add", za, Const(shift, I32)) if shift else za, "za")
-    by_rows = _by_rows(icg * int(np.prod(kernel)), window.strides, outs[-1], ctx.lanes)
     plane = LanePlane(ctx, x, window, kernel, outs, group, per, split=by_rows, slack=4 * ctx.lanes)
-    shape = (x.shape[0], out_channels, *outs)
-    sums = ctx.scratch(I32, size_prod(shape)) if fixes else None
-
-    def emit_fixed(i: int, index: list[Expr], value: Expr) -> Stmt:  # + (a - za) x W_fix
-        return emit(i, index, value if sums is None else Bin("add", value, Load(sums, linear(index, shape))))
-
-    tiles = _row_tiles if by_rows else _position_tiles
-    body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit_fixed)
-    fix_pass = _fix_sums(ctx, plane, fixes, ocg, shape, zero_a, sums) if fixes and sums else None
-    return seq(plane.fill(shift, zero_a), fix_pass,
-               ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"), "n"))
+    tiles = _row_tiles if by_rows else _position_tiles  # each tile adds its channels' fixes in its registers
+    body = tiles(ctx, plane, weights, zero_w, group, per, outs, zero_a, emit, fixes)
+    return seq(plane.fill(shift, zero_a), ctx.loop(x.shape[0], lambda n: ctx.loop(group, lambda g: body(n, g), "g"),
+                                                   "n"))
 
 
-MAX_CONV_FIXES = 1 / 256  # dot4sat when at most this fraction of the weights needs a fix (measured in BENCHMARKS.md)
+# dot4sat when at most this fraction of the weights needs a fix (each tile adds its channels' fixes as a second
+# product), per tile shape; measured in BENCHMARKS.md (row tiles at 1% 1.20x of dotw, the 3-channel stem at 1.7% 0.95x)
+MAX_CONV_FIXES = 1 / 64  # row tiles
+MAX_TILE_FIXES = 1 / 128  # position tiles (16 channels a panel: more fix entries per tile)
 Fixes = tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]  # output channel, input channel, taps, delta
 
 
@@ -134,39 +131,13 @@ def conv_split(weights: np.ndarray) -> tuple[np.ndarray, Fixes]:
     """int8-range weights [OC, icg, *kernel] -> (W_safe, the fixes): no pair of consecutive input channels (the
     byte pairs of a lane of 4) of one output channel and tap of W_safe can saturate `vpmaddubsw`'s int16 sums;
     W = W_safe + delta at each fix's (output channel, input channel, *taps) (quant_matmul.saturation_free), the
-    fixes in output channel order (the pass over them updates one channel's positions at a time: in cache)."""
+    fixes in output channel order."""
     oc, icg, *kernel = weights.shape
     safe, (ic, col, delta) = saturation_free(np.moveaxis(weights, 1, 0).reshape(icg, -1).astype(np.int8))
     order = np.argsort(col // int(np.prod(kernel)), kind="stable")
     ic, col, delta = ic[order], col[order], delta[order]
     channel, *taps = np.unravel_index(col, (oc, *kernel))
     return np.moveaxis(safe.astype(np.int32).reshape(icg, oc, *kernel), 0, 1), (channel, ic, list(taps), delta)
-
-
-def _fix_sums(ctx: LowerCtx, plane: LanePlane, fixes: Fixes, ocg: int, shape: tuple[int, ...], zero_a: Expr,
-              sums: Buffer) -> Stmt:
-    """sums[n, channel, *position] = sum over the fixes of that channel of (a - za) * delta, a the fix's input
-    channel at its tap of the window of the position (read from the byte lanes of the plane: padding holds za),
-    a pass over the output positions per fix (vectors along the rows of a stride-split plane)."""
-    channel_t, ic_t, delta_t = (ctx.weight(v.astype(np.int32), h) for v, h in zip(
-        (fixes[0], fixes[1], fixes[3]), ("xo", "xi", "xd")))
-    taps_t = [ctx.weight(t.astype(np.int32), "xt") for t in fixes[2]]
-    zero = ctx.loops((size_prod(shape),), lambda ix: Store(sums, ix[0], Const(0, I32)), "xz")
-
-    def fix(n: Expr, f: Expr) -> Stmt:
-        channel, ic = Cast(INDEX, channel_t.at([f])), Cast(INDEX, ic_t.at([f]))
-        taps = [Cast(INDEX, t.at([f])) for t in taps_t]
-        byte = Cast(I32, binop("mul", binop("mod", ic, idx(4)), idx(8)))
-
-        def position(o: list[Expr]) -> Stmt:
-            lane = plane.read(n, binop("div", channel, idx(ocg)), binop("div", ic, idx(4)), o, taps)
-            a = Bin("and", Bin("shr", lane, byte), Const(255, I32))
-            at = linear([n, channel, *o], shape)
-            return Store(sums, at, Bin("add", Load(sums, at), Bin("mul", Bin("sub", a, zero_a), delta_t.at([f]))))
-
-        return ctx.loops(shape[2:], position, "xp")
-
-    return seq(zero, ctx.loop(shape[0], lambda n: ctx.loop(len(fixes[3]), lambda f: fix(n, f), "xf"), "xn"))
 
 
 def pairs_safe(weights: np.ndarray) -> bool:
@@ -195,15 +166,20 @@ TileBody = Callable[[Expr, Expr], Stmt]
 
 
 def _row_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.ndarray, group: int, per: int,
-               outs: list[int], zero_a: Expr, emit: Emit) -> TileBody:
+               outs: list[int], zero_a: Expr, emit: Emit, fixes: Fixes | None = None) -> TileBody:
     """Tiles of output channels (broadcast weight lanes) x positions along an output row (vectors of the
-    stride-phase-split plane); channel tiles outermost, so their weights stay in cache."""
+    stride-phase-split plane); channel tiles outermost, so their weights stay in cache. With `fixes` each tile
+    adds A x W_fix of its channels in its registers after the main loop (`_fix_tables`)."""
     lanes, ocg, kernel = ctx.lanes, weights.shape[0] // group, list(weights.shape[2:])
     tile = register_tile(ctx, row_tile(outs[-1], lanes))
     if tile.cols % lanes:
         tile = MicroKernel(tile.rows, -(-tile.cols // lanes) * lanes)
     rows, width = tile.rows, tile.cols
     packed, sums = packed_conv_weights(weights, zero_w, group, per, rows)
+    tables = None
+    if fixes is not None:
+        np.add.at(sums, fixes[0], fixes[3].astype(np.int32))  # the column sums of W = W_safe + W_fix
+        tables = _fix_tables(ctx, plane, fixes, ocg, rows)
     packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
     last = outs[-1]
     full_w, full_r = last // width * width, ocg // rows * rows
@@ -223,8 +199,15 @@ def _row_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.
                 return emit(0, [n, channel, *outer, binop("add", w0, c)], value)
 
             compute = -(-cols // lanes) * lanes  # whole vectors: the plane has slack, extra lanes are dropped
+            then = None
+            if tables is not None:
+                offset_t, delta_t, count = tables
+                block = binop("div", o0, idx(rows))
+                then = ([count], "dot4sat", lambda r, step: delta_t.at([g, block, step[0], r]),
+                        lambda step, c: plane.at_offset(n, g, [*outer, binop("add", w0, c)],
+                                                        Cast(INDEX, offset_t.at([g, block, step[0]]))))
             return int_tile(ctx, nrows, compute, cols, steps, _dot(ctx, per), a_lane, b_lane,
-                            out, swap=True)
+                            out, swap=True, then=then)
 
         def channel_tile(o0: Expr, nrows: int) -> Stmt:
             def row(outer: list[Expr]) -> Stmt:
@@ -241,14 +224,17 @@ def _row_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.
 
 
 def _position_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w: np.ndarray, group: int,
-                    per: int, outs: list[int], zero_a: Expr, emit: Emit) -> TileBody:
+                    per: int, outs: list[int], zero_a: Expr, emit: Emit, fixes: Fixes | None = None) -> TileBody:
     """Tiles of flattened output positions (broadcast activation lanes) x output channels (vectors of packed
-    weights): every lane useful whatever the row length; the epilogue's stores are scalar (strided)."""
+    weights): every lane useful whatever the row length; the epilogue's stores are scalar (strided). With
+    `fixes` each tile adds A x W_fix of its channel panel in its registers after the main loop (`_panel_fixes`)."""
     lanes, ocg, kernel = ctx.lanes, weights.shape[0] // group, list(weights.shape[2:])
     tile = register_tile(ctx, MicroKernel(4, (4 if lanes >= 16 else 2) * lanes))
     if tile.cols % lanes:
         tile = MicroKernel(tile.rows, -(-tile.cols // lanes) * lanes)
     packed, sums = packed_conv_weights(weights, zero_w, group, per, tile.cols)
+    if fixes is not None:
+        np.add.at(sums, fixes[0], fixes[3].astype(np.int32))  # the column sums of W = W_safe + W_fix
     packed_t, colsum = ctx.weight(packed, "wq"), ctx.weight(sums, "wsum")
 
     def per_image(n: Expr, g: Expr) -> Stmt:
@@ -263,10 +249,47 @@ def _position_tiles(ctx: LowerCtx, plane: LanePlane, weights: np.ndarray, zero_w
             value = Bin("sub", acc, Bin("mul", zero_a, colsum.at([channel])))
             return emit(0, [n, channel, *delinear(p, outs)], value)
 
+        then = _panel_fixes(ctx, plane, fixes, ocg, tile.cols, outs, n, g) if fixes is not None else None
         return int_tiles(ctx, size_prod(outs), ocg, [plane.lanes, *kernel], tile, _dot(ctx, per),
-                         a_lane, b_lane, out)
+                         a_lane, b_lane, out, then=then)
 
     return per_image
+
+
+def _fix_tables(ctx: LowerCtx, plane: LanePlane, fixes: Fixes, ocg: int, width: int) -> tuple[Tensor, Tensor, int]:
+    """The fixes as a second `dot4sat` product over the plane's own lanes, per block of `width` output channels
+    of a group: the (lane of 4 input channels, tap) entries where any channel of the block has a fix, padded
+    to one count for all blocks (a flat plane offset per entry: table [group, block, entry]), and W_fix as
+    bytes of those lanes ([group, block, entry, width] int32). A byte pair of W_fix has at most one non-zero
+    delta (one fix per pair) of at most 128 in magnitude, so `vpmaddubsw` cannot saturate on it."""
+    channel, ic, taps, delta = fixes
+    group, blocks = plane.shape[1], -(-ocg // width)
+    key = np.stack([ic // 4, *taps], axis=1)
+    where = np.stack([channel // ocg, (channel % ocg) // width], axis=1)
+    entries = {gb: np.unique(key[(where == gb).all(axis=1)], axis=0) for gb in {tuple(w) for w in where.tolist()}}
+    count = max(len(e) for e in entries.values())
+    offsets = np.zeros((group, blocks, count), np.int32)
+    deltas = np.zeros((group, blocks, count, width, 4), np.int8)
+    slot = {}
+    for (gi, bi), found in entries.items():
+        slot.update({(gi, bi, *e): j for j, e in enumerate(found.tolist())})
+        offsets[gi, bi, : len(found)] = plane.offsets(found[:, 0], found[:, 1:])
+    for c, i, d, *t in zip(channel.tolist(), ic.tolist(), delta.tolist(), *(x.tolist() for x in taps)):
+        gi, bi = c // ocg, (c % ocg) // width
+        deltas[gi, bi, slot[gi, bi, i // 4, *t], (c % ocg) % width, i % 4] = d
+    return (ctx.weight(offsets, "fo"), ctx.weight(deltas.view(np.int32).reshape(group, blocks, count, width), "fw"),
+            count)
+
+
+def _panel_fixes(ctx: LowerCtx, plane: LanePlane, fixes: Fixes, ocg: int, width: int, outs: list[int],
+                 n: Expr, g: Expr) -> PanelStage:
+    """A x W_fix for position tiles (`_fix_tables`, blocks = channel panels): activation lanes broadcast."""
+    offset_t, delta_t, count = _fix_tables(ctx, plane, fixes, ocg, width)
+
+    def a_lane(position: Expr, p: Expr, step: list[Expr]) -> Expr:
+        return plane.at_offset(n, g, delinear(position, outs), Cast(INDEX, offset_t.at([g, p, step[0]])))
+
+    return [count], "dot4sat", a_lane, lambda p, step, c: delta_t.at([g, p, step[0], c])
 
 
 def _depthwise_exact(ctx: LowerCtx, x: Tensor, weights: np.ndarray, za: Expr, window: Window, outs: list[int],
@@ -307,6 +330,21 @@ class LanePlane:
         sub = [binop("add", binop("mul", oi, idx(st)), binop("div", a, idx(p)))
                for oi, a, p, st in zip(o, at, self.phases, self.steps)]
         return Load(self.buf, linear([n, g, lane, *phase, *sub], self.shape))
+
+    def offsets(self, lanes: np.ndarray, taps: np.ndarray) -> np.ndarray:
+        """Flat offsets of lane `lanes[e]` at kernel tap `taps[e]` from lane 0, tap 0 of the same output position."""
+        strides = [int(np.prod(self.shape[i + 1:])) for i in range(len(self.shape))]
+        nd = len(self.phases)
+        at = taps * np.asarray(self.window.dilations)
+        phase, sub = at % np.asarray(self.phases), at // np.asarray(self.phases)
+        return (lanes * strides[2] + phase @ np.asarray(strides[3:3 + nd]) + sub @ np.asarray(strides[3 + nd:])).astype(
+            np.int32)
+
+    def at_offset(self, n: Expr, g: Expr, o: list[Expr], offset: Expr) -> Expr:
+        """The lane `offset` (from `offsets`) past lane 0, tap 0 of output position `o`."""
+        base = self.read(n, g, idx(0), o, [idx(0)] * len(o))
+        assert isinstance(base, Load)
+        return Load(self.buf, binop("add", base.index, offset))
 
     def fill(self, shift: int, zero_a: Expr) -> Stmt:
         """Every lane the zero point in each of its slots (unless the input covers the plane), then each

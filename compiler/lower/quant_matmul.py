@@ -272,13 +272,17 @@ def _row(bi: list[Expr], batch: tuple[int, ...], m: int, i: Expr) -> Expr:
     return binop("add", binop("mul", linear(bi, batch), idx(m)), i) if batch else i
 
 
+Stage = tuple[list[int], str, Callable[[Expr, list[Expr]], Expr], Callable[[list[Expr], Expr], Expr]]
+
+
 def int_tile(ctx: LowerCtx, nrows: int, width: int, cols: int, ks: list[int], fn: str,
              a_lane: Callable[[Expr, list[Expr]], Expr], b_lane: Callable[[list[Expr], Expr], Expr],
              out: Callable[[Expr, Expr, Expr], Stmt], swap: bool = False,
-             prefetch: Callable[[list[Expr]], Stmt | None] | None = None) -> Stmt:
+             prefetch: Callable[[list[Expr]], Stmt | None] | None = None, then: Stage | None = None) -> Stmt:
     """One register tile: acc[r, c] = fn(acc[r, c], a_lane(r, step), b_lane(step, c)) over the steps of the
     loops `ks` (r < nrows broadcast lanes, c < width vector lanes), then out(r, c, acc) for c < cols.
-    `swap` passes b before a to `fn` (its first operand is the unsigned one); `prefetch(step)` runs at each step."""
+    `swap` passes b before a to `fn` (its first operand is the unsigned one); `prefetch(step)` runs at each step;
+    `then` = (ks, fn, a_lane, b_lane): a second accumulation into the same registers before the store."""
     acc = stack(ctx, I32, nrows * width)
 
     def at(r: Expr, c: Expr) -> Expr:
@@ -287,36 +291,47 @@ def int_tile(ctx: LowerCtx, nrows: int, width: int, cols: int, ks: list[int], fn
     zero = ctx.loop(nrows, lambda r: ctx.loop(width, lambda c: Store(acc, at(r, c), Const(0, I32)), "zc"), "zr")
     row_loops, col_loops = [], []
 
-    def row(g: list[Expr], r: Expr) -> Stmt:
-        av = ctx.let(a_lane(r, g), "a")
+    def accumulate_over(stage: Stage, first: bool) -> Stmt:
+        steps, dot, a_of, b_of = stage
 
-        def col(c: Expr) -> Stmt:
-            operands = (b_lane(g, c), av) if swap else (av, b_lane(g, c))
-            return Store(acc, at(r, c), Call(fn, (Load(acc, at(r, c)), *operands)))
+        def row(g: list[Expr], r: Expr) -> Stmt:
+            av = ctx.let(a_of(r, g), "a")
 
-        loop = ctx.loop(width, col, "c")
-        col_loops.append(loop)
-        return loop
+            def col(c: Expr) -> Stmt:
+                operands = (b_of(g, c), av) if swap else (av, b_of(g, c))
+                return Store(acc, at(r, c), Call(dot, (Load(acc, at(r, c)), *operands)))
 
-    def step(g: list[Expr]) -> Stmt:
-        loop = ctx.loop(nrows, lambda r: row(g, r), "r")
-        row_loops.append(loop)
-        return seq(prefetch(g), loop) if prefetch is not None else loop
+            loop = ctx.loop(width, col, "c")
+            col_loops.append(loop)
+            return loop
 
-    main = ctx.loops(ks, step, "g")
+        def step(g: list[Expr]) -> Stmt:
+            loop = ctx.loop(nrows, lambda r: row(g, r), "r")
+            row_loops.append(loop)
+            return seq(prefetch(g), loop) if prefetch is not None and first else loop
+
+        return ctx.loops(steps, step, "g")
+
+    main = accumulate_over((ks, fn, a_lane, b_lane), True)
+    second = accumulate_over(then, False) if then is not None else None
     store = ctx.loop(nrows, lambda r: ctx.loop(cols, lambda c: out(r, c, Load(acc, at(r, c))), "sc"), "sr")
     hints(ctx, row_loops, col_loops, width)
-    return Allocate(acc, seq(zero, main, store))
+    return Allocate(acc, seq(zero, main, second, store))
+
+
+PanelStage = tuple[list[int], str, Callable[[Expr, Expr, list[Expr]], Expr], Callable[[Expr, list[Expr], Expr], Expr]]
 
 
 def int_tiles(ctx: LowerCtx, m: int, n: int, ks: list[int], tile: MicroKernel, fn: str,
               a_lane: Callable[[Expr, list[Expr]], Expr], b_lane: Callable[[Expr, list[Expr], Expr], Expr],
-              out: Callable[[Expr, Expr, Expr], Stmt], panel_size: int = 0) -> Stmt:
+              out: Callable[[Expr, Expr, Expr], Stmt], panel_size: int = 0,
+              then: PanelStage | None = None) -> Stmt:
     """Every `tile.rows` x `tile.cols` int32 tile of an m x n product accumulated with the intrinsic `fn`
     over the steps of the loops `ks`: acc[i, j] = fn(acc[i, j], a_lane(i, step), b_lane(panel, step, c)) for
     column j = panel * tile.cols + c, then out(i, j, acc). Column panels outermost (a panel of packed weights
     stays in cache while the rows stream). With `panel_size` (elements of packed weights per panel) each step
-    prefetches the same step of the panel PREFETCH_PANELS ahead: it comes from memory while this one computes."""
+    prefetches the same step of the panel PREFETCH_PANELS ahead: it comes from memory while this one computes.
+    `then` = (ks, fn, a_lane(i, panel, step), b_lane(panel, step, c)): a second accumulation before the store."""
     rows, width = tile.rows, tile.cols
     full_m = m // rows * rows
 
@@ -324,9 +339,14 @@ def int_tiles(ctx: LowerCtx, m: int, n: int, ks: list[int], tile: MicroKernel, f
         n0 = binop("mul", p, idx(width))
         ahead = (lambda g: prefetch_ahead(b_lane(p, g, idx(0)), PREFETCH_PANELS * panel_size)) if (
             PREFETCH_PANELS and panel_size) else None
+        second: Stage | None = None
+        if then is not None:
+            steps, dot, a_of, b_of = then
+            second = (steps, dot, lambda r, g: a_of(binop("add", m0, r), p, g), lambda g, c: b_of(p, g, c))
         return int_tile(ctx, nrows, width, cols, ks, fn, lambda r, g: a_lane(binop("add", m0, r), g),
                         lambda g, c: b_lane(p, g, c),
-                        lambda r, c, acc: out(binop("add", m0, r), binop("add", n0, c), acc), prefetch=ahead)
+                        lambda r, c, acc: out(binop("add", m0, r), binop("add", n0, c), acc), prefetch=ahead,
+                        then=second)
 
     def panel(p: Expr, cols: int) -> Stmt:
         body = ctx.loop(m // rows, lambda mo: part(binop("mul", mo, idx(rows)), rows, p, cols), "mo")

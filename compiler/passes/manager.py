@@ -56,6 +56,7 @@ from .simplify_arith import simplify_arithmetic
 from .simplify_chains import simplify_chains
 from .sink_layout import sink_layout
 from .sink_transpose import sink_transpose
+from .split_dynamic_quantize import split_dynamic_quantize
 from .split_recurrence import split_recurrence
 
 
@@ -97,6 +98,7 @@ PASSES: dict[str, Pass] = {
         Pass("sink-transpose", sink_transpose),
         Pass("blocked-layout", blocked_layout),
         Pass("split-recurrence", split_recurrence),
+        Pass("split-dynamic-quantize", split_dynamic_quantize),
     )
 }
 

@@ -1,6 +1,6 @@
 """Converters that decompose ONNX ops into aic primitives: linear quantization
-(QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul,
-QLinearConv) and AffineGrid; plus the version converters of GridSample-16 and
+(QuantizeLinear, DequantizeLinear, QLinearMatMul, QLinearConv; DynamicQuantizeLinear
+maps onto aic's op of that name) and AffineGrid; plus the version converters of GridSample-16 and
 RoiAlign-10 onto the newest forms.
 
 Quantization follows onnxruntime's arithmetic: quantizing divides (in the
@@ -138,21 +138,8 @@ def dequantize_linear(ctx: ConvertContext) -> list[Value]:
 
 @converter("DynamicQuantizeLinear", 11)
 def dynamic_quantize_linear(ctx: ConvertContext) -> list[Value]:
-    """uint8 quantization with the range of x widened to include 0: scale =
-    (max - min) / 255 (1 when max == min, as onnxruntime defines it), zero
-    point = round(clip(-min / scale, 0, 255))."""
-    x = ctx.inputs[0]
-    zero, one = _scalar(ctx, 0, F32, "zero"), _scalar(ctx, 1, F32, "one")
-    hi = ctx.op("Max", ctx.op("ReduceMax", x, keepdims=0), zero)
-    lo = ctx.op("Min", ctx.op("ReduceMin", x, keepdims=0), zero)
-    step = ctx.op("Div", ctx.op("Sub", hi, lo), _scalar(ctx, 255, F32, "qspan"))
-    scale = ctx.emit("Where", [ctx.op("Equal", hi, lo), one, step], first=1)[0]
-    top = _scalar(ctx, 255, F32, "qmax")
-    zp = ctx.op("Round", ctx.op("Clip", ctx.op("Div", ctx.op("Neg", lo), scale), zero, top))
-    zero_point = ctx.emit("Cast", [zp], {"to": DType.uint8.onnx}, first=2)[0]
-    q = ctx.op("Clip", ctx.op("Add", ctx.op("Round", ctx.op("Div", x, scale)), zp), zero, top)
-    y = ctx.emit("Cast", [q], {"to": DType.uint8.onnx})[0]
-    return [y, scale, zero_point]
+    """aic's DynamicQuantizeLinear (one kernel: the range, then the quantizer; ir/ops/quant.py)."""
+    return ctx.emit("DynamicQuantizeLinear", [ctx.inputs[0]], num_outputs=3)
 
 
 def _requantize(ctx: ConvertContext, acc: Value, multiplier: Value, zero_point: Value) -> list[Value]:

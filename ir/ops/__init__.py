@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registers ops)
     movement,
     norm,
     pool,
+    quant,
     recurrent,
     reduce,
     resize,

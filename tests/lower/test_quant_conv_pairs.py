@@ -92,3 +92,15 @@ def test_pair_bounds_and_full_range_weights_keep_int16_pairs():
     assert _calls(model, "dotw") > 0 and _calls(model, "dot4sat") == 0
     exact = ReferenceEvaluator(model).run(None, feeds)[0]
     np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
+
+
+def test_position_tiles_add_their_fixes_in_the_registers():
+    """Position tiles: the fixes are a second `dot4sat` product over the plane's lanes in the tile (no pass, no
+    buffer), exact in the loop evaluator and on the host."""
+    model, feeds, exact = _case((1, 64, 3, 3), (8, 64, 3, 3), np.uint8, np.int8, {"pads": [1, 1, 1, 1]}, planted=True)
+    program = build_program(load_model(model), AVX2)
+    (kernel,) = [k for k in program.kernels if " = dot4sat(" in kernel_text(k)]
+    text = kernel_text(kernel)  # two products per tile shape (whole tiles, the last partial one), no pass
+    assert text.count(" = dot4sat(") == 4 and " = dotw(" not in text and "fw0" in text and "for xf" not in text
+    np.testing.assert_array_equal(run_program(program, feeds)[0], exact)
+    np.testing.assert_array_equal(aic.compile(model).run(None, feeds)[0], exact)
