@@ -10,8 +10,10 @@ each weight panel is read from memory once (`streamed_panels`, `stream_plan` in 
 
 The tile, the packing and the order of the tile loops are the schedule records
 `MicroKernel(rows, cols)`, `CachePack(1, cols)` and `TileOrder("cols")` (column panels
-outermost): the defaults below, or the directives of a schedule given for the kernel
-(`register_tile`, `weight_packing`, `tile_order`), listed in its schedule.
+outermost; row strips outermost when the packed weights stay in L2 and `a` does not,
+`weights_stay_in_l2`): the defaults below, or the directives of a schedule given for the kernel
+(`register_tile`, `weight_packing`, `tile_order`), listed in its schedule. A MatMul of [..., m, k]
+by 2-D constant weights is one product over all the rows.
 """
 
 from __future__ import annotations
