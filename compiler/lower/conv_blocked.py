@@ -121,18 +121,19 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
                               any(st != 1 for st in window.strides) or x.shape[1] * block <= weights.shape[0]):
         raise node_error(node, f"an input scale needs a 1x1 convolution with one group, unit strides, no padding "
                                f"and more input than output channels, got weights {list(weights.shape)}")
-    grouped = group == 1 or (weights.shape[0] % (group * block) == 0 and weights.shape[1] % block == 0 and
-                             weights.shape[1] * group == x.shape[1] * block)
+    # one group, or groups of whole blocks in and out: products of positions by panels of output blocks
+    products = group == 1 or (weights.shape[0] % (group * block) == 0 and weights.shape[1] % block == 0 and
+                              weights.shape[1] * group == x.shape[1] * block)
     prep: Stmt | None = None
-    if grouped and group > 1 and any(window.pads):
+    if products and group > 1 and any(window.pads):
         x, prep, window = _padded_blocks(ctx, x, window, out_shape)
-    if grouped and activation:
+    if products and activation:
         def channel_value(channel: Expr, v: Expr) -> Expr:
             return activate(ctx, activation, add(v, bias.at([channel])) if bias is not None else v)
 
         return seq(prep, blocked_products(ctx, x, weights, window, out_shape, lambda index, v: emit(0, index, v),
                                           scale, channel_value, group))
-    if grouped:
+    if products:
         return seq(prep, blocked_products(ctx, x, weights, window, out_shape, finish, scale, group=group))
     if group == weights.shape[0] == x.shape[1] * block:
         return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled)
@@ -278,10 +279,9 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     # A reduction deeper than the outputs (project convolutions): strips of positions outermost, so a strip's
     # input stays in L1 while every panel of weights passes over it, instead of the whole input streaming once
     # per panel. Otherwise (expand convolutions) panels outermost: each writes its few output planes in long
-    # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md).
-    # Grouped convolutions run panels outermost within each group.
-    # Weights larger than an image's input (project convolutions on 7x7 maps) stream once, panels outermost,
-    # where strips would stream them once per strip (five times for 49 positions, one strip of a single position).
+    # streams, where a strip would write a short piece of every plane (measured: BENCHMARKS.md). Weights larger
+    # than an image's input (projects on 7x7 maps) also run panels outermost, streamed once instead of once per
+    # strip (five times for 49 positions, the fifth strip a single position). Groups: panels outermost in each.
     larger = weights.nbytes > in_blocks * positions * block * 4 and scale is None
     weights_outer = in_blocks <= out_blocks or group > 1 or larger
 
