@@ -1,6 +1,7 @@
 """A/B of aic builds in one process: the same model compiled by two (or more) versions of aic, timed in turns.
 
     python -m bench.ab MODEL.onnx old=old.so new=new.so [--threads 1 2] [--rounds 30] [--pause 50] [--peers]
+                       [--clock wall|cpu]
 
 Each round runs every build once (and onnxruntime and OpenVINO with `--peers`), in every order in turn, each
 run after `--pause` ms idle as in bench/run.py. Per build: the median and quartiles, the median of its
@@ -8,7 +9,8 @@ per-round ratio to the first build (paired: both saw the same minute of a noisy 
 that met the fewest other processes), and its median by the runner that ran just before it (a runtime whose
 workers keep spinning after its run slows whoever runs next). The build loaded first can run a few percent
 faster or slower than an identical one loaded second: repeat with the builds swapped and take the geometric
-mean of the two ratios.
+mean of the two ratios. `--clock cpu` times the process's CPU time instead of wall time: on a loaded host it
+leaves out the time other processes hold the cores (at one thread aic runs every kernel on the calling thread).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import aic
+
+CLOCKS: dict[str, Callable[[], int]] = {"wall": time.perf_counter_ns, "cpu": time.process_time_ns}
 
 
 def random_feeds(module: aic.Module) -> dict[str, np.ndarray]:
@@ -97,13 +101,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--pause", type=float, default=50.0, help="milliseconds idle before each timed run")
     p.add_argument("--peers", action="store_true", help="also time onnxruntime and OpenVINO")
+    p.add_argument("--clock", choices=CLOCKS, default="wall", help="wall time or the process's CPU time")
     args = p.parse_args()
 
     builds = dict(spec.split("=", 1) for spec in args.builds)
     for threads in args.threads:
         runners, feeds = build_runners(args.model, builds, threads, args.peers)
-        samples = time_rounds(runners, feeds, args.rounds, args.pause / 1e3)
-        print(f"{args.model.name}, {threads} thread(s), {args.rounds} rounds, {args.pause:.0f} ms pause:")
+        samples = time_rounds(runners, feeds, args.rounds, args.pause / 1e3, CLOCKS[args.clock])
+        print(f"{args.model.name}, {threads} thread(s), {args.rounds} rounds, {args.pause:.0f} ms pause, "
+              f"{args.clock} time:")
         print("\n".join(report(samples, list(builds))), flush=True)
 
 

@@ -20,6 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the probe runs on one thre
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,33 +30,38 @@ from bench.ab import build_runners
 PEERS = ("ort", "ov")
 
 
-def probe(a: np.ndarray) -> float:
-    """Thread CPU ms of ten 384^3 float32 products."""
-    start = time.thread_time_ns()
-    for _ in range(10):
-        a @ a
-    return (time.thread_time_ns() - start) / 1e6
+def numpy_probe() -> Callable[[], float]:
+    """Thread CPU ms of ten 384^3 float32 products by numpy."""
+    a = np.random.default_rng(0).random((384, 384), np.float32)
+
+    def probe() -> float:
+        start = time.thread_time_ns()
+        for _ in range(10):
+            a @ a
+        return (time.thread_time_ns() - start) / 1e6
+
+    return probe
 
 
 def time_probed(
-    runners: dict, feeds: dict, rounds: int, pause: float
+    runners: dict, feeds: dict, rounds: int, pause: float, probe: Callable[[], float]
 ) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
-    """{clock: {runner: ms per round}} for clocks "wall" and "cpu" (process CPU), and the probe's ms per round."""
-    a = np.random.default_rng(0).random((384, 384), np.float32)
+    """{clock: {runner: ms per round}} for clocks "wall" and "cpu" (process CPU), and `probe`'s ms per round
+    (the mean of one probe before and one after the round's runs)."""
     names = list(runners)
     for run in runners.values():  # warm-up
         run(feeds)
     times: dict[str, dict[str, list[float]]] = {"wall": {n: [] for n in names}, "cpu": {n: [] for n in names}}
     probes = []
     for r in range(rounds):
-        before = probe(a)
+        before = probe()
         for name in names[r % len(names):] + names[: r % len(names)]:
             time.sleep(pause)
             start, cpu = time.perf_counter_ns(), time.process_time_ns()
             runners[name](feeds)
             times["wall"][name].append((time.perf_counter_ns() - start) / 1e6)
             times["cpu"][name].append((time.process_time_ns() - cpu) / 1e6)
-        probes.append((before + probe(a)) / 2)
+        probes.append((before + probe()) / 2)
     return times, probes
 
 
@@ -71,9 +77,13 @@ def summary(times: dict[str, dict[str, list[float]]], probes: list[float], build
                 paired = [runs[b][r] / runs[builds[0]][r] for r in rows]
                 q1, q3 = np.percentile(paired, [25, 75])
                 line += f"; {b}/{builds[0]} {statistics.median(paired):.3f} ({q1:.3f}-{q3:.3f})"
-            peers = [med[p] for p in PEERS if p in med]
+            peers = [p for p in PEERS if p in med]
             if peers:
-                line += "; /best peer " + ", ".join(f"{b} {med[b] / min(peers):.2f}" for b in builds)
+                best = min(med[p] for p in peers)
+                paired = {b: statistics.median(runs[b][r] / min(runs[p][r] for p in peers) for r in rows)
+                          for b in builds}
+                line += "; /best peer " + ", ".join(f"{b} {med[b] / best:.2f} (paired {paired[b]:.2f})"
+                                                     for b in builds)
             lines.append(line)
     probe_ms = np.percentile(probes, [10, 50, 90])
     lines.append(f"  probe ms p10/p50/p90 {probe_ms[0]:.1f}/{probe_ms[1]:.1f}/{probe_ms[2]:.1f}")
@@ -93,7 +103,7 @@ def main() -> None:
     builds = dict(spec.split("=", 1) for spec in args.builds)
     for threads in args.threads:
         runners, feeds = build_runners(args.model, builds, threads, args.peers)
-        times, probes = time_probed(runners, feeds, args.rounds, args.pause / 1e3)
+        times, probes = time_probed(runners, feeds, args.rounds, args.pause / 1e3, numpy_probe())
         print(f"{args.model.name}, {threads} thread(s), {args.rounds} rounds, {args.pause:.0f} ms pause:")
         print("\n".join(summary(times, probes, list(builds))), flush=True)
 

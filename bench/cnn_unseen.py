@@ -16,7 +16,6 @@ split by the probe's time: "quiet" rounds are the third with the fastest probe, 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 import aic
+from bench.busy_ab import summary, time_probed
 from bench.check_interp import relative_error
 from bench.cnn import ResNet, randomise_batchnorm
 from bench.peers import ort_runner, ov_runner
@@ -113,49 +113,17 @@ def export(name: str) -> Path:
     return path
 
 
-def probe(a: torch.Tensor) -> float:
+def torch_probe() -> Callable[[], float]:
     """CPU ms of ten 384^3 products on one thread (torch.set_num_threads(1))."""
-    start = time.thread_time_ns()
-    for _ in range(10):
-        torch.mm(a, a)
-    return (time.thread_time_ns() - start) / 1e6
-
-
-def time_tagged(runners: dict, feeds: dict, rounds: int, pause: float) -> tuple[dict[str, list[float]], list[float]]:
-    """Wall ms per run of each runner, in rotating order, the process's CPU ms per run (under "cpu <name>"),
-    and the probe's CPU ms per round."""
     a = torch.rand(384, 384)
-    names = list(runners)
-    for run in runners.values():
-        run(feeds)
-    times: dict[str, list[float]] = {n: [] for n in [*names, *(f"cpu {n}" for n in names)]}
-    probes = []
-    for r in range(rounds):
-        before = probe(a)
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            time.sleep(pause)
-            start, cpu = time.perf_counter_ns(), time.process_time_ns()
-            runners[name](feeds)
-            times[name].append((time.perf_counter_ns() - start) / 1e6)
-            times[f"cpu {name}"].append((time.process_time_ns() - cpu) / 1e6)
-        probes.append((before + probe(a)) / 2)
-    return times, probes
 
+    def probe() -> float:
+        start = time.thread_time_ns()
+        for _ in range(10):
+            torch.mm(a, a)
+        return (time.thread_time_ns() - start) / 1e6
 
-def summary(times: dict[str, list[float]], probes: list[float]) -> str:
-    order = np.argsort(probes)
-    third = max(1, len(order) // 3)
-    parts = []
-    for label, rows in (("all", order), ("quiet", order[:third]), ("busy", order[-third:])):
-        for clock in ("", "cpu "):
-            runs = {n[len(clock):]: v for n, v in times.items() if n.startswith(clock) and (clock or " " not in n)}
-            med = {n: statistics.median(np.asarray(v)[rows]) for n, v in runs.items()}
-            best = min(v for n, v in med.items() if n != "aic")
-            paired = statistics.median(runs["aic"][r] / min(v[r] for n, v in runs.items() if n != "aic") for r in rows)
-            parts.append(f"{label} {clock or 'wall '}ms: " + ", ".join(f"{n} {v:.2f}" for n, v in med.items())
-                         + f"; aic/best {med['aic'] / best:.2f} (paired {paired:.2f})")
-    spread = np.percentile(probes, 90) / np.percentile(probes, 10)
-    return "\n    ".join(parts) + f"\n    probe p90/p10 {spread:.2f}"
+    return probe
 
 
 def main() -> None:
@@ -180,9 +148,9 @@ def main() -> None:
             if ov is not None:
                 runners["ov"] = ov
             error = relative_error(runners["aic"](feeds)[0], runners["ort"](feeds)[0])
-            times, probes = time_tagged(runners, feeds, args.rounds, args.pause / 1e3)
-            print(f"{name}, {threads} thread(s), compile {compile_s:.1f} s, max rel err vs ORT {error:.1e}\n    "
-                  + summary(times, probes), flush=True)
+            times, probes = time_probed(runners, feeds, args.rounds, args.pause / 1e3, torch_probe())
+            print(f"{name}, {threads} thread(s), compile {compile_s:.1f} s, max rel err vs ORT {error:.1e}\n"
+                  + "\n".join(summary(times, probes, ["aic"])), flush=True)
             module.close()
 
 
