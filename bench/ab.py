@@ -93,18 +93,31 @@ def build_runners(model: Path, builds: dict[str, str], threads: int, peers: bool
     return runners, random_feeds(next(iter(modules.values())))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", type=Path, help="the ONNX model the builds were compiled from (for the peers)")
-    p.add_argument("builds", nargs="+", help="LABEL=path/to/model.so")
+def ab_parser(doc: str, rounds: int, pause: float, optional: bool = False) -> argparse.ArgumentParser:
+    """The arguments every A/B script takes: MODEL.onnx, LABEL=path.so builds, --threads, --rounds, --pause,
+    --peers (`optional`: model and builds may be left out)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, nargs="?" if optional else None,
+                   help="the ONNX model the builds were compiled from (for the peers)")
+    p.add_argument("builds", nargs="*" if optional else "+", help="LABEL=path/to/model.so")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--rounds", type=int, default=30)
-    p.add_argument("--pause", type=float, default=50.0, help="milliseconds idle before each timed run")
+    p.add_argument("--rounds", type=int, default=rounds)
+    p.add_argument("--pause", type=float, default=pause, help="milliseconds idle before each timed run")
     p.add_argument("--peers", action="store_true", help="also time onnxruntime and OpenVINO")
+    return p
+
+
+def labelled(builds: list[str]) -> dict[str, str]:
+    """{label: path} of LABEL=path arguments."""
+    return dict(spec.split("=", 1) for spec in builds)
+
+
+def main() -> None:
+    p = ab_parser(__doc__, rounds=30, pause=50.0)
     p.add_argument("--clock", choices=CLOCKS, default="wall", help="wall time or the process's CPU time")
     args = p.parse_args()
 
-    builds = dict(spec.split("=", 1) for spec in args.builds)
+    builds = labelled(args.builds)
     for threads in args.threads:
         runners, feeds = build_runners(args.model, builds, threads, args.peers)
         samples = time_rounds(runners, feeds, args.rounds, args.pause / 1e3, CLOCKS[args.clock])

@@ -17,15 +17,13 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the probe runs on one thread (before numpy loads BLAS)
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from bench.ab import build_runners
+from bench.ab import ab_parser, build_runners, labelled
 
 PEERS = ("ort", "ov")
 
@@ -91,16 +89,8 @@ def summary(times: dict[str, dict[str, list[float]]], probes: list[float], build
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", type=Path, help="the ONNX model the builds were compiled from (for the peers)")
-    p.add_argument("builds", nargs="+", help="LABEL=path/to/model.so")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--rounds", type=int, default=12)
-    p.add_argument("--pause", type=float, default=150.0, help="milliseconds idle before each timed run")
-    p.add_argument("--peers", action="store_true", help="also time onnxruntime and OpenVINO")
-    args = p.parse_args()
-
-    builds = dict(spec.split("=", 1) for spec in args.builds)
+    args = ab_parser(__doc__, rounds=12, pause=150.0).parse_args()
+    builds = labelled(args.builds)
     for threads in args.threads:
         runners, feeds = build_runners(args.model, builds, threads, args.peers)
         times, probes = time_probed(runners, feeds, args.rounds, args.pause / 1e3, numpy_probe())

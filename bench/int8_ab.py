@@ -7,8 +7,9 @@ Cases: the MLP 4 x 1024 of bench.int8 after `quantize_dynamic` at batch 8, 32 an
 after `quantize_static` QDQ at batch 32 (mlp32-qdq); bench.int8_cnn's ResNet-18 per tensor and per channel and
 MobileNetV2 per channel (resnet18-tensor, resnet18-channel, mobilenet_v2); a BERT-like encoder not tuned for
 (2 layers, hidden 256, 4 heads, FFN 1024, sequence 128, erf GELU, after `quantize_dynamic`: encoder).
-"before" rewrites every DynamicQuantizeLinear as the ONNX primitives aic lowered it to until it became one op
-(ReduceMin, ReduceMax, scalar ops, Div, Round, Add, Clip, Cast): only models with dynamic quantizers have it.
+"before" splits every DynamicQuantizeLinear into the primitives aic lowered it to until it became one op
+(ReduceMin, ReduceMax, scalar ops, Div, Round, Add, Clip, Cast; compiler/passes/split_dynamic_quantize.py):
+only models with dynamic quantizers have it.
 One thread: medians of this thread's CPU time (robust on a busy host); two threads: wall-clock medians.
 """
 
@@ -23,6 +24,9 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 import onnxruntime as ort
+from aic.compiler.passes.split_dynamic_quantize import split_dynamic_quantize
+from aic.frontend.load import read_model
+from aic.ir import Graph
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -34,36 +38,9 @@ from .int8 import interleaved
 Case = tuple[onnx.ModelProto, onnx.ModelProto, dict[str, np.ndarray]]  # fp32, int8, feeds
 
 
-def primitive_quantizers(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model` with every DynamicQuantizeLinear written as ONNX primitives (the same float32 arithmetic)."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    nodes: list[onnx.NodeProto] = []
-    for i, node in enumerate(out.graph.node):
-        if node.op_type != "DynamicQuantizeLinear":
-            nodes.append(node)
-            continue
-        x, (y, scale, zero) = node.input[0], node.output
-        p = f"dql{i}_"
-        out.graph.initializer.extend([numpy_helper.from_array(np.float32(v), p + n) for v, n in (
-            (0, "zero"), (1, "one"), (255, "top"))])
-
-        def op(kind: str, ins: list[str], name: str, **attrs) -> str:
-            nodes.append(helper.make_node(kind, ins, [name], **attrs))
-            return name
-
-        hi = op("Max", [op("ReduceMax", [x], p + "rmax", keepdims=0), p + "zero"], p + "hi")
-        lo = op("Min", [op("ReduceMin", [x], p + "rmin", keepdims=0), p + "zero"], p + "lo")
-        step = op("Div", [op("Sub", [hi, lo], p + "span"), p + "top"], p + "step")
-        op("Where", [op("Equal", [hi, lo], p + "flat"), p + "one", step], scale)
-        ratio = op("Div", [op("Neg", [lo], p + "neg"), scale], p + "ratio")
-        zp = op("Round", [op("Clip", [ratio, p + "zero", p + "top"], p + "clipped")], p + "zp")
-        op("Cast", [zp], zero, to=TensorProto.UINT8)
-        q = op("Add", [op("Round", [op("Div", [x, scale], p + "div")], p + "round"), zp], p + "shift")
-        op("Cast", [op("Clip", [q, p + "zero", p + "top"], p + "q")], y, to=TensorProto.UINT8)
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-    return out
+def primitive_quantizers(model: onnx.ModelProto) -> Graph:
+    """`model` read by aic with every DynamicQuantizeLinear split into primitives (the GPU targets' pass)."""
+    return split_dynamic_quantize(read_model(model))
 
 
 class _Builder:

@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -71,17 +70,13 @@ def start_corunner(kind: str, cpu: int | None) -> subprocess.Popen | None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench.ab import CLOCKS, ab_parser, build_runners, labelled, report, time_rounds
+
+    p = ab_parser(__doc__, rounds=12, pause=150.0, optional=True)
     p.add_argument("--corun", choices=LOADS[1:], help=argparse.SUPPRESS)
-    p.add_argument("model", type=Path, nargs="?")
-    p.add_argument("builds", nargs="*", help="LABEL=path/to/model.so")
     p.add_argument("--load", nargs="+", choices=LOADS, default=list(LOADS))
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--rounds", type=int, default=12)
-    p.add_argument("--pause", type=float, default=150.0, help="milliseconds idle before each timed run")
-    p.add_argument("--peers", action="store_true", help="also time onnxruntime and OpenVINO")
     p.add_argument("--same-core", action="store_true", help="at 1 thread, the co-runner on the timed CPU")
-    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time or the process's CPU time")
+    p.add_argument("--clock", choices=CLOCKS, default="wall", help="wall time or the process's CPU time")
     args = p.parse_args()
     if args.corun:
         corun(args.corun)
@@ -89,11 +84,9 @@ def main() -> None:
     if args.model is None or not args.builds:
         p.error("give MODEL.onnx and at least one LABEL=path.so")
 
-    from bench.ab import CLOCKS, build_runners, report, time_rounds
-
     clock = CLOCKS[args.clock]
     cpus = sorted(os.sched_getaffinity(0))
-    builds = dict(spec.split("=", 1) for spec in args.builds)
+    builds = labelled(args.builds)
     for threads in args.threads:
         runners, feeds = build_runners(args.model, builds, threads, args.peers)
         pinned = threads == 1 and len(cpus) > 1
