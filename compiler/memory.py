@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from aic.ir.loop import Program, ProgramBuffer, step_buffers
 
+from .storage import nbytes
+
 ALIGN = 64
 
 
@@ -88,7 +90,7 @@ def program_lifetimes(program: Program) -> list[Lifetime]:
             if b.kind != "arena":
                 continue
             b = b.within or b
-            lt = spans.setdefault(id(b), Lifetime(b, _nbytes(b), step, step))
+            lt = spans.setdefault(id(b), Lifetime(b, nbytes(b), step, step))
             lt.last = step
     return list(spans.values())
 
@@ -105,16 +107,10 @@ def check_program(program: Program) -> None:
     for slabs in inside.values():
         within = slabs[0].within
         assert within is not None and within.within is None, f"{slabs[0].name} is inside a placed buffer"
-        spans = sorted({(b.offset, b.offset + _nbytes(b), b.name) for b in slabs})
+        spans = sorted({(b.offset, b.offset + nbytes(b), b.name) for b in slabs})
         for i, (o1, e1, a) in enumerate(spans):
-            assert within.offset <= o1 and e1 <= within.offset + _nbytes(within), f"{a} leaves {within.name}"
+            assert within.offset <= o1 and e1 <= within.offset + nbytes(within), f"{a} leaves {within.name}"
             for o2, e2, b in spans[i + 1 :]:  # disjoint, or one inside the other (a placed Concat inside a Concat)
                 nested = (o1 <= o2 and e2 <= e1) or (o2 <= o1 and e1 <= e2)
                 assert e1 <= o2 or e2 <= o1 or nested, f"{a} [{o1}, {e1}) and {b} [{o2}, {e2}) overlap in {within.name}"
 
-
-def _nbytes(b: ProgramBuffer) -> int:
-    n = b.dtype.itemsize
-    for d in b.shape:
-        n *= d
-    return n

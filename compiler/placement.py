@@ -65,7 +65,7 @@ def _slabs(node: Node, outputs: set[int], inputs: set[int], placement: Placement
     view), or None if it keeps its copy."""
     out = node.outputs[0]
     shape = out.type.shape
-    if not _static(out) or id(view_base(out)) in outputs or not shape:
+    if not out.type.is_static or id(view_base(out)) in outputs or not shape:
         return None
     axis = node.attrs.get("axis", 0) % len(shape)
     if any(d != 1 for d in shape[:axis]):
@@ -92,20 +92,10 @@ def _writable(v: Value, base: Value, out: Value, outputs: set[int], inputs: set[
     producer = base.producer
     if producer is None or base.const is not None or id(base) in inputs or id(base) in outputs:
         return False
-    if not _static(v) or not _static(base) or v.type.dtype != out.type.dtype or base.type.dtype != out.type.dtype:
+    if not (v.type.is_static and base.type.is_static) or len({v.type.dtype, base.type.dtype, out.type.dtype}) > 1:
         return False
-    if _numel(v) != _numel(base) or id(base) in placement.placed:
+    if v.type.numel != base.type.numel or id(base) in placement.placed:
         return False
     low = LOWERINGS.get(producer.op)
     return low is not None and low.kind in ("compute", "anchor") and low.dynamic is None
 
-
-def _static(v: Value) -> bool:
-    return all(isinstance(d, int) for d in v.type.shape)
-
-
-def _numel(v: Value) -> int:
-    n = 1
-    for d in v.type.shape:
-        n *= d
-    return n

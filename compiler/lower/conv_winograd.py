@@ -176,22 +176,16 @@ def output_rows(ctx: LowerCtx, values: list[Expr]) -> list[Expr]:
     """A^T @ values (the n values at the points 0, +-1, +-2, infinity): each pair of opposite points enters
     as its sum (even powers) and difference (odd powers), 10 operations for 4 rows instead of 17."""
     points = POINTS[: len(values) - 1]
-    pairs = []
+    powers, even = np.arange(TILE), np.arange(TILE) % 2 == 0
+    columns = [(values[0], (powers == 0).astype(np.float64))]  # (value, its coefficient in each row)
     for i, p in enumerate(points):
         if p > 0 and -p in points:
             a, b = values[i], values[points.index(-p)]
-            pairs.append((p, ctx.let(add(a, b), "os"), ctx.let(binop("sub", a, b), "od")))
-    rows = []
-    for power in range(TILE):
-        terms = [(1.0, values[0])] if power == 0 else []
-        terms += [(p ** power, d if power % 2 else s) for p, s, d in pairs]
-        if power == TILE - 1:
-            terms.append((1.0, values[-1]))
-        acc = terms[0][1] if terms[0][0] == 1 else mul(k(terms[0][0], terms[0][1]), terms[0][1])
-        for c, v in terms[1:]:
-            acc = add(acc, v) if c == 1 else call("fma", k(c, v), v, acc)
-        rows.append(acc)
-    return rows
+            columns.append((ctx.let(add(a, b), "os"), np.where(even, p ** powers, 0.0)))
+            columns.append((ctx.let(binop("sub", a, b), "od"), np.where(even, 0.0, p ** powers)))
+    columns.append((values[-1], (powers == TILE - 1).astype(np.float64)))
+    matrix = np.stack([c for _, c in columns], axis=1)
+    return [_dot(row, [v for v, _ in columns]) for row in matrix]
 
 
 def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
