@@ -10,7 +10,8 @@ so the channel block is the vector (B = 8 floats on AVX2):
   are packed at compile time as [Cout/2B][kh][kw][Cin][2][B] (an odd number of output blocks ends
   with a panel of three blocks by 4 positions);
 - grouped convolutions whose groups are whole blocks (in and out) are those products per group, the weights
-  packed per group, over a zero-padded copy of the input when the window has padding (no bounds checks);
+  packed per group; with padding, per group and band of output rows, over a zero-padded stack copy of the
+  input rows the band reads (no bounds checks, no pass of its own: the copy is read back from L1);
 - depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
   weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
@@ -47,13 +48,14 @@ from .micro_kernel import micro_kernel, tiles
 from .reduce import stack
 from .sizes import shape_of
 from .table import Emit, anchor, compute, lowering_of
-from .window import clamped, inside_input, padded_input, tap_coords
+from .window import clamped, inside_input, tap_coords
 
 ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
 PAIR = 2  # output channel blocks per register tile
 STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a multiple of every tile's rows)
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 BAND_ROWS = 10  # depthwise planes larger than LOCAL_PLANE: padded input rows copied per band of output rows
+GROUP_BAND_ROWS = 10  # grouped convolutions with padding: padded input rows of a group copied per band
 
 Finish = Callable[[list[Expr], Expr], Stmt]
 Store_ = Callable[[int, list[Expr], Expr], Stmt]
@@ -124,33 +126,18 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     # one group, or groups of whole blocks in and out: products of positions by panels of output blocks
     products = group == 1 or (weights.shape[0] % (group * block) == 0 and weights.shape[1] % block == 0 and
                               weights.shape[1] * group == x.shape[1] * block)
-    prep: Stmt | None = None
-    if products and group > 1 and any(window.pads):
-        x, prep, window = _padded_blocks(ctx, x, window, out_shape)
     if products and activation:
         def channel_value(channel: Expr, v: Expr) -> Expr:
             return activate(ctx, activation, add(v, bias.at([channel])) if bias is not None else v)
 
-        return seq(prep, blocked_products(ctx, x, weights, window, out_shape, lambda index, v: emit(0, index, v),
-                                          scale, channel_value, group))
+        return blocked_products(ctx, x, weights, window, out_shape, lambda index, v: emit(0, index, v),
+                                scale, channel_value, group)
     if products:
-        return seq(prep, blocked_products(ctx, x, weights, window, out_shape, finish, scale, group=group))
+        return blocked_products(ctx, x, weights, window, out_shape, finish, scale, group=group)
     if group == weights.shape[0] == x.shape[1] * block:
         return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled)
     raise node_error(node, f"blocked convolutions are dense, depthwise or grouped by whole blocks of {block} channels, "
                            f"not {group} groups of weights {list(weights.shape)}")
-
-
-def _padded_blocks(ctx: LowerCtx, x: Tensor, window: Window, out_shape: list[int]) -> tuple[Tensor, Stmt, Window]:
-    """x zero padded in a scratch (one pass) and the window without padding: the products then read every tap
-    unchecked (grouped convolutions: a bounds check per position and tap made them 2.6x slower)."""
-    spatial, block, kernel = x.shape[2:-1], x.shape[-1], window.kernel
-    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
-    extents = [max(b + d, (o - 1) * st + k)
-               for b, d, o, st, k in zip(begins, spatial, out_shape[2:-1], window.strides, kernel)]
-    xp, prep = padded_input(ctx, x, [*begins, 0], [*extents, block])
-    assert prep is not None
-    return xp, prep, Window(window.kernel, window.strides, window.dilations, (0,) * (2 * len(spatial)))
 
 
 def activate(ctx: LowerCtx, op: str, v: Expr) -> Expr:
@@ -191,7 +178,8 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     """A convolution with one group, or `group` groups of whole channel blocks (each group a product of its own
     input blocks, panels of its own output blocks, weights packed per group; groups outermost): output positions
     (rows) x panels of output channel blocks (one vector each) over (kh, kw, input block, lane); input values
-    read in the padding are zero (checked only when the window has padding). An input `scale` [N, C/B, 1, 1, B]
+    read in the padding are zero (checked only when the window has padding; grouped: read from a zero-padded
+    copy of each band's input rows, see `group_bands`). An input `scale` [N, C/B, 1, 1, B]
     (1x1, strips outermost only) is applied to each strip of positions as it is copied into a stack buffer
     [C/B, STRIP, B] that the panels read. `channel_value(channel, sum)` (bias and activation) runs on each
     finished register tile in place, a row's blocks (contiguous in the tile) as one vector of 2 or 3 target
@@ -202,6 +190,12 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     outs = out_shape[2:-1]
     positions = int(np.prod(outs))
     padded = any(window.pads)
+    banded = padded and group > 1  # each group's band of input rows copied zero padded onto the stack
+    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+    extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
+    stride = window.strides[0]
+    band = min(outs[0], max(1, (GROUP_BAND_ROWS - kernel[0]) // stride + 1))
+    band_shape = [in_blocks, (band - 1) * stride + kernel[0], extents[1], block]
     flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides)
     xb = x.buffer if isinstance(x, BufferTensor) else None
     source = BufferTensor((n_batch, all_blocks, positions, block), x.dtype, lambda: xb) if flat else x
@@ -209,13 +203,19 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
                   count: int, strip: Buffer | None, gi: Expr | None) -> Stmt:
         """Positions start .. start + count of one panel, in tiles of `tile_rows` (their input read from
-        `strip` [C/B, STRIP, B] when given)."""
+        `strip` [C/B, STRIP, B] when given; `banded`: from the band buffer `strip` of the rows from `start`)."""
         def part(q0: Expr, rows: int) -> Stmt:
             p0 = binop("add", start, q0)
 
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
                 p = binop("add", p0, r)
+                if banded:
+                    assert strip is not None
+                    q = binop("add", q0, r)  # position within the band
+                    h = binop("add", binop("mul", binop("div", q, idx(outs[1])), idx(stride)), taps[0])
+                    w = binop("add", binop("mul", binop("mod", q, idx(outs[1])), idx(window.strides[1])), taps[1])
+                    return Load(strip, linear([kb, h, w, lane], band_shape))
                 if gi is not None:
                     kb = binop("add", kb, binop("mul", gi, idx(in_blocks)))
                 if strip is not None:
@@ -289,6 +289,34 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
             n, p, panel, f, w, r, p0, count, strip, gi), "cp") for first, panels, width, rows, packed in plan))
 
+    def group_bands(n: Expr, gi: Expr) -> Stmt:
+        """Group gi by bands of `band` output rows: the padded input rows a band reads, of the group's input
+        blocks, copied into a stack buffer (zeros in the padding), then every panel over the band's positions."""
+        def rows_of(first: Expr, count: int) -> Stmt:
+            buf = stack(ctx, x.dtype, int(np.prod(band_shape)), "xp")
+            top = binop("mul", first, idx(stride))  # the band's first padded input row
+
+            def fill(i: list[Expr]) -> Stmt:
+                kb, h, w = i
+                coords = [binop("sub", binop("add", h, top), idx(begins[0])), binop("sub", w, idx(begins[1]))]
+                source_block = binop("add", kb, binop("mul", gi, idx(in_blocks)))
+
+                def lane(c: Expr) -> Stmt:
+                    value = x.at([n, source_block, *clamped(coords, spatial), c])
+                    return Store(buf, linear([kb, h, w, c], band_shape),
+                                 select(inside_input(coords, spatial), value, const(0, x.dtype)))
+
+                loop = ctx.loop(block, lane, "pc")
+                if isinstance(loop, For):
+                    ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))
+                return loop
+
+            copy = ctx.loops([in_blocks, (count - 1) * stride + kernel[0], extents[1]], fill, "pp")
+            body = panels_over(n, binop("mul", first, idx(outs[1])), count * outs[1], buf, gi)
+            return Allocate(buf, seq(copy, body))
+
+        return tiles(ctx, outs[0], band, rows_of, "bd")
+
     def scaled_strip(n: Expr, p0: Expr, count: int) -> Stmt:
         """The strip's input times the scale, copied into a stack buffer, then every panel over it."""
         assert scale is not None
@@ -311,6 +339,8 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
         return Allocate(strip, seq(ctx.loops([in_blocks, count], copy, "sq"), panels_over(n, p0, count, strip)))
 
     def per_image(n: Expr) -> Stmt:
+        if banded:
+            return ctx.loop(group, lambda gi: group_bands(n, gi), "g")
         if group > 1:
             return ctx.loop(group, lambda gi: panels_over(n, idx(0), positions, gi=gi), "g")
         if weights_outer:
