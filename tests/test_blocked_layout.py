@@ -254,8 +254,8 @@ def regnet_block(cin: int, width: int, group_width: int, stride: int, size: int)
 
 
 @pytest.mark.parametrize(("cin", "width", "group_width", "stride", "size", "threads"),
-                         [(24, 24, 8, 1, 9, 1), (16, 48, 16, 2, 14, 2), (24, 40, 8, 2, 7, 1)],
-                         ids=["gw8", "gw16-strided-2threads", "gw8-odd-blocks"])
+                         [(24, 24, 8, 1, 9, 1), (16, 48, 16, 2, 14, 2), (24, 40, 8, 2, 7, 1), (16, 16, 8, 1, 12, 2)],
+                         ids=["gw8", "gw16-strided-2threads", "gw8-odd-blocks", "gw8-tiles-of-3x4-rows-2threads"])
 def test_grouped_convolutions_of_whole_blocks(cin, width, group_width, stride, size, threads):
     m, feeds = regnet_block(cin, width, group_width, stride, size)
     graph, _ = optimize(load_model(m), 2)

@@ -56,6 +56,7 @@ STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a 
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 BAND_ROWS = 10  # depthwise planes larger than LOCAL_PLANE: padded input rows copied per band of output rows
 GROUP_BAND_ROWS = 10  # grouped convolutions with padding: padded input rows of a group copied per band
+GRID_ROWS = 3  # grouped convolutions of one output block: a tile of 2 * ROWS positions is 3 rows by 4 columns
 
 Finish = Callable[[list[Expr], Expr], Stmt]
 Store_ = Callable[[int, list[Expr], Expr], Stmt]
@@ -194,27 +195,41 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
     extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
     stride = window.strides[0]
-    band = min(outs[0], max(1, (GROUP_BAND_ROWS - kernel[0]) // stride + 1))
+    band = max(1, (GROUP_BAND_ROWS - kernel[0]) // stride + 1)
+    band = min(outs[0], band - band % GRID_ROWS if band >= GRID_ROWS else band)
     band_shape = [in_blocks, (band - 1) * stride + kernel[0], extents[1], block]
     flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides)
     xb = x.buffer if isinstance(x, BufferTensor) else None
     source = BufferTensor((n_batch, all_blocks, positions, block), x.dtype, lambda: xb) if flat else x
 
     def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
-                  count: int, strip: Buffer | None, gi: Expr | None) -> Stmt:
+                  count: int, strip: Buffer | None, gi: Expr | None, grid: tuple[Expr, int] | None) -> Stmt:
         """Positions start .. start + count of one panel, in tiles of `tile_rows` (their input read from
-        `strip` [C/B, STRIP, B] when given; `banded`: from the band buffer `strip` of the rows from `start`)."""
+        `strip` [C/B, STRIP, B] when given; `banded`: from the band buffer `strip` of the rows from `start`).
+        `grid` (the band's first output row, columns per tile): each tile is tile_rows / columns output rows by
+        that many columns, so its positions lie at constant offsets from one address."""
         def part(q0: Expr, rows: int) -> Stmt:
             p0 = binop("add", start, q0)
+
+            def band_position(r: Expr) -> tuple[Expr, Expr]:
+                """(row within the band, column) of the tile's position r."""
+                if grid is None:
+                    q = binop("add", q0, r)
+                    return binop("div", q, idx(outs[1])), binop("mod", q, idx(outs[1]))
+                cols = grid[1]
+                t, across = binop("div", q0, idx(tile_rows)), outs[1] // cols  # the tile; tiles across a row
+                h0 = binop("mul", binop("div", t, idx(across)), idx(tile_rows // cols))
+                w0 = binop("mul", binop("mod", t, idx(across)), idx(cols))
+                return binop("add", h0, binop("div", r, idx(cols))), binop("add", w0, binop("mod", r, idx(cols)))
 
             def a(r: Expr, ks: list[Expr]) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
                 p = binop("add", p0, r)
                 if banded:
                     assert strip is not None
-                    q = binop("add", q0, r)  # position within the band
-                    h = binop("add", binop("mul", binop("div", q, idx(outs[1])), idx(stride)), taps[0])
-                    w = binop("add", binop("mul", binop("mod", q, idx(outs[1])), idx(window.strides[1])), taps[1])
+                    oh, ow = band_position(r)
+                    h = binop("add", binop("mul", oh, idx(stride)), taps[0])
+                    w = binop("add", binop("mul", ow, idx(window.strides[1])), taps[1])
                     return Load(strip, linear([kb, h, w, lane], band_shape))
                 if gi is not None:
                     kb = binop("add", kb, binop("mul", gi, idx(in_blocks)))
@@ -239,6 +254,9 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
             def out(r: Expr, g: Expr, c: Expr, v: Expr) -> Stmt:
                 cb = binop("add", first_block(), g)
+                if grid is not None:
+                    oh, ow = band_position(r)
+                    return finish([n, cb, binop("add", grid[0], oh), ow, c], v)
                 return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
 
             def tile(acc: Buffer) -> Stmt:
@@ -285,9 +303,10 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     larger = weights.nbytes > in_blocks * positions * block * 4 and scale is None
     weights_outer = in_blocks <= out_blocks or group > 1 or larger
 
-    def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None, gi: Expr | None = None) -> Stmt:
+    def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None, gi: Expr | None = None,
+                    grid: tuple[Expr, int] | None = None) -> Stmt:
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
-            n, p, panel, f, w, r, p0, count, strip, gi), "cp") for first, panels, width, rows, packed in plan))
+            n, p, panel, f, w, r, p0, count, strip, gi, grid), "cp") for first, panels, width, rows, packed in plan))
 
     def group_bands(n: Expr, gi: Expr) -> Stmt:
         """Group gi by bands of `band` output rows: the padded input rows a band reads, of the group's input
@@ -312,7 +331,11 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                 return loop
 
             copy = ctx.loops([in_blocks, (count - 1) * stride + kernel[0], extents[1]], fill, "pp")
-            body = panels_over(n, binop("mul", first, idx(outs[1])), count * outs[1], buf, gi)
+            # tiles of GRID_ROWS output rows by 12 / GRID_ROWS columns (one panel of 12-position tiles only)
+            cols = 2 * ROWS // GRID_ROWS
+            grid = (first, cols) if (plan[0][3] == 2 * ROWS and len(plan) == 1 and count % GRID_ROWS == 0
+                                     and outs[1] % cols == 0) else None
+            body = panels_over(n, binop("mul", first, idx(outs[1])), count * outs[1], buf, gi, grid)
             return Allocate(buf, seq(copy, body))
 
         return tiles(ctx, outs[0], band, rows_of, "bd")
