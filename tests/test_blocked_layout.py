@@ -268,3 +268,24 @@ def test_groups_narrower_than_a_block_stay_plain():
     m, _ = regnet_block(16, 16, 4, 1, 9)
     graph, _ = optimize(load_model(m), 2)
     assert "ConvBlocked" not in {n.op for n in graph.nodes}
+
+
+@pytest.mark.parametrize(("cin", "cout", "size", "attrs", "threads"), [
+    (3, 16, 19, {"strides": [2, 2], "pads": [1, 1, 1, 1]}, 1),  # a 3x3 s2 stem, odd map
+    (3, 24, 16, {"strides": [2, 2], "pads": [0, 0, 1, 1]}, 2),  # uneven padding, three output blocks, 2 threads
+    (1, 8, 12, {"pads": [1, 1, 1, 1]}, 1),  # one channel, stride 1
+], ids=["3x3s2", "3x3s2-uneven-pads-2threads", "one-channel"])
+def test_stem_reads_its_plain_input(cin, cout, size, attrs, threads):
+    """A stem (fewer input channels than a block) feeding a depthwise-separable region becomes an entry
+    ConvBlocked on the plain input: no BlockChannels of its input or of its output."""
+    w = {"stem": f(cout, cin, 3, 3, scale=0.3), "dw": f(cout, 1, 3, 3), "pw": f(16, cout, 1, 1, scale=0.2)}
+    nodes = [helper.make_node("Conv", ["x", "stem"], ["s"], **attrs), helper.make_node("Relu", ["s"], ["sr"]),
+             helper.make_node("Conv", ["sr", "dw"], ["d"], group=cout, pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["d"], ["dr"]), helper.make_node("Conv", ["dr", "pw"], ["y"])]
+    x = f(1, cin, size, size)
+    m = model(nodes, {"x": x}, ["y"], w)
+    graph, _ = optimize(load_model(m), 2)
+    assert "BlockChannels" not in {n.op for n in graph.nodes}
+    assert graph.nodes[0].op == "ConvBlocked" and graph.nodes[0].attrs["block"] == 8
+    assert_close(run_graph(graph, {"x": x})[0], run_ort(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
+    check(m, {"x": x}, threads=threads)

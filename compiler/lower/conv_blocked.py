@@ -97,10 +97,11 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     scale = ins[3] if len(ins) > 3 else None
     weights = node.inputs[1].const if node.inputs[1] is not None else None
     assert x is not None
-    if weights is None or x.dtype != DType.float32 or x.rank != 5:
+    entry = node.attrs.get("block", 0) > 0  # a plain input [N, C, H, W]
+    if weights is None or x.dtype != DType.float32 or x.rank != (4 if entry else 5):
         raise node_error(node, "blocked convolutions need float32 2-D inputs and constant weights")
     weights = np.asarray(weights, np.float32)
-    block = x.shape[-1]
+    block = node.attrs["block"] if entry else x.shape[-1]
     window = window_of(node, list(weights.shape[2:]))
     out_shape = list(shape_of(node.outputs[0].type))
     if any(d != 1 for d in window.dilations):
@@ -185,20 +186,27 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     [C/B, STRIP, B] that the panels read. `channel_value(channel, sum)` (bias and activation) runs on each
     finished register tile in place, a row's blocks (contiguous in the tile) as one vector of 2 or 3 target
     vectors: their long chains (SiLU) interleave; `finish` then only stores."""
-    n_batch, all_blocks, *spatial, block = x.shape
+    entry = x.rank == weights.ndim  # a plain input [N, C, *spatial] (group 1): read as one block of C lanes
+    if entry:
+        n_batch, lanes_in, *spatial = x.shape
+        all_blocks, block = 1, out_shape[-1]
+    else:
+        n_batch, all_blocks, *spatial, block = x.shape
+        lanes_in = block  # input lanes per input block
     in_blocks, out_blocks = all_blocks // group, out_shape[1] // group  # per group
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
     positions = int(np.prod(outs))
     padded = any(window.pads)
-    banded = padded and group > 1  # each group's band of input rows copied zero padded onto the stack
+    banded = (padded and group > 1) or entry  # each group's band of input rows copied (zero padded) onto the stack
     begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
     extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
     stride = window.strides[0]
     band = max(1, (GROUP_BAND_ROWS - kernel[0]) // stride + 1)
     band = min(outs[0], band - band % GRID_ROWS if band >= GRID_ROWS else band)
-    band_shape = [in_blocks, (band - 1) * stride + kernel[0], extents[1], block]
-    flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides)
+    band_shape = [in_blocks, (band - 1) * stride + kernel[0], extents[1], lanes_in]
+    flat = isinstance(x, BufferTensor) and kernel == [1, 1] and not padded and all(s == 1 for s in window.strides) \
+        and not entry
     xb = x.buffer if isinstance(x, BufferTensor) else None
     source = BufferTensor((n_batch, all_blocks, positions, block), x.dtype, lambda: xb) if flat else x
 
@@ -245,7 +253,7 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
             def b(ks: list[Expr], g: Expr, c: Expr) -> Expr:
                 taps, kb, lane = ks[:-2], ks[-2], ks[-1]
-                inner = [panel, *taps, binop("add", binop("mul", kb, idx(block)), lane), g, c]
+                inner = [panel, *taps, binop("add", binop("mul", kb, idx(lanes_in)), lane), g, c]
                 return packed.at(inner if gi is None else [gi, *inner])
 
             def first_block() -> Expr:
@@ -279,7 +287,7 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                     ctx.hints.append(Unroll(loop.var.name))
                 return loop
 
-            return micro_kernel(ctx, [*kernel, in_blocks, block], rows, block, block, a, b, out, groups=width,
+            return micro_kernel(ctx, [*kernel, in_blocks, lanes_in], rows, block, block, a, b, out, groups=width,
                                 tile=tile if channel_value is not None else None)
 
         return tiles(ctx, count, tile_rows, part, "pt")
@@ -308,9 +316,10 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
             n, p, panel, f, w, r, p0, count, strip, gi, grid), "cp") for first, panels, width, rows, packed in plan))
 
-    def group_bands(n: Expr, gi: Expr) -> Stmt:
-        """Group gi by bands of `band` output rows: the padded input rows a band reads, of the group's input
-        blocks, copied into a stack buffer (zeros in the padding), then every panel over the band's positions."""
+    def group_bands(n: Expr, gi: Expr | None) -> Stmt:
+        """Group gi (None: one group) by bands of `band` output rows: the padded input rows a band reads, of the
+        group's input blocks (a plain input: its channels as the lanes of one block), copied into a stack buffer
+        (zeros in the padding), then every panel over the band's positions."""
         def rows_of(first: Expr, count: int) -> Stmt:
             buf = stack(ctx, x.dtype, int(np.prod(band_shape)), "xp")
             top = binop("mul", first, idx(stride))  # the band's first padded input row
@@ -318,19 +327,21 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
             def fill(i: list[Expr]) -> Stmt:
                 kb, h, w = i
                 coords = [binop("sub", binop("add", h, top), idx(begins[0])), binop("sub", w, idx(begins[1]))]
-                source_block = binop("add", kb, binop("mul", gi, idx(in_blocks)))
+                source_block = kb if gi is None else binop("add", kb, binop("mul", gi, idx(in_blocks)))
 
                 def lane(c: Expr) -> Stmt:
-                    value = x.at([n, source_block, *clamped(coords, spatial), c])
+                    at = clamped(coords, spatial)
+                    value = x.at([n, c, *at]) if entry else x.at([n, source_block, *at, c])
                     return Store(buf, linear([kb, h, w, c], band_shape),
                                  select(inside_input(coords, spatial), value, const(0, x.dtype)))
 
-                loop = ctx.loop(block, lane, "pc")
-                if isinstance(loop, For):
+                loop = ctx.loop(lanes_in, lane, "pc")
+                if isinstance(loop, For) and not entry:
                     ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))
                 return loop
 
-            copy = ctx.loops([in_blocks, (count - 1) * stride + kernel[0], extents[1]], fill, "pp")
+            rows = (count - 1) * stride + kernel[0]
+            copy = ctx.loops([in_blocks, rows, extents[1]], fill, "pp")
             # tiles of GRID_ROWS output rows by 12 / GRID_ROWS columns (one panel of 12-position tiles only)
             cols = 2 * ROWS // GRID_ROWS
             grid = (first, cols) if (plan[0][3] == 2 * ROWS and len(plan) == 1 and count % GRID_ROWS == 0
@@ -363,7 +374,7 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
     def per_image(n: Expr) -> Stmt:
         if banded:
-            return ctx.loop(group, lambda gi: group_bands(n, gi), "g")
+            return group_bands(n, None) if group == 1 else ctx.loop(group, lambda gi: group_bands(n, gi), "g")
         if group > 1:
             return ctx.loop(group, lambda gi: panels_over(n, idx(0), positions, gi=gi), "g")
         if weights_outer:

@@ -59,7 +59,8 @@ def _convertible(node: Node) -> bool:
         (channels // group) % BLOCK == 0 and (out_channels // group) % BLOCK == 0
     pointwise = group == 1 and kernel == [1, 1] and not any(node.attrs.get("pads") or []) and \
         node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
-    return (depthwise or grouped or pointwise) and _positions(node) <= MAX_POSITIONS
+    entry = group == 1 and channels < BLOCK  # a stem on an image: its plain input read as it is (_Region.conv)
+    return (depthwise or grouped or pointwise or entry) and _positions(node) <= MAX_POSITIONS
 
 
 def _operand_fits(v: Value | None, like: Value, blocked: set[int]) -> bool:
@@ -161,11 +162,14 @@ class _Region:
         weights, attrs = np.asarray(w.const, np.float32), dict(node.attrs)
         weights = _pad_axis(weights, 0, _padded(out_channels))
         group = attrs.get("group", 1)
-        if group == channels > 1:  # depthwise: one group per (padded) channel
+        entry = group == 1 and channels < BLOCK and id(x) not in self.blocked  # x stays plain: attribute `block`
+        if entry:
+            attrs["block"] = BLOCK
+        elif group == channels > 1:  # depthwise: one group per (padded) channel
             attrs["group"] = _padded(channels)
         elif group == 1:  # (groups of whole blocks have nothing to pad)
             weights = _pad_axis(weights, 1, _padded(channels))
-        inputs = [self.block(x), self.rw.const(weights, f"{w.name}_blocked")]
+        inputs = [x if entry else self.block(x), self.rw.const(weights, f"{w.name}_blocked")]
         if len(node.inputs) > 2 and node.inputs[2] is not None:
             bias = np.asarray(node.inputs[2].const, np.float32)
             inputs.append(self.rw.const(_pad_axis(bias, 0, _padded(out_channels)), f"{node.inputs[2].name}_blocked"))

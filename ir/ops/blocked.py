@@ -11,7 +11,8 @@ time), optional bias [Cout], optional scale [N, Cin/B, 1, 1, B] (a per-image fac
 as a squeeze-excite block computes: the convolution reads x * scale), output [N, Cout/B, *outs, B], after the
 `activation` (an elementwise op of one input, with its default attributes; none when empty). An optional second
 output is the mean of the first over the spatial positions, [N, Cout/B, 1, 1, B] (a squeeze-excite pool computed
-as the output is written). Made by the `blocked-layout` pass.
+as the output is written). An entry convolution reads a plain input [N, C, *spatial] (one group, C at most a block:
+a stem on an image) and writes blocks of the `block` attribute. Made by the `blocked-layout` pass.
 """
 
 from __future__ import annotations
@@ -92,14 +93,24 @@ def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
     x, w = ctx.input(0), ctx.input(1)
     if x.dtype != w.dtype:
         raise ctx.error("input and weights must have one element type")
-    if x.rank < 4 or w.rank != x.rank - 1:
-        raise ctx.error(f"input must be [N, C/B, spatial..., B] and weights [M, C/group, kernel...], got ranks "
-                        f"{x.rank} and {w.rank}")
-    block, group = x.shape[-1], ctx.attrs["group"]
+    entry = ctx.attrs["block"] > 0  # a plain input [N, C, spatial...]
+    if x.rank < 4 or w.rank != x.rank - (0 if entry else 1):
+        raise ctx.error(f"input must be [N, C/B, spatial..., B] (or [N, C, spatial...] with a block) and weights "
+                        f"[M, C/group, kernel...], got ranks {x.rank} and {w.rank}")
+    block, group = ctx.attrs["block"] if entry else x.shape[-1], ctx.attrs["group"]
     out_channels, in_channels = w.shape[0], w.shape[1]
     blocks = x.shape[1]
     if not all(isinstance(d, int) for d in (block, blocks, out_channels, in_channels, *w.shape[2:])):
         raise ctx.error("channels, blocks and kernel must be static")
+    if entry:
+        if group != 1 or blocks != in_channels or blocks > block or out_channels % block or ctx.has(3):
+            raise ctx.error(f"an entry convolution takes one group, at most {block} input channels (weights "
+                            f"{list(w.shape)} on input {list(x.shape)}) and no input scale")
+        spatial = list(x.shape[2:])
+        window = make_window(ctx.attrs, list(ctx.attrs["kernel_shape"] or w.shape[2:]), ctx.error)
+        outs = [window.out_dim(i, d, ctx.fresh) for i, d in enumerate(spatial)]
+        y = (x.shape[0], out_channels // block, *outs, block)
+        return [TensorType(x.dtype, y), TensorType(x.dtype, (*y[:2], *(1 for _ in outs), block))]
     if out_channels % block or blocks * block != in_channels * group or out_channels % group:
         raise ctx.error(f"weights {list(w.shape)} with group {group} do not fit {blocks} blocks of {block} "
                         f"channels (output channels must be a multiple of {block})")
@@ -121,11 +132,11 @@ def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
 def _conv_blocked_reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
     x = inputs[0]
     assert x is not None
-    block = x.shape[-1]
+    block = attrs.get("block") or x.shape[-1]
     if len(inputs) > 3 and inputs[3] is not None:
         x = x * inputs[3]
-    plain = unblock_array(x, x.shape[1] * block)
-    conv = {k: v for k, v in attrs.items() if k != "activation"}
+    plain = x if attrs.get("block") else unblock_array(x, x.shape[1] * block)
+    conv = {k: v for k, v in attrs.items() if k not in ("activation", "block")}
     y = block_array(_conv_reference([plain, *inputs[1:3]], conv)[0], block)
     if attrs.get("activation"):
         act = get_op(attrs["activation"])
@@ -138,13 +149,13 @@ ConvBlocked = register(
         "ConvBlocked",
         _conv_blocked_infer,
         _conv_blocked_reference,
-        attrs={**CONV_ATTRS, "activation": Attr("string", "", ACTIVATIONS)},
+        attrs={**CONV_ATTRS, "activation": Attr("string", "", ACTIVATIONS), "block": Attr("int", 0)},
         inputs=(2, 4),
         outputs=(1, 2),
         dtypes=CONV_TYPES,
         kind="contraction",
         flops=conv_flops,
         doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...]; "
-            "optional bias [M] and input scale [N, C/B, 1..., B].",
+            "optional bias [M] and input scale [N, C/B, 1..., B]; with `block`, a plain input [N, C, spatial...].",
     )
 )
