@@ -56,7 +56,7 @@ STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a 
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 BAND_ROWS = 10  # depthwise planes larger than LOCAL_PLANE: padded input rows copied per band of output rows
 GROUP_BAND_ROWS = 10  # grouped convolutions with padding: padded input rows of a group copied per band
-GRID_ROWS = 3  # grouped convolutions of one output block: a tile of 2 * ROWS positions is 3 rows by 4 columns
+GRID_ROWS = 3  # banded convolutions: a tile of 12 (6) positions is 3 output rows by 4 (2) columns
 
 Finish = Callable[[list[Expr], Expr], Stmt]
 Store_ = Callable[[int, list[Expr], Expr], Stmt]
@@ -211,11 +211,11 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     source = BufferTensor((n_batch, all_blocks, positions, block), x.dtype, lambda: xb) if flat else x
 
     def per_panel(n: Expr, packed: Tensor, panel: Expr, first: int, width: int, tile_rows: int, start: Expr,
-                  count: int, strip: Buffer | None, gi: Expr | None, grid: tuple[Expr, int] | None) -> Stmt:
+                  count: int, strip: Buffer | None, gi: Expr | None, grid: Expr | None) -> Stmt:
         """Positions start .. start + count of one panel, in tiles of `tile_rows` (their input read from
         `strip` [C/B, STRIP, B] when given; `banded`: from the band buffer `strip` of the rows from `start`).
-        `grid` (the band's first output row, columns per tile): each tile is tile_rows / columns output rows by
-        that many columns, so its positions lie at constant offsets from one address."""
+        `grid` (the band's first output row): each tile is GRID_ROWS output rows by tile_rows / GRID_ROWS
+        columns, so its positions lie at constant offsets from one address."""
         def part(q0: Expr, rows: int) -> Stmt:
             p0 = binop("add", start, q0)
 
@@ -224,7 +224,7 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                 if grid is None:
                     q = binop("add", q0, r)
                     return binop("div", q, idx(outs[1])), binop("mod", q, idx(outs[1]))
-                cols = grid[1]
+                cols = tile_rows // GRID_ROWS
                 t, across = binop("div", q0, idx(tile_rows)), outs[1] // cols  # the tile; tiles across a row
                 h0 = binop("mul", binop("div", t, idx(across)), idx(tile_rows // cols))
                 w0 = binop("mul", binop("mod", t, idx(across)), idx(cols))
@@ -264,7 +264,7 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                 cb = binop("add", first_block(), g)
                 if grid is not None:
                     oh, ow = band_position(r)
-                    return finish([n, cb, binop("add", grid[0], oh), ow, c], v)
+                    return finish([n, cb, binop("add", grid, oh), ow, c], v)
                 return finish([n, cb, *delinear(binop("add", p0, r), outs), c], v)
 
             def tile(acc: Buffer) -> Stmt:
@@ -312,7 +312,7 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     weights_outer = in_blocks <= out_blocks or group > 1 or larger
 
     def panels_over(n: Expr, p0: Expr, count: int, strip: Buffer | None = None, gi: Expr | None = None,
-                    grid: tuple[Expr, int] | None = None) -> Stmt:
+                    grid: Expr | None = None) -> Stmt:
         return seq(*(ctx.loop(panels, lambda panel, f=first, w=width, r=rows, p=packed: per_panel(
             n, p, panel, f, w, r, p0, count, strip, gi, grid), "cp") for first, panels, width, rows, packed in plan))
 
@@ -342,10 +342,9 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
             rows = (count - 1) * stride + kernel[0]
             copy = ctx.loops([in_blocks, rows, extents[1]], fill, "pp")
-            # tiles of GRID_ROWS output rows by 12 / GRID_ROWS columns (one panel of 12-position tiles only)
-            cols = 2 * ROWS // GRID_ROWS
-            grid = (first, cols) if (plan[0][3] == 2 * ROWS and len(plan) == 1 and count % GRID_ROWS == 0
-                                     and outs[1] % cols == 0) else None
+            # tiles of GRID_ROWS output rows by tile rows / GRID_ROWS columns, where every panel's tiles divide so
+            grid = first if count % GRID_ROWS == 0 and all(
+                rows % GRID_ROWS == 0 and outs[1] % (rows // GRID_ROWS) == 0 for *_, rows, _ in plan) else None
             body = panels_over(n, binop("mul", first, idx(outs[1])), count * outs[1], buf, gi, grid)
             return Allocate(buf, seq(copy, body))
 
