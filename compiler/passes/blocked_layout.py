@@ -16,7 +16,9 @@ kept blocked map finite values to finite values) and the weights reading them ar
 scale read only by a project convolution (1x1, more input than output blocks) becomes that convolution's
 input scale: ConvBlocked(x * s) -> ConvBlocked(x, w, b, s), no pass of its own over the tensor; a squeeze-excite
 pool of an activated depthwise convolution, ReduceMean(act(ConvBlocked(x))), becomes that convolution's second
-output (the activation its own), summed as the output is written. Measured
+output (the activation its own), summed as the output is written. A stem (one group, fewer input channels than a
+block, any window) whose input is not blocked reads it plain (ConvBlocked's `block` attribute): no BlockChannels
+of its input, none of its output. Measured
 and decided in docs/decisions.md ("Blocked channel layout", "Squeeze-excite scale in the project convolution").
 """
 
