@@ -11,7 +11,10 @@ so the channel block is the vector (B = 8 floats on AVX2):
   with a panel of three blocks by 4 positions);
 - grouped convolutions whose groups are whole blocks (in and out) are those products per group, the weights
   packed per group; with padding, per group and band of output rows, over a zero-padded stack copy of the
-  input rows the band reads (no bounds checks, no pass of its own: the copy is read back from L1);
+  input rows the band reads (no bounds checks, no pass of its own: the copy is read back from L1), in tiles of
+  3 output rows by 4 (2) columns where the row width allows (one address per tile);
+- an entry convolution (a stem: a plain input of fewer channels than a block) is the one-group product over
+  such band copies, the input's channels the lanes of one block;
 - depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
   weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
