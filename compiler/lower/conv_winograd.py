@@ -11,8 +11,7 @@ a second input copy, see below) are cut into blocks of `block` tiles; per block:
    and a second one of the next tile's first two columns, so each of the 36 taps of consecutive tiles is a
    contiguous vector;
 2. 36 independent products M[xi] = U[xi] . V[xi] (output channels x tiles) on the register-tiled
-   micro-kernel of contraction.py, U packed at compile time (transformed in float64), prefetched two panels
-   ahead where it is over twice L2 (then it comes from L3 or memory);
+   micro-kernel of contraction.py, U packed at compile time (transformed in float64);
 3. output transform: Y = A^T M A per output channel, vectorized over the block's tiles (M's taps are whole
    vectors, the constant coefficients folded as `output_rows`) into a stack buffer, from which each tile's 16
    outputs pass through the convolution's fused epilogue; rows and columns past the output are not written.
@@ -28,13 +27,13 @@ from functools import cache
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Allocate, Expr, For, If, Load, Prefetch, Seq, Stmt, Store
+from aic.ir.loop import Allocate, Expr, For, If, Load, Seq, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.window import Window
 from aic.ir.schedule import CachePack, MicroKernel, Parallel, ScheduleError, TileOrder, Vectorize, Winograd
 
 from .contraction import ROWS, micro_kernel
-from .core import LowerCtx, Tensor, clamp, const, idx, linear, store
+from .core import LowerCtx, Tensor, const, idx, linear, store
 from .depthwise import PhaseSplit
 from .mathx import add, call, k, mul
 from .reduce import stack
@@ -51,8 +50,6 @@ MIN_CHANNELS = 16  # input and output channels at least (shallower convolutions 
 MIN_PRODUCT = 512  # input x output channels at least (16 x 16 loses, 16 x 32 and 24 x 24 win)
 MIN_MAP = 8  # output rows and columns at least
 LOCAL_BYTES = 512 << 10  # V and M of a block on the stack up to this size
-PREFETCH_U_BYTES = 1 << 20  # U over twice L2 (from L3 or memory) is prefetched by the products ...
-U_AHEAD = 2  # ... this many panels ahead (BENCHMARKS.md, "Winograd's batched products: the floor, ...")
 SPARE_TILE = 8  # tile rows get a spare tile (not a second input copy) below this many output channels per tile
 
 
@@ -224,7 +221,6 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
     chan_tiles = -(-cout // ROWS)
     u = np.zeros((SPAN * SPAN, chan_tiles * ROWS, cin))
     u[:, :cout] = transform_weights(weights)
-    u_streams = u.size * 4 > PREFETCH_U_BYTES
     packed = ctx.weight(np.moveaxis(u.reshape(SPAN * SPAN, chan_tiles, ROWS, cin), 2, -1).astype(np.float32), "u")
 
     def v_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
@@ -255,16 +251,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
                 ctx, [cin], nrows, cols, cols,
                 lambda r, ks: packed.at([xi, ot, ks[0], r]),
                 lambda ks, _, c: Load(v_buf, v_at(slot, xi, ks[0], binop("add", c0, c))),
-                lambda r, _, c, v: Store(m_buf, m_at(slot, xi, binop("add", o0, r), binop("add", c0, c)), v),
-                prefetch=(lambda ks: ahead(xi, ot, ks[0])) if u_streams else None)
-
-        def ahead(xi: Expr, ot: Expr, kk: Expr) -> Stmt:
-            """Prefetch the panel of U U_AHEAD panels on (the packed panels follow each other across channel
-            tiles and points) at the same k."""
-            first = packed.at([xi, ot, kk, idx(0)])
-            assert isinstance(first, Load)
-            at = binop("add", first.index, idx(U_AHEAD * cin * ROWS))
-            return Prefetch(first.buffer, clamp(at, 0, int(first.buffer.size) - 1))
+                lambda r, _, c, v: Store(m_buf, m_at(slot, xi, binop("add", o0, r), binop("add", c0, c)), v))
 
         def channel_tiles(xi: Expr, c0: Expr, cols: int) -> Stmt:
             whole = ctx.loop(cout // ROWS, lambda o: part(xi, binop("mul", o, idx(ROWS)), o, ROWS, c0, cols), "wo")

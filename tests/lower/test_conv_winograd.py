@@ -57,7 +57,6 @@ CASES = [
     ((1, 32, 14, 10), 48, 0, False, None, False),  # no padding, no bias: 12x8 output
     ((1, 33, 21, 18), 35, 1, True, "LeakyRelu", True),  # several blocks of tiles, the last partial
     ((1, 32, 9, 30), 32, 1, False, None, True),  # wide rows: three blocks per image, a one-row last tile
-    ((1, 96, 8, 8), 100, 1, True, "Relu", False),  # U over 1 MiB: prefetched by the products, clamped at its end
 ]
 
 
