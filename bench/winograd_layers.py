@@ -5,12 +5,12 @@
     python -m bench.winograd_layers time DIR_A DIR_B [...] [--threads 1] [--seconds 2]
 
 `build` compiles a Conv+bias+Relu layer (bench/winograd.py `conv_layer`) of each shape in `SHAPES` into
-DIR/<shape>.so with the compiler as it is; `--leave-out` drops one phase of the Winograd kernel (its code
-replaced by nothing, for timing only: the outputs are then wrong): the 36 products, the input or output
-transform, or the phase-split copy of the input; `--set` changes a constant of conv_winograd.py (block sizes)
-for the build. `time` loads the builds of every directory, checks the full
-ones against onnxruntime (max error relative to the output's max) and runs them in turns (bench/int8.py
-one call each per turn): at 1 thread the calling thread's CPU time, at 2 threads wall time; medians (10th
+DIR/<shape>.so with the compiler as it is; `--leave-out` drops one phase of the Winograd kernel, for timing
+only (the outputs are then wrong): the 36 products or the phase-split copy of the input (no code), or the
+arithmetic of the input or output transform (each output a copy of one input; the loads and stores stay);
+`--set` changes a constant of conv_winograd.py (block sizes) for the build. `time` loads the builds of every
+directory, checks them against onnxruntime (max error relative to the output's max) and runs them in turns,
+one call each per turn: at 1 thread the calling thread's CPU time, at 2 threads wall time; medians (10th
 percentiles), and the median of each directory's per-turn ratio to the first.
 """
 
