@@ -127,13 +127,14 @@ def block_tiles(channels: int, tiles: int) -> int:
     """Tiles per block: a whole number of vectors. All of an image's tiles when they take at
     most MAX_BLOCK (small maps: the transformed weights, 4x the filters, are read once per image), else as
     many as keep the block's V and M (36 floats per tile and channel, in and out) within BLOCK_BYTES, in
-    an even number of blocks where that wastes the fewest tiles (two threads share them)."""
+    an even number of blocks where that wastes the fewest tiles (two threads share them); of those, a whole
+    number of micro-kernel column tiles where one is (a last column tile of one vector, 6 x 8, has 6
+    accumulator chains for the FMA latency's 8: 76 against 95 GFLOP/s), then the largest."""
     whole = -(-tiles // LANES) * LANES
     if whole <= MAX_BLOCK:
         return whole
     fit = max(COLUMNS, min(BLOCK_BYTES // (SPAN * SPAN * 4 * channels), MAX_BLOCK) // LANES * LANES)
-    # the size computing the fewest tiles when the blocks are shared by two threads (then the largest)
-    return min(range(COLUMNS, fit + 1, LANES), key=lambda b: (-(-tiles // (2 * b)) * 2 * b, -b))
+    return min(range(COLUMNS, fit + 1, LANES), key=lambda b: (-(-tiles // (2 * b)) * 2 * b, b % COLUMNS > 0, -b))
 
 
 def combine(ctx: LowerCtx, matrix: np.ndarray, values: list[Expr]) -> list[Expr]:

@@ -5,7 +5,7 @@ the `Winograd` directive pick which convolutions take it."""
 import numpy as np
 import pytest
 from aic.codegen.llvm import kernel_llvm
-from aic.compiler.lower.conv_winograd import transform_weights, winograd_matrices
+from aic.compiler.lower.conv_winograd import block_tiles, transform_weights, winograd_matrices
 from aic.compiler.pipeline import lower_model
 from aic.ir.loop_printer import kernel_text
 from aic.ir.schedule import MicroKernel, ScheduleError, Winograd
@@ -147,3 +147,11 @@ def test_one_block_phases_are_parallel():
     model, _ = conv_model((1, 128, 28, 28), 128, 1, act="Relu")
     text = kernel_text(lower_model(model).kernels[0])
     assert [line.split()[2] for line in text.splitlines() if "for parallel" in line][1:] == ["wi0", "wx0", "wv0"]
+
+
+def test_blocks_prefer_whole_column_tiles():
+    """Of the block sizes computing the fewest tiles for two threads, one of whole 16-tile column tiles (no 6 x 8
+    tail): 272 tiles (64 x 64 channels at 64x64) in 17 blocks of 16, not 12 of 24; 210 (56x56) stays 16."""
+    assert block_tiles(64, 272) == 16
+    assert block_tiles(64, 210) == 16
+    assert block_tiles(32, 420) == 24  # fewer tiles computed beats the tail (432 against 448)
