@@ -2,12 +2,13 @@
 
     python -m bench.op_classes MODEL.onnx [MODEL.onnx ...] [--threads 1 2] [--runs 10] [--pause 150]
 
-aic: `aic.profile`'s per-kernel medians (the model compiled once, loaded per thread count), summed by the
+aic: `aic.profile`'s per-kernel times (the model compiled once, loaded per thread count), summed by the
 class of the kernel's op group. onnxruntime: its own profiler (ORT_ENABLE_ALL, `intra_op_num_threads` = the
-thread count), the median over runs of each node's time, summed by the class of the node's op type; its
-products of two batched operands (QK^T, PV: rank 4) count as attention. Products (MatMul, Gemm, Conv and their
-fused forms) are one class; the rest is what bench/ab.py's whole-model figures hide. Both engines run the
-same random feeds in one process, in turns.
+thread count), each node's time summed by the class of the node's op type; its products of two batched
+operands (QK^T, PV: rank 4) count as attention. Products (MatMul, Gemm, Conv and their fused forms) are one
+class; the rest is what bench/ab.py's whole-model figures hide. Both engines run the same random feeds in one
+process, one run of each per round, in turns (both see the same minute of the host); per class, the median
+over rounds.
 """
 
 from __future__ import annotations
@@ -49,26 +50,26 @@ def op_class(name: str) -> str:
     return "elementwise/other"
 
 
-def aic_classes(module: aic.Module, feeds: dict, runs: int, pause: float) -> dict[str, float]:
-    profile = profile_module(module, feeds, runs, pause=pause)
+def aic_classes(module: aic.Module, feeds: dict, pause: float) -> dict[str, float]:
+    """ms per op class of one profiled run."""
     out: dict[str, float] = defaultdict(float)
-    for k in profile.kernels:
+    for k in profile_module(module, feeds, 1, pause=pause).kernels:
         out[op_class(k.group)] += k.seconds * 1e3
     return out
 
 
-def ort_classes(path: Path, threads: int, feeds: dict, runs: int, pause: float) -> dict[str, float]:
+def ort_session(path: Path, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    session.run(None, feeds)
-    for _ in range(runs):
-        time.sleep(pause)
-        session.run(None, feeds)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ort_rounds(session: ort.InferenceSession, rounds: int) -> list[dict[str, float]]:
+    """ms per op class of each of the session's last `rounds` runs, from its profile."""
     trace = session.end_profiling()
     events = json.loads(Path(trace).read_text())
     os.unlink(trace)
@@ -83,10 +84,17 @@ def ort_classes(path: Path, threads: int, feeds: dict, runs: int, pause: float) 
             if op in ("MatMul", "FusedMatMul") and len(shapes) >= 2 and min(len(shapes[0]), len(shapes[1])) >= 4:
                 op = "Attention" + op
             op_of[e["name"]] = op
-    out: dict[str, float] = defaultdict(float)
+    out: list[dict[str, float]] = [defaultdict(float) for _ in range(rounds)]
     for node, times in per_node.items():
-        out[op_class(op_of[node])] += float(np.median(times[-runs:]))
+        for r, t in enumerate(times[-rounds:]):
+            out[r][op_class(op_of[node])] += t
     return out
+
+
+def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    labels = {c for r in rounds for c in r}
+    return {c: float(np.median([r.get(c, 0.0) for r in rounds])) for c in labels} | {
+        "total": float(np.median([sum(r.values()) for r in rounds]))}
 
 
 def main() -> None:
@@ -104,13 +112,18 @@ def main() -> None:
             for threads in args.threads:
                 module = aic.load(so, num_threads=threads)
                 feeds = random_feeds(module)
-                ours = aic_classes(module, feeds, args.runs, args.pause / 1e3)
-                theirs = ort_classes(path, threads, feeds, args.runs, args.pause / 1e3)
+                session = ort_session(path, threads)
+                session.run(None, feeds)
+                ours = []
+                for _ in range(args.runs):  # in turns: both engines see the same minute of the host
+                    ours.append(aic_classes(module, feeds, args.pause / 1e3))
+                    time.sleep(args.pause / 1e3)
+                    session.run(None, feeds)
+                mine, theirs = medians(ours), medians(ort_rounds(session, args.runs))
                 print(f"\n{path.stem}, {threads} thread(s): ms per run, aic | onnxruntime")
-                for label in labels:
-                    if ours.get(label) or theirs.get(label):
-                        print(f"  {label:18s} {ours.get(label, 0.0):9.2f} | {theirs.get(label, 0.0):9.2f}")
-                print(f"  {'total':18s} {sum(ours.values()):9.2f} | {sum(theirs.values()):9.2f}", flush=True)
+                for label in [*labels, "total"]:
+                    if mine.get(label) or theirs.get(label):
+                        print(f"  {label:18s} {mine.get(label, 0.0):9.2f} | {theirs.get(label, 0.0):9.2f}", flush=True)
 
 
 if __name__ == "__main__":
