@@ -3,8 +3,8 @@ helper the normalizations and pools share.
 
 `accumulate` folds `value(index)` over some axes into a stack accumulator. When the
 innermost axis is reduced and long enough it keeps one partial result per vector lane
-(the lane loop vectorizes; a long row in CHAINS vectors, added in turn, so the adds do not
-wait on each other) and folds the lanes at the end; otherwise it accumulates one
+(the lane loop vectorizes; a long row not kept in CHAINS vectors, added in turn, so the adds
+do not wait on each other) and folds the lanes at the end; otherwise it accumulates one
 scalar per output element, which the scheduler vectorizes across output elements.
 """
 
@@ -85,8 +85,9 @@ def accumulate(
         return Allocate(acc, seq(Store(acc, idx(0), init), loops, done))
 
     n = extents[last]
-    # independent vector accumulators for a long row: one add waits for the last (4 cycles), two issue a cycle
-    chains = CHAINS if isinstance(n, int) and n // lanes >= 2 * CHAINS else 1
+    # independent vector accumulators for a long row: one add waits for the last (4 cycles), two issue a cycle;
+    # not where each value is also kept (softmax's exp: its instructions, not the adds' latency, set the pace)
+    chains = CHAINS if keep is None and isinstance(n, int) and n // lanes >= 2 * CHAINS else 1
     acc = stack(ctx, acc_dtype, lanes * chains)
     outer = free[:-1]
 
