@@ -86,8 +86,9 @@ def accumulate(
 
     n = extents[last]
     # independent vector accumulators for a long row: one add waits for the last (4 cycles), two issue a cycle;
-    # not where each value is also kept (softmax's exp: its instructions, not the adds' latency, set the pace)
-    chains = CHAINS if keep is None and isinstance(n, int) and n // lanes >= 2 * CHAINS else 1
+    # not where each value is also kept (softmax's exp: its instructions, not the adds' latency, set the pace),
+    # nor on a scalar target (cuda: a block reduction, recognised by its one accumulator)
+    chains = CHAINS if keep is None and lanes > 1 and isinstance(n, int) and n // lanes >= 2 * CHAINS else 1
     acc = stack(ctx, acc_dtype, lanes * chains)
     outer = free[:-1]
 
