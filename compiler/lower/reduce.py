@@ -3,7 +3,8 @@ helper the normalizations and pools share.
 
 `accumulate` folds `value(index)` over some axes into a stack accumulator. When the
 innermost axis is reduced and long enough it keeps one partial result per vector lane
-(the lane loop vectorizes) and folds the lanes at the end; otherwise it accumulates one
+(the lane loop vectorizes; a long row not kept in CHAINS vectors, added in turn, so the adds
+do not wait on each other) and folds the lanes at the end; otherwise it accumulates one
 scalar per output element, which the scheduler vectorizes across output elements.
 """
 
@@ -25,6 +26,7 @@ from .sizes import Size, Sym, SymbolicSizeError, bound, shape_of, size_const, si
 from .table import Emit, anchor
 
 Combine = Callable[[Expr, Expr], Expr]
+CHAINS = 4  # vector accumulators of a long reduced row (`accumulate`), folded into one at its end
 
 
 def stack(ctx: LowerCtx, dtype: DType, size: int, hint: str = "acc") -> Buffer:
@@ -83,33 +85,44 @@ def accumulate(
         return Allocate(acc, seq(Store(acc, idx(0), init), loops, done))
 
     n = extents[last]
-    acc = stack(ctx, acc_dtype, lanes)
+    # independent vector accumulators for a long row: one add waits for the last (4 cycles), two issue a cycle;
+    # not where each value is also kept (softmax's exp: its instructions, not the adds' latency, set the pace),
+    # nor on a scalar target (cuda: a block reduction, recognised by its one accumulator)
+    chains = CHAINS if keep is None and lanes > 1 and isinstance(n, int) and n // lanes >= 2 * CHAINS else 1
+    acc = stack(ctx, acc_dtype, lanes * chains)
     outer = free[:-1]
 
     def row(vs: list[Expr]) -> Stmt:
         base = dict(zip(outer, vs))
 
-        def lane(c: Expr) -> Stmt:
+        def vector(first: Expr, chain: int) -> Stmt:
+            """The vector of the row from element `first` into accumulator `chain`."""
             def one(lv: Expr) -> Stmt:
-                pos = binop("add", binop("mul", c, idx(lanes)), lv)
-                return fold(acc, lv, pos, {**base, last: pos})
+                pos = binop("add", first, lv)
+                return fold(acc, binop("add", idx(chain * lanes), lv), pos, {**base, last: pos})
 
             return ctx.loop(lanes, one, "l")
 
-        whole = ctx.loop(n // lanes, lane, "c")
+        group = lanes * chains
+        groups = ctx.loop(n // group, lambda g: seq(*(
+            vector(binop("add", binop("mul", g, idx(group)), idx(j * lanes)), j) for j in range(chains))), "c")
+        left = ctx.loop(n // lanes - n // group * chains,
+                        lambda c: vector(binop("mul", binop("add", c, idx(n // group * chains)), idx(lanes)), 0), "c")
         start = n // lanes * lanes
 
         def rest(t: Expr) -> Stmt:
             pos = binop("add", idx(start), t)
             return fold(acc, idx(0), pos, {**base, last: pos})
 
-        return seq(whole, ctx.loop(n - start, rest, "rt"))
+        return seq(groups, left if chains > 1 else None, ctx.loop(n - start, rest, "rt"))
 
-    init_lanes = ctx.loop(lanes, lambda lv: Store(acc, lv, init), "l")
+    init_lanes = ctx.loop(lanes * chains, lambda lv: Store(acc, lv, init), "l")
     loops = ctx.loops([extents[a] for a in outer], row, "r")
+    chained = [Store(acc, idx(0), combine(Load(acc, idx(0), lanes), Load(acc, idx(j * lanes), lanes)))
+               for j in range(1, chains)]
     with ctx.scope() as sc:
         done = sc.wrap(then(ctx.let(Load(acc, idx(0)), "s")))
-    return Allocate(acc, seq(init_lanes, loops, fold_lanes(acc, lanes, combine), done))
+    return Allocate(acc, seq(init_lanes, loops, *chained, fold_lanes(acc, lanes, combine), done))
 
 
 def _flattens(free: list[int], index: list[Expr | None], extents: Sequence[int], lanes: int) -> bool:

@@ -1,9 +1,10 @@
 """Attention recognition: MatMul(Softmax(MatMul(q, kt) * scale + mask), v) becomes one SoftmaxAttention op.
 
 The scale is a scalar constant (Mul on either side, or Div), optional; the mask is an additive
-tensor, optional, that must not broadcast the scores to a larger shape. Only static float32
-shapes are fused, and only up to MAX_KEYS keys: the lowering keeps a block of score rows on the
-stack (compiler/lower/attention.py). The intermediates must have no reader outside the pattern.
+tensor, optional, or two of them added in turn (a position bias, then a padding mask: their sum,
+computed once by a node of its own, is the mask), that must not broadcast the scores to a larger
+shape. Only static float32 shapes are fused, and only up to MAX_KEYS keys: the lowering keeps a block
+of score rows on the stack (compiler/lower/attention.py). The intermediates must have no reader outside the pattern.
 
 An operand that is a Squeeze or Reshape dropping a leading unit dim (q, k, v taken from one fused
 projection: Transpose, Slice, then Squeeze) is read with that dim instead, and the output reshaped
@@ -48,20 +49,33 @@ def _scaled(p: Pattern, s: Value) -> tuple[Node, float] | None:
     return None
 
 
+def _masks(rw: Rewriter, x: Value) -> list[tuple[Value, list[Node], list[Value]]]:
+    """Ways to read `x` as scores + masks: (scores, the Adds read, the additive terms), up to two terms
+    (T5's relative position bias, then the padding mask: (s + bias) + mask is fused as s + (bias + mask))."""
+    ways: list[tuple[Value, list[Node], list[Value]]] = [(x, [], [])]
+    outer = rw.producer(x, "Add")
+    if outer is None:
+        return ways
+    for s, mask in (tuple(outer.inputs), tuple(outer.inputs[::-1])):
+        ways.append((s, [outer], [mask]))
+        inner = rw.producer(s, "Add")
+        if inner is not None:
+            ways += [(t, [outer, inner], [m, mask]) for t, m in (tuple(inner.inputs), tuple(inner.inputs[::-1]))]
+    return ways[1:] if len(ways) > 1 else ways
+
+
 def _attention(rw: Rewriter, node: Node) -> bool:
     soft = rw.producer(node.inputs[0], "Softmax")
     if soft is None or soft.attrs["axis"] % soft.outputs[0].type.rank != soft.outputs[0].type.rank - 1:
         return False
-    add = rw.producer(soft.inputs[0], "Add")
-    splits = [tuple(add.inputs), tuple(add.inputs[::-1])] if add is not None else [(soft.inputs[0], None)]
-    for s, mask in splits:
+    for s, adds, terms in _masks(rw, soft.inputs[0]):
         p = Pattern(rw)
-        for n in (node, soft, add):
-            if n is not None:
-                p.add(n)
+        for n in (node, soft, *adds):
+            p.add(n)
         found = _scaled(p, s)
-        if found is not None and _fusable(p, node, found[0], mask):
+        if found is not None and all(_fusable(p, node, found[0], t) for t in terms or [None]):
             prod, scale = found
+            mask = rw.op("Add", *terms) if len(terms) == 2 else (terms[0] if terms else None)
             fused = rw.op("SoftmaxAttention", *prod.inputs, node.inputs[1], mask, name=node.name, scale=scale)
             rw.replace(node.outputs[0], fused, "recognised attention")
             return True

@@ -122,8 +122,9 @@ O2_STAGES = (
     Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
     # once the graph is final: small-map convolution chains on the blocked channel layout (NCHW8c)
     Stage(("blocked-layout", *CLEANUP)),
-    # last: the scale and the mask of an attention are constants and plain Adds only once folded
-    Stage(("fuse-attention",), fixpoint=False),
+    # last: the scale and the mask of an attention are constants and plain Adds only once folded; then the
+    # masks it sums (T5's position bias + padding mask, the same in every layer) are computed once
+    Stage(("fuse-attention", "cse", "dead-code"), fixpoint=False),
 )
 LEVELS: dict[int, tuple[Stage, ...]] = {0: (), 1: (Stage(CLEANUP),), 2: O2_STAGES, 3: O2_STAGES}
 REPEAT_WHOLE = frozenset({3})

@@ -21,8 +21,9 @@ from tests.onnx_util import assert_close, run_ort
 
 def attention_model(batch: tuple[int, ...], sq: int, sk: int, d: int, dv: int, scale: str = "mul",
                     mask: tuple[int, ...] | None = None, kv_batch: tuple[int, ...] | None = None,
-                    scores_out: bool = False) -> onnx.ModelProto:
-    """MatMul(q, kt) [* or / a scalar] [+ mask] -> Softmax(-1) -> MatMul(., v), as torch exports attention."""
+                    scores_out: bool = False, bias: tuple[int, ...] | None = None) -> onnx.ModelProto:
+    """MatMul(q, kt) [* or / a scalar] [+ bias] [+ mask] -> Softmax(-1) -> MatMul(., v), as torch exports
+    attention (T5: a relative position bias, then the padding mask)."""
     kv_batch = batch if kv_batch is None else kv_batch
     inputs = [helper.make_tensor_value_info("q", TensorProto.FLOAT, [*batch, sq, d]),
               helper.make_tensor_value_info("kt", TensorProto.FLOAT, [*kv_batch, d, sk]),
@@ -33,6 +34,10 @@ def attention_model(batch: tuple[int, ...], sq: int, sk: int, d: int, dv: int, s
     if scale != "none":
         nodes.append(helper.make_node("Div" if scale == "div" else "Mul", ["p", "s"], ["ps"]))
         x = "ps"
+    if bias is not None:  # an input, as T5's bias computed from the positions (constants would be folded)
+        inputs.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, bias))
+        nodes.append(helper.make_node("Add", [x, "b"], ["pb"]))
+        x = "pb"
     if mask is not None:
         causal = np.triu(np.full((sq, sk), -1e4, np.float32), 1)  # a 1-D mask: the last query row's
         inits.append(onnx.numpy_helper.from_array(np.broadcast_to(causal[-1] if len(mask) == 1 else causal,
@@ -60,6 +65,7 @@ CASES = {
     "causal-mask-div": dict(batch=(1, 3), sq=13, sk=37, d=16, dv=24, scale="div", mask=(1, 1, 13, 37)),
     "full-mask-no-scale": dict(batch=(2, 2), sq=7, sk=70, d=5, dv=33, scale="none", mask=(2, 2, 7, 70)),
     "row-mask-broadcast-kv": dict(batch=(2, 3), sq=6, sk=40, d=8, dv=8, mask=(40,), kv_batch=(1, 3)),
+    "t5-bias-then-mask": dict(batch=(1, 4), sq=9, sk=9, d=8, dv=8, scale="none", bias=(1, 4, 9, 9), mask=(1, 1, 9, 9)),
 }
 
 
