@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Bin, Cast, Expr, Load, Stmt
+from aic.ir.loop import Bin, Buffer, Cast, Expr, Load, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
 from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder
@@ -33,7 +33,7 @@ from .mathx import add, mul
 from .micro_kernel import Carry, micro_kernel, tiles
 from .reduce import accumulate
 from .sizes import Size, Sym, shape_of, size_prod
-from .streamed import L2_BYTES, pack_rows, prefetch_share, stream_plan, streamed_panels, streams_weights
+from .streamed import L2_BYTES, pack_rows, prefetch_share, row_block, stream_plan, streamed_panels, streams_weights
 from .table import Emit, anchor
 
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
@@ -98,34 +98,50 @@ def tiled_product(
     rows, width = tile.rows, tile.cols
     order = tile_order(ctx, "rows" if packed and weights_stay_in_l2(m, n, k, width) else "cols")
     plan = stream_plan(m, k, width) if packed and order == "cols" else None
-    copy = None
-    if plan is not None and strips:
-        buf, copy = pack_rows(ctx, int(m), int(k), rows, a)
+    block = row_block(m, k, rows, width) if packed and order == "cols" and plan is None and strips else None
 
+    def parts(base: Expr, mrows: Size, plan: tuple[int, int] | None, buf: Buffer | None) -> Callable[..., Stmt]:
+        """The tile of rows base + m0 ..., reading `a` from the row strips in `buf` (those of the rows from
+        `base`) or in place; a streamed `plan` over `mrows` rows prefetches each strip's share of the next block."""
         def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
+            if buf is None:
+                return a(binop("add", binop("add", base, m0), r), kk)
             return Load(buf, binop("add", binop("add", binop("mul", m0, idx(k)), binop("mul", kk, idx(rows))), r))
-    else:
-        def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
-            return a(binop("add", m0, r), kk)
 
-    def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
-        w = width if packed else cols
-        # one strip reads its weights as it computes (the hardware prefetcher keeps up; a software prefetch
-        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so
-        # every strip asks for its share of the next block of weights
-        strips = -(-int(m) // rows) if plan is not None else 1
-        ahead = None
-        if plan is not None and strips > 1:  # the next block of the panel, or the same k of the next panel
-            ahead = (plan[1] if plan[0] == int(k) else int(k)) * width
-        return micro_kernel(
-            ctx, [klen], nrows, w, cols,
-            lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
-            lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
-            lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
-            carry=carry,
-            prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, int(klen), width,
-                                                binop("div", m0, idx(rows)), strips, kk[0])) if ahead else None,
-        )
+        def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
+            w = width if packed else cols
+            # one strip reads its weights as it computes (the hardware prefetcher keeps up; a software prefetch
+            # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so
+            # every strip asks for its share of the next block of weights
+            strips = -(-int(mrows) // rows) if plan is not None else 1
+            ahead = None
+            if plan is not None and strips > 1:  # the next block of the panel, or the same k of the next panel
+                ahead = (plan[1] if plan[0] == int(k) else int(k)) * width
+            return micro_kernel(
+                ctx, [klen], nrows, w, cols,
+                lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
+                lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
+                lambda r, g, c, v: out(binop("add", binop("add", base, m0), r), binop("add", n0, c), v),
+                carry=carry,
+                prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, int(klen), width,
+                                                    binop("div", m0, idx(rows)), strips, kk[0])) if ahead else None,
+            )
+
+        return part
+
+    if block is not None:  # row blocks that stay in L2, each over every weight panel
+        buf = ctx.scratch(DType.float32, block * int(k))
+
+        def row_block_body(r0: Expr, mrows: int) -> Stmt:
+            _, copy = pack_rows(ctx, mrows, int(k), rows, lambda i, kk: a(binop("add", r0, i), kk), buf)
+            inner = stream_plan(mrows, k, width)
+            assert inner is not None, "a row block fits STREAMED_A_BYTES"
+            return seq(copy, streamed_panels(ctx, mrows, n, int(k), rows, width, inner, parts(r0, mrows, inner, buf),
+                                             parallel=True))
+
+        return tiles(ctx, m, block, row_block_body, "mb")
+    buf, copy = pack_rows(ctx, int(m), int(k), rows, a) if plan is not None and strips else (None, None)
+    part = parts(idx(0), m, plan, buf)
 
     def row(m0: Expr, nrows: int) -> Stmt:
         return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols, idx(0), k), "no")

@@ -31,11 +31,11 @@ UNBLOCKED_ROWS = 48  # from this many rows, panels are not cut into L1-sized K b
 
 
 def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: int, plan: tuple[int, int],
-                    part: Callable[..., Stmt]) -> Stmt:
+                    part: Callable[..., Stmt], parallel: bool = False) -> Stmt:
     """The column panels of a weight-streaming product (`stream_plan`): per K span, per panel, per K
     block, every row strip; `part(m0, nrows, n0, cols, k0, klen, carry)` is one tile. The partial sums of
     a panel pass between its blocks in a stack buffer, or between spans in a buffer of all panels (whose
-    loop, inside the span loop, is then the parallel one)."""
+    loop, inside the span loop, is then the parallel one; so it is with `parallel`, inside a row block's loop)."""
     span, kc = plan
     spans, blocks = k // span, span // kc
     shared = ctx.scratch(DType.float32, -(-int(n) // width) * width * m) if spans > 1 else None
@@ -63,18 +63,15 @@ def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: in
         loop = ctx.loop(blocks, block, "kb")
         return loop if shared is not None else Allocate(sums, loop)
 
-    if spans == 1:
-        return tiles(ctx, n, width, lambda n0, cols: column(idx(0), n0, cols), "no")
-
     def span_panels(ks: Expr) -> Stmt:
         panels = tiles(ctx, n, width, lambda n0, cols: column(ks, n0, cols), "no")
         loops = [panels] if isinstance(panels, For) else panels.stmts if isinstance(panels, Seq) else []
         whole = next((s for s in loops if isinstance(s, For)), None)  # the whole panels; the tail follows
-        if whole is not None:
+        if whole is not None and (spans > 1 or parallel):
             ctx.hints.append(Parallel(whole.var.name))
         return panels
 
-    return ctx.loop(spans, span_panels, "ks")
+    return span_panels(idx(0)) if spans == 1 else ctx.loop(spans, span_panels, "ks")
 
 
 def _all(tests: list[Expr]) -> Expr:
@@ -107,11 +104,13 @@ def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, 
     return Prefetch(start.buffer, clamp(at, 0, int(start.buffer.size) - 1))
 
 
-def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr]) -> tuple[Buffer, Stmt]:
+def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr],
+              buf: Buffer | None = None) -> tuple[Buffer, Stmt]:
     """`a` (m x k) copied to strips of `rows` rows, each k-major ([ceil(m/rows), k, rows], the last strip
     short): a row tile reads one contiguous run per k instead of one float of `rows` rows k apart, which
-    share few L1 sets when k*4 bytes is a multiple of a large power of two (1024, 3072, 4096)."""
-    buf = ctx.scratch(DType.float32, -(-m // rows) * rows * k)
+    share few L1 sets when k*4 bytes is a multiple of a large power of two (1024, 3072, 4096). `buf`: a
+    scratch buffer to reuse (of at least that size), else a new one."""
+    buf = buf if buf is not None else ctx.scratch(DType.float32, -(-m // rows) * rows * k)
 
     def strip(m0: Expr, nrows: int) -> Stmt:
         def copy(i: list[Expr]) -> Stmt:
@@ -127,6 +126,26 @@ def streams_weights(m: Size, k: Size) -> bool:
     """Whether all of `a` (m x k, both known) fits STREAMED_A_BYTES, so that it stays in L2 while every
     weight panel passes once (few rows: MLPs, decoders, short sequences; `stream_plan`)."""
     return not isinstance(m, Sym) and not isinstance(k, Sym) and 4 * m * k <= STREAMED_A_BYTES
+
+
+def row_block(m: Size, k: Size, rows: int, width: int) -> int | None:
+    """The rows of a block of `a` (a multiple of `rows`) for a product whose `a` (m x k) is over
+    STREAMED_A_BYTES and has no K-span plan (`stream_plan` is None: many rows, Whisper's 500 x 384 and
+    500 x 1536): the product runs block by block, each block's rows packed in strips that stay in L2 while
+    every weight panel passes over them once, so that `a` is read from L2, not once per panel from L3.
+    The blocks are as even as whole strips allow, and small enough that a block and two panels fit L2 (not
+    cut in K blocks, `stream_plan`) where that leaves UNBLOCKED_ROWS; None when `a` fits whole."""
+    if isinstance(m, Sym) or isinstance(k, Sym) or streams_weights(m, k):
+        return None
+    most = STREAMED_A_BYTES // (4 * int(k))
+    if L2_BYTES // (4 * int(k)) - 2 * width >= UNBLOCKED_ROWS:
+        most = min(most, L2_BYTES // (4 * int(k)) - 2 * width)
+    blocks = -(-int(m) // most)
+    per_block = -(-int(m) // blocks)
+    block = -(-per_block // rows) * rows
+    while block > rows and block > most:
+        block -= rows
+    return block if block <= most else None
 
 
 def stream_plan(m: Size, k: Size, width: int) -> tuple[int, int] | None:
