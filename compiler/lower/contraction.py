@@ -33,7 +33,16 @@ from .mathx import add, mul
 from .micro_kernel import Carry, micro_kernel, tiles
 from .reduce import accumulate
 from .sizes import Size, Sym, shape_of, size_prod
-from .streamed import L2_BYTES, pack_rows, prefetch_share, row_block, stream_plan, streamed_panels, streams_weights
+from .streamed import (
+    L2_BYTES,
+    pack_rows,
+    prefetch_share,
+    prefetch_steps,
+    row_block,
+    stream_plan,
+    streamed_panels,
+    streams_weights,
+)
 from .table import Emit, anchor
 
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
@@ -114,9 +123,10 @@ def tiled_product(
             # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so
             # every strip asks for its share of the next block of weights
             strips = -(-int(mrows) // rows) if plan is not None else 1
-            ahead = None
+            ahead, every = None, 1
             if plan is not None and strips > 1:  # the next block of the panel, or the same k of the next panel
                 ahead = (plan[1] if plan[0] == int(k) else int(k)) * width
+                every = prefetch_steps(width, strips, int(klen))
             return micro_kernel(
                 ctx, [klen], nrows, w, cols,
                 lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
@@ -125,6 +135,7 @@ def tiled_product(
                 carry=carry,
                 prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, int(klen), width,
                                                     binop("div", m0, idx(rows)), strips, kk[0])) if ahead else None,
+                prefetch_every=every,
             )
 
         return part
