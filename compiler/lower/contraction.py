@@ -100,10 +100,12 @@ def tiled_product(
     packed: bool,
     tile: MicroKernel,
     strips: bool = False,
+    spare: bool = False,
 ) -> Stmt:
     """All `tile.rows` x `tile.cols` tiles of an m x n product. `b(k, n0, c)` reads column n0 + c (a packed b
     reads panel n0 // width); `out(i, j, value)` stores element (i, j). With `strips` (and m, k known), `a` is
-    first copied to strips of rows (`pack_rows`)."""
+    first copied to strips of rows (`pack_rows`). `spare`: the packed weights end on a spare panel of
+    zeros, so that the prefetch of the panel after the last stays in bounds unclamped."""
     rows, width = tile.rows, tile.cols
     order = tile_order(ctx, "rows" if packed and weights_stay_in_l2(m, n, k, width) else "cols")
     plan = stream_plan(m, k, width) if packed and order == "cols" else None
@@ -134,7 +136,8 @@ def tiled_product(
                 lambda r, g, c, v: out(binop("add", binop("add", base, m0), r), binop("add", n0, c), v),
                 carry=carry,
                 prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, int(klen), width,
-                                                    binop("div", m0, idx(rows)), strips, kk[0])) if ahead else None,
+                                                    binop("div", m0, idx(rows)), strips, kk[0], clamped=not spare))
+                if ahead else None,
                 prefetch_every=every,
             )
 
@@ -204,10 +207,10 @@ def row_tile(m: Size, k: Size, lanes: int, n: Size | None = None) -> MicroKernel
     return tiles[1] if narrow < 0.95 * wide or tie else tiles[0]  # a clear gain (32, 7 rows) or a tie (64, not 128)
 
 
-def pack_columns(b: np.ndarray, width: int) -> np.ndarray:
-    """[..., K, N] -> [..., ceil(N/width), K, width], zero padded."""
+def pack_columns(b: np.ndarray, width: int, spare: bool = False) -> np.ndarray:
+    """[..., K, N] -> [..., ceil(N/width) (+ 1 with `spare`), K, width], zero padded."""
     *batch, kk, n = b.shape
-    panels = -(-n // width)
+    panels = -(-n // width) + spare
     padded = np.zeros((*batch, kk, panels * width), np.float32)
     padded[..., :n] = b
     return np.ascontiguousarray(np.moveaxis(padded.reshape(*batch, kk, panels, width), -2, -3))
@@ -325,9 +328,10 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
     tile = register_tile(ctx, row_tile(m, k, ctx.lanes, n) if packable else MicroKernel(ROWS, 2 * ctx.lanes))
     width = tile.cols
     packed = None
-    if weight_packing(ctx, width, packable) is not None:
-        packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width), "w")
     b_batch = () if weight is None or b_rank == 1 else weight.shape[:-2]
+    spare = not b_batch
+    if weight_packing(ctx, width, packable) is not None:
+        packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width, spare), "w")
 
     def per_batch(bi: list[Expr]) -> Stmt:
         def b(kk: Expr, n0: Expr, c: Expr) -> Expr:
@@ -336,7 +340,8 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
             return packed.at([*broadcast_index(bi, b_batch), binop("div", n0, idx(width)), kk, c])
 
         return tiled_product(ctx, m, n, k, lambda i, kk: a_at(bi, i, kk), b,
-                             lambda i, j, v: finish(bi, i, j, v), packed is not None, tile, size_prod(batch) == 1)
+                             lambda i, j, v: finish(bi, i, j, v), packed is not None, tile, size_prod(batch) == 1,
+                             spare)
 
     return ctx.loops(batch, per_batch, "b")
 

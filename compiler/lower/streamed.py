@@ -88,12 +88,16 @@ def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
 
 
 def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, strips: int,
-                   kk: Expr) -> Stmt | None:
+                   kk: Expr, clamped: bool = True) -> Stmt | None:
     """Row strip `strip`'s share of the prefetch of the block `ahead` elements after `start` (the first
     element of a block of `klen` k steps of a packed panel of `width` columns; `ahead`: the next block, or
     the same block of the next panel): each of the `strips` strips of the block asks for 1/strips of it
     over its own k steps, one line every few steps (at k step `kk`, element (strip * klen + kk) * width /
     strips of the block).
+    The index is clamped to the buffer unless `clamped` is False, where the packed weights end on a spare
+    panel (`pack_columns`) that keeps it in bounds: the clamp was 6 of the ~20 integer and load operations a k
+    step beside 12 FMAs, and GPT-2's 64-row products ran 10-15% faster without it in loaded minutes (within
+    3% either way in quiet ones; BENCHMARKS.md, "Transformer products at one and two threads").
     Asked for by the first strip alone, the next block kept about one new line in flight per k step of
     that strip, more than a core tracks over a memory latency, and the strip stalled (BENCHMARKS.md,
     "fp32 micro-kernel efficiency")."""
@@ -102,7 +106,7 @@ def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, 
     step = binop("add", binop("mul", strip, idx(klen)), kk)
     share = binop("div", binop("mul", step, idx(width)), idx(strips))
     at = binop("add", binop("add", start.index, idx(ahead)), share)
-    return Prefetch(start.buffer, clamp(at, 0, int(start.buffer.size) - 1))
+    return Prefetch(start.buffer, clamp(at, 0, int(start.buffer.size) - 1) if clamped else at)
 
 
 def prefetch_steps(width: int, strips: int, klen: int) -> int:
