@@ -27,7 +27,7 @@ L2_BYTES = 512 << 10  # the per-core L2 that `stream_plan` sizes for (AMD Zen 3;
 STREAMED_A_BYTES = 512 << 10  # the largest left operand kept whole while the weight panels stream
 SPAN_A_BYTES = 256 << 10  # the columns of a larger left operand kept in L2 at once (a K span)
 MIN_SPAN = 256  # shorter spans store and reload the partial sums of all panels too often
-MIN_PREFETCH_GROUP = 16  # fewer k steps per prefetched line keep a prefetch every step (`prefetch_steps`)
+MIN_PREFETCH_GROUP = 8  # fewer k steps per prefetched line keep a prefetch every step (`prefetch_steps`)
 UNBLOCKED_ROWS = 48  # from this many rows, panels are not cut into L1-sized K blocks when L2 holds them
 
 
@@ -114,8 +114,8 @@ def prefetch_steps(width: int, strips: int, klen: int) -> int:
     width / strips floats a step, so a 64-byte line lasts 16 * strips / width steps; the largest power of
     two within that which divides `klen`, if at least MIN_PREFETCH_GROUP, else 1 (a prefetch every step).
     One prefetch per line instead of per step: the Mixer's 196 x 512 x 2048 products (32 steps a line) 7%
-    faster, BERT's 128-row ones (16) 1%; with 8 (GPT-2's 64-row products, 11-16 strips) 1% slower, measured
-    in BENCHMARKS.md, "Transformer products at one and two threads"."""
+    faster, BERT's 128-row ones (16) 1%, GPT-2's 64-row ones (8, once the prefetch was unclamped) 2%;
+    BENCHMARKS.md, "Transformer products at one and two threads"."""
     every = 1
     while 2 * every * width <= 16 * strips and klen % (2 * every) == 0:
         every *= 2

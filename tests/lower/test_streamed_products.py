@@ -37,7 +37,8 @@ def test_row_blocks(m, k, block):
 @pytest.mark.parametrize(("width", "strips", "klen", "every"), [
     (24, 49, 512, 32),  # the Mixer's 196 rows in 4 x 24 tiles: a line of the share lasts 32.7 steps
     (16, 22, 768, 16),  # BERT's 128 rows in 6 x 16 tiles: 22 steps
-    (24, 16, 768, 1),  # GPT-2's 64 rows: 10.7 steps, under MIN_PREFETCH_GROUP
+    (24, 16, 768, 8),  # GPT-2's 64 rows: 10.7 steps
+    (24, 8, 128, 1),  # the MLP's 32 rows in K blocks of 128: 5.3 steps, under MIN_PREFETCH_GROUP
     (16, 86, 196, 1),  # 196 steps: no power of two from 16 divides them
 ])
 def test_prefetch_steps(width, strips, klen, every):
