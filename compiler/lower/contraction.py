@@ -112,12 +112,13 @@ def tiled_product(
     block = row_block(m, k, rows, width) if packed and order == "cols" and plan is None and strips else None
 
     def parts(base: Expr, mrows: Size, plan: tuple[int, int] | None, buf: Buffer | None) -> Callable[..., Stmt]:
-        """The tile of rows base + m0 ..., reading `a` from the row strips in `buf` (those of the rows from
-        `base`) or in place; a streamed `plan` over `mrows` rows prefetches each strip's share of the next block."""
+        """The tile of rows base + m0 ..., reading `a` from its row strips in `buf` or in place; a streamed
+        `plan` over `mrows` rows prefetches each strip's share of the next block."""
         def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
             if buf is None:
                 return a(binop("add", binop("add", base, m0), r), kk)
-            return Load(buf, binop("add", binop("add", binop("mul", m0, idx(k)), binop("mul", kk, idx(rows))), r))
+            strip = binop("mul", binop("add", base, m0), idx(k))
+            return Load(buf, binop("add", binop("add", strip, binop("mul", kk, idx(rows))), r))
 
         def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
             w = width if packed else cols
@@ -143,18 +144,16 @@ def tiled_product(
 
         return part
 
-    if block is not None:  # row blocks that stay in L2, each over every weight panel
-        buf = ctx.scratch(DType.float32, block * int(k))
+    buf, copy = pack_rows(ctx, int(m), int(k), rows, a) if (plan is not None or block) and strips else (None, None)
+    if block is not None:  # row blocks that stay in L2, each over every weight panel (all of `a` packed first)
 
         def row_block_body(r0: Expr, mrows: int) -> Stmt:
-            _, copy = pack_rows(ctx, mrows, int(k), rows, lambda i, kk: a(binop("add", r0, i), kk), buf)
             inner = stream_plan(mrows, k, width)
             assert inner is not None, "a row block fits STREAMED_A_BYTES"
-            return seq(copy, streamed_panels(ctx, mrows, n, int(k), rows, width, inner, parts(r0, mrows, inner, buf),
-                                             parallel=True))
+            part = parts(r0, mrows, inner, buf)
+            return streamed_panels(ctx, mrows, n, int(k), rows, width, inner, part, parallel=True)
 
-        return tiles(ctx, m, block, row_block_body, "mb")
-    buf, copy = pack_rows(ctx, int(m), int(k), rows, a) if plan is not None and strips else (None, None)
+        return seq(copy, tiles(ctx, m, block, row_block_body, "mb"))
     part = parts(idx(0), m, plan, buf)
 
     def row(m0: Expr, nrows: int) -> Stmt:

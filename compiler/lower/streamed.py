@@ -122,13 +122,11 @@ def prefetch_steps(width: int, strips: int, klen: int) -> int:
     return every if every >= MIN_PREFETCH_GROUP else 1
 
 
-def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr],
-              buf: Buffer | None = None) -> tuple[Buffer, Stmt]:
+def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr]) -> tuple[Buffer, Stmt]:
     """`a` (m x k) copied to strips of `rows` rows, each k-major ([ceil(m/rows), k, rows], the last strip
     short): a row tile reads one contiguous run per k instead of one float of `rows` rows k apart, which
-    share few L1 sets when k*4 bytes is a multiple of a large power of two (1024, 3072, 4096). `buf`: a
-    scratch buffer to reuse (of at least that size), else a new one."""
-    buf = buf if buf is not None else ctx.scratch(DType.float32, -(-m // rows) * rows * k)
+    share few L1 sets when k*4 bytes is a multiple of a large power of two (1024, 3072, 4096)."""
+    buf = ctx.scratch(DType.float32, -(-m // rows) * rows * k)
 
     def strip(m0: Expr, nrows: int) -> Stmt:
         def copy(i: list[Expr]) -> Stmt:
