@@ -328,7 +328,7 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
     width = tile.cols
     packed = None
     b_batch = () if weight is None or b_rank == 1 else weight.shape[:-2]
-    spare = not b_batch
+    spare = not b_batch and _prefetches(m, k, tile)
     if weight_packing(ctx, width, packable) is not None:
         packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width, spare), "w")
 
@@ -343,6 +343,14 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
                              spare)
 
     return ctx.loops(batch, per_batch, "b")
+
+
+def _prefetches(m: Size, k: Size, tile: MicroKernel) -> bool:
+    """Whether a product's strips may prefetch the weight panel after their own (a streamed plan or row blocks
+    over more than one strip), so that its packed weights get a spare panel (`tiled_product`)."""
+    if isinstance(m, Sym) or isinstance(k, Sym) or -(-int(m) // tile.rows) < 2:
+        return False
+    return stream_plan(m, k, tile.cols) is not None or row_block(m, k, tile.rows, tile.cols) is not None
 
 
 def _split(index: list[Expr], batch: tuple[int, ...]) -> tuple[list[Expr], Expr, Expr]:
