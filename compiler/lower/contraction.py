@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node
-from aic.ir.loop import Bin, Cast, Expr, Load, Stmt
+from aic.ir.loop import Bin, Buffer, Cast, Expr, Load, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.ops.einsum import ELLIPSIS, parse_equation
 from aic.ir.schedule import CachePack, MicroKernel, ScheduleError, TileOrder
@@ -33,7 +33,16 @@ from .mathx import add, mul
 from .micro_kernel import Carry, micro_kernel, tiles
 from .reduce import accumulate
 from .sizes import Size, Sym, shape_of, size_prod
-from .streamed import L2_BYTES, pack_rows, prefetch_share, stream_plan, streamed_panels, streams_weights
+from .streamed import (
+    L2_BYTES,
+    pack_rows,
+    prefetch_share,
+    prefetch_steps,
+    row_block,
+    stream_plan,
+    streamed_panels,
+    streams_weights,
+)
 from .table import Emit, anchor
 
 ROWS = 6  # micro-kernel rows: ROWS * 2 vector accumulators plus operands fit the register file
@@ -91,41 +100,61 @@ def tiled_product(
     packed: bool,
     tile: MicroKernel,
     strips: bool = False,
+    spare: bool = False,
 ) -> Stmt:
     """All `tile.rows` x `tile.cols` tiles of an m x n product. `b(k, n0, c)` reads column n0 + c (a packed b
     reads panel n0 // width); `out(i, j, value)` stores element (i, j). With `strips` (and m, k known), `a` is
-    first copied to strips of rows (`pack_rows`)."""
+    first copied to strips of rows (`pack_rows`). `spare`: the packed weights end on a spare panel of
+    zeros, so that the prefetch of the panel after the last stays in bounds unclamped."""
     rows, width = tile.rows, tile.cols
     order = tile_order(ctx, "rows" if packed and weights_stay_in_l2(m, n, k, width) else "cols")
     plan = stream_plan(m, k, width) if packed and order == "cols" else None
-    copy = None
-    if plan is not None and strips:
-        buf, copy = pack_rows(ctx, int(m), int(k), rows, a)
+    block = row_block(m, k, rows, width) if packed and order == "cols" and plan is None and strips else None
 
+    def parts(base: Expr, mrows: Size, plan: tuple[int, int] | None, buf: Buffer | None) -> Callable[..., Stmt]:
+        """The tile of rows base + m0 ..., reading `a` from its row strips in `buf` or in place; a streamed
+        `plan` over `mrows` rows prefetches each strip's share of the next block."""
         def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
-            return Load(buf, binop("add", binop("add", binop("mul", m0, idx(k)), binop("mul", kk, idx(rows))), r))
-    else:
-        def a_tile(m0: Expr, r: Expr, kk: Expr) -> Expr:
-            return a(binop("add", m0, r), kk)
+            if buf is None:
+                return a(binop("add", binop("add", base, m0), r), kk)
+            strip = binop("mul", binop("add", base, m0), idx(k))
+            return Load(buf, binop("add", binop("add", strip, binop("mul", kk, idx(rows))), r))
 
-    def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
-        w = width if packed else cols
-        # one strip reads its weights as it computes (the hardware prefetcher keeps up; a software prefetch
-        # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so
-        # every strip asks for its share of the next block of weights
-        strips = -(-int(m) // rows) if plan is not None else 1
-        ahead = None
-        if plan is not None and strips > 1:  # the next block of the panel, or the same k of the next panel
-            ahead = (plan[1] if plan[0] == int(k) else int(k)) * width
-        return micro_kernel(
-            ctx, [klen], nrows, w, cols,
-            lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
-            lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
-            lambda r, g, c, v: out(binop("add", m0, r), binop("add", n0, c), v),
-            carry=carry,
-            prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, int(klen), width,
-                                                binop("div", m0, idx(rows)), strips, kk[0])) if ahead else None,
-        )
+        def part(m0: Expr, nrows: int, n0: Expr, cols: int, k0: Expr, klen: Size, carry: Carry | None = None) -> Stmt:
+            w = width if packed else cols
+            # one strip reads its weights as it computes (the hardware prefetcher keeps up; a software prefetch
+            # was measured 10% slower at 1 row); with more, the strips after the first leave memory idle, so
+            # every strip asks for its share of the next block of weights
+            strips = -(-int(mrows) // rows) if plan is not None else 1
+            ahead, every = None, 1
+            if plan is not None and strips > 1:  # the next block of the panel, or the same k of the next panel
+                ahead = (plan[1] if plan[0] == int(k) else int(k)) * width
+                every = prefetch_steps(width, strips, int(klen))
+            return micro_kernel(
+                ctx, [klen], nrows, w, cols,
+                lambda r, kk: a_tile(m0, r, binop("add", k0, kk[0])),
+                lambda kk, g, c: b(binop("add", k0, kk[0]), n0, c),
+                lambda r, g, c, v: out(binop("add", binop("add", base, m0), r), binop("add", n0, c), v),
+                carry=carry,
+                prefetch=(lambda kk: prefetch_share(b(k0, n0, idx(0)), ahead, int(klen), width,
+                                                    binop("div", m0, idx(rows)), strips, kk[0], clamped=not spare))
+                if ahead else None,
+                prefetch_every=every,
+            )
+
+        return part
+
+    buf, copy = pack_rows(ctx, int(m), int(k), rows, a) if (plan is not None or block) and strips else (None, None)
+    if block is not None:  # row blocks that stay in L2, each over every weight panel (all of `a` packed first)
+
+        def row_block_body(r0: Expr, mrows: int) -> Stmt:
+            inner = stream_plan(mrows, k, width)
+            assert inner is not None, "a row block fits STREAMED_A_BYTES"
+            part = parts(r0, mrows, inner, buf)
+            return streamed_panels(ctx, mrows, n, int(k), rows, width, inner, part, parallel=True)
+
+        return seq(copy, tiles(ctx, m, block, row_block_body, "mb"))
+    part = parts(idx(0), m, plan, buf)
 
     def row(m0: Expr, nrows: int) -> Stmt:
         return tiles(ctx, n, width, lambda n0, cols: part(m0, nrows, n0, cols, idx(0), k), "no")
@@ -177,10 +206,10 @@ def row_tile(m: Size, k: Size, lanes: int, n: Size | None = None) -> MicroKernel
     return tiles[1] if narrow < 0.95 * wide or tie else tiles[0]  # a clear gain (32, 7 rows) or a tie (64, not 128)
 
 
-def pack_columns(b: np.ndarray, width: int) -> np.ndarray:
-    """[..., K, N] -> [..., ceil(N/width), K, width], zero padded."""
+def pack_columns(b: np.ndarray, width: int, spare: bool = False) -> np.ndarray:
+    """[..., K, N] -> [..., ceil(N/width) (+ 1 with `spare`), K, width], zero padded."""
     *batch, kk, n = b.shape
-    panels = -(-n // width)
+    panels = -(-n // width) + spare
     padded = np.zeros((*batch, kk, panels * width), np.float32)
     padded[..., :n] = b
     return np.ascontiguousarray(np.moveaxis(padded.reshape(*batch, kk, panels, width), -2, -3))
@@ -298,9 +327,10 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
     tile = register_tile(ctx, row_tile(m, k, ctx.lanes, n) if packable else MicroKernel(ROWS, 2 * ctx.lanes))
     width = tile.cols
     packed = None
-    if weight_packing(ctx, width, packable) is not None:
-        packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width), "w")
     b_batch = () if weight is None or b_rank == 1 else weight.shape[:-2]
+    spare = not b_batch and _prefetches(m, k, tile)
+    if weight_packing(ctx, width, packable) is not None:
+        packed = ctx.weight(pack_columns(np.asarray(weight, np.float32), width, spare), "w")
 
     def per_batch(bi: list[Expr]) -> Stmt:
         def b(kk: Expr, n0: Expr, c: Expr) -> Expr:
@@ -309,9 +339,18 @@ def _product(ctx: LowerCtx, node: Node, batch: tuple[int, ...], m: int, n: int, 
             return packed.at([*broadcast_index(bi, b_batch), binop("div", n0, idx(width)), kk, c])
 
         return tiled_product(ctx, m, n, k, lambda i, kk: a_at(bi, i, kk), b,
-                             lambda i, j, v: finish(bi, i, j, v), packed is not None, tile, size_prod(batch) == 1)
+                             lambda i, j, v: finish(bi, i, j, v), packed is not None, tile, size_prod(batch) == 1,
+                             spare)
 
     return ctx.loops(batch, per_batch, "b")
+
+
+def _prefetches(m: Size, k: Size, tile: MicroKernel) -> bool:
+    """Whether a product's strips may prefetch the weight panel after their own (a streamed plan or row blocks
+    over more than one strip), so that its packed weights get a spare panel (`tiled_product`)."""
+    if isinstance(m, Sym) or isinstance(k, Sym) or -(-int(m) // tile.rows) < 2:
+        return False
+    return stream_plan(m, k, tile.cols) is not None or row_block(m, k, tile.rows, tile.cols) is not None
 
 
 def _split(index: list[Expr], batch: tuple[int, ...]) -> tuple[list[Expr], Expr, Expr]:

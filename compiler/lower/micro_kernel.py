@@ -48,12 +48,14 @@ def micro_kernel(
     carry: Carry | None = None,
     prefetch: Callable[[list[Expr]], Stmt] | None = None,
     tile: Callable[[Buffer], Stmt] | None = None,
+    prefetch_every: int = 1,
 ) -> Stmt:
     """acc[r, g, c] = sum over the k loops (extents `ks`) of a(r, k) * b(k, g, c), for r < rows, g < groups,
     c < width; then out(r, g, c, acc) for c < cols. Each a(r, k) feeds `groups` column vectors. With a
     `carry` (groups == 1) the sums continue those of the previous K block and pass on to the next;
-    `prefetch(k)` runs at each k step; `tile(acc)` (no carry) runs on the finished tile, acc[(r * groups + g)
-    * width + c], before the epilogue."""
+    `prefetch(k)` runs at each k step, or at every `prefetch_every`-th of a single k loop that many divide
+    (the steps between ask for the same cache line: each prefetch costs a load and its address); `tile(acc)`
+    (no carry) runs on the finished tile, acc[(r * groups + g) * width + c], before the epilogue."""
     acc = stack(ctx, DType.float32, rows * groups * width)
 
     def at(r: Expr, g: Expr, c: Expr) -> Expr:
@@ -91,12 +93,24 @@ def micro_kernel(
         g_var.append(loop)
         return loop
 
-    def step(kk: list[Expr]) -> Stmt:
+    def rows_at(kk: list[Expr]) -> Stmt:
         loop = ctx.loop(rows, lambda r: row(kk, r), "r")
         r_var.append(loop)
-        return seq(prefetch(kk), loop) if prefetch is not None else loop
+        return loop
 
-    main = ctx.loops(ks, step, "k")
+    def step(kk: list[Expr]) -> Stmt:
+        return seq(prefetch(kk), rows_at(kk)) if prefetch is not None else rows_at(kk)
+
+    every = prefetch_every
+    if prefetch is not None and every > 1 and len(ks) == 1 and not isinstance(ks[0], Sym) and ks[0] % every == 0:
+        def group(ko: Expr) -> Stmt:
+            k0 = binop("mul", ko, idx(every))
+            assert prefetch is not None
+            return seq(prefetch([k0]), ctx.loop(every, lambda ki: rows_at([binop("add", k0, ki)]), "ki"))
+
+        main = ctx.loop(ks[0] // every, group, "k")
+    else:
+        main = ctx.loops(ks, step, "k")
     if tile is not None:
         assert carry is None, "a tile pass runs on whole sums"
         main = seq(main, tile(acc))

@@ -27,15 +27,16 @@ L2_BYTES = 512 << 10  # the per-core L2 that `stream_plan` sizes for (AMD Zen 3;
 STREAMED_A_BYTES = 512 << 10  # the largest left operand kept whole while the weight panels stream
 SPAN_A_BYTES = 256 << 10  # the columns of a larger left operand kept in L2 at once (a K span)
 MIN_SPAN = 256  # shorter spans store and reload the partial sums of all panels too often
+MIN_PREFETCH_GROUP = 8  # fewer k steps per prefetched line keep a prefetch every step (`prefetch_steps`)
 UNBLOCKED_ROWS = 48  # from this many rows, panels are not cut into L1-sized K blocks when L2 holds them
 
 
 def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: int, plan: tuple[int, int],
-                    part: Callable[..., Stmt]) -> Stmt:
+                    part: Callable[..., Stmt], parallel: bool = False) -> Stmt:
     """The column panels of a weight-streaming product (`stream_plan`): per K span, per panel, per K
     block, every row strip; `part(m0, nrows, n0, cols, k0, klen, carry)` is one tile. The partial sums of
     a panel pass between its blocks in a stack buffer, or between spans in a buffer of all panels (whose
-    loop, inside the span loop, is then the parallel one)."""
+    loop, inside the span loop, is then the parallel one; so it is with `parallel`, inside a row block's loop)."""
     span, kc = plan
     spans, blocks = k // span, span // kc
     shared = ctx.scratch(DType.float32, -(-int(n) // width) * width * m) if spans > 1 else None
@@ -63,18 +64,15 @@ def streamed_panels(ctx: LowerCtx, m: int, n: Size, k: int, rows: int, width: in
         loop = ctx.loop(blocks, block, "kb")
         return loop if shared is not None else Allocate(sums, loop)
 
-    if spans == 1:
-        return tiles(ctx, n, width, lambda n0, cols: column(idx(0), n0, cols), "no")
-
     def span_panels(ks: Expr) -> Stmt:
         panels = tiles(ctx, n, width, lambda n0, cols: column(ks, n0, cols), "no")
         loops = [panels] if isinstance(panels, For) else panels.stmts if isinstance(panels, Seq) else []
         whole = next((s for s in loops if isinstance(s, For)), None)  # the whole panels; the tail follows
-        if whole is not None:
+        if whole is not None and (spans > 1 or parallel):
             ctx.hints.append(Parallel(whole.var.name))
         return panels
 
-    return ctx.loop(spans, span_panels, "ks")
+    return span_panels(idx(0)) if spans == 1 else ctx.loop(spans, span_panels, "ks")
 
 
 def _all(tests: list[Expr]) -> Expr:
@@ -90,12 +88,16 @@ def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
 
 
 def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, strips: int,
-                   kk: Expr) -> Stmt | None:
+                   kk: Expr, clamped: bool = True) -> Stmt | None:
     """Row strip `strip`'s share of the prefetch of the block `ahead` elements after `start` (the first
     element of a block of `klen` k steps of a packed panel of `width` columns; `ahead`: the next block, or
     the same block of the next panel): each of the `strips` strips of the block asks for 1/strips of it
     over its own k steps, one line every few steps (at k step `kk`, element (strip * klen + kk) * width /
     strips of the block).
+    The index is clamped to the buffer unless `clamped` is False, where the packed weights end on a spare
+    panel (`pack_columns`) that keeps it in bounds: the clamp was 6 of the ~20 integer and load operations a k
+    step beside 12 FMAs, and GPT-2's 64-row products ran 10-15% faster without it in loaded minutes (within
+    3% either way in quiet ones; BENCHMARKS.md, "Transformer products at one and two threads").
     Asked for by the first strip alone, the next block kept about one new line in flight per k step of
     that strip, more than a core tracks over a memory latency, and the strip stalled (BENCHMARKS.md,
     "fp32 micro-kernel efficiency")."""
@@ -104,7 +106,20 @@ def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, 
     step = binop("add", binop("mul", strip, idx(klen)), kk)
     share = binop("div", binop("mul", step, idx(width)), idx(strips))
     at = binop("add", binop("add", start.index, idx(ahead)), share)
-    return Prefetch(start.buffer, clamp(at, 0, int(start.buffer.size) - 1))
+    return Prefetch(start.buffer, clamp(at, 0, int(start.buffer.size) - 1) if clamped else at)
+
+
+def prefetch_steps(width: int, strips: int, klen: int) -> int:
+    """How many k steps share one prefetch of a strip's share (`prefetch_share`): the share moves on by
+    width / strips floats a step, so a 64-byte line lasts 16 * strips / width steps; the largest power of
+    two within that which divides `klen`, if at least MIN_PREFETCH_GROUP, else 1 (a prefetch every step).
+    One prefetch per line instead of per step: the Mixer's 196 x 512 x 2048 products (32 steps a line) 7%
+    faster, BERT's 128-row ones (16) 1%, GPT-2's 64-row ones (8, once the prefetch was unclamped) 2%;
+    BENCHMARKS.md, "Transformer products at one and two threads"."""
+    every = 1
+    while 2 * every * width <= 16 * strips and klen % (2 * every) == 0:
+        every *= 2
+    return every if every >= MIN_PREFETCH_GROUP else 1
 
 
 def pack_rows(ctx: LowerCtx, m: int, k: int, rows: int, a: Callable[[Expr, Expr], Expr]) -> tuple[Buffer, Stmt]:
@@ -127,6 +142,26 @@ def streams_weights(m: Size, k: Size) -> bool:
     """Whether all of `a` (m x k, both known) fits STREAMED_A_BYTES, so that it stays in L2 while every
     weight panel passes once (few rows: MLPs, decoders, short sequences; `stream_plan`)."""
     return not isinstance(m, Sym) and not isinstance(k, Sym) and 4 * m * k <= STREAMED_A_BYTES
+
+
+def row_block(m: Size, k: Size, rows: int, width: int) -> int | None:
+    """The rows of a block of `a` (a multiple of `rows`) for a product whose `a` (m x k) is over
+    STREAMED_A_BYTES and has no K-span plan (`stream_plan` is None: many rows, Whisper's 500 x 384 and
+    500 x 1536): the product runs block by block, each block's rows packed in strips that stay in L2 while
+    every weight panel passes over them once, so that `a` is read from L2, not once per panel from L3.
+    The blocks are as even as whole strips allow, and small enough that a block and two panels fit L2 (not
+    cut in K blocks, `stream_plan`) where that leaves UNBLOCKED_ROWS; None when `a` fits whole."""
+    if isinstance(m, Sym) or isinstance(k, Sym) or streams_weights(m, k):
+        return None
+    most = STREAMED_A_BYTES // (4 * int(k))
+    if L2_BYTES // (4 * int(k)) - 2 * width >= UNBLOCKED_ROWS:
+        most = min(most, L2_BYTES // (4 * int(k)) - 2 * width)
+    blocks = -(-int(m) // most)
+    per_block = -(-int(m) // blocks)
+    block = -(-per_block // rows) * rows
+    while block > rows and block > most:
+        block -= rows
+    return block if block <= most else None
 
 
 def stream_plan(m: Size, k: Size, width: int) -> tuple[int, int] | None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from aic.compiler.lower.contraction import row_tile, weights_stay_in_l2
-from aic.compiler.lower.streamed import stream_plan
+from aic.compiler.lower.streamed import prefetch_steps, row_block, stream_plan
 from aic.ir.schedule import MicroKernel
 from onnx import TensorProto, helper, numpy_helper
 
@@ -21,6 +21,28 @@ import aic
 ])
 def test_k_spans_and_blocks(m, k, width, plan):
     assert stream_plan(m, k, width) == plan
+
+
+@pytest.mark.parametrize(("m", "k", "block"), [
+    (500, 384, 252),  # Whisper-like (750 KiB of a): two blocks that stay in L2, 252 + 248 rows
+    (1500, 384, 300),  # Whisper-tiny's 1500 positions: five blocks (a block and two panels fit L2)
+    (500, 1536, 48),  # 48 rows: a block of 288 KiB and two panels of 96 KiB fit L2, not cut in K blocks
+    (300, 2000, 60),  # no block of 48 rows leaves room for two panels: blocks of STREAMED_A_BYTES, cut in K
+    (128, 768, None),  # a fits whole (it streams)
+])
+def test_row_blocks(m, k, block):
+    assert row_block(m, k, 6, 16) == block
+
+
+@pytest.mark.parametrize(("width", "strips", "klen", "every"), [
+    (24, 49, 512, 32),  # the Mixer's 196 rows in 4 x 24 tiles: a line of the share lasts 32.7 steps
+    (16, 22, 768, 16),  # BERT's 128 rows in 6 x 16 tiles: 22 steps
+    (24, 16, 768, 8),  # GPT-2's 64 rows: 10.7 steps
+    (24, 8, 128, 1),  # the MLP's 32 rows in K blocks of 128: 5.3 steps, under MIN_PREFETCH_GROUP
+    (16, 86, 196, 1),  # 196 steps: no power of two from 16 divides them
+])
+def test_prefetch_steps(width, strips, klen, every):
+    assert prefetch_steps(width, strips, klen) == every
 
 
 @pytest.mark.parametrize(("m", "tile"), [
@@ -75,6 +97,9 @@ def test_rows_outer_when_weights_stay_in_l2(m, k, n, rows_outer):
     (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
     (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
     (48, 2816, 37),  # 4 K spans of 704 (a over STREAMED_A_BYTES), sums of all panels between spans
+    (200, 256, 40),  # 34 strips of 6 rows: one prefetch every 32 k steps
+    (400, 400, 200),  # row blocks of 204 + 196 rows (a 640 KiB), 12 panels and an 8-column tail
+    (300, 2000, 37),  # row blocks of 60 rows, each panel in K blocks of 250
 ])
 def test_streamed_products_match_float64(m, k, n, threads):
     rng = np.random.default_rng(m + k)
