@@ -92,9 +92,19 @@ def _features(triple: str, cpu: str, opts: dict[str, str]) -> tuple[str, ...]:
         base = []
     for flag in (f for f in opts.get("mattr", "").split(",") if f):
         name = flag.lstrip("+-")
-        base = [f for f in base if f[1:] != name]
+        gone = _implying(name) if flag[0] == "-" else ()
+        base = [f for f in base if f[1:] != name and not f[1:].startswith(gone)]
         base.append(flag)  # "-f" stays: LLVM must not enable it for the CPU; the load check reads "+f" only
     return tuple(base)
+
+
+def _implying(name: str) -> tuple[str, ...]:
+    """Prefixes of the x86 features that imply `name`: LLVM clears them with it (-avx2 also turns off
+    AVX-512 and AVX-VNNI), so the recorded features, which pick the kernels' instructions, must too."""
+    avx512 = ("avx512", "avx10", "evex512")
+    above_avx2 = (*avx512, "avxvnni", "avxifma", "avxneconvert")
+    return {"avx512f": avx512, "avx2": above_avx2,
+            "avx": ("avx2", "fma", "f16c", "vaes", "vpclmulqdq", "xop", "fma4", *above_avx2)}.get(name, ())
 
 
 @cache

@@ -133,12 +133,12 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
     written into the start of the next row, which that row then overwrites. LLVM assembles odd-width
     vectors from pieces; they are left to the last row."""
     width, lanes = outs[-1], ctx.lanes
-    tail = width % lanes
-    if not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2:  # a 1, 2 or 4-lane tail is native
+    tail, whole = width % lanes, -(-width // lanes) * lanes
+    if (not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2  # a 1, 2 or 4-lane tail is native
+            or whole > 2 * width):  # the extra lanes would reach past the next row (16 lanes, rows of 5 to 7)
         if len(outs) == 2 and outs[0] >= 2 * ROWS_PER_STEP and lanes > 1:
             return _rows_in_steps(ctx, outs, lead, row)
         return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
-    whole = -(-width // lanes) * lanes
     columns: list[Expr] = []
 
     def spilled(v: Expr, h: Expr) -> Stmt:
