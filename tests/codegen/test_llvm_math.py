@@ -91,18 +91,19 @@ def test_float32_tanh_dense(lanes, tmp_path):
     assert (np.abs(got[np.abs(data) >= 9]) == 1).all() and got[400_000] == np.float32(1e-30)
 
 
-@pytest.mark.parametrize("lanes", [1, 8])
+@pytest.mark.parametrize("lanes", [1, 8, 16])
 def test_float32_sigmoid(lanes, tmp_path):
-    """Within 3 ulp where the result is a normal float32, within 6.1e-39 below; NaN stays NaN."""
+    """Within 3 ulp where the result is a normal float32, within 6.1e-39 below; NaN stays NaN; exactly 1/2 at
+    0 and 1 from 17 up (16 lanes: the reciprocal estimate and a Newton step on AVX-512)."""
     edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 87.0, 87.5, -87.0, -87.5, -88.0, -88.5, -103.9, -104.5,
                      1e-30, -1e-30, 16.0, 17.0, -16.0, 1000.0, -1000.0, 0.5, -0.5, 3.0e38, -3.0e38], np.float32)
     data = np.concatenate([edge, np.linspace(-110, 110, 16000, dtype=np.float32),
-                           np.linspace(-4, 4, 8000, dtype=np.float32)])
+                           np.linspace(-4, 4, 8008, dtype=np.float32)])  # whole vectors of 16
     got = run_cases([unary_case("sigmoid", "sigmoid", DType.float32, data, lanes)], tmp_path)["sigmoid"][0]
     x = data.astype(np.float64)
     with np.errstate(over="ignore"):
         ref = 1 / (1 + np.exp(-x))
-    assert np.isnan(got[4]) and got[2] == 1.0 and 0 <= got[3] < 6.1e-39
+    assert np.isnan(got[4]) and got[2] == 1.0 and 0 <= got[3] < 6.1e-39 and got[0] == 0.5 and got[16] == 1.0
     finite = np.isfinite(x)
     normal = finite & (ref >= np.finfo(np.float32).tiny)
     err = ulp_error(got[normal], ref[normal])
