@@ -23,7 +23,7 @@ from torch import nn
 from aic.peak import measure_peak
 from bench.check_interp import relative_error
 from bench.cnn import randomise_batchnorm
-from bench.models import SEED, ModelSpec, export
+from bench.models import SEED, ModelSpec, export, import_torchvision
 from bench.peers import ort_runner
 from bench.run import HEADER, bench_model, write_results
 from bench.zoo import Tagger
@@ -49,30 +49,6 @@ def tokens(vocab: int, seq: int = 128, mask: bool = True) -> dict[str, np.ndarra
         feeds["attention_mask"] = np.ones((1, seq), np.int64)
         feeds["attention_mask"][:, seq - seq // 8 :] = 0
     return feeds
-
-
-_TORCHVISION_OPS: list[torch.library.Library] = []
-
-
-def import_torchvision():
-    """torchvision, importable even where its C++ ops do not load.
-
-    The registry's torchvision wheel is linked against CUDA torch; with CPU torch its ops library fails to load and
-    its import then stops at registering fake kernels for `nms` and `qnms`. Declaring those two schemas first lets
-    it import; the classifiers use neither. transformers imports torchvision too, so this runs before either."""
-    import sys
-
-    try:
-        import torchvision
-    except RuntimeError:
-        for module in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
-            del sys.modules[module]
-        library = torch.library.Library("torchvision", "DEF")
-        for op in ("nms", "qnms"):
-            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _TORCHVISION_OPS.append(library)  # kept alive: the schemas go with the object
-        import torchvision
-    return torchvision
 
 
 def torchvision_model(name: str) -> nn.Module:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,28 @@ class GPT2Wrapper(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
 
 
+_TORCHVISION_OPS: list[torch.library.Library] = []
+
+
+def import_torchvision():
+    """torchvision, importable even where its C++ ops do not load.
+
+    The registry's torchvision wheel is linked against CUDA torch; with CPU torch its ops library fails to load and
+    its import then stops at registering fake kernels for `nms` and `qnms`. Declaring those two schemas first lets
+    it import; the classifiers use neither. transformers imports torchvision too, so this runs before either."""
+    try:
+        import torchvision
+    except RuntimeError:
+        for module in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+            del sys.modules[module]
+        library = torch.library.Library("torchvision", "DEF")
+        for op in ("nms", "qnms"):
+            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _TORCHVISION_OPS.append(library)  # kept alive: the schemas go with the object
+        import torchvision
+    return torchvision
+
+
 def mlp_module() -> nn.Module:
     """A plain MLP: 1024 -> 4096 -> 4096 -> 1000 with GELU (erf) and ReLU."""
     return nn.Sequential(
@@ -76,12 +99,14 @@ def mlp_module() -> nn.Module:
 
 
 def bert_module() -> nn.Module:
+    import_torchvision()
     from transformers import BertConfig, BertModel
 
     return BertWrapper(BertModel(BertConfig(attn_implementation=ATTENTION))).eval()
 
 
 def gpt2_module() -> nn.Module:
+    import_torchvision()
     from transformers import GPT2Config, GPT2LMHeadModel
 
     return GPT2Wrapper(GPT2LMHeadModel(GPT2Config(use_cache=False, attn_implementation=ATTENTION))).eval()

@@ -18,11 +18,13 @@ import onnx
 import onnx.shape_inference
 import onnxruntime
 import torch
-import transformers
 from onnx import helper, numpy_helper
 
 from bench.export_models import MODEL_DIR
-from bench.models import MODELS, default_opset
+from bench.models import MODELS, default_opset, import_torchvision
+
+import_torchvision()
+import transformers  # noqa: E402  (after torchvision can import)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "model_ops.md"
 SHORT = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32", "bool": "bool"}
