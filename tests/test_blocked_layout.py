@@ -97,11 +97,23 @@ def test_squeeze_excite_scale_read_by_the_project_convolution(channels, expand, 
 @pytest.mark.parametrize(("act", "k", "stride", "size"), [("SiLU", 5, 2, 9), ("HardSwish", 3, 1, 7), ("Relu", 3, 2, 8)])
 def test_squeeze_excite_pool_summed_by_the_depthwise_convolution(act, k, stride, size):
     """The pool of the activated depthwise output is the depthwise kernel's second output (a batch of two;
-    rows of 5, 7 and 4 outputs: spans of 6 and single positions), on two threads."""
+    rows of 5, 7 and 4 outputs: shorter spans than a whole one), on two threads."""
     m, feeds = mbconv(12, 4, k, stride, size, batch=2, act=act)
     graph, _ = optimize(load_model(m), 2)
     assert "ReduceMean" not in {n.op for n in graph.nodes}
     check(m, feeds, threads=2)
+
+
+@pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx512f"], ids=["host", "no-avx512"])
+@pytest.mark.parametrize("size", [10, 13, 17])
+def test_depthwise_rows_end_in_a_shorter_span(size, target):
+    """Rows of 10, 13 and 17 outputs: whole spans (8 positions with AVX-512's 32 registers, else 6) and one
+    shorter span of the rest, the squeeze-excite pool summed over both (a batch of two)."""
+    m, feeds = mbconv(12, 4, 5, 1, size, batch=2)
+    expected = run_ort(m, feeds)
+    actual = aic.compile(m, target=target, cache=False).run(None, feeds)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(("stride", "se"), [(1, False), (2, True)], ids=["plain", "strided-pooled"])

@@ -30,7 +30,6 @@ so the channel block is the vector (B = 8 floats on AVX2):
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -57,6 +56,7 @@ ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 wei
 PAIR = 2  # output channel blocks per register tile
 STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a multiple of every tile's rows)
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
+WIDE_SPAN = 8  # the same with 32 vector registers (AVX-512: 5-10% faster than 6, measured: BENCHMARKS.md)
 BAND_ROWS = 10  # depthwise planes larger than LOCAL_PLANE: padded input rows copied per band of output rows
 GROUP_BAND_ROWS = 10  # grouped convolutions with padding: padded input rows of a group copied per band
 GRID_ROWS = 3  # banded convolutions: a tile of 12 (6) positions is 3 output rows by 4 (2) columns
@@ -391,16 +391,20 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
                       value: Callable[[list[Expr], Expr], Expr], store: Store_, pooled: bool = False) -> Stmt:
     """Depthwise: one vector multiply-add per tap (input vector x weight vector). A padded window first
     copies the channel block's plane into a zero-padded stack buffer (read back from L1), so no tap is
-    bounds checked. SPAN positions along a row are computed together, kernel row by kernel row: each
+    bounds checked. SPAN (WIDE_SPAN) positions along a row are computed together, kernel row by kernel row: each
     weight vector is loaded once for all of them and each input vector once for every tap that reads it
-    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains. Each output is
-    value(index, sum of taps), written by store(0, ...). `pooled`: the sum of each span's (or single
-    position's) values is stored in a slot of a stack buffer (a store, not a running sum: one more vector
-    live across the tap loops made it spill), and after the plane the slots' mean is written by store(1, ...)."""
+    (stride 1: SPAN + kw - 1 per kernel row instead of SPAN x kw), in SPAN independent chains; a row's last
+    positions are one shorter span (one chain per position each ran all taps in sequence, latency-bound: twice
+    the time of the spans on rows of 28). Each output is value(index, sum of taps), written by store(0, ...).
+    `pooled`: the sum of each span's values is stored in a slot of a stack buffer (a store, not a running sum:
+    one more vector live across the tap loops made it spill), and after the plane the slots' mean is written
+    by store(1, ...)."""
     n_batch, blocks, *spatial, block = x.shape
     outs = out_shape[2:-1]
-    spans, rest = divmod(outs[1], SPAN)
-    slots = outs[0] * (spans + rest)
+    width = WIDE_SPAN if ctx.lanes >= 16 else SPAN
+    spans, rest = divmod(outs[1], width)
+    per_row = spans + (rest > 0)
+    slots = outs[0] * per_row
     partial = stack(ctx, x.dtype, slots * block, "part")
 
     def finish(items: list[tuple[list[Expr], Expr]], slot: Expr) -> Stmt:
@@ -428,32 +432,19 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         lanes.append(loop)
         return loop
 
-    def single(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr, src_oh: Expr) -> Stmt:
-        """Output (oh, ow), read at row src_oh of `src`: one chain of multiply-adds over the taps."""
-        def lane(c: Expr) -> Stmt:
-            total: Expr | None = None
-            for tap in itertools.product(*(range(k) for k in kernel)):
-                coords = tap_coords(inner, extents, [src_oh, ow], [idx(v) for v in tap])
-                xv, w = src.at([n, cb, *coords, c]), packed.at([cb, idx(tap[0]), idx(tap[1]), c])
-                total = mul(xv, w) if total is None else Call("fma", (xv, w, total))
-            assert total is not None
-            return finish([([n, cb, oh, ow, c], total)], slot)
-
-        return vector_loop(lane)
-
-    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr, src_oh: Expr) -> Stmt:
-        """Outputs (oh, ow + t), t < SPAN, read at row src_oh of `src`: accumulators on the stack, a loop over
+    def span(src: Tensor, n: Expr, cb: Expr, oh: Expr, ow: Expr, slot: Expr, src_oh: Expr, count: int) -> Stmt:
+        """Outputs (oh, ow + t), t < count, read at row src_oh of `src`: accumulators on the stack, a loop over
         the kernel rows."""
-        acc = stack(ctx, x.dtype, SPAN * block)
+        acc = stack(ctx, x.dtype, count * block)
         zero = const(0, x.dtype)
-        init = vector_loop(lambda c: seq(*(Store(acc, binop("add", idx(t * block), c), zero) for t in range(SPAN))))
+        init = vector_loop(lambda c: seq(*(Store(acc, binop("add", idx(t * block), c), zero) for t in range(count))))
 
         def kernel_row(i: Expr) -> Stmt:
             def lane(c: Expr) -> Stmt:
                 wv = [ctx.let(packed.at([cb, i, idx(j), c]), "wv") for j in range(kernel[1])]
                 loads: dict[int, Expr] = {}
                 stores = []
-                for t in range(SPAN):
+                for t in range(count):
                     at = binop("add", idx(t * block), c)
                     total: Expr = Load(acc, at)
                     for j in range(kernel[1]):
@@ -470,20 +461,19 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         rows = ctx.loop(kernel[0], kernel_row, "kr")
         done = vector_loop(lambda c: finish([
             ([n, cb, oh, binop("add", ow, idx(t)), c], Load(acc, binop("add", idx(t * block), c)))
-            for t in range(SPAN)], slot))
+            for t in range(count)], slot))
         return Allocate(acc, seq(init, rows, done))
 
     def output_rows(src: Tensor, n: Expr, cb: Expr, top: Expr | None = None, count: int = outs[0]) -> Stmt:
         """Output rows top .. top + count (all by default); with a `top`, `src` holds the band's rows from 0."""
-        whole = spans * SPAN
+        whole = spans * width
 
         def row(q: Expr) -> Stmt:
             oh = q if top is None else binop("add", top, q)
-            first = binop("mul", oh, idx(spans + rest))
-            tiled = ctx.loop(spans, lambda j: span(src, n, cb, oh, binop("mul", j, idx(SPAN)),
-                                                   binop("add", first, j), q), "ot")
-            tail = ctx.loop(rest, lambda j: single(src, n, cb, oh, binop("add", j, idx(whole)),
-                                                   binop("add", first, binop("add", j, idx(spans))), q), "ow")
+            first = binop("mul", oh, idx(per_row))
+            tiled = ctx.loop(spans, lambda j: span(src, n, cb, oh, binop("mul", j, idx(width)),
+                                                   binop("add", first, j), q, width), "ot")
+            tail = span(src, n, cb, oh, idx(whole), binop("add", first, idx(spans)), q, rest) if rest else None
             return seq(tiled, tail)
 
         return ctx.loop(count, row, "oh")
