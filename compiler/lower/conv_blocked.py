@@ -343,11 +343,12 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                     ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))
                 return loop
 
-            rows = (count - 1) * stride + kernel[0]
-            copy = ctx.loops([in_blocks, rows, extents[1]], fill, "pp")
+            input_rows = (count - 1) * stride + kernel[0]
+            copy = ctx.loops([in_blocks, input_rows, extents[1]], fill, "pp")
             # tiles of GRID_ROWS output rows by tile rows / GRID_ROWS columns, where every panel's tiles divide so
             grid = first if count % GRID_ROWS == 0 and all(
-                rows % GRID_ROWS == 0 and outs[1] % (rows // GRID_ROWS) == 0 for *_, rows, _ in plan) else None
+                tile_rows % GRID_ROWS == 0 and outs[1] % (tile_rows // GRID_ROWS) == 0
+                for *_, tile_rows, _ in plan) else None
             body = panels_over(n, binop("mul", first, idx(outs[1])), count * outs[1], buf, gi, grid)
             return Allocate(buf, seq(copy, body))
 
