@@ -7,12 +7,14 @@
  * its trailer's magic, and its sha256 against the one recorded in the .so. A failure is
  * reported by aic_create.
  *
- * A checked file of AIC_HUGE_BYTES or more is copied into anonymous memory on 2 MiB pages (transparent
- * huge pages, asked for with madvise) and unmapped when the first model instance is created, so loads that
- * only read the .so's metadata (aic inspect, a compile-cache hit) pay nothing: a product streaming 100 MB of weights through a 4 KiB file
+ * Weights of AIC_HUGE_BYTES or more (a checked file, or the blob in the .so) are copied into anonymous
+ * memory on 2 MiB pages (transparent huge pages, asked for with madvise) when the first model instance is
+ * created (the file unmapped, the blob's pages dropped from the process), so loads that only read the .so's
+ * metadata (aic inspect, a compile-cache hit) pay nothing: a kernel streaming weights through a 4 KiB file
  * mapping walks the page tables every 4 KiB, and those walks cost most after the process has been idle (the
  * MLP's run after a 150 ms pause took 1.4x its back-to-back time; BENCHMARKS.md, "Weights on huge pages").
- * AIC_WEIGHTS_MAP=1 keeps the file mapping instead (processes loading one model then share its page cache).
+ * AIC_WEIGHTS_MAP=1 keeps the file mapping or the blob instead (processes loading one model then share its
+ * page cache).
  */
 #define _GNU_SOURCE
 #include "aic_internal.h"
@@ -54,14 +56,24 @@ void aic_huge_free(void *p, size_t bytes) {
     if (p != NULL) munmap(p, (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE);
 }
 
-/* Copy the mapped file into huge-page memory, read-only; on failure keep the file mapping. */
+/* Copy the weights (the mapped file or the blob in the .so) into huge-page memory, read-only; on failure keep
+ * them where they are. The blob's own pages are dropped from the process (they stay in the page cache). */
 static void copy_to_huge_pages(void) {
-    char *copy = aic_huge_alloc(mapped_bytes);
+    size_t bytes = mapping != NULL ? mapped_bytes : (size_t)aic_weights_data.nbytes;
+    char *copy = aic_huge_alloc(bytes);
     if (copy == NULL) return;
-    memcpy(copy, mapping, mapped_bytes);
-    mprotect(copy, mapped_bytes, PROT_READ);
-    munmap(mapping, mapped_bytes);
+    memcpy(copy, base, bytes);
+    mprotect(copy, bytes, PROT_READ);
+    if (mapping != NULL) {
+        munmap(mapping, mapped_bytes);
+    } else {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        uintptr_t first = ((uintptr_t)aic_weights + page - 1) & ~(uintptr_t)(page - 1);
+        uintptr_t end = ((uintptr_t)aic_weights + bytes) & ~(uintptr_t)(page - 1);
+        if (end > first) madvise((void *)first, end - first, MADV_DONTNEED);
+    }
     mapping = copy;
+    mapped_bytes = bytes;
     base = copy;
     on_huge_pages = 1;
 }
@@ -121,7 +133,7 @@ static pthread_once_t huge_pages_once = PTHREAD_ONCE_INIT;
 
 static void move_to_huge_pages(void) {
     const char *keep = getenv("AIC_WEIGHTS_MAP");
-    if (mapping != NULL && (size_t)aic_weights_data.nbytes >= AIC_HUGE_BYTES && !(keep != NULL && strcmp(keep, "1") == 0))
+    if (base != NULL && (size_t)aic_weights_data.nbytes >= AIC_HUGE_BYTES && !(keep != NULL && strcmp(keep, "1") == 0))
         copy_to_huge_pages();
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from aic.compiler.lower.conv_blocked import STRIP, panel_plan
 from aic.compiler.passes import optimize
 from aic.frontend.onnx import load_model
 from aic.ir import run_graph
@@ -189,10 +190,26 @@ def test_dense_blocked_kernels(cin, cout, k, attrs):
     assert_close(aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x})[0], plain, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("cout", [8, 16, 24, 40], ids=["1-block", "pairs", "3-block-panel", "pairs-and-3"])
-def test_activation_over_whole_tile_rows(cout):
+@pytest.mark.parametrize("wide", [False, True], ids=["16-registers", "32-registers"])
+def test_panels_cover_every_block_once_within_the_registers(wide):
+    """Every output block in exactly one panel; a tile's accumulators (rows x blocks) within 12 of AVX2's 16
+    vector registers or 24 of AVX-512's 32; tile rows dividing the strip of positions kept in L1."""
+    budget = 24 if wide else 12
+    for blocks in range(1, 41):
+        covered = []
+        for first, panels, width, rows in panel_plan(blocks, wide):
+            covered += range(first, first + panels * width)
+            assert rows * width <= budget and STRIP % rows == 0, (blocks, width, rows)
+        assert covered == list(range(blocks)), blocks
+
+
+@pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx512f"], ids=["host", "no-avx512"])
+@pytest.mark.parametrize("cout", [8, 16, 24, 40, 48, 56, 72], ids=[
+    "1-block", "2-blocks", "3-blocks", "5-blocks", "4-and-2", "4-and-3", "4-and-5"])
+def test_activation_over_whole_tile_rows(cout, target):
     """A 1x1 ConvBlocked with its own SiLU (computed over a tile row's blocks as one vector) and a fused
-    residual Add after it, against the float64 reference and onnxruntime."""
+    residual Add after it, against the float64 reference and onnxruntime, on every panel shape of both plans
+    (`panel_plan`)."""
     from aic.ir import DType, GraphBuilder, TensorType
 
     x, w, bias, r = f(1, 16, 7, 9), f(cout, 16, 1, 1, scale=0.5), f(cout), f(1, cout, 7, 9)
@@ -205,7 +222,7 @@ def test_activation_over_whole_tile_rows(cout):
              helper.make_node("Mul", ["c", "s"], ["a"]), helper.make_node("Add", ["a", "r"], ["y"])]
     want = run_ort(model(nodes, {"x": x, "r": r}, ["y"], {"w": w, "b": bias}), {"x": x, "r": r})[0]
     assert_close(run_graph(graph, {"x": x, "r": r})[0], want, rtol=1e-4, atol=1e-4)
-    got = aic.compile(graph, num_threads=1, cache=False).run(None, {"x": x, "r": r})[0]
+    got = aic.compile(graph, target=target, num_threads=1, cache=False).run(None, {"x": x, "r": r})[0]
     assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 

@@ -4,11 +4,11 @@ A blocked tensor [N, C/B, H, W, B] has the B channels of a block side by side at
 so the channel block is the vector (B = 8 floats on AVX2):
 
 - convolutions with one group (1x1 and kxk, any stride and padding) are products of positions (rows,
-  one broadcast input value each) by output channels (two blocks = two vectors per row), over the
-  reduction (taps x input channels): every tile is whole vectors whatever the map size (49 positions
-  of a 7x7 map are 8 tiles of 6 and one of 1, not ragged rows), on the shared micro-kernel; the weights
-  are packed at compile time as [Cout/2B][kh][kw][Cin][2][B] (an odd number of output blocks ends
-  with a panel of three blocks by 4 positions);
+  one broadcast input value each) by output channels (two blocks = two vectors per row, four with
+  AVX-512's 32 registers), over the reduction (taps x input channels): every tile is whole vectors
+  whatever the map size (49 positions of a 7x7 map are 8 tiles of 6 and one of 1, not ragged rows), on
+  the shared micro-kernel; the weights are packed at compile time as [panel][kh][kw][Cin][blocks][B]
+  (`panel_plan`: the blocks left over end in a panel of their own);
 - grouped convolutions whose groups are whole blocks (in and out) are those products per group, the weights
   packed per group; with padding, per group and band of output rows, over a zero-padded stack copy of the
   input rows the band reads (no bounds checks, no pass of its own: the copy is read back from L1), in tiles of
@@ -52,8 +52,9 @@ from .sizes import shape_of
 from .table import Emit, anchor, compute, lowering_of
 from .window import clamped, inside_input, tap_coords
 
-ROWS = 6  # output positions per register tile: 6 x 2 accumulator vectors, 2 weight vectors, 1 broadcast
+ROWS = 6  # output positions per register tile: 6 x 2 (4) accumulator vectors, 2 (4) weight vectors, 1 broadcast
 PAIR = 2  # output channel blocks per register tile
+QUAD = 4  # the same with 32 vector registers (AVX-512)
 STRIP = 12  # positions whose input stays in L1 while the weight panels pass (a multiple of every tile's rows)
 SPAN = 6  # depthwise: output positions along a row computed together (measured: 4 is slower)
 WIDE_SPAN = 8  # the same with 32 vector registers (AVX-512: 5-10% faster than 6, measured: BENCHMARKS.md)
@@ -164,16 +165,25 @@ def pack_panels(weights: np.ndarray, block: int, first: int, panels: int, width:
     return np.ascontiguousarray(np.transpose(w, (0, 4, 5, 3, 1, 2)))
 
 
-def panel_plan(out_blocks: int) -> list[tuple[int, int, int, int]]:
-    """(first block, panels, blocks per panel, rows) covering the output blocks: pairs of blocks by ROWS
-    positions; an odd count ends with three blocks by 4 positions (12 accumulators, as the pairs), one
-    block alone by 2 * ROWS positions."""
+def panel_plan(out_blocks: int, wide: bool = False) -> list[tuple[int, int, int, int]]:
+    """(first block, panels, blocks per panel, rows) covering the output blocks. With 16 vector registers: pairs
+    of blocks by ROWS positions (12 accumulators); an odd count ends with three blocks by 4 positions. `wide`
+    (32 registers): quads of blocks by ROWS positions (24 accumulators); the remainder ends with five blocks by 4
+    positions (one over), two by 2 * ROWS or three by ROWS. One block alone: 2 * ROWS positions."""
     if out_blocks == 1:
         return [(0, 1, 1, 2 * ROWS)]
-    pairs = (out_blocks - 3) // PAIR if out_blocks % PAIR else out_blocks // PAIR
-    plan = [(0, pairs, PAIR, ROWS)] if pairs else []
-    if out_blocks % PAIR:
-        plan.append((pairs * PAIR, 1, 3, 4))
+    width, tails = (QUAD, {1: (5, 4), 2: (2, 2 * ROWS), 3: (3, ROWS)}) if wide else (PAIR, {1: (3, 4)})
+    last = tails.get(out_blocks % width, (0, 0))
+    whole = (out_blocks - last[0]) // width
+    plan = [(0, whole, width, ROWS)] if whole else []
+    if last[0]:
+        plan.append((whole * width, 1, *last))
+    return plan
+    last = {0: (0, 0), 1: (5, 4), 2: (2, 2 * ROWS), 3: (3, ROWS)}[out_blocks % QUAD]
+    quads = (out_blocks - last[0]) // QUAD
+    plan = [(0, quads, QUAD, ROWS)] if quads else []
+    if last[0]:
+        plan.append((quads * QUAD, 1, *last))
     return plan
 
 
@@ -303,7 +313,7 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                          for g in range(group)])
 
     plan = [(first, panels, width, rows, ctx.weight(pack(first, panels, width), "w"))
-            for first, panels, width, rows in panel_plan(out_blocks)]
+            for first, panels, width, rows in panel_plan(out_blocks, ctx.lanes >= 16)]
 
     # A reduction deeper than the outputs (project convolutions): strips of positions outermost, so a strip's
     # input stays in L1 while every panel of weights passes over it, instead of the whole input streaming once

@@ -119,6 +119,33 @@ def test_large_weights_are_copied_off_the_file_unless_asked(tmp_path, rng, monke
     assert file_is_mapped(tmp_path / "big.weights") == keep_mapping
 
 
+@pytest.mark.parametrize("keep_blob", [False, True])
+def test_large_embedded_weights_are_copied_off_the_so_unless_asked(tmp_path, rng, monkeypatch, keep_blob):
+    """Embedded weights of 4 MiB or more are copied to huge-page memory by the first instance, and the blob's
+    pages in the .so dropped from the process (its resident size stays small after a run); AIC_WEIGHTS_MAP=1
+    runs from the blob."""
+    model = big_mlp()
+    so = compile_model(model, output=tmp_path / "big.so", embed_weights=True)
+    monkeypatch.setenv("AIC_WEIGHTS_MAP", "1" if keep_blob else "0")
+    module = aic.load(so, num_threads=1)
+    x = rng.standard_normal((1024, 1024)).astype(np.float32)
+    w1, w2 = (onnx.numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer)
+    np.testing.assert_allclose(module.run(None, {"x": x})[0], np.maximum(x @ w1, 0) @ w2, rtol=1e-4, atol=1e-3)
+    assert (resident_kib(so) >= 4096) == keep_blob
+
+
+def resident_kib(path) -> int:
+    """KiB of `path`'s mappings resident in this process (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total
+
+
 def file_is_mapped(path) -> bool:
     with open("/proc/self/maps") as maps:
         return str(path) in maps.read()
