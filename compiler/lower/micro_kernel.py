@@ -13,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aic.ir.dtypes import DType
-from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, If, Load, Stmt, Store
-from aic.ir.loop_tools import binop, exprs_of, seq, stmt_exprs
+from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, If, Let, Load, Prefetch, Scope, Stmt, Store, Var
+from aic.ir.loop_tools import binop, exprs_of, seq, stmt_exprs, stmts_of
 from aic.ir.schedule import Unroll, Vectorize
 
 from .core import LowerCtx, clamp, const, idx
 from .reduce import stack
 from .sizes import Size, Sym, as_expr
 
+LINE_FLOATS = 16  # float32 elements of a 64-byte cache line
 EXACT_TAILS = 8  # run-time remainders of tiles up to this side get one exact tail tile per possible size
 
 
@@ -55,7 +56,9 @@ def micro_kernel(
     `carry` (groups == 1) the sums continue those of the previous K block and pass on to the next;
     `prefetch(k)` runs at each k step, or at every `prefetch_every`-th of a single k loop that many divide
     (the steps between ask for the same cache line: each prefetch costs a load and its address); `tile(acc)`
-    (no carry) runs on the finished tile, acc[(r * groups + g) * width + c], before the epilogue."""
+    (no carry) runs on the finished tile, acc[(r * groups + g) * width + c], before the epilogue.
+    Without a carry, the lines of other operands that the epilogue reads element by element (a residual added
+    to the output) are prefetched before the K loops, which then hide their latency."""
     acc = stack(ctx, DType.float32, rows * groups * width)
 
     def at(r: Expr, g: Expr, c: Expr) -> Expr:
@@ -114,7 +117,13 @@ def micro_kernel(
     if tile is not None:
         assert carry is None, "a tile pass runs on whole sums"
         main = seq(main, tile(acc))
-    finish = each(cols, lambda r, g, c: out(r, g, c, Load(acc, at(r, g, c))), "s")
+
+    def result(r: Expr, g: Expr, c: Expr) -> Stmt:
+        return out(r, g, c, Load(acc, at(r, g, c)))
+
+    if carry is None:
+        init = seq(init, epilogue_prefetches(ctx, rows, groups, cols, result))
+    finish = each(cols, result, "s")
     if carry is not None:
         resume = each(width, lambda r, g, c: Store(acc, at(r, g, c), Load(carry.buffer, carry.at(r, c))), "l")
         keep = each(width, lambda r, g, c: Store(carry.buffer, carry.at(r, c), Load(acc, at(r, g, c))), "p")
@@ -122,6 +131,29 @@ def micro_kernel(
     hints(ctx, r_var + g_var, c_var, width)
     wide_epilogue(ctx, epilogue_cols, cols)
     return Allocate(acc, seq(init, main, finish))
+
+
+def epilogue_prefetches(ctx: LowerCtx, rows: int, groups: int, cols: int,
+                        out: Callable[[Expr, Expr, Expr], Stmt]) -> Stmt:
+    """A prefetch of every cache line that out(r, g, c) reads from a global buffer at an index that moves with c
+    (out called on probes: c and c + 1 of each line)."""
+    def loads(r: Expr, g: Expr, c: int) -> list[Load]:
+        with ctx.scope() as sc:
+            probe = sc.wrap(out(r, g, idx(c)))
+        bound = {id(st.var) for st in stmts_of(probe) if isinstance(st, Let)}
+        return [e for top in stmt_exprs(probe) for e in exprs_of(top) if isinstance(e, Load)
+                and e.buffer.scope == Scope.GLOBAL
+                and not any(isinstance(v, Var) and id(v) in bound for v in exprs_of(e.index))]
+
+    def lines(rg: list[Expr]) -> Stmt:
+        fetches: list[Stmt] = []
+        for c in range(0, cols, LINE_FLOATS):
+            here, next_ = loads(*rg, c), loads(*rg, c + 1) if c + 1 < cols else []
+            fetches += [Prefetch(a.buffer, a.index) for a, b in zip(here, next_)
+                        if a.buffer is b.buffer and repr(a.index) != repr(b.index)]
+        return seq(*fetches)
+
+    return ctx.loops((rows, groups), lines, "fr")
 
 
 def hints(ctx: LowerCtx, rows: list[Stmt], cols: list[Stmt], width: int) -> None:

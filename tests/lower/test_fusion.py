@@ -7,8 +7,10 @@ import pytest
 from aic.compiler.fusion import MAX_DEPTH, fuse
 from aic.compiler.lower import LOWERINGS, Lowering, LoweringError
 from aic.ir import DType, GraphBuilder, TensorType, run_graph
+from aic.ir.loop import Prefetch
 from aic.ir.loop_eval import run_program
 from aic.ir.loop_printer import kernel_text
+from aic.ir.loop_tools import stmts_of
 
 from tests.lower.lower_util import lower
 from tests.onnx_util import assert_close
@@ -67,6 +69,20 @@ def test_conv_residual_relu_is_one_kernel():
     y = b.op("Relu", b.op("Add", b.op("Conv", x, b.const(f(16, 4, 3, 3)), b.const(f(16)), pads=[1, 1, 1, 1]), r))
     groups, _ = compiled(b, [y], {"x": f(1, 4, 6, 6), "r": f(1, 16, 6, 6)})
     assert [g.describe() for g in groups] == ["Conv+Add+Relu"]
+
+
+def test_residual_lines_are_prefetched_before_the_products():
+    """A 1x1 convolution's tiles prefetch the lines of the residual their epilogue adds (one per 16 floats of
+    each tile row) before the K loop, none of the input or weights; results unchanged."""
+    b = GraphBuilder()
+    x = b.input("x", TensorType(F32, (1, 8, 8, 8)))
+    r = b.input("r", TensorType(F32, (1, 12, 8, 8)))
+    y = b.op("Relu", b.op("Add", b.op("Conv", x, b.const(f(12, 8, 1, 1)), b.const(f(12))), r))
+    _, program = compiled(b, [y], {"x": f(1, 8, 8, 8), "r": f(1, 12, 8, 8)})
+    (kernel,) = program.kernels
+    residual = next(p for p in kernel.params if p.size == 12 * 64 and p.name.startswith("in"))
+    fetched = {s.buffer.name for s in stmts_of(kernel.body) if isinstance(s, Prefetch)}
+    assert fetched == {residual.name}
 
 
 def test_layernorm_takes_the_residual_add_as_prologue():
