@@ -13,7 +13,8 @@ Choices:
 - sigmoid in float32 is 1 / (1 + e^-x) with its own e^-x: the argument clamped to [-87, 88], so one
   power-of-two factor scales it and no overflow or NaN fix-ups are needed (SiLU's cost is this
   function), and the reciprocal an x86 estimate refined by one Newton step (`Poly.reciprocal`); max error
-  about 3 ulp for x >= -87, and below that 0 to within 6e-39. Other float
+  about 3 ulp for x >= -87, and below that 0 to within 6e-39. With AVX-512 on 16 lanes: the same with
+  `vscalefps` and a degree-6 polynomial (`sigmoid_scalef_f32`, 3.2 ulp), a third fewer instructions. Other float
   types: 1 / (1 + exp(-x)). erf's e^(-x^2) (argument in [-16, 0]) uses the same bounded exp.
 - Polynomials are evaluated by Estrin's scheme with a Horner tail (`Poly.estrin`): these functions
   are latency-bound in activation epilogues, and the tail keeps Horner's rounding error.
@@ -57,6 +58,15 @@ _ERF_Q = (
     0.4970273971557617,
     1.0,
 )
+_EXP_NEG = (
+    0.0013836835409366418,
+    -0.008374824183932027,
+    0.04166822620305679,
+    -0.1666642007052515,
+    0.499999920749927,
+    -1.0000000363450718,
+    1.0000000005546161,
+)  # e^-r, highest power first, on |r| <= ln2/2: a relative minimax fit of e^r (1.9e-9 in float64), odd terms negated
 _TANH_P = (
     -1.2665986315330002e-11,
     3.121710534514932e-08,
@@ -85,7 +95,8 @@ def emit_call(em: ExprEmitter, e: Call) -> ir.Value:
         return em.intrinsic(f"llvm.fma.{mangle(t)}", t, args)
     if fn == "sigmoid":
         if elem_type(t) == F32:
-            return sigmoid_f32(Poly(em, n), x)
+            p = Poly(em, n)
+            return sigmoid_scalef_f32(p, x) if p.avx512 else sigmoid_f32(p, x)
         one = constant(dt, 1.0, n)
         e = em.intrinsic(f"llvm.exp.{mangle(t)}", t, [em.builder.fneg(x)])
         return em.builder.fdiv(one, em.builder.fadd(one, e))
@@ -151,14 +162,41 @@ class Poly:
     def muladd(self, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
         return self.call("fmuladd", a, b, c)
 
+    @property
+    def avx512(self) -> bool:
+        """Whole 16-lane vectors on an AVX-512 target: `vscalefps` and `vrcp14ps` exist."""
+        return self.lanes % 16 == 0 and "avx512f" in self.em.ctx.features
+
+    def zmm(self, name: str, args: list[ir.Value], tail: list[ir.Value]) -> ir.Value:
+        """An AVX-512 intrinsic on <16 x float> `args` (then the scalar `tail` arguments), applied to each 16
+        lanes of a wider vector (a tile row's epilogue vector)."""
+        t16 = vec(F32, 16)
+        if self.lanes == 16:
+            return self.em.intrinsic(name, t16, [*args, *tail])
+        parts = []
+        for first in range(0, self.lanes, 16):
+            lanes = ir.Constant(ir.VectorType(I32, 16), [ir.Constant(I32, first + i) for i in range(16)])
+            parts.append(self.em.intrinsic(name, t16, [*(self.b.shuffle_vector(a, a, lanes) for a in args), *tail]))
+        while len(parts) > 1:  # concatenated pairwise
+            width = 2 * parts[0].type.count
+            both = ir.Constant(ir.VectorType(I32, width), [ir.Constant(I32, i) for i in range(width)])
+            parts = [self.b.shuffle_vector(parts[i], parts[i + 1], both) for i in range(0, len(parts), 2)]
+        return parts[0]
+
+    def scalef(self, a: ir.Value, n: ir.Value) -> ir.Value:
+        """a * 2^floor(n) in one instruction (`vscalefps`, AVX-512): 0 or inf past the exponent range."""
+        mask, rounding = ir.Constant(ir.IntType(16), -1), ir.Constant(I32, 4)  # all lanes, the current rounding
+        return self.zmm("llvm.x86.avx512.mask.scalef.ps.512", [a, n, a], [mask, rounding])
+
     def reciprocal(self, d: ir.Value) -> ir.Value:
-        """1 / d for d >= 1 (or NaN). With AVX-512, 16 lanes: the 14-bit estimate `vrcp14ps` and one Newton step,
-        r (2 - d r), within 3 ulp (exact at 1/2 and 1): a 16-lane `vdivps` issues once every 5-6 cycles on Zen 4
-        and bounded SiLU epilogues. Elsewhere the division: AVX2's 12-bit `vrcpps` after one step is off by an
-        ulp at 1/2 and 1."""
-        if self.lanes != 16 or "avx512f" not in self.em.ctx.features:
+        """1 / d for d >= 1 (or NaN). With AVX-512, whole 16-lane vectors: the 14-bit estimate `vrcp14ps` and one
+        Newton step, r (2 - d r), within 3 ulp (exact at 1/2 and 1): a 16-lane `vdivps` issues once every 5-6
+        cycles on Zen 4 and bounded SiLU epilogues. Elsewhere the division: AVX2's 12-bit `vrcpps` after one step
+        is off by an ulp at 1/2 and 1."""
+        if not self.avx512:
             return self.b.fdiv(self.c(1.0), d)
-        r = self.em.intrinsic("llvm.x86.avx512.rcp14.ps.512", self.t, [d, self.c(0.0), ir.Constant(ir.IntType(16), -1)])
+        r = self.zmm("llvm.x86.avx512.rcp14.ps.512", [d, constant(DType.float32, 0.0, 16)],
+                     [ir.Constant(ir.IntType(16), -1)])
         return self.b.fmul(r, self.muladd(self.b.fneg(d), r, self.c(2.0)))
 
     def horner(self, coeffs: Sequence[float], x: ir.Value) -> ir.Value:
@@ -225,6 +263,21 @@ def sigmoid_f32(p: Poly, x: ir.Value) -> ir.Value:
     t = b.select(p.ge(t, 88.0), p.c(88.0), t)
     t = b.select(p.lt(t, -87.0), p.c(-87.0), t)
     return p.reciprocal(b.fadd(p.c(1.0), exp_bounded_f32(p, t, tail=1)))
+
+
+def sigmoid_scalef_f32(p: Poly, x: ir.Value) -> ir.Value:
+    """1 / (1 + e^-x) on AVX-512 in about 17 instructions instead of 24: e^-x = 2^n e^-r with n = round(-x / ln2)
+    and r = x + n ln2 (x clamped to [-88, 87]: past it the result is already 6e-39 or 1), e^-r by a degree-6
+    minimax polynomial (Horner), 2^n applied by `vscalefps` instead of exponent-bit arithmetic and a multiply;
+    max error 3.2 ulp against float64 (a float32 simulation over [-88, 88])."""
+    b = p.b
+    xc = b.select(p.lt(x, -88.0), p.c(-88.0), x)
+    xc = b.select(p.ge(xc, 87.0), p.c(87.0), xc)  # NaN passes both
+    shifter = p.c(12582912.0)  # 1.5 * 2^23: adding it rounds to an integer
+    n = b.fsub(p.muladd(xc, p.c(-1.4426950408889634), shifter), shifter)
+    r = p.muladd(n, p.c(0.693359375), xc)  # ln2 split in two: the first part times n is exact
+    r = p.muladd(n, p.c(-2.12194440e-4), r)
+    return p.reciprocal(b.fadd(p.c(1.0), p.scalef(p.horner(_EXP_NEG, r), n)))
 
 
 def exp_bounded_f32(p: Poly, t: ir.Value, tail: int = 2) -> ir.Value:
