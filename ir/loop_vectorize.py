@@ -207,10 +207,30 @@ class _Vectorizer:
             return Load(self.expanded[buf], binop("mul", i, Const(self.n, INDEX)), self.n)
         if not self.varies(i):
             return Load(buf, i)
+        i = self.within_blocks(i)
         s = self.stride(i)
         if s == 1:
             return Load(buf, self.first(i), self.n)
         raise ScheduleError(f"load from {buf.name} has stride {s if s is not None else '(non-affine)'}")
+
+    def within_blocks(self, e: Expr) -> Expr:
+        """`e` with (a + v) // m and (a + v) % m made affine where the n lanes are one block of m or part of one:
+        v the vectorized variable, n <= m, a and v's first lane multiples of m (a blocked layout's channel c read
+        as block c // m, lane c % m, by vectors of one block)."""
+        base = self.lane0[self.var]
+
+        def fn(x: Expr) -> Expr | None:
+            if not (isinstance(x, Bin) and x.op in ("div", "mod") and isinstance(x.b, Const)):
+                return None
+            m = int(x.b.value)
+            if m < self.n or coefficient(x.a, self.var, self.coef) != 1:
+                return None
+            rest = subst(x.a, {self.var: Const(0, INDEX)})
+            if self.varies(rest) or not (_multiple(rest, m) and _multiple(base, m)):
+                return None
+            return Bin("div", binop("add", rest, base), x.b) if x.op == "div" else binop("sub", self.var, base)
+
+        return map_expr(e, fn)
 
     # -- statements
     def stmt(self, s: Stmt) -> Stmt:
@@ -262,6 +282,7 @@ class _Vectorizer:
             if value.lanes > 1:
                 raise ScheduleError(f"all lanes store to one element of {buf.name} (a reduction)")
             return Store(buf, i, value)
+        i = self.within_blocks(i)
         s = self.stride(i)
         if s != 1:
             raise ScheduleError(f"store to {buf.name} has stride {s if s is not None else '(non-affine)'}")
@@ -315,3 +336,15 @@ def vector_reject_reason(s: Stmt, var: Var, lets: dict[Var, Expr]) -> str | None
             return _expr_reason(i) or ("a prefetch address depends on the lane" if depends_on(inline_lets(i, lets), var)
                                        else None)
     raise TypeError(f"unknown statement {s!r}")
+
+
+def _multiple(e: Expr, m: int) -> bool:
+    """Whether index expression `e` is a multiple of m whatever its variables (sums of products by multiples)."""
+    match e:
+        case Const(value=value):
+            return int(value) % m == 0
+        case Bin(op="add" | "sub", a=a, b=b):
+            return _multiple(a, m) and _multiple(b, m)
+        case Bin(op="mul", a=a, b=b):
+            return _multiple(a, m) or _multiple(b, m)
+    return False

@@ -152,6 +152,26 @@ def test_large_maps_lone_convs_and_bottlenecks_stay_plain():
         assert "ConvBlocked" not in {n.op for n in graph.nodes}
 
 
+@pytest.mark.parametrize(("channels", "size", "batch", "threads"), [(16, 14, 1, 1), (24, 9, 2, 2)],
+                         ids=["14x14", "odd-map-batch-2-threads"])
+def test_lone_depthwise_reads_its_plain_input(channels, size, batch, threads):
+    """ConvNeXt's block: a padded 7x7 depthwise convolution alone between plain tensors is blocked, reading the
+    plain input through its plane copies (no BlockChannels), and the LayerNorm over channels after it reads the
+    blocked output through UnblockChannels and the Transpose, by vectors of one block."""
+    w = {"dw": f(channels, 1, 7, 7, scale=0.2), "db": f(channels), "g": f(channels), "b": f(channels),
+         "fc": f(channels, 2 * channels, scale=0.3)}
+    nodes = [helper.make_node("Conv", ["x", "dw", "db"], ["d"], group=channels, pads=[3, 3, 3, 3]),
+             helper.make_node("Transpose", ["d"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "g", "b"], ["n"], axis=-1, epsilon=1e-6),
+             helper.make_node("MatMul", ["n", "fc"], ["y"])]
+    x = f(batch, channels, size, size)
+    m = model(nodes, {"x": x}, ["y"], w)
+    graph, _ = optimize(load_model(m), 2)
+    ops = [n.op for n in graph.nodes]
+    assert "BlockChannels" not in ops and ops[0] == "ConvBlocked" and graph.nodes[0].attrs["block"] == 8, ops
+    check(m, {"x": x}, threads=threads)
+
+
 def test_disabled_by_name():
     m, _ = mbconv(16, 4, 3, 1, 7)
     graph, _ = optimize(load_model(m), 2, disable=["blocked-layout"])

@@ -16,7 +16,8 @@ so the channel block is the vector (B = 8 floats on AVX2):
 - an entry convolution (a stem: a plain input of fewer channels than a block) is the one-group product over
   such band copies, the input's channels the lanes of one block;
 - depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
-  weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane;
+  weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane (an entry
+  depthwise convolution gathers a plain input's B channels into that copy);
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
   the output vectors and stores them whole;
 - an input scale (a squeeze-excite scale folded into its project 1x1 convolution) multiplies each strip of
@@ -140,7 +141,7 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
                                 scale, channel_value, group)
     if products:
         return blocked_products(ctx, x, weights, window, out_shape, finish, scale, group=group)
-    if group == weights.shape[0] == x.shape[1] * block:
+    if group == weights.shape[0] == x.shape[1] * (1 if entry else block):
         return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled)
     raise node_error(node, f"blocked convolutions are dense, depthwise or grouped by whole blocks of {block} channels, "
                            f"not {group} groups of weights {list(weights.shape)}")
@@ -409,8 +410,15 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
     the time of the spans on rows of 28). Each output is value(index, sum of taps), written by store(0, ...).
     `pooled`: the sum of each span's values is stored in a slot of a stack buffer (a store, not a running sum:
     one more vector live across the tap loops made it spill), and after the plane the slots' mean is written
-    by store(1, ...)."""
-    n_batch, blocks, *spatial, block = x.shape
+    by store(1, ...). A plain input [N, C, H, W] (an entry convolution) is read by the copy of each block's plane,
+    the block's channels gathered into the lanes: no reorder of its own."""
+    plain = x.rank == len(out_shape) - 1
+    if plain:
+        n_batch, channels, *spatial = x.shape
+        block = out_shape[-1]
+        blocks = channels // block
+    else:
+        n_batch, blocks, *spatial, block = x.shape
     outs = out_shape[2:-1]
     width = WIDE_SPAN if ctx.lanes >= 16 else SPAN
     spans, rest = divmod(outs[1], width)
@@ -497,7 +505,7 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
     band_rows = min(extents[0], (band - 1) * stride + kernel[0])
 
     def plane(n: Expr, cb: Expr) -> Stmt:
-        if extents == spatial:
+        if extents == spatial and not plain:
             return output_rows(x, n, cb)
 
         def rows_of(first: Expr, count: int) -> Stmt:
@@ -508,8 +516,14 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
 
             def fill(hw: list[Expr]) -> Stmt:
                 coords = [binop("sub", binop("add", hw[0], top), idx(begins[0])), binop("sub", hw[1], idx(begins[1]))]
+
+                def read(c: Expr) -> Expr:
+                    at = clamped(coords, spatial)
+                    return x.at([n, binop("add", binop("mul", cb, idx(block)), c), *at]) if plain else \
+                        x.at([n, cb, *at, c])
+
                 return vector_loop(lambda c: Store(buf, linear([*hw, c], shape), select(
-                    inside_input(coords, spatial), x.at([n, cb, *clamped(coords, spatial), c]), const(0, x.dtype))))
+                    inside_input(coords, spatial), read(c), const(0, x.dtype))))
 
             src = ComputeTensor((n_batch, blocks, *shape), x.dtype, lambda i: Load(buf, linear(i[2:], shape)))
             copy = ctx.loops([(count - 1) * stride + kernel[0], extents[1]], fill, "pp")

@@ -19,7 +19,7 @@ from aic.ir.loop_tools import binop, select, seq
 
 from .core import ComputeTensor, LowerCtx, Tensor, cdtype, const, idx
 from .mathx import absolute, add, call, exp_nonpos, fast_max, mul, sub
-from .norm_channels import normalize_rows_as_lanes, reads_channels_first
+from .norm_channels import blocked_channels, normalize_rows_as_lanes, reads_channels_first
 from .reduce import accumulate, lowest, reduce_each, stack
 from .sizes import bound, size_const, size_max
 from .table import Emit, anchor, compute
@@ -120,6 +120,13 @@ def _layer_norm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit)
         return seq(emit(1, index, mean) if emit.needed(1) else None, emit(2, index, inv) if emit.needed(2) else None)
 
     eps = node.attrs.get("epsilon", 1e-5)
+    block = blocked_channels(node, axis)
+    if block:  # vectors of one channel block: contiguous in the blocked source
+        lanes, ctx.lanes = ctx.lanes, min(ctx.lanes, block)
+        try:
+            return normalize(ctx, x, axes, eps, dt, write, stats)
+        finally:
+            ctx.lanes = lanes
     if not (emit.needed(1) or emit.needed(2)) and reads_channels_first(node, x, axis, ctx.lanes):
         return normalize_rows_as_lanes(ctx, x, eps, dt, write)
     return normalize(ctx, x, axes, eps, dt, write, stats)

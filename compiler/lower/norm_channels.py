@@ -40,6 +40,20 @@ def reads_channels_first(node: Node, x: Tensor, axis: int, lanes: int) -> bool:
         x.shape[-2] >= max(MIN_ROW, lanes) and x.shape[-1] >= 2)
 
 
+def blocked_channels(node: Node, axis: int) -> int:
+    """The block size B when LayerNorm `node` normalizes, over its last axis only, the channels of a blocked
+    tensor [N, C/B, H, W, B] read through UnblockChannels and a Transpose to [N, H, W, C] (a depthwise
+    convolution's output in the blocked layout): vectors of B lanes then read B contiguous floats; 0 otherwise."""
+    src = node.inputs[0].producer if node.inputs[0] is not None else None
+    if src is None or src.op != "Transpose" or src.inputs[0] is None or axis != node.inputs[0].type.rank - 1:
+        return 0
+    unblock = src.inputs[0].producer
+    perm = list(src.attrs.get("perm", []))
+    if unblock is None or unblock.op != "UnblockChannels" or unblock.inputs[0] is None or perm[-1] != 1:
+        return 0
+    return int(unblock.inputs[0].type.shape[-1])
+
+
 def normalize_rows_as_lanes(ctx: LowerCtx, x: Tensor, epsilon: float, dt: DType, write: Write) -> Stmt:
     """Normalize `x` [..., W, C] over C with vectors along W: write(index, x_hat, mean, inv_std) per element."""
     *lead, width, chans = x.shape

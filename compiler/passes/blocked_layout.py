@@ -2,10 +2,11 @@
 
 A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group,
 depthwise, or grouped by whole blocks of channels (RegNet's group width 8, 16, ...); output maps of at most
-MAX_POSITIONS positions) joined by the elementwise work between
-them (Relu, Clip, Sigmoid, HardSwish, Swish, ..., Add/Mul/Sub with blocked, per-channel or scalar
-operands: residual adds and squeeze-excite scales stay blocked). A region with a depthwise or grouped convolution and at
-least MIN_CONVS convolutions on maps larger than 1x1 is rewritten: each Conv becomes a ConvBlocked (weights and bias
+MAX_POSITIONS positions) joined by the elementwise work between them (Relu, Clip, Sigmoid, HardSwish, Swish, ...,
+Add/Mul/Sub with blocked, per-channel or scalar operands: residual adds and squeeze-excite scales stay blocked).
+A region with a depthwise or grouped convolution and at least MIN_CONVS convolutions on maps larger than 1x1 is
+rewritten, and so is a padded depthwise convolution alone whose readers are LayerNorms over its channels through a
+Transpose (ConvNeXt): each Conv becomes a ConvBlocked (weights and bias
 zero padded to whole blocks of channels), each elementwise node the same op on blocked operands (a
 per-channel constant blocked at compile time, an [N, C, 1, 1] scale or a plain tensor through
 BlockChannels), and a mean over the spatial axes of a blocked tensor (GlobalAveragePool, ReduceMean)
@@ -17,9 +18,10 @@ scale read only by a project convolution (1x1, more input than output blocks) be
 input scale: ConvBlocked(x * s) -> ConvBlocked(x, w, b, s), no pass of its own over the tensor; a squeeze-excite
 pool of an activated depthwise convolution, ReduceMean(act(ConvBlocked(x))), becomes that convolution's second
 output (the activation its own), summed as the output is written. A stem (one group, fewer input channels than a
-block, any window) whose input is not blocked reads it plain (ConvBlocked's `block` attribute): no BlockChannels
-of its input, none of its output. Measured
-and decided in docs/decisions.md ("Blocked channel layout", "Squeeze-excite scale in the project convolution").
+block, any window) or a padded depthwise convolution on whole blocks whose input is not blocked reads it plain
+(ConvBlocked's `block` attribute): no BlockChannels of its input, none of its output. Measured
+and decided in docs/decisions.md ("Blocked channel layout", "Squeeze-excite scale in the project convolution",
+"AVX-512 register tiles, ...").
 """
 
 from __future__ import annotations
@@ -128,7 +130,31 @@ def _regions(graph: Graph) -> set[int]:
             sizes[root(id(node))] = sizes.get(root(id(node)), 0) + 1
             if node.attrs.get("group", 1) > 1:
                 separable.add(root(id(node)))
-    return {i for i in convs if sizes.get(root(i), 0) >= MIN_CONVS and root(i) in separable}
+    readers = graph.consumers()
+    lone = {root(id(n)) for n in nodes if id(n) in convs and sizes.get(root(id(n))) == 1 and _reads_plain(n)
+            and _normalized_over_channels(n.outputs[0], readers)}
+    return {i for i in convs if (sizes.get(root(i), 0) >= MIN_CONVS and root(i) in separable) or root(i) in lone}
+
+
+def _reads_plain(node: Node) -> bool:
+    """A depthwise convolution with padding on whole blocks of channels: its kernel copies each block's padded
+    plane anyway, and the copy can gather a plain input's channels (no BlockChannels pass)."""
+    x = node.inputs[0]
+    channels = x.type.shape[1] if x is not None else 0
+    return node.attrs.get("group", 1) == channels == node.outputs[0].type.shape[1] and channels % BLOCK == 0 and \
+        any(node.attrs.get("pads") or []) and node.attrs.get("auto_pad", "NOTSET") == "NOTSET"
+
+
+def _normalized_over_channels(v: Value, readers: dict[int, list[Node]]) -> bool:
+    """Whether `v` [N, C, H, W] is read only by Transposes to channels last whose readers are all LayerNorms over
+    those channels (ConvNeXt's depthwise 7x7): they read a blocked `v` by vectors of a block (norm_channels.py),
+    so a depthwise convolution alone is blocked with no reorder (its input read plain by its copies), where the
+    plain kernel's shifted row loads split cache lines (measured: BENCHMARKS.md)."""
+    transposes = readers.get(id(v), [])
+    return bool(transposes) and all(
+        t.op == "Transpose" and list(t.attrs.get("perm") or [])[-1:] == [1] and readers.get(id(t.outputs[0])) and all(
+            n.op == "LayerNormalization" and n.attrs.get("axis", -1) in (-1, 3) for n in readers[id(t.outputs[0])])
+        for t in transposes)
 
 
 def _positions(node: Node) -> int:
@@ -164,7 +190,8 @@ class _Region:
         weights, attrs = np.asarray(w.const, np.float32), dict(node.attrs)
         weights = _pad_axis(weights, 0, _padded(out_channels))
         group = attrs.get("group", 1)
-        entry = group == 1 and channels < BLOCK and id(x) not in self.blocked  # x stays plain: attribute `block`
+        # x stays plain (attribute `block`): a stem's image, or a depthwise convolution's input read by its copies
+        entry = id(x) not in self.blocked and ((group == 1 and channels < BLOCK) or _reads_plain(node))
         if entry:
             attrs["block"] = BLOCK
         elif group == channels > 1:  # depthwise: one group per (padded) channel

@@ -12,7 +12,8 @@ as a squeeze-excite block computes: the convolution reads x * scale), output [N,
 `activation` (an elementwise op of one input, with its default attributes; none when empty). An optional second
 output is the mean of the first over the spatial positions, [N, Cout/B, 1, 1, B] (a squeeze-excite pool computed
 as the output is written). An entry convolution reads a plain input [N, C, *spatial] (one group, C at most a block:
-a stem on an image) and writes blocks of the `block` attribute. Made by the `blocked-layout` pass.
+a stem on an image; or depthwise, C a multiple of the block) and writes blocks of the `block` attribute. Made by
+the `blocked-layout` pass.
 """
 
 from __future__ import annotations
@@ -103,9 +104,12 @@ def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
     if not all(isinstance(d, int) for d in (block, blocks, out_channels, in_channels, *w.shape[2:])):
         raise ctx.error("channels, blocks and kernel must be static")
     if entry:
-        if group != 1 or blocks != in_channels or blocks > block or out_channels % block or ctx.has(3):
-            raise ctx.error(f"an entry convolution takes one group, at most {block} input channels (weights "
-                            f"{list(w.shape)} on input {list(x.shape)}) and no input scale")
+        stem = group == 1 and blocks == in_channels and blocks <= block
+        depthwise = group == blocks == out_channels and in_channels == 1 and blocks % block == 0
+        if not (stem or depthwise) or out_channels % block or ctx.has(3):
+            raise ctx.error(f"an entry convolution takes one group and at most {block} input channels, or is "
+                            f"depthwise on a multiple of {block} channels (weights {list(w.shape)} on input "
+                            f"{list(x.shape)}), and no input scale")
         spatial = list(x.shape[2:])
         window = make_window(ctx.attrs, list(ctx.attrs["kernel_shape"] or w.shape[2:]), ctx.error)
         outs = [window.out_dim(i, d, ctx.fresh) for i, d in enumerate(spatial)]

@@ -10,7 +10,7 @@ from aic.ir.dtypes import DType
 from aic.ir.loop import INDEX, Allocate, Buffer, Const, For, ForKind, Kernel, Load, Scope, Store, Var
 from aic.ir.loop_eval import run_kernel
 from aic.ir.loop_printer import kernel_text
-from aic.ir.loop_tools import binop, seq
+from aic.ir.loop_tools import binop, exprs_of, seq, stmt_exprs
 from aic.ir.schedule import (
     Bind,
     CachePack,
@@ -124,6 +124,36 @@ def test_vectorize_expands_local_accumulators_per_lane():
     got = np.zeros(cols, np.float32)
     run_kernel(kernel, [xs, got])
     np.testing.assert_allclose(got, xs.reshape(rows, cols).sum(0), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("lanes", "whole"), [(8, True), (4, False), (16, False)])
+def test_vectorize_reads_a_blocked_layout_by_whole_blocks(lanes, whole):
+    """Channel c of a blocked [C/8, P, 8] array read as (c // 8, c % 8): vectors of one block's 8 lanes are
+    contiguous loads; 16 lanes would span two blocks, and 4 start inside one (not proven to stay in it): both
+    are refused as non-affine."""
+    positions, channels = 5, 24
+    x = Buffer("x", DType.float32, channels * positions)
+    out = Buffer("out", DType.float32, positions * channels)
+    ctx = LowerCtx(8)
+
+    def element(i):
+        p, c = i
+        block, lane = binop("div", c, Const(8)), binop("mod", c, Const(8))
+        return Store(out, p * channels + c, Load(x, binop("add", binop("mul", binop("add", binop("mul", block, Const(
+            positions)), p), Const(8)), lane)))
+
+    kernel = Kernel("nhwc", [x, out], ctx.loops((positions, channels), element, "i"))
+    if not whole:
+        with pytest.raises(ScheduleError, match="stride"):
+            apply(kernel, Vectorize("i1", lanes))
+        return
+    vectorized = apply(kernel, Vectorize("i1", lanes))
+    loads = [e for top in stmt_exprs(vectorized.body) for e in exprs_of(top) if isinstance(e, Load) and e.buffer is x]
+    assert loads and all(ld.lanes == lanes for ld in loads)
+    xs = rng.standard_normal(channels * positions).astype(np.float32)
+    got = np.zeros(positions * channels, np.float32)
+    run_kernel(vectorized, [xs, got])
+    np.testing.assert_array_equal(got, xs.reshape(channels // 8, positions, 8).transpose(1, 0, 2).reshape(-1))
 
 
 def test_default_schedules_matmul_as_micro_kernel():
