@@ -181,12 +181,6 @@ def panel_plan(out_blocks: int, wide: bool = False) -> list[tuple[int, int, int,
     if last[0]:
         plan.append((whole * width, 1, *last))
     return plan
-    last = {0: (0, 0), 1: (5, 4), 2: (2, 2 * ROWS), 3: (3, ROWS)}[out_blocks % QUAD]
-    quads = (out_blocks - last[0]) // QUAD
-    plan = [(0, quads, QUAD, ROWS)] if quads else []
-    if last[0]:
-        plan.append((quads * QUAD, 1, *last))
-    return plan
 
 
 def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],

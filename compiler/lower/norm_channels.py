@@ -49,7 +49,7 @@ def blocked_channels(node: Node, axis: int) -> int:
         return 0
     unblock = src.inputs[0].producer
     perm = list(src.attrs.get("perm", []))
-    if unblock is None or unblock.op != "UnblockChannels" or unblock.inputs[0] is None or perm[-1] != 1:
+    if unblock is None or unblock.op != "UnblockChannels" or unblock.inputs[0] is None or perm[-1:] != [1]:
         return 0
     return int(unblock.inputs[0].type.shape[-1])
 
