@@ -235,10 +235,10 @@ class _Vectorizer:
     def start(self, index: Expr) -> Expr:
         """The first lane's value of a unit-stride index, a lane offset v - base from `within_blocks` as 0 (so the
         verifier need not prove base - base is 0)."""
+        base = self.lane0[self.var]
+
         def fn(x: Expr) -> Expr | None:
-            if isinstance(x, Bin) and x.op == "sub" and x.a is self.var and repr(x.b) == repr(self.lane0[self.var]):
-                return Const(0, INDEX)
-            return None
+            return Const(0, INDEX) if isinstance(x, Bin) and x.op == "sub" and x.a is self.var and x.b is base else None
 
         return self.first(map_expr(index, fn))
 

@@ -269,6 +269,15 @@ class LowerCtx:
         """A global temporary buffer living for this kernel only (planned in the arena)."""
         return self.param("scratch", dtype, size, None, "tmp")
 
+    @contextmanager
+    def vector_lanes(self, lanes: int) -> Iterator[None]:
+        """Lower with vectors of at most `lanes` lanes (a layout whose contiguous runs are that short)."""
+        target, self.lanes = self.lanes, min(self.lanes, lanes)
+        try:
+            yield
+        finally:
+            self.lanes = target
+
     # -- let scopes
     @contextmanager
     def scope(self) -> Iterator[_Scope]:

@@ -122,11 +122,8 @@ def _layer_norm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit)
     eps = node.attrs.get("epsilon", 1e-5)
     block = blocked_channels(node, axis)
     if block:  # vectors of one channel block: contiguous in the blocked source
-        lanes, ctx.lanes = ctx.lanes, min(ctx.lanes, block)
-        try:
+        with ctx.vector_lanes(block):
             return normalize(ctx, x, axes, eps, dt, write, stats)
-        finally:
-            ctx.lanes = lanes
     if not (emit.needed(1) or emit.needed(2)) and reads_channels_first(node, x, axis, ctx.lanes):
         return normalize_rows_as_lanes(ctx, x, eps, dt, write)
     return normalize(ctx, x, axes, eps, dt, write, stats)
