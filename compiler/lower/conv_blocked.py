@@ -32,11 +32,12 @@ so the channel block is the vector (B = 8 floats on AVX2):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from aic.ir.dtypes import DType
 from aic.ir.graph import Node, Value
-from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, Load, Stmt, Store
+from aic.ir.loop import Allocate, Bin, Buffer, Call, Expr, For, If, Load, Stmt, Store
 from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.registry import get_op
 from aic.ir.ops.window import Window
@@ -62,9 +63,35 @@ WIDE_SPAN = 8  # the same with 32 vector registers (AVX-512: 5-10% faster than 6
 BAND_ROWS = 10  # depthwise planes larger than LOCAL_PLANE: padded input rows copied per band of output rows
 GROUP_BAND_ROWS = 10  # grouped convolutions with padding: padded input rows of a group copied per band
 GRID_ROWS = 3  # banded convolutions: a tile of 12 (6) positions is 3 output rows by 4 (2) columns
+EXPAND_ROWS = 8  # an input expansion's register tile: positions along a row by one channel block
+WIDE_EXPAND_ROWS = 16  # the same with 32 vector registers (3.5% faster than 8 at 112x112)
 
 Finish = Callable[[list[Expr], Expr], Stmt]
 Store_ = Callable[[int, list[Expr], Expr], Stmt]
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A depthwise convolution's input expansion: a 1x1 convolution, weights packed [out block, in block, in lane,
+    out lane], then its bias and activation."""
+
+    weights: Tensor
+    bias: Tensor | None
+    activation: str
+
+    @staticmethod
+    def of(ctx: LowerCtx, node: Node, ins: list[Tensor | None], block: int) -> Expansion | None:
+        w = node.inputs[4].const if len(node.inputs) > 4 and node.inputs[4] is not None else None
+        if w is None:
+            return None
+        mid, channels = w.shape[:2]
+        packed = np.asarray(w, np.float32).reshape(mid // block, block, channels // block, block).transpose(0, 2, 3, 1)
+        return Expansion(ctx.weight(np.ascontiguousarray(packed), "we"), ins[5] if len(ins) > 5 else None,
+                         node.attrs.get("expand_activation", ""))
+
+    def value(self, ctx: LowerCtx, channel: Expr, v: Expr) -> Expr:
+        v = add(v, self.bias.at([channel])) if self.bias is not None else v
+        return activate(ctx, self.activation, v) if self.activation else v
 
 
 @anchor("BlockChannels")
@@ -141,8 +168,9 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
                                 scale, channel_value, group)
     if products:
         return blocked_products(ctx, x, weights, window, out_shape, finish, scale, group=group)
-    if group == weights.shape[0] == x.shape[1] * (1 if entry else block):
-        return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled)
+    expand = Expansion.of(ctx, node, ins, block)
+    if group == weights.shape[0] == (weights.shape[0] if expand else x.shape[1] * (1 if entry else block)):
+        return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled, expand)
     raise node_error(node, f"blocked convolutions are dense, depthwise or grouped by whole blocks of {block} channels, "
                            f"not {group} groups of weights {list(weights.shape)}")
 
@@ -395,7 +423,8 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
 
 
 def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out_shape: list[int],
-                      value: Callable[[list[Expr], Expr], Expr], store: Store_, pooled: bool = False) -> Stmt:
+                      value: Callable[[list[Expr], Expr], Expr], store: Store_, pooled: bool = False,
+                      expand: Expansion | None = None) -> Stmt:
     """Depthwise: one vector multiply-add per tap (input vector x weight vector). A padded window first
     copies the channel block's plane into a zero-padded stack buffer (read back from L1), so no tap is
     bounds checked. SPAN (WIDE_SPAN) positions along a row are computed together, kernel row by kernel row: each
@@ -406,14 +435,11 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
     `pooled`: the sum of each span's values is stored in a slot of a stack buffer (a store, not a running sum:
     one more vector live across the tap loops made it spill), and after the plane the slots' mean is written
     by store(1, ...). A plain input [N, C, H, W] (an entry convolution) is read by the copy of each block's plane,
-    the block's channels gathered into the lanes: no reorder of its own."""
+    the block's channels gathered into the lanes: no reorder of its own. With an `expand`, the copy of each band
+    of input rows is the expansion of those rows (`expanded_rows`): the expanded input is never written out."""
     plain = x.rank == len(out_shape) - 1
-    if plain:
-        n_batch, channels, *spatial = x.shape
-        block = out_shape[-1]
-        blocks = channels // block
-    else:
-        n_batch, blocks, *spatial, block = x.shape
+    n_batch, in_blocks, *spatial = x.shape[:-1] if not plain else x.shape
+    blocks, block = out_shape[1], out_shape[-1]
     outs = out_shape[2:-1]
     width = WIDE_SPAN if ctx.lanes >= 16 else SPAN
     spans, rest = divmod(outs[1], width)
@@ -499,34 +525,72 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
     band = extents[0] if local else max(1, (BAND_ROWS - kernel[0]) // stride + 1)
     band_rows = min(extents[0], (band - 1) * stride + kernel[0])
 
+    def expanded_rows(buf: Buffer, shape: list[int], n: Expr, cb: Expr, top: Expr, count: int) -> Stmt:
+        """The band's `count` padded rows from padded row `top`: each row inside the input is its expansion by
+        register tiles of positions x one block, the padding zeros."""
+        assert expand is not None
+        height, width = spatial
+        zero = const(0, x.dtype)
+
+        def row(h: Expr) -> Stmt:
+            ih = binop("sub", binop("add", h, top), idx(begins[0]))
+
+            def part(w0: Expr, count: int) -> Stmt:
+                def a(r: Expr, ks: list[Expr]) -> Expr:
+                    return x.at([n, ks[0], clamp(ih, 0, height - 1), binop("add", w0, r), ks[1]])
+
+                def b(ks: list[Expr], _: Expr, c: Expr) -> Expr:
+                    return expand.weights.at([cb, *ks, c])
+
+                def out(r: Expr, _: Expr, c: Expr, v: Expr) -> Stmt:
+                    at = linear([h, binop("add", idx(begins[1]), binop("add", w0, r)), c], shape)
+                    return Store(buf, at, expand.value(ctx, binop("add", binop("mul", cb, idx(block)), c), v))
+
+                return micro_kernel(ctx, [in_blocks, block], count, block, block, a, b, out)
+
+            def zeros(first: int, columns: int) -> Stmt | None:
+                if columns <= 0:
+                    return None
+                return ctx.loop(columns, lambda w: vector_loop(lambda c: Store(
+                    buf, linear([h, binop("add", idx(first), w), c], shape), zero)), "ez")
+
+            rows = WIDE_EXPAND_ROWS if ctx.lanes >= 16 else EXPAND_ROWS
+            inside = seq(zeros(0, begins[1]), tiles(ctx, width, rows, part, "ew"),
+                         zeros(begins[1] + width, extents[1] - begins[1] - width))
+            condition = inside_input([ih], [height])
+            assert condition is not None
+            return If(condition, inside, zeros(0, extents[1]))
+
+        return ctx.loop(count, row, "er")
+
+    def rows_of(n: Expr, cb: Expr, first: Expr, count: int) -> Stmt:
+        """Output rows first .. first + count of block cb from a padded copy of the input rows they read."""
+        buf = stack(ctx, x.dtype, band_rows * extents[1] * block, "xp")
+        top = binop("mul", first, idx(stride))  # the band's first padded input row
+        shape = [band_rows, extents[1], block]
+
+        def fill(hw: list[Expr]) -> Stmt:
+            coords = [binop("sub", binop("add", hw[0], top), idx(begins[0])), binop("sub", hw[1], idx(begins[1]))]
+
+            def read(c: Expr) -> Expr:
+                at = clamped(coords, spatial)
+                return x.at([n, binop("add", binop("mul", cb, idx(block)), c), *at]) if plain else \
+                    x.at([n, cb, *at, c])
+
+            return vector_loop(lambda c: Store(buf, linear([*hw, c], shape), select(
+                inside_input(coords, spatial), read(c), const(0, x.dtype))))
+
+        src = ComputeTensor((n_batch, blocks, *shape), x.dtype, lambda i: Load(buf, linear(i[2:], shape)))
+        rows = (count - 1) * stride + kernel[0]
+        copy = expanded_rows(buf, shape, n, cb, top, rows) if expand else ctx.loops([rows, extents[1]], fill, "pp")
+        return Allocate(buf, seq(copy, output_rows(src, n, cb, first, count)))
+
     def plane(n: Expr, cb: Expr) -> Stmt:
-        if extents == spatial and not plain:
+        if extents == spatial and not plain and expand is None:
             return output_rows(x, n, cb)
-
-        def rows_of(first: Expr, count: int) -> Stmt:
-            """Output rows first .. first + count from a padded copy of the input rows they read."""
-            buf = stack(ctx, x.dtype, band_rows * extents[1] * block, "xp")
-            top = binop("mul", first, idx(stride))  # the band's first padded input row
-            shape = [band_rows, extents[1], block]
-
-            def fill(hw: list[Expr]) -> Stmt:
-                coords = [binop("sub", binop("add", hw[0], top), idx(begins[0])), binop("sub", hw[1], idx(begins[1]))]
-
-                def read(c: Expr) -> Expr:
-                    at = clamped(coords, spatial)
-                    return x.at([n, binop("add", binop("mul", cb, idx(block)), c), *at]) if plain else \
-                        x.at([n, cb, *at, c])
-
-                return vector_loop(lambda c: Store(buf, linear([*hw, c], shape), select(
-                    inside_input(coords, spatial), read(c), const(0, x.dtype))))
-
-            src = ComputeTensor((n_batch, blocks, *shape), x.dtype, lambda i: Load(buf, linear(i[2:], shape)))
-            copy = ctx.loops([(count - 1) * stride + kernel[0], extents[1]], fill, "pp")
-            return Allocate(buf, seq(copy, output_rows(src, n, cb, first, count)))
-
         if local:
-            return rows_of(idx(0), outs[0])
-        return tiles(ctx, outs[0], band, rows_of, "bd")
+            return rows_of(n, cb, idx(0), outs[0])
+        return tiles(ctx, outs[0], band, lambda first, count: rows_of(n, cb, first, count), "bd")
 
     def pooled_plane(n: Expr, cb: Expr) -> Stmt:
         """The plane, then the mean of its slots."""
@@ -538,7 +602,12 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
             Load(total, c), const(1 / (outs[0] * outs[1]), x.dtype))))
         return Allocate(partial, Allocate(total, seq(plane(n, cb), zero, sums, mean)))
 
-    nest = ctx.loops([n_batch, blocks], lambda i: pooled_plane(*i) if pooled else plane(*i), "i")
+    if expand is not None and not (local or pooled):  # bands outermost: every block's expansion reads the band's
+        # input rows from L2 (block by block, the whole input passed through once per block)
+        nest = ctx.loop(n_batch, lambda n: tiles(ctx, outs[0], band, lambda first, count: ctx.loop(
+            blocks, lambda cb: rows_of(n, cb, first, count), "cb"), "bd"), "n")
+    else:
+        nest = ctx.loops([n_batch, blocks], lambda i: pooled_plane(*i) if pooled else plane(*i), "i")
     for loop in lanes:
         if isinstance(loop, For) and block >= 4:
             ctx.hints.append(Vectorize(loop.var.name, min(block, ctx.lanes)))

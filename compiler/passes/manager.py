@@ -46,6 +46,7 @@ from .fold_constants import fold_constants
 from .fold_pad import fold_pad
 from .fuse_activations import fuse_activations
 from .fuse_attention import fuse_attention
+from .fuse_expand import fuse_expand
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
 from .fuse_qdq import fuse_qdq
@@ -97,6 +98,7 @@ PASSES: dict[str, Pass] = {
         Pass("sink-layout", sink_layout),
         Pass("sink-transpose", sink_transpose),
         Pass("blocked-layout", blocked_layout),
+        Pass("fuse-expand", fuse_expand),
         Pass("split-recurrence", split_recurrence),
         Pass("split-dynamic-quantize", split_dynamic_quantize),
     )
@@ -121,7 +123,7 @@ O2_STAGES = (
     # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
     Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
     # once the graph is final: small-map convolution chains on the blocked channel layout (NCHW8c)
-    Stage(("blocked-layout", *CLEANUP)),
+    Stage(("blocked-layout", "fuse-expand", *CLEANUP)),
     # last: the scale and the mask of an attention are constants and plain Adds only once folded; then the
     # masks it sums (T5's position bias + padding mask, the same in every layer) are computed once
     Stage(("fuse-attention", "cse", "dead-code"), fixpoint=False),

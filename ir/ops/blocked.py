@@ -12,8 +12,11 @@ as a squeeze-excite block computes: the convolution reads x * scale), output [N,
 `activation` (an elementwise op of one input, with its default attributes; none when empty). An optional second
 output is the mean of the first over the spatial positions, [N, Cout/B, 1, 1, B] (a squeeze-excite pool computed
 as the output is written). An entry convolution reads a plain input [N, C, *spatial] (one group, C at most a block:
-a stem on an image; or depthwise, C a multiple of the block) and writes blocks of the `block` attribute. Made by
-the `blocked-layout` pass.
+a stem on an image; or depthwise, C a multiple of the block) and writes blocks of the `block` attribute. A depthwise
+convolution may take an input expansion: weights [M, C, 1, 1] (input 4), optional bias [M] (input 5) and
+`expand_activation`, a 1x1 convolution whose M output channels (activated) are the depthwise convolution's input,
+computed band by band inside its kernel instead of written out (no scale then). Made by the `blocked-layout` and
+`fuse-expand` passes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dims import Dim
+from ..dims import Dim, dim_prod
 from ..types import TensorType
 from .conv import CONV_ATTRS, CONV_TYPES, _conv_reference, conv_flops
 from .registry import Attr, InferContext, OpDef, get_op, register
@@ -115,6 +118,8 @@ def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
         outs = [window.out_dim(i, d, ctx.fresh) for i, d in enumerate(spatial)]
         y = (x.shape[0], out_channels // block, *outs, block)
         return [TensorType(x.dtype, y), TensorType(x.dtype, (*y[:2], *(1 for _ in outs), block))]
+    if ctx.has(4):
+        blocks = _expanded_blocks(ctx, blocks, block, group, out_channels, in_channels)
     if out_channels % block or blocks * block != in_channels * group or out_channels % group:
         raise ctx.error(f"weights {list(w.shape)} with group {group} do not fit {blocks} blocks of {block} "
                         f"channels (output channels must be a multiple of {block})")
@@ -133,19 +138,51 @@ def _conv_blocked_infer(ctx: InferContext) -> list[TensorType]:
     return [TensorType(x.dtype, y), TensorType(x.dtype, (*y[:2], *(1 for _ in outs), block))]
 
 
+def _expanded_blocks(ctx: InferContext, blocks: int, block: int, group: int, out_channels: int,
+                     in_channels: int) -> int:
+    """Blocks of the expansion's output (the depthwise convolution's input), checked."""
+    e = ctx.input(4)
+    mid = e.shape[0]
+    if e.dtype != ctx.input(0).dtype or list(e.shape[1:]) != [blocks * block, 1, 1] or not isinstance(mid, int):
+        raise ctx.error(f"expansion weights {list(e.shape)} must be [M, {blocks * block}, 1, 1]")
+    if not (group == mid == out_channels and in_channels == 1 and mid % block == 0) or ctx.has(3):
+        raise ctx.error(f"an input expansion feeds a depthwise convolution on whole blocks of {block} channels "
+                        f"(group {group}, weights [{out_channels}, {in_channels}, ...] after {mid} expanded "
+                        "channels) and takes no input scale")
+    if ctx.has(5) and ctx.input(5).shape != (mid,):
+        raise ctx.error(f"expansion bias shape {list(ctx.input(5).shape)} must be [{mid}]")
+    return mid // block
+
+
+def _activated(y: np.ndarray, activation: str) -> np.ndarray:
+    if not activation:
+        return y
+    act = get_op(activation)
+    return act.reference([y], act.check_attrs({}))[0]
+
+
 def _conv_blocked_reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
     x = inputs[0]
     assert x is not None
     block = attrs.get("block") or x.shape[-1]
     if len(inputs) > 3 and inputs[3] is not None:
         x = x * inputs[3]
+    if len(inputs) > 4 and inputs[4] is not None:
+        expand = _conv_reference([unblock_array(x, x.shape[1] * block), *inputs[4:6]], {})[0]
+        x = block_array(_activated(expand, attrs.get("expand_activation", "")), block)
     plain = x if attrs.get("block") else unblock_array(x, x.shape[1] * block)
-    conv = {k: v for k, v in attrs.items() if k not in ("activation", "block")}
-    y = block_array(_conv_reference([plain, *inputs[1:3]], conv)[0], block)
-    if attrs.get("activation"):
-        act = get_op(attrs["activation"])
-        y = act.reference([y], act.check_attrs({}))[0]
+    conv = {k: v for k, v in attrs.items() if k not in ("activation", "expand_activation", "block")}
+    y = _activated(block_array(_conv_reference([plain, *inputs[1:3]], conv)[0], block), attrs.get("activation", ""))
     return [y, y.mean(axis=tuple(range(2, y.ndim - 1)), keepdims=True)]
+
+
+def _conv_blocked_flops(ins: list[TensorType | None], outs: list[TensorType], attrs: dict[str, Any]) -> Dim:
+    """The convolution's, and its input expansion's over every input position."""
+    flops = conv_flops(ins, outs, attrs)
+    x, expand = ins[0], ins[4] if len(ins) > 4 else None
+    if x is None or expand is None:
+        return flops
+    return flops + dim_prod([2, x.shape[0], *x.shape[2:-1], *expand.shape[:2]])
 
 
 ConvBlocked = register(
@@ -153,13 +190,15 @@ ConvBlocked = register(
         "ConvBlocked",
         _conv_blocked_infer,
         _conv_blocked_reference,
-        attrs={**CONV_ATTRS, "activation": Attr("string", "", ACTIVATIONS), "block": Attr("int", 0)},
-        inputs=(2, 4),
+        attrs={**CONV_ATTRS, "activation": Attr("string", "", ACTIVATIONS), "block": Attr("int", 0),
+               "expand_activation": Attr("string", "", ACTIVATIONS)},
+        inputs=(2, 6),
         outputs=(1, 2),
         dtypes=CONV_TYPES,
         kind="contraction",
-        flops=conv_flops,
+        flops=_conv_blocked_flops,
         doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...]; "
-            "optional bias [M] and input scale [N, C/B, 1..., B]; with `block`, a plain input [N, C, spatial...].",
+            "optional bias [M] and input scale [N, C/B, 1..., B]; with `block`, a plain input [N, C, spatial...]; "
+            "depthwise: an optional input expansion (1x1 weights [M, C, 1, 1], bias [M], `expand_activation`).",
     )
 )

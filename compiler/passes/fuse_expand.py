@@ -1,0 +1,67 @@
+"""Expansion into the depthwise convolution: ConvBlocked_dw(act(ConvBlocked_1x1(x))) -> one ConvBlocked.
+
+An MBConv block's expand 1x1 convolution multiplies the channels (16 -> 48, 96) on the largest maps of a
+depthwise net; its output (2.4-4.8 MB at 112x112) is written to memory only for the depthwise convolution to read
+it back. Fused, the depthwise kernel computes the expansion of each band of input rows it reads straight into the
+zero-padded band copy it already makes (compiler/lower/conv_blocked.py), so the expanded tensor never leaves the
+core's caches. The rows shared by two bands are expanded twice: this pays only where the expanded tensor
+overflows L2 (MIN_BYTES) and a band is tall enough that the recomputed rows stay a small part (a stride-2
+depthwise convolution: 1 row in 8 with 3x3 kernels).
+
+Matched: a depthwise ConvBlocked on a blocked input, not yet expanded, whose input is produced (for it alone) by
+a 1x1 stride-1 unpadded one-group ConvBlocked on a blocked input with no input scale, directly (its activation
+attribute, if any, becomes `expand_activation`) or through one activation of ConvBlocked's list with default
+attributes. Measured and decided in docs/decisions.md ("Expansion in the depthwise convolution").
+"""
+
+from __future__ import annotations
+
+from aic.ir import Graph, Node
+from aic.ir.ops.blocked import ACTIVATIONS
+from aic.ir.ops.registry import get_op
+
+from .rewrite import Rewriter, apply_rules, each_scope
+
+MIN_BYTES = 1 << 21  # expanded tensors this large (per image batch) are fused: twice a core's L2 (1 MiB)
+MIN_STRIDE = 2  # depthwise strides at least this: stride 1 bands of 8 rows recompute 2 rows in 10
+
+
+def _pointwise(node: Node) -> bool:
+    w = node.inputs[1]
+    return w is not None and list(w.type.shape[2:]) == [1, 1] and node.attrs.get("group", 1) == 1 and \
+        not any(node.attrs.get("pads") or []) and all(s == 1 for s in node.attrs.get("strides") or []) and \
+        node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") and not node.attrs.get("block")
+
+
+def _expand(rw: Rewriter, dw: Node) -> bool:
+    x, w = dw.inputs[0], dw.inputs[1]
+    if x is None or w is None or len(dw.inputs) > 3 or dw.attrs.get("block") or x.type.rank != 5 or \
+            w.type.shape[1] != 1 or dw.attrs.get("group", 1) != w.type.shape[0] or \
+            min(dw.attrs.get("strides") or [1]) < MIN_STRIDE:
+        return False
+    act = rw.producer(x, *(a for a in ACTIVATIONS if a))
+    if act is not None and (act.attrs != get_op(act.op).check_attrs({}) or rw.only_reader(x) is not dw):
+        return False
+    expanded = act.inputs[0] if act is not None else x
+    conv = rw.producer(expanded, "ConvBlocked")
+    reader = act if act is not None else dw
+    if conv is None or rw.only_reader(expanded) is not reader or len(conv.outputs) != 1 or \
+            len(conv.inputs) > 3 or not _pointwise(conv) or (act is not None and conv.attrs.get("activation")):
+        return False
+    if not expanded.type.is_static or expanded.type.numel * expanded.type.dtype.itemsize < MIN_BYTES:
+        return False
+    bias = conv.inputs[2] if len(conv.inputs) > 2 else None
+    dw_bias = dw.inputs[2] if len(dw.inputs) > 2 else None
+    activation = act.op if act is not None else conv.attrs.get("activation", "")
+    outs = rw.node("ConvBlocked", [conv.inputs[0], w, dw_bias, None, conv.inputs[1], bias],
+                   {**dw.attrs, "expand_activation": activation}, name=dw.name, num_outputs=len(dw.outputs))
+    for old, new in zip(dw.outputs, outs):
+        rw.replace(old, new, "expansion in the depthwise convolution")
+    return True
+
+
+def _run(graph: Graph) -> bool:
+    return apply_rules(graph, {"ConvBlocked": [_expand]})
+
+
+fuse_expand = each_scope(_run)

@@ -1,0 +1,58 @@
+"""The `fuse-expand` pass: an expand 1x1 convolution computed inside the strided depthwise convolution it feeds,
+band by band, where its output overflows L2; compiled against onnxruntime (1e-4 relative)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aic.compiler.passes import optimize
+from aic.frontend.onnx import load_model
+from onnx import helper
+
+import aic
+from tests.onnx_util import assert_close, run_ort
+from tests.onnx_util import graph_model as model
+from tests.test_blocked_layout import conv, f, mbconv
+
+
+def relu_block(channels: int, hidden: int, size: int, batch: int = 1):
+    """MnasNet's: expand 1x1 + Relu, depthwise 3x3 stride 2 + Relu, project 1x1."""
+    w: dict[str, np.ndarray] = {}
+    nodes = [conv("x", "e", channels, hidden, w), helper.make_node("Relu", ["e"], ["er"]),
+             conv("er", "d", hidden, hidden, w, 3, hidden, strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["d"], ["dr"]), conv("dr", "y", hidden, channels, w)]
+    x = f(batch, channels, size, size)
+    return model(nodes, {"x": x}, ["y"], w), {"x": x}
+
+
+def expansions(m) -> int:
+    graph, _ = optimize(load_model(m), 2)
+    return sum(n.op == "ConvBlocked" and len(n.inputs) > 4 for n in graph.nodes)
+
+
+@pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx512f"], ids=["host", "no-avx512"])
+@pytest.mark.parametrize(("block", "threads"), [("relu", 1), ("silu-pooled", 2), ("relu-batch-odd-rows", 2)])
+def test_expansion_in_the_strided_depthwise_convolution(block, threads, target):
+    """48 expanded channels on 112x112 (2.4 MB): expanded band by band in the depthwise kernel (Relu: bands
+    outermost; SiLU with a squeeze-excite pool: planes outermost); 110x110 in a batch of two: rows that end in a
+    shorter register tile and a last band of fewer rows."""
+    m, feeds = {"relu": lambda: relu_block(8, 48, 112), "silu-pooled": lambda: mbconv(8, 6, 3, 2, 112),
+                "relu-batch-odd-rows": lambda: relu_block(8, 48, 110, batch=2)}[block]()
+    assert expansions(m) == 1
+    expected = run_ort(m, feeds)
+    actual = aic.compile(m, target=target, num_threads=threads, cache=False).run(None, feeds)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+def test_stride_one_and_small_expansions_stay_apart():
+    """Stride 1 (a band's shared rows would be expanded twice as often) and 0.6 MB of expanded channels (in L2)."""
+    assert expansions(mbconv(8, 6, 3, 1, 112)[0]) == 0
+    assert expansions(relu_block(8, 48, 56)[0]) == 0
+
+
+def test_expansion_read_elsewhere_stays_apart():
+    """The expanded tensor is also a graph output: it must be written."""
+    m, _ = relu_block(8, 48, 112)
+    m.graph.output.append(helper.make_tensor_value_info("er", 1, None))
+    assert expansions(m) == 0
