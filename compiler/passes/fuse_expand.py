@@ -5,8 +5,8 @@ depthwise net; its output (2.4-4.8 MB at 112x112) is written to memory only for 
 it back. Fused, the depthwise kernel computes the expansion of each band of input rows it reads straight into the
 zero-padded band copy it already makes (compiler/lower/conv_blocked.py), so the expanded tensor never leaves the
 core's caches. The rows shared by two bands are expanded twice: this pays only where the expanded tensor
-overflows L2 (MIN_BYTES) and a band is tall enough that the recomputed rows stay a small part (a stride-2
-depthwise convolution: 1 row in 8 with 3x3 kernels).
+overflows L2 (MIN_BYTES) and the recomputed rows stay a small part (a stride-2 depthwise convolution: 1 row in 17
+with 3x3 kernels; none where the padded plane is a stack buffer of its own).
 
 Matched: a depthwise ConvBlocked on a blocked input, not yet expanded, whose input is produced (for it alone) by
 a 1x1 stride-1 unpadded one-group ConvBlocked on a blocked input with no input scale, directly (its activation
@@ -22,8 +22,8 @@ from aic.ir.ops.registry import get_op
 
 from .rewrite import Rewriter, apply_rules, each_scope
 
-MIN_BYTES = 1 << 21  # expanded tensors this large (per image batch) are fused: twice a core's L2 (1 MiB)
-MIN_STRIDE = 2  # depthwise strides at least this: stride 1 bands of 8 rows recompute 2 rows in 10
+MIN_BYTES = 1 << 20  # expanded tensors this large (the batch's) are fused: a core's L2
+MIN_STRIDE = 2  # depthwise strides at least this (stride 1: 2 rows of a band's 18 expanded twice)
 
 
 def _pointwise(node: Node) -> bool:

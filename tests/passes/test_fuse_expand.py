@@ -31,13 +31,16 @@ def expansions(m) -> int:
 
 
 @pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx512f"], ids=["host", "no-avx512"])
-@pytest.mark.parametrize(("block", "threads"), [("relu", 1), ("silu-pooled", 2), ("relu-batch-odd-rows", 2)])
+@pytest.mark.parametrize(("block", "threads"), [("relu", 1), ("silu-pooled", 2), ("relu-batch-odd-rows", 2),
+                                                ("silu-5x5-whole-plane", 1)])
 def test_expansion_in_the_strided_depthwise_convolution(block, threads, target):
     """48 expanded channels on 112x112 (2.4 MB): expanded band by band in the depthwise kernel (Relu: bands
     outermost; SiLU with a squeeze-excite pool: planes outermost); 110x110 in a batch of two: rows that end in a
-    shorter register tile and a last band of fewer rows."""
+    shorter register tile and a last band of fewer rows; 96 channels on 56x56 (1.2 MB) for a 5x5 kernel: each
+    block's whole padded plane expanded on the stack."""
     m, feeds = {"relu": lambda: relu_block(8, 48, 112), "silu-pooled": lambda: mbconv(8, 6, 3, 2, 112),
-                "relu-batch-odd-rows": lambda: relu_block(8, 48, 110, batch=2)}[block]()
+                "relu-batch-odd-rows": lambda: relu_block(8, 48, 110, batch=2),
+                "silu-5x5-whole-plane": lambda: mbconv(8, 12, 5, 2, 56)}[block]()
     assert expansions(m) == 1
     expected = run_ort(m, feeds)
     actual = aic.compile(m, target=target, num_threads=threads, cache=False).run(None, feeds)
