@@ -47,7 +47,7 @@ from aic.ir.types import TensorType
 from .conv import window_of
 from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, clamp, const, delinear, idx, linear, node_error
 from .depthwise import LOCAL_PLANE
-from .mathx import add, mul
+from .mathx import add, maximum, minimum, mul
 from .micro_kernel import micro_kernel, tiles
 from .reduce import stack
 from .sizes import shape_of
@@ -80,6 +80,7 @@ class Expansion:
     weights: Tensor
     bias: Tensor | None
     activation: str
+    clip: tuple[float, float] | None
 
     @staticmethod
     def of(ctx: LowerCtx, node: Node, ins: list[Tensor | None], block: int) -> Expansion | None:
@@ -88,12 +89,16 @@ class Expansion:
             return None
         mid, channels = w.shape[:2]
         packed = np.asarray(w, np.float32).reshape(mid // block, block, channels // block, block).transpose(0, 2, 3, 1)
+        clip = node.attrs.get("expand_clip")
         return Expansion(ctx.weight(np.ascontiguousarray(packed), "we"), ins[5] if len(ins) > 5 else None,
-                         node.attrs.get("expand_activation", ""))
+                         node.attrs.get("expand_activation", ""), (clip[0], clip[1]) if clip else None)
 
     def value(self, ctx: LowerCtx, channel: Expr, v: Expr) -> Expr:
         v = add(v, self.bias.at([channel])) if self.bias is not None else v
-        return activate(ctx, self.activation, v) if self.activation else v
+        v = activate(ctx, self.activation, v) if self.activation else v
+        if self.clip is None:
+            return v
+        return minimum(maximum(v, const(self.clip[0], v.dtype)), const(self.clip[1], v.dtype))
 
 
 @anchor("BlockChannels")
@@ -533,7 +538,8 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
         assert expand is not None
         height, width = spatial
         zero = const(0, x.dtype)
-        wide = expand.activation in ("Swish", "Sigmoid")  # long chains: interleaved as vectors of several registers
+        # a sigmoid's long chains interleave when its vectors span several registers
+        wide = expand.activation in ("Swish", "Sigmoid") and expand.clip is None
 
         def channel(c: Expr) -> Expr:
             return binop("add", binop("mul", cb, idx(block)), c)

@@ -11,7 +11,8 @@ with 3x3 kernels; none where the padded plane is a stack buffer of its own).
 Matched: a depthwise ConvBlocked on a blocked input, not yet expanded, whose input is produced (for it alone) by
 a 1x1 stride-1 unpadded one-group ConvBlocked on a blocked input with no input scale, directly (its activation
 attribute, if any, becomes `expand_activation`) or through one activation of ConvBlocked's list with default
-attributes. Measured and decided in docs/decisions.md ("Expansion in the depthwise convolution").
+attributes, or a Clip with constant bounds (ReLU6: `expand_clip`). Measured and decided in docs/decisions.md
+("Expansion in the depthwise convolution").
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aic.ir import Graph, Node
 from aic.ir.ops.blocked import ACTIVATIONS
 from aic.ir.ops.registry import get_op
 
-from .rewrite import Rewriter, apply_rules, each_scope
+from .rewrite import Rewriter, apply_rules, const_array, each_scope
 
 MIN_BYTES = 1 << 20  # expanded tensors this large (the batch's) are fused: a core's L2
 MIN_STRIDE = 2  # depthwise strides at least this (stride 1: 2 rows of a band's 18 expanded twice)
@@ -33,14 +34,26 @@ def _pointwise(node: Node) -> bool:
         node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") and not node.attrs.get("block")
 
 
+def _bounds(clip: Node) -> tuple[float, float] | None:
+    """A Clip's constant scalar bounds (both given)."""
+    if len(clip.inputs) != 3:
+        return None
+    lo, hi = (const_array(v) if v is not None else None for v in clip.inputs[1:])
+    if lo is None or hi is None or lo.size != 1 or hi.size != 1:
+        return None
+    return float(lo.reshape(())), float(hi.reshape(()))
+
+
 def _expand(rw: Rewriter, dw: Node) -> bool:
     x, w = dw.inputs[0], dw.inputs[1]
     if x is None or w is None or len(dw.inputs) > 3 or dw.attrs.get("block") or x.type.rank != 5 or \
             w.type.shape[1] != 1 or dw.attrs.get("group", 1) != w.type.shape[0] or \
             min(dw.attrs.get("strides") or [1]) < MIN_STRIDE:
         return False
-    act = rw.producer(x, *(a for a in ACTIVATIONS if a))
-    if act is not None and (act.attrs != get_op(act.op).check_attrs({}) or rw.only_reader(x) is not dw):
+    act = rw.producer(x, "Clip", *(a for a in ACTIVATIONS if a))
+    clip = _bounds(act) if act is not None and act.op == "Clip" else None
+    if act is not None and (act.attrs != get_op(act.op).check_attrs({}) or rw.only_reader(x) is not dw or
+                            (act.op == "Clip" and clip is None)):
         return False
     expanded = act.inputs[0] if act is not None else x
     conv = rw.producer(expanded, "ConvBlocked")
@@ -52,9 +65,10 @@ def _expand(rw: Rewriter, dw: Node) -> bool:
         return False
     bias = conv.inputs[2] if len(conv.inputs) > 2 else None
     dw_bias = dw.inputs[2] if len(dw.inputs) > 2 else None
-    activation = act.op if act is not None else conv.attrs.get("activation", "")
-    outs = rw.node("ConvBlocked", [conv.inputs[0], w, dw_bias, None, conv.inputs[1], bias],
-                   {**dw.attrs, "expand_activation": activation}, name=dw.name, num_outputs=len(dw.outputs))
+    activation = act.op if act is not None and clip is None else conv.attrs.get("activation", "")
+    attrs = {**dw.attrs, "expand_activation": activation, "expand_clip": list(clip) if clip else []}
+    outs = rw.node("ConvBlocked", [conv.inputs[0], w, dw_bias, None, conv.inputs[1], bias], attrs, name=dw.name,
+                   num_outputs=len(dw.outputs))
     for old, new in zip(dw.outputs, outs):
         rw.replace(old, new, "expansion in the depthwise convolution")
     return True

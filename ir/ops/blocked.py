@@ -13,8 +13,9 @@ as a squeeze-excite block computes: the convolution reads x * scale), output [N,
 output is the mean of the first over the spatial positions, [N, Cout/B, 1, 1, B] (a squeeze-excite pool computed
 as the output is written). An entry convolution reads a plain input [N, C, *spatial] (one group, C at most a block:
 a stem on an image; or depthwise, C a multiple of the block) and writes blocks of the `block` attribute. A depthwise
-convolution may take an input expansion: weights [M, C, 1, 1] (input 4), optional bias [M] (input 5) and
-`expand_activation`, a 1x1 convolution whose M output channels (activated) are the depthwise convolution's input,
+convolution may take an input expansion: weights [M, C, 1, 1] (input 4), optional bias [M] (input 5),
+`expand_activation` and `expand_clip` ([min, max] after it: ReLU6), a 1x1 convolution whose M output channels
+(activated) are the depthwise convolution's input,
 computed band by band inside its kernel instead of written out (no scale then). Made by the `blocked-layout` and
 `fuse-expand` passes.
 """
@@ -169,9 +170,12 @@ def _conv_blocked_reference(inputs: list[np.ndarray | None], attrs: dict[str, An
         x = x * inputs[3]
     if len(inputs) > 4 and inputs[4] is not None:
         expand = _conv_reference([unblock_array(x, x.shape[1] * block), *inputs[4:6]], {})[0]
-        x = block_array(_activated(expand, attrs.get("expand_activation", "")), block)
+        expand = _activated(expand, attrs.get("expand_activation", ""))
+        if attrs.get("expand_clip"):
+            expand = np.clip(expand, *attrs["expand_clip"])
+        x = block_array(expand, block)
     plain = x if attrs.get("block") else unblock_array(x, x.shape[1] * block)
-    conv = {k: v for k, v in attrs.items() if k not in ("activation", "expand_activation", "block")}
+    conv = {k: v for k, v in attrs.items() if k not in ("activation", "expand_activation", "expand_clip", "block")}
     y = _activated(block_array(_conv_reference([plain, *inputs[1:3]], conv)[0], block), attrs.get("activation", ""))
     return [y, y.mean(axis=tuple(range(2, y.ndim - 1)), keepdims=True)]
 
@@ -191,7 +195,7 @@ ConvBlocked = register(
         _conv_blocked_infer,
         _conv_blocked_reference,
         attrs={**CONV_ATTRS, "activation": Attr("string", "", ACTIVATIONS), "block": Attr("int", 0),
-               "expand_activation": Attr("string", "", ACTIVATIONS)},
+               "expand_activation": Attr("string", "", ACTIVATIONS), "expand_clip": Attr("floats", [])},
         inputs=(2, 6),
         outputs=(1, 2),
         dtypes=CONV_TYPES,
@@ -199,6 +203,7 @@ ConvBlocked = register(
         flops=_conv_blocked_flops,
         doc="Conv on the blocked channel layout [N, C/B, spatial..., B]; weights [M, C/group, kernel...]; "
             "optional bias [M] and input scale [N, C/B, 1..., B]; with `block`, a plain input [N, C, spatial...]; "
-            "depthwise: an optional input expansion (1x1 weights [M, C, 1, 1], bias [M], `expand_activation`).",
+            "depthwise: an optional input expansion (1x1 weights [M, C, 1, 1], bias [M], `expand_activation`, "
+            "`expand_clip`).",
     )
 )

@@ -15,10 +15,12 @@ from tests.onnx_util import graph_model as model
 from tests.test_blocked_layout import conv, f, mbconv
 
 
-def relu_block(channels: int, hidden: int, size: int, batch: int = 1):
-    """MnasNet's: expand 1x1 + Relu, depthwise 3x3 stride 2 + Relu, project 1x1."""
-    w: dict[str, np.ndarray] = {}
-    nodes = [conv("x", "e", channels, hidden, w), helper.make_node("Relu", ["e"], ["er"]),
+def relu_block(channels: int, hidden: int, size: int, batch: int = 1, clip: bool = False):
+    """MnasNet's: expand 1x1 + Relu, depthwise 3x3 stride 2 + Relu, project 1x1; or MobileNetV2's expand + a Clip
+    (to [0, 0.5] here, so that both bounds bite)."""
+    w: dict[str, np.ndarray] = {"lo": np.array(0, np.float32), "hi": np.array(0.5, np.float32)}
+    act = helper.make_node("Clip", ["e", "lo", "hi"], ["er"]) if clip else helper.make_node("Relu", ["e"], ["er"])
+    nodes = [conv("x", "e", channels, hidden, w), act,
              conv("er", "d", hidden, hidden, w, 3, hidden, strides=[2, 2], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["d"], ["dr"]), conv("dr", "y", hidden, channels, w)]
     x = f(batch, channels, size, size)
@@ -32,15 +34,16 @@ def expansions(m) -> int:
 
 @pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx512f"], ids=["host", "no-avx512"])
 @pytest.mark.parametrize(("block", "threads"), [("relu", 1), ("silu-pooled", 2), ("relu-batch-odd-rows", 2),
-                                                ("silu-5x5-whole-plane", 1)])
+                                                ("silu-5x5-whole-plane", 1), ("clip", 1)])
 def test_expansion_in_the_strided_depthwise_convolution(block, threads, target):
     """48 expanded channels on 112x112 (2.4 MB): expanded band by band in the depthwise kernel (Relu: bands
     outermost; SiLU with a squeeze-excite pool: planes outermost); 110x110 in a batch of two: rows that end in a
     shorter register tile and a last band of fewer rows; 96 channels on 56x56 (1.2 MB) for a 5x5 kernel: each
-    block's whole padded plane expanded on the stack."""
+    block's whole padded plane expanded on the stack; a Clip after the expansion (ReLU6)."""
     m, feeds = {"relu": lambda: relu_block(8, 48, 112), "silu-pooled": lambda: mbconv(8, 6, 3, 2, 112),
                 "relu-batch-odd-rows": lambda: relu_block(8, 48, 110, batch=2),
-                "silu-5x5-whole-plane": lambda: mbconv(8, 12, 5, 2, 56)}[block]()
+                "silu-5x5-whole-plane": lambda: mbconv(8, 12, 5, 2, 56),
+                "clip": lambda: relu_block(8, 48, 112, clip=True)}[block]()
     assert expansions(m) == 1
     expected = run_ort(m, feeds)
     actual = aic.compile(m, target=target, num_threads=threads, cache=False).run(None, feeds)
@@ -58,4 +61,11 @@ def test_expansion_read_elsewhere_stays_apart():
     """The expanded tensor is also a graph output: it must be written."""
     m, _ = relu_block(8, 48, 112)
     m.graph.output.append(helper.make_tensor_value_info("er", 1, None))
+    assert expansions(m) == 0
+
+
+def test_clip_with_a_bound_computed_at_run_time_stays_apart():
+    m, _ = relu_block(8, 48, 112, clip=True)
+    m.graph.input.append(helper.make_tensor_value_info("top", 1, []))
+    next(n for n in m.graph.node if n.op_type == "Clip").input[2] = "top"
     assert expansions(m) == 0
