@@ -4,9 +4,9 @@ An MBConv block's expand 1x1 convolution multiplies the channels (16 -> 48, 96) 
 depthwise net; its output (2.4-4.8 MB at 112x112) is written to memory only for the depthwise convolution to read
 it back. Fused, the depthwise kernel computes the expansion of each band of input rows it reads straight into the
 zero-padded band copy it already makes (compiler/lower/conv_blocked.py), so the expanded tensor never leaves the
-core's caches. The rows shared by two bands are expanded twice: this pays only where the expanded tensor
-overflows L2 (MIN_BYTES) and the recomputed rows stay a small part (a stride-2 depthwise convolution: 1 row in 17
-with 3x3 kernels; none where the padded plane is a stack buffer of its own).
+core's caches. This pays where the expanded tensor overflows L2 (MIN_BYTES) and the rows expanded twice (those
+shared by two bands) stay few: none where each block's padded plane is a stack buffer of its own (up to LOCAL_PLANE
+floats: 56x56 maps), 1 in 17 for a stride-2 3x3 kernel on larger planes. Stride 1 on those (2 in 18) is left apart.
 
 Matched: a depthwise ConvBlocked on a blocked input, not yet expanded, whose input is produced (for it alone) by
 a 1x1 stride-1 unpadded one-group ConvBlocked on a blocked input with no input scale, directly (its activation
@@ -21,10 +21,11 @@ from aic.ir import Graph, Node
 from aic.ir.ops.blocked import ACTIVATIONS
 from aic.ir.ops.registry import get_op
 
+from ..lower.depthwise import LOCAL_PLANE
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 
 MIN_BYTES = 1 << 20  # expanded tensors this large (the batch's) are fused: a core's L2
-MIN_STRIDE = 2  # depthwise strides at least this (stride 1: 2 rows of a band's 18 expanded twice)
+MIN_STRIDE = 2  # depthwise strides at least this where the plane is expanded in bands
 
 
 def _pointwise(node: Node) -> bool:
@@ -47,8 +48,12 @@ def _bounds(clip: Node) -> tuple[float, float] | None:
 def _expand(rw: Rewriter, dw: Node) -> bool:
     x, w = dw.inputs[0], dw.inputs[1]
     if x is None or w is None or len(dw.inputs) > 3 or dw.attrs.get("block") or x.type.rank != 5 or \
-            w.type.shape[1] != 1 or dw.attrs.get("group", 1) != w.type.shape[0] or \
-            min(dw.attrs.get("strides") or [1]) < MIN_STRIDE:
+            not x.type.is_static or w.type.shape[1] != 1 or dw.attrs.get("group", 1) != w.type.shape[0]:
+        return False
+    _, _, height, width, block = x.type.shape
+    kh, kw = w.type.shape[2:]
+    whole = (height + kh - 1) * (width + kw - 1) * block <= LOCAL_PLANE  # type: ignore[operator]
+    if not whole and min(dw.attrs.get("strides") or [1]) < MIN_STRIDE:
         return False
     act = rw.producer(x, "Clip", *(a for a in ACTIVATIONS if a))
     clip = _bounds(act) if act is not None and act.op == "Clip" else None
@@ -61,7 +66,7 @@ def _expand(rw: Rewriter, dw: Node) -> bool:
     if conv is None or rw.only_reader(expanded) is not reader or len(conv.outputs) != 1 or \
             len(conv.inputs) > 3 or not _pointwise(conv) or (act is not None and conv.attrs.get("activation")):
         return False
-    if not expanded.type.is_static or expanded.type.numel * expanded.type.dtype.itemsize < MIN_BYTES:
+    if expanded.type.numel * expanded.type.dtype.itemsize < MIN_BYTES:  # type: ignore[operator]
         return False
     bias = conv.inputs[2] if len(conv.inputs) > 2 else None
     dw_bias = dw.inputs[2] if len(dw.inputs) > 2 else None

@@ -1,5 +1,5 @@
-"""The `fuse-expand` pass: an expand 1x1 convolution computed inside the strided depthwise convolution it feeds,
-band by band, where its output overflows L2; compiled against onnxruntime (1e-4 relative)."""
+"""The `fuse-expand` pass: an expand 1x1 convolution computed inside the depthwise convolution it feeds, band by
+band or plane by plane, where its output overflows L2; compiled against onnxruntime (1e-4 relative)."""
 
 from __future__ import annotations
 
@@ -34,16 +34,19 @@ def expansions(m) -> int:
 
 @pytest.mark.parametrize("target", ["llvm", "llvm -mattr=-avx512f"], ids=["host", "no-avx512"])
 @pytest.mark.parametrize(("block", "threads"), [("relu", 1), ("silu-pooled", 2), ("relu-batch-odd-rows", 2),
-                                                ("silu-5x5-whole-plane", 1), ("clip", 1)])
-def test_expansion_in_the_strided_depthwise_convolution(block, threads, target):
+                                                ("silu-5x5-whole-plane", 1), ("clip", 1),
+                                                ("silu-stride-1-whole-plane", 2)])
+def test_expansion_in_the_depthwise_convolution(block, threads, target):
     """48 expanded channels on 112x112 (2.4 MB): expanded band by band in the depthwise kernel (Relu: bands
     outermost; SiLU with a squeeze-excite pool: planes outermost); 110x110 in a batch of two: rows that end in a
-    shorter register tile and a last band of fewer rows; 96 channels on 56x56 (1.2 MB) for a 5x5 kernel: each
-    block's whole padded plane expanded on the stack; a Clip after the expansion (ReLU6)."""
+    shorter register tile and a last band of fewer rows; 96 channels on 56x56 (1.2 MB) by a 5x5 kernel at stride 2
+    and a 3x3 at stride 1: each block's whole padded plane expanded on the stack (no row expanded twice); a Clip
+    after the expansion (ReLU6)."""
     m, feeds = {"relu": lambda: relu_block(8, 48, 112), "silu-pooled": lambda: mbconv(8, 6, 3, 2, 112),
                 "relu-batch-odd-rows": lambda: relu_block(8, 48, 110, batch=2),
                 "silu-5x5-whole-plane": lambda: mbconv(8, 12, 5, 2, 56),
-                "clip": lambda: relu_block(8, 48, 112, clip=True)}[block]()
+                "clip": lambda: relu_block(8, 48, 112, clip=True),
+                "silu-stride-1-whole-plane": lambda: mbconv(8, 12, 3, 1, 56)}[block]()
     assert expansions(m) == 1
     expected = run_ort(m, feeds)
     actual = aic.compile(m, target=target, num_threads=threads, cache=False).run(None, feeds)
@@ -51,8 +54,9 @@ def test_expansion_in_the_strided_depthwise_convolution(block, threads, target):
         assert_close(a, e, rtol=1e-4, atol=1e-4)
 
 
-def test_stride_one_and_small_expansions_stay_apart():
-    """Stride 1 (a band's shared rows would be expanded twice as often) and 0.6 MB of expanded channels (in L2)."""
+def test_banded_stride_one_and_small_expansions_stay_apart():
+    """Stride 1 on a plane expanded in bands (112x112: 2 rows in 18 expanded twice) and 0.6 MB of expanded channels
+    (in L2)."""
     assert expansions(mbconv(8, 6, 3, 1, 112)[0]) == 0
     assert expansions(relu_block(8, 48, 56)[0]) == 0
 
