@@ -195,7 +195,7 @@ class Poly:
         is off by an ulp at 1/2 and 1."""
         if not self.avx512:
             return self.b.fdiv(self.c(1.0), d)
-        r = self.zmm("llvm.x86.avx512.rcp14.ps.512", [d, constant(DType.float32, 0.0, 16)],
+        r = self.zmm("llvm.x86.avx512.rcp14.ps.512", [d, self.c(0.0)],
                      [ir.Constant(ir.IntType(16), -1)])
         return self.b.fmul(r, self.muladd(self.b.fneg(d), r, self.c(2.0)))
 

@@ -91,15 +91,15 @@ def test_float32_tanh_dense(lanes, tmp_path):
     assert (np.abs(got[np.abs(data) >= 9]) == 1).all() and got[400_000] == np.float32(1e-30)
 
 
-@pytest.mark.parametrize("lanes", [1, 8, 16, 32])
+@pytest.mark.parametrize("lanes", [1, 8, 16, 32, 64])
 def test_float32_sigmoid(lanes, tmp_path):
     """Within 3 ulp where the result is a normal float32, within 6.1e-39 below; NaN stays NaN; exactly 1/2 at
     0 and 1 from 17 up (whole 16-lane vectors on AVX-512: `vscalefps`, the reciprocal estimate and a Newton step,
-    32 lanes as two halves)."""
+    32 and 64 lanes by 16)."""
     edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 87.0, 87.5, -87.0, -87.5, -88.0, -88.5, -103.9, -104.5,
                      1e-30, -1e-30, 16.0, 17.0, -16.0, 1000.0, -1000.0, 0.5, -0.5, 3.0e38, -3.0e38], np.float32)
     data = np.concatenate([edge, np.linspace(-110, 110, 16000, dtype=np.float32),
-                           np.linspace(-4, 4, 8008, dtype=np.float32)])  # whole vectors of 32
+                           np.linspace(-4, 4, 8040, dtype=np.float32)])  # whole vectors of 64
     got = run_cases([unary_case("sigmoid", "sigmoid", DType.float32, data, lanes)], tmp_path)["sigmoid"][0]
     x = data.astype(np.float64)
     with np.errstate(over="ignore"):
