@@ -4,9 +4,11 @@ An MBConv block's expand 1x1 convolution multiplies the channels (16 -> 48, 96) 
 depthwise net; its output (2.4-4.8 MB at 112x112) is written to memory only for the depthwise convolution to read
 it back. Fused, the depthwise kernel computes the expansion of each band of input rows it reads straight into the
 zero-padded band copy it already makes (compiler/lower/conv_blocked.py), so the expanded tensor never leaves the
-core's caches. This pays where the expanded tensor overflows L2 (MIN_BYTES) and the rows expanded twice (those
-shared by two bands) stay few: none where each block's padded plane is a stack buffer of its own (up to LOCAL_PLANE
-floats: 56x56 maps), 1 in 17 for a stride-2 3x3 kernel on larger planes. Stride 1 on those (2 in 18) is left apart.
+core's caches. This pays where the expanded tensor takes much of L2 (MIN_BYTES), the expansion is shallow (at most
+MAX_CHANNELS input channels: the kernel's tile is 16 positions by one channel block, one broadcast per multiply-add,
+where the blocked products' tiles take four blocks) and few rows are expanded twice (those shared by two bands):
+none where each block's padded plane is a stack buffer of its own (up to LOCAL_PLANE floats: 56x56 maps), 1 in 17
+for a stride-2 3x3 kernel on larger planes. Stride 1 on those (2 in 18) is left apart.
 
 Matched: a depthwise ConvBlocked on a blocked input, not yet expanded, whose input is produced (for it alone) by
 a 1x1 stride-1 unpadded one-group ConvBlocked on a blocked input with no input scale, directly (its activation
@@ -24,7 +26,8 @@ from aic.ir.ops.registry import get_op
 from ..lower.depthwise import LOCAL_PLANE
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 
-MIN_BYTES = 1 << 20  # expanded tensors this large (the batch's) are fused: a core's L2
+MIN_BYTES = 1 << 19  # expanded tensors this large (the batch's) are fused: half a core's L2
+MAX_CHANNELS = 32  # expansions of at most this many input channels (deeper ones run faster as blocked products)
 MIN_STRIDE = 2  # depthwise strides at least this where the plane is expanded in bands
 
 
@@ -66,7 +69,8 @@ def _expand(rw: Rewriter, dw: Node) -> bool:
     if conv is None or rw.only_reader(expanded) is not reader or len(conv.outputs) != 1 or \
             len(conv.inputs) > 3 or not _pointwise(conv) or (act is not None and conv.attrs.get("activation")):
         return False
-    if expanded.type.numel * expanded.type.dtype.itemsize < MIN_BYTES:  # type: ignore[operator]
+    channels = conv.inputs[1].type.shape[1]  # type: ignore[union-attr]
+    if expanded.type.numel * expanded.type.dtype.itemsize < MIN_BYTES or channels > MAX_CHANNELS:  # type: ignore
         return False
     bias = conv.inputs[2] if len(conv.inputs) > 2 else None
     dw_bias = dw.inputs[2] if len(dw.inputs) > 2 else None

@@ -54,11 +54,12 @@ def test_expansion_in_the_depthwise_convolution(block, threads, target):
         assert_close(a, e, rtol=1e-4, atol=1e-4)
 
 
-def test_banded_stride_one_and_small_expansions_stay_apart():
-    """Stride 1 on a plane expanded in bands (112x112: 2 rows in 18 expanded twice) and 0.6 MB of expanded channels
-    (in L2)."""
+def test_banded_stride_one_small_and_deep_expansions_stay_apart():
+    """Stride 1 on a plane expanded in bands (112x112: 2 rows in 18 expanded twice), 150 KB of expanded channels (in
+    L2), and an expansion of 40 channels (one block by 16 positions: slower than the blocked products' tiles)."""
     assert expansions(mbconv(8, 6, 3, 1, 112)[0]) == 0
-    assert expansions(relu_block(8, 48, 56)[0]) == 0
+    assert expansions(relu_block(8, 48, 28)[0]) == 0
+    assert expansions(relu_block(40, 240, 56)[0]) == 0
 
 
 def test_expansion_read_elsewhere_stays_apart():
