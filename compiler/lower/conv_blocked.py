@@ -176,7 +176,8 @@ def _conv_blocked(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emi
     if products:
         return blocked_products(ctx, x, weights, window, out_shape, finish, scale, group=group)
     expand = Expansion.of(ctx, node, ins, block)
-    if group == weights.shape[0] == (weights.shape[0] if expand else x.shape[1] * (1 if entry else block)):
+    channels = weights.shape[0] if expand else x.shape[1] * (1 if entry else block)  # the depthwise input's
+    if group == weights.shape[0] == channels:
         return blocked_depthwise(ctx, x, weights, window, out_shape, value, emit, pooled, expand)
     raise node_error(node, f"blocked convolutions are dense, depthwise or grouped by whole blocks of {block} channels, "
                            f"not {group} groups of weights {list(weights.shape)}")
@@ -445,7 +446,7 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
     the block's channels gathered into the lanes: no reorder of its own. With an `expand`, the copy of each band
     of input rows is the expansion of those rows (`expanded_rows`): the expanded input is never written out."""
     plain = x.rank == len(out_shape) - 1
-    n_batch, in_blocks, *spatial = x.shape[:-1] if not plain else x.shape
+    n_batch, in_blocks, *spatial = x.shape[:-1] if not plain else x.shape  # (plain: in_blocks are channels)
     blocks, block = out_shape[1], out_shape[-1]
     outs = out_shape[2:-1]
     width = WIDE_SPAN if ctx.lanes >= 16 else SPAN
@@ -567,10 +568,10 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
                         add(Load(acc, binop("add", binop("mul", r, idx(block)), c)), bias.at([channel(c)])))), "tb")
                     act = ctx.loop(count * block, lambda j: Store(acc, j, activate(ctx, expand.activation,
                                                                                    Load(acc, j))), "ta")
-                    for loop, hint in ((biased, Unroll), (act, None)):
-                        if isinstance(loop, For):
-                            ctx.hints.append(Unroll(loop.var.name) if hint else Vectorize(
-                                loop.var.name, min(WIDE_LANES, count * block)))
+                    if isinstance(biased, For):
+                        ctx.hints.append(Unroll(biased.var.name))
+                    if isinstance(act, For):
+                        ctx.hints.append(Vectorize(act.var.name, min(WIDE_LANES, count * block)))
                     return seq(biased, act)
 
                 return micro_kernel(ctx, [in_blocks, block], count, block, block, a, b, out,
@@ -630,8 +631,8 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
             Load(total, c), const(1 / (outs[0] * outs[1]), x.dtype))))
         return Allocate(partial, Allocate(total, seq(plane(n, cb), zero, sums, mean)))
 
-    if expand is not None and not (local or pooled):  # bands outermost: every block's expansion reads the band's
-        # input rows from L2 (block by block, the whole input passed through once per block)
+    if expand is not None and not (local or pooled):  # bands outermost: each block's expansion of a band reads
+        # the band's input rows from L2 (planes outermost: the whole input passed through once per block)
         nest = ctx.loop(n_batch, lambda n: tiles(ctx, outs[0], band, lambda first, count: ctx.loop(
             blocks, lambda cb: rows_of(n, cb, first, count), "cb"), "bd"), "n")
     else:

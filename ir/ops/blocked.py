@@ -13,11 +13,10 @@ as a squeeze-excite block computes: the convolution reads x * scale), output [N,
 output is the mean of the first over the spatial positions, [N, Cout/B, 1, 1, B] (a squeeze-excite pool computed
 as the output is written). An entry convolution reads a plain input [N, C, *spatial] (one group, C at most a block:
 a stem on an image; or depthwise, C a multiple of the block) and writes blocks of the `block` attribute. A depthwise
-convolution may take an input expansion: weights [M, C, 1, 1] (input 4), optional bias [M] (input 5),
-`expand_activation` and `expand_clip` ([min, max] after it: ReLU6), a 1x1 convolution whose M output channels
-(activated) are the depthwise convolution's input,
-computed band by band inside its kernel instead of written out (no scale then). Made by the `blocked-layout` and
-`fuse-expand` passes.
+convolution may take an input expansion: a 1x1 convolution, weights [M, C, 1, 1] (input 4), optional bias [M]
+(input 5), `expand_activation` and `expand_clip` ([min, max] after it: ReLU6), whose M activated output channels
+are the depthwise convolution's input, computed inside its kernel instead of written out (no scale then). Made by
+the `blocked-layout` and `fuse-expand` passes.
 """
 
 from __future__ import annotations
