@@ -17,7 +17,8 @@ so the channel block is the vector (B = 8 floats on AVX2):
   such band copies, the input's channels the lanes of one block;
 - depthwise convolutions are one fused multiply-add of B channels per tap (an input vector times a
   weight vector), SPAN positions of a row at a time over a zero-padded copy of the block's plane (an entry
-  depthwise convolution gathers a plain input's B channels into that copy);
+  depthwise convolution gathers a plain input's B channels into that copy; one with an input expansion computes
+  the 1x1 expansion of each band of rows into it, by tiles of positions x one block: `expanded_rows`);
 - the epilogue (bias, activation, residual add, a squeeze-excite scale [N, C/B, 1, 1, B]) runs on
   the output vectors and stores them whole;
 - an input scale (a squeeze-excite scale folded into its project 1x1 convolution) multiplies each strip of
