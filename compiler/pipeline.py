@@ -34,6 +34,9 @@ from .program import Schedules, build_program
 from .shapes import ShapeSpec, bind_shapes, split_ranges
 
 CPU_ONLY_PASSES = ("fuse-attention", "blocked-layout")
+# the expansion's tile (16 positions x one block) wants 32 vector registers: in AVX2 code the fused kernels took
+# 5-44% longer than the expand and depthwise kernels apart (BENCHMARKS.md)
+AVX512_ONLY_PASSES = ("fuse-expand",)
 # one kernel per recurrent step: a GPU needs each step's blocks at once; the quantizer's range as block reductions
 GPU_ONLY_PASSES = ("split-recurrence", "split-dynamic-quantize")
 COLLECT_EVERY = 16  # compiles between full garbage collections (graphs are reference cycles: node <-> value)
@@ -118,10 +121,12 @@ def lower_model(
 
 
 def _disabled(target: Target, disable: Sequence[str]) -> tuple[str, ...]:
-    """The passes to skip: those asked for, and for cuda the rewrites whose kernels are CPU-shaped
+    """The passes to skip: those asked for, for cuda the rewrites whose kernels are CPU-shaped
     (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU; the blocked
-    channel layout's blocks are AVX2 vectors)."""
-    return (*disable, *CPU_ONLY_PASSES) if target.kind == "cuda" else tuple(disable)
+    channel layout's blocks are AVX2 vectors), and below 512-bit vectors those measured only with them."""
+    if target.kind == "cuda":
+        return (*disable, *CPU_ONLY_PASSES)
+    return (*disable, *AVX512_ONLY_PASSES) if target.vector_bits < 512 else tuple(disable)
 
 
 def _enabled(target: Target) -> tuple[str, ...]:

@@ -64,8 +64,8 @@ WIDE_SPAN = 8  # the same with 32 vector registers (AVX-512: 5-10% faster than 6
 BAND_ROWS = 10  # depthwise planes larger than LOCAL_PLANE: padded input rows copied per band of output rows
 GROUP_BAND_ROWS = 10  # grouped convolutions with padding: padded input rows of a group copied per band
 GRID_ROWS = 3  # banded convolutions: a tile of 12 (6) positions is 3 output rows by 4 (2) columns
-EXPAND_ROWS = 8  # an input expansion's register tile: positions along a row by one channel block
-WIDE_EXPAND_ROWS = 16  # the same with 32 vector registers (3.5% faster than 8 at 112x112)
+EXPAND_ROWS = 16  # an input expansion's register tile: positions along a row by one channel block (32 vector
+# registers: the `fuse-expand` pass runs for AVX-512 targets; 3.5% faster than 8 positions at 112x112)
 EXPAND_BAND_ROWS = 18  # an expanded band: 17 input rows for 8 output rows at stride 2 (1 row expanded twice)
 WIDE_LANES = 32  # a sigmoid activation of an expansion's tile: lanes per vector (LLVM splits it into registers)
 
@@ -584,8 +584,7 @@ def blocked_depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Win
                 return ctx.loop(columns, lambda w: vector_loop(lambda c: Store(
                     buf, linear([h, binop("add", idx(first), w), c], shape), zero)), "ez")
 
-            rows = WIDE_EXPAND_ROWS if ctx.lanes >= 16 else EXPAND_ROWS
-            inside = seq(zeros(0, begins[1]), tiles(ctx, width, rows, part, "ew"),
+            inside = seq(zeros(0, begins[1]), tiles(ctx, width, EXPAND_ROWS, part, "ew"),
                          zeros(begins[1] + width, extents[1] - begins[1] - width))
             condition = inside_input([ih], [height])
             assert condition is not None

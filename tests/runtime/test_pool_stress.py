@@ -66,9 +66,9 @@ def _feeds(module, seed: int) -> dict[str, np.ndarray]:
 
 
 def depthwise_model() -> onnx.ModelProto:
-    """1x1 expand (1.2 MB: computed band by band inside the depthwise kernel), depthwise 3x3 stride 2 (bands x 4
-    channel blocks, each band expanded into a buffer of its own iteration), 1x1 project: the blocked layout's
-    kernels."""
+    """1x1 expand, depthwise 3x3 stride 2 (4 channel blocks, each padded into its slice of one scratch buffer; on
+    AVX-512 hosts the expansion is computed inside, bands x blocks, each band expanded into a buffer of its own
+    iteration), 1x1 project: the blocked layout's kernels."""
     rng = np.random.default_rng(1)
 
     def w(*shape: int) -> np.ndarray:
@@ -92,7 +92,7 @@ def depthwise_artifact(tmp_path_factory):
     parallel = [
         k.name for k in blocked if any(isinstance(s, For) and s.kind is ForKind.PARALLEL for s in stmts_of(k.body))
     ]
-    assert len(blocked) == 2 and len(parallel) == 2, f"expected 2 parallel blocked convolutions, got {parallel}"
+    assert len(blocked) >= 2 and len(parallel) == len(blocked), f"expected parallel blocked kernels, got {parallel}"
     path = tmp_path_factory.mktemp("stress") / "depthwise.so"
     aic.compile(depthwise_model(), output=path)
     return path
