@@ -28,10 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from aic.ir.graph import Node
+from aic.ir.graph import Node, Value
 from aic.ir.loop import Expr, Stmt
+from aic.ir.ops.registry import get_op
+from aic.ir.types import TensorType
 
-from .core import LowerCtx, LoweringError, Tensor, node_error
+from .core import ComputeTensor, LowerCtx, LoweringError, Tensor, node_error
 
 
 class Emit(Protocol):
@@ -138,6 +140,14 @@ def lowering_of(node: Node) -> Lowering:
     if low.kind == "refused":
         raise node_error(node, low.reason)
     return low
+
+
+def activate(ctx: LowerCtx, op: str, v: Expr) -> Expr:
+    """The elementwise op `op` (one input, default attributes) of `v`, by that op's own lowering."""
+    node = Node(op, [None], [Value(op, TensorType(v.dtype, ()))], get_op(op).check_attrs({}), name=op)
+    fn = lowering_of(node).fn
+    assert fn is not None
+    return fn(ctx, node, [ComputeTensor((), v.dtype, lambda i: v)])[0].at([])
 
 
 def check_lowerable(nodes: list[Node]) -> None:

@@ -3,12 +3,12 @@
 An MBConv block's expand 1x1 convolution multiplies the channels (16 -> 48, 96) on the largest maps of a
 depthwise net; its output (2.4-4.8 MB at 112x112) is written to memory only for the depthwise convolution to read
 it back. Fused, the depthwise kernel computes the expansion of each band of input rows it reads straight into the
-zero-padded band copy it already makes (compiler/lower/conv_blocked.py), so the expanded tensor never leaves the
-core's caches. This pays where the expanded tensor takes much of L2 (MIN_BYTES), the expansion is shallow (at most
-MAX_CHANNELS input channels: the kernel's tile is 16 positions by one channel block, one broadcast per multiply-add,
-where the blocked products' tiles take four blocks) and few rows are expanded twice (those shared by two bands):
-none where each block's padded plane is a stack buffer of its own (up to LOCAL_PLANE floats: 56x56 maps), 1 in 17
-for a stride-2 3x3 kernel on larger planes. Stride 1 on those (2 in 18) is left apart.
+zero-padded band copy it already makes (compiler/lower/conv_blocked_depthwise.py), so the expanded tensor never
+leaves the core's caches. This pays where the expanded tensor takes much of L2 (MIN_BYTES), the expansion is
+shallow (at most MAX_CHANNELS input channels: the kernel's tile is 16 positions by one channel block, one broadcast
+per multiply-add, where the blocked products' tiles take four blocks) and few rows are expanded twice (those shared
+by two bands): none where each block's padded plane is a stack buffer of its own (up to LOCAL_PLANE floats: 56x56
+maps), 1 in 17 for a stride-2 3x3 kernel on larger planes. Stride 1 on those (2 in 18) is left apart.
 
 Matched: a depthwise ConvBlocked on a blocked input, not yet expanded, whose input is produced (for it alone) by
 a 1x1 stride-1 unpadded one-group ConvBlocked on a blocked input with no input scale, directly (its activation
