@@ -1,5 +1,5 @@
 """Lowering of normalizations and the softmax family: BatchNormalization (inference,
-elementwise per channel), LayerNormalization, InstanceNormalization, GroupNormalization,
+elementwise per channel), LayerNormalization, ChannelLayerNorm, InstanceNormalization, GroupNormalization,
 MeanVarianceNormalization, LpNormalization, LRN, Softmax, LogSoftmax, Hardmax.
 
 Row normalizations run per row: a pass for the mean, a pass for the variance (two
@@ -19,7 +19,7 @@ from aic.ir.loop_tools import binop, select, seq
 
 from .core import ComputeTensor, LowerCtx, Tensor, cdtype, const, idx
 from .mathx import absolute, add, call, exp_nonpos, fast_max, mul, sub
-from .norm_channels import blocked_channels, normalize_rows_as_lanes, reads_channels_first
+from .norm_channels import blocked_channels, normalize_rows_as_lanes, positions_last, reads_channels_first
 from .reduce import accumulate, lowest, reduce_each, stack
 from .sizes import bound, size_const, size_max
 from .table import Emit, anchor, compute
@@ -127,6 +127,24 @@ def _layer_norm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit)
     if not (emit.needed(1) or emit.needed(2)) and reads_channels_first(node, x, axis, ctx.lanes):
         return normalize_rows_as_lanes(ctx, x, eps, dt, write)
     return normalize(ctx, x, axes, eps, dt, write, stats)
+
+
+@anchor("ChannelLayerNorm", prologue=True)
+def _channel_layer_norm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit) -> Stmt:
+    x, scale = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    assert x is not None and scale is not None
+    dt = _stash(node, x)
+
+    def write(index: list[Expr], xhat: Expr, mean: Expr, inv: Expr) -> Stmt:
+        y = mul(xhat, _wide(scale.at([index[1]]), dt))
+        return emit(0, index, add(y, _wide(bias.at([index[1]]), dt)) if bias is not None else y)
+
+    eps = node.attrs.get("epsilon", 1e-5)
+    if ctx.lanes < 2 or not all(isinstance(d, int) for d in x.shape):  # a scalar target's reduction, symbolic sizes
+        return normalize(ctx, x, [1], eps, dt, write)
+    view, index_of = positions_last(x)
+    return normalize_rows_as_lanes(ctx, view, eps, dt, lambda i, xhat, mean, inv: write(index_of(i), xhat, mean, inv))
 
 
 @anchor("InstanceNormalization", prologue=True)

@@ -1,5 +1,10 @@
 """Normalization over the channels of a channels-first map, read in place (ConvNeXt's LayerNorm).
 
+ChannelLayerNorm (the sink-transpose pass's form of the same LayerNorm between channels-first
+convolutions) reads and writes the map channels-first: its positions, flattened, are the lanes
+of `normalize_rows_as_lanes` over a channels-last view, and both its loads and its stores are
+contiguous vectors.
+
 `LayerNorm(Transpose(x, [0, 2, 3, 1]), axis=-1)` normalizes each position of an NCHW map over its
 channels. Read through the fused transpose, one position's channels lie a whole plane apart, so a
 per-position reduction gathers one float per cache line (and per page). Here the positions of a
@@ -11,6 +16,7 @@ stay in L1 across the three passes; only the writes of the [.., W, C] output are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from aic.ir.dtypes import DType
@@ -18,7 +24,7 @@ from aic.ir.graph import Node
 from aic.ir.loop import Allocate, Bin, Buffer, Cast, Expr, Load, Stmt, Store
 from aic.ir.loop_tools import binop, seq
 
-from .core import BufferTensor, LowerCtx, Tensor, const, idx
+from .core import BufferTensor, ComputeTensor, LowerCtx, Tensor, const, idx
 from .mathx import add, call, mul, sub
 from .reduce import stack
 
@@ -52,6 +58,23 @@ def blocked_channels(node: Node, axis: int) -> int:
     if unblock is None or unblock.op != "UnblockChannels" or unblock.inputs[0] is None or perm[-1:] != [1]:
         return 0
     return int(unblock.inputs[0].type.shape[-1])
+
+
+def positions_last(x: Tensor) -> tuple[Tensor, Callable[[list[Expr]], list[Expr]]]:
+    """A view [N, P, C] of `x` [N, C, spatial...] (P: the spatial positions, flattened) and the map from a view
+    index to x's. The flat position's (div, mod) pairs fold back into it (core.linear), so the view's rows are
+    x's contiguous planes."""
+    n, chans, *spatial = x.shape
+
+    def index_of(view: list[Expr]) -> list[Expr]:
+        p, out, stride = view[1], [], math.prod(spatial)
+        for k, d in enumerate(spatial):
+            stride //= d
+            e = p if stride == 1 else binop("div", p, idx(stride))
+            out.append(e if k == 0 else binop("mod", e, idx(d)))
+        return [view[0], view[2], *out]
+
+    return ComputeTensor((n, math.prod(spatial), chans), x.dtype, lambda i: x.at(index_of(i))), index_of
 
 
 def normalize_rows_as_lanes(ctx: LowerCtx, x: Tensor, epsilon: float, dt: DType, write: Write) -> Stmt:

@@ -109,7 +109,8 @@ def _regions(graph: Graph) -> set[int]:
     """The convolutions of depthwise-separable regions with at least MIN_CONVS convolutions (1x1 chains
     alone, as in ResNet bottlenecks, are cut by the 3x3 convolutions between them: their reorders cost
     more than the blocked 1x1 kernels gain)."""
-    convs = {id(n) for n in graph.nodes if _convertible(n)}
+    readers = graph.consumers()
+    convs = {id(n) for n in graph.nodes if _convertible(n) and not _channel_normalized(n.outputs[0], readers)}
     parent: dict[int, int] = {}
 
     def root(i: int) -> int:
@@ -130,7 +131,6 @@ def _regions(graph: Graph) -> set[int]:
             sizes[root(id(node))] = sizes.get(root(id(node)), 0) + 1
             if node.attrs.get("group", 1) > 1:
                 separable.add(root(id(node)))
-    readers = graph.consumers()
     lone = {root(id(n)) for n in nodes if id(n) in convs and sizes.get(root(id(n))) == 1 and _reads_plain(n)
             and _normalized_over_channels(n.outputs[0], readers)}
     return {i for i in convs if (sizes.get(root(i), 0) >= MIN_CONVS and root(i) in separable) or root(i) in lone}
@@ -155,6 +155,13 @@ def _normalized_over_channels(v: Value, readers: dict[int, list[Node]]) -> bool:
         t.op == "Transpose" and list(t.attrs.get("perm") or [])[-1:] == [1] and readers.get(id(t.outputs[0])) and all(
             n.op == "LayerNormalization" and n.attrs.get("axis", -1) in (-1, 3) for n in readers[id(t.outputs[0])])
         for t in transposes)
+
+
+def _channel_normalized(v: Value, readers: dict[int, list[Node]]) -> bool:
+    """Whether `v` is read only by ChannelLayerNorms (ConvNeXt's channel MLPs kept channels-first): their blocked
+    input would be read with a block's stride between lanes, and the 1x1 convolutions after them have deep inputs
+    the blocked products are not tiled for (BENCHMARKS.md, "ConvNeXt's channel MLPs channels-first")."""
+    return bool(readers.get(id(v))) and all(n.op == "ChannelLayerNorm" for n in readers[id(v)])
 
 
 def _positions(node: Node) -> int:

@@ -9,7 +9,8 @@ order, again and again until a whole round changes nothing (at most MAX_ROUNDS):
 - ``-O2`` (default): O1, then recognition of composite patterns (GELU,
   LayerNorm, Softmax, attention, SiLU, HardSwish), batch-norm and affine-constant folding
   into Conv/Gemm/MatMul, algebraic simplification and transpose/reshape
-  sinking (through reductions and Pad too), then folding again (the
+  sinking (through reductions and Pad too; channel MLPs of channels-first maps
+  kept channels-first), then folding again (the
   per-channel constants sinking brought next to a Conv, zero Pads into the
   Conv reading them), each stage followed by cleanup.
 - ``-O3``: the O2 stages, repeated as a whole until nothing changes, so that
@@ -38,6 +39,7 @@ from aic.ir import Graph, print_graph, verify
 from aic.ir.graph_edit import clone_graph
 
 from .blocked_layout import blocked_layout
+from .channels_first import channels_first
 from .cse import eliminate_common_subexpressions
 from .dead_code import eliminate_dead_code
 from .fold_affine import fold_affine_constants
@@ -97,6 +99,7 @@ PASSES: dict[str, Pass] = {
         Pass("simplify-chains", simplify_chains),
         Pass("sink-layout", sink_layout),
         Pass("sink-transpose", sink_transpose),
+        Pass("channels-first", channels_first),
         Pass("blocked-layout", blocked_layout),
         Pass("fuse-expand", fuse_expand),
         Pass("split-recurrence", split_recurrence),
@@ -119,7 +122,7 @@ O2_STAGES = (
     # patterns first: simplification would rewrite their spelling (Pow(d, 2) -> d*d is still matched)
     Stage(FUSE, fixpoint=False),
     Stage(("fold-batchnorm", "fold-affine", *CLEANUP)),
-    Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", *CLEANUP)),
+    Stage(("simplify-arith", "simplify-chains", "sink-layout", "sink-transpose", "channels-first", *CLEANUP)),
     # sinking moves per-channel constants next to the Conv/Gemm they scale (NHWC models): fold them now
     Stage(("fold-batchnorm", "fold-affine", "fold-pad", *CLEANUP)),
     # once the graph is final: small-map convolution chains on the blocked channel layout (NCHW8c)

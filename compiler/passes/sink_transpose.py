@@ -90,7 +90,7 @@ def _sink_through_concat(rw: Rewriter, node: Node) -> bool:
     return _replace(rw, node, rw.op("Transpose", inner, name=node.name, perm=perm), "sank Transpose through Concat")
 
 
-def _moves_on(rw: Rewriter, reader: Node, t: Value) -> bool:
+def moves_on(rw: Rewriter, reader: Node, t: Value) -> bool:
     """Whether `reader` would move the Transpose giving `t` past itself."""
     if reader.op in REDUCTIONS:
         return len(reader.inputs) > 1 and const_array(reader.inputs[1]) is not None
@@ -109,7 +109,7 @@ def _moves_on(rw: Rewriter, reader: Node, t: Value) -> bool:
 def _copy_per_reader(rw: Rewriter, node: Node) -> bool:
     t = node.outputs[0]
     readers = rw.readers(t)
-    if len(readers) < 2 or rw.is_output(t) or not all(_moves_on(rw, r, t) for r in readers):
+    if len(readers) < 2 or rw.is_output(t) or not all(moves_on(rw, r, t) for r in readers):
         return False
     if all(r.op in REDUCTIONS for r in readers):
         return False  # the reduction rule needs no copy

@@ -1,6 +1,7 @@
 """Normalisations: BatchNormalization (inference), InstanceNormalization,
 LayerNormalization, GroupNormalization, LpNormalization,
-MeanVarianceNormalization and LRN.
+MeanVarianceNormalization and LRN; ChannelLayerNorm (aic's own: a LayerNorm over
+the channels of a channels-first map).
 
 Statistics are computed in float64 and results cast back to the input type.
 """
@@ -162,6 +163,40 @@ LayerNormalization = register(
         kind="reduction",
         flops=_scaled_flops(8),
         doc="Normalises over axes [axis, rank), then applies Scale and B; optional Mean and InvStdDev outputs.",
+    )
+)
+
+
+def _channel_layer_norm_infer(ctx: InferContext) -> list[TensorType]:
+    _check_channel_params(ctx, range(1, 3) if ctx.has(2) else range(1, 2))
+    if ctx.input(0).rank < 3:
+        raise ctx.error("input must have rank >= 3 (N, C, spatial...)")
+    return [ctx.input(0)]
+
+
+def _channel_layer_norm_reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+    x, scale = inputs[0], inputs[1]
+    assert x is not None and scale is not None
+    y, _, _ = _standardize(x.astype(np.float64), (1,), attrs["epsilon"])
+    y = y * _per_channel(scale, x.ndim)
+    if len(inputs) > 2 and inputs[2] is not None:
+        y = y + _per_channel(inputs[2], x.ndim)
+    return [y.astype(x.dtype)]
+
+
+ChannelLayerNorm = register(
+    OpDef(
+        "ChannelLayerNorm",
+        _channel_layer_norm_infer,
+        _channel_layer_norm_reference,
+        attrs={"epsilon": EPSILON},
+        inputs=(2, 3),
+        dtypes=FLOAT_TYPES,
+        kind="reduction",
+        flops=_scaled_flops(8),
+        doc="LayerNorm of each position of an [N, C, spatial...] map over its C channels, then Scale and B per "
+            "channel: LayerNormalization(Transpose(x, channels last), axis=-1) without the transposes (the "
+            "sink-transpose pass; ConvNeXt).",
     )
 )
 

@@ -10,6 +10,7 @@ import pytest
 from aic.compiler.pipeline import lower_model
 
 from tests.onnx_util import assert_close, node_model, run_ort
+from tests.passes.test_channels_first import convnext_block
 from tests.test_models_interp import cnn, transformer_block
 
 from .conftest import compile_cuda, emulated, needs_nvrtc
@@ -35,6 +36,12 @@ def test_cnn(tmp_path, tf32):
                    tf32)  # fmt: skip
     rules = [k["rule"] for k in module.metadata["cuda"]["kernels"]]
     assert rules.count("implicit-gemm-tf32" if tf32 else "implicit-gemm") == 1  # the 8 -> 16 channel convolution
+
+
+def test_convnext_block(tmp_path):
+    """ChannelLayerNorm (the channels-first pass's) on a scalar target: one reduction over the channels."""
+    m, feeds = convnext_block(8, (6, 5), 2)
+    check(m, feeds, tmp_path, "convnext")
 
 
 def test_transformer_block(tmp_path):

@@ -1,0 +1,85 @@
+"""The `channels-first` pass: ConvNeXt's channel MLP (Transpose, LayerNorm, MatMul, Gelu, MatMul, Transpose back)
+computed on the channels-first map as ChannelLayerNorm and 1x1 convolutions; compiled against onnxruntime
+(1e-4 relative), and left alone where the Transposes would not cancel."""
+
+from __future__ import annotations
+
+import pytest
+from aic.compiler.passes import optimize
+from aic.frontend.onnx import load_model
+from aic.ir import run_graph
+from onnx import helper
+
+import aic
+from tests.onnx_util import assert_close, run_ort
+from tests.onnx_util import graph_model as model
+from tests.test_blocked_layout import f
+
+
+def convnext_block(channels: int, shape: tuple[int, ...], batch: int = 1):
+    """A depthwise convolution, then the channel MLP in channels-last form, layer scale, residual; `shape` the map
+    (two dims: 2-D, one: 1-D)."""
+    rank = len(shape) + 2
+    last, back = [0, *range(2, rank), 1], [0, rank - 1, *range(1, rank - 1)]
+    k = [7] * len(shape)
+    w = {"dw": f(channels, 1, *k, scale=0.2), "db": f(channels), "g": f(channels), "b": f(channels),
+         "w1": f(channels, 4 * channels, scale=0.3), "b1": f(4 * channels), "w2": f(4 * channels, channels, scale=0.2),
+         "b2": f(channels), "gamma": f(channels)}
+    nodes = [helper.make_node("Conv", ["x", "dw", "db"], ["d"], group=channels, pads=[3] * 2 * len(shape)),
+             helper.make_node("Transpose", ["d"], ["t"], perm=last),
+             helper.make_node("LayerNormalization", ["t", "g", "b"], ["n"], axis=-1, epsilon=1e-6),
+             helper.make_node("MatMul", ["n", "w1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
+             helper.make_node("Gelu", ["hb"], ["a"]), helper.make_node("MatMul", ["a", "w2"], ["o"]),
+             helper.make_node("Add", ["o", "b2"], ["ob"]), helper.make_node("Mul", ["ob", "gamma"], ["s"]),
+             helper.make_node("Transpose", ["s"], ["sb"], perm=back), helper.make_node("Add", ["x", "sb"], ["y"])]
+    x = f(batch, channels, *shape)
+    return model(nodes, {"x": x}, ["y"], w), {"x": x}
+
+
+def ops(m) -> list[str]:
+    graph, _ = optimize(load_model(m), 2)
+    return [n.op for n in graph.nodes]
+
+
+@pytest.mark.parametrize(("channels", "shape", "batch", "threads"), [
+    (16, (14, 14), 1, 1), (24, (9, 11), 2, 2), (8, (7, 7), 1, 1), (16, (40,), 2, 1)],
+    ids=["14x14", "odd-map-batch-2-threads", "7x7", "1-D"])
+def test_channel_mlp_without_transposes(channels, shape, batch, threads):
+    """No Transpose, MatMul or LayerNormalization is left: one ChannelLayerNorm, the depthwise and two 1x1
+    convolutions (the residual Add in the last one's epilogue); the depthwise convolution stays plain."""
+    m, feeds = convnext_block(channels, shape, batch)
+    seen = ops(m)
+    assert not {"Transpose", "MatMul", "LayerNormalization", "ConvBlocked"} & set(seen), seen
+    assert seen.count("ChannelLayerNorm") == 1 and seen.count("Conv") == 3, seen
+    expected = run_ort(m, feeds)[0]
+    assert_close(aic.compile(m, num_threads=threads, cache=False).run(None, feeds)[0], expected, 1e-4, 1e-4)
+
+
+def test_layer_norm_read_channels_last_stays():
+    """The normalized map is also a graph output in channels-last order: moving the Transpose would add one."""
+    m, _ = convnext_block(8, (7, 7))
+    m.graph.output.append(helper.make_tensor_value_info("n", 1, None))
+    assert "LayerNormalization" in ops(m)
+
+
+def test_matmul_by_computed_weights_stays():
+    """Weights computed at run time are no convolution's: the Transposes stay, so the LayerNorm reads through one."""
+    m, _ = convnext_block(8, (7, 7))
+    m.graph.input.append(helper.make_tensor_value_info("w2", 1, [32, 8]))
+    m.graph.initializer.remove(next(i for i in m.graph.initializer if i.name == "w2"))
+    seen = ops(m)
+    assert "LayerNormalization" in seen and "ChannelLayerNorm" not in seen, seen
+
+
+def test_disabled_by_name():
+    m, _ = convnext_block(8, (7, 7))
+    graph, _ = optimize(load_model(m), 2, disable=["channels-first"])
+    assert "ChannelLayerNorm" not in {n.op for n in graph.nodes}
+
+
+def test_reference_semantics():
+    """ChannelLayerNorm's reference (the interpreter) against onnxruntime's LayerNorm through the Transposes."""
+    m, feeds = convnext_block(16, (5, 6), 2)
+    graph, _ = optimize(load_model(m), 2)
+    assert "ChannelLayerNorm" in {n.op for n in graph.nodes}
+    assert_close(run_graph(graph, feeds)[0], run_ort(m, feeds)[0], 1e-4, 1e-4)
