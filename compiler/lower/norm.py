@@ -141,7 +141,7 @@ def _channel_layer_norm(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emi
         return emit(0, index, add(y, _wide(bias.at([index[1]]), dt)) if bias is not None else y)
 
     eps = node.attrs.get("epsilon", 1e-5)
-    if ctx.lanes < 2 or not all(isinstance(d, int) for d in x.shape):  # a scalar target's reduction, symbolic sizes
+    if ctx.lanes < 2 or not all(isinstance(d, int) for d in x.shape[1:]):  # a scalar target; run-time map sizes
         return normalize(ctx, x, [1], eps, dt, write)
     view, index_of = positions_last(x)
     return normalize_rows_as_lanes(ctx, view, eps, dt, lambda i, xhat, mean, inv: write(index_of(i), xhat, mean, inv))

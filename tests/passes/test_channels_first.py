@@ -83,3 +83,14 @@ def test_reference_semantics():
     graph, _ = optimize(load_model(m), 2)
     assert "ChannelLayerNorm" in {n.op for n in graph.nodes}
     assert_close(run_graph(graph, feeds)[0], run_ort(m, feeds)[0], 1e-4, 1e-4)
+
+
+def test_run_time_batch(tmp_path):
+    """A batch size known at run time: the pass still applies, ChannelLayerNorm's positions stay on the lanes."""
+    m, _ = convnext_block(8, (6, 9), 2)
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "n"
+    module = aic.compile(m, shapes={"n": (1, 4, 2)}, output=tmp_path / "m.so", num_threads=1)
+    assert "ChannelLayerNorm" in ops(m)
+    for batch in (1, 3):
+        x = f(batch, 8, 6, 9)
+        assert_close(module.run(None, {"x": x})[0], run_ort(m, {"x": x})[0], 1e-4, 1e-4)
