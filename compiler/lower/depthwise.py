@@ -8,7 +8,9 @@ output position o reads phase (t*d) % s at sub-position o + (t*d) // s, contiguo
 whatever the stride. The kernel then has no bounds checks: per output row, every tap is one
 vector fused multiply-add of an input row with a broadcast weight (one independent chain
 per kernel row), and the epilogue (bias, BN, activation) runs on the same vectors. A row
-is whole vectors plus one shorter vector, so nothing is left to scalar code.
+is whole vectors plus one shorter vector, so nothing is left to scalar code. A stride-1 2-D
+kernel computes TAP_ROWS output rows at once, taps-major: each shifted input row vector is
+loaded once and fed to every output row it contributes to.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .rows import vector_row
 from .sizes import bounds, size_prod
 
 ROWS_PER_STEP = 2  # output rows computed together (measured: BENCHMARKS.md)
+TAP_ROWS = 4  # output rows of a taps-major step (stride 1): each shifted input row loaded once for all of them
 VECTORS_PER_STEP = 2  # target vectors of a row computed as one wide vector (measured: BENCHMARKS.md)
 LOCAL_PLANE = 1 << 16  # floats: a phase-split plane up to this size lives on the stack, one per channel
 
@@ -122,10 +125,15 @@ class PhaseSplit:
         return seq(*(one_phase(ph) for ph in itertools.product(*(range(s) for s in strides))))
 
 
+Rows = Callable[[list[Expr], Expr, int, Expr], Stmt]  # (lead, first output row, row count, column): a step
+
+
 def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
-                row: Callable[[list[Expr], list[Expr]], Stmt], spill: bool = False) -> Stmt:
+                row: Callable[[list[Expr], list[Expr]], Stmt], spill: bool = False, step: Rows | None = None) -> Stmt:
     """The output rows of one (batch, channel) `lead`: loops over the output axes but the last, each row
-    vector_row over the last; row(lead, output position).
+    vector_row over the last; row(lead, output position). `step` computes TAP_ROWS rows of a 2-D map at once
+    instead, where rows run in steps; its rows do not spill (a step's rows interleave column by column, so a
+    spilled lane could land after the next row's own store; measured as fast as spilling at 14 and 28 wide).
 
     With `spill` (the rows of one plane run in order on one thread), a 2-D map whose rows end in an
     odd-width vector (a tail of 3, 5, 6 or 7 lanes: 7, 14, 13 wide) computes every row but the last as
@@ -134,11 +142,15 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
     vectors from pieces; they are left to the last row."""
     width, lanes = outs[-1], ctx.lanes
     tail, whole = width % lanes, -(-width // lanes) * lanes
-    if (not spill or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2  # a 1, 2 or 4-lane tail is native
-            or whole > 2 * width):  # the extra lanes would reach past the next row (16 lanes, rows of 5 to 7)
+
+    def unspilled() -> Stmt:
         if len(outs) == 2 and outs[0] >= 2 * ROWS_PER_STEP and lanes > 1:
-            return _rows_in_steps(ctx, outs, lead, row)
+            return _rows_in_steps(ctx, outs, lead, row, step)
         return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
+
+    if (not spill or step or len(outs) != 2 or tail & (tail - 1) == 0 or outs[0] < 2  # a 1, 2 or 4-lane tail
+            or whole > 2 * width):  # is native; the extra lanes would reach past the next row (16 lanes, rows of 5-7)
+        return unspilled()
     columns: list[Expr] = []
 
     def spilled(v: Expr, h: Expr) -> Stmt:
@@ -148,25 +160,28 @@ def output_rows(ctx: LowerCtx, outs: list[int], lead: list[Expr],
     wide = VECTORS_PER_STEP * lanes if whole % (VECTORS_PER_STEP * lanes) == 0 else 0  # (rows of 14: one 16-lane)
     body = ctx.loop(outs[0] - 1, lambda h: vector_row(ctx, whole, lambda v: spilled(v, h), wide), "oh")
     if not _spill_safe(body, columns):
-        return ctx.loops(outs[:-1], lambda o: vector_row(ctx, width, lambda v: row(lead, [*o, v])), "oh")
+        return unspilled()
     return seq(body, vector_row(ctx, width, lambda v: row(lead, [idx(outs[0] - 1), v])))
 
 
 def _rows_in_steps(ctx: LowerCtx, outs: list[int], lead: list[Expr],
-                   row: Callable[[list[Expr], list[Expr]], Stmt]) -> Stmt:
+                   row: Callable[[list[Expr], list[Expr]], Stmt], step: Rows | None = None) -> Stmt:
     """Output rows ROWS_PER_STEP at a time, their vectors side by side: neighbouring rows share all but
     one of their input rows (loaded once), and their independent epilogues (a SiLU is a long dependent
     chain) overlap. Each row's vector is VECTORS_PER_STEP target vectors wide: LLVM emits the halves of
     every operation next to each other, so the chains also interleave in program order (the two rows'
-    chains come one after the other)."""
-    steps, rest = divmod(outs[0], ROWS_PER_STEP)
+    chains come one after the other). `step`: TAP_ROWS rows at a time, computed by `step`."""
+    per = TAP_ROWS if step else ROWS_PER_STEP
+    steps, rest = divmod(outs[0], per)
 
     def rows(first: Expr, count: int) -> Stmt:
+        if step:
+            return vector_row(ctx, outs[1], lambda v: step(lead, first, count, v), VECTORS_PER_STEP * ctx.lanes)
         return vector_row(ctx, outs[1], lambda v: seq(*(row(lead, [binop("add", first, idx(k)), v])
                                                         for k in range(count))), VECTORS_PER_STEP * ctx.lanes)
 
-    body = ctx.loop(steps, lambda h: rows(binop("mul", h, idx(ROWS_PER_STEP)), ROWS_PER_STEP), "oh")
-    return seq(body, rows(idx(steps * ROWS_PER_STEP), rest) if rest else None)
+    body = ctx.loop(steps, lambda h: rows(binop("mul", h, idx(per)), per), "oh")
+    return seq(body, rows(idx(steps * per), rest) if rest else None)
 
 
 def _spill_safe(body: Stmt, columns: list[Expr]) -> bool:
@@ -208,4 +223,21 @@ def depthwise(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Window, out
             total = add(total, ch)
         return finish([n, c, *o], total)
 
-    return split.channels((n_batch, channels), lambda i: output_rows(ctx, outs, i, row, split.row_spill))
+    def taps_major(i: list[Expr], first: Expr, count: int, v: Expr) -> Stmt:
+        """`count` output rows from `first`: each input row's shifted vector is loaded once and multiplied into
+        every output row it feeds (up to `count`), the rows' sums accumulated tap by tap. A row's 49 taps as
+        independent expressions reloaded their inputs per row (1.7-1.8 loads per FMA, most split across lines)."""
+        n, c = i
+        height, width = kernel
+        sums: list[Expr | None] = [None] * count
+        for t in range(width):
+            for k in range(count + height - 1):
+                xv = ctx.let(split.read(n, c, [binop("add", first, idx(k)), v], [0, t]), "x")
+                for r in range(max(0, k - height + 1), min(count, k + 1)):
+                    wv = w.at([c, idx((k - r) * width + t)])
+                    sums[r] = ctx.let(binop("mul", xv, wv) if sums[r] is None else Call("fma", (xv, wv, sums[r])), "s")
+        return seq(*(finish([n, c, binop("add", first, idx(r)), v], total) for r, total in enumerate(sums)))
+
+    unit = len(kernel) == 2 and all(s == 1 for s in window.strides) and all(d == 1 for d in window.dilations)
+    return split.channels((n_batch, channels), lambda i: output_rows(ctx, outs, i, row, split.row_spill,
+                                                                     taps_major if unit else None))

@@ -14,7 +14,7 @@ from onnx import helper
 import aic
 from tests.lower.lower_util import lower
 from tests.lower.test_compiled_ops import check_compiled
-from tests.onnx_util import graph_model, run_ort
+from tests.onnx_util import assert_close, graph_model, run_ort
 
 rng = np.random.default_rng(14)
 
@@ -60,6 +60,8 @@ DEPTHWISE = [
     (4, (19,), (5,), {"pads": [2, 2]}),  # 1-D
     (2, (5, 6, 7), (3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),  # 3-D
     (1, (258, 256), (3, 3), {"pads": [1, 1, 1, 1]}),  # a padded plane too large for the stack: global scratch
+    (3, (30, 56), (7, 7), {"pads": [3, 3, 3, 3]}),  # steps of 4 rows and one of 2, rows of 2 vectors and a shorter
+    (2, (13, 20), (3, 5), {"pads": [1, 2, 1, 2]}),  # a kernel taller than wide: rows fed by 1-3 input rows each
 ]
 
 
@@ -70,6 +72,17 @@ def test_depthwise(ch, size, k, attrs):
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=ch, **attrs),
              helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
     check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(30, 56), (14, 14)])
+def test_depthwise_steps_in_avx2_code(size):
+    """Steps of 4 rows by 16 lanes (two AVX2 vectors): 7x7 + bias + residual, whole and spilled rows."""
+    x, w, b = f(2, 3, *size), f(3, 1, 7, 7), f(3)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=3, pads=[3, 3, 3, 3]),
+             helper.make_node("Add", ["c", "x"], ["y"])]
+    m = graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b})
+    got = aic.compile(m, target="llvm -mattr=-avx512f", num_threads=1, cache=False).run(None, {"x": x})[0]
+    assert_close(got, run_ort(m, {"x": x})[0], 1e-4, 1e-5)
 
 
 @pytest.mark.parametrize("size", [(7, 7), (14, 14), (10, 13), (1, 7), (5, 12)])
