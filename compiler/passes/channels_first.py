@@ -10,12 +10,13 @@ and the pair cancels:
 - MatMul(Transpose(x, p), W) with constant 2-D W -> Transpose(Conv(x, W^T as 1x1), p),
 
 where p moves axis 1 last ([0, 2, ..., r-1, 1]) and the Transpose has no other
-reader. Each applies only when every path from the rewritten op's output reaches
-the inverse Transpose through such MatMuls and elementwise ops with constant other
-operands (which `sink_layout` moves it through): then the Transposes cancel, and no
-Transpose is left where there was none. The map is then normalized in place
-(positions on the vector lanes, contiguous loads and stores) and multiplied by
-1x1 convolutions, whose epilogues take the residual Add.
+reader; MatMuls only on maps of MIN_POSITIONS positions or more. Each applies only
+when every path from the rewritten op's output reaches the inverse Transpose
+through such MatMuls and elementwise ops with constant other operands (which
+`sink_layout` moves it through): then the Transposes cancel, and no Transpose is
+left where there was none. The map is then normalized in place (positions on the
+vector lanes, contiguous loads and stores) and multiplied by 1x1 convolutions,
+whose epilogues take the residual Add.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from aic.ir.ops.conv import CONV_TYPES
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 from .simplify_chains import perm_of
 from .sink_transpose import moves_on
+
+# positions of a map whose channel MLP runs as 1x1 convolutions: on 14x14 and 7x7 maps the NCHW 1x1 kernels ran
+# 6-9% slower than the MatMuls (ConvNeXt-T), more than the transposes they spare (BENCHMARKS.md)
+MIN_POSITIONS = 28 * 28
 
 
 def _channels_last(perm: list[int]) -> bool:
@@ -42,9 +47,12 @@ def _transpose_in(rw: Rewriter, node: Node) -> Node | None:
 
 
 def _weights(rw: Rewriter, node: Node, v: Value) -> np.ndarray | None:
-    """The constant 2-D weights of MatMul `node` reading `v` as its first operand."""
+    """The constant 2-D weights of MatMul `node` reading `v` as its first operand, on a map of at least
+    MIN_POSITIONS positions."""
     w = const_array(node.inputs[1]) if node.op == "MatMul" and node.inputs[0] is v else None
-    return w if w is not None and w.ndim == 2 and v.type.dtype in CONV_TYPES else None
+    positions = v.type.shape[1:-1]
+    large = all(isinstance(d, int) for d in positions) and int(np.prod(positions)) >= MIN_POSITIONS
+    return w if w is not None and w.ndim == 2 and v.type.dtype in CONV_TYPES and large else None
 
 
 def _passes_on(rw: Rewriter, reader: Node, v: Value) -> bool:

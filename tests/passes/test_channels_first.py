@@ -42,8 +42,7 @@ def ops(m) -> list[str]:
 
 
 @pytest.mark.parametrize(("channels", "shape", "batch", "threads"), [
-    (16, (14, 14), 1, 1), (24, (9, 11), 2, 2), (8, (7, 7), 1, 1), (16, (40,), 2, 1)],
-    ids=["14x14", "odd-map-batch-2-threads", "7x7", "1-D"])
+    (16, (28, 28), 1, 1), (24, (29, 31), 2, 2), (8, (800,), 2, 1)], ids=["28x28", "odd-map-batch-2-threads", "1-D"])
 def test_channel_mlp_without_transposes(channels, shape, batch, threads):
     """No Transpose, MatMul or LayerNormalization is left: one ChannelLayerNorm, the depthwise and two 1x1
     convolutions (the residual Add in the last one's epilogue); the depthwise convolution stays plain."""
@@ -55,16 +54,35 @@ def test_channel_mlp_without_transposes(channels, shape, batch, threads):
     assert_close(aic.compile(m, num_threads=threads, cache=False).run(None, feeds)[0], expected, 1e-4, 1e-4)
 
 
+def test_small_maps_keep_their_matmuls():
+    """Under MIN_POSITIONS positions (14x14) the MatMuls stay, and so do the Transposes the LayerNorm reads through."""
+    seen = ops(convnext_block(16, (14, 14))[0])
+    assert "MatMul" in seen and "LayerNormalization" in seen and "ChannelLayerNorm" not in seen, seen
+
+
+def test_layer_norm_between_transposes_on_small_maps():
+    """A LayerNorm between a Transpose and its inverse (a stage edge) runs channels-first at any size."""
+    w = {"g": f(8), "b": f(8)}
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "g", "b"], ["n"], axis=-1, epsilon=1e-6),
+             helper.make_node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2])]
+    x = f(2, 8, 7, 7)
+    m = model(nodes, {"x": x}, ["y"], w)
+    assert ops(m) == ["ChannelLayerNorm"]
+    assert_close(aic.compile(m, num_threads=1, cache=False).run(None, {"x": x})[0], run_ort(m, {"x": x})[0], 1e-4,
+                 1e-4)
+
+
 def test_layer_norm_read_channels_last_stays():
     """The normalized map is also a graph output in channels-last order: moving the Transpose would add one."""
-    m, _ = convnext_block(8, (7, 7))
+    m, _ = convnext_block(8, (28, 28))
     m.graph.output.append(helper.make_tensor_value_info("n", 1, None))
     assert "LayerNormalization" in ops(m)
 
 
 def test_matmul_by_computed_weights_stays():
     """Weights computed at run time are no convolution's: the Transposes stay, so the LayerNorm reads through one."""
-    m, _ = convnext_block(8, (7, 7))
+    m, _ = convnext_block(8, (28, 28))
     m.graph.input.append(helper.make_tensor_value_info("w2", 1, [32, 8]))
     m.graph.initializer.remove(next(i for i in m.graph.initializer if i.name == "w2"))
     seen = ops(m)
@@ -72,14 +90,14 @@ def test_matmul_by_computed_weights_stays():
 
 
 def test_disabled_by_name():
-    m, _ = convnext_block(8, (7, 7))
+    m, _ = convnext_block(8, (28, 28))
     graph, _ = optimize(load_model(m), 2, disable=["channels-first"])
     assert "ChannelLayerNorm" not in {n.op for n in graph.nodes}
 
 
 def test_reference_semantics():
     """ChannelLayerNorm's reference (the interpreter) against onnxruntime's LayerNorm through the Transposes."""
-    m, feeds = convnext_block(16, (5, 6), 2)
+    m, feeds = convnext_block(16, (28, 30), 2)
     graph, _ = optimize(load_model(m), 2)
     assert "ChannelLayerNorm" in {n.op for n in graph.nodes}
     assert_close(run_graph(graph, feeds)[0], run_ort(m, feeds)[0], 1e-4, 1e-4)
@@ -87,10 +105,10 @@ def test_reference_semantics():
 
 def test_run_time_batch(tmp_path):
     """A batch size known at run time: the pass still applies, ChannelLayerNorm's positions stay on the lanes."""
-    m, _ = convnext_block(8, (6, 9), 2)
+    m, _ = convnext_block(8, (28, 29), 2)
     m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "n"
     module = aic.compile(m, shapes={"n": (1, 4, 2)}, output=tmp_path / "m.so", num_threads=1)
     assert "ChannelLayerNorm" in ops(m)
     for batch in (1, 3):
-        x = f(batch, 8, 6, 9)
+        x = f(batch, 8, 28, 29)
         assert_close(module.run(None, {"x": x})[0], run_ort(m, {"x": x})[0], 1e-4, 1e-4)
