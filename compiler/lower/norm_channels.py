@@ -1,6 +1,6 @@
 """Normalization over the channels of a channels-first map, read in place (ConvNeXt's LayerNorm).
 
-ChannelLayerNorm (the sink-transpose pass's form of the same LayerNorm between channels-first
+ChannelLayerNorm (the channels-first pass's form of the same LayerNorm between channels-first
 convolutions) reads and writes the map channels-first: its positions, flattened, are the lanes
 of `normalize_rows_as_lanes` over a channels-last view, and both its loads and its stores are
 contiguous vectors.

@@ -27,7 +27,7 @@ from aic.ir.ops.conv import CONV_TYPES
 
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 from .simplify_chains import perm_of
-from .sink_transpose import moves_on
+from .sink_transpose import moves_on, replace_output
 
 # positions of a map whose channel MLP runs as 1x1 convolutions: on 14x14 and 7x7 maps the NCHW 1x1 kernels ran
 # 6-9% slower than the MatMuls (ConvNeXt-T), more than the transposes they spare (BENCHMARKS.md)
@@ -86,7 +86,8 @@ def _layer_norm(rw: Rewriter, node: Node) -> bool:
     if any(v.type.rank != 1 for v in params) or not _cancels_below(rw, node.outputs[0], perm_of(t)):
         return False
     inner = rw.op("ChannelLayerNorm", t.inputs[0], *params, name=node.name, epsilon=node.attrs["epsilon"])
-    return _replace(rw, node, rw.op("Transpose", inner, name=node.name, perm=perm_of(t)), "LayerNorm channels-first")
+    out = rw.op("Transpose", inner, name=node.name, perm=perm_of(t))
+    return replace_output(rw, node, out, "LayerNorm channels-first")
 
 
 def _matmul(rw: Rewriter, node: Node) -> bool:
@@ -96,14 +97,8 @@ def _matmul(rw: Rewriter, node: Node) -> bool:
         return False
     kernel = np.ascontiguousarray(w.T).reshape(*w.T.shape, *[1] * (len(perm_of(t)) - 2))
     conv = rw.op("Conv", t.inputs[0], rw.const(kernel, f"{node.name}_kernel"), name=node.name)
-    return _replace(rw, node, rw.op("Transpose", conv, name=node.name, perm=perm_of(t)), "MatMul as 1x1 Conv")
-
-
-def _replace(rw: Rewriter, node: Node, new: Value, rule: str) -> bool:
-    if new.type != node.outputs[0].type:
-        return False
-    rw.replace(node.outputs[0], new, rule)
-    return True
+    out = rw.op("Transpose", conv, name=node.name, perm=perm_of(t))
+    return replace_output(rw, node, out, "MatMul as 1x1 Conv")
 
 
 @each_scope

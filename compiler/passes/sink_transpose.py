@@ -51,7 +51,7 @@ def _fold_into_reduction(rw: Rewriter, node: Node) -> bool:
         kept = [p for p in perm if p not in reduced]  # x's dims in the order the reduction's result wants them
         order = [sorted(kept).index(p) for p in kept]
         out = inner if order == sorted(order) else rw.op("Transpose", inner, name=node.name, perm=order)
-    return _replace(rw, node, out, "folded Transpose into reduction axes")
+    return replace_output(rw, node, out, "folded Transpose into reduction axes")
 
 
 def _sink_through_pad(rw: Rewriter, node: Node) -> bool:
@@ -70,7 +70,7 @@ def _sink_through_pad(rw: Rewriter, node: Node) -> bool:
         moved[p], moved[rank + p] = pads[i], pads[rank + i]
     inputs = [transpose.inputs[0], rw.const(moved, f"{node.name}_pads"), *node.inputs[2:]]
     inner = rw.node("Pad", inputs, node.attrs, name=node.name)[0]
-    return _replace(rw, node, rw.op("Transpose", inner, name=node.name, perm=perm), "sank Transpose through Pad")
+    return replace_output(rw, node, rw.op("Transpose", inner, name=node.name, perm=perm), "sank Transpose through Pad")
 
 
 def _same_perm_transposes(rw: Rewriter, values: list[Value | None]) -> list[Node] | None:
@@ -87,7 +87,8 @@ def _sink_through_concat(rw: Rewriter, node: Node) -> bool:
     perm = perm_of(movers[0])
     axis = perm[node.attrs["axis"] % len(perm)]
     inner = rw.op("Concat", *[t.inputs[0] for t in movers], name=node.name, axis=axis)
-    return _replace(rw, node, rw.op("Transpose", inner, name=node.name, perm=perm), "sank Transpose through Concat")
+    out = rw.op("Transpose", inner, name=node.name, perm=perm)
+    return replace_output(rw, node, out, "sank Transpose through Concat")
 
 
 def moves_on(rw: Rewriter, reader: Node, t: Value) -> bool:
@@ -132,10 +133,11 @@ def _unit_transpose_as_reshape(rw: Rewriter, node: Node) -> bool:
     if moved != sorted(moved):
         return False
     reshape = rw.op("Reshape", x, rw.const(np.asarray(shape, np.int64), f"{node.name}_shape"), name=node.name)
-    return _replace(rw, node, reshape, "Transpose of size-1 dims as Reshape")
+    return replace_output(rw, node, reshape, "Transpose of size-1 dims as Reshape")
 
 
-def _replace(rw: Rewriter, node: Node, new: Value, rule: str) -> bool:
+def replace_output(rw: Rewriter, node: Node, new: Value, rule: str) -> bool:
+    """Replace `node`'s first output by `new` where the types agree."""
     if new.type != node.outputs[0].type:
         return False
     rw.replace(node.outputs[0], new, rule)

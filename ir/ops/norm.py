@@ -196,7 +196,7 @@ ChannelLayerNorm = register(
         flops=_scaled_flops(8),
         doc="LayerNorm of each position of an [N, C, spatial...] map over its C channels, then Scale and B per "
             "channel: LayerNormalization(Transpose(x, channels last), axis=-1) without the transposes (the "
-            "sink-transpose pass; ConvNeXt).",
+            "channels-first pass; ConvNeXt).",
     )
 )
 
