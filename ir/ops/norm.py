@@ -8,7 +8,7 @@ Statistics are computed in float64 and results cast back to the input type.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ def _scaled_flops(per_element: int) -> Callable[[list[TensorType | None], list[T
     return flops
 
 
-def _check_channel_params(ctx: InferContext, indices: range) -> None:
+def _check_channel_params(ctx: InferContext, indices: Iterable[int]) -> None:
     x = ctx.input(0)
     if x.rank < 2:
         raise ctx.error("input must have rank >= 2 (N, C, ...)")
@@ -90,26 +90,32 @@ BatchNormalization = register(
 )
 
 
-def _instance_norm_infer(ctx: InferContext) -> list[TensorType]:
-    _check_channel_params(ctx, range(1, 3))
+def _map_norm_infer(ctx: InferContext) -> list[TensorType]:
+    """An [N, C, spatial...] map normalized and then scaled (and shifted, when given) per channel."""
+    _check_channel_params(ctx, [i for i in (1, 2) if ctx.has(i)])
     if ctx.input(0).rank < 3:
         raise ctx.error("input must have rank >= 3 (N, C, spatial...)")
     return [ctx.input(0)]
 
 
-def _instance_norm_reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
-    x, scale, bias = inputs
-    assert x is not None and scale is not None and bias is not None
-    y, _, _ = _standardize(x.astype(np.float64), tuple(range(2, x.ndim)), attrs["epsilon"])
-    y = y * _per_channel(scale, x.ndim) + _per_channel(bias, x.ndim)
-    return [y.astype(x.dtype)]
+def _map_norm_reference(axes: Callable[[int], tuple[int, ...]]) -> Callable[..., list[np.ndarray]]:
+    """The reference of `_map_norm_infer`'s ops: standardized over axes(rank), then scale (and bias) per channel."""
+
+    def reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+        x, scale, bias = (*inputs, None)[:3]
+        assert x is not None and scale is not None
+        y, _, _ = _standardize(x.astype(np.float64), axes(x.ndim), attrs["epsilon"])
+        y = y * _per_channel(scale, x.ndim)
+        return [(y if bias is None else y + _per_channel(bias, x.ndim)).astype(x.dtype)]
+
+    return reference
 
 
 InstanceNormalization = register(
     OpDef(
         "InstanceNormalization",
-        _instance_norm_infer,
-        _instance_norm_reference,
+        _map_norm_infer,
+        _map_norm_reference(lambda rank: tuple(range(2, rank))),
         attrs={"epsilon": EPSILON},
         inputs=(3, 3),
         dtypes=FLOAT_TYPES,
@@ -167,28 +173,11 @@ LayerNormalization = register(
 )
 
 
-def _channel_layer_norm_infer(ctx: InferContext) -> list[TensorType]:
-    _check_channel_params(ctx, range(1, 3) if ctx.has(2) else range(1, 2))
-    if ctx.input(0).rank < 3:
-        raise ctx.error("input must have rank >= 3 (N, C, spatial...)")
-    return [ctx.input(0)]
-
-
-def _channel_layer_norm_reference(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
-    x, scale = inputs[0], inputs[1]
-    assert x is not None and scale is not None
-    y, _, _ = _standardize(x.astype(np.float64), (1,), attrs["epsilon"])
-    y = y * _per_channel(scale, x.ndim)
-    if len(inputs) > 2 and inputs[2] is not None:
-        y = y + _per_channel(inputs[2], x.ndim)
-    return [y.astype(x.dtype)]
-
-
 ChannelLayerNorm = register(
     OpDef(
         "ChannelLayerNorm",
-        _channel_layer_norm_infer,
-        _channel_layer_norm_reference,
+        _map_norm_infer,
+        _map_norm_reference(lambda rank: (1,)),
         attrs={"epsilon": EPSILON},
         inputs=(2, 3),
         dtypes=FLOAT_TYPES,
