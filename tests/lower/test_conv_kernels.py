@@ -7,7 +7,7 @@ tiles with a remainder, and fused activations after the kernel."""
 import numpy as np
 import pytest
 from aic.frontend.onnx import load_model
-from aic.ir.loop import Store
+from aic.ir.loop import Const, For, ForKind, Store
 from aic.ir.loop_tools import stmts_of
 from onnx import helper
 
@@ -133,6 +133,7 @@ DENSE = [
     ((1, 64, 5, 24), (24, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # deep, rows of 3 vectors: position x channel tiles
     ((1, 3, 37, 45), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # stem: rows over phases
     ((1, 3, 38, 35), (24, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # 7x7 stem (depth 147): the same
+    ((2, 3, 20, 37), (20, 3, 3, 3), {"pads": [1, 1, 1, 1]}),  # shallow (depth 27), stride 1: channel tiles outermost
     ((2, 4, 30, 41), (13, 4, 3, 3), {"strides": [2, 3], "pads": [0, 1, 2, 0]}),  # uneven strides and pads
     ((1, 2, 40, 38), (8, 2, 5, 5), {"strides": [2, 2], "pads": [2, 2, 2, 2], "dilations": [2, 1]}),
     ((1, 64, 7, 7), (40, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # weights >> input: packed strips
@@ -147,6 +148,17 @@ def test_dense_conv_ragged_rows(xs, ws, attrs):
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
              helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]
     check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+def test_shallow_rows_write_plane_by_plane():
+    """An image stem (depth 27) loops over output channel tiles outermost, fused with the output rows into the
+    parallel loop: 2 whole tiles of 6 channels x 19 rows, then the last 4 channels."""
+    x = f(1, 3, 37, 45)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1])]
+    program = lower(load_model(graph_model(nodes, {"x": x}, ["y"], {"w": f(16, 3, 3, 3)})))
+    parallel = [s.extent for k in program.kernels for s in stmts_of(k.body)
+                if isinstance(s, For) and s.kind == ForKind.PARALLEL]
+    assert Const(2 * 19) in parallel, parallel
 
 
 POINTWISE = [
