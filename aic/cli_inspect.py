@@ -70,7 +70,9 @@ def run_inspect(args: argparse.Namespace) -> int:
         from aic.tensorboard import run_tensorboard
 
         return run_tensorboard(args)
+    from aic.codegen.target import Target
     from aic.compiler.passes import optimize
+    from aic.compiler.pipeline import pass_options
     from aic.compiler.summary import summarize
     from aic.frontend.load import model_source, read_model
     from aic.frontend.onnx import FrontendError
@@ -83,7 +85,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         bindings = parse_bindings(args.dim)
         graph = read_model(model_source(args.model, args.signature, args.outputs))
         if args.opt_level is not None:
-            graph, report = optimize(graph, args.opt_level, disable=args.disable_pass)
+            graph, report = optimize(graph, args.opt_level, disable=args.disable_pass,
+                                     options=pass_options(Target.parse(args.target)))
             if args.passes:
                 print(report.format(verbose=True), file=sys.stderr if args.json else sys.stdout)
         elif args.passes or args.disable_pass:

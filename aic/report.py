@@ -40,6 +40,7 @@ def report_data(
     from aic.codegen.target import Target
     from aic.compiler.kernel_table import kernel_table
     from aic.compiler.passes import optimize
+    from aic.compiler.pipeline import pass_options
     from aic.compiler.program import build_program
     from aic.compiler.shapes import bind_shapes
     from aic.frontend.load import read_model
@@ -54,7 +55,7 @@ def report_data(
     target = Target.parse("llvm")
     start = time.perf_counter()
     graph = bind_shapes(read_model(model), shapes)
-    optimized, passes = optimize(graph, opt_level)
+    optimized, passes = optimize(graph, opt_level, options=pass_options(target))
     program = build_program(optimized, target)
     records = kernel_table(program)
     program.attrs["kernel_calls"] = [r.to_json() for r in records]

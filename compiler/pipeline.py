@@ -78,7 +78,8 @@ def compile_model(
         fixed, ranges = split_ranges(graph, shapes)
         graph = bind_shapes(graph, fixed, allow_unbound=bool(ranges))
     with step(f"optimise the graph (-O{opt_level})"):  # folding, simplification, pattern fusion
-        graph, _ = optimize(graph, opt_level, disable=_disabled(target, disable_passes), enable=_enabled(target))
+        graph, _ = optimize(graph, opt_level, disable=_disabled(target, disable_passes), enable=_enabled(target),
+                            options=pass_options(target))
     with step("lower to loop IR"):  # fuse, lower, schedule, plan the arena
         check_sizes(graph)  # no tensor too large for 64-bit sizes or any memory
         program = build_program(graph, target, schedules, ranges)
@@ -115,15 +116,16 @@ def lower_model(
     """The loop-IR program `compile_model` would generate code for (for inspection and tuning)."""
     graph = read_model(model)
     fixed, ranges = split_ranges(graph, shapes)
+    target = Target.parse(target)
     graph, _ = optimize(bind_shapes(graph, fixed, allow_unbound=bool(ranges)), opt_level,
-                        disable=_disabled(Target.parse(target), ()), enable=_enabled(Target.parse(target)))
+                        disable=_disabled(target, ()), enable=_enabled(target), options=pass_options(target))
     return build_program(graph, target, schedules, ranges)
 
 
 def _disabled(target: Target, disable: Sequence[str]) -> tuple[str, ...]:
     """The passes to skip: those asked for, for cuda the rewrites whose kernels are CPU-shaped
     (SoftmaxAttention keeps a block of score rows per thread, too few threads for a GPU; the blocked
-    channel layout's blocks are AVX2 vectors), and below 512-bit vectors those measured only with them."""
+    channel layout's blocks are CPU vectors), and below 512-bit vectors those measured only with them."""
     if target.kind == "cuda":
         return (*disable, *CPU_ONLY_PASSES)
     return (*disable, *AVX512_ONLY_PASSES) if target.vector_bits < 512 else tuple(disable)
@@ -131,6 +133,12 @@ def _disabled(target: Target, disable: Sequence[str]) -> tuple[str, ...]:
 
 def _enabled(target: Target) -> tuple[str, ...]:
     return GPU_ONLY_PASSES if target.kind == "cuda" else ()
+
+
+def pass_options(target: Target) -> dict[str, dict[str, int]]:
+    """The passes' target-dependent arguments: the blocked layout's channels per block, one vector of float32
+    (16 with AVX-512: blocks of 8 left half of each 512-bit FMA unused on cores that run them at full width)."""
+    return {"blocked-layout": {"block": 16 if target.vector_bits >= 512 else 8}}
 
 
 def _default_output(name: str, cross: bool) -> Path:

@@ -195,9 +195,10 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
     kernel = list(weights.shape[2:])
     outs = out_shape[2:-1]
     positions = int(np.prod(outs))
-    padded = any(window.pads)
+    amounts = [window.pad_amounts(i, d) for i, d in enumerate(spatial)]  # (explicit or auto_pad)
+    padded = any(map(any, amounts))
     banded = (padded and group > 1) or entry  # each group's band of input rows copied (zero padded) onto the stack
-    begins = [window.pad_amounts(i, d)[0] for i, d in enumerate(spatial)]
+    begins = [begin for begin, _ in amounts]
     extents = [max(b + d, (o - 1) * st + k) for b, d, o, st, k in zip(begins, spatial, outs, window.strides, kernel)]
     stride = window.strides[0]
     band = max(1, (GROUP_BAND_ROWS - kernel[0]) // stride + 1)

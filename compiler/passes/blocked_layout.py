@@ -1,4 +1,7 @@
-"""Blocked channel layout: small-map convolution chains run on [N, C/8, H, W, 8] tensors (NCHW8c).
+"""Blocked channel layout: small-map convolution chains run on [N, C/B, H, W, B] tensors (NCHWc).
+
+B is one target vector of float32: 16 with AVX-512, else 8 (`block`, from compiler/pipeline.py's `pass_options`),
+8 also where a grouped convolution's groups are whole blocks of 8 channels only (`_block_size`).
 
 A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group,
 depthwise, or grouped by whole blocks of channels (RegNet's group width 8, 16, ...); output maps of at most
@@ -34,7 +37,7 @@ from aic.ir.ops.registry import get_op
 
 from .rewrite import Rewriter, apply_rules, const_array, each_scope
 
-BLOCK = 8  # channels per block: one AVX2 vector of float32
+BLOCK = 8  # channels per block: one AVX2 vector of float32 (the narrowest block; AVX-512 targets ask for 16)
 MAX_POSITIONS = 112 * 112  # output maps this small or smaller are blocked (measured: docs/decisions.md)
 MIN_CONVS = 2  # a region must hold this many convolutions to pay for its reorders
 UNARY = frozenset({"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Swish", "LeakyRelu", "Tanh",
@@ -46,8 +49,8 @@ def _static4(v: Value | None) -> bool:
     return v is not None and v.type.dtype == DType.float32 and v.type.rank == 4 and v.type.is_static
 
 
-def _convertible(node: Node) -> bool:
-    """A Conv the blocked kernels take, on a map small enough to gain."""
+def _convertible(node: Node, block: int) -> bool:
+    """A Conv the blocked kernels take with blocks of `block` channels, on a map small enough to gain."""
     if node.op != "Conv" or len(node.inputs) < 2 or not _static4(node.inputs[0]) or not _static4(node.outputs[0]):
         return False
     w, bias = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
@@ -59,12 +62,26 @@ def _convertible(node: Node) -> bool:
     group = node.attrs.get("group", 1)
     kernel = list(w.const.shape[2:])
     depthwise = group == channels == out_channels and group > 1
-    grouped = group > 1 and channels % group == 0 and out_channels % group == 0 and \
-        (channels // group) % BLOCK == 0 and (out_channels // group) % BLOCK == 0
+    grouped = _whole_groups(node, block)
     pointwise = group == 1 and kernel == [1, 1] and not any(node.attrs.get("pads") or []) and \
         node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
-    entry = group == 1 and channels < BLOCK  # a stem on an image: its plain input read as it is (_Region.conv)
+    entry = group == 1 and channels < block  # a stem on an image: its plain input read as it is (_Region.conv)
     return (depthwise or grouped or pointwise or entry) and _positions(node) <= MAX_POSITIONS
+
+
+def _whole_groups(node: Node, block: int) -> bool:
+    """A grouped (not depthwise) Conv whose groups are whole blocks of channels, in and out."""
+    channels, out_channels = node.inputs[0].type.shape[1], node.outputs[0].type.shape[1]
+    group = node.attrs.get("group", 1)
+    return group > 1 and channels % group == 0 and out_channels % group == 0 and \
+        (channels // group) % block == 0 and (out_channels // group) % block == 0
+
+
+def _block_size(graph: Graph, widest: int) -> int:
+    """`widest` (a target vector of floats), or BLOCK where a grouped convolution has groups of whole BLOCK but
+    not whole `widest` channels (RegNet's group width 8): its region would lose the grouped convolutions."""
+    convs = [n for n in graph.nodes if n.op == "Conv" and _convertible(n, BLOCK)]
+    return BLOCK if any(_whole_groups(n, BLOCK) and not _whole_groups(n, widest) for n in convs) else widest
 
 
 def _operand_fits(v: Value | None, like: Value, blocked: set[int]) -> bool:
@@ -105,12 +122,12 @@ def _plan(graph: Graph, convs: set[int]) -> list[Node]:
     return nodes
 
 
-def _regions(graph: Graph) -> set[int]:
+def _regions(graph: Graph, block: int) -> set[int]:
     """The convolutions of depthwise-separable regions with at least MIN_CONVS convolutions (1x1 chains
     alone, as in ResNet bottlenecks, are cut by the 3x3 convolutions between them: their reorders cost
     more than the blocked 1x1 kernels gain)."""
     readers = graph.consumers()
-    convs = {id(n) for n in graph.nodes if _convertible(n) and not _channel_normalized(n.outputs[0], readers)}
+    convs = {id(n) for n in graph.nodes if _convertible(n, block) and not _channel_normalized(n.outputs[0], readers)}
     parent: dict[int, int] = {}
 
     def root(i: int) -> int:
@@ -131,17 +148,17 @@ def _regions(graph: Graph) -> set[int]:
             sizes[root(id(node))] = sizes.get(root(id(node)), 0) + 1
             if node.attrs.get("group", 1) > 1:
                 separable.add(root(id(node)))
-    lone = {root(id(n)) for n in nodes if id(n) in convs and sizes.get(root(id(n))) == 1 and _reads_plain(n)
+    lone = {root(id(n)) for n in nodes if id(n) in convs and sizes.get(root(id(n))) == 1 and _reads_plain(n, block)
             and _normalized_over_channels(n.outputs[0], readers)}
     return {i for i in convs if (sizes.get(root(i), 0) >= MIN_CONVS and root(i) in separable) or root(i) in lone}
 
 
-def _reads_plain(node: Node) -> bool:
+def _reads_plain(node: Node, block: int) -> bool:
     """A depthwise convolution with padding on whole blocks of channels: its kernel copies each block's padded
     plane anyway, and the copy can gather a plain input's channels (no BlockChannels pass)."""
     x = node.inputs[0]
     channels = x.type.shape[1] if x is not None else 0
-    return node.attrs.get("group", 1) == channels == node.outputs[0].type.shape[1] and channels % BLOCK == 0 and \
+    return node.attrs.get("group", 1) == channels == node.outputs[0].type.shape[1] and channels % block == 0 and \
         any(node.attrs.get("pads") or []) and node.attrs.get("auto_pad", "NOTSET") == "NOTSET"
 
 
@@ -174,20 +191,22 @@ def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     return np.pad(a, widths)
 
 
-def _padded(channels: int) -> int:
-    return -(-channels // BLOCK) * BLOCK
 
 
 class _Region:
     """Rewrites the planned nodes, keeping the blocked version of each value."""
 
-    def __init__(self, rw: Rewriter) -> None:
+    def __init__(self, rw: Rewriter, size: int) -> None:
         self.rw = rw
+        self.size = size  # channels per block
         self.blocked: dict[int, Value] = {}
+
+    def padded(self, channels: int) -> int:
+        return -(-channels // self.size) * self.size
 
     def block(self, v: Value) -> Value:
         if id(v) not in self.blocked:
-            self.blocked[id(v)] = self.rw.op("BlockChannels", v, block=BLOCK)
+            self.blocked[id(v)] = self.rw.op("BlockChannels", v, block=self.size)
         return self.blocked[id(v)]
 
     def conv(self, node: Node) -> Value:
@@ -195,20 +214,20 @@ class _Region:
         assert x is not None and w is not None and w.const is not None
         channels, out_channels = x.type.shape[1], node.outputs[0].type.shape[1]
         weights, attrs = np.asarray(w.const, np.float32), dict(node.attrs)
-        weights = _pad_axis(weights, 0, _padded(out_channels))
+        weights = _pad_axis(weights, 0, self.padded(out_channels))
         group = attrs.get("group", 1)
         # x stays plain (attribute `block`): a stem's image, or a depthwise convolution's input read by its copies
-        entry = id(x) not in self.blocked and ((group == 1 and channels < BLOCK) or _reads_plain(node))
+        entry = id(x) not in self.blocked and ((group == 1 and channels < self.size) or _reads_plain(node, self.size))
         if entry:
-            attrs["block"] = BLOCK
+            attrs["block"] = self.size
         elif group == channels > 1:  # depthwise: one group per (padded) channel
-            attrs["group"] = _padded(channels)
+            attrs["group"] = self.padded(channels)
         elif group == 1:  # (groups of whole blocks have nothing to pad)
-            weights = _pad_axis(weights, 1, _padded(channels))
+            weights = _pad_axis(weights, 1, self.padded(channels))
         inputs = [x if entry else self.block(x), self.rw.const(weights, f"{w.name}_blocked")]
         if len(node.inputs) > 2 and node.inputs[2] is not None:
-            bias = np.asarray(node.inputs[2].const, np.float32)
-            inputs.append(self.rw.const(_pad_axis(bias, 0, _padded(out_channels)), f"{node.inputs[2].name}_blocked"))
+            bias = _pad_axis(np.asarray(node.inputs[2].const, np.float32), 0, self.padded(out_channels))
+            inputs.append(self.rw.const(bias, f"{node.inputs[2].name}_blocked"))
         return self.rw.node("ConvBlocked", inputs, attrs, name=node.name)[0]
 
     def elementwise(self, node: Node) -> Value:
@@ -220,7 +239,7 @@ class _Region:
                 inputs.append(self.blocked.get(id(v), v) if v is not None else None)
             elif c is not None:  # per channel: [1, C, 1, 1] -> [1, C/B, 1, 1, B]
                 full = np.asarray(c).reshape((1,) * (4 - c.ndim) + c.shape)
-                inputs.append(self.rw.const(block_array(full, BLOCK), f"{v.name}_blocked"))
+                inputs.append(self.rw.const(block_array(full, self.size), f"{v.name}_blocked"))
             else:
                 inputs.append(self.block(v))
         return self.rw.node(node.op, inputs, node.attrs, name=node.name)[0]
@@ -254,13 +273,15 @@ def _spatial_mean(node: Node) -> bool:
         node.inputs[0] is not None and node.inputs[0].type.rank == 4
 
 
-def _rewrite(graph: Graph) -> bool:
-    convs = _regions(graph)
+def _rewrite(graph: Graph, block: int = BLOCK) -> bool:
+    """`block`: the channels of a block the target's vectors ask for (16 with AVX-512); see `_block_size`."""
+    block = _block_size(graph, block)
+    convs = _regions(graph, block)
     if not convs:
         return apply_rules(graph, FOLDS)
     planned = {id(n) for n in _plan(graph, convs)}
     rw = Rewriter(graph)
-    region = _Region(rw)
+    region = _Region(rw, block)
     for node in list(graph.nodes):
         if id(node) in planned:
             new = region.conv(node) if node.op == "Conv" else region.elementwise(node)

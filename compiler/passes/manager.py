@@ -31,9 +31,10 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aic.ir import Graph, print_graph, verify
 from aic.ir.graph_edit import clone_graph
@@ -70,7 +71,7 @@ class PassError(RuntimeError):
 @dataclass(frozen=True)
 class Pass:
     name: str
-    run: Callable[[Graph], Graph]
+    run: Callable[..., Graph]  # (graph, **options)
 
     @property
     def summary(self) -> str:
@@ -266,6 +267,7 @@ def optimize(
     verify_each: bool = False,
     dump_dir: str | os.PathLike | None = None,
     trace: Callable[[PassRecord], None] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Graph, Report]:
     """Optimise a copy of `graph` at `level` (0-3) and report what each pass did.
 
@@ -274,7 +276,8 @@ def optimize(
     fixpoint stage of the named passes. `verify_each` runs the verifier on
     the input and after every pass. `dump_dir` (default: $AIC_DUMP_IR) receives
     the IR text after every pass. `trace` is called with each PassRecord as it
-    completes (default with AIC_DEBUG>=1: print it to stderr).
+    completes (default with AIC_DEBUG>=1: print it to stderr). `options` gives named passes keyword
+    arguments (the target's: `pass_options` in compiler/pipeline.py).
     """
     stages = pipeline(level, disable, enable, passes)
     if trace is None and int(os.environ.get("AIC_DEBUG", "0") or 0) >= 1:
@@ -290,7 +293,7 @@ def optimize(
     for _ in range(MAX_ROUNDS if repeat else 1):
         changed = False
         for index, stage in enumerate(stages, 1):
-            graph, stage_changed = _run_stage(graph, stage, index, report, dumper, verify_each, trace)
+            graph, stage_changed = _run_stage(graph, stage, index, report, dumper, verify_each, trace, options or {})
             changed |= stage_changed
         if not changed:
             break
@@ -310,12 +313,13 @@ def _run_stage(
     dumper: _Dumper,
     verify_each: bool,
     trace: Callable[[PassRecord], None] | None,
+    options: Mapping[str, Mapping[str, Any]],
 ) -> tuple[Graph, bool]:
     changed_any = False
     for round_ in range(1, (MAX_ROUNDS if stage.fixpoint else 1) + 1):
         changed = False
         for name in stage.passes:
-            graph, record = _run_pass(graph, name, index, round_)
+            graph, record = _run_pass(graph, name, index, round_, options.get(name, {}))
             report.records.append(record)
             dumper.write(name, graph)
             if verify_each:
@@ -334,13 +338,13 @@ def _run_stage(
     return graph, changed_any
 
 
-def _run_pass(graph: Graph, name: str, stage: int, round_: int) -> tuple[Graph, PassRecord]:
+def _run_pass(graph: Graph, name: str, stage: int, round_: int, options: Mapping[str, Any]) -> tuple[Graph, PassRecord]:
     ops_before = op_histogram(graph)
     nodes_before = ops_before.total()
     start = time.perf_counter()
     with recording() as rules:
         try:
-            graph = PASSES[name].run(graph)
+            graph = PASSES[name].run(graph, **options)
         except Exception as err:
             raise PassError(f"pass '{name}' failed on graph {graph.name}: {type(err).__name__}: {err}") from err
     seconds = time.perf_counter() - start

@@ -46,21 +46,21 @@ def note(rule: str, count: int = 1) -> None:
         notes[rule] += count
 
 
-def each_scope(run_one: Callable[[Graph], bool]) -> Callable[[Graph], Graph]:
+def each_scope(run_one: Callable[..., bool]) -> Callable[..., Graph]:
     """Turn a rewrite of one graph scope into a pass over a graph and all its
-    subgraphs (innermost first). `run_one` returns whether it refined types
+    subgraphs (innermost first). `run_one(graph, **options)` returns whether it refined types
     (see `Rewriter.replace`); types are then re-inferred over the whole graph."""
 
-    def scopes(graph: Graph) -> bool:
+    def scopes(graph: Graph, options: dict[str, Any]) -> bool:
         refined = False
         for node in list(graph.nodes):
             for sub in node.subgraphs():
-                refined |= scopes(sub)
-        return run_one(graph) or refined
+                refined |= scopes(sub, options)
+        return run_one(graph, **options) or refined
 
     @functools.wraps(run_one)
-    def run(graph: Graph) -> Graph:
-        if scopes(graph):
+    def run(graph: Graph, **options: Any) -> Graph:
+        if scopes(graph, options):
             refresh_types(graph)
         return graph
 

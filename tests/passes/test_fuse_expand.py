@@ -81,6 +81,6 @@ def test_clip_with_a_bound_computed_at_run_time_stays_apart():
     ("llvm -mcpu=znver4", True), ("llvm -mcpu=znver4 -mattr=-avx512f", False), ("llvm -mcpu=haswell", False)])
 def test_only_avx512_targets_fuse(target, fused):
     """The fused tile wants 32 vector registers: AVX2 code keeps the expand and depthwise kernels apart."""
-    calls = kernel_calls(lower_model(relu_block(8, 48, 112)[0], target).calls)
+    calls = kernel_calls(lower_model(relu_block(16, 48, 112)[0], target).calls)
     convolutions = [c.kernel.name for c in calls if "convblocked" in c.kernel.name]
     assert len(convolutions) == (2 if fused else 3), convolutions
