@@ -1,10 +1,10 @@
 """Blocked channel layout: small-map convolution chains run on [N, C/B, H, W, B] tensors (NCHWc).
 
-B is one target vector of float32: 16 with AVX-512, else 8 (`block`, from compiler/pipeline.py's `pass_options`),
-8 also where a grouped convolution's groups are whole blocks of 8 channels only (`_block_size`).
+B is one target vector of float32: 16 with AVX-512, else 8 (`block`, from compiler/pipeline.py's `pass_options`).
 
 A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group,
-depthwise, or grouped by whole blocks of channels (RegNet's group width 8, 16, ...); output maps of at most
+depthwise, or grouped by whole blocks of channels (RegNet's group width 8, 16, ...; groups of half a block merged
+in pairs); output maps of at most
 MAX_POSITIONS positions) joined by the elementwise work between them (Relu, Clip, Sigmoid, HardSwish, Swish, ...,
 Add/Mul/Sub with blocked, per-channel or scalar operands: residual adds and squeeze-excite scales stay blocked).
 A region with a depthwise or grouped convolution and at least MIN_CONVS convolutions on maps larger than 1x1 is
@@ -40,6 +40,7 @@ from .rewrite import Rewriter, apply_rules, const_array, each_scope
 BLOCK = 8  # channels per block: one AVX2 vector of float32 (the narrowest block; AVX-512 targets ask for 16)
 MAX_POSITIONS = 112 * 112  # output maps this small or smaller are blocked (measured: docs/decisions.md)
 MIN_CONVS = 2  # a region must hold this many convolutions to pay for its reorders
+MAX_MERGE = 2  # groups narrower than a block are merged in pairs at most (their products: twice the work)
 UNARY = frozenset({"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Swish", "LeakyRelu", "Tanh",
                    "Identity", "Neg", "Abs"})
 BINARY = frozenset({"Add", "Mul", "Sub"})
@@ -62,26 +63,37 @@ def _convertible(node: Node, block: int) -> bool:
     group = node.attrs.get("group", 1)
     kernel = list(w.const.shape[2:])
     depthwise = group == channels == out_channels and group > 1
-    grouped = _whole_groups(node, block)
+    grouped = _merged_groups(node, block) > 0
     pointwise = group == 1 and kernel == [1, 1] and not any(node.attrs.get("pads") or []) and \
         node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
     entry = group == 1 and channels < block  # a stem on an image: its plain input read as it is (_Region.conv)
     return (depthwise or grouped or pointwise or entry) and _positions(node) <= MAX_POSITIONS
 
 
-def _whole_groups(node: Node, block: int) -> bool:
-    """A grouped (not depthwise) Conv whose groups are whole blocks of channels, in and out."""
+def _merged_groups(node: Node, block: int) -> int:
+    """For a grouped (not depthwise) Conv: how many of its groups make one group of whole blocks of channels, in
+    and out (1: each group already does; 2: pairs of groups of half a block, in and out, do: RegNet's group width 8
+    in blocks of 16, each pair one group whose weights are zero across the two, an odd last group paired with the
+    padding channels); 0 when no number up to MAX_MERGE does."""
     channels, out_channels = node.inputs[0].type.shape[1], node.outputs[0].type.shape[1]
     group = node.attrs.get("group", 1)
-    return group > 1 and channels % group == 0 and out_channels % group == 0 and \
-        (channels // group) % block == 0 and (out_channels // group) % block == 0
+    if group < 2 or channels % group or out_channels % group:
+        return 0
+    width, out_width = channels // group, out_channels // group
+    if width % block == 0 and out_width % block == 0:
+        return 1
+    merge = block // width
+    return merge if 1 < merge <= MAX_MERGE and width * merge == block == out_width * merge else 0
 
 
-def _block_size(graph: Graph, widest: int) -> int:
-    """`widest` (a target vector of floats), or BLOCK where a grouped convolution has groups of whole BLOCK but
-    not whole `widest` channels (RegNet's group width 8): its region would lose the grouped convolutions."""
-    convs = [n for n in graph.nodes if n.op == "Conv" and _convertible(n, BLOCK)]
-    return BLOCK if any(_whole_groups(n, BLOCK) and not _whole_groups(n, widest) for n in convs) else widest
+def _merge_groups(weights: np.ndarray, merge: int) -> np.ndarray:
+    """[Cout, W, kh, kw] (groups of W channels in and out; Cout may include zero padding) -> [Cout, merge * W, kh,
+    kw]: each output channel's weights at its group's place within the merged group, zeros elsewhere."""
+    out_channels, width = weights.shape[:2]
+    merged = np.zeros((out_channels, merge, *weights.shape[1:]), weights.dtype)
+    channel = np.arange(out_channels)
+    merged[channel, channel // width % merge] = weights
+    return merged.reshape(out_channels, merge * width, *weights.shape[2:])
 
 
 def _operand_fits(v: Value | None, like: Value, blocked: set[int]) -> bool:
@@ -224,6 +236,8 @@ class _Region:
             attrs["group"] = self.padded(channels)
         elif group == 1:  # (groups of whole blocks have nothing to pad)
             weights = _pad_axis(weights, 1, self.padded(channels))
+        elif (merge := _merged_groups(node, self.size)) > 1:
+            weights, attrs["group"] = _merge_groups(weights, merge), -(-group // merge)
         inputs = [x if entry else self.block(x), self.rw.const(weights, f"{w.name}_blocked")]
         if len(node.inputs) > 2 and node.inputs[2] is not None:
             bias = _pad_axis(np.asarray(node.inputs[2].const, np.float32), 0, self.padded(out_channels))
@@ -274,8 +288,7 @@ def _spatial_mean(node: Node) -> bool:
 
 
 def _rewrite(graph: Graph, block: int = BLOCK) -> bool:
-    """`block`: the channels of a block the target's vectors ask for (16 with AVX-512); see `_block_size`."""
-    block = _block_size(graph, block)
+    """`block`: channels per block, one target vector of float32 (16 with AVX-512)."""
     convs = _regions(graph, block)
     if not convs:
         return apply_rules(graph, FOLDS)
