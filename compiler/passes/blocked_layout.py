@@ -4,9 +4,9 @@ B is one target vector of float32: 16 with AVX-512, else 8 (`block`, from compil
 
 A region is a set of Convs (float32, 2-D, constant weights, unit dilations; 1x1 with one group,
 depthwise, or grouped by whole blocks of channels (RegNet's group width 8, 16, ...; groups of half a block merged
-in pairs); output maps of at most
-MAX_POSITIONS positions) joined by the elementwise work between them (Relu, Clip, Sigmoid, HardSwish, Swish, ...,
-Add/Mul/Sub with blocked, per-channel or scalar operands: residual adds and squeeze-excite scales stay blocked).
+in pairs); output maps of at most MAX_POSITIONS positions) joined by the elementwise work between them (Relu,
+Clip, Sigmoid, HardSwish, Swish, ..., Add/Mul/Sub with blocked, per-channel or scalar operands: residual adds and
+squeeze-excite scales stay blocked).
 A region with a depthwise or grouped convolution and at least MIN_CONVS convolutions on maps larger than 1x1 is
 rewritten, and so is a padded depthwise convolution alone whose readers are LayerNorms over its channels through a
 Transpose (ConvNeXt): each Conv becomes a ConvBlocked (weights and bias
@@ -24,7 +24,7 @@ output (the activation its own), summed as the output is written. A stem (one gr
 block, any window) or a padded depthwise convolution on whole blocks whose input is not blocked reads it plain
 (ConvBlocked's `block` attribute): no BlockChannels of its input, none of its output. Measured
 and decided in docs/decisions.md ("Blocked channel layout", "Squeeze-excite scale in the project convolution",
-"AVX-512 register tiles, ...").
+"AVX-512 register tiles, ...", "Blocks of one target vector").
 """
 
 from __future__ import annotations
@@ -201,8 +201,6 @@ def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     widths = [(0, 0)] * a.ndim
     widths[axis] = (0, size - a.shape[axis])
     return np.pad(a, widths)
-
-
 
 
 class _Region:
