@@ -49,6 +49,10 @@ MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
 MIN_CHANNELS = 16  # input and output channels at least (shallower convolutions stay direct)
 MIN_PRODUCT = 512  # input x output channels at least (16 x 16 loses, 16 x 32 and 24 x 24 win)
 MIN_MAP = 8  # output rows and columns at least
+# cores whose 512-bit FMAs run at full rate: smaller maps (16 tiles or fewer) with more transformed weights than
+# this stay direct: per tile they read 36 weights a channel pair from L3 or memory where the direct kernel reads 9
+FULL_RATE_MIN_MAP = 17
+FULL_RATE_MAX_WEIGHTS = 1 << 20  # bytes
 LOCAL_BYTES = 512 << 10  # V and M of a block on the stack up to this size
 SPARE_TILE = 8  # tile rows get a spare tile (not a second input copy) below this many output channels per tile
 
@@ -79,9 +83,10 @@ def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int,
                    outs: list[int]) -> bool:
     """Whether the convolution runs as Winograd F(4,3): a `Winograd` directive of its schedule says so,
     else the rule (a schedule giving the direct kernel's tiling keeps it): 3x3, stride 1, no dilation, one
-    group, at least MIN_CHANNELS in and out and MIN_PRODUCT their product, output at least MIN_MAP x MIN_MAP
-    (measured in BENCHMARKS.md,
-    "Winograd F(4,3)")."""
+    group, at least MIN_CHANNELS in and out and MIN_PRODUCT their product, output at least MIN_MAP x MIN_MAP,
+    and on cores with full-rate 512-bit FMAs FULL_RATE_MIN_MAP x FULL_RATE_MIN_MAP unless the transformed
+    weights are at most FULL_RATE_MAX_WEIGHTS (measured in BENCHMARKS.md, "Winograd F(4,3)" and "ResNet-50 on
+    this host")."""
     fits = (ctx.lanes >= 8 and kernel == [KERNEL, KERNEL] and group == 1 and len(outs) == 2
             and all(s == 1 for s in window.strides) and all(d == 1 for d in window.dilations))
     given = next((r for r in ctx.directives if isinstance(r, Winograd)), None)
@@ -92,8 +97,9 @@ def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int,
         return given.on
     if any(isinstance(r, (MicroKernel, CachePack, TileOrder)) for r in ctx.directives):
         return False
+    small = min(outs) < FULL_RATE_MIN_MAP and SPAN * SPAN * channels[0] * channels[1] * 4 > FULL_RATE_MAX_WEIGHTS
     chosen = fits and min(channels) >= MIN_CHANNELS and channels[0] * channels[1] >= MIN_PRODUCT \
-        and min(outs) >= MIN_MAP
+        and min(outs) >= MIN_MAP and not (ctx.full_rate_512 and small)
     if chosen:
         ctx.hints.append(Winograd(True))
     return chosen

@@ -102,6 +102,16 @@ def test_rule(xs, co, attrs, taken):
     assert ("winograd(on)" in schedule_of(model)) == taken
 
 
+@pytest.mark.parametrize(("cpu", "channels", "taken"), [("znver4", 256, True), ("znver5", 256, False),
+                                                        ("znver5", 64, True)])
+def test_small_maps_with_large_transformed_weights_stay_direct_on_full_rate_cores(cpu, channels, taken):
+    """ResNet's 256 -> 256 at 14x14: 9.4 MB of transformed weights for 16 tiles; 64 -> 64: 0.6 MB."""
+    x, w = f(1, channels, 14, 14), f(channels, channels, 3, 3)
+    model = graph_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1] * 4)], {"x": x}, ["y"], {"w": w})
+    kernel = next(k for k in lower_model(model, f"llvm -mcpu={cpu}").kernels if "conv" in k.name)
+    assert ("winograd(on)" in "; ".join(str(r) for r in kernel.attrs["schedule"])) == taken
+
+
 def test_directives():
     model, inputs = conv_model((1, 8, 10, 10), 8, 1)  # below the rule's channels: forced on
     expected = run_ort(model, inputs)[0]
