@@ -97,9 +97,10 @@ def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int,
         return given.on
     if any(isinstance(r, (MicroKernel, CachePack, TileOrder)) for r in ctx.directives):
         return False
-    small = min(outs) < FULL_RATE_MIN_MAP and SPAN * SPAN * channels[0] * channels[1] * 4 > FULL_RATE_MAX_WEIGHTS
+    transformed_bytes = SPAN * SPAN * channels[0] * channels[1] * 4
+    few_tiles_large_weights = min(outs) < FULL_RATE_MIN_MAP and transformed_bytes > FULL_RATE_MAX_WEIGHTS
     chosen = fits and min(channels) >= MIN_CHANNELS and channels[0] * channels[1] >= MIN_PRODUCT \
-        and min(outs) >= MIN_MAP and not (ctx.full_rate_512 and small)
+        and min(outs) >= MIN_MAP and not (ctx.full_rate_512 and few_tiles_large_weights)
     if chosen:
         ctx.hints.append(Winograd(True))
     return chosen
