@@ -73,7 +73,7 @@ def depthwise(ch: int, size: int, k: int, s: int, act: str | None = None) -> Cas
 
 
 def conv(cin: int, cout: int, size: int, k: int, s: int = 1, act: str | None = None) -> Case:
-    """A dense Conv (+ LeakyReLU / SiLU), padding k // 2."""
+    """A dense Conv (+ LeakyReLU / SiLU / ReLU), padding k // 2."""
     x = rng.standard_normal((1, cin, size, size)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], kernel_shape=[k, k], strides=[s, s],
                               pads=[k // 2] * 4)]
@@ -81,6 +81,8 @@ def conv(cin: int, cout: int, size: int, k: int, s: int = 1, act: str | None = N
         nodes += [helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]
     elif act == "silu":
         nodes += [helper.make_node("Sigmoid", ["c"], ["g"]), helper.make_node("Mul", ["c", "g"], ["y"])]
+    elif act == "relu":
+        nodes += [helper.make_node("Relu", ["c"], ["y"])]
     out = -(-size // s)
     flops = 2.0 * cin * cout * k * k * out * out
     name = f"conv{k}_s{s}_{cin}_{cout}_{size}" + (f"_{act}" if act else "")
@@ -147,6 +149,11 @@ CASES: list[Callable[[], Case]] = [
     lambda: conv(576, 96, 14, 1),
     lambda: conv(96, 576, 14, 1),
     lambda: conv(160, 960, 7, 1),
+    lambda: conv(1024, 256, 14, 1, 1, "relu"),
+    lambda: conv(256, 1024, 14, 1, 1, "relu"),
+    lambda: conv(2048, 512, 7, 1, 1, "relu"),
+    lambda: conv(512, 2048, 7, 1, 1, "relu"),
+    lambda: conv(512, 512, 7, 3, 1, "relu"),
     lambda: max_pool(128, 10, 5, 1),
     lambda: max_pool(64, 40, 5, 1),
     lambda: max_pool(64, 112, 3, 2),

@@ -230,6 +230,22 @@ class Broadcast(Expr):
         return self.value.dtype
 
 
+@dataclass(frozen=True)
+class Interleave(Expr):
+    """Vectors of equal lanes taken lane by lane: parts[0][0], parts[1][0], ..., parts[0][1], ... (the values of
+    s stores to s*i + 0, ..., s*i + s-1, stored as one contiguous vector)."""
+
+    parts: tuple[Expr, ...]
+
+    @property
+    def dtype(self) -> DType:  # type: ignore[override]
+        return self.parts[0].dtype
+
+    @property
+    def lanes(self) -> int:  # type: ignore[override]
+        return sum(p.lanes for p in self.parts)
+
+
 def children(e: Expr) -> tuple[Expr, ...]:
     """The direct subexpressions of `e`, in order."""
     match e:
@@ -247,6 +263,8 @@ def children(e: Expr) -> tuple[Expr, ...]:
             return (base,)
         case Broadcast(value=v):
             return (v,)
+        case Interleave(parts=parts):
+            return parts
     return ()
 
 

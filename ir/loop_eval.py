@@ -27,6 +27,7 @@ from .loop import (
     Expr,
     For,
     If,
+    Interleave,
     Kernel,
     Let,
     Load,
@@ -225,6 +226,8 @@ class _Translator:
                 return f"({self.expr(b)} + {self.const(np.arange(n, dtype=np.int64) * s)})"
             case Broadcast(value=v, lanes=n):
                 return f"_np.repeat(_np.asarray({self.expr(v)}), {n})"
+            case Interleave(parts=parts):
+                return f"_np.stack([{', '.join(self.expr(p) for p in parts)}], axis=-1).reshape(-1)"
         raise TypeError(f"unknown expression {e!r}")
 
     def bin(self, op: str, a: Expr, b: Expr) -> str:

@@ -15,6 +15,7 @@ from .loop import (
     ForKind,
     If,
     IfStep,
+    Interleave,
     Kernel,
     KernelCall,
     Let,
@@ -76,6 +77,8 @@ def expr_text(e: Expr) -> str:
             return f"ramp({expr_text(b)}, {s}, {n})"
         case Broadcast(value=v, lanes=n):
             return f"broadcast({expr_text(v)}, {n})"
+        case Interleave(parts=parts):
+            return f"interleave({', '.join(expr_text(p) for p in parts)})"
     raise TypeError(f"unknown expression {e!r}")
 
 

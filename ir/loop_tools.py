@@ -31,6 +31,7 @@ from .loop import (
     Expr,
     For,
     If,
+    Interleave,
     Kernel,
     Let,
     Load,
@@ -167,6 +168,8 @@ def map_expr(e: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
             return Ramp(map_expr(b, fn), s, n)
         case Broadcast(value=v, lanes=n):
             return Broadcast(map_expr(v, fn), n)
+        case Interleave(parts=parts):
+            return Interleave(tuple(map_expr(p, fn) for p in parts))
     raise TypeError(f"unknown expression {e!r}")
 
 
@@ -339,6 +342,8 @@ def inline_lets(e: Expr, lets: dict[Var, Expr]) -> Expr:
             return Ramp(inline_lets(base, lets), st, n)
         case Broadcast(value=x, lanes=n):
             return Broadcast(inline_lets(x, lets), n)
+        case Interleave(parts=parts):
+            return Interleave(tuple(inline_lets(p, lets) for p in parts))
     raise TypeError(f"unknown expression {e!r}")
 
 

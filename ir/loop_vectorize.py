@@ -10,7 +10,9 @@
 where every expression depending on v becomes a `lanes`-wide vector (v itself is a
 `Ramp`), and a scalar loop for the remainder. Accesses must be contiguous in v
 (stride 1: one vector load/store) or independent of v (one scalar load, broadcast).
-Gathers are not emitted: on the x86 cores measured, scalar loops beat them.
+Gathers are not emitted: on the x86 cores measured, scalar loops beat them. Stores of stride s (2..MAX_INTERLEAVE)
+that follow one another in a sequence and write s*v + c for every c < s (an upsampling's phases) are one store of
+their values interleaved.
 Stack buffers allocated inside the loop are expanded per lane (element e of lane l at
 e*lanes + l), so a per-element accumulator becomes a vector accumulator. Anything else
 (strided accesses, several lanes writing one element, conditions varying across lanes) raises
@@ -38,6 +40,7 @@ from .loop import (
     For,
     ForKind,
     If,
+    Interleave,
     Let,
     Load,
     Prefetch,
@@ -64,6 +67,8 @@ from .loop_tools import (
     subst_stmt,
 )
 from .schedule import ScheduleError
+
+MAX_INTERLEAVE = 4  # stores of stride up to this many, one per phase, become one interleaved store
 
 
 def vectorize_loop(loop: For, lanes: int) -> Stmt:
@@ -275,12 +280,41 @@ class _Vectorizer:
                 self.expanded[buf] = wide
                 return Allocate(wide, self.stmt(body))
             case Seq(stmts=stmts):
-                return Seq([self.stmt(x) for x in stmts])
+                out: list[Stmt] = []
+                while stmts:
+                    grouped = self.interleaved(stmts)
+                    out.append(grouped or self.stmt(stmts[0]))
+                    stmts = stmts[len(grouped.value.parts) if isinstance(grouped, Store) else 1:]
+                return Seq(out)
             case Barrier():
                 return s
             case Prefetch(index=i) if not self.varies(i):
                 return s
         raise ScheduleError(f"cannot vectorize the statement {type(s).__name__}")
+
+    def interleaved(self, stmts: list[Stmt]) -> Store | None:
+        """The first s of `stmts` as one store when they store (after the lets binding their values) to one buffer
+        at s*v + c for c = c0 .. c0 + s-1, in any order: their values interleaved, stored from the least index."""
+        head = _let_store(stmts[0])
+        if head is None or head.buffer in self.expanded or not self.varies(head.index):
+            return None
+        s = self.stride(head.index)
+        if s is None or not 2 <= s <= min(MAX_INTERLEAVE, len(stmts)):
+            return None
+        base, _ = _offset(head.index)
+        phases: dict[int, Store] = {}
+        for x in map(_let_store, stmts[:s]):
+            if x is None or x.buffer is not head.buffer or self.stride(x.index) != s:
+                return None
+            at, c = _offset(x.index)
+            if at != base:
+                return None
+            phases[c] = x
+        low = min(phases)
+        if sorted(phases) != list(range(low, low + s)):
+            return None
+        values = tuple(self.widen(self.expr(phases[c].value)) for c in sorted(phases))
+        return Store(head.buffer, self.first(phases[low].index), Interleave(values))
 
     def store(self, buf: Buffer, i: Expr, val: Expr) -> Stmt:
         value = self.expr(val)
@@ -346,6 +380,27 @@ def vector_reject_reason(s: Stmt, var: Var, lets: dict[Var, Expr]) -> str | None
             return _expr_reason(i) or ("a prefetch address depends on the lane" if depends_on(inline_lets(i, lets), var)
                                        else None)
     raise TypeError(f"unknown statement {s!r}")
+
+
+def _let_store(s: Stmt) -> Store | None:
+    """A store, or lets around one, as one store with the lets' values in place."""
+    lets: dict[Var, Expr] = {}
+    while isinstance(s, Let):
+        lets[s.var] = s.value
+        s = s.body
+    if not isinstance(s, Store):
+        return None
+    return Store(s.buffer, inline_lets(s.index, lets), inline_lets(s.value, lets)) if lets else s
+
+
+def _offset(e: Expr) -> tuple[Expr, int]:
+    """An index as (base, c): e = base + c, c the sum of the constant terms of its additions."""
+    if isinstance(e, Const) and e.dtype == INDEX:
+        return Const(0, INDEX), int(e.value)
+    if isinstance(e, Bin) and e.op == "add":
+        (a, ca), (b, cb) = _offset(e.a), _offset(e.b)
+        return binop("add", a, b), ca + cb
+    return e, 0
 
 
 def _multiple(e: Expr, m: int) -> bool:

@@ -36,6 +36,7 @@ from .loop import (
     For,
     ForKind,
     If,
+    Interleave,
     Kernel,
     Let,
     Load,
@@ -93,6 +94,9 @@ class _Verifier:
                         raise self.fail(f"select {expr_text(x)} mixes types or lanes")
                 case Call(args=args) if any(a.lanes != args[0].lanes for a in args):
                     raise self.fail(f"call {expr_text(x)} mixes lane counts")
+                case Interleave(parts=parts) if any(p.lanes != parts[0].lanes or p.dtype != parts[0].dtype
+                                                    for p in parts):
+                    raise self.fail(f"interleave {expr_text(x)} mixes types or lanes")
                 case Ramp(base=b) if not b.dtype.is_int:
                     raise self.fail(f"ramp {expr_text(x)} over {b.dtype.name}")
 

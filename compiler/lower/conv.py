@@ -22,7 +22,7 @@ from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.window import Window, make_window
 
 from .conv_dense import conv_rows, conv_tiled, pointwise_flat
-from .conv_transpose import conv_transpose_phases
+from .conv_transpose import conv_transpose_phases, upsampling_product
 from .conv_winograd import conv_winograd, takes_winograd
 from .core import (
     BufferTensor,
@@ -38,7 +38,7 @@ from .core import (
 from .depthwise import PhaseSplit, depthwise
 from .mathx import add, mul
 from .reduce import accumulate
-from .sizes import shape_of
+from .sizes import shape_of, size_prod
 from .table import Emit, anchor
 from .window import clamped, inside_input, interior, padded_input, tap_coords, window_loops
 
@@ -201,8 +201,14 @@ def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         begins = list(window.pads[: len(kernel)])
     weights = node.inputs[1].const if node.inputs[1] is not None else None
     if x.dtype == DType.float32 and weights is not None and all(d == 1 for d in window.dilations):
-        return conv_transpose_phases(ctx, x, np.asarray(weights, np.float32), list(window.strides), begins, out_shape,
-                                     group, lambda i, v: emit(0, i, add(v, bias.at([i[1]])) if bias is not None else v))
+        def finish(i: list[Expr], v: Expr) -> Stmt:
+            return emit(0, i, add(v, bias.at([i[1]])) if bias is not None else v)
+
+        weights = np.asarray(weights, np.float32)
+        if group == 1 and len(kernel) == 2 and kernel == list(window.strides) and not any(begins) and \
+                list(out_shape[2:]) == [d * s for d, s in zip(spatial, kernel)] and _flat_rows(ctx, size_prod(spatial)):
+            return upsampling_product(ctx, node, x, weights, out_shape, finish)
+        return conv_transpose_phases(ctx, x, weights, list(window.strides), begins, out_shape, group, finish)
 
     def element(index: list[Expr]) -> Stmt:
         n, oc, o = index[0], index[1], index[2:]

@@ -8,7 +8,9 @@ Each phase runs on the matrix-product micro-kernel: a tile is `ROWS` phase posit
 `2 * lanes` output channels, the reduction over input channels x sub-kernel taps, weights
 packed at compile time per phase to [group, channel tiles, in channels, *taps, tile width].
 When kernel == stride and there is no padding (the usual upsampling layer) every phase
-has one tap: a product [Cin] -> [Cout] per input pixel, stored depth-to-space.
+has one tap: a product [Cin] -> [Cout] per input pixel, stored depth-to-space. For a 2-D one of
+one group (UNet's 2x2 stride 2) `upsampling_product` runs that as a single 1x1 convolution to
+Cout x kh x kw channels, vectors over positions (no scattered stores), and a depth-to-space pass.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from aic.ir.graph import Node
 from aic.ir.loop import Expr, Load, Stmt
 from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import CachePack, MicroKernel
 
 from .contraction import ROWS, micro_kernel
-from .core import BufferTensor, LowerCtx, Tensor, const, delinear, idx
+from .conv_dense import pointwise_flat
+from .core import BufferTensor, LowerCtx, Tensor, const, delinear, idx, linear, store
 from .sizes import size_prod
 from .window import padded_input
 
@@ -65,6 +69,37 @@ def conv_transpose_phases(ctx: LowerCtx, x: Tensor, weights: np.ndarray, strides
     nests = [_phase(ctx, xp, weights, list(combo), strides, lows, out_shape, group, finish)
              for combo in itertools.product(*per_axis)]
     return seq(prep, *nests)
+
+
+def upsampling_product(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, out_shape: tuple[int, ...],
+                       finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """A 2-D ConvTranspose of one group with kernel == stride and no padding (each input pixel's product
+    [Cin] -> [Cout, kh, kw] fills a kh x kw block of the output): the 1x1 convolution of the input to
+    Cout * kh * kw channels over the flattened positions (conv_dense.pointwise_flat: vector loads and stores),
+    into a scratch [N, Cout, kh, kw, H, W]; then output row h * kh + ky, for each ky, is the kw planes
+    (ky, 0..kw-1) of row h taken lane by lane: kw stores of stride kw, which the vectorizer joins into one
+    interleaved store (ir/loop_vectorize.py). The scratch's extra pass over the output is repaid many times over:
+    the phase kernels' stores of one channel vector at a time scatter over Cout planes."""
+    n_batch, channels, height, width = x.shape
+    out_channels, (kh, kw) = out_shape[1], weights.shape[2:]
+    rows = out_channels * kh * kw
+    wide = np.ascontiguousarray(np.moveaxis(weights, 0, -1)).reshape(rows, channels, 1, 1)  # [Cout*kh*kw, Cin]
+    shape = (n_batch, rows, height, width)
+    planes = ctx.scratch(x.dtype, size_prod(shape))
+    xp, prep = padded_input(ctx, x, [0, 0], [height, width])
+    assert isinstance(xp, BufferTensor)
+    product = pointwise_flat(ctx, node, xp, wide, [height, width], 1,
+                             lambda index, v: store(planes, linear(index, shape), v))
+
+    def out_row(i: list[Expr]) -> Stmt:
+        n, co, h, ky, w = i
+        row = binop("add", binop("mul", h, idx(kh)), ky)
+        first = binop("mul", binop("add", binop("mul", co, idx(kh)), ky), idx(kw))
+        return seq(*(finish([n, co, row, binop("add", binop("mul", w, idx(kw)), idx(kx))],
+                            Load(planes, linear([n, binop("add", first, idx(kx)), h, w], shape)))
+                     for kx in range(kw)))
+
+    return seq(prep, product, ctx.loops((n_batch, out_channels, height, kh, width), out_row, "ds"))
 
 
 def _phase(ctx: LowerCtx, xp: BufferTensor, weights: np.ndarray, phases: list[AxisPhase], strides: list[int],

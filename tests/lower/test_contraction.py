@@ -2,8 +2,13 @@
 
 import numpy as np
 import pytest
+from aic.ir.loop import Interleave, Store
+from aic.ir.loop_tools import stmts_of
+from onnx import helper
 
 from tests.lower.lower_util import check_lowered
+from tests.lower.test_compiled_ops import check_compiled
+from tests.onnx_util import graph_model
 
 rng = np.random.default_rng(3)
 
@@ -94,6 +99,31 @@ def test_resize(attrs, scales):
     consts = {"r": np.array([], np.float32), "s": np.array(scales, np.float32)}
     check_lowered("Resize", {"x": f(1, 2, 4, 4)}, attrs, opset=19, initializers=consts, input_names=["x", "r", "s"],
                   rtol=1e-4, atol=1e-5)
+
+
+UPSAMPLE = [
+    ({"mode": "linear"}, [1, 1, 2, 2], True),  # half_pixel: phases of weights 0.25 / 0.75
+    ({"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, [1, 1, 1, 3], True),
+    ({"mode": "nearest"}, [1, 1, 2, 2], True),
+    ({"mode": "cubic"}, [1, 1, 1, 4], True),
+    ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, [1, 1, 2, 2], False),  # not periodic
+    ({"mode": "linear"}, [1, 1, 2, 1.5], False),  # not an integer factor
+]
+
+
+@pytest.mark.parametrize(("attrs", "scales", "interleaved"), UPSAMPLE)
+def test_resize_upsampling_rows(attrs, scales, interleaved):
+    """A Resize that ends its kernel and upsamples its last axis by an integer factor writes each row's interior as
+    its phases interleaved (one vector store for all of them), the edges element by element; the loop evaluator and
+    the compiled kernel, with a fused Relu, both match onnxruntime."""
+    x = f(1, 3, 5, 37)
+    consts = {"r": np.array([], np.float32), "s": np.array(scales, np.float32)}
+    program = check_lowered("Resize", {"x": x}, attrs, opset=19, initializers=consts, input_names=["x", "r", "s"],
+                            rtol=1e-4, atol=1e-5)
+    stores = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store)]
+    assert any(isinstance(s.value, Interleave) for s in stores) == interleaved
+    nodes = [helper.make_node("Resize", ["x", "r", "s"], ["u"], **attrs), helper.make_node("Relu", ["u"], ["y"])]
+    check_compiled(graph_model(nodes, {"x": x}, ["y"], consts), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
 def test_resize_to_sizes_crop_and_resize():

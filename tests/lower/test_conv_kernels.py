@@ -7,7 +7,7 @@ tiles with a remainder, and fused activations after the kernel."""
 import numpy as np
 import pytest
 from aic.frontend.onnx import load_model
-from aic.ir.loop import Const, For, ForKind, Store
+from aic.ir.loop import Const, For, ForKind, Interleave, Store
 from aic.ir.loop_tools import stmts_of
 from onnx import helper
 
@@ -26,6 +26,9 @@ def f(*shape: int) -> np.ndarray:
 CONV_TRANSPOSE = [
     # x shape, w shape [Cin, Cout/group, *k], attrs
     ((1, 16, 5, 7), (16, 40, 2, 2), {"strides": [2, 2]}),  # kernel == stride: one tap per phase
+    ((1, 24, 8, 12), (24, 20, 2, 2), {"strides": [2, 2]}),  # and whole rows of positions: upsampling_product
+    ((2, 16, 6, 6), (16, 8, 3, 3), {"strides": [3, 3]}),  # three phases a row, two images
+    ((1, 8, 4, 8), (8, 6, 2, 4), {"strides": [2, 4]}),  # four phases a row
     ((2, 8, 6, 5), (8, 12, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
     ((1, 6, 7, 7), (6, 5, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ((1, 4, 5, 6), (4, 3, 3, 2), {"strides": [3, 2], "pads": [0, 1, 2, 0]}),  # uneven pads, stride 3
@@ -45,6 +48,17 @@ def test_conv_transpose(xs, ws, attrs):
     b = f(ws[1] * attrs.get("group", 1))
     nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
     check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [2, 3])
+def test_upsampling_conv_transpose_stores_interleaved_vectors(kw):
+    """A ConvTranspose with kernel == stride writes each output row as the kw phases of its vectors interleaved:
+    no store narrower than a vector (the phase kernels stored one element per output channel)."""
+    x = f(1, 16, 8, 8)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, kw])]
+    program = lower(load_model(graph_model(nodes, {"x": x}, ["y"], {"w": f(16, 8, 2, kw)})))
+    stores = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store) and s.buffer.name == "out0"]
+    assert stores and all(isinstance(s.value, Interleave) and s.value.lanes == 8 * kw for s in stores), stores
 
 
 DEPTHWISE = [

@@ -7,10 +7,10 @@ from aic.compiler.lower.core import LowerCtx, linear, store
 from aic.compiler.schedule import apply, apply_all, default_schedule
 from aic.ir import GraphBuilder, TensorType
 from aic.ir.dtypes import DType
-from aic.ir.loop import INDEX, Allocate, Buffer, Const, For, ForKind, Kernel, Load, Scope, Store, Var
+from aic.ir.loop import INDEX, Allocate, Buffer, Const, For, ForKind, Interleave, Kernel, Load, Scope, Store, Var
 from aic.ir.loop_eval import run_kernel
 from aic.ir.loop_printer import kernel_text
-from aic.ir.loop_tools import binop, exprs_of, seq, stmt_exprs
+from aic.ir.loop_tools import binop, exprs_of, seq, stmt_exprs, stmts_of
 from aic.ir.schedule import (
     Bind,
     CachePack,
@@ -26,6 +26,7 @@ from aic.ir.schedule import (
     schedule_text,
 )
 
+from tests.codegen.util import Case, run_cases
 from tests.lower.lower_util import lower
 
 AVX2 = Target.parse("llvm -mtriple=x86_64-unknown-linux-gnu -mcpu=haswell -mattr=+avx2,+fma")
@@ -206,3 +207,43 @@ def test_default_schedule_parallelizes_blocks_that_reread_their_own_scratch_slic
 def test_default_schedule_keeps_blocks_serial_when_a_window_reaches_the_next_slice():
     kernel = default_schedule(scratch_kernel(8, 8192, 3), AVX2)  # q + 3 reaches element `width` of the slice
     assert "parallel" not in kernel_text(kernel)
+
+
+@pytest.mark.parametrize("phases", [2, 3, 4])
+def test_vectorize_joins_the_phases_of_a_strided_store_into_one_interleaved_store(phases, tmp_path):
+    """Stores to s*j + p for every phase p < s, one after another, become one store of s vectors interleaved (an
+    upsampling's phases); the kernel computes the same in the loop interpreter and compiled."""
+    cols = 21  # one vector of 16 and a scalar remainder of 5
+    x = Buffer("x", DType.float32, cols)
+    out = Buffer("out", DType.float32, phases * cols)
+    ctx = LowerCtx(16)
+
+    def column(j):
+        stores = [Store(out, binop("add", binop("mul", j, Const(phases)), Const(p)),
+                        Load(x, j) * Const(float(p + 1), DType.float32)) for p in reversed(range(phases))]
+        return seq(*stores)
+
+    kernel = apply(Kernel("upsample", [x, out], ctx.loop(cols, column, "j")), Vectorize("j0", 16))
+    stores = [s for s in stmts_of(kernel.body) if isinstance(s, Store) and isinstance(s.value, Interleave)]
+    assert len(stores) == 1 and stores[0].value.lanes == 16 * phases
+    xs = rng.standard_normal(cols).astype(np.float32)
+    expected = (xs[:, None] * np.arange(1, phases + 1, dtype=np.float32)).reshape(-1)
+    got = np.zeros(phases * cols, np.float32)
+    run_kernel(kernel, [xs, got])
+    np.testing.assert_array_equal(got, expected)
+    compiled = run_cases([Case("upsample", kernel.body, {x: xs}, [out])], tmp_path)
+    np.testing.assert_array_equal(compiled["upsample"][0], expected)
+
+
+def test_vectorize_keeps_strided_stores_that_miss_a_phase_scalar():
+    """Two stores to 3*j and 3*j + 1 leave a phase out: no interleaved store covers them, and the loop is refused."""
+    cols = 16
+    x = Buffer("x", DType.float32, cols)
+    out = Buffer("out", DType.float32, 3 * cols)
+    ctx = LowerCtx(16)
+
+    def column(j):
+        return seq(*(Store(out, binop("add", binop("mul", j, Const(3)), Const(p)), Load(x, j)) for p in (0, 1)))
+
+    with pytest.raises(ScheduleError, match="stride 3"):
+        apply(Kernel("gap", [x, out], ctx.loop(cols, column, "j")), Vectorize("j0", 16))
