@@ -89,6 +89,16 @@ def conv(cin: int, cout: int, size: int, k: int, s: int = 1, act: str | None = N
     return Case(name, _model(nodes, {"x": x}, None, {"w": _w(cout, cin, k, k), "b": _w(cout)}), {"x": x}, flops)
 
 
+def resize(ch: int, size: int, scale: int, mode: str) -> Case:
+    """Resize of the spatial axes by an integer factor (half_pixel; nearest rounds down, as torch's upsample)."""
+    x = rng.standard_normal((1, ch, size, size)).astype(np.float32)
+    attrs = {"mode": mode, **({"nearest_mode": "floor", "coordinate_transformation_mode": "asymmetric"}
+                              if mode == "nearest" else {})}
+    node = helper.make_node("Resize", ["x", "", "s"], ["y"], **attrs)
+    scales = np.array([1, 1, scale, scale], np.float32)
+    return Case(f"resize_{mode}_x{scale}_{ch}_{size}", _model([node], {"x": x}, None, {"s": scales}), {"x": x}, 0.0)
+
+
 def max_pool(ch: int, size: int, k: int, s: int) -> Case:
     x = rng.standard_normal((1, ch, size, size)).astype(np.float32)
     node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
@@ -154,6 +164,10 @@ CASES: list[Callable[[], Case]] = [
     lambda: conv(2048, 512, 7, 1, 1, "relu"),
     lambda: conv(512, 2048, 7, 1, 1, "relu"),
     lambda: conv(512, 512, 7, 3, 1, "relu"),
+    lambda: resize(64, 64, 2, "linear"),
+    lambda: resize(128, 32, 2, "linear"),
+    lambda: resize(128, 40, 2, "nearest"),
+    lambda: resize(256, 20, 2, "nearest"),
     lambda: max_pool(128, 10, 5, 1),
     lambda: max_pool(64, 40, 5, 1),
     lambda: max_pool(64, 112, 3, 2),

@@ -22,7 +22,7 @@ from aic.ir.loop_tools import binop, select, seq
 from aic.ir.ops.window import Window, make_window
 
 from .conv_dense import conv_rows, conv_tiled, pointwise_flat
-from .conv_transpose import conv_transpose_phases, upsampling_product
+from .conv_transpose import conv_transpose_phases, phase_rows, upsampling_product
 from .conv_winograd import conv_winograd, takes_winograd
 from .core import (
     BufferTensor,
@@ -208,7 +208,8 @@ def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         if group == 1 and len(kernel) == 2 and kernel == list(window.strides) and not any(begins) and \
                 list(out_shape[2:]) == [d * s for d, s in zip(spatial, kernel)] and _flat_rows(ctx, size_prod(spatial)):
             return upsampling_product(ctx, node, x, weights, out_shape, finish)
-        return conv_transpose_phases(ctx, x, weights, list(window.strides), begins, out_shape, group, finish)
+        rows = phase_rows(ctx, node, x, weights, list(window.strides), begins, out_shape, group, finish)
+        return rows or conv_transpose_phases(ctx, x, weights, list(window.strides), begins, out_shape, group, finish)
 
     def element(index: list[Expr]) -> Stmt:
         n, oc, o = index[0], index[1], index[2:]

@@ -10,7 +10,8 @@ packed at compile time per phase to [group, channel tiles, in channels, *taps, t
 When kernel == stride and there is no padding (the usual upsampling layer) every phase
 has one tap: a product [Cin] -> [Cout] per input pixel, stored depth-to-space. For a 2-D one of
 one group (UNet's 2x2 stride 2) `upsampling_product` runs that as a single 1x1 convolution to
-Cout x kh x kw channels, vectors over positions (no scattered stores), and a depth-to-space pass.
+Cout x kh x kw channels, vectors over positions (no scattered stores), and a depth-to-space pass;
+`phase_rows` runs the phases of other 2-D ones on the dense row kernel the same way.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from aic.ir.graph import Node
-from aic.ir.loop import Expr, Load, Stmt
+from aic.ir.loop import Buffer, Expr, Load, Stmt
 from aic.ir.loop_tools import binop, seq
+from aic.ir.loop_vectorize import MAX_INTERLEAVE
+from aic.ir.ops.window import Window
 from aic.ir.schedule import CachePack, MicroKernel
 
 from .contraction import ROWS, micro_kernel
-from .conv_dense import pointwise_flat
+from .conv_dense import conv_rows, pointwise_flat
 from .core import BufferTensor, LowerCtx, Tensor, const, delinear, idx, linear, store
 from .sizes import size_prod
 from .window import padded_input
@@ -59,16 +62,76 @@ def conv_transpose_phases(ctx: LowerCtx, x: Tensor, weights: np.ndarray, strides
     `begins` are the padding amounts before each spatial axis; `finish(index, value)` stores."""
     spatial, outs, kernel = list(x.shape[2:]), list(out_shape[2:]), list(weights.shape[2:])
     per_axis = [axis_phases(d, o, k, s, b) for d, o, k, s, b in zip(spatial, outs, kernel, strides, begins)]
-    # The padded input covers every coordinate a phase reads: o' + offset for o' < count.
-    lows = [max(0, max(ph.taps - 1 - ph.first_offset for ph in a if ph.taps)) if any(ph.taps for ph in a) else 0
-            for a in per_axis]
-    highs = [max([d] + [ph.count - 1 + ph.first_offset + 1 for ph in a if ph.taps]) for d, a in zip(spatial, per_axis)]
-    extents = [lo + hi for lo, hi in zip(lows, highs)]
+    lows, extents = _padding(spatial, per_axis)
     xp, prep = padded_input(ctx, x, lows, extents)
     assert isinstance(xp, BufferTensor)
     nests = [_phase(ctx, xp, weights, list(combo), strides, lows, out_shape, group, finish)
              for combo in itertools.product(*per_axis)]
     return seq(prep, *nests)
+
+
+def _padding(spatial: list[int], per_axis: list[list[AxisPhase]]) -> tuple[list[int], list[int]]:
+    """(zeros before each axis, padded size): the padded input covers every coordinate a phase reads, o' + offset
+    - j for o' < count and tap j < taps."""
+    lows = [max(0, max(ph.taps - 1 - ph.first_offset for ph in a if ph.taps)) if any(ph.taps for ph in a) else 0
+            for a in per_axis]
+    highs = [max([d] + [ph.count - 1 + ph.first_offset + 1 for ph in a if ph.taps]) for d, a in zip(spatial, per_axis)]
+    return lows, [lo + hi for lo, hi in zip(lows, highs)]
+
+
+def phase_rows(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, strides: list[int], begins: list[int],
+               out_shape: tuple[int, ...], group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt | None:
+    """A 2-D ConvTranspose whose phases all have taps and, along the last axis, equal counts of at least half a
+    vector (decoders' 3x3 and 4x4 stride 2): each phase a stride-1 convolution on the dense row kernel
+    (conv_dense.conv_rows: vectors along its output rows, reading the padded input through its flipped
+    sub-kernel) into a scratch, then each output row the last axis's phases of one phase row interleaved, as in
+    `upsampling_product`. None when the phases do not fit."""
+    spatial, outs, kernel = list(x.shape[2:]), list(out_shape[2:]), list(weights.shape[2:])
+    if len(spatial) != 2 or strides[-1] > MAX_INTERLEAVE:
+        return None
+    per_axis = [axis_phases(d, o, k, s, b) for d, o, k, s, b in zip(spatial, outs, kernel, strides, begins)]
+    columns = {ph.count for ph in per_axis[1]}
+    if any(ph.taps == 0 for a in per_axis for ph in a) or len(columns) != 1 or 2 * min(columns) <= ctx.lanes or \
+            len(per_axis[1]) != strides[1]:
+        return None
+    width = columns.pop()
+    lows, extents = _padding(spatial, per_axis)
+    xp, prep = padded_input(ctx, x, lows, extents, slack=0 if width % ctx.lanes == 0 else 2 * ctx.lanes)
+    assert isinstance(xp, BufferTensor)
+    n_batch, out_channels = out_shape[:2]
+    icg, ocg = x.shape[1] // group, out_channels // group
+    shapes = {(py.phase, px.phase): (n_batch, out_channels, py.count, width)
+              for py, px in itertools.product(*per_axis)}
+    planes = {key: ctx.scratch(x.dtype, size_prod(shape)) for key, shape in shapes.items()}
+    products = []
+    for py, px in itertools.product(*per_axis):
+        sub = weights.reshape(group, icg, ocg, *kernel)[:, :, :, py.first_tap::strides[0], px.first_tap::strides[1]]
+        sub = np.ascontiguousarray(np.flip(np.moveaxis(sub, 2, 1), (-2, -1)))  # [g, ocg, icg, th, tw], flipped
+        taps = sub.shape[-2:]
+        shift = [lo + ph.first_offset - (t - 1) for lo, ph, t in zip(lows, (py, px), taps)]
+        shape, plane = shapes[py.phase, px.phase], planes[py.phase, px.phase]
+
+        def read(n: Expr, channel: Expr, at: list[Expr], ts: list[Expr], shift: list[int] = shift) -> Expr:
+            return xp.at([n, channel, *(binop("add", binop("add", o, t), idx(d)) for o, t, d in zip(at, ts, shift))])
+
+        def into(index: list[Expr], v: Expr, shape: tuple[int, ...] = shape, plane: Buffer = plane) -> Stmt:
+            return store(plane, linear(index, shape), v)
+
+        window = Window(tuple(taps), (1, 1), (1, 1), (0, 0, 0, 0))
+        products.append(conv_rows(ctx, node, xp, sub.reshape(-1, icg, *taps), window, [py.count, width], group,
+                                  into, read))
+
+    def out_rows(py: AxisPhase) -> Stmt:
+        def row(i: list[Expr]) -> Stmt:
+            n, co, h, w = i
+            at = [n, co, binop("add", binop("mul", h, idx(strides[0])), idx(py.phase))]
+            return seq(*(finish([*at, binop("add", binop("mul", w, idx(strides[1])), idx(px.phase))],
+                                Load(planes[py.phase, px.phase], linear(i, shapes[py.phase, px.phase])))
+                         for px in per_axis[1]))
+
+        return ctx.loops((n_batch, out_channels, py.count, width), row, "ds")
+
+    return seq(prep, *products, *(out_rows(py) for py in per_axis[0]))
 
 
 def upsampling_product(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, out_shape: tuple[int, ...],

@@ -29,6 +29,11 @@ CONV_TRANSPOSE = [
     ((1, 24, 8, 12), (24, 20, 2, 2), {"strides": [2, 2]}),  # and whole rows of positions: upsampling_product
     ((2, 16, 6, 6), (16, 8, 3, 3), {"strides": [3, 3]}),  # three phases a row, two images
     ((1, 8, 4, 8), (8, 6, 2, 4), {"strides": [2, 4]}),  # four phases a row
+    # phases on the dense row kernel (phase_rows): 3x3 s2 with output padding, 4x4 s2, groups, stride 3
+    ((1, 8, 6, 12), (8, 12, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
+    ((1, 6, 10, 10), (6, 5, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 8, 9, 10), (8, 4, 3, 3), {"group": 2, "strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
+    ((2, 4, 5, 9), (4, 3, 3, 3), {"strides": [3, 3]}),
     ((2, 8, 6, 5), (8, 12, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
     ((1, 6, 7, 7), (6, 5, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ((1, 4, 5, 6), (4, 3, 3, 2), {"strides": [3, 2], "pads": [0, 1, 2, 0]}),  # uneven pads, stride 3
@@ -50,13 +55,14 @@ def test_conv_transpose(xs, ws, attrs):
     check_compiled(graph_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [2, 3])
-def test_upsampling_conv_transpose_stores_interleaved_vectors(kw):
-    """A ConvTranspose with kernel == stride writes each output row as the kw phases of its vectors interleaved:
-    no store narrower than a vector (the phase kernels stored one element per output channel)."""
-    x = f(1, 16, 8, 8)
-    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, kw])]
-    program = lower(load_model(graph_model(nodes, {"x": x}, ["y"], {"w": f(16, 8, 2, kw)})))
+@pytest.mark.parametrize(("kernel", "attrs"), [((2, 2), {"strides": [2, 2]}), ((2, 3), {"strides": [2, 3]}), (
+    (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]})])
+def test_upsampling_conv_transpose_stores_interleaved_vectors(kernel, attrs):
+    """A ConvTranspose writes each output row as the phases of its vectors interleaved: no store narrower than a
+    vector (the phase kernels stored one element per output channel)."""
+    x, kw = f(1, 16, 8, 16), attrs["strides"][1]
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], **attrs)]
+    program = lower(load_model(graph_model(nodes, {"x": x}, ["y"], {"w": f(16, 8, *kernel)})))
     stores = [s for k in program.kernels for s in stmts_of(k.body) if isinstance(s, Store) and s.buffer.name == "out0"]
     assert stores and all(isinstance(s.value, Interleave) and s.value.lanes == 8 * kw for s in stores), stores
 
