@@ -12,10 +12,6 @@ from functools import cache
 
 from .cpu_check import check_cpu_target, cpu_features
 
-# AVX-512 cores that run a 512-bit FMA as two 256-bit halves or on one fused port: per cycle a 512-bit vector does
-# the work of two 256-bit ones, where other AVX-512 cores (Zen 5, Intel's server cores) do twice that
-HALF_RATE_512 = frozenset({"znver4", "icelake-client", "tigerlake", "rocketlake", "cannonlake"})
-
 
 @dataclass(frozen=True)
 class Target:
@@ -40,11 +36,6 @@ class Target:
         if "+avx" in feats or "+avx2" in feats:
             return 256
         return 128
-
-    @property
-    def full_rate_512(self) -> bool:
-        """AVX-512 whose 512-bit FMAs issue at the 256-bit rate (twice the FLOPs per cycle of AVX2 code)."""
-        return self.vector_bits >= 512 and self.cpu not in HALF_RATE_512
 
     def lanes(self, itemsize: int) -> int:
         """Vector lanes for elements of `itemsize` bytes (AVX2 float32: 8)."""

@@ -206,7 +206,6 @@ def lower_groups(graph: Graph, groups: list[Group], target: Target, table: Kerne
         try:
             low = lower_group(
                 group.nodes, group.anchor, needed, name, target.lanes(4), directives, len(table.error_sites),
-                target.full_rate_512,
             )
         except ScheduleError as err:
             raise _refused(name, group, f"schedule record {err}") from None

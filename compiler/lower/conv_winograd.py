@@ -43,16 +43,13 @@ KERNEL = 3
 SPAN = TILE + KERNEL - 1  # input patch side
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # finite interpolation points; the last one is infinity
 COLUMNS = 16  # micro-kernel columns (tiles)
+VECTOR_ROWS = 14  # micro-kernel rows (output channels) when COLUMNS are one vector (AVX-512): 14 accumulators
 LANES = 8  # a block is a whole number of vectors of tiles (its last micro-kernel tile may be one vector)
 BLOCK_BYTES = 320 << 10  # V and M of one block: within the core's L2 (512 KiB)
 MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
 MIN_CHANNELS = 16  # input and output channels at least (shallower convolutions stay direct)
 MIN_PRODUCT = 512  # input x output channels at least (16 x 16 loses, 16 x 32 and 24 x 24 win)
 MIN_MAP = 8  # output rows and columns at least
-# cores whose 512-bit FMAs run at full rate: smaller maps (16 tiles or fewer) with more transformed weights than
-# this stay direct: per tile they read 36 weights a channel pair from L3 or memory where the direct kernel reads 9
-FULL_RATE_MIN_MAP = 17
-FULL_RATE_MAX_WEIGHTS = 1 << 20  # bytes
 LOCAL_BYTES = 512 << 10  # V and M of a block on the stack up to this size
 SPARE_TILE = 8  # tile rows get a spare tile (not a second input copy) below this many output channels per tile
 
@@ -83,10 +80,8 @@ def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int,
                    outs: list[int]) -> bool:
     """Whether the convolution runs as Winograd F(4,3): a `Winograd` directive of its schedule says so,
     else the rule (a schedule giving the direct kernel's tiling keeps it): 3x3, stride 1, no dilation, one
-    group, at least MIN_CHANNELS in and out and MIN_PRODUCT their product, output at least MIN_MAP x MIN_MAP,
-    and on cores with full-rate 512-bit FMAs FULL_RATE_MIN_MAP x FULL_RATE_MIN_MAP unless the transformed
-    weights are at most FULL_RATE_MAX_WEIGHTS (measured in BENCHMARKS.md, "Winograd F(4,3)" and "ResNet-50 on
-    this host")."""
+    group, at least MIN_CHANNELS in and out and MIN_PRODUCT their product, output at least MIN_MAP x MIN_MAP
+    (measured in BENCHMARKS.md, "Winograd F(4,3)" and "Winograd's products in tiles of 14 rows")."""
     fits = (ctx.lanes >= 8 and kernel == [KERNEL, KERNEL] and group == 1 and len(outs) == 2
             and all(s == 1 for s in window.strides) and all(d == 1 for d in window.dilations))
     given = next((r for r in ctx.directives if isinstance(r, Winograd)), None)
@@ -97,10 +92,8 @@ def takes_winograd(ctx: LowerCtx, window: Window, kernel: list[int], group: int,
         return given.on
     if any(isinstance(r, (MicroKernel, CachePack, TileOrder)) for r in ctx.directives):
         return False
-    transformed_bytes = SPAN * SPAN * channels[0] * channels[1] * 4
-    few_tiles_large_weights = min(outs) < FULL_RATE_MIN_MAP and transformed_bytes > FULL_RATE_MAX_WEIGHTS
     chosen = fits and min(channels) >= MIN_CHANNELS and channels[0] * channels[1] >= MIN_PRODUCT \
-        and min(outs) >= MIN_MAP and not (ctx.full_rate_512 and few_tiles_large_weights)
+        and min(outs) >= MIN_MAP
     if chosen:
         ctx.hints.append(Winograd(True))
     return chosen
@@ -196,6 +189,14 @@ def output_rows(ctx: LowerCtx, values: list[Expr]) -> list[Expr]:
     return [_dot(row, [v for v, _ in columns]) for row in matrix]
 
 
+def product_rows(lanes: int) -> int:
+    """Output channels per micro-kernel tile of the 36 products: ROWS (6) against COLUMNS tiles of two vectors (12
+    accumulators, AVX2), VECTOR_ROWS (14) against one vector (AVX-512): 6 accumulators of one vector each left the
+    FMA latency (4 cycles, 2 pipes: 8 chains) uncovered and the products at a quarter of the peak; 14 rows took
+    0.62-0.92 of the layer times (`python -m bench.winograd_layers`, BENCHMARKS.md)."""
+    return VECTOR_ROWS if lanes >= COLUMNS else ROWS
+
+
 def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
                   finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
     """The convolution of `x` by constant 3x3 `weights` [C_out, C_in, 3, 3] (stride 1, one group) into `outs`,
@@ -226,10 +227,11 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         DType.float32, slots * SPAN * SPAN * cin * block)
     m_buf = stack(ctx, DType.float32, SPAN * SPAN * cout * block, "wm") if local else ctx.scratch(
         DType.float32, slots * SPAN * SPAN * cout * block)
-    chan_tiles = -(-cout // ROWS)
-    u = np.zeros((SPAN * SPAN, chan_tiles * ROWS, cin))
+    rows = product_rows(ctx.lanes)
+    chan_tiles = -(-cout // rows)
+    u = np.zeros((SPAN * SPAN, chan_tiles * rows, cin))
     u[:, :cout] = transform_weights(weights)
-    packed = ctx.weight(np.moveaxis(u.reshape(SPAN * SPAN, chan_tiles, ROWS, cin), 2, -1).astype(np.float32), "u")
+    packed = ctx.weight(np.moveaxis(u.reshape(SPAN * SPAN, chan_tiles, rows, cin), 2, -1).astype(np.float32), "u")
 
     def v_at(slot: Expr, xi: int | Expr, c: Expr, t: Expr) -> Expr:
         return linear([slot, c, idx(xi) if isinstance(xi, int) else xi, t], (spaces, cin, SPAN * SPAN, block))
@@ -262,9 +264,9 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
                 lambda r, _, c, v: Store(m_buf, m_at(slot, xi, binop("add", o0, r), binop("add", c0, c)), v))
 
         def channel_tiles(xi: Expr, c0: Expr, cols: int) -> Stmt:
-            whole = ctx.loop(cout // ROWS, lambda o: part(xi, binop("mul", o, idx(ROWS)), o, ROWS, c0, cols), "wo")
-            full = cout // ROWS * ROWS
-            return seq(whole, part(xi, idx(full), idx(full // ROWS), cout - full, c0, cols) if cout > full else None)
+            whole = ctx.loop(cout // rows, lambda o: part(xi, binop("mul", o, idx(rows)), o, rows, c0, cols), "wo")
+            full = cout // rows * rows
+            return seq(whole, part(xi, idx(full), idx(full // rows), cout - full, c0, cols) if cout > full else None)
 
         def column_tiles(xi: Expr) -> Stmt:
             whole = ctx.loop(block // COLUMNS, lambda q: channel_tiles(xi, binop("mul", q, idx(COLUMNS)), COLUMNS),

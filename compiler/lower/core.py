@@ -226,10 +226,8 @@ class Param:
 class LowerCtx:
     """State of lowering one kernel: fresh names, Let scopes, parameters and lane width."""
 
-    def __init__(self, lanes: int = 8, directives: Sequence[object] = (), site_base: int = 0,
-                 full_rate_512: bool = False) -> None:
+    def __init__(self, lanes: int = 8, directives: Sequence[object] = (), site_base: int = 0) -> None:
         self.lanes = lanes  # float32 vector lanes of the target
-        self.full_rate_512 = full_rate_512  # the target's 512-bit FMAs at full rate (Target.full_rate_512)
         self.params: list[Param] = []
         self.site_base = site_base  # the program-wide number of this kernel's first check site
         self.sites: list[str] = []  # what each run-time check of this kernel tests (checks.py)

@@ -55,12 +55,11 @@ def lower_group(
     lanes: int,
     directives: Sequence = (),
     site_base: int = 0,
-    full_rate_512: bool = False,
 ) -> LoweredKernel:
     """Lower `nodes` (topological; the last is the root) storing the root outputs `needed`;
     `directives` (schedule records such as `MicroKernel`) replace the lowering's default tiling;
-    its run-time checks are numbered from `site_base`; `full_rate_512`: Target.full_rate_512."""
-    ctx = LowerCtx(lanes, directives, site_base, full_rate_512)
+    its run-time checks are numbered from `site_base`."""
+    ctx = LowerCtx(lanes, directives, site_base)
     root = nodes[-1]
     inside = {id(o) for n in nodes for o in n.outputs}
     reads = Counter(id(v) for n in nodes for v in n.inputs if v is not None)
