@@ -204,12 +204,15 @@ def _conv_transpose(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: E
         def finish(i: list[Expr], v: Expr) -> Stmt:
             return emit(0, i, add(v, bias.at([i[1]])) if bias is not None else v)
 
-        weights = np.asarray(weights, np.float32)
-        if group == 1 and len(kernel) == 2 and kernel == list(window.strides) and not any(begins) and \
-                list(out_shape[2:]) == [d * s for d, s in zip(spatial, kernel)] and _flat_rows(ctx, size_prod(spatial)):
-            return upsampling_product(ctx, node, x, weights, out_shape, finish)
-        rows = phase_rows(ctx, node, x, weights, list(window.strides), begins, out_shape, group, finish)
-        return rows or conv_transpose_phases(ctx, x, weights, list(window.strides), begins, out_shape, group, finish)
+        weights, strides = np.asarray(weights, np.float32), list(window.strides)
+        rows = None
+        if ctx.lanes > 1:  # (scalar targets, cuda, keep the phase kernels)
+            if group == 1 and len(kernel) == 2 and kernel == strides and not any(begins) and \
+                    list(out_shape[2:]) == [d * s for d, s in zip(spatial, kernel)] and \
+                    _flat_rows(ctx, size_prod(spatial)):
+                return upsampling_product(ctx, node, x, weights, out_shape, finish)
+            rows = phase_rows(ctx, node, x, weights, strides, begins, out_shape, group, finish)
+        return rows or conv_transpose_phases(ctx, x, weights, strides, begins, out_shape, group, finish)
 
     def element(index: list[Expr]) -> Stmt:
         n, oc, o = index[0], index[1], index[2:]

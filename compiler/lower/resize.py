@@ -197,7 +197,7 @@ def _resize_root(ctx: LowerCtx, node: Node, ins: list[Tensor | None], emit: Emit
     sampler = _Sampler(ctx, node, x, axes)
     last = x.rank - 1
     periodic = _periodic(axes[last], x.shape[last], ctx.lanes) if last in axes and x.dtype == DType.float32 \
-        and not any(isinstance(d, Sym) for d in shape) else None
+        and ctx.lanes > 1 and not any(isinstance(d, Sym) for d in shape) else None
     if periodic is None:
         return ctx.loops(shape, lambda i: emit(0, i, sampler.value(i)))
     j0, j1, pattern = periodic
