@@ -29,7 +29,7 @@ from aic.ir.schedule import MicroKernel, ScheduleError
 
 from .contraction import ROWS, micro_kernel, register_tile, tile_order, weight_packing
 from .core import BufferTensor, LowerCtx, Tensor, delinear, idx, linear, node_error, store
-from .sizes import size_prod
+from .sizes import Size, size_prod
 
 TapRead = Callable[[Expr, Expr, list[Expr], list[Expr]], Expr]
 WEIGHTS_OUTER = 4  # weights this many times the size of the input: loop over weight tiles outermost
@@ -105,6 +105,17 @@ def _pack_strips(ctx: LowerCtx, x: Tensor, window: Window, kernel: list[int], ou
     return buf, pack
 
 
+def position_rows(ctx: LowerCtx, positions: Size) -> int:
+    """Output positions per tile of `conv_tiled`: ROWS (6), or with 32 vector registers (AVX-512) 7 where that
+    leaves fewer positions short in the last tile: ResNet's maps (7x7 = 49, 14x14 = 196) are multiples of 7, and
+    6-row tiles ended each strip on a tile of 1 or 4 positions, whose 2 or 8 accumulators leave the FMA latency
+    uncovered (7 x 2 vectors: 14 accumulators; with 16 registers, AVX2, 7 rows would spill). Stage 4 of ResNet-50
+    took 0.90-0.95 of its time (BENCHMARKS.md, "7-position tiles")."""
+    if ctx.lanes < 16 or not isinstance(positions, int):
+        return ROWS
+    return min((ROWS, ROWS + 1), key=lambda r: -(-positions // r) * r - positions)
+
+
 def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window: Window, outs: list[int],
                 group: int, finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
     """Tiles of output positions (flattened) x output channels. The input is read from the padded `xp`, or
@@ -113,7 +124,7 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
     channel's plane."""
     n_batch, channels = xp.shape[:2]
     oc, kernel = weights.shape[0], list(weights.shape[2:])
-    tile = register_tile(ctx, MicroKernel(ROWS, 2 * ctx.lanes))  # output positions x output channels
+    tile = register_tile(ctx, MicroKernel(position_rows(ctx, size_prod(outs)), 2 * ctx.lanes))  # positions x channels
     rows, width = tile.rows, tile.cols
     # Weights far larger than the input (deep layers, small maps): a panel of weights stays in cache while the
     # input streams, instead of all the weights streaming from memory once per strip of positions.
