@@ -110,7 +110,7 @@ def position_rows(ctx: LowerCtx, positions: Size) -> int:
     leaves fewer positions short in the last tile: ResNet's maps (7x7 = 49, 14x14 = 196) are multiples of 7, and
     6-row tiles ended each strip on a tile of 1 or 4 positions, whose 2 or 8 accumulators leave the FMA latency
     uncovered (7 x 2 vectors: 14 accumulators; with 16 registers, AVX2, 7 rows would spill). Stage 4 of ResNet-50
-    took 0.90-0.95 of its time (BENCHMARKS.md, "7-position tiles")."""
+    took 0.90-0.95 of its time (BENCHMARKS.md, "7-position tiles and paired channel tiles")."""
     if ctx.lanes < 16 or not isinstance(positions, int):
         return ROWS
     return min((ROWS, ROWS + 1), key=lambda r: -(-positions // r) * r - positions)
@@ -300,7 +300,10 @@ def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window
 
         def tile(o0: Expr, nrows: int, w0: Expr, cols: int) -> Stmt:
             def a(r: Expr, ks: list[Expr]) -> Expr:
-                return packed.at([g, binop("div", o0, idx(rows)), *ks, r])
+                at = binop("div", o0, idx(rows))
+                if nrows > rows:  # rows of the next packed tile too
+                    at, r = binop("add", at, binop("div", r, idx(rows))), binop("mod", r, idx(rows))
+                return packed.at([g, at, *ks, r])
 
             def b(ks: list[Expr], j: Expr, c: Expr) -> Expr:
                 ic, taps = ks[0], ks[1:]
@@ -324,9 +327,14 @@ def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window
             return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows)
 
         def channel_tiles(w0: Expr, cols: int) -> Stmt:
-            whole = ctx.loop(ocg // rows, lambda t: tile(binop("mul", t, idx(rows)), rows, w0, cols), "ot")
+            # a column tile of one vector (a row's last) takes two packed tiles of channels at once: 6 accumulators
+            # alone would leave the FMA latency uncovered
+            pair = 2 * rows if cols <= lanes and rows == ROWS else rows
+            whole = ctx.loop(ocg // pair, lambda t: tile(binop("mul", t, idx(pair)), pair, w0, cols), "ot")
+            done = ocg // pair * pair
+            single = tile(idx(done), rows, w0, cols) if full_r - done >= rows else None
             rest = tile(idx(full_r), ocg - full_r, w0, cols) if ocg > full_r else None
-            return seq(whole, rest)
+            return seq(whole, single, rest)
 
         def column_tiles(o0: Expr, nrows: int) -> Stmt:
             whole = ctx.loop(last // width, lambda t: tile(o0, nrows, binop("mul", t, idx(width)), width), "wt")

@@ -296,3 +296,18 @@ def test_seven_position_tiles_on_maps_of_sevens(cpu, tile):
     kernel = next(k for k in lower_model(model, f"llvm -mcpu={cpu}").kernels if "conv" in k.name)
     assert tile in "; ".join(str(r) for r in kernel.attrs["schedule"])
     check_compiled(model, {"x": x}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("out_channels", [30, 40])
+def test_last_column_tile_pairs_channel_tiles(out_channels):
+    """A 1x1 convolution on 14x14 (196 positions: six tiles of 32 and one of 4) computes its last, one-vector column
+    tile 12 output channels at a time (12 accumulators where 6 left the FMA latency uncovered), then a single tile of
+    6 and the short rest; against onnxruntime."""
+    x = f(1, 64, 14, 14)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": f(out_channels, 64, 1, 1), "b": f(out_channels)})
+    kernel = next(k for k in lower_model(model, "llvm -mcpu=znver5").kernels if "conv" in k.name)
+    row_loops = {int(s.extent.value) for s in stmts_of(kernel.body) if isinstance(s, For)
+                 and s.var.name.startswith("r") and isinstance(s.extent, Const)}
+    assert 12 in row_loops, row_loops
+    check_compiled(model, {"x": x}, rtol=1e-4, atol=1e-5)
