@@ -110,7 +110,7 @@ def position_rows(ctx: LowerCtx, positions: Size) -> int:
     leaves fewer positions short in the last tile: ResNet's maps (7x7 = 49, 14x14 = 196) are multiples of 7, and
     6-row tiles ended each strip on a tile of 1 or 4 positions, whose 2 or 8 accumulators leave the FMA latency
     uncovered (7 x 2 vectors: 14 accumulators; with 16 registers, AVX2, 7 rows would spill). Stage 4 of ResNet-50
-    took 0.90-0.95 of its time (BENCHMARKS.md, "7-position tiles and paired channel tiles")."""
+    took 0.90-0.95 of its time (BENCHMARKS.md, "7-position tiles, paired channel tiles, 16-row Winograd tiles")."""
     if ctx.lanes < 16 or not isinstance(positions, int):
         return ROWS
     return min((ROWS, ROWS + 1), key=lambda r: -(-positions // r) * r - positions)

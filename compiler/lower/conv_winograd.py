@@ -43,7 +43,7 @@ KERNEL = 3
 SPAN = TILE + KERNEL - 1  # input patch side
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # finite interpolation points; the last one is infinity
 COLUMNS = 16  # micro-kernel columns (tiles)
-VECTOR_ROWS = 14  # micro-kernel rows (output channels) when COLUMNS are one vector (AVX-512): 14 accumulators
+VECTOR_ROWS = (16, 14)  # micro-kernel rows (output channels) when COLUMNS are one vector (AVX-512): accumulators
 LANES = 8  # a block is a whole number of vectors of tiles (its last micro-kernel tile may be one vector)
 BLOCK_BYTES = 320 << 10  # V and M of one block: within the core's L2 (512 KiB)
 MAX_BLOCK = 64  # tiles per block at most (the weights are read once per block)
@@ -189,12 +189,15 @@ def output_rows(ctx: LowerCtx, values: list[Expr]) -> list[Expr]:
     return [_dot(row, [v for v, _ in columns]) for row in matrix]
 
 
-def product_rows(lanes: int) -> int:
+def product_rows(lanes: int, out_channels: int) -> int:
     """Output channels per micro-kernel tile of the 36 products: ROWS (6) against COLUMNS tiles of two vectors (12
-    accumulators, AVX2), VECTOR_ROWS (14) against one vector (AVX-512): 6 accumulators of one vector each left the
-    FMA latency (4 cycles, 2 pipes: 8 chains) uncovered and the products at a quarter of the peak; 14 rows took
-    0.62-0.92 of the layer times (`python -m bench.winograd_layers`, BENCHMARKS.md)."""
-    return VECTOR_ROWS if lanes >= COLUMNS else ROWS
+    accumulators, AVX2); against one vector (AVX-512) the one of VECTOR_ROWS that pads the fewest output channels,
+    16 on a tie (no short last tile for multiples of 16). 6 accumulators of one vector each left the FMA latency (4
+    cycles, 2 pipes: 8 chains) uncovered and the products at a quarter of the peak: 14 rows took 0.62-0.92 of the
+    layer times, 16 then 0.96-0.99 of those on multiples of 16 (`python -m bench.winograd_layers`, BENCHMARKS.md)."""
+    if lanes < COLUMNS:
+        return ROWS
+    return min(VECTOR_ROWS, key=lambda r: -(-out_channels // r) * r - out_channels)
 
 
 def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, window: Window, outs: list[int],
@@ -227,7 +230,7 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
         DType.float32, slots * SPAN * SPAN * cin * block)
     m_buf = stack(ctx, DType.float32, SPAN * SPAN * cout * block, "wm") if local else ctx.scratch(
         DType.float32, slots * SPAN * SPAN * cout * block)
-    rows = product_rows(ctx.lanes)
+    rows = product_rows(ctx.lanes, cout)
     chan_tiles = -(-cout // rows)
     u = np.zeros((SPAN * SPAN, chan_tiles * rows, cin))
     u[:, :cout] = transform_weights(weights)

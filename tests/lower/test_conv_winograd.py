@@ -102,17 +102,19 @@ def test_rule(xs, co, attrs, taken):
     assert ("winograd(on)" in schedule_of(model)) == taken
 
 
-@pytest.mark.parametrize(("cpu", "rows"), [("znver5", 14), ("znver4", 14), ("haswell", 6)])
-def test_products_cover_the_fma_latency(cpu, rows):
-    """The 36 products' register tile is 14 output channels by one vector of 16 tiles with AVX-512, 6 by two vectors
-    of 8 with AVX2: 12-14 independent accumulators, where 6 of one vector left the products at a quarter of the
-    peak. The transformed weights are packed for that tile: [36, output channel tiles, C_in, rows]."""
-    x, w = f(1, 256, 14, 14), f(256, 256, 3, 3)
+@pytest.mark.parametrize(("cpu", "cout", "rows"), [("znver5", 256, 16), ("znver5", 40, 14), ("znver4", 256, 16),
+                                                   ("haswell", 256, 6)])
+def test_products_cover_the_fma_latency(cpu, cout, rows):
+    """The 36 products' register tile is 16 or 14 output channels (whichever pads fewer) by one vector of 16 tiles
+    with AVX-512, 6 by two vectors of 8 with AVX2: 12-16 independent accumulators, where 6 of one vector left the
+    products at a quarter of the peak. The transformed weights are packed for that tile: [36, output channel
+    tiles, C_in, rows]."""
+    x, w = f(1, 256, 14, 14), f(cout, 256, 3, 3)
     model = graph_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1] * 4)], {"x": x}, ["y"], {"w": w})
     kernel = next(k for k in lower_model(model, f"llvm -mcpu={cpu}").kernels if "conv" in k.name)
     assert "winograd(on)" in "; ".join(str(r) for r in kernel.attrs["schedule"])
     sizes = [int(b.size) for b in kernel.params if b.name.startswith("u")]
-    assert sizes == [36 * -(-256 // rows) * rows * 256], sizes
+    assert sizes == [36 * -(-cout // rows) * rows * 256], sizes
 
 
 def test_directives():
