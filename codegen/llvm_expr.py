@@ -37,9 +37,11 @@ from .llvm_types import (
     I1,
     I32,
     CodegenError,
+    concat,
     constant,
     gep,
     int_bits,
+    lane_mask,
     lanes_of,
     mangle,
     round_to,
@@ -145,16 +147,12 @@ class ExprEmitter:
         raise self.error(f"unknown expression {e!r}")
 
     def interleave(self, parts: list[ir.Value]) -> ir.Value:
-        """Vectors of n lanes, lane by lane: joined pairwise (a part of undefined lanes pads their count to a
-        power of two), then one shuffle takes lane j of part p to lane j * len(parts) + p."""
+        """Vectors of n lanes, lane by lane: concatenated, then one shuffle takes lane j of part p to lane
+        j * len(parts) + p."""
         n, count = parts[0].type.count, len(parts)
-        joined = parts + [ir.Constant(parts[0].type, ir.Undefined)] * ((1 << (count - 1).bit_length()) - count)
-        while len(joined) > 1:
-            both = _lanes(range(2 * joined[0].type.count))
-            joined = [self.builder.shuffle_vector(a, b, both) for a, b in zip(joined[::2], joined[1::2])]
-        whole = joined[0]
+        whole = concat(self.builder, parts)
         order = [p * n + j for j in range(n) for p in range(count)]
-        return self.builder.shuffle_vector(whole, ir.Constant(whole.type, ir.Undefined), _lanes(order))
+        return self.builder.shuffle_vector(whole, ir.Constant(whole.type, ir.Undefined), lane_mask(order))
 
     def same_lanes(self, a: ir.Value, b: ir.Value, n: int = 1) -> tuple[ir.Value, ir.Value]:
         n = max(n, lanes_of(a), lanes_of(b))
@@ -371,8 +369,3 @@ class ExprEmitter:
             self.intrinsic(f"llvm.masked.store.{mangle(v.type)}.p0", ir.VoidType(), args)
         else:
             b.store(v, self.element_ptr(buf, i), align=align)
-
-
-def _lanes(order: range | list[int]) -> ir.Constant:
-    """A shufflevector mask."""
-    return ir.Constant(ir.VectorType(I32, len(order)), [ir.Constant(I32, i) for i in order])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
-from .llvm_types import I8, I16, I32, lanes_of, vec
+from .llvm_types import I8, I16, I32, lane_mask, lanes_of, vec
 
 if TYPE_CHECKING:
     from .llvm_expr import ExprEmitter
@@ -96,10 +96,6 @@ def _add_groups(bld: ir.IRBuilder, acc: ir.Value, products: ir.Value, per: int) 
             part = bld.extract_element(products, ir.Constant(I32, q))
         else:
             part = bld.shuffle_vector(products, ir.Constant(products.type, ir.Undefined),
-                                      _indices(range(q, per * n, per)))
+                                      lane_mask(range(q, per * n, per)))
         total = bld.add(total, part)
     return total
-
-
-def _indices(values: range) -> ir.Constant:
-    return ir.Constant(vec(I32, len(values)), [ir.Constant(I32, v) for v in values])

@@ -32,7 +32,7 @@ from aic.ir.loop import Call
 from llvmlite import ir
 
 from .llvm_int8 import emit_byte_dot
-from .llvm_types import F32, I1, I32, constant, elem_type, lanes_of, mangle, splat, vec
+from .llvm_types import F32, I1, I32, concat, constant, elem_type, lane_mask, lanes_of, mangle, splat, vec
 
 if TYPE_CHECKING:
     from .llvm_expr import ExprEmitter
@@ -175,20 +175,9 @@ class Poly:
             return self.em.intrinsic(name, t16, [*args, *tail])
         parts = []
         for first in range(0, self.lanes, 16):
-            lanes = ir.Constant(ir.VectorType(I32, 16), [ir.Constant(I32, first + i) for i in range(16)])
+            lanes = lane_mask(range(first, first + 16))
             parts.append(self.em.intrinsic(name, t16, [*(self.b.shuffle_vector(a, a, lanes) for a in args), *tail]))
-        while len(parts) > 1:  # concatenated pairwise (an odd one out joins the next round)
-            parts = [self.concat(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
-        return parts[0]
-
-    def concat(self, a: ir.Value, b: ir.Value) -> ir.Value:
-        """The lanes of `a` then those of `b` (no wider than `a`: repeated to its width for the shuffle)."""
-        wide, narrow = a.type.count, b.type.count
-        if narrow < wide:
-            spread = ir.Constant(ir.VectorType(I32, wide), [ir.Constant(I32, i % narrow) for i in range(wide)])
-            b = self.b.shuffle_vector(b, b, spread)
-        lanes = ir.Constant(ir.VectorType(I32, wide + narrow), [ir.Constant(I32, i) for i in range(wide + narrow)])
-        return self.b.shuffle_vector(a, b, lanes)
+        return concat(self.b, parts)
 
     def scalef(self, a: ir.Value, n: ir.Value) -> ir.Value:
         """a * 2^floor(n) in one instruction (`vscalefps`, AVX-512): 0 or inf past the exponent range."""

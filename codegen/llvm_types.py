@@ -118,6 +118,26 @@ def splat(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
     return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
 
 
+def lane_mask(order: range | list[int]) -> ir.Constant:
+    """A shufflevector mask: lane i of the result is lane order[i] of the operands (the second's lanes follow the
+    first's)."""
+    return ir.Constant(ir.VectorType(I32, len(order)), [ir.Constant(I32, i) for i in order])
+
+
+def concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    """The lanes of `parts` one vector after another, joined pairwise (an odd one out joins the next round; a
+    narrower second operand is repeated to the first's width for the shuffle)."""
+    while len(parts) > 1:
+        joined = []
+        for first, second in zip(parts[::2], parts[1::2]):
+            wide, narrow = first.type.count, second.type.count
+            if narrow < wide:
+                second = b.shuffle_vector(second, second, lane_mask([i % narrow for i in range(wide)]))
+            joined.append(b.shuffle_vector(first, second, lane_mask(range(wide + narrow))))
+        parts = joined + parts[len(parts) - len(parts) % 2:]
+    return parts[0]
+
+
 def gep(b: ir.IRBuilder, base: ir.Value, indices: list[ir.Value], etype: ir.Type, name: str = "") -> ir.Value:
     """getelementptr typed as an opaque pointer (a vector of them for vector indices)."""
     p = b.gep(base, indices, inbounds=True, name=name, source_etype=etype)

@@ -205,7 +205,7 @@ def lower_groups(graph: Graph, groups: list[Group], target: Target, table: Kerne
         directives = [r for r in given or () if isinstance(r, DIRECTIVES)]
         try:
             low = lower_group(
-                group.nodes, group.anchor, needed, name, target.lanes(4), directives, len(table.error_sites),
+                group.nodes, group.anchor, needed, name, target.lanes(4), directives, len(table.error_sites)
             )
         except ScheduleError as err:
             raise _refused(name, group, f"schedule record {err}") from None

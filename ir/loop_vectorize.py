@@ -283,8 +283,12 @@ class _Vectorizer:
                 out: list[Stmt] = []
                 while stmts:
                     grouped = self.interleaved(stmts)
-                    out.append(grouped or self.stmt(stmts[0]))
-                    stmts = stmts[len(grouped.value.parts) if isinstance(grouped, Store) else 1:]
+                    if grouped is not None:
+                        out.append(grouped)
+                        stmts = stmts[len(grouped.value.parts):]
+                    else:
+                        out.append(self.stmt(stmts[0]))
+                        stmts = stmts[1:]
                 return Seq(out)
             case Barrier():
                 return s

@@ -84,8 +84,8 @@ def phase_rows(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, stride
     """A 2-D ConvTranspose whose phases all have taps and, along the last axis, equal counts of at least half a
     vector (decoders' 3x3 and 4x4 stride 2): each phase a stride-1 convolution on the dense row kernel
     (conv_dense.conv_rows: vectors along its output rows, reading the padded input through its flipped
-    sub-kernel) into a scratch, then each output row the last axis's phases of one phase row interleaved, as in
-    `upsampling_product`. None when the phases do not fit."""
+    sub-kernel) into a scratch, then each output row the last axis's phases of one phase row interleaved
+    (`_interleave_rows`). None when the phases do not fit."""
     spatial, outs, kernel = list(x.shape[2:]), list(out_shape[2:]), list(weights.shape[2:])
     if len(spatial) != 2 or strides[-1] > MAX_INTERLEAVE:
         return None
@@ -121,17 +121,11 @@ def phase_rows(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, stride
         products.append(conv_rows(ctx, node, xp, sub.reshape(-1, icg, *taps), window, [py.count, width], group,
                                   into, read))
 
-    def out_rows(py: AxisPhase) -> Stmt:
-        def row(i: list[Expr]) -> Stmt:
-            n, co, h, w = i
-            at = [n, co, binop("add", binop("mul", h, idx(strides[0])), idx(py.phase))]
-            return seq(*(finish([*at, binop("add", binop("mul", w, idx(strides[1])), idx(px.phase))],
-                                Load(planes[py.phase, px.phase], linear(i, shapes[py.phase, px.phase])))
-                         for px in per_axis[1]))
+    def read(py: int, px: int, i: list[Expr]) -> Expr:
+        return Load(planes[py, px], linear(i, shapes[py, px]))
 
-        return ctx.loops((n_batch, out_channels, py.count, width), row, "ds")
-
-    return seq(prep, *products, *(out_rows(py) for py in per_axis[0]))
+    rows = [(py.phase, py.count) for py in per_axis[0]]
+    return seq(prep, *products, _interleave_rows(ctx, (n_batch, out_channels, width), strides, rows, read, finish))
 
 
 def upsampling_product(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, out_shape: tuple[int, ...],
@@ -140,9 +134,8 @@ def upsampling_product(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray
     [Cin] -> [Cout, kh, kw] fills a kh x kw block of the output): the 1x1 convolution of the input to
     Cout * kh * kw channels over the flattened positions (conv_dense.pointwise_flat: vector loads and stores),
     into a scratch [N, Cout, kh, kw, H, W]; then output row h * kh + ky, for each ky, is the kw planes
-    (ky, 0..kw-1) of row h taken lane by lane: kw stores of stride kw, which the vectorizer joins into one
-    interleaved store (ir/loop_vectorize.py). The scratch's extra pass over the output is repaid many times over:
-    the phase kernels' stores of one channel vector at a time scatter over Cout planes."""
+    (ky, 0..kw-1) of row h taken lane by lane (`_interleave_rows`). The scratch's extra pass over the output is
+    repaid many times over: the phase kernels' stores of one channel vector at a time scatter over Cout planes."""
     n_batch, channels, height, width = x.shape
     out_channels, (kh, kw) = out_shape[1], weights.shape[2:]
     rows = out_channels * kh * kw
@@ -154,15 +147,32 @@ def upsampling_product(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray
     product = pointwise_flat(ctx, node, xp, wide, [height, width], 1,
                              lambda index, v: store(planes, linear(index, shape), v))
 
-    def out_row(i: list[Expr]) -> Stmt:
-        n, co, h, ky, w = i
-        row = binop("add", binop("mul", h, idx(kh)), ky)
-        first = binop("mul", binop("add", binop("mul", co, idx(kh)), ky), idx(kw))
-        return seq(*(finish([n, co, row, binop("add", binop("mul", w, idx(kw)), idx(kx))],
-                            Load(planes, linear([n, binop("add", first, idx(kx)), h, w], shape)))
-                     for kx in range(kw)))
+    def read(ky: int, kx: int, i: list[Expr]) -> Expr:
+        n, co, h, w = i
+        return Load(planes, linear([n, binop("add", binop("mul", co, idx(kh * kw)), idx(ky * kw + kx)), h, w], shape))
 
-    return seq(prep, product, ctx.loops((n_batch, out_channels, height, kh, width), out_row, "ds"))
+    rows = [(ky, height) for ky in range(kh)]
+    return seq(prep, product, _interleave_rows(ctx, (n_batch, out_channels, width), [kh, kw], rows, read, finish))
+
+
+def _interleave_rows(ctx: LowerCtx, sizes: tuple[int, int, int], strides: list[int], rows: list[tuple[int, int]],
+                     read: Callable[[int, int, list[Expr]], Expr], finish: Callable[[list[Expr], Expr], Stmt]) -> Stmt:
+    """The depth-to-space pass of the phase scratches: for each phase row (py, count), output rows h * sy + py
+    (h < count) of every image and channel (`sizes`: batch, channels, columns per phase), each the sx column phases
+    read(py, px, [n, c, h, w]) taken lane by lane: sx stores of stride sx, which the vectorizer joins into one
+    interleaved store (ir/loop_vectorize.py)."""
+    (sy, sx), (n_batch, channels, width) = strides, sizes
+
+    def phase_row(py: int, count: int) -> Stmt:
+        def row(i: list[Expr]) -> Stmt:
+            n, c, h, w = i
+            at = [n, c, binop("add", binop("mul", h, idx(sy)), idx(py))]
+            return seq(*(finish([*at, binop("add", binop("mul", w, idx(sx)), idx(px))], read(py, px, i))
+                         for px in range(sx)))
+
+        return ctx.loops((n_batch, channels, count, width), row, "ds")
+
+    return seq(*(phase_row(py, count) for py, count in rows))
 
 
 def _phase(ctx: LowerCtx, xp: BufferTensor, weights: np.ndarray, phases: list[AxisPhase], strides: list[int],
