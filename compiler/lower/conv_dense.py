@@ -11,6 +11,8 @@ vectors is contiguous:
   lane useful whatever the map size; the epilogue stores are scalar (NCHW). 1x1 convolutions, and strided
   ones whose weight panels are the outer loop, read a copy of the input packed by strips of positions.
 
+Both prefetch the packed weights 8 KiB ahead of each k step (streamed.py `weights_ahead`).
+
 The loop order follows the operands' sizes: when the weights outweigh the input (`WEIGHTS_OUTER`), the
 weight tiles are the outer loop, so each is read from memory once while the input stays in cache; shallow
 reductions (stems) loop over channel tiles outermost too, so their stores go plane by plane.
@@ -30,6 +32,7 @@ from aic.ir.schedule import MicroKernel, ScheduleError
 from .contraction import ROWS, micro_kernel, register_tile, tile_order, weight_packing
 from .core import BufferTensor, LowerCtx, Tensor, delinear, idx, linear, node_error, store
 from .sizes import Size, size_prod
+from .streamed import weights_ahead
 
 TapRead = Callable[[Expr, Expr, list[Expr], list[Expr]], Expr]
 WEIGHTS_OUTER = 4  # weights this many times the size of the input: loop over weight tiles outermost
@@ -192,7 +195,9 @@ def conv_tiled(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, windo
                 channel = binop("add", binop("mul", g, idx(ocg)), binop("add", c0, c))
                 return finish([n, channel, *coords], v)
 
-            return micro_kernel(ctx, [icg, *kernel], nrows, width, cols, a, b, out)
+            fetch, every = weights_ahead(lambda ks: [b(ks, idx(0), idx(0))], width)
+            return micro_kernel(ctx, [icg, *kernel], nrows, width, cols, a, b, out, prefetch=fetch,
+                                prefetch_every=every)
 
         def strip(p0: Expr, nrows: int) -> Stmt:
             whole = ctx.loop(ocg // width, lambda t: part(p0, nrows, binop("mul", t, idx(width)), width), "ct")
@@ -324,7 +329,9 @@ def conv_rows(ctx: LowerCtx, node: Node, xp: Tensor, weights: np.ndarray, window
                 return finish([n, channel, *row_index(j), binop("add", w0, c)], v)
 
             compute = cols if exact else -(-cols // lanes) * lanes  # whole vectors read the slack; extra lanes dropped
-            return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows)
+            fetch, every = weights_ahead(lambda ks: [a(idx(r), ks) for r in range(0, nrows, rows)], rows)
+            return micro_kernel(ctx, [icg, *kernel], nrows, compute, cols, a, b, out, sp_rows, prefetch=fetch,
+                                prefetch_every=every)
 
         def channel_tiles(w0: Expr, cols: int) -> Stmt:
             # a column tile of one vector (a row's last) takes two packed tiles of channels at once: 6 accumulators

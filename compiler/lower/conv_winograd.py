@@ -11,7 +11,8 @@ a second input copy, see below) are cut into blocks of `block` tiles; per block:
    and a second one of the next tile's first two columns, so each of the 36 taps of consecutive tiles is a
    contiguous vector;
 2. 36 independent products M[xi] = U[xi] . V[xi] (output channels x tiles) on the register-tiled
-   micro-kernel of contraction.py, U packed at compile time (transformed in float64);
+   micro-kernel of contraction.py, U packed at compile time (transformed in float64) and prefetched 8 KiB
+   ahead of the reads (`weights_ahead`: on small maps each of U's 4x-the-filter floats is read once per image);
 3. output transform: Y = A^T M A per output channel, vectorized over the block's tiles (M's taps are whole
    vectors, the constant coefficients folded as `output_rows`) into a stack buffer, from which each tile's 16
    outputs pass through the convolution's fused epilogue; rows and columns past the output are not written.
@@ -37,6 +38,7 @@ from .core import LowerCtx, Tensor, const, idx, linear, store
 from .depthwise import PhaseSplit
 from .mathx import add, call, k, mul
 from .reduce import stack
+from .streamed import weights_ahead
 
 TILE = 4  # output tile side (m of F(m, 3))
 KERNEL = 3
@@ -260,11 +262,13 @@ def conv_winograd(ctx: LowerCtx, node: Node, x: Tensor, weights: np.ndarray, win
 
     def products(slot: Expr) -> Stmt:
         def part(xi: Expr, o0: Expr, ot: Expr, nrows: int, c0: Expr, cols: int) -> Stmt:
+            fetch, every = weights_ahead(lambda ks: [packed.at([xi, ot, ks[0], idx(0)])], rows)
             return micro_kernel(
                 ctx, [cin], nrows, cols, cols,
                 lambda r, ks: packed.at([xi, ot, ks[0], r]),
                 lambda ks, _, c: Load(v_buf, v_at(slot, xi, ks[0], binop("add", c0, c))),
-                lambda r, _, c, v: Store(m_buf, m_at(slot, xi, binop("add", o0, r), binop("add", c0, c)), v))
+                lambda r, _, c, v: Store(m_buf, m_at(slot, xi, binop("add", o0, r), binop("add", c0, c)), v),
+                prefetch=fetch, prefetch_every=every)
 
         def channel_tiles(xi: Expr, c0: Expr, cols: int) -> Stmt:
             whole = ctx.loop(cout // rows, lambda o: part(xi, binop("mul", o, idx(rows)), o, rows, c0, cols), "wo")

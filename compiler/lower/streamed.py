@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from aic.ir.dtypes import DType
 from aic.ir.loop import Allocate, Bin, Buffer, Expr, For, Load, Prefetch, Seq, Stmt, Store
-from aic.ir.loop_tools import binop
+from aic.ir.loop_tools import binop, seq
 from aic.ir.schedule import Parallel
 
 from .core import LowerCtx, clamp, idx
-from .micro_kernel import Carry, tiles
+from .micro_kernel import LINE_FLOATS, Carry, tiles
 from .reduce import stack
 from .sizes import Size, Sym
 
@@ -28,6 +28,7 @@ STREAMED_A_BYTES = 512 << 10  # the largest left operand kept whole while the we
 SPAN_A_BYTES = 256 << 10  # the columns of a larger left operand kept in L2 at once (a K span)
 MIN_SPAN = 256  # shorter spans store and reload the partial sums of all panels too often
 MIN_PREFETCH_GROUP = 8  # fewer k steps per prefetched line keep a prefetch every step (`prefetch_steps`)
+WEIGHTS_AHEAD = 2048  # floats (8 KiB): how far ahead of a k step `weights_ahead` prefetches packed weights
 UNBLOCKED_ROWS = 48  # from this many rows, panels are not cut into L1-sized K blocks when L2 holds them
 
 
@@ -85,6 +86,25 @@ def prefetch_ahead(load: Expr, ahead: int) -> Stmt | None:
     if not isinstance(load, Load) or isinstance(load.buffer.size, Sym):
         return None
     return Prefetch(load.buffer, clamp(binop("add", load.index, idx(ahead)), 0, int(load.buffer.size) - 1))
+
+
+def weights_ahead(first: Callable[[list[Expr]], list[Expr]], floats: int) -> tuple[Callable[[list[Expr]], Stmt], int]:
+    """(prefetch, every) for `micro_kernel`: at k step kk, a prefetch WEIGHTS_AHEAD floats after each load of
+    first(kk) (the first weight that the step reads from each packed panel it uses, `floats` from each), one per
+    cache line of a step, shared by `every` steps (a 6-row panel moves on by a line every 2.7 steps). Weights are
+    packed in the order the kernels read them, so this is one stream 8 KiB ahead of the reads. Without it, a
+    core's stream prefetcher starting anew on each 4 KiB page kept ResNet-50's weight-bound kernels (Winograd on
+    14x14 maps, 1x1 and 3x3 on 7x7 and 14x14 maps) 15-35% slower in the model than with their weights in cache;
+    with it, they take about that time (BENCHMARKS.md, "Weights prefetched 8 KiB ahead")."""
+    every = 1
+    while 2 * every * floats <= LINE_FLOATS:
+        every *= 2
+
+    def prefetch(kk: list[Expr]) -> Stmt:
+        lines = range(WEIGHTS_AHEAD, WEIGHTS_AHEAD + floats, LINE_FLOATS)
+        return seq(*(prefetch_ahead(load, ahead) for load in first(kk) for ahead in lines))
+
+    return prefetch, every
 
 
 def prefetch_share(start: Expr, ahead: int, klen: int, width: int, strip: Expr, strips: int,

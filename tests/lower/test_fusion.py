@@ -7,7 +7,7 @@ import pytest
 from aic.compiler.fusion import MAX_DEPTH, fuse
 from aic.compiler.lower import LOWERINGS, Lowering, LoweringError
 from aic.ir import DType, GraphBuilder, TensorType, run_graph
-from aic.ir.loop import Prefetch
+from aic.ir.loop import For, Prefetch
 from aic.ir.loop_eval import run_program
 from aic.ir.loop_printer import kernel_text
 from aic.ir.loop_tools import stmts_of
@@ -73,7 +73,8 @@ def test_conv_residual_relu_is_one_kernel():
 
 def test_residual_lines_are_prefetched_before_the_products():
     """A 1x1 convolution's tiles prefetch the lines of the residual their epilogue adds (one per 16 floats of
-    each tile row) before the K loop, none of the input or weights; results unchanged."""
+    each tile row) before the K loop, and the packed weights ahead of the K loop's reads inside it; never the
+    input; results unchanged."""
     b = GraphBuilder()
     x = b.input("x", TensorType(F32, (1, 8, 8, 8)))
     r = b.input("r", TensorType(F32, (1, 12, 8, 8)))
@@ -81,8 +82,13 @@ def test_residual_lines_are_prefetched_before_the_products():
     _, program = compiled(b, [y], {"x": f(1, 8, 8, 8), "r": f(1, 12, 8, 8)})
     (kernel,) = program.kernels
     residual = next(p for p in kernel.params if p.size == 12 * 64 and p.name.startswith("in"))
+    packed = next(p for p in kernel.params if p.size == 12 * 8)  # 12 x 8 weights in two tiles of 6 channels
     fetched = {s.buffer.name for s in stmts_of(kernel.body) if isinstance(s, Prefetch)}
-    assert fetched == {residual.name}
+    assert fetched == {residual.name, packed.name}
+    loops = [s for s in stmts_of(kernel.body) if isinstance(s, For)]
+    in_k_loops = {s.buffer.name for loop in loops if loop.var.name.startswith("k")
+                  for s in stmts_of(loop.body) if isinstance(s, Prefetch)}
+    assert in_k_loops == {packed.name}
 
 
 def test_layernorm_takes_the_residual_add_as_prologue():

@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 from aic.compiler.lower.contraction import row_tile, weights_stay_in_l2
-from aic.compiler.lower.streamed import prefetch_steps, row_block, stream_plan
+from aic.compiler.lower.core import idx
+from aic.compiler.lower.streamed import WEIGHTS_AHEAD, prefetch_steps, row_block, stream_plan, weights_ahead
+from aic.ir.dtypes import DType
+from aic.ir.loop import Buffer, Load, Prefetch, Scope
+from aic.ir.loop_tools import static_int, stmts_of
 from aic.ir.schedule import MicroKernel
 from onnx import TensorProto, helper, numpy_helper
 
@@ -43,6 +47,26 @@ def test_row_blocks(m, k, block):
 ])
 def test_prefetch_steps(width, strips, klen, every):
     assert prefetch_steps(width, strips, klen) == every
+
+
+@pytest.mark.parametrize(("floats", "every", "lines"), [
+    (6, 2, 1),  # a 6-row panel: 12 floats per prefetch, so every line of the stream is asked for
+    (12, 1, 1),  # a 12-row tile reads 12 floats of its panel a step
+    (16, 1, 1),  # a 16-row Winograd panel: a line a step
+    (32, 1, 2),  # two vectors of weights a step: both lines
+])
+def test_weights_ahead(floats, every, lines):
+    """Each k step (or each group of `every`) asks for the lines WEIGHTS_AHEAD floats past its reads; the last
+    steps' prefetches stay inside the buffer."""
+    weights = Buffer("w", DType.float32, 4096, Scope.GLOBAL)
+    prefetch, got = weights_ahead(lambda kk: [Load(weights, kk[0])], floats)
+    assert got == every
+
+    def fetched(at: int) -> list[int | None]:
+        return [static_int(s.index) for s in stmts_of(prefetch([idx(at)])) if isinstance(s, Prefetch)]
+
+    assert fetched(100) == [100 + WEIGHTS_AHEAD + 16 * line for line in range(lines)]
+    assert fetched(4000) == [4095] * lines
 
 
 @pytest.mark.parametrize(("m", "tile"), [
