@@ -8,8 +8,7 @@ so the channel block is the vector (B = 8 floats on AVX2):
   AVX-512's 32 registers), over the reduction (taps x input channels): every tile is whole vectors
   whatever the map size (49 positions of a 7x7 map are 8 tiles of 6 and one of 1, not ragged rows), on
   the shared micro-kernel; the weights are packed at compile time as [panel][kh][kw][Cin][blocks][B]
-  (`panel_plan`: the blocks left over end in a panel of their own) and prefetched 8 KiB ahead of the reads
-  (streamed.py `weights_ahead`);
+  (`panel_plan`: the blocks left over end in a panel of their own);
 - grouped convolutions whose groups are whole blocks (in and out) are those products per group, the weights
   packed per group; with padding, per group and band of output rows, over a zero-padded stack copy of the
   input rows the band reads (no bounds checks, no pass of its own: the copy is read back from L1), in tiles of
@@ -50,7 +49,6 @@ from .mathx import add, mul
 from .micro_kernel import micro_kernel, tiles
 from .reduce import stack
 from .sizes import shape_of
-from .streamed import weights_ahead
 from .table import Emit, activate, anchor, compute
 from .window import clamped, inside_input, tap_coords
 
@@ -288,9 +286,8 @@ def blocked_products(ctx: LowerCtx, x: Tensor, weights: np.ndarray, window: Wind
                     ctx.hints.append(Unroll(loop.var.name))
                 return loop
 
-            fetch, every = weights_ahead(lambda ks: [b(ks, idx(0), idx(0))], width * block)
             return micro_kernel(ctx, [*kernel, in_blocks, lanes_in], rows, block, block, a, b, out, groups=width,
-                                tile=tile if channel_value is not None else None, prefetch=fetch, prefetch_every=every)
+                                tile=tile if channel_value is not None else None)
 
         return tiles(ctx, count, tile_rows, part, "pt")
 
