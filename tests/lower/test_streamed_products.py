@@ -19,8 +19,10 @@ import aic
     (128, 768, 16, (768, 768)),  # BERT projections: 384 KiB of a + 2 x 48 KiB of panel still fit
     (32, 1024, 24, (1024, 128)),  # few rows: blocks of at most 16 KiB (L1)
     (64, 1536, 16, (1536, 256)),  # a and two panels over L2: L1 blocks
-    (64, 3072, 16, (1024, 1024)),  # a over STREAMED_A_BYTES: spans of 256 KiB of a
-    (128, 3072, 16, (512, 512)),
+    (64, 3072, 16, (3072, 256)),  # 768 KiB of a, 64 rows: whole (up to 2 MiB with few rows), in L1 blocks
+    (128, 3072, 16, (3072, 256)),  # BERT's feed-forward output: 1.5 MiB of a, whole
+    (96, 8192, 16, (512, 512)),  # 3 MiB of a: spans of 512 columns (192 KiB of a), sums of all panels between
+    (257, 1024, 16, None),  # 1 MiB of a over more than STREAMED_ROWS rows: the plain panel loop
     (512, 1024, 16, None),  # a span of 256 KiB would be under MIN_SPAN: the plain panel loop
 ])
 def test_k_spans_and_blocks(m, k, width, plan):
@@ -120,7 +122,8 @@ def test_rows_outer_when_weights_stay_in_l2(m, k, n, rows_outer):
     (28, 200, 37),  # 4 x 24 tiles: 7 strips of 4 rows, a 13-column tail panel
     (50, 200, 37),  # whole panels, prefetched a panel ahead; a 5-column tail panel, a 2-row tail strip
     (50, 1600, 37),  # the same rows with 8 K blocks of 200 (a and two panels over L2)
-    (48, 2816, 37),  # 4 K spans of 704 (a over STREAMED_A_BYTES), sums of all panels between spans
+    (48, 2816, 37),  # one span (528 KiB of a, few rows) in L1-sized K blocks
+    (96, 8192, 37),  # 16 K spans of 512 (3 MiB of a), sums of all panels between spans
     (200, 256, 40),  # 34 strips of 6 rows: one prefetch every 32 k steps
     (400, 400, 200),  # row blocks of 204 + 196 rows (a 640 KiB), 12 panels and an 8-column tail
     (300, 2000, 37),  # row blocks of 60 rows, each panel in K blocks of 250
