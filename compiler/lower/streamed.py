@@ -25,8 +25,8 @@ from .sizes import Size, Sym
 K_BLOCK_BYTES = 16 << 10  # a K block of one weight panel: half the L1 data cache
 L2_BYTES = 512 << 10  # the per-core L2 that `stream_plan` sizes for (AMD Zen 3; many x86 cores have more)
 STREAMED_A_BYTES = 512 << 10  # the largest left operand kept whole while the weight panels stream
-STREAMED_ROWS = 256  # products of at most this many rows (sequences, batches) ...
-FEW_ROWS_A_BYTES = 2 << 20  # ... keep a left operand of up to this size whole, read from L3 past the L2
+STREAMED_ROWS = 256  # products of at most this many rows (sequences, batches) keep FEW_ROWS_A_BYTES of `a` whole
+FEW_ROWS_A_BYTES = 2 << 20  # (read from L3 past the L2)
 SPAN_A_BYTES = 256 << 10  # the columns of a larger left operand kept in L2 at once (a K span)
 MIN_SPAN = 256  # shorter spans store and reload the partial sums of all panels too often
 MIN_PREFETCH_GROUP = 8  # fewer k steps per prefetched line keep a prefetch every step (`prefetch_steps`)
@@ -165,9 +165,9 @@ def streams_weights(m: Size, k: Size) -> bool:
     decoders, short sequences; `stream_plan`): STREAMED_A_BYTES (L2), or FEW_ROWS_A_BYTES with at most
     STREAMED_ROWS rows. 2 MiB is more than the L2 of the cores measured (1 MiB on Zen 4 and 5): past it each panel
     reads the packed `a` again from L3, in order (16 FLOPs a byte with 32-column panels), which cost less than
-    cutting K into spans whose partial sums pass between them: BERT's 128 x 3072 feed-forward outputs 5% faster,
-    GPT-2's 64 x 3072 and T5's 6% (docs/decisions.md, "Sequences of up to 256 rows stream whole"). More rows keep
-    their own orders (rows outer: ConvNeXt's channel MLPs; row blocks: Whisper's 500 x 1536)."""
+    cutting K into spans whose partial sums pass between them: BERT's 128 x 3072 feed-forward outputs 4% faster,
+    the kernels of BERT, GPT-2 and T5 1-4% in sum (docs/decisions.md, "Sequences of up to 256 rows stream
+    whole"). More rows keep their own orders (rows outer: ConvNeXt's channel MLPs; row blocks: Whisper's)."""
     if isinstance(m, Sym) or isinstance(k, Sym):
         return False
     return 4 * m * k <= (FEW_ROWS_A_BYTES if m <= STREAMED_ROWS else STREAMED_A_BYTES)
